@@ -1,0 +1,1225 @@
+//! Configuration: the TOML file's serde types, secret references, and `validate()`, which turns
+//! them into the runtime [`Settings`] the gateway runs on.
+//!
+//! Parsing and validation are two steps on purpose. Serde rejects what is malformed (unknown
+//! keys, wrong types) and stops at the first problem; `validate()` then checks everything that
+//! needs context (secret references, sink names, CIDRs, TLS files) and reports *every* problem
+//! it finds, each with its key path, so that `siemgate check` lists them all at once. Runtime
+//! types can only be built by `validate()`, so an unvalidated config never reaches the server.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::auth::hmac::{HmacSettings, SignatureEncoding};
+use crate::auth::{self, Verifier};
+use crate::normalize::{Kind, Severity, Status};
+use crate::secret::Secret;
+use crate::vendors::Vendor;
+
+/// Default cap on a request body. Prisma Cloud batches and Wallarm arrays of a few hundred alerts
+/// stay well under a megabyte; anything larger is far more likely abuse than a webhook.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// How long a client may take to send its request headers (slowloris protection).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its whole body once the headers are in.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a TLS handshake may take before the connection is dropped.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent connections; each holds a socket and a small read buffer.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// How long a clean shutdown may spend finishing requests and draining queues.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Replay window for signed timestamps (Standard Webhooks uses five minutes).
+pub const DEFAULT_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(300);
+/// Default queue bound in events per sink.
+pub const DEFAULT_QUEUE_MAX_EVENTS: u64 = 100_000;
+/// Default queue bound in encoded bytes per sink.
+pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Default batch bounds and linger for sink workers.
+pub const DEFAULT_BATCH_MAX_EVENTS: usize = 500;
+pub const DEFAULT_BATCH_MAX_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_BATCH_LINGER: Duration = Duration::from_millis(50);
+/// File sink defaults.
+pub const DEFAULT_FILE_ROTATE_BYTES: u64 = 100 * 1024 * 1024;
+pub const DEFAULT_FILE_KEEP_FILES: usize = 5;
+pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+// ---------------------------------------------------------------------------------------------
+// File types (serde)
+// ---------------------------------------------------------------------------------------------
+
+/// The config file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the webhook listener.
+    pub listen: String,
+    /// TLS settings; without them the listener speaks plaintext only if `plaintext = true`.
+    pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub plaintext: bool,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace: ConfigDuration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA bundle for client certificates (mTLS). Sources opt in with `require_client_cert`.
+    pub client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: ConfigDuration,
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: ConfigDuration,
+    #[serde(default = "default_tls_handshake_timeout")]
+    pub tls_handshake_timeout: ConfigDuration,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            header_read_timeout: default_header_read_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            tls_handshake_timeout: default_tls_handshake_timeout(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the metrics and health listener (`/metrics`, `/healthz`, `/readyz`).
+    /// Set `enabled = false` to run without it.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: default_metrics_listen(),
+            enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub id: String,
+    #[serde(default = "default_vendor")]
+    pub vendor: String,
+    pub auth: AuthConfig,
+    pub sinks: Vec<String>,
+    /// CIDRs allowed to send; checked before anything else. Empty means any address.
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
+    /// Require a client certificate from `server.tls.client_ca` (mTLS).
+    #[serde(default)]
+    pub require_client_cert: bool,
+    #[serde(default)]
+    pub filter: FilterConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    pub min_severity: Option<Severity>,
+    #[serde(default)]
+    pub kinds: Vec<Kind>,
+    #[serde(default)]
+    pub statuses: Vec<Status>,
+}
+
+/// How a source proves who it is. `scheme` selects the variant.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthConfig {
+    None {
+        #[serde(default)]
+        allow_unauthenticated: bool,
+    },
+    Token {
+        header: Option<String>,
+        prefix: Option<String>,
+        secret: Option<SecretRef>,
+        #[serde(default)]
+        secrets: Vec<SecretRef>,
+    },
+    Basic {
+        username: Option<String>,
+        password: Option<SecretRef>,
+        #[serde(default)]
+        credentials: Vec<BasicCredential>,
+    },
+    HmacSha256 {
+        #[serde(default = "default_hmac_header")]
+        header: String,
+        #[serde(default)]
+        encoding: EncodingConfig,
+        prefix: Option<String>,
+        timestamp_header: Option<String>,
+        #[serde(default = "default_signature_tolerance")]
+        tolerance: ConfigDuration,
+        secret: Option<SecretRef>,
+        #[serde(default)]
+        secrets: Vec<SecretRef>,
+    },
+    StandardWebhooks {
+        #[serde(default = "default_signature_tolerance")]
+        tolerance: ConfigDuration,
+        secret: Option<SecretRef>,
+        #[serde(default)]
+        secrets: Vec<SecretRef>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicCredential {
+    pub username: String,
+    pub password: SecretRef,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncodingConfig {
+    #[default]
+    Hex,
+    Base64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkConfig {
+    File {
+        id: String,
+        path: PathBuf,
+        #[serde(default)]
+        fsync: FsyncPolicy,
+        #[serde(default = "default_fsync_interval")]
+        fsync_interval: ConfigDuration,
+        #[serde(default = "default_file_rotate_bytes")]
+        rotate_bytes: u64,
+        #[serde(default = "default_file_keep_files")]
+        keep_files: usize,
+        #[serde(default)]
+        queue: QueueConfig,
+        #[serde(default)]
+        batch: BatchConfig,
+    },
+}
+
+/// When a file sink calls fsync.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// After every batch, before the batch counts as delivered.
+    Always,
+    /// At most once per `fsync_interval`; a crash may lose the last interval.
+    #[default]
+    Interval,
+    /// Leave it to the operating system.
+    Never,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    #[serde(default = "default_queue_max_events")]
+    pub max_events: u64,
+    #[serde(default = "default_queue_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_events: DEFAULT_QUEUE_MAX_EVENTS,
+            max_bytes: DEFAULT_QUEUE_MAX_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    #[serde(default = "default_batch_max_events")]
+    pub max_events: usize,
+    #[serde(default = "default_batch_max_bytes")]
+    pub max_bytes: usize,
+    #[serde(default = "default_batch_linger")]
+    pub linger: ConfigDuration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_events: DEFAULT_BATCH_MAX_EVENTS,
+            max_bytes: DEFAULT_BATCH_MAX_BYTES,
+            linger: default_batch_linger(),
+        }
+    }
+}
+
+/// A secret as written in the file: a literal, `${ENV_VAR}`, or `@file:/path`.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct SecretRef(String);
+
+impl fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretRef(***)")
+    }
+}
+
+impl SecretRef {
+    /// Resolves the reference. Error messages name the variable or file, never the value.
+    pub fn resolve(&self) -> Result<Secret, String> {
+        let raw = self.0.as_str();
+        if let Some(var) = raw.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
+            return match std::env::var(var) {
+                Ok(v) if v.is_empty() => Err(format!("environment variable {var} is empty")),
+                Ok(v) => Ok(Secret::new(v)),
+                Err(std::env::VarError::NotPresent) => {
+                    Err(format!("environment variable {var} is not set"))
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(format!("environment variable {var} is not valid UTF-8"))
+                }
+            };
+        }
+        if let Some(path) = raw.strip_prefix("@file:") {
+            return match std::fs::read_to_string(path) {
+                Ok(v) => {
+                    let v = v.trim_end_matches(['\r', '\n']);
+                    if v.is_empty() {
+                        Err(format!("secret file {path} is empty"))
+                    } else {
+                        Ok(Secret::new(v))
+                    }
+                }
+                Err(e) => Err(format!("cannot read secret file {path}: {e}")),
+            };
+        }
+        if raw.is_empty() {
+            return Err("secret is empty".to_owned());
+        }
+        Ok(Secret::new(raw))
+    }
+}
+
+/// A duration written as `250ms`, `10s`, `5m` or `1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for ConfigDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(ConfigDuration).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid duration {s:?}: expected a number followed by ms, s, m or h, e.g. \"10s\""
+            ))
+        })
+    }
+}
+
+/// Parses `250ms`, `10s`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        "h" => Some(Duration::from_secs(n.checked_mul(3600)?)),
+        _ => None,
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_shutdown_grace() -> ConfigDuration {
+    ConfigDuration(DEFAULT_SHUTDOWN_GRACE)
+}
+fn default_max_body_bytes() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
+fn default_header_read_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_HEADER_READ_TIMEOUT)
+}
+fn default_body_read_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_BODY_READ_TIMEOUT)
+}
+fn default_tls_handshake_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_TLS_HANDSHAKE_TIMEOUT)
+}
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
+}
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9464".to_owned()
+}
+fn default_vendor() -> String {
+    "generic".to_owned()
+}
+fn default_hmac_header() -> String {
+    "X-Signature".to_owned()
+}
+fn default_signature_tolerance() -> ConfigDuration {
+    ConfigDuration(DEFAULT_SIGNATURE_TOLERANCE)
+}
+fn default_fsync_interval() -> ConfigDuration {
+    ConfigDuration(DEFAULT_FSYNC_INTERVAL)
+}
+fn default_file_rotate_bytes() -> u64 {
+    DEFAULT_FILE_ROTATE_BYTES
+}
+fn default_file_keep_files() -> usize {
+    DEFAULT_FILE_KEEP_FILES
+}
+fn default_queue_max_events() -> u64 {
+    DEFAULT_QUEUE_MAX_EVENTS
+}
+fn default_queue_max_bytes() -> u64 {
+    DEFAULT_QUEUE_MAX_BYTES
+}
+fn default_batch_max_events() -> usize {
+    DEFAULT_BATCH_MAX_EVENTS
+}
+fn default_batch_max_bytes() -> usize {
+    DEFAULT_BATCH_MAX_BYTES
+}
+fn default_batch_linger() -> ConfigDuration {
+    ConfigDuration(DEFAULT_BATCH_LINGER)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime types
+// ---------------------------------------------------------------------------------------------
+
+/// A validated configuration: the only way to start the gateway.
+pub struct Settings {
+    pub server: ServerSettings,
+    pub metrics: Option<SocketAddr>,
+    pub sources: Vec<SourceSettings>,
+    pub sinks: Vec<SinkSettings>,
+}
+
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// `None` means plaintext (only when the file says `plaintext = true`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub limits: Limits,
+    pub shutdown_grace: Duration,
+}
+
+/// Limits on what a peer may make the server hold or wait for.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bodies above this are refused with 413, decided from Content-Length or while streaming.
+    pub max_body_bytes: u64,
+    /// Slowloris protection: the connection is closed if headers do not arrive in time.
+    pub header_read_timeout: Duration,
+    /// A body that does not arrive in time gets 408.
+    pub body_read_timeout: Duration,
+    /// A handshake that does not finish in time is dropped.
+    pub tls_handshake_timeout: Duration,
+    /// Connections beyond this wait in the kernel's accept backlog.
+    pub max_connections: usize,
+}
+
+pub struct SourceSettings {
+    pub id: String,
+    pub vendor: Vendor,
+    pub verifier: Verifier,
+    /// Indexes into `Settings::sinks`, sorted and unique.
+    pub sinks: Vec<usize>,
+    pub allowed_ips: Vec<IpNet>,
+    pub require_client_cert: bool,
+    pub filter: Filter,
+}
+
+/// Which events of a source are forwarded; the rest are counted and dropped on purpose.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub min_severity: Option<Severity>,
+    pub kinds: Vec<Kind>,
+    pub statuses: Vec<Status>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.min_severity.is_none() && self.kinds.is_empty() && self.statuses.is_empty()
+    }
+
+    pub fn accepts(&self, severity: Severity, kind: Kind, status: Status) -> bool {
+        self.min_severity.is_none_or(|min| severity >= min)
+            && (self.kinds.is_empty() || self.kinds.contains(&kind))
+            && (self.statuses.is_empty() || self.statuses.contains(&status))
+    }
+}
+
+pub struct SinkSettings {
+    pub id: String,
+    pub queue: QueueLimits,
+    pub batch: BatchLimits,
+    pub kind: SinkKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub max_events: u64,
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    pub linger: Duration,
+}
+
+pub enum SinkKind {
+    File(FileSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct FileSettings {
+    pub path: PathBuf,
+    pub fsync: FsyncPolicy,
+    pub fsync_interval: Duration,
+    pub rotate_bytes: u64,
+    pub keep_files: usize,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// One problem in a config, with the key path it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot parse config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid config ({} problems):\n{}", .0.len(), issues_text(.0))]
+    Invalid(Vec<ConfigIssue>),
+}
+
+fn issues_text(issues: &[ConfigIssue]) -> String {
+    issues
+        .iter()
+        .map(|i| format!("  {i}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let file = parse(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })?;
+    validate(file).map_err(ConfigError::Invalid)
+}
+
+pub fn parse(text: &str) -> Result<ConfigFile, toml::de::Error> {
+    toml::from_str(text)
+}
+
+/// Collects issues while validating.
+#[derive(Default)]
+struct Issues(Vec<ConfigIssue>);
+
+impl Issues {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigIssue {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Checks everything that needs context and builds the runtime settings; every problem found is
+/// returned, each with its key path.
+pub fn validate(file: ConfigFile) -> Result<Settings, Vec<ConfigIssue>> {
+    let mut issues = Issues::default();
+
+    let server = validate_server(&file.server, &mut issues);
+    let metrics = if file.metrics.enabled {
+        parse_addr(&file.metrics.listen, "metrics.listen", &mut issues)
+    } else {
+        None
+    };
+
+    let mut sink_ids: HashSet<&str> = HashSet::new();
+    let mut sinks = Vec::with_capacity(file.sinks.len());
+    for (i, sink) in file.sinks.iter().enumerate() {
+        let path = format!("sinks[{i}]");
+        if let Some(s) = validate_sink(sink, &path, &mut issues) {
+            if !sink_ids.insert(sink_id(sink)) {
+                issues.push(
+                    format!("{path}.id"),
+                    format!("duplicate sink id {:?}", s.id),
+                );
+            }
+            sinks.push(s);
+        }
+    }
+
+    let client_ca = file
+        .server
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca.is_some());
+    let mut source_ids: HashSet<&str> = HashSet::new();
+    let mut sources = Vec::with_capacity(file.sources.len());
+    for (i, source) in file.sources.iter().enumerate() {
+        let path = format!("sources[{i}]");
+        if !source_ids.insert(source.id.as_str()) {
+            issues.push(
+                format!("{path}.id"),
+                format!("duplicate source id {:?}", source.id),
+            );
+        }
+        if let Some(s) = validate_source(source, &path, &file.sinks, client_ca, &mut issues) {
+            sources.push(s);
+        }
+    }
+    if file.sources.is_empty() {
+        issues.push(
+            "sources",
+            "no sources configured: add at least one [[sources]] table",
+        );
+    }
+
+    match (server, issues.0.is_empty()) {
+        (Some(server), true) => Ok(Settings {
+            server,
+            metrics,
+            sources,
+            sinks,
+        }),
+        _ => Err(issues.0),
+    }
+}
+
+fn parse_addr(text: &str, path: &str, issues: &mut Issues) -> Option<SocketAddr> {
+    match text.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            issues.push(
+                path,
+                format!("{text:?} is not an address such as 127.0.0.1:8080"),
+            );
+            None
+        }
+    }
+}
+
+fn validate_server(server: &ServerConfig, issues: &mut Issues) -> Option<ServerSettings> {
+    let listen = parse_addr(&server.listen, "server.listen", issues);
+    let tls = match (&server.tls, server.plaintext) {
+        (Some(_), true) => {
+            issues.push(
+                "server.plaintext",
+                "set either [server.tls] or plaintext = true, not both",
+            );
+            None
+        }
+        (None, false) => {
+            issues.push(
+                "server.tls",
+                "no TLS configured: add [server.tls] with cert and key, or set plaintext = true",
+            );
+            None
+        }
+        (None, true) => None,
+        (Some(tls), false) => match crate::server::tls::server_config(tls) {
+            Ok(cfg) => Some(cfg),
+            Err(e) => {
+                issues.push(format!("server.tls.{}", e.key()), e.to_string());
+                None
+            }
+        },
+    };
+    let l = &server.limits;
+    if l.max_body_bytes == 0 {
+        issues.push("server.limits.max_body_bytes", "must be greater than 0");
+    }
+    if l.max_connections == 0 {
+        issues.push("server.limits.max_connections", "must be greater than 0");
+    }
+    for (key, d) in [
+        ("header_read_timeout", l.header_read_timeout),
+        ("body_read_timeout", l.body_read_timeout),
+        ("tls_handshake_timeout", l.tls_handshake_timeout),
+    ] {
+        if d.0.is_zero() {
+            issues.push(format!("server.limits.{key}"), "must be greater than 0");
+        }
+    }
+    let listen = listen?;
+    if server.tls.is_some() && tls.is_none() {
+        return None;
+    }
+    Some(ServerSettings {
+        listen,
+        tls,
+        limits: Limits {
+            max_body_bytes: l.max_body_bytes,
+            header_read_timeout: l.header_read_timeout.0,
+            body_read_timeout: l.body_read_timeout.0,
+            tls_handshake_timeout: l.tls_handshake_timeout.0,
+            max_connections: l.max_connections,
+        },
+        shutdown_grace: server.shutdown_grace.0,
+    })
+}
+
+fn sink_id(sink: &SinkConfig) -> &str {
+    match sink {
+        SinkConfig::File { id, .. } => id,
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn validate_sink(sink: &SinkConfig, path: &str, issues: &mut Issues) -> Option<SinkSettings> {
+    let id = sink_id(sink);
+    if !valid_id(id) {
+        issues.push(
+            format!("{path}.id"),
+            format!("{id:?} is not a valid id: use 1 to 64 of A-Z a-z 0-9 - _ ."),
+        );
+    }
+    match sink {
+        SinkConfig::File {
+            id,
+            path: file_path,
+            fsync,
+            fsync_interval,
+            rotate_bytes,
+            keep_files,
+            queue,
+            batch,
+        } => {
+            let queue = validate_queue(queue, &format!("{path}.queue"), issues);
+            let batch = validate_batch(batch, &format!("{path}.batch"), issues);
+            if *rotate_bytes == 0 {
+                issues.push(format!("{path}.rotate_bytes"), "must be greater than 0");
+            }
+            if *fsync == FsyncPolicy::Interval && fsync_interval.0.is_zero() {
+                issues.push(format!("{path}.fsync_interval"), "must be greater than 0");
+            }
+            if file_path.is_dir() {
+                issues.push(
+                    format!("{path}.path"),
+                    format!("{} is a directory", file_path.display()),
+                );
+            }
+            Some(SinkSettings {
+                id: id.clone(),
+                queue: queue?,
+                batch: batch?,
+                kind: SinkKind::File(FileSettings {
+                    path: file_path.clone(),
+                    fsync: *fsync,
+                    fsync_interval: fsync_interval.0,
+                    rotate_bytes: *rotate_bytes,
+                    keep_files: *keep_files,
+                }),
+            })
+        }
+    }
+}
+
+fn validate_queue(q: &QueueConfig, path: &str, issues: &mut Issues) -> Option<QueueLimits> {
+    let mut ok = true;
+    if q.max_events == 0 {
+        issues.push(format!("{path}.max_events"), "must be greater than 0");
+        ok = false;
+    }
+    if q.max_bytes == 0 {
+        issues.push(format!("{path}.max_bytes"), "must be greater than 0");
+        ok = false;
+    }
+    ok.then_some(QueueLimits {
+        max_events: q.max_events,
+        max_bytes: q.max_bytes,
+    })
+}
+
+fn validate_batch(b: &BatchConfig, path: &str, issues: &mut Issues) -> Option<BatchLimits> {
+    let mut ok = true;
+    if b.max_events == 0 {
+        issues.push(format!("{path}.max_events"), "must be greater than 0");
+        ok = false;
+    }
+    if b.max_bytes == 0 {
+        issues.push(format!("{path}.max_bytes"), "must be greater than 0");
+        ok = false;
+    }
+    ok.then_some(BatchLimits {
+        max_events: b.max_events,
+        max_bytes: b.max_bytes,
+        linger: b.linger.0,
+    })
+}
+
+fn validate_source(
+    source: &SourceConfig,
+    path: &str,
+    sinks: &[SinkConfig],
+    client_ca_configured: bool,
+    issues: &mut Issues,
+) -> Option<SourceSettings> {
+    let before = issues.0.len();
+    if !valid_id(&source.id) {
+        issues.push(
+            format!("{path}.id"),
+            format!(
+                "{:?} is not a valid id: use 1 to 64 of A-Z a-z 0-9 - _ .",
+                source.id
+            ),
+        );
+    }
+    let vendor = Vendor::from_name(&source.vendor);
+    if vendor.is_none() {
+        issues.push(
+            format!("{path}.vendor"),
+            format!(
+                "unknown vendor {:?}: expected one of {}",
+                source.vendor,
+                Vendor::NAMES.join(", ")
+            ),
+        );
+    }
+    let mut targets = Vec::with_capacity(source.sinks.len());
+    if source.sinks.is_empty() {
+        issues.push(
+            format!("{path}.sinks"),
+            "names no sink: events would go nowhere",
+        );
+    }
+    for (j, name) in source.sinks.iter().enumerate() {
+        match sinks.iter().position(|s| sink_id(s) == name) {
+            Some(idx) => targets.push(idx),
+            None => issues.push(
+                format!("{path}.sinks[{j}]"),
+                format!("no sink has id {name:?}"),
+            ),
+        }
+    }
+    targets.sort_unstable();
+    targets.dedup();
+    let mut allowed_ips = Vec::with_capacity(source.allowed_ips.len());
+    for (j, cidr) in source.allowed_ips.iter().enumerate() {
+        match parse_cidr(cidr) {
+            Some(net) => allowed_ips.push(net),
+            None => issues.push(
+                format!("{path}.allowed_ips[{j}]"),
+                format!("{cidr:?} is not an IP address or CIDR such as 10.0.0.0/8"),
+            ),
+        }
+    }
+    if source.require_client_cert && !client_ca_configured {
+        issues.push(
+            format!("{path}.require_client_cert"),
+            "needs server.tls.client_ca to verify client certificates",
+        );
+    }
+    let verifier = validate_auth(&source.auth, vendor, &format!("{path}.auth"), issues);
+    let filter = Filter {
+        min_severity: source.filter.min_severity,
+        kinds: source.filter.kinds.clone(),
+        statuses: source.filter.statuses.clone(),
+    };
+    if issues.0.len() != before {
+        return None;
+    }
+    Some(SourceSettings {
+        id: source.id.clone(),
+        vendor: vendor?,
+        verifier: verifier?,
+        sinks: targets,
+        allowed_ips,
+        require_client_cert: source.require_client_cert,
+        filter,
+    })
+}
+
+fn parse_cidr(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+/// Resolves `secret` and `secrets` into one list (rotation: any listed secret passes).
+fn resolve_secrets(
+    one: &Option<SecretRef>,
+    many: &[SecretRef],
+    path: &str,
+    issues: &mut Issues,
+) -> Vec<Secret> {
+    if one.is_none() && many.is_empty() {
+        issues.push(format!("{path}.secret"), "missing: set secret or secrets");
+        return Vec::new();
+    }
+    if one.is_some() && !many.is_empty() {
+        issues.push(
+            format!("{path}.secrets"),
+            "set either secret or secrets, not both",
+        );
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if let Some(s) = one {
+        match s.resolve() {
+            Ok(v) => out.push(v),
+            Err(m) => issues.push(format!("{path}.secret"), m),
+        }
+    }
+    for (i, s) in many.iter().enumerate() {
+        match s.resolve() {
+            Ok(v) => out.push(v),
+            Err(m) => issues.push(format!("{path}.secrets[{i}]"), m),
+        }
+    }
+    out
+}
+
+fn parse_header(name: &str, path: &str, issues: &mut Issues) -> Option<HeaderName> {
+    match HeaderName::from_bytes(name.as_bytes()) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            issues.push(path, format!("{name:?} is not a valid HTTP header name"));
+            None
+        }
+    }
+}
+
+fn validate_auth(
+    auth: &AuthConfig,
+    vendor: Option<Vendor>,
+    path: &str,
+    issues: &mut Issues,
+) -> Option<Verifier> {
+    let before = issues.0.len();
+    let built: Result<Verifier, auth::AuthConfigError> = match auth {
+        AuthConfig::None {
+            allow_unauthenticated,
+        } => {
+            if !allow_unauthenticated {
+                issues.push(
+                    format!("{path}.allow_unauthenticated"),
+                    "scheme \"none\" accepts anyone: set allow_unauthenticated = true to confirm",
+                );
+            }
+            Ok(Verifier::None)
+        }
+        AuthConfig::Token {
+            header,
+            prefix,
+            secret,
+            secrets,
+        } => {
+            let default_header = vendor.map_or("Authorization", Vendor::default_token_header);
+            let header = parse_header(
+                header.as_deref().unwrap_or(default_header),
+                &format!("{path}.header"),
+                issues,
+            );
+            let secrets = resolve_secrets(secret, secrets, path, issues);
+            match header {
+                Some(h) if issues.0.len() == before => {
+                    auth::token::TokenVerifier::new(h, prefix.clone(), secrets).map(Verifier::Token)
+                }
+                _ => return None,
+            }
+        }
+        AuthConfig::Basic {
+            username,
+            password,
+            credentials,
+        } => {
+            let mut creds = Vec::new();
+            match (username, password) {
+                (Some(u), Some(p)) => match p.resolve() {
+                    Ok(p) => creds.push((u.clone(), p)),
+                    Err(m) => issues.push(format!("{path}.password"), m),
+                },
+                (None, None) => {}
+                _ => issues.push(
+                    format!("{path}.password"),
+                    "set username and password together",
+                ),
+            }
+            for (i, c) in credentials.iter().enumerate() {
+                match c.password.resolve() {
+                    Ok(p) => creds.push((c.username.clone(), p)),
+                    Err(m) => issues.push(format!("{path}.credentials[{i}].password"), m),
+                }
+            }
+            if creds.is_empty() && issues.0.len() == before {
+                issues.push(
+                    format!("{path}.credentials"),
+                    "missing: set username and password, or credentials",
+                );
+            }
+            if issues.0.len() != before {
+                return None;
+            }
+            auth::basic::BasicVerifier::new(creds).map(Verifier::Basic)
+        }
+        AuthConfig::HmacSha256 {
+            header,
+            encoding,
+            prefix,
+            timestamp_header,
+            tolerance,
+            secret,
+            secrets,
+        } => {
+            let header = parse_header(header, &format!("{path}.header"), issues);
+            let timestamp_header = timestamp_header
+                .as_deref()
+                .map(|h| parse_header(h, &format!("{path}.timestamp_header"), issues));
+            let secrets = resolve_secrets(secret, secrets, path, issues);
+            if issues.0.len() != before {
+                return None;
+            }
+            let header = header?;
+            let timestamp_header = match timestamp_header {
+                Some(h) => Some(h?),
+                None => None,
+            };
+            auth::hmac::HmacVerifier::new(HmacSettings {
+                header,
+                encoding: match encoding {
+                    EncodingConfig::Hex => SignatureEncoding::Hex,
+                    EncodingConfig::Base64 => SignatureEncoding::Base64,
+                },
+                prefix: prefix.clone(),
+                timestamp_header,
+                tolerance: tolerance.0,
+                secrets,
+            })
+            .map(Verifier::Hmac)
+        }
+        AuthConfig::StandardWebhooks {
+            tolerance,
+            secret,
+            secrets,
+        } => {
+            let secrets = resolve_secrets(secret, secrets, path, issues);
+            if issues.0.len() != before {
+                return None;
+            }
+            auth::standard_webhooks::StandardWebhooksVerifier::new(secrets, tolerance.0)
+                .map(Verifier::StandardWebhooks)
+        }
+    };
+    match built {
+        Ok(v) if issues.0.len() == before => Some(v),
+        Ok(_) => None,
+        Err(e) => {
+            issues.push(path, e.to_string());
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn issues_of(text: &str) -> Vec<String> {
+        match validate(parse(text).unwrap()) {
+            Ok(_) => Vec::new(),
+            Err(issues) => issues.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("10"), None);
+        assert_eq!(parse_duration("s"), None);
+        assert_eq!(parse_duration("1d"), None);
+    }
+
+    #[test]
+    fn example_config_validates() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/siemgate.toml"))
+                .unwrap();
+        let settings = validate(parse(&text).unwrap()).unwrap();
+        assert!(!settings.sources.is_empty());
+        assert!(!settings.sinks.is_empty());
+    }
+
+    #[test]
+    fn valid_corpus_validates_and_invalid_corpus_fails() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/config");
+        let mut seen = 0;
+        for (sub, should_pass) in [("valid", true), ("invalid", false)] {
+            for entry in std::fs::read_dir(format!("{dir}/{sub}")).unwrap() {
+                let p = entry.unwrap().path();
+                let text = std::fs::read_to_string(&p).unwrap();
+                let ok = parse(&text).ok().map(validate).is_some_and(|r| r.is_ok());
+                assert_eq!(ok, should_pass, "{}", p.display());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 4);
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let text = r#"
+            [server]
+            listen = "nope"
+            plaintext = true
+            [[sinks]]
+            id = "out"
+            type = "file"
+            path = "/tmp/siemgate-config-test/out.ndjson"
+            [[sources]]
+            id = "a"
+            auth = { scheme = "token", secret = "${SIEMGATE_TEST_SURELY_UNSET}" }
+            sinks = ["missing"]
+            [[sources]]
+            id = "b"
+            vendor = "nosuch"
+            auth = { scheme = "none" }
+            sinks = ["out"]
+            allowed_ips = ["300.1.1.1/8"]
+        "#;
+        let issues = issues_of(text);
+        let expect = [
+            "server.listen: ",
+            "sources[0].auth.secret: environment variable SIEMGATE_TEST_SURELY_UNSET is not set",
+            "sources[0].sinks[0]: no sink has id \"missing\"",
+            "sources[1].vendor: unknown vendor \"nosuch\"",
+            "sources[1].allowed_ips[0]: ",
+            "sources[1].auth.allow_unauthenticated: ",
+        ];
+        for e in expect {
+            assert!(
+                issues.iter().any(|i| i.starts_with(e)),
+                "missing {e:?} in {issues:#?}"
+            );
+        }
+        assert_eq!(issues.len(), expect.len(), "{issues:#?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nplaintext = true\nbogus = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+        let err = parse(
+            "[server]\nlisten = \"127.0.0.1:1\"\nplaintext = true\n[[sources]]\nid=\"a\"\nsinks=[]\nauth = { scheme = \"token\", secret = \"x\", colour = \"red\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn secret_refs_resolve_without_echoing_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tok");
+        std::fs::write(&f, "from-file\n").unwrap();
+        let r = SecretRef(format!("@file:{}", f.display()));
+        assert_eq!(r.resolve().unwrap().expose(), "from-file");
+        assert_eq!(
+            SecretRef("literal".into()).resolve().unwrap().expose(),
+            "literal"
+        );
+        let missing = SecretRef("@file:/nonexistent/siemgate".into())
+            .resolve()
+            .unwrap_err();
+        assert!(missing.contains("/nonexistent/siemgate"));
+        assert_eq!(
+            format!("{:?}", SecretRef("literal".into())),
+            "SecretRef(***)"
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! The `siemgate` binary: `serve` runs the gateway, `check` validates a config. The only place
+//! `anyhow` is used.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use siemgate::config::{self, ConfigError};
+
+#[derive(Parser)]
+#[command(
+    name = "siemgate",
+    version,
+    about = "Webhook receiver and SIEM forwarding gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, short, default_value = "config/siemgate.toml")]
+        config: PathBuf,
+    },
+    /// Validate a config file and list every problem found.
+    Check {
+        #[arg(long, short, default_value = "config/siemgate.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SIEMGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let result = match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::Check { config } => return check(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("siemgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match config::load(path) {
+        Ok(settings) => {
+            println!(
+                "{}: ok ({} sources, {} sinks)",
+                path.display(),
+                settings.sources.len(),
+                settings.sinks.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(ConfigError::Invalid(issues)) => {
+            eprintln!("{}: {} problems", path.display(), issues.len());
+            for issue in issues {
+                eprintln!("  {issue}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(path: PathBuf) -> anyhow::Result<()> {
+    let settings = config::load(&path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let gateway = siemgate::start(settings).await?;
+        tracing::info!(addr = %gateway.hooks_addr(), "hooks listener ready");
+        if let Some(addr) = gateway.metrics_addr() {
+            tracing::info!(addr = %addr, "metrics listener ready");
+        }
+        siemgate::shutdown::signal().await;
+        gateway.shutdown();
+        gateway.wait().await;
+        anyhow::Ok(())
+    })
+}

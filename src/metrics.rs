@@ -1,0 +1,249 @@
+//! Metrics: every metric name as a constant, and handle structs registered once per source and
+//! sink when the gateway starts, so the request path only bumps atomics (the `metrics` macros
+//! allocate per call when labels are not literals).
+//!
+//! Each gateway owns its own Prometheus recorder rather than installing a global one, so that
+//! several gateways in one process (tests) never mix their counters.
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+use crate::server::reject::Reject;
+
+pub const HTTP_REQUESTS: &str = "siemgate_http_requests_total";
+pub const HTTP_REQUEST_DURATION: &str = "siemgate_http_request_duration_seconds";
+pub const UNROUTED_REQUESTS: &str = "siemgate_unrouted_requests_total";
+pub const REQUESTS_REJECTED: &str = "siemgate_requests_rejected_total";
+pub const AUTH_FAILURES: &str = "siemgate_auth_failures_total";
+pub const EVENTS_RECEIVED: &str = "siemgate_events_received_total";
+pub const EVENTS_FILTERED: &str = "siemgate_events_filtered_total";
+pub const EVENTS_DELIVERED: &str = "siemgate_events_delivered_total";
+pub const EVENTS_FAILED: &str = "siemgate_events_failed_total";
+pub const SINK_RETRIES: &str = "siemgate_sink_retries_total";
+pub const QUEUE_EVENTS: &str = "siemgate_queue_events";
+pub const QUEUE_BYTES: &str = "siemgate_queue_bytes";
+pub const FILE_TORN_TAIL_BYTES: &str = "siemgate_file_torn_tail_bytes_total";
+
+/// Status codes the hooks listener answers with, each pre-registered per source.
+pub const STATUS_CODES: [u16; 9] = [200, 400, 401, 403, 405, 408, 413, 500, 503];
+
+/// Auth failure reasons, each pre-registered per source.
+pub const AUTH_REASONS: [&str; 6] = [
+    "missing_credential",
+    "invalid_credential",
+    "malformed_credential",
+    "timestamp_out_of_window",
+    "ip_not_allowed",
+    "client_cert_required",
+];
+
+/// Buckets for request latency: the ingest path answers in well under a millisecond when
+/// healthy, so the buckets are fine at the low end.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+];
+
+static METADATA: Metadata<'static> = Metadata::new("siemgate", Level::INFO, Some("siemgate"));
+
+/// The recorder of one gateway and the render handle `/metrics` uses.
+pub struct Registry {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
+                &LATENCY_BUCKETS,
+            )
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        let r = Registry { recorder, handle };
+        r.describe();
+        r
+    }
+
+    fn describe(&self) {
+        let c = |name: &'static str, unit: Option<Unit>, help: &'static str| {
+            self.recorder
+                .describe_counter(KeyName::from_const_str(name), unit, help.into());
+        };
+        c(
+            HTTP_REQUESTS,
+            None,
+            "Webhook requests answered, by source and status code.",
+        );
+        c(
+            UNROUTED_REQUESTS,
+            None,
+            "Requests to no configured source (404), by status code.",
+        );
+        c(
+            REQUESTS_REJECTED,
+            None,
+            "Webhook requests refused, by source and reason.",
+        );
+        c(
+            AUTH_FAILURES,
+            None,
+            "Requests that failed sender verification, by source and reason.",
+        );
+        c(
+            EVENTS_RECEIVED,
+            None,
+            "Events decoded from accepted requests, by source.",
+        );
+        c(
+            EVENTS_FILTERED,
+            None,
+            "Events dropped on purpose by a source filter, by source.",
+        );
+        c(
+            EVENTS_DELIVERED,
+            None,
+            "Events a sink delivered to its destination, by sink.",
+        );
+        c(
+            EVENTS_FAILED,
+            None,
+            "Events a sink could not deliver and gave up on, by sink.",
+        );
+        c(
+            SINK_RETRIES,
+            None,
+            "Send attempts that failed and were retried, by sink.",
+        );
+        c(
+            FILE_TORN_TAIL_BYTES,
+            Some(Unit::Bytes),
+            "Bytes of an unterminated last line cut from a file sink's file at open, by sink.",
+        );
+        self.recorder.describe_gauge(
+            KeyName::from_const_str(QUEUE_EVENTS),
+            None,
+            "Events queued for a sink and not yet delivered.".into(),
+        );
+        self.recorder.describe_gauge(
+            KeyName::from_const_str(QUEUE_BYTES),
+            Some(Unit::Bytes),
+            "Encoded bytes queued for a sink and not yet delivered.".into(),
+        );
+        self.recorder.describe_histogram(
+            KeyName::from_const_str(HTTP_REQUEST_DURATION),
+            Some(Unit::Seconds),
+            "Time from request head to answer on the hooks listener, by source.".into(),
+        );
+    }
+
+    /// Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+
+    fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
+        let labels: Vec<Label> = labels
+            .iter()
+            .map(|&(k, v)| Label::new(k, v.to_owned()))
+            .collect();
+        Key::from_parts(name, labels)
+    }
+
+    fn counter(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Counter {
+        self.recorder
+            .register_counter(&Self::key(name, labels), &METADATA)
+    }
+
+    fn gauge(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Gauge {
+        self.recorder
+            .register_gauge(&Self::key(name, labels), &METADATA)
+    }
+
+    fn histogram(&self, name: &'static str, labels: &[(&'static str, &str)]) -> Histogram {
+        self.recorder
+            .register_histogram(&Self::key(name, labels), &METADATA)
+    }
+
+    pub fn source(&self, source: &str) -> SourceMetrics {
+        SourceMetrics {
+            requests: STATUS_CODES.map(|code| {
+                let code_label = code.to_string();
+                let labels = [("source", source), ("code", code_label.as_str())];
+                (code, self.counter(HTTP_REQUESTS, &labels))
+            }),
+            rejected: Reject::REASONS.map(|reason| {
+                self.counter(REQUESTS_REJECTED, &[("source", source), ("reason", reason)])
+            }),
+            auth_failures: AUTH_REASONS.map(|reason| {
+                self.counter(AUTH_FAILURES, &[("source", source), ("reason", reason)])
+            }),
+            events_received: self.counter(EVENTS_RECEIVED, &[("source", source)]),
+            events_filtered: self.counter(EVENTS_FILTERED, &[("source", source)]),
+            duration: self.histogram(HTTP_REQUEST_DURATION, &[("source", source)]),
+        }
+    }
+
+    pub fn unrouted(&self) -> Counter {
+        self.counter(UNROUTED_REQUESTS, &[("code", "404")])
+    }
+
+    pub fn sink(&self, sink: &str) -> SinkMetrics {
+        SinkMetrics {
+            delivered: self.counter(EVENTS_DELIVERED, &[("sink", sink)]),
+            failed: self.counter(EVENTS_FAILED, &[("sink", sink)]),
+            retries: self.counter(SINK_RETRIES, &[("sink", sink)]),
+            queue_events: self.gauge(QUEUE_EVENTS, &[("sink", sink)]),
+            queue_bytes: self.gauge(QUEUE_BYTES, &[("sink", sink)]),
+            torn_tail_bytes: self.counter(FILE_TORN_TAIL_BYTES, &[("sink", sink)]),
+        }
+    }
+}
+
+/// Handles for one source.
+pub struct SourceMetrics {
+    requests: [(u16, Counter); STATUS_CODES.len()],
+    rejected: [Counter; Reject::REASONS.len()],
+    auth_failures: [Counter; AUTH_REASONS.len()],
+    pub events_received: Counter,
+    pub events_filtered: Counter,
+    pub duration: Histogram,
+}
+
+impl SourceMetrics {
+    pub fn request(&self, code: u16) {
+        if let Some((_, c)) = self.requests.iter().find(|(c, _)| *c == code) {
+            c.increment(1);
+        }
+    }
+
+    pub fn rejected(&self, reject: &Reject) {
+        self.rejected[reject.reason_index()].increment(1);
+    }
+
+    pub fn auth_failure(&self, reason: &'static str) {
+        if let Some(i) = AUTH_REASONS.iter().position(|r| *r == reason) {
+            self.auth_failures[i].increment(1);
+        }
+    }
+}
+
+/// Handles for one sink.
+pub struct SinkMetrics {
+    pub delivered: Counter,
+    pub failed: Counter,
+    pub retries: Counter,
+    pub queue_events: Gauge,
+    pub queue_bytes: Gauge,
+    pub torn_tail_bytes: Counter,
+}

@@ -1,0 +1,10 @@
+//! Normalization: the one `Event` schema every vendor maps into (DESIGN §3), its vocabularies,
+//! and the helpers every vendor decoder shares (stable ids, time formatting).
+
+pub mod event;
+pub mod severity;
+pub mod time;
+
+pub use event::{Event, EventId, Kind, Network, Ocsf, Resource, Status};
+pub use severity::Severity;
+pub use time::Timestamp;

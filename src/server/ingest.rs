@@ -1,0 +1,203 @@
+//! The hooks handler: route -> limits -> auth -> decode -> normalize -> dispatch -> receipt.
+//! Each request is answered exactly once, counted once, and, if refused, logged once with its
+//! source id and remote address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use metrics::Counter;
+
+use super::reject::{json_response, Reject};
+use super::ConnInfo;
+use crate::config::Limits;
+use crate::dispatch::{dispatch, Accepted, Source};
+use crate::normalize::Timestamp;
+use crate::vendors::json;
+
+/// Everything the hooks listener needs to answer requests.
+pub struct Ingest {
+    pub sources: HashMap<String, Source>,
+    pub limits: Limits,
+    /// Requests to paths no source is configured at.
+    pub unrouted: Counter,
+}
+
+pub async fn handle(
+    state: Arc<Ingest>,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let Some(source) = req
+        .uri()
+        .path()
+        .strip_prefix("/hooks/")
+        .and_then(|id| state.sources.get(id))
+    else {
+        state.unrouted.increment(1);
+        tracing::debug!(path = req.uri().path(), peer = %conn.peer, "request to unknown source");
+        return Reject::UnknownSource.response();
+    };
+    let resp = match accept(&state.limits, source, conn, req).await {
+        Ok(accepted) => receipt(accepted),
+        Err(reject) => {
+            let (status, reason, level) = reject.class();
+            log_reject(level, &source.settings.id, conn, status, reason, &reject);
+            source.metrics.rejected(&reject);
+            if let Reject::Auth(e) = &reject {
+                source.metrics.auth_failure(e.reason());
+            } else if matches!(reject, Reject::IpNotAllowed | Reject::ClientCertRequired) {
+                source.metrics.auth_failure(reason);
+            }
+            reject.response()
+        }
+    };
+    source.metrics.request(resp.status().as_u16());
+    source
+        .metrics
+        .duration
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+fn log_reject(
+    level: tracing::Level,
+    source: &str,
+    conn: ConnInfo,
+    status: StatusCode,
+    reason: &str,
+    reject: &Reject,
+) {
+    let detail = reject.detail();
+    match level {
+        tracing::Level::ERROR => {
+            tracing::error!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, "request refused")
+        }
+        tracing::Level::WARN => {
+            tracing::warn!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, "request refused")
+        }
+        _ => {
+            tracing::debug!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, "request refused")
+        }
+    }
+}
+
+fn receipt(accepted: Accepted) -> Response<Full<Bytes>> {
+    #[derive(serde::Serialize)]
+    struct Receipt {
+        accepted: usize,
+        #[serde(skip_serializing_if = "is_zero")]
+        filtered: usize,
+    }
+    fn is_zero(n: &usize) -> bool {
+        *n == 0
+    }
+    json_response(
+        StatusCode::OK,
+        &Receipt {
+            accepted: accepted.events - accepted.filtered,
+            filtered: accepted.filtered,
+        },
+    )
+}
+
+fn ip_allowed(source: &Source, peer: IpAddr) -> bool {
+    let nets = &source.settings.allowed_ips;
+    if nets.is_empty() {
+        return true;
+    }
+    let peer = match peer {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    nets.iter().any(|n| n.contains(&peer))
+}
+
+async fn accept(
+    limits: &Limits,
+    source: &Source,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Result<Accepted, Reject> {
+    if req.method() != Method::POST && req.method() != Method::PUT {
+        return Err(Reject::MethodNotAllowed);
+    }
+    if !ip_allowed(source, conn.peer.ip()) {
+        return Err(Reject::IpNotAllowed);
+    }
+    if source.settings.require_client_cert && !conn.client_cert {
+        return Err(Reject::ClientCertRequired);
+    }
+    let verifier = &source.settings.verifier;
+    let (parts, body) = req.into_parts();
+    verifier
+        .verify_headers(&parts.headers)
+        .map_err(Reject::Auth)?;
+
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+        return Err(Reject::BodyTooLarge {
+            limit: limits.max_body_bytes,
+        });
+    }
+    let body = read_body(body, limits).await?;
+    let received_at = Timestamp::now();
+    verifier
+        .verify_body(&parts.headers, &body, SystemTime::now())
+        .map_err(Reject::Auth)?;
+
+    let text = json::utf8(&body).map_err(Reject::Decode)?;
+    json::check_depth(text).map_err(Reject::Decode)?;
+    dispatch(source, text, received_at)
+}
+
+/// Reads the whole body, refusing it as soon as it passes the size cap and if it does not
+/// arrive within the body timeout. A body of one frame is kept as is, without a copy.
+async fn read_body(mut body: Incoming, limits: &Limits) -> Result<Bytes, Reject> {
+    let deadline = tokio::time::Instant::now() + limits.body_read_timeout;
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<BytesMut> = None;
+    let mut total: u64 = 0;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(Reject::BodyTimeout),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(Reject::BodyRead),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len() as u64;
+        if total > limits.max_body_bytes {
+            return Err(Reject::BodyTooLarge {
+                limit: limits.max_body_bytes,
+            });
+        }
+        match (&mut first, &mut rest) {
+            (None, _) => first = Some(data),
+            (Some(head), None) => {
+                let mut buf = BytesMut::with_capacity(head.len() + data.len());
+                buf.extend_from_slice(head);
+                buf.extend_from_slice(&data);
+                rest = Some(buf);
+            }
+            (Some(_), Some(buf)) => buf.extend_from_slice(&data),
+        }
+    }
+    Ok(match (first, rest) {
+        (_, Some(buf)) => buf.freeze(),
+        (Some(one), None) => one,
+        (None, None) => Bytes::new(),
+    })
+}

@@ -1,0 +1,103 @@
+//! The ops listener: `/metrics` (Prometheus text), `/healthz` (the process answers) and
+//! `/readyz` (listeners up, every sink's destination healthy and its queue below the
+//! high-water mark). Plaintext, meant for loopback or a cluster-internal port.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde::Serialize;
+
+use super::reject::json_response;
+use crate::metrics::Registry;
+use crate::sinks::SinkHandle;
+
+/// A queue fuller than this fraction of either bound makes the gateway not ready, so a load
+/// balancer can steer senders elsewhere before requests start getting 503.
+pub const HIGH_WATER_MARK: f64 = 0.9;
+
+pub struct Ops {
+    pub registry: Arc<Registry>,
+    pub sinks: Vec<Arc<SinkHandle>>,
+    /// Set once the hooks listener is bound; cleared when shutdown begins.
+    pub accepting: AtomicBool,
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    reasons: Vec<String>,
+}
+
+impl Ops {
+    pub fn not_ready_reasons(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if !self.accepting.load(Ordering::Relaxed) {
+            reasons.push("hooks listener is not accepting".to_owned());
+        }
+        for sink in &self.sinks {
+            if !sink.is_healthy() {
+                reasons.push(format!("sink {}: destination failing", sink.id));
+            }
+            let depth = sink.queue.depth();
+            let limits = sink.queue.limits();
+            if depth.events as f64 > limits.max_events as f64 * HIGH_WATER_MARK
+                || depth.bytes as f64 > limits.max_bytes as f64 * HIGH_WATER_MARK
+            {
+                reasons.push(format!("sink {}: queue above high-water mark", sink.id));
+            }
+        }
+        reasons
+    }
+}
+
+pub async fn handle(ops: Arc<Ops>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    match req.uri().path() {
+        "/metrics" => {
+            for sink in &ops.sinks {
+                sink.update_depth_gauges();
+            }
+            let mut resp = Response::new(Full::new(Bytes::from(ops.registry.render())));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            resp
+        }
+        "/healthz" => json_response(
+            StatusCode::OK,
+            &Readiness {
+                status: "ok",
+                reasons: Vec::new(),
+            },
+        ),
+        "/readyz" => {
+            let reasons = ops.not_ready_reasons();
+            if reasons.is_empty() {
+                json_response(
+                    StatusCode::OK,
+                    &Readiness {
+                        status: "ready",
+                        reasons,
+                    },
+                )
+            } else {
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &Readiness {
+                        status: "not_ready",
+                        reasons,
+                    },
+                )
+            }
+        }
+        _ => json_response(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"error": "not_found", "detail": "try /metrics, /healthz or /readyz"}),
+        ),
+    }
+}

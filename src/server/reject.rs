@@ -1,0 +1,230 @@
+//! `Reject`: every way a webhook request is refused, and the one exhaustive match that chooses
+//! its status code, metric reason label and log level. Bad input from a caller is logged at
+//! debug or warn, never error.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+use tracing::Level;
+
+use crate::auth::AuthError;
+use crate::vendors::DecodeError;
+
+/// Seconds a sender is asked to wait when a queue is full.
+pub const RETRY_AFTER_SECS: &str = "5";
+
+#[derive(Debug)]
+pub enum Reject {
+    UnknownSource,
+    MethodNotAllowed,
+    IpNotAllowed,
+    ClientCertRequired,
+    Auth(AuthError),
+    BodyTooLarge { limit: u64 },
+    BodyTimeout,
+    BodyRead,
+    Decode(DecodeError),
+    QueueFull { sink: String },
+    Internal(&'static str),
+}
+
+impl Reject {
+    /// Every reason label, pre-registered per source in metrics.
+    pub const REASONS: [&'static str; 17] = [
+        "unknown_source",
+        "method_not_allowed",
+        "ip_not_allowed",
+        "client_cert_required",
+        "missing_credential",
+        "invalid_credential",
+        "malformed_credential",
+        "timestamp_out_of_window",
+        "body_too_large",
+        "body_timeout",
+        "body_read_failed",
+        "invalid_utf8",
+        "malformed_json",
+        "too_deep",
+        "unexpected_shape",
+        "queue_full",
+        "internal",
+    ];
+
+    /// Status, reason label and log level: the only place these are chosen.
+    pub fn class(&self) -> (StatusCode, &'static str, Level) {
+        match self {
+            Reject::UnknownSource => (StatusCode::NOT_FOUND, "unknown_source", Level::DEBUG),
+            Reject::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                Level::DEBUG,
+            ),
+            Reject::IpNotAllowed => (StatusCode::FORBIDDEN, "ip_not_allowed", Level::WARN),
+            Reject::ClientCertRequired => (
+                StatusCode::UNAUTHORIZED,
+                "client_cert_required",
+                Level::WARN,
+            ),
+            Reject::Auth(e @ AuthError::Missing(_)) => {
+                (StatusCode::UNAUTHORIZED, e.reason(), Level::WARN)
+            }
+            Reject::Auth(
+                e @ (AuthError::Mismatch
+                | AuthError::Malformed(_)
+                | AuthError::TimestampOutOfWindow),
+            ) => (StatusCode::FORBIDDEN, e.reason(), Level::WARN),
+            Reject::BodyTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", Level::WARN)
+            }
+            Reject::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout", Level::WARN),
+            Reject::BodyRead => (StatusCode::BAD_REQUEST, "body_read_failed", Level::DEBUG),
+            Reject::Decode(DecodeError::InvalidUtf8 { .. }) => {
+                (StatusCode::BAD_REQUEST, "invalid_utf8", Level::WARN)
+            }
+            Reject::Decode(DecodeError::Malformed { .. }) => {
+                (StatusCode::BAD_REQUEST, "malformed_json", Level::WARN)
+            }
+            Reject::Decode(DecodeError::TooDeep { .. }) => {
+                (StatusCode::BAD_REQUEST, "too_deep", Level::WARN)
+            }
+            Reject::Decode(DecodeError::Shape { .. }) => {
+                (StatusCode::BAD_REQUEST, "unexpected_shape", Level::WARN)
+            }
+            Reject::QueueFull { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "queue_full", Level::WARN)
+            }
+            Reject::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Level::ERROR),
+        }
+    }
+
+    pub fn reason_index(&self) -> usize {
+        let reason = self.class().1;
+        Self::REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(Self::REASONS.len() - 1)
+    }
+
+    /// Human detail for the error body. Never names a secret or says which one came close.
+    pub fn detail(&self) -> String {
+        match self {
+            Reject::UnknownSource => "no source is configured at this path".to_owned(),
+            Reject::MethodNotAllowed => "use POST or PUT".to_owned(),
+            Reject::IpNotAllowed => {
+                "the sender's address is not in this source's allowed_ips".to_owned()
+            }
+            Reject::ClientCertRequired => {
+                "this source requires a TLS client certificate".to_owned()
+            }
+            Reject::Auth(e) => e.to_string(),
+            Reject::BodyTooLarge { limit } => format!("request body exceeds {limit} bytes"),
+            Reject::BodyTimeout => "request body was not received in time".to_owned(),
+            Reject::BodyRead => "request body could not be read".to_owned(),
+            Reject::Decode(e) => e.to_string(),
+            Reject::QueueFull { sink } => format!("sink {sink} is full; retry later"),
+            Reject::Internal(what) => (*what).to_owned(),
+        }
+    }
+
+    pub fn response(&self) -> Response<Full<Bytes>> {
+        let (status, reason, _) = self.class();
+        let mut resp = json_response(
+            status,
+            &ErrorBody {
+                error: reason,
+                detail: &self.detail(),
+            },
+        );
+        let headers = resp.headers_mut();
+        match self {
+            Reject::QueueFull { .. } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
+            }
+            Reject::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("POST, PUT"));
+            }
+            // The rest of the body was not read: the connection cannot be reused.
+            Reject::BodyTooLarge { .. } | Reject::BodyTimeout | Reject::BodyRead => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    detail: &'a str,
+}
+
+/// A response with a JSON body.
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_listed() {
+        let samples = [
+            Reject::UnknownSource,
+            Reject::MethodNotAllowed,
+            Reject::IpNotAllowed,
+            Reject::ClientCertRequired,
+            Reject::Auth(AuthError::Missing("x")),
+            Reject::Auth(AuthError::Mismatch),
+            Reject::Auth(AuthError::Malformed("x")),
+            Reject::Auth(AuthError::TimestampOutOfWindow),
+            Reject::BodyTooLarge { limit: 1 },
+            Reject::BodyTimeout,
+            Reject::BodyRead,
+            Reject::Decode(DecodeError::InvalidUtf8 { offset: 0 }),
+            Reject::Decode(DecodeError::Malformed {
+                offset: 0,
+                message: String::new(),
+            }),
+            Reject::Decode(DecodeError::TooDeep {
+                offset: 0,
+                limit: 1,
+            }),
+            Reject::Decode(DecodeError::Shape {
+                offset: 0,
+                expected: "",
+            }),
+            Reject::QueueFull {
+                sink: String::new(),
+            },
+            Reject::Internal(""),
+        ];
+        for (i, r) in samples.iter().enumerate() {
+            assert_eq!(r.reason_index(), i, "{r:?}");
+            assert_eq!(Reject::REASONS[i], r.class().1);
+        }
+        for r in &samples[4..8] {
+            let (status, reason, _) = r.class();
+            assert_eq!(
+                status.as_u16(),
+                if reason == "missing_credential" {
+                    401
+                } else {
+                    403
+                }
+            );
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The NDJSON file sink: appends each batch with one write, fsyncs by policy, rotates by size
+//! keeping a bounded number of old files, and never leaves a partial line a reader would take
+//! as an event: a failed write is cut back to the last whole line, and a file that ends without
+//! a newline (a crash mid-write) has that unterminated tail cut when it is opened.
+//!
+//! File I/O blocks, so every batch runs on tokio's blocking pool, never on a runtime thread.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use bytes::Bytes;
+use metrics::Counter;
+
+use super::retry::SendError;
+use crate::config::{FileSettings, FsyncPolicy};
+
+pub struct FileSink {
+    /// `None` only while a batch is being written on the blocking pool.
+    writer: Option<Writer>,
+}
+
+struct Writer {
+    sink_id: String,
+    settings: FileSettings,
+    file: Option<File>,
+    /// Length of the current file: where the next batch starts, and where a failed write is
+    /// cut back to.
+    len: u64,
+    last_sync: Instant,
+    unsynced: bool,
+    /// Reused buffer: one batch becomes one `write_all`.
+    buf: Vec<u8>,
+    torn_tail_bytes: Counter,
+}
+
+impl FileSink {
+    pub fn new(sink_id: String, settings: FileSettings, torn_tail_bytes: Counter) -> FileSink {
+        FileSink {
+            writer: Some(Writer {
+                sink_id,
+                settings,
+                file: None,
+                len: 0,
+                last_sync: Instant::now(),
+                unsynced: false,
+                buf: Vec::new(),
+                torn_tail_bytes,
+            }),
+        }
+    }
+
+    pub async fn send(&mut self, batch: &[Bytes]) -> Result<(), SendError> {
+        let Some(mut writer) = self.writer.take() else {
+            return Err(SendError::Retryable("file writer unavailable".to_owned()));
+        };
+        let batch = batch.to_vec();
+        let joined = tokio::task::spawn_blocking(move || {
+            let r = writer.write_batch(&batch);
+            (writer, r)
+        })
+        .await;
+        match joined {
+            Ok((writer, r)) => {
+                self.writer = Some(writer);
+                r.map_err(|e| SendError::Retryable(e.to_string()))
+            }
+            Err(e) => Err(SendError::Retryable(format!(
+                "file writer task failed: {e}"
+            ))),
+        }
+    }
+
+    /// Syncs what is unsynced (whatever the policy, except `never`) and closes the file.
+    pub async fn close(&mut self) {
+        if let Some(mut writer) = self.writer.take() {
+            let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+        }
+    }
+}
+
+impl Writer {
+    fn open(&mut self) -> std::io::Result<()> {
+        let path = &self.settings.path;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(path)?;
+        let meta = file.metadata()?;
+        let mut len = meta.len();
+        if meta.is_file() && len > 0 {
+            let cut = cut_unterminated_tail(&mut file, len)?;
+            if cut > 0 {
+                tracing::warn!(sink = %self.sink_id, path = %path.display(), bytes = cut, "cut an unterminated last line left by an interrupted write");
+                self.torn_tail_bytes.increment(cut);
+                len -= cut;
+            }
+        }
+        self.file = Some(file);
+        self.len = len;
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &[Bytes]) -> std::io::Result<()> {
+        if self.file.is_none() {
+            self.open()?;
+        }
+        self.buf.clear();
+        for item in batch {
+            self.buf.extend_from_slice(item);
+        }
+        if self.len > 0 && self.len + self.buf.len() as u64 > self.settings.rotate_bytes {
+            self.rotate()?;
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(std::io::Error::other("file not open"));
+        };
+        if let Err(e) = file.write_all(&self.buf) {
+            // Cut back to the last whole line so no half line stays behind; reopen next time.
+            let _ = file.set_len(self.len);
+            self.file = None;
+            return Err(e);
+        }
+        self.len += self.buf.len() as u64;
+        self.unsynced = true;
+        let due = match self.settings.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Interval => self.last_sync.elapsed() >= self.settings.fsync_interval,
+            FsyncPolicy::Never => false,
+        };
+        if due {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        if let Some(file) = self.file.as_ref() {
+            file.sync_data()?;
+        }
+        self.unsynced = false;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// path -> path.1 -> path.2 ... keeping `keep_files` rotated files.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        if self.settings.fsync != FsyncPolicy::Never {
+            self.sync()?;
+        }
+        self.file = None;
+        let path = &self.settings.path;
+        let keep = self.settings.keep_files;
+        if keep == 0 {
+            std::fs::remove_file(path)?;
+        } else {
+            let _ = std::fs::remove_file(rotated(path, keep));
+            for n in (1..keep).rev() {
+                let from = rotated(path, n);
+                if from.exists() {
+                    std::fs::rename(&from, rotated(path, n + 1))?;
+                }
+            }
+            std::fs::rename(path, rotated(path, 1))?;
+        }
+        tracing::info!(sink = %self.sink_id, path = %path.display(), "rotated file");
+        self.open()
+    }
+
+    fn close(&mut self) {
+        if self.unsynced && self.settings.fsync != FsyncPolicy::Never {
+            if let Err(e) = self.sync() {
+                tracing::error!(sink = %self.sink_id, error = %e, "fsync at close failed");
+            }
+        }
+        self.file = None;
+    }
+}
+
+fn rotated(path: &Path, n: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+/// If the file does not end with a newline, truncates it after the last newline (or to empty)
+/// and returns how many bytes were cut.
+fn cut_unterminated_tail(file: &mut File, len: u64) -> std::io::Result<u64> {
+    let mut pos = len;
+    let mut chunk = [0u8; 4096];
+    let mut first = true;
+    while pos > 0 {
+        let n = chunk.len().min(pos as usize);
+        pos -= n as u64;
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(&mut chunk[..n])?;
+        if first && chunk[n - 1] == b'\n' {
+            return Ok(0);
+        }
+        first = false;
+        if let Some(i) = chunk[..n].iter().rposition(|&b| b == b'\n') {
+            let keep = pos + i as u64 + 1;
+            file.set_len(keep)?;
+            return Ok(len - keep);
+        }
+    }
+    file.set_len(0)?;
+    Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::time::Duration;
+
+    fn settings(path: PathBuf, rotate_bytes: u64, keep_files: usize) -> FileSettings {
+        FileSettings {
+            path,
+            fsync: FsyncPolicy::Always,
+            fsync_interval: Duration::from_secs(1),
+            rotate_bytes,
+            keep_files,
+        }
+    }
+
+    fn lines(n: usize, tag: &str) -> Vec<Bytes> {
+        (0..n)
+            .map(|i| Bytes::from(format!("{{\"{tag}\":{i}}}\n")))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn appends_and_cuts_a_torn_tail_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ndjson");
+        std::fs::write(&path, "{\"old\":1}\n{\"torn\":").unwrap();
+        let mut sink = FileSink::new(
+            "t".into(),
+            settings(path.clone(), 1 << 20, 2),
+            Counter::noop(),
+        );
+        sink.send(&lines(2, "new")).await.unwrap();
+        sink.close().await;
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"old\":1}\n{\"new\":0}\n{\"new\":1}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn rotates_by_size_and_keeps_a_bounded_number_of_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.ndjson");
+        let mut sink = FileSink::new("t".into(), settings(path.clone(), 30, 2), Counter::noop());
+        for round in 0..5 {
+            sink.send(&lines(2, &format!("r{round}"))).await.unwrap();
+        }
+        sink.close().await;
+        let current = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            current.contains("r4") && !current.contains("r3"),
+            "{current}"
+        );
+        assert!(std::fs::read_to_string(rotated(&path, 1))
+            .unwrap()
+            .contains("r3"));
+        assert!(std::fs::read_to_string(rotated(&path, 2))
+            .unwrap()
+            .contains("r2"));
+        assert!(!rotated(&path, 3).exists());
+    }
+}

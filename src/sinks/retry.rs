@@ -1,0 +1,86 @@
+//! Send failures classified once, as retryable or permanent, and the backoff the worker loop
+//! applies to retryable ones (exponential, full jitter, capped).
+
+use std::time::Duration;
+
+/// Why a batch was not delivered. The sink decides which kind; the worker loop acts on it.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The destination may accept the same batch later (I/O error, timeout, busy).
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// The destination will never accept these events as they are.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// Exponential backoff with full jitter: each delay is uniform in `[0, min(cap, base * 2^n))`.
+#[derive(Debug)]
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    attempt: u32,
+    /// xorshift state for jitter; quality does not matter, only spreading retries apart.
+    seed: u64,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, cap: Duration) -> Backoff {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
+            | 1;
+        Backoff {
+            base,
+            cap,
+            attempt: 0,
+            seed,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(20))
+            .min(self.cap);
+        self.attempt = self.attempt.saturating_add(1);
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let nanos = ceiling.as_nanos().max(1) as u64;
+        // At least a millisecond, so a hot failure loop never spins.
+        Duration::from_nanos(self.seed % nanos).max(Duration::from_millis(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_grow_to_the_cap_and_stay_under_it() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mut max_seen = Duration::ZERO;
+        for attempt in 0..50 {
+            let d = b.next_delay();
+            let ceiling = Duration::from_millis(100)
+                .saturating_mul(1 << attempt.min(20))
+                .min(Duration::from_secs(2));
+            assert!(
+                d <= ceiling.max(Duration::from_millis(1)),
+                "{d:?} > {ceiling:?}"
+            );
+            max_seen = max_seen.max(d);
+        }
+        assert!(
+            max_seen > Duration::from_millis(200),
+            "jitter never reached later ceilings"
+        );
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(100));
+    }
+}

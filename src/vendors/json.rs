@@ -1,0 +1,217 @@
+//! JSON helpers every decoder shares: streaming the elements of a top-level array as borrowed
+//! raw values, reading a string field without copying when it has no escapes, and turning a
+//! serde_json error into a byte offset.
+
+use std::borrow::Cow;
+
+use serde::de::{Deserializer as _, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::DecodeError;
+
+/// Checks that the body is UTF-8, reporting the first invalid byte's offset.
+pub fn utf8(body: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(body).map_err(|e| DecodeError::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })
+}
+
+/// Deepest nesting of arrays and objects a body may have. Real vendor payloads stay under 10;
+/// the limit keeps hostile bodies from costing more than one linear scan.
+pub const MAX_DEPTH: usize = 64;
+
+/// Rejects bodies nested deeper than [`MAX_DEPTH`], in one pass that skips string contents.
+pub fn check_depth(body: &str) -> Result<(), DecodeError> {
+    let bytes = body.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(DecodeError::TooDeep {
+                        offset: i,
+                        limit: MAX_DEPTH,
+                    });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The byte offset of `inner` within `outer` (both from the same body).
+pub fn offset_in(outer: &str, inner: &str) -> usize {
+    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}
+
+/// The first non-whitespace byte and its offset.
+pub fn first_byte(body: &str) -> Option<(usize, u8)> {
+    body.bytes()
+        .enumerate()
+        .find(|(_, b)| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// Converts a serde_json error on `text` (which starts at `base` in the body) to a
+/// `DecodeError::Malformed` with a byte offset instead of line and column.
+pub fn malformed(text: &str, base: usize, e: &serde_json::Error) -> DecodeError {
+    let line = e.line();
+    let col = e.column();
+    let mut offset = 0;
+    if line > 0 {
+        let mut seen = 1;
+        for (i, b) in text.bytes().enumerate() {
+            if seen == line {
+                offset = i;
+                break;
+            }
+            if b == b'\n' {
+                seen += 1;
+                offset = i + 1;
+            }
+        }
+        offset = (offset + col.saturating_sub(1)).min(text.len());
+    }
+    let full = e.to_string();
+    let message = match full.find(" at line ") {
+        Some(cut) => full[..cut].to_owned(),
+        None => full,
+    };
+    DecodeError::Malformed {
+        offset: base + offset,
+        message,
+    }
+}
+
+/// Calls `each` with every element of the top-level JSON array `body`, as a borrowed raw value,
+/// without collecting them. Stops at the first error from `each`.
+pub fn for_each_element<'a, F>(body: &'a str, mut each: F) -> Result<(), DecodeError>
+where
+    F: FnMut(&'a RawValue) -> Result<(), DecodeError>,
+{
+    struct Elements<'f, F> {
+        each: &'f mut F,
+        failed: &'f mut Option<DecodeError>,
+    }
+
+    impl<'de, F> Visitor<'de> for Elements<'_, F>
+    where
+        F: FnMut(&'de RawValue) -> Result<(), DecodeError>,
+    {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                if let Err(e) = (self.each)(raw) {
+                    *self.failed = Some(e);
+                    return Err(serde::de::Error::custom("stopped"));
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut failed = None;
+    let mut de = serde_json::Deserializer::from_str(body);
+    let result = de.deserialize_seq(Elements {
+        each: &mut each,
+        failed: &mut failed,
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    result
+        .and_then(|()| de.end())
+        .map_err(|e| malformed(body, 0, &e))
+}
+
+/// Reads a JSON string without copying unless it holds escapes; `None` if `raw` is not a string.
+pub fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    match serde_json::from_str::<&str>(text) {
+        Ok(s) => Some(Cow::Borrowed(s)),
+        Err(_) => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn streams_elements_and_reports_offsets() {
+        let body = r#"[ {"a":1}, {"b":[2]} ]"#;
+        let mut got = Vec::new();
+        for_each_element(body, |r| {
+            got.push((offset_in(body, r.get()), r.get()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, vec![(2, r#"{"a":1}"#), (11, r#"{"b":[2]}"#)]);
+
+        let bad = "[{\"a\":1},\n {\"b\" 2}]";
+        match for_each_element(bad, |_| Ok(())).unwrap_err() {
+            DecodeError::Malformed { offset, message } => {
+                assert_eq!(&bad[offset..offset + 1], "2", "{message}");
+                assert!(message.contains("expected `:`"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            for_each_element("[1] x", |_| Ok(())),
+            Err(DecodeError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn strings_borrow_unless_escaped() {
+        let plain: &RawValue = serde_json::from_str(r#""abc""#).unwrap();
+        assert!(matches!(string(plain), Some(Cow::Borrowed("abc"))));
+        let esc: &RawValue = serde_json::from_str(r#""a\nb""#).unwrap();
+        assert_eq!(string(esc).unwrap(), "a\nb");
+        let num: &RawValue = serde_json::from_str("12").unwrap();
+        assert!(string(num).is_none());
+    }
+
+    #[test]
+    fn depth_limit_skips_strings() {
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(check_depth(&ok).is_ok());
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert_eq!(
+            check_depth(&deep),
+            Err(DecodeError::TooDeep {
+                offset: MAX_DEPTH,
+                limit: MAX_DEPTH
+            })
+        );
+        let in_string = format!("{{\"a\":\"{}\\\"\"}}", "[".repeat(200));
+        assert!(check_depth(&in_string).is_ok(), "{in_string}");
+    }
+
+    #[test]
+    fn invalid_utf8_offset() {
+        assert_eq!(
+            utf8(b"{\"a\":\"\xff\"}").unwrap_err(),
+            DecodeError::InvalidUtf8 { offset: 6 }
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! Test harness: start a gateway on 127.0.0.1:0 from a config text, and talk to it with a real
+//! HTTP/1.1 or HTTP/2 client, over plaintext or TLS.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use siemgate::Gateway;
+use tokio::net::TcpStream;
+
+/// A running gateway with a scratch directory for its files.
+pub struct TestGateway {
+    pub gateway: Gateway,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestGateway {
+    pub fn addr(&self) -> SocketAddr {
+        self.gateway.hooks_addr()
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.gateway.metrics_addr().expect("metrics listener")
+    }
+
+    /// The file sink's output path used by [`file_sink`] configs.
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out.ndjson")
+    }
+
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        read_lines(&self.out())
+    }
+
+    /// Stops the gateway cleanly and waits for it.
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.gateway.shutdown();
+        tokio::time::timeout(Duration::from_secs(30), self.gateway.wait())
+            .await
+            .expect("gateway stops within 30s");
+        self.dir
+    }
+}
+
+pub fn read_lines(path: &Path) -> Vec<serde_json::Value> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// A `[server]` + `[[sinks]]` preamble: plaintext on 127.0.0.1:0, metrics on 127.0.0.1:0, one
+/// file sink `out` writing to `{dir}/out.ndjson` with no linger. `{dir}` is replaced by
+/// [`start`].
+pub const PLAIN_SERVER: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+plaintext = true
+shutdown_grace = "10s"
+[metrics]
+listen = "127.0.0.1:0"
+"#;
+
+pub const FILE_SINK: &str = r#"
+[[sinks]]
+id = "out"
+type = "file"
+path = "{dir}/out.ndjson"
+fsync = "never"
+[sinks.batch]
+linger = "0ms"
+"#;
+
+/// Starts a gateway from config text; `{dir}` in the text becomes a fresh temp directory.
+pub async fn start(config: &str) -> TestGateway {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config.replace("{dir}", dir.path().to_str().unwrap());
+    let file = siemgate::config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let settings = match siemgate::config::validate(file) {
+        Ok(s) => s,
+        Err(issues) => panic!("{issues:#?}"),
+    };
+    let gateway = siemgate::start(settings).await.unwrap();
+    TestGateway { gateway, dir }
+}
+
+/// An answer as the client saw it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// Sends one request on a new HTTP/1.1 plaintext connection.
+pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Answer {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await.unwrap();
+    collect(resp).await
+}
+
+pub async fn collect(resp: http::Response<hyper::body::Incoming>) -> Answer {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A POST to `/hooks/{source}` with the given headers and body.
+pub fn post(
+    addr: SocketAddr,
+    source: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Request<Full<Bytes>> {
+    let mut b = Request::post(format!("http://{addr}/hooks/{source}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(body.into())).unwrap()
+}
+
+/// GET on the metrics listener, as text.
+pub async fn get_text(addr: SocketAddr, path: &str) -> (StatusCode, String) {
+    let req = Request::get(format!("http://{addr}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let a = send(addr, req).await;
+    (a.status, String::from_utf8(a.body.to_vec()).unwrap())
+}
+
+/// The value of one sample in Prometheus text, e.g.
+/// `metric(&text, "siemgate_http_requests_total", &[("source","a"),("code","200")])`.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        let (labelset, value) = match rest.strip_prefix('{') {
+            Some(r) => {
+                let end = r.find('}')?;
+                (&r[..end], r[end + 1..].trim())
+            }
+            None if rest.starts_with(' ') => ("", rest.trim()),
+            None => return None,
+        };
+        let all = labels
+            .iter()
+            .all(|(k, v)| labelset.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+        let count = if labelset.is_empty() {
+            0
+        } else {
+            labelset.split(',').count()
+        };
+        (all && count == labels.len())
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
+/// Waits until `f` holds, polling for up to 10 s.
+pub async fn eventually<F: FnMut() -> bool>(what: &str, mut f: F) {
+    for _ in 0..1000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// A rustls client config trusting `ca_pem`, with ALPN set, optionally presenting a client cert.
+pub fn tls_client(
+    ca_pem: &str,
+    alpn: &[&[u8]],
+    client: Option<(&str, &str)>,
+) -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut cfg = match client {
+        None => b.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            b.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(cfg)
+}
+
+/// Sends one request over TLS (HTTP/2 if `h2`, else HTTP/1.1); returns the answer and the
+/// negotiated ALPN protocol.
+pub async fn send_tls(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    h2: bool,
+    req: Request<Full<Bytes>>,
+) -> Result<(Answer, Option<Vec<u8>>), String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    let resp = if h2 {
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        sender.send_request(req).await.map_err(|e| e.to_string())?
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        sender.send_request(req).await.map_err(|e| e.to_string())?
+    };
+    Ok((collect(resp).await, alpn))
+}

@@ -1,0 +1,161 @@
+//! End to end over plaintext HTTP/1.1: a JSON object or array becomes NDJSON events in the file
+//! sink, with a receipt; routing errors and malformed bodies get precise answers and write
+//! nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use http::StatusCode;
+
+fn config() -> String {
+    format!(
+        r#"{PLAIN_SERVER}{FILE_SINK}
+[[sources]]
+id = "demo"
+sinks = ["out"]
+auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
+"#
+    )
+}
+
+const AUTH: (&str, &str) = ("authorization", "Bearer tok");
+
+#[tokio::test]
+async fn object_and_array_become_events_with_raw_and_ids() {
+    let gw = start(&config()).await;
+    let a = send(
+        gw.addr(),
+        post(
+            gw.addr(),
+            "demo",
+            &[AUTH],
+            r#"{"id":"one","severity":"critical"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json(), serde_json::json!({"accepted": 1}));
+    let body = r#"[{"id":"two"},{"id":3,"x":[1,2]},{"nested":{"k":"v"}}]"#;
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], body)).await;
+    assert_eq!(a.json(), serde_json::json!({"accepted": 3}));
+    let out = gw.out();
+    eventually("4 lines in the sink", || read_lines(&out).len() == 4).await;
+    let lines = gw.lines();
+    assert_eq!(lines[0]["id"], "one");
+    assert_eq!(lines[0]["severity"], "critical");
+    assert_eq!(lines[0]["severity_id"], 5);
+    assert_eq!(lines[0]["source"], "demo");
+    assert_eq!(lines[1]["raw"], serde_json::json!({"id":"two"}));
+    assert_eq!(lines[2]["id"], "3");
+    assert_eq!(lines[2]["raw"], serde_json::json!({"id":3,"x":[1,2]}));
+    let hashed = lines[3]["id"].as_str().unwrap();
+    assert_eq!(hashed.len(), 32, "hash id: {hashed}");
+    for l in &lines {
+        assert!(l.get("authorization").is_none() && !l.to_string().contains("Bearer"));
+    }
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_are_precise_and_write_nothing() {
+    let gw = start(&config()).await;
+    let addr = gw.addr();
+    let cases: Vec<(http::Request<_>, StatusCode, &str)> = vec![
+        (
+            post(addr, "nosuch", &[AUTH], "{}"),
+            StatusCode::NOT_FOUND,
+            "unknown_source",
+        ),
+        (
+            http::Request::get(format!("http://{addr}/hooks/demo"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            post(addr, "demo", &[AUTH], r#"{"a": tru}"#),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            post(addr, "demo", &[AUTH], &b"{\"a\":\"\xff\"}"[..]),
+            StatusCode::BAD_REQUEST,
+            "invalid_utf8",
+        ),
+        (
+            post(addr, "demo", &[AUTH], "[1,2]"),
+            StatusCode::BAD_REQUEST,
+            "unexpected_shape",
+        ),
+        (
+            post(addr, "demo", &[AUTH], "[".repeat(100) + &"]".repeat(100)),
+            StatusCode::BAD_REQUEST,
+            "too_deep",
+        ),
+        (
+            post(addr, "demo", &[AUTH], ""),
+            StatusCode::BAD_REQUEST,
+            "unexpected_shape",
+        ),
+        // A valid first element does not get accepted when a later one is bad: all or nothing.
+        (
+            post(addr, "demo", &[AUTH], r#"[{"id":"ok"}, {"id": ]"#),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+    ];
+    for (req, status, reason) in cases {
+        let a = send(addr, req).await;
+        assert_eq!(a.status, status, "{reason}: {:?}", a.body);
+        let j = a.json();
+        assert_eq!(j["error"], reason);
+        assert!(j["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    let a = send(addr, post(addr, "demo", &[AUTH], r#"{"a":  tru}"#)).await;
+    assert!(
+        a.json()["detail"].as_str().unwrap().contains("at byte 10"),
+        "{:?}",
+        a.body
+    );
+    let a = send(addr, post(addr, "demo", &[AUTH], "[".repeat(100))).await;
+    assert!(
+        a.json()["detail"].as_str().unwrap().contains("at byte 64"),
+        "{:?}",
+        a.body
+    );
+    let dir = gw.stop().await;
+    assert!(read_lines(&dir.path().join("out.ndjson")).is_empty());
+}
+
+#[tokio::test]
+async fn put_is_accepted_and_http2_prior_knowledge_works() {
+    let gw = start(&config()).await;
+    let addr = gw.addr();
+    let req = http::Request::put(format!("http://{addr}/hooks/demo"))
+        .header("authorization", "Bearer tok")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"{\"id\":\"put\"}",
+        )))
+        .unwrap();
+    assert_eq!(send(addr, req).await.status, StatusCode::OK);
+
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let resp = h2
+        .send_request(post(addr, "demo", &[AUTH], r#"{"id":"h2"}"#))
+        .await
+        .unwrap();
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), StatusCode::OK);
+    let out = gw.out();
+    eventually("2 lines", || read_lines(&out).len() == 2).await;
+    gw.stop().await;
+}
