@@ -5,6 +5,7 @@
 //! queue boundary. `raw` is the vendor's original object, byte for byte.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
@@ -43,6 +44,8 @@ pub enum EventId<'a> {
     Vendor(Cow<'a, str>),
     /// First 16 bytes of SHA-256 over the raw object, as 32 lowercase hex digits.
     Hash([u8; 32]),
+    /// A vendor id qualified by a lifecycle word, written `id:word` (no allocation).
+    Joined(Cow<'a, str>, &'static str),
 }
 
 impl EventId<'_> {
@@ -56,19 +59,22 @@ impl EventId<'_> {
         }
         EventId::Hash(out)
     }
+}
 
-    pub fn as_str(&self) -> &str {
+impl fmt::Display for EventId<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EventId::Vendor(s) => s,
+            EventId::Vendor(s) => f.write_str(s),
             // Only hex digits were written.
-            EventId::Hash(h) => std::str::from_utf8(h).unwrap_or(""),
+            EventId::Hash(h) => f.write_str(std::str::from_utf8(h).unwrap_or("")),
+            EventId::Joined(id, word) => write!(f, "{id}:{word}"),
         }
     }
 }
 
 impl Serialize for EventId<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
+        s.collect_str(self)
     }
 }
 
@@ -133,6 +139,35 @@ impl Ocsf {
         category_uid: 2,
         activity_id: 1,
     };
+
+    /// Vulnerability Finding (2002).
+    pub const VULNERABILITY_FINDING: Ocsf = Ocsf {
+        class_uid: 2002,
+        category_uid: 2,
+        activity_id: 1,
+    };
+
+    /// Compliance Finding (2003).
+    pub const COMPLIANCE_FINDING: Ocsf = Ocsf {
+        class_uid: 2003,
+        category_uid: 2,
+        activity_id: 1,
+    };
+
+    /// Account Change (3001), category Identity & Access Management (3).
+    pub const ACCOUNT_CHANGE: Ocsf = Ocsf {
+        class_uid: 3001,
+        category_uid: 3,
+        activity_id: 1,
+    };
+
+    /// The same class with another activity (findings: 1 Create, 2 Update, 3 Close).
+    pub const fn with_activity(self, activity_id: u32) -> Ocsf {
+        Ocsf {
+            activity_id,
+            ..self
+        }
+    }
 
     /// OCSF `type_uid` = class_uid * 100 + activity_id.
     pub fn type_uid(self) -> u32 {
@@ -277,7 +312,10 @@ mod tests {
         let a = EventId::hash_of(b"{\"x\":1}");
         assert_eq!(a, EventId::hash_of(b"{\"x\":1}"));
         assert_ne!(a, EventId::hash_of(b"{\"x\":2}"));
-        assert_eq!(a.as_str().len(), 32);
-        assert!(a.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
+        let text = a.to_string();
+        assert_eq!(text.len(), 32);
+        assert!(text.bytes().all(|b| b.is_ascii_hexdigit()));
+        let joined = EventId::Joined("P-1".into(), "open");
+        assert_eq!(serde_json::to_string(&joined).unwrap(), r#""P-1:open""#);
     }
 }

@@ -5,9 +5,10 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::json::{first_byte, for_each_element, malformed, offset_in, string};
+use super::fields::{severity, text_or_number};
+use super::json::{for_each_object, malformed};
 use super::{Context, DecodeError, Vendor};
-use crate::normalize::{Event, EventId, Severity};
+use crate::normalize::{Event, EventId};
 
 /// The few fields the generic decoder looks at; everything else is skipped without copying.
 #[derive(Deserialize)]
@@ -23,74 +24,28 @@ where
     F: FnMut(Event<'a>),
 {
     let mut count = 0;
-    let mut one = |raw: &'a RawValue| -> Result<(), DecodeError> {
-        emit(normalize(body, raw, ctx)?);
-        count += 1;
-        Ok(())
-    };
-    match first_byte(body) {
-        Some((_, b'[')) => for_each_element(body, &mut one)?,
-        Some((_, b'{')) => {
-            let raw: &RawValue = serde_json::from_str(body).map_err(|e| malformed(body, 0, &e))?;
-            one(raw)?;
-        }
-        Some((offset, _)) => {
-            return Err(DecodeError::Shape {
-                offset,
-                expected: "a JSON object or an array of objects",
-            })
-        }
-        None => {
-            return Err(DecodeError::Shape {
-                offset: 0,
-                expected: "a JSON object or an array of objects, got an empty body",
-            })
-        }
-    }
+    for_each_object(
+        body,
+        "a JSON object or an array of objects",
+        |raw, offset| {
+            let probe: Probe<'a> =
+                serde_json::from_str(raw.get()).map_err(|e| malformed(raw.get(), offset, &e))?;
+            let mut event = Event::new(Vendor::Generic, ctx.source, raw, ctx.received_at);
+            let id = text_or_number(
+                probe.id,
+                "id: not a string or number",
+                &mut event.normalization_warnings,
+            );
+            if let Some(id) = id {
+                event.id = EventId::Vendor(id);
+            }
+            severity(&mut event, probe.severity);
+            emit(event);
+            count += 1;
+            Ok(())
+        },
+    )?;
     Ok(count)
-}
-
-fn normalize<'a>(
-    body: &'a str,
-    raw: &'a RawValue,
-    ctx: &Context<'a>,
-) -> Result<Event<'a>, DecodeError> {
-    let text = raw.get();
-    let base = offset_in(body, text);
-    if !text.starts_with('{') {
-        return Err(DecodeError::Shape {
-            offset: base,
-            expected: "a JSON object",
-        });
-    }
-    let probe: Probe<'a> = serde_json::from_str(text).map_err(|e| malformed(text, base, &e))?;
-    let mut event = Event::new(Vendor::Generic, ctx.source, raw, ctx.received_at);
-    if let Some(id) = probe.id {
-        match string(id) {
-            Some(s) if !s.is_empty() => event.id = EventId::Vendor(s),
-            Some(_) => {}
-            None if id
-                .get()
-                .starts_with(|c: char| c == '-' || c.is_ascii_digit()) =>
-            {
-                event.id = EventId::Vendor(id.get().into());
-            }
-            None => event.normalization_warnings.push("id_not_string_or_number"),
-        }
-    }
-    if let Some(sev) = probe.severity {
-        match string(sev) {
-            Some(word) => {
-                match Severity::from_word(&word) {
-                    Some(s) => event.severity = s,
-                    None => event.normalization_warnings.push("severity_unrecognized"),
-                }
-                event.vendor_severity = Some(word);
-            }
-            None => event.normalization_warnings.push("severity_not_string"),
-        }
-    }
-    Ok(event)
 }
 
 #[cfg(test)]
@@ -145,7 +100,11 @@ mod tests {
     #[test]
     fn wrong_types_warn_but_keep_the_event() {
         let lines = run(r#"{"id":{"n":1},"severity":5}"#).unwrap();
-        assert!(lines[0].contains("id_not_string_or_number"), "{}", lines[0]);
-        assert!(lines[0].contains("severity_not_string"), "{}", lines[0]);
+        assert!(
+            lines[0].contains("id: not a string or number"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains("severity: not a string"), "{}", lines[0]);
     }
 }

@@ -139,6 +139,43 @@ where
         .map_err(|e| malformed(body, 0, &e))
 }
 
+/// Calls `each` with every object of a body that is one JSON object or an array of objects,
+/// as `(raw object, its byte offset)`. `what` names the expected shape in errors.
+pub fn for_each_object<'a, F>(
+    body: &'a str,
+    what: &'static str,
+    mut each: F,
+) -> Result<(), DecodeError>
+where
+    F: FnMut(&'a RawValue, usize) -> Result<(), DecodeError>,
+{
+    let mut object = |raw: &'a RawValue| {
+        let offset = offset_in(body, raw.get());
+        if !raw.get().starts_with('{') {
+            return Err(DecodeError::Shape {
+                offset,
+                expected: "a JSON object",
+            });
+        }
+        each(raw, offset)
+    };
+    match first_byte(body) {
+        Some((_, b'[')) => for_each_element(body, object),
+        Some((_, b'{')) => {
+            let raw: &RawValue = serde_json::from_str(body).map_err(|e| malformed(body, 0, &e))?;
+            object(raw)
+        }
+        Some((offset, _)) => Err(DecodeError::Shape {
+            offset,
+            expected: what,
+        }),
+        None => Err(DecodeError::Shape {
+            offset: 0,
+            expected: what,
+        }),
+    }
+}
+
 /// Reads a JSON string without copying unless it holds escapes; `None` if `raw` is not a string.
 pub fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();

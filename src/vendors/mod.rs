@@ -5,8 +5,10 @@
 //! as soon as it is built, so a batch of a thousand alerts never needs a `Vec` of events.
 //! A new vendor is one file here plus one variant and one line in `REGISTRY`.
 
+pub mod fields;
 pub mod generic;
 pub mod json;
+pub mod prisma;
 
 use serde::Serialize;
 
@@ -17,14 +19,18 @@ use crate::normalize::{Event, Timestamp};
 #[serde(rename_all = "snake_case")]
 pub enum Vendor {
     Generic,
+    PrismaCloud,
 }
 
 /// Config name -> vendor.
-const REGISTRY: &[(&str, Vendor)] = &[("generic", Vendor::Generic)];
+const REGISTRY: &[(&str, Vendor)] = &[
+    ("generic", Vendor::Generic),
+    ("prisma_cloud", Vendor::PrismaCloud),
+];
 
 impl Vendor {
     /// The names accepted as `vendor = "..."` in a source.
-    pub const NAMES: &'static [&'static str] = &["generic"];
+    pub const NAMES: &'static [&'static str] = &["generic", "prisma_cloud"];
 
     pub fn from_name(name: &str) -> Option<Vendor> {
         REGISTRY.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
@@ -33,6 +39,7 @@ impl Vendor {
     pub fn as_str(self) -> &'static str {
         match self {
             Vendor::Generic => "generic",
+            Vendor::PrismaCloud => "prisma_cloud",
         }
     }
 
@@ -40,6 +47,7 @@ impl Vendor {
     pub fn product(self) -> &'static str {
         match self {
             Vendor::Generic => "generic",
+            Vendor::PrismaCloud => "Prisma Cloud",
         }
     }
 
@@ -47,6 +55,9 @@ impl Vendor {
     pub fn default_token_header(self) -> &'static str {
         match self {
             Vendor::Generic => "Authorization",
+            // The header named by the AsyncAPI description of Prisma's webhooks; Prisma lets
+            // admins add any header, so `header` can name another.
+            Vendor::PrismaCloud => "X-Redlock-Auth",
         }
     }
 
@@ -62,6 +73,7 @@ impl Vendor {
     {
         match self {
             Vendor::Generic => generic::decode(body, ctx, emit),
+            Vendor::PrismaCloud => prisma::decode(body, ctx, emit),
         }
     }
 }
