@@ -190,8 +190,7 @@ pub enum AuthConfig {
         credentials: Vec<BasicCredential>,
     },
     HmacSha256 {
-        #[serde(default = "default_hmac_header")]
-        header: String,
+        header: Option<String>,
         #[serde(default)]
         encoding: EncodingConfig,
         prefix: Option<String>,
@@ -224,6 +223,8 @@ pub enum EncodingConfig {
     #[default]
     Hex,
     Base64,
+    /// Hex or base64, told apart by length.
+    Any,
 }
 
 #[derive(Debug, Deserialize)]
@@ -403,9 +404,6 @@ fn default_metrics_listen() -> String {
 fn default_vendor() -> String {
     "generic".to_owned()
 }
-fn default_hmac_header() -> String {
-    "X-Signature".to_owned()
-}
 fn default_signature_tolerance() -> ConfigDuration {
     ConfigDuration(DEFAULT_SIGNATURE_TOLERANCE)
 }
@@ -557,10 +555,14 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot parse config file {path}: {source}")]
+    /// The TOML error's message and position, without the source line it would quote (that
+    /// line can hold a secret).
+    #[error("cannot parse config file {path}: line {line}, column {column}: {message}")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        line: usize,
+        column: usize,
+        message: String,
     },
     #[error("invalid config ({} problems):\n{}", .0.len(), issues_text(.0))]
     Invalid(Vec<ConfigIssue>),
@@ -580,9 +582,22 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    let file = parse(&text).map_err(|source| ConfigError::Parse {
-        path: path.to_owned(),
-        source: Box::new(source),
+    let file = parse(&text).map_err(|e| {
+        let at = e.span().map_or(0, |s| s.start).min(text.len());
+        let before = &text.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = at
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+            + 1;
+        ConfigError::Parse {
+            path: path.to_owned(),
+            line,
+            column,
+            message: e.message().trim_end().to_owned(),
+        }
     })?;
     validate(file).map_err(ConfigError::Invalid)
 }
@@ -1051,7 +1066,12 @@ fn validate_auth(
             secret,
             secrets,
         } => {
-            let header = parse_header(header, &format!("{path}.header"), issues);
+            let default_header = vendor.map_or("X-Signature", Vendor::default_signature_header);
+            let header = parse_header(
+                header.as_deref().unwrap_or(default_header),
+                &format!("{path}.header"),
+                issues,
+            );
             let timestamp_header = timestamp_header
                 .as_deref()
                 .map(|h| parse_header(h, &format!("{path}.timestamp_header"), issues));
@@ -1069,6 +1089,7 @@ fn validate_auth(
                 encoding: match encoding {
                     EncodingConfig::Hex => SignatureEncoding::Hex,
                     EncodingConfig::Base64 => SignatureEncoding::Base64,
+                    EncodingConfig::Any => SignatureEncoding::HexOrBase64,
                 },
                 prefix: prefix.clone(),
                 timestamp_header,

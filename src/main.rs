@@ -89,12 +89,14 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let mut signals = siemgate::shutdown::Signals::install()
+            .context("cannot install SIGTERM/SIGINT handlers")?;
         let gateway = siemgate::start(settings).await?;
         tracing::info!(addr = %gateway.hooks_addr(), "hooks listener ready");
         if let Some(addr) = gateway.metrics_addr() {
             tracing::info!(addr = %addr, "metrics listener ready");
         }
-        siemgate::shutdown::signal().await;
+        signals.recv().await;
         gateway.shutdown();
         gateway.wait().await;
         anyhow::Ok(())

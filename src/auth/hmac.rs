@@ -27,6 +27,9 @@ pub enum SignatureEncoding {
     Hex,
     /// Standard base64 with padding.
     Base64,
+    /// Either: a 32-byte tag is 64 characters in hex and 44 in base64, so the length decides.
+    /// For senders that do not document their encoding (Immuta).
+    HexOrBase64,
 }
 
 /// Configuration for [`HmacVerifier`]. `Debug` is safe: `Secret` prints `***`.
@@ -133,25 +136,27 @@ impl HmacVerifier {
 
 fn decode_tag(encoded: &[u8], encoding: SignatureEncoding) -> Result<[u8; TAG_LEN], AuthError> {
     let mut tag = [0u8; TAG_LEN];
-    match encoding {
-        SignatureEncoding::Hex => {
-            if encoded.len() != TAG_LEN * 2 {
-                return Err(AuthError::Malformed("signature is not 32 bytes"));
-            }
-            hex::decode_to_slice(encoded, &mut tag)
-                .map_err(|_| AuthError::Malformed("signature is not valid hex"))?;
+    let hex = match encoding {
+        SignatureEncoding::Hex => true,
+        SignatureEncoding::Base64 => false,
+        SignatureEncoding::HexOrBase64 => encoded.len() == TAG_LEN * 2,
+    };
+    if hex {
+        if encoded.len() != TAG_LEN * 2 {
+            return Err(AuthError::Malformed("signature is not 32 bytes"));
         }
-        SignatureEncoding::Base64 => {
-            // Room for more than a tag, so a too-long signature decodes and fails the length check.
-            let mut buf = [0u8; TAG_LEN * 2];
-            let n = STANDARD
-                .decode_slice(encoded, &mut buf)
-                .map_err(|_| AuthError::Malformed("signature is not valid base64"))?;
-            if n != TAG_LEN {
-                return Err(AuthError::Malformed("signature is not 32 bytes"));
-            }
-            tag.copy_from_slice(&buf[..TAG_LEN]);
+        hex::decode_to_slice(encoded, &mut tag)
+            .map_err(|_| AuthError::Malformed("signature is not valid hex"))?;
+    } else {
+        // Room for more than a tag, so a too-long signature decodes and fails the length check.
+        let mut buf = [0u8; TAG_LEN * 2];
+        let n = STANDARD
+            .decode_slice(encoded, &mut buf)
+            .map_err(|_| AuthError::Malformed("signature is not valid base64"))?;
+        if n != TAG_LEN {
+            return Err(AuthError::Malformed("signature is not 32 bytes"));
         }
+        tag.copy_from_slice(&buf[..TAG_LEN]);
     }
     Ok(tag)
 }
@@ -284,6 +289,26 @@ mod tests {
                 "{value}"
             );
         }
+    }
+
+    #[test]
+    fn hex_or_base64_accepts_both() {
+        let mut s = settings(&[GH_SECRET]);
+        s.encoding = SignatureEncoding::HexOrBase64;
+        let v = HmacVerifier::new(s).unwrap();
+        let t = tag(GH_SECRET, &[GH_BODY]);
+        let as_b64 = format!("sha256={}", STANDARD.encode(&t));
+        for sig in [GH_SIGNATURE, &GH_SIGNATURE.to_ascii_uppercase(), &as_b64] {
+            assert_eq!(
+                v.verify(&headers(&[(&SIG, sig)]), GH_BODY, now()),
+                Ok(()),
+                "{sig}"
+            );
+        }
+        assert!(matches!(
+            v.verify(&headers(&[(&SIG, "sha256=abcd")]), GH_BODY, now()),
+            Err(AuthError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -41,11 +41,16 @@ pub enum Status {
 /// A stable event id: the vendor's own id where there is one, else a hash of `raw`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventId<'a> {
+    /// Not set by the decoder; replaced by [`EventId::hash_of`] the raw object before the
+    /// event leaves the decoder, so the hash is only computed for alerts without an id.
+    Unset,
     Vendor(Cow<'a, str>),
     /// First 16 bytes of SHA-256 over the raw object, as 32 lowercase hex digits.
     Hash([u8; 32]),
     /// A vendor id qualified by a lifecycle word, written `id:word` (no allocation).
     Joined(Cow<'a, str>, &'static str),
+    /// One occurrence of a recurring alert, written `id:word:millis`.
+    Occurrence(Cow<'a, str>, &'static str, i64),
 }
 
 impl EventId<'_> {
@@ -64,10 +69,12 @@ impl EventId<'_> {
 impl fmt::Display for EventId<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            EventId::Unset => Ok(()),
             EventId::Vendor(s) => f.write_str(s),
             // Only hex digits were written.
             EventId::Hash(h) => f.write_str(std::str::from_utf8(h).unwrap_or("")),
             EventId::Joined(id, word) => write!(f, "{id}:{word}"),
+            EventId::Occurrence(id, word, n) => write!(f, "{id}:{word}:{n}"),
         }
     }
 }
@@ -159,6 +166,14 @@ impl Ocsf {
         class_uid: 3001,
         category_uid: 3,
         activity_id: 1,
+    };
+
+    /// User Access Management (3005), category Identity & Access Management (3); activity
+    /// 0 (Unknown) until a real Immuta payload tells grants from revocations.
+    pub const USER_ACCESS_MANAGEMENT: Ocsf = Ocsf {
+        class_uid: 3005,
+        category_uid: 3,
+        activity_id: 0,
     };
 
     /// The same class with another activity (findings: 1 Create, 2 Update, 3 Close).
@@ -262,7 +277,7 @@ impl<'a> Event<'a> {
         received_at: Timestamp,
     ) -> Event<'a> {
         Event {
-            id: EventId::hash_of(raw.get().as_bytes()),
+            id: EventId::Unset,
             time: received_at,
             received_at,
             vendor,
@@ -293,6 +308,7 @@ mod tests {
     fn serializes_raw_verbatim_and_skips_empty_parts() {
         let raw: &RawValue = serde_json::from_str(r#"{"b": 1,  "a":"x"}"#).unwrap();
         let mut e = Event::new(Vendor::Generic, "src", raw, Timestamp(0));
+        e.id = EventId::Vendor("x".into());
         e.severity = Severity::High;
         let line = serde_json::to_string(&e).unwrap();
         assert!(line.ends_with(r#""raw":{"b": 1,  "a":"x"}}"#), "{line}");

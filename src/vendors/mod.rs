@@ -12,7 +12,7 @@ pub mod prisma;
 
 use serde::Serialize;
 
-use crate::normalize::{Event, Timestamp};
+use crate::normalize::{Event, EventId, Timestamp};
 
 /// A payload family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -61,16 +61,28 @@ impl Vendor {
         }
     }
 
+    /// The header an `hmac_sha256` source of this vendor reads when the config names none.
+    pub fn default_signature_header(self) -> &'static str {
+        "X-Signature"
+    }
+
     /// Decodes `body` into events, calling `emit` for each; returns how many were emitted.
+    /// Events the decoder left without an id get the hash of their raw object here.
     pub fn decode<'a, F>(
         self,
         body: &'a str,
         ctx: &Context<'a>,
-        emit: F,
+        mut emit: F,
     ) -> Result<usize, DecodeError>
     where
         F: FnMut(Event<'a>),
     {
+        let emit = |mut e: Event<'a>| {
+            if e.id == EventId::Unset {
+                e.id = EventId::hash_of(e.raw.get().as_bytes());
+            }
+            emit(e)
+        };
         match self {
             Vendor::Generic => generic::decode(body, ctx, emit),
             Vendor::PrismaCloud => prisma::decode(body, ctx, emit),
