@@ -876,7 +876,7 @@ fn validate_source(
             format!(
                 "unknown vendor {:?}: expected one of {}",
                 source.vendor,
-                Vendor::NAMES.join(", ")
+                Vendor::names().collect::<Vec<_>>().join(", ")
             ),
         );
     }

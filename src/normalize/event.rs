@@ -49,6 +49,8 @@ pub enum EventId<'a> {
     Hash([u8; 32]),
     /// A vendor id qualified by a lifecycle word, written `id:word` (no allocation).
     Joined(Cow<'a, str>, &'static str),
+    /// A two-part vendor id, written `first:second` (e.g. Wallarm's `[index, doc_id]`).
+    Pair(Cow<'a, str>, Cow<'a, str>),
     /// One occurrence of a recurring alert, written `id:word:millis`.
     Occurrence(Cow<'a, str>, &'static str, i64),
 }
@@ -74,6 +76,7 @@ impl fmt::Display for EventId<'_> {
             // Only hex digits were written.
             EventId::Hash(h) => f.write_str(std::str::from_utf8(h).unwrap_or("")),
             EventId::Joined(id, word) => write!(f, "{id}:{word}"),
+            EventId::Pair(a, b) => write!(f, "{a}:{b}"),
             EventId::Occurrence(id, word, n) => write!(f, "{id}:{word}:{n}"),
         }
     }

@@ -5,10 +5,13 @@
 //! as soon as it is built, so a batch of a thousand alerts never needs a `Vec` of events.
 //! A new vendor is one file here plus one variant and one line in `REGISTRY`.
 
+pub mod coralogix;
 pub mod fields;
 pub mod generic;
+pub mod immuta;
 pub mod json;
 pub mod prisma;
+pub mod wallarm;
 
 use serde::Serialize;
 
@@ -20,17 +23,25 @@ use crate::normalize::{Event, EventId, Timestamp};
 pub enum Vendor {
     Generic,
     PrismaCloud,
+    Wallarm,
+    Coralogix,
+    Immuta,
 }
 
 /// Config name -> vendor.
 const REGISTRY: &[(&str, Vendor)] = &[
     ("generic", Vendor::Generic),
     ("prisma_cloud", Vendor::PrismaCloud),
+    ("wallarm", Vendor::Wallarm),
+    ("coralogix", Vendor::Coralogix),
+    ("immuta", Vendor::Immuta),
 ];
 
 impl Vendor {
     /// The names accepted as `vendor = "..."` in a source.
-    pub const NAMES: &'static [&'static str] = &["generic", "prisma_cloud"];
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        REGISTRY.iter().map(|&(n, _)| n)
+    }
 
     pub fn from_name(name: &str) -> Option<Vendor> {
         REGISTRY.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
@@ -40,6 +51,9 @@ impl Vendor {
         match self {
             Vendor::Generic => "generic",
             Vendor::PrismaCloud => "prisma_cloud",
+            Vendor::Wallarm => "wallarm",
+            Vendor::Coralogix => "coralogix",
+            Vendor::Immuta => "immuta",
         }
     }
 
@@ -48,6 +62,9 @@ impl Vendor {
         match self {
             Vendor::Generic => "generic",
             Vendor::PrismaCloud => "Prisma Cloud",
+            Vendor::Wallarm => "Wallarm",
+            Vendor::Coralogix => "Coralogix",
+            Vendor::Immuta => "Immuta",
         }
     }
 
@@ -58,12 +75,24 @@ impl Vendor {
             // The header named by the AsyncAPI description of Prisma's webhooks; Prisma lets
             // admins add any header, so `header` can name another.
             Vendor::PrismaCloud => "X-Redlock-Auth",
+            // The header Wallarm's own Fluentd example configured; Wallarm sends any
+            // number of custom headers, so `header` can name another.
+            Vendor::Wallarm => "X-Auth-Token",
+            // Coralogix and Immuta let admins add any header; Keep's Coralogix guide uses x-api-key.
+            Vendor::Coralogix => "x-api-key",
+            Vendor::Immuta => "Authorization",
         }
     }
 
     /// The header an `hmac_sha256` source of this vendor reads when the config names none.
     pub fn default_signature_header(self) -> &'static str {
-        "X-Signature"
+        match self {
+            // Immuta's HMAC-SHA256 header (its SHA-1 `x-immuta-webhook-signature` is retired).
+            Vendor::Immuta => "x-immuta-webhook-signature-sha256",
+            Vendor::Generic | Vendor::PrismaCloud | Vendor::Wallarm | Vendor::Coralogix => {
+                "X-Signature"
+            }
+        }
     }
 
     /// Decodes `body` into events, calling `emit` for each; returns how many were emitted.
@@ -86,6 +115,9 @@ impl Vendor {
         match self {
             Vendor::Generic => generic::decode(body, ctx, emit),
             Vendor::PrismaCloud => prisma::decode(body, ctx, emit),
+            Vendor::Wallarm => wallarm::decode(body, ctx, emit),
+            Vendor::Coralogix => coralogix::decode(body, ctx, emit),
+            Vendor::Immuta => immuta::decode(body, ctx, emit),
         }
     }
 }
@@ -120,10 +152,11 @@ mod tests {
 
     #[test]
     fn registry_and_names_agree() {
-        for name in Vendor::NAMES {
+        for name in Vendor::names() {
             let v = Vendor::from_name(name);
-            assert_eq!(v.map(Vendor::as_str), Some(*name));
+            assert_eq!(v.map(Vendor::as_str), Some(name));
         }
+        assert_eq!(Vendor::names().count(), 5);
         assert_eq!(Vendor::from_name("nosuch"), None);
     }
 }

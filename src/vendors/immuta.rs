@@ -1,0 +1,151 @@
+//! Immuta webhook notifications. Immuta publishes no payload sample, so this decoder is a
+//! built-in generic mapping that keeps `raw`: the first present of `id`/`uid`/`eventId` is the
+//! id, `type`/`notificationType`/`eventType`/`action` the title, `message`/`description` the
+//! description, `timestamp`/`time`/`createdAt` (RFC 3339 or epoch ms) the time. Events are
+//! access-governance notifications: kind `system`, severity informational, OCSF User Access
+//! Management (3005). The body may be one object or an array of objects.
+//!
+//! Verification is the `hmac_sha256` scheme over the raw body; see the README for the header and
+//! encoding assumptions.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::fields::{epoch_millis, rfc3339, text, text_or_number, Warnings};
+use super::json::{for_each_object, malformed};
+use super::{Context, DecodeError, Vendor};
+use crate::normalize::{Event, EventId, Kind, Ocsf, Timestamp};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Notification<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    uid: Option<&'a RawValue>,
+    #[serde(borrow, rename = "eventId")]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, rename = "notificationType")]
+    notification_type: Option<&'a RawValue>,
+    #[serde(borrow, rename = "eventType")]
+    event_type: Option<&'a RawValue>,
+    #[serde(borrow)]
+    action: Option<&'a RawValue>,
+    #[serde(borrow)]
+    message: Option<&'a RawValue>,
+    #[serde(borrow)]
+    description: Option<&'a RawValue>,
+    #[serde(borrow)]
+    timestamp: Option<&'a RawValue>,
+    #[serde(borrow)]
+    time: Option<&'a RawValue>,
+    #[serde(borrow, rename = "createdAt")]
+    created_at: Option<&'a RawValue>,
+}
+
+pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, mut emit: F) -> Result<usize, DecodeError>
+where
+    F: FnMut(Event<'a>),
+{
+    let mut count = 0;
+    for_each_object(
+        body,
+        "an Immuta notification object or an array of them",
+        |raw, offset| {
+            let n: Notification<'a> =
+                serde_json::from_str(raw.get()).map_err(|e| malformed(raw.get(), offset, &e))?;
+            let mut e = Event::new(Vendor::Immuta, ctx.source, raw, ctx.received_at);
+            let w: &mut Warnings = &mut e.normalization_warnings;
+            e.kind = Kind::System;
+            e.ocsf = Ocsf::USER_ACCESS_MANAGEMENT;
+            if let Some(id) = text_or_number(
+                n.id.or(n.uid).or(n.event_id),
+                "id: not a string or number",
+                w,
+            ) {
+                e.id = EventId::Vendor(id);
+            }
+            e.title = text(
+                n.kind.or(n.notification_type).or(n.event_type).or(n.action),
+                "type: not a string",
+                w,
+            );
+            e.description = text(n.message.or(n.description), "message: not a string", w);
+            match time(n.timestamp.or(n.time).or(n.created_at), w) {
+                Some(t) => e.time = t,
+                None => w.push("time: missing, received_at used"),
+            }
+            emit(e);
+            count += 1;
+            Ok(())
+        },
+    )?;
+    Ok(count)
+}
+
+fn time(raw: Option<&RawValue>, w: &mut Warnings) -> Option<Timestamp> {
+    let raw = raw?;
+    if raw.get().starts_with('"') {
+        rfc3339(Some(raw), "time: not RFC 3339", w)
+    } else {
+        epoch_millis(Some(raw), "time: not epoch milliseconds", w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const VENDOR: &str = "immuta";
+
+    fn run(body: &str) -> Vec<serde_json::Value> {
+        let ctx = Context {
+            source: "im",
+            received_at: Timestamp(5),
+        };
+        let mut out = Vec::new();
+        Vendor::from_name(VENDOR)
+            .unwrap()
+            .decode(body, &ctx, |e| {
+                out.push(serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap())
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn maps_the_common_fields_and_keeps_raw() {
+        let e = &run(
+            r#"{"id":"n-1","type":"marketplace.data_product.access_requests.created",
+            "message":"Access requested","timestamp":"2026-01-20T10:00:00Z","extra":{"a":1}}"#,
+        )[0];
+        assert_eq!(e["id"], "n-1");
+        assert_eq!(e["vendor"], "immuta");
+        assert_eq!(e["kind"], "system");
+        assert_eq!(
+            e["title"],
+            "marketplace.data_product.access_requests.created"
+        );
+        assert_eq!(e["description"], "Access requested");
+        assert_eq!(e["time"], "2026-01-20T10:00:00.000Z");
+        assert_eq!(e["ocsf"]["class_uid"], 3005);
+        assert_eq!(e["raw"]["extra"]["a"], 1);
+    }
+
+    #[test]
+    fn arrays_epoch_times_and_unknown_shapes() {
+        let events =
+            run(r#"[{"notificationType":"apiKeyRevoked","createdAt":1700000000000},{"x":1}]"#);
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0]["time"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(events[0]["title"], "apiKeyRevoked");
+        assert_eq!(
+            events[1]["normalization_warnings"],
+            serde_json::json!(["time: missing, received_at used"])
+        );
+        assert_eq!(events[1]["id"].as_str().unwrap().len(), 32);
+    }
+}

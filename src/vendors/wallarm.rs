@@ -1,0 +1,841 @@
+//! Wallarm webhook notifications, in every format Wallarm has sent:
+//!
+//! * the current envelope, one per notification: `{"summary", "description", "details":
+//!   {"client_name", "cloud", "notification_type", ...}}`, where `details` carries a `hit`
+//!   (`new_hits`), a `vuln` or `security_issue` object, or a trigger's or system event's fields
+//!   (`ip_blocked`: `ip`, `application`, ...);
+//! * the flat format used before June 2021: the hit object itself (`object_type: "hit"`), a
+//!   vulnerability `{title, source, type, domain, threat, link, summary}`, or a created user
+//!   `{summary, email, role, created_by}`.
+//!
+//! A body is a JSON array (the default) or NDJSON (one object per line, chosen per integration);
+//! the test button always sends an array. Test messages (`[Test message]` prefixed to the
+//! summary or title, in any case) become `kind = test`. Unknown notification types decode as
+//! system events with their summary and description, never as an error, and a field of the
+//! wrong type only adds a warning.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::fields::{epoch_seconds, integer, text, text_or_number, Warnings};
+use super::json::{first_byte, for_each_object, malformed, offset_in, string};
+use super::{Context, DecodeError, Vendor};
+use crate::normalize::{Event, EventId, Kind, Ocsf, Severity, Timestamp};
+
+/// Every field siemgate reads at any level: the envelope, `details`, a hit, a vulnerability or
+/// security issue, and the flat legacy objects. Wallarm reuses the same names at every level
+/// (`type`, `domain`, `title`, `id`, ...), so one borrowed struct reads each object in one pass;
+/// fields a level does not have simply stay `None`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Fields<'a> {
+    // Envelope.
+    #[serde(borrow)]
+    summary: Option<&'a RawValue>,
+    #[serde(borrow)]
+    description: Option<&'a RawValue>,
+    #[serde(borrow)]
+    details: Option<&'a RawValue>,
+    // `details`.
+    #[serde(borrow)]
+    client_name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    cloud: Option<&'a RawValue>,
+    #[serde(borrow)]
+    notification_type: Option<&'a RawValue>,
+    #[serde(borrow)]
+    hit: Option<&'a RawValue>,
+    #[serde(borrow)]
+    vuln: Option<&'a RawValue>,
+    #[serde(borrow)]
+    security_issue: Option<&'a RawValue>,
+    #[serde(borrow)]
+    vuln_link: Option<&'a RawValue>,
+    #[serde(borrow)]
+    security_issue_link: Option<&'a RawValue>,
+    #[serde(borrow)]
+    link: Option<&'a RawValue>,
+    #[serde(borrow)]
+    ip: Option<&'a RawValue>,
+    #[serde(borrow)]
+    application: Option<&'a RawValue>,
+    #[serde(borrow)]
+    email: Option<&'a RawValue>,
+    // Hit (in `details.hit`, or the flat element itself).
+    #[serde(borrow)]
+    object_type: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, rename = "type")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    host: Option<&'a RawValue>,
+    #[serde(borrow)]
+    domain: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow)]
+    path: Option<&'a RawValue>,
+    #[serde(borrow)]
+    remote_addr4: Option<&'a RawValue>,
+    #[serde(borrow)]
+    remote_addr6: Option<&'a RawValue>,
+    #[serde(borrow)]
+    remote_port: Option<&'a RawValue>,
+    #[serde(borrow)]
+    request_time: Option<&'a RawValue>,
+    // Vulnerability / security issue (nested or flat).
+    #[serde(borrow)]
+    title: Option<&'a RawValue>,
+    #[serde(borrow)]
+    threat: Option<&'a RawValue>,
+    #[serde(borrow)]
+    risk: Option<&'a RawValue>,
+}
+
+/// The shape named in `Shape` errors for a body that is neither an array nor objects.
+const WHAT: &str = "a JSON array of Wallarm notifications, or NDJSON objects";
+
+pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, mut emit: F) -> Result<usize, DecodeError>
+where
+    F: FnMut(Event<'a>),
+{
+    let mut count = 0;
+    for_each_notification(body, |raw, offset| {
+        emit(normalize(raw, offset, ctx)?);
+        count += 1;
+        Ok(())
+    })?;
+    Ok(count)
+}
+
+/// Calls `each` with every object of a JSON array, or of a body of one or more objects
+/// separated by whitespace (NDJSON; a single object is the one-line case), as
+/// `(raw object, its byte offset)`.
+fn for_each_notification<'a, F>(body: &'a str, mut each: F) -> Result<(), DecodeError>
+where
+    F: FnMut(&'a RawValue, usize) -> Result<(), DecodeError>,
+{
+    match first_byte(body) {
+        Some((_, b'[')) => for_each_object(body, WHAT, each),
+        Some((_, b'{')) => {
+            // A stream parser rather than a split on '\n': it borrows each object from the
+            // body, and it also takes a single pretty-printed object.
+            let mut stream = serde_json::Deserializer::from_str(body).into_iter::<&'a RawValue>();
+            loop {
+                let after = stream.byte_offset();
+                match stream.next() {
+                    None => return Ok(()),
+                    Some(Ok(raw)) => {
+                        let offset = offset_in(body, raw.get());
+                        if !raw.get().starts_with('{') {
+                            return Err(DecodeError::Shape {
+                                offset,
+                                expected: "a JSON object",
+                            });
+                        }
+                        each(raw, offset)?;
+                    }
+                    Some(Err(e)) => return Err(stream_error(body, after, &e)),
+                }
+            }
+        }
+        Some((offset, _)) => Err(DecodeError::Shape {
+            offset,
+            expected: WHAT,
+        }),
+        None => Err(DecodeError::Shape {
+            offset: 0,
+            expected: WHAT,
+        }),
+    }
+}
+
+/// Turns an NDJSON stream error into a byte offset. An object cut short at the end of its line
+/// (as in Wallarm's own NDJSON example, each line one `}` short) is only noticed at the `{`
+/// that opens the next line, and that byte would be blamed; when the error sits exactly there,
+/// the failing object's line is re-read alone so the error points at the end of the broken line
+/// ("EOF while parsing an object"). Any other error keeps the stream's own position.
+fn stream_error(body: &str, after: usize, e: &serde_json::Error) -> DecodeError {
+    let err = malformed(body, 0, e);
+    let DecodeError::Malformed { offset, .. } = &err else {
+        return err;
+    };
+    let rest = body.get(after..).unwrap_or_default();
+    let start = after + first_byte(rest).map_or(0, |(i, _)| i);
+    let line = body
+        .get(start..)
+        .and_then(|r| r.split('\n').next())
+        .unwrap_or_default();
+    let eol = start + line.len();
+    let next = body
+        .get(eol..)
+        .and_then(first_byte)
+        .map(|(i, b)| (eol + i, b));
+    if next == Some((*offset, b'{')) {
+        if let Err(e) = serde_json::from_str::<&RawValue>(line) {
+            return malformed(line, start, &e);
+        }
+    }
+    err
+}
+
+fn normalize<'a>(
+    raw: &'a RawValue,
+    offset: usize,
+    ctx: &Context<'a>,
+) -> Result<Event<'a>, DecodeError> {
+    let top: Fields<'a> =
+        serde_json::from_str(raw.get()).map_err(|e| malformed(raw.get(), offset, &e))?;
+    let mut e = Event::new(Vendor::Wallarm, ctx.source, raw, ctx.received_at);
+    // Triggers and system events, and whatever Wallarm adds next: informational Detection
+    // Findings (the `Event::new` defaults) of kind system. The shapes below override this.
+    e.kind = Kind::System;
+    e.title = text(
+        top.summary,
+        "summary: not a string",
+        &mut e.normalization_warnings,
+    );
+    let test_summary = e.title.as_deref().is_some_and(is_test_message);
+    e.description = text(
+        top.description,
+        "description: not a string",
+        &mut e.normalization_warnings,
+    );
+
+    // Telling the formats apart (vendors.md §2.3): `details` means the envelope; a top-level
+    // `object_type: "hit"` a flat hit; `title` + `threat` a flat vulnerability; `email` the
+    // flat user-created event; anything else is generic.
+    let object_type = text(
+        top.object_type,
+        "object_type: not a string",
+        &mut e.normalization_warnings,
+    );
+    let time = if top.details.is_some() {
+        envelope(&mut e, &top)
+    } else if object_type.as_deref() == Some("hit") {
+        hit(&mut e, &top)
+    } else if top.title.is_some() && top.threat.is_some() {
+        issue(&mut e, &top);
+        e.url = text(
+            top.link,
+            "link: not a string",
+            &mut e.normalization_warnings,
+        );
+        None
+    } else if top.email.is_some() {
+        user(&mut e, &top);
+        None
+    } else {
+        if e.title.is_none() {
+            e.title = text(
+                top.title,
+                "title: not a string",
+                &mut e.normalization_warnings,
+            );
+        }
+        e.url = text(
+            top.link,
+            "link: not a string",
+            &mut e.normalization_warnings,
+        );
+        None
+    };
+    match time {
+        Some(t) => e.time = t,
+        None => e
+            .normalization_warnings
+            .push("time: missing, received_at used"),
+    }
+    if test_summary || e.title.as_deref().is_some_and(is_test_message) {
+        e.kind = Kind::Test;
+    }
+    Ok(e)
+}
+
+/// The current format: account and region from `details`, then the type-specific part.
+/// Returns the event time when the notification has one (hits only).
+fn envelope<'a>(e: &mut Event<'a>, top: &Fields<'a>) -> Option<Timestamp> {
+    enum Shape {
+        Hit,
+        Issue,
+        User,
+        Other,
+    }
+    let w = &mut e.normalization_warnings;
+    let d = object(top.details, "details: not an object", w)?;
+    // `client_name` is the Wallarm tenant; `cloud` (EU/US) is Wallarm's own region.
+    e.resource.account_name = text(d.client_name, "client_name: not a string", w);
+    e.resource.region = text(d.cloud, "cloud: not a string", w);
+    e.url = text(
+        d.security_issue_link.or(d.vuln_link).or(d.link),
+        "link: not a string",
+        w,
+    );
+    let issue_raw = d.security_issue.or(d.vuln);
+    let shape = match text(d.notification_type, "notification_type: not a string", w).as_deref() {
+        Some("new_hits") => Shape::Hit,
+        // `vuln` was renamed `security_issue`; the objects differ only in host/domain and
+        // risk/threat, which `issue` reads both ways.
+        Some("vuln" | "security_issue") => Shape::Issue,
+        Some("create_user") => Shape::User,
+        // A type renamed again but still carrying a known object decodes as that object.
+        _ if d.hit.is_some() => Shape::Hit,
+        _ if issue_raw.is_some() => Shape::Issue,
+        _ => Shape::Other,
+    };
+    match shape {
+        Shape::Hit => {
+            if d.hit.is_none() {
+                w.push("hit: missing");
+            }
+            let h = object(d.hit, "hit: not an object", w).unwrap_or_default();
+            hit(e, &h)
+        }
+        Shape::Issue => {
+            if issue_raw.is_none() {
+                w.push("security_issue: missing");
+            }
+            let v = object(issue_raw, "security_issue: not an object", w).unwrap_or_default();
+            issue(e, &v);
+            None
+        }
+        Shape::User => {
+            user(e, &d);
+            None
+        }
+        Shape::Other => {
+            // `ip_blocked` names the denylisted address and the application it applies to;
+            // `expire_at` is when the block ends, not when the event happened.
+            e.network.src_ip = text(d.ip, "ip: not a string", w);
+            e.resource.name = text(d.application, "application: not a string", w);
+            None
+        }
+    }
+}
+
+/// A hit: an attack request. Returns `request_time`.
+fn hit<'a>(e: &mut Event<'a>, h: &Fields<'a>) -> Option<Timestamp> {
+    let w = &mut e.normalization_warnings;
+    e.kind = Kind::Attack;
+    e.ocsf = Ocsf::DETECTION_FINDING;
+    let attack = text(h.kind, "type: not a string", w);
+    e.severity = attack.as_deref().map_or(Severity::Medium, attack_severity);
+    // The title is the attack type (sqli, xss, ...). The summary is the same boilerplate for
+    // every hit ("[Wallarm] New hit detected"), which `kind` and `product` already say, and the
+    // flat format has no summary at all; "<summary>: <type>" would cost a String per hit. The
+    // summary stays the title only when the hit names no type.
+    if attack.is_some() {
+        e.title = attack;
+    }
+    e.network.src_ip = text(h.remote_addr4, "remote_addr4: not a string", w)
+        .or_else(|| text(h.remote_addr6, "remote_addr6: not a string", w));
+    e.network.src_port = integer(h.remote_port, "remote_port: not a number", w).and_then(|p| {
+        let port = u16::try_from(p).ok();
+        if port.is_none() {
+            w.push("remote_port: out of range");
+        }
+        port
+    });
+    // `host` since 2023, `domain` before.
+    e.network.domain =
+        text(h.host, "host: not a string", w).or_else(|| text(h.domain, "domain: not a string", w));
+    e.network.path = text(h.path, "path: not a string", w);
+    e.network.method = text(h.method, "method: not a string", w);
+    if let Some(id) = hit_id(h.id, w) {
+        e.id = id;
+    }
+    epoch_seconds(h.request_time, "request_time: not epoch seconds", w)
+}
+
+/// A hit's `id` is `[index, doc_id]` (the storage index and the document in it); the Event id is
+/// `index:doc_id`, both parts borrowed from the body. A plain string or number id is borrowed
+/// as it is.
+fn hit_id<'a>(raw: Option<&'a RawValue>, w: &mut Warnings) -> Option<EventId<'a>> {
+    const WARN: &str = "id: not an [index, doc_id] pair";
+    let raw = raw.filter(|r| r.get() != "null")?;
+    if !raw.get().starts_with('[') {
+        return text_or_number(Some(raw), WARN, w).map(EventId::Vendor);
+    }
+    let pair = serde_json::from_str::<(&RawValue, &RawValue)>(raw.get()).ok();
+    match pair.and_then(|(index, doc)| Some((string(index)?, string(doc)?))) {
+        Some((index, doc)) if !index.is_empty() && !doc.is_empty() => {
+            Some(EventId::Pair(index, doc))
+        }
+        _ => {
+            w.push(WARN);
+            None
+        }
+    }
+}
+
+/// Hits carry no severity; this fixed table ranks the attack type (Wallarm codes from
+/// `attacks-vulns-list.md`) by what a successful attack of that type does. Injection and
+/// server-side attacks are high; client-side, access-control and credential attacks medium;
+/// reconnaissance low; any other type medium. `vendor_severity` stays empty: Wallarm sent none.
+fn attack_severity(attack: &str) -> Severity {
+    const HIGH: &[&str] = &[
+        "rce",
+        "sqli",
+        "xxe",
+        "ssti",
+        "ssrf",
+        "ptrav",
+        "nosqli",
+        "ldapi",
+        "ssi",
+        "mail_injection",
+    ];
+    // Medium, listed for the record: xss, redir, crlf, idor, bola, brute, credential_stuffing,
+    // account_takeover; they fall to the default.
+    const LOW: &[&str] = &["scanner", "dirbust", "security_crawlers", "scraping"];
+    let attack = attack.trim();
+    if HIGH.iter().any(|a| a.eq_ignore_ascii_case(attack)) {
+        Severity::High
+    } else if LOW.iter().any(|a| a.eq_ignore_ascii_case(attack)) {
+        Severity::Low
+    } else {
+        Severity::Medium
+    }
+}
+
+/// A vulnerability or security issue (nested, or the flat legacy object).
+fn issue<'a>(e: &mut Event<'a>, v: &Fields<'a>) {
+    let w = &mut e.normalization_warnings;
+    e.kind = Kind::Vulnerability;
+    e.ocsf = Ocsf::VULNERABILITY_FINDING;
+    if let Some(title) = text(v.title, "title: not a string", w) {
+        e.title = Some(title);
+    }
+    // The same `network` fields as hits, so attacks and issues on one endpoint correlate.
+    e.network.domain =
+        text(v.host, "host: not a string", w).or_else(|| text(v.domain, "domain: not a string", w));
+    e.network.path = text(v.path, "path: not a string", w);
+    e.network.method = text(v.method, "method: not a string", w);
+    // Often null (the docs' examples), and then the id stays a hash of the element.
+    if let Some(id) = text_or_number(v.id, "id: not a string or number", w) {
+        e.id = EventId::Vendor(id);
+    }
+    // `risk` (Critical/High/Medium/Low/Info) today, `threat` (Low/Medium/High) before.
+    let (word, warn, unknown) = if v.risk.is_some() {
+        (v.risk, "risk: not a string", "risk: unknown word")
+    } else {
+        (v.threat, "threat: not a string", "threat: unknown word")
+    };
+    if let Some(word) = text(word, warn, w) {
+        match Severity::from_word(&word) {
+            Some(s) => e.severity = s,
+            None => w.push(unknown),
+        }
+        e.vendor_severity = Some(word);
+    }
+}
+
+/// A user created: `email` is the new account (the flat form; no JSON of the current
+/// `create_user` type was ever published, so its `details` are read the same way).
+fn user<'a>(e: &mut Event<'a>, f: &Fields<'a>) {
+    e.kind = Kind::System;
+    e.ocsf = Ocsf::ACCOUNT_CHANGE;
+    e.resource.name = text(
+        f.email,
+        "email: not a string",
+        &mut e.normalization_warnings,
+    );
+}
+
+/// A nested object read with [`Fields`]; absent or null is `None`, anything else that is not
+/// an object adds `warn`.
+fn object<'a>(
+    raw: Option<&'a RawValue>,
+    warn: &'static str,
+    w: &mut Warnings,
+) -> Option<Fields<'a>> {
+    let raw = raw.filter(|r| r.get() != "null")?;
+    if raw.get().starts_with('{') {
+        if let Ok(f) = serde_json::from_str(raw.get()) {
+            return Some(f);
+        }
+    }
+    w.push(warn);
+    None
+}
+
+/// `[Test message] ...` (current) or `[Test Message] ...` (legacy).
+fn is_test_message(s: &str) -> bool {
+    const PREFIX: &str = "[test message]";
+    s.trim_start()
+        .get(..PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::{json, Value};
+
+    const HITS: &str = include_str!("../../fixtures/vendors/wallarm-new_hits-array-2023.json");
+    const HITS_NDJSON: &str =
+        include_str!("../../fixtures/vendors/wallarm-new_hits-ndjson-2023.ndjson");
+    const HITS_NDJSON_BAD: &str = include_str!(
+        "../../fixtures/vendors/wallarm-new_hits-ndjson-2023-asdocumented-malformed.ndjson"
+    );
+    const ISSUE: &str =
+        include_str!("../../fixtures/vendors/wallarm-security_issue-array-from-js-literal.json");
+    const VULN: &str =
+        include_str!("../../fixtures/vendors/wallarm-vuln-array-2021-from-js-literal.json");
+    const TEST_VULN: &str =
+        include_str!("../../fixtures/vendors/wallarm-test-vuln-array-2021-from-js-literal.json");
+    const IP_BLOCKED: &str =
+        include_str!("../../fixtures/vendors/wallarm-ip_blocked-trigger-array.json");
+    const FLAT_HIT: &str = include_str!("../../fixtures/vendors/wallarm-hit-flat-legacy-2020.json");
+    const FLAT_VULN: &str =
+        include_str!("../../fixtures/vendors/wallarm-vuln-flat-legacy-2020.json");
+    const FLAT_TEST_VULN: &str =
+        include_str!("../../fixtures/vendors/wallarm-test-vuln-flat-legacy-2020.json");
+    const FLAT_USER: &str =
+        include_str!("../../fixtures/vendors/wallarm-create_user-flat-legacy-from-screenshot.json");
+
+    /// Decodes through `Vendor::decode`, as dispatch does, and returns the events as JSON.
+    fn run(body: &str) -> Result<Vec<Value>, DecodeError> {
+        let ctx = Context {
+            source: "wallarm",
+            received_at: Timestamp(5),
+        };
+        let mut out = Vec::new();
+        let n = Vendor::Wallarm.decode(body, &ctx, |e| {
+            out.push(serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap())
+        })?;
+        assert_eq!(n, out.len());
+        Ok(out)
+    }
+
+    fn one(body: &str) -> Value {
+        let mut events = run(body).unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        events.remove(0)
+    }
+
+    fn warnings(e: &Value) -> Vec<&str> {
+        e.get("normalization_warnings")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|w| w.as_str().unwrap()).collect())
+            .unwrap_or_default()
+    }
+
+    fn is_hash_id(e: &Value) -> bool {
+        let id = e["id"].as_str().unwrap();
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+    }
+
+    /// `raw` is each element of the body, unchanged.
+    fn raw_matches(events: &[Value], body: &str) {
+        let elements: Value = serde_json::from_str(body).unwrap();
+        let elements = elements.as_array().unwrap();
+        assert_eq!(events.len(), elements.len());
+        for (e, raw) in events.iter().zip(elements) {
+            assert_eq!(&e["raw"], raw);
+        }
+    }
+
+    #[test]
+    fn hits_array_2023() {
+        let events = run(HITS).unwrap();
+        assert_eq!(events.len(), 2);
+        let e = &events[0];
+        assert_eq!(e["id"], "hits_production_1111_202312_v_1:xxxxxxxxxxxxxxxx");
+        assert_eq!(e["vendor"], "wallarm");
+        assert_eq!(e["product"], "Wallarm");
+        assert_eq!(e["kind"], "attack");
+        assert_eq!(e["status"], "new");
+        assert_eq!(e["severity"], "high");
+        assert!(e.get("vendor_severity").is_none());
+        assert_eq!(e["time"], "2023-12-25T15:57:03.000Z");
+        assert_eq!(e["title"], "sqli");
+        assert!(e.get("description").is_none());
+        assert_eq!(
+            e["network"],
+            json!({"src_ip": "8.8.8.8", "src_port": 41253, "domain": "example.com",
+                   "path": "/", "method": "GET"})
+        );
+        assert_eq!(
+            e["resource"],
+            json!({"account_name": "Test Company", "region": "EU"})
+        );
+        assert_eq!(e["ocsf"]["class_uid"], 2004);
+        assert_eq!(e["ocsf"]["type_uid"], 200401);
+        assert!(e.get("normalization_warnings").is_none(), "{e}");
+        let e = &events[1];
+        assert_eq!(e["title"], "ptrav");
+        assert_eq!(e["severity"], "high");
+        assert_eq!(e["time"], "2023-12-25T15:57:06.000Z");
+        assert_eq!(e["network"]["path"], "/etc/passwd");
+        assert_eq!(e["network"]["src_port"], 41254);
+        raw_matches(&events, HITS);
+    }
+
+    #[test]
+    fn ndjson_hits_match_the_array() {
+        let lines = run(HITS_NDJSON).unwrap();
+        let array = run(HITS).unwrap();
+        assert_eq!(lines.len(), 2);
+        for (mut l, mut a) in lines.into_iter().zip(array) {
+            let raw = l.as_object_mut().unwrap().remove("raw").unwrap();
+            assert_eq!(raw["details"]["notification_type"], "new_hits");
+            a.as_object_mut().unwrap().remove("raw");
+            assert_eq!(l, a);
+        }
+        // CRLF, blank lines, a trailing newline, and a single pretty-printed object.
+        let crlf = HITS_NDJSON.replace('\n', "\r\n\r\n");
+        assert_eq!(run(&crlf).unwrap().len(), 2);
+        let pretty = r#"
+            {"summary": "[Wallarm] x",
+             "details": {"notification_type": "new_hits", "hit": {"type": "xss"}}}
+        "#;
+        assert_eq!(one(pretty)["severity"], "medium");
+    }
+
+    #[test]
+    fn malformed_ndjson_points_into_the_first_line() {
+        let first_line_end = HITS_NDJSON_BAD.find('\n').unwrap();
+        match run(HITS_NDJSON_BAD) {
+            Err(DecodeError::Malformed { offset, message }) => {
+                assert!(offset < first_line_end, "{offset} {message}");
+                assert_eq!(offset, first_line_end - 1, "the line's last byte");
+                assert!(message.contains("EOF while parsing an object"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Other stream errors keep the parser's own position.
+        let body = "{\"summary\":\"a\"}\n{\"summary\" \"b\"}\n";
+        assert!(matches!(
+            run(body),
+            Err(DecodeError::Malformed { offset: 27, .. })
+        ));
+        assert!(matches!(
+            run("{} x"),
+            Err(DecodeError::Malformed { offset: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn body_shapes() {
+        for (body, at) in [
+            (r#""x""#, 0),
+            ("  7", 2),
+            ("", 0),
+            ("[1]", 1),
+            ("{}\n[1]", 3),
+        ] {
+            match run(body) {
+                Err(DecodeError::Shape { offset, .. }) => assert_eq!(offset, at, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        assert_eq!(run("[]").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn security_issue_and_vuln() {
+        for (body, word) in [(ISSUE, "security_issue"), (VULN, "vuln")] {
+            let events = run(body).unwrap();
+            raw_matches(&events, body);
+            let e = &events[0];
+            assert_eq!(e["kind"], "vulnerability", "{word}");
+            assert_eq!(e["ocsf"]["class_uid"], 2002);
+            assert_eq!(e["severity"], "medium");
+            assert_eq!(e["vendor_severity"], "Medium");
+            assert_eq!(e["title"], "Test");
+            assert!(e["description"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("Notification type: {word}\n")));
+            assert_eq!(e["url"], "https://us1.my.wallarm.com/object/555");
+            assert_eq!(e["network"], json!({"domain": "example.com"}));
+            assert_eq!(
+                e["resource"],
+                json!({"account_name": "TestCompany", "region": "US"})
+            );
+            assert!(is_hash_id(e), "id is null: {}", e["id"]);
+            assert_eq!(e["time"], "1970-01-01T00:00:00.005Z", "received_at");
+            assert_eq!(warnings(e), ["time: missing, received_at used"]);
+        }
+        let e = one(TEST_VULN);
+        assert_eq!(e["kind"], "test");
+        assert_eq!(e["ocsf"]["class_uid"], 2002);
+    }
+
+    #[test]
+    fn ip_blocked_trigger() {
+        let e = one(IP_BLOCKED);
+        assert_eq!(e["kind"], "system");
+        assert_eq!(e["severity"], "informational");
+        assert_eq!(e["ocsf"]["class_uid"], 2004);
+        assert_eq!(
+            e["title"],
+            "[Wallarm] Trigger: New IP address was denylisted"
+        );
+        assert_eq!(e["network"], json!({"src_ip": "1.1.1.1"}));
+        assert_eq!(
+            e["resource"],
+            json!({"name": "Application #8", "account_name": "TestCompany", "region": "EU"})
+        );
+        assert!(is_hash_id(&e));
+        assert_eq!(
+            e["time"], "1970-01-01T00:00:00.005Z",
+            "expire_at is not the time"
+        );
+        raw_matches(&[e], IP_BLOCKED);
+    }
+
+    #[test]
+    fn flat_legacy_formats() {
+        let e = one(FLAT_HIT);
+        assert_eq!(e["kind"], "attack");
+        assert_eq!(
+            e["id"],
+            "hits_production_6396_202006_v_1:vpuRfnIBVc0URvOZ6ALA"
+        );
+        assert_eq!(e["severity"], "high");
+        assert_eq!(e["time"], "2020-06-04T09:02:47.000Z");
+        assert_eq!(e["title"], "sqli");
+        assert_eq!(
+            e["network"],
+            json!({"src_ip": "111.17.1.1", "src_port": 41616, "domain": "example.com",
+                   "path": "/", "method": "GET"})
+        );
+        assert!(e.get("resource").is_none());
+        assert!(e.get("normalization_warnings").is_none(), "{e}");
+        raw_matches(&[e], FLAT_HIT);
+
+        let e = one(FLAT_VULN);
+        assert_eq!(e["kind"], "vulnerability");
+        assert_eq!(e["ocsf"]["class_uid"], 2002);
+        assert_eq!(e["severity"], "low");
+        assert_eq!(e["vendor_severity"], "Low");
+        assert!(e["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Missing \"Strict-Transport-Security\""));
+        assert_eq!(e["url"], "https://my.wallarm.com/object/282157");
+        assert_eq!(e["network"]["domain"], "www.example.com");
+        raw_matches(&[e], FLAT_VULN);
+
+        let e = one(FLAT_TEST_VULN);
+        assert_eq!(e["kind"], "test", "[Test Message] in any case");
+        assert_eq!(e["title"], "Test");
+
+        let e = one(FLAT_USER);
+        assert_eq!(e["kind"], "system");
+        assert_eq!(e["ocsf"]["class_uid"], 3001);
+        assert_eq!(e["ocsf"]["category_uid"], 3);
+        assert_eq!(e["severity"], "informational");
+        assert_eq!(e["title"], "New user was created");
+        assert_eq!(e["resource"], json!({"name": "johnsmith@example.com"}));
+        raw_matches(&[e], FLAT_USER);
+    }
+
+    #[test]
+    fn other_types_decode_generically() {
+        let e = one(
+            r#"[{"summary":"[Wallarm] Trigger: attacks exceeded","description":"d",
+                "details":{"notification_type":"attacks_exceeded","client_name":"c","link":"u"}}]"#,
+        );
+        assert_eq!(e["kind"], "system");
+        assert_eq!(e["severity"], "informational");
+        assert_eq!(e["ocsf"]["class_uid"], 2004);
+        assert_eq!(e["title"], "[Wallarm] Trigger: attacks exceeded");
+        assert_eq!(e["description"], "d");
+        assert_eq!(e["url"], "u");
+        let e =
+            one(r#"[{"summary":"x","details":{"notification_type":"create_user","email":"a@b"}}]"#);
+        assert_eq!(e["ocsf"]["class_uid"], 3001);
+        assert_eq!(e["resource"]["name"], "a@b");
+        let e = one(
+            r#"{"summary":"[TEST MESSAGE] New hit","details":{"notification_type":"new_hits","hit":{"type":"scanner","id":[1,2]}}}"#,
+        );
+        assert_eq!(e["kind"], "test");
+        assert_eq!(e["severity"], "low");
+        assert_eq!(
+            warnings(&e),
+            [
+                "id: not an [index, doc_id] pair",
+                "time: missing, received_at used"
+            ]
+        );
+        // Renamed type still carrying a hit; an object with nothing known at all.
+        let e = one(r#"{"details":{"notification_type":"siem","hit":{"type":"xss","id":"h1"}}}"#);
+        assert_eq!(
+            (&e["kind"], &e["id"], &e["severity"]),
+            (&json!("attack"), &json!("h1"), &json!("medium"))
+        );
+        let e = one(r#"{"anything":1}"#);
+        assert_eq!(e["kind"], "system");
+        assert!(is_hash_id(&e));
+    }
+
+    #[test]
+    fn wrong_types_warn_and_keep_the_event() {
+        let body = r#"[{"summary":5,"details":{"client_name":["c"],"cloud":"EU",
+            "notification_type":"new_hits","hit":{"type":"rce","request_time":"soon",
+            "remote_port":70000,"remote_addr4":4,"remote_addr6":"::1","host":{},
+            "domain":"d.example","id":["i"]}}}]"#;
+        let e = one(body);
+        assert_eq!(e["kind"], "attack");
+        assert_eq!(e["title"], "rce");
+        assert_eq!(e["severity"], "high");
+        assert_eq!(
+            e["network"],
+            json!({"src_ip": "::1", "domain": "d.example"})
+        );
+        assert_eq!(e["resource"], json!({"region": "EU"}));
+        assert!(is_hash_id(&e));
+        assert_eq!(
+            warnings(&e),
+            [
+                "summary: not a string",
+                "client_name: not a string",
+                "remote_addr4: not a string",
+                "remote_port: out of range",
+                "host: not a string",
+                "id: not an [index, doc_id] pair",
+                "request_time: not epoch seconds",
+                "time: missing, received_at used",
+            ]
+        );
+        raw_matches(&[e], body);
+        let e = one(r#"[{"summary":"s","details":"oops"}]"#);
+        assert_eq!(e["title"], "s");
+        assert_eq!(
+            warnings(&e),
+            ["details: not an object", "time: missing, received_at used"]
+        );
+        let e = one(
+            r#"[{"details":{"notification_type":"security_issue","security_issue":{"risk":"severe","id":12}}}]"#,
+        );
+        assert_eq!(e["id"], "12");
+        assert_eq!(e["vendor_severity"], "severe");
+        assert_eq!(e["severity"], "informational");
+        assert_eq!(
+            warnings(&e),
+            ["risk: unknown word", "time: missing, received_at used"]
+        );
+    }
+
+    #[test]
+    fn attack_table_and_test_prefix() {
+        assert_eq!(attack_severity("SQLi"), Severity::High);
+        assert_eq!(attack_severity("xss"), Severity::Medium);
+        assert_eq!(attack_severity("dirbust"), Severity::Low);
+        assert_eq!(attack_severity("gql_depth"), Severity::Medium);
+        assert!(is_test_message(
+            "[Test message] [Test partner(US)] New vulnerability detected"
+        ));
+        assert!(is_test_message(
+            "[Test Message] New vulnerability identified"
+        ));
+        assert!(!is_test_message("[Wallarm] New hit detected"));
+        assert!(!is_test_message("[Test mess"));
+        assert!(!is_test_message("[Test messagé]"));
+    }
+}
