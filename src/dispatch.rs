@@ -78,10 +78,10 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
     if encode_failed {
         return Err(Reject::Internal("an event could not be encoded for a sink"));
     }
-    source.metrics.events_received.increment(events as u64);
-    source.metrics.events_filtered.increment(filtered as u64);
+    let accepted = Accepted { events, filtered };
     if events == filtered {
-        return Ok(Accepted { events, filtered });
+        count(source, accepted);
+        return Ok(accepted);
     }
 
     let mut reservations = Vec::with_capacity(encoded.len());
@@ -109,5 +109,19 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
         }));
         sink.update_depth_gauges();
     }
-    Ok(Accepted { events, filtered })
+    count(source, accepted);
+    Ok(accepted)
+}
+
+/// Counts a request's events once they are accepted (a refused request counts nothing, so a
+/// sender's retry is not counted twice).
+fn count(source: &Source, accepted: Accepted) {
+    source
+        .metrics
+        .events_received
+        .increment(accepted.events as u64);
+    source
+        .metrics
+        .events_filtered
+        .increment(accepted.filtered as u64);
 }

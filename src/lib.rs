@@ -60,6 +60,9 @@ pub enum StartError {
     },
 }
 
+/// How long shutdown waits for aborted sink workers after the grace period.
+const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A running gateway. Dropping it does not stop it; call [`Gateway::shutdown`] and then
 /// [`Gateway::wait`].
 pub struct Gateway {
@@ -201,7 +204,11 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
         tokio::pin!(drain);
         if tokio::time::timeout_at(deadline, &mut drain).await.is_err() {
             abort.cancel();
-            drain.await;
+            // Workers stop at their next await point once aborted; a write stuck in the
+            // kernel cannot be interrupted, so this wait is bounded too.
+            if tokio::time::timeout(ABORT_WAIT, &mut drain).await.is_err() {
+                tracing::error!("sink workers did not stop after the shutdown deadline");
+            }
         }
         for h in &handles {
             let left = h.queue.depth().events;

@@ -12,6 +12,7 @@ pub mod tls;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,7 +101,7 @@ pub async fn serve<H, F>(
                         peer,
                         client_cert: false,
                     };
-                    serve_connection(&builder, watcher, tcp, info, handler).await;
+                    serve_connection(&builder, watcher, tcp, info, limits, handler).await;
                 }
                 Some(acceptor) => {
                     let stream = match tokio::time::timeout(
@@ -125,7 +126,7 @@ pub async fn serve<H, F>(
                         .peer_certificates()
                         .is_some_and(|c| !c.is_empty());
                     let info = ConnInfo { peer, client_cert };
-                    serve_connection(&builder, watcher, stream, info, handler).await;
+                    serve_connection(&builder, watcher, stream, info, limits, handler).await;
                 }
             }
             drop(permit);
@@ -140,23 +141,46 @@ pub async fn serve<H, F>(
     }
 }
 
+/// Serves one connection. A connection that has not sent a complete request head within
+/// `header_read_timeout` is closed: hyper's own header timer only starts once HTTP/1 has been
+/// detected, so without this a client that connects and sends nothing (or only an HTTP/2
+/// preface) would hold a connection permit forever.
 async fn serve_connection<IO, H, F>(
     builder: &auto::Builder<TokioExecutor>,
     watcher: Watcher,
     io: IO,
     info: ConnInfo,
+    limits: Limits,
     handler: H,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(ConnInfo, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
+    let first_request = Arc::new(AtomicBool::new(false));
+    let seen = first_request.clone();
     let service = service_fn(move |req| {
+        seen.store(true, Ordering::Relaxed);
         let fut = handler(info, req);
         async move { Ok::<_, Infallible>(fut.await) }
     });
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
+    let conn = watcher.watch(
+        builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned(),
+    );
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = &mut conn => r,
+        () = tokio::time::sleep(limits.header_read_timeout) => {
+            if !first_request.load(Ordering::Relaxed) {
+                tracing::debug!(peer = %info.peer, "closing a connection that sent no request in time");
+                return;
+            }
+            conn.await
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
     }
 }

@@ -147,7 +147,15 @@ impl Sink {
                 break;
             }
             loop {
-                match self.transport.send(&batch).await {
+                let sent = tokio::select! {
+                    r = self.transport.send(&batch) => r,
+                    () = abort.cancelled() => {
+                        tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached during a send; events left undelivered");
+                        self.transport.close().await;
+                        return;
+                    }
+                };
+                match sent {
                     Ok(()) => {
                         handle.queue.ack(batch.len());
                         handle.metrics.delivered.increment(batch.len() as u64);
