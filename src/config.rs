@@ -22,6 +22,7 @@ use crate::auth::hmac::{HmacSettings, SignatureEncoding};
 use crate::auth::{self, Verifier};
 use crate::normalize::{Kind, Severity, Status};
 use crate::secret::Secret;
+use crate::vendors::mapping::{Mapping, MappingConfig};
 use crate::vendors::Vendor;
 
 /// Default cap on a request body. Prisma Cloud batches and Wallarm arrays of a few hundred alerts
@@ -156,6 +157,8 @@ pub struct SourceConfig {
     pub require_client_cert: bool,
     #[serde(default)]
     pub filter: FilterConfig,
+    /// Field mapping for `vendor = "generic"`: where each Event field comes from.
+    pub mapping: Option<MappingConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -476,6 +479,7 @@ pub struct SourceSettings {
     pub allowed_ips: Vec<IpNet>,
     pub require_client_cert: bool,
     pub filter: Filter,
+    pub mapping: Option<Mapping>,
 }
 
 /// Which events of a source are forwarded; the rest are counted and dropped on purpose.
@@ -915,6 +919,28 @@ fn validate_source(
         );
     }
     let verifier = validate_auth(&source.auth, vendor, &format!("{path}.auth"), issues);
+    let mapping = match (&source.mapping, vendor) {
+        (None, _) => None,
+        (Some(_), Some(v)) if v != Vendor::Generic => {
+            issues.push(
+                format!("{path}.mapping"),
+                format!(
+                    "only generic sources take a mapping; vendor {} has its own decoder",
+                    v.as_str()
+                ),
+            );
+            None
+        }
+        (Some(cfg), _) => match Mapping::build(cfg) {
+            Ok(m) => Some(m),
+            Err(problems) => {
+                for (key, message) in problems {
+                    issues.push(format!("{path}.mapping.{key}"), message);
+                }
+                None
+            }
+        },
+    };
     let filter = Filter {
         min_severity: source.filter.min_severity,
         kinds: source.filter.kinds.clone(),
@@ -931,6 +957,7 @@ fn validate_source(
         allowed_ips,
         require_client_cert: source.require_client_cert,
         filter,
+        mapping,
     })
 }
 

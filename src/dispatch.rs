@@ -59,7 +59,7 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
     let events = source
         .settings
         .vendor
-        .decode(body, &ctx, |event| {
+        .decode_mapped(body, &ctx, source.settings.mapping.as_ref(), |event| {
             if !filter.is_empty() && !filter.accepts(event.severity, event.kind, event.status) {
                 filtered += 1;
                 return;

@@ -159,3 +159,53 @@ async fn put_is_accepted_and_http2_prior_knowledge_works() {
     eventually("2 lines", || read_lines(&out).len() == 2).await;
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn generic_mapping_normalizes_records_inside_the_body() {
+    let config = format!(
+        r#"{PLAIN_SERVER}{FILE_SINK}
+[[sources]]
+id = "compute"
+sinks = ["out"]
+auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
+[sources.mapping]
+records = "/alerts"
+id = "/alertId"
+time = "/ts"
+severity = "/priority"
+severity_map = {{ P1 = "critical", P4 = "low" }}
+kind = {{ value = "attack" }}
+title = "/rule/name"
+src_ip = "/client/ip"
+"#
+    );
+    let gw = start(&config).await;
+    let body = r#"{"tenant":"t1","alerts":[
+        {"alertId":"A-1","ts":"2025-03-01T10:00:00+01:00","priority":"P1","rule":{"name":"miner"},"client":{"ip":"192.0.2.7"}},
+        {"alertId":"A-2","ts":1740819600000,"priority":"P4","rule":{"name":"scan"}}]}"#;
+    let a = send(gw.addr(), post(gw.addr(), "compute", &[AUTH], body)).await;
+    assert_eq!(a.json(), serde_json::json!({"accepted": 2}));
+    let out = gw.out();
+    eventually("2 lines", || read_lines(&out).len() == 2).await;
+    let lines = gw.lines();
+    assert_eq!(lines[0]["id"], "A-1");
+    assert_eq!(lines[0]["time"], "2025-03-01T09:00:00.000Z");
+    assert_eq!(lines[0]["severity"], "critical");
+    assert_eq!(lines[0]["kind"], "attack");
+    assert_eq!(lines[0]["title"], "miner");
+    assert_eq!(lines[0]["network"]["src_ip"], "192.0.2.7");
+    assert_eq!(
+        lines[0]["raw"]["alertId"], "A-1",
+        "raw is the record, not the whole body"
+    );
+    assert_eq!(lines[1]["time"], "2025-03-01T09:00:00.000Z");
+    assert_eq!(lines[1]["severity"], "low");
+    let a = send(
+        gw.addr(),
+        post(gw.addr(), "compute", &[AUTH], r#"{"tenant":"t1"}"#),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.json()["error"], "unexpected_shape");
+    gw.stop().await;
+}

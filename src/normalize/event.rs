@@ -38,6 +38,39 @@ pub enum Status {
     Snoozed,
 }
 
+impl Kind {
+    /// The config and wire name (`alert`, `attack`, ...), any case.
+    pub fn from_word(word: &str) -> Option<Kind> {
+        const ALL: [(&str, Kind); 5] = [
+            ("alert", Kind::Alert),
+            ("vulnerability", Kind::Vulnerability),
+            ("attack", Kind::Attack),
+            ("system", Kind::System),
+            ("test", Kind::Test),
+        ];
+        ALL.iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(word.trim()))
+            .map(|&(_, k)| k)
+    }
+}
+
+impl Status {
+    /// The config and wire name (`new`, `open`, ...), any case.
+    pub fn from_word(word: &str) -> Option<Status> {
+        const ALL: [(&str, Status); 6] = [
+            ("new", Status::New),
+            ("open", Status::Open),
+            ("updated", Status::Updated),
+            ("resolved", Status::Resolved),
+            ("dismissed", Status::Dismissed),
+            ("snoozed", Status::Snoozed),
+        ];
+        ALL.iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(word.trim()))
+            .map(|&(_, s)| s)
+    }
+}
+
 /// A stable event id: the vendor's own id where there is one, else a hash of `raw`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventId<'a> {

@@ -182,13 +182,7 @@ fn collect_fields<'a>(
         *slot = rendered_raw(f.value);
         Ok(())
     })
-    .map_err(|e| match e {
-        DecodeError::Malformed { offset: o, message } => DecodeError::Malformed {
-            offset: offset + o,
-            message,
-        },
-        other => other,
-    })?;
+    .map_err(|e| e.shifted(offset))?;
     Ok(known)
 }
 

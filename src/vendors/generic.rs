@@ -1,14 +1,22 @@
 //! The `generic` decoder: any JSON object, or array of objects, is one event per object.
-//! `id` is the object's `id` field (string or number) or a hash of the object; `severity` is
-//! read from a `severity` field when it holds a known word.
+//!
+//! Without a mapping, `id` is the object's `id` field (string or number) or a hash of the
+//! object, and `severity` is read from a `severity` field when it holds a known word. With a
+//! `[sources.mapping]` (see `mapping.rs`), every Event field comes from the pointer or constant
+//! the config names, and the records may sit inside the body (`records = "/alerts"`).
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::fields::{severity, text_or_number};
-use super::json::{for_each_object, malformed};
+use std::borrow::Cow;
+
+use super::fields::{
+    epoch_millis, epoch_seconds, integer, rfc3339, severity, text_or_number, Warnings,
+};
+use super::json::{first_byte, for_each_object, malformed, offset_in};
+use super::mapping::{Mapping, Source, TimeFormat, Value};
 use super::{Context, DecodeError, Vendor};
-use crate::normalize::{Event, EventId};
+use crate::normalize::{Event, EventId, Kind, Status, Timestamp};
 
 /// The few fields the generic decoder looks at; everything else is skipped without copying.
 #[derive(Deserialize)]
@@ -46,6 +54,141 @@ where
         },
     )?;
     Ok(count)
+}
+
+/// Decodes with a field mapping.
+pub fn decode_mapped<'a, F>(
+    body: &'a str,
+    ctx: &Context<'a>,
+    m: &'a Mapping,
+    mut emit: F,
+) -> Result<usize, DecodeError>
+where
+    F: FnMut(Event<'a>),
+{
+    let (records, base) = match &m.records {
+        None => (body, 0),
+        Some(pointer) => {
+            let root: &RawValue = serde_json::from_str(body).map_err(|e| malformed(body, 0, &e))?;
+            let Some(found) = pointer.resolve(root) else {
+                return Err(DecodeError::Shape {
+                    offset: first_byte(body).map_or(0, |(o, _)| o),
+                    expected: "a body holding the records at the configured `records` pointer",
+                });
+            };
+            (found.get(), offset_in(body, found.get()))
+        }
+    };
+    let mut count = 0;
+    for_each_object(
+        records,
+        "a JSON object or an array of objects at the records pointer",
+        |raw, _| {
+            emit(normalize_mapped(raw, ctx, m));
+            count += 1;
+            Ok(())
+        },
+    )
+    .map_err(|e| e.shifted(base))?;
+    Ok(count)
+}
+
+/// The text of a mapped field: a string, a number's text, or a constant. Present but of
+/// another type adds `warn`; null and empty count as absent.
+fn mapped_text<'a>(
+    src: &'a Option<Source>,
+    raw: &'a RawValue,
+    warn: &'static str,
+    w: &mut Warnings,
+) -> Option<Cow<'a, str>> {
+    let value = Value::of(src.as_ref(), raw)?;
+    if matches!(value, Value::Raw(r) if r.get() == "null") {
+        return None;
+    }
+    match value.text() {
+        Some(t) if t.is_empty() => None,
+        Some(t) => Some(t),
+        None => {
+            w.push(warn);
+            None
+        }
+    }
+}
+
+fn mapped_time(m: &Mapping, raw: &RawValue, w: &mut Warnings) -> Option<Timestamp> {
+    const WARN: &str = "time: not in the configured time format";
+    match Value::of(m.fields.time.as_ref(), raw)? {
+        Value::Const(c) => Timestamp::parse_rfc3339(c),
+        Value::Raw(r) => match m.time_format {
+            TimeFormat::Rfc3339 => rfc3339(Some(r), WARN, w),
+            TimeFormat::EpochSeconds => epoch_seconds(Some(r), WARN, w),
+            TimeFormat::EpochMillis => epoch_millis(Some(r), WARN, w),
+            TimeFormat::Auto if r.get().starts_with('"') => rfc3339(Some(r), WARN, w),
+            // Epoch milliseconds passed 10^11 in 1973; epoch seconds will not until 5138.
+            TimeFormat::Auto => integer(Some(r), WARN, w).map(|n| {
+                Timestamp(if n.abs() >= 100_000_000_000 {
+                    n
+                } else {
+                    n * 1000
+                })
+            }),
+        },
+    }
+}
+
+fn normalize_mapped<'a>(raw: &'a RawValue, ctx: &Context<'a>, m: &'a Mapping) -> Event<'a> {
+    let f = &m.fields;
+    let mut e = Event::new(Vendor::Generic, ctx.source, raw, ctx.received_at);
+    let w: &mut Warnings = &mut e.normalization_warnings;
+    if let Some(id) = mapped_text(&f.id, raw, "id: not a string or number", w) {
+        e.id = EventId::Vendor(id);
+    }
+    match mapped_time(m, raw, w) {
+        Some(t) => e.time = t,
+        None => w.push("time: missing, received_at used"),
+    }
+    if let Some(word) = mapped_text(&f.severity, raw, "severity: not a string", w) {
+        match m.severity(&word) {
+            Some(s) => e.severity = s,
+            None => w.push("severity: unknown word"),
+        }
+        e.vendor_severity = Some(word);
+    }
+    if let Some(word) = mapped_text(&f.kind, raw, "kind: not a string", w) {
+        match Kind::from_word(&word) {
+            Some(k) => e.kind = k,
+            None => w.push("kind: unknown word"),
+        }
+    }
+    if let Some(word) = mapped_text(&f.status, raw, "status: not a string", w) {
+        match Status::from_word(&word) {
+            Some(s) => e.status = s,
+            None => w.push("status: unknown word"),
+        }
+    }
+    e.title = mapped_text(&f.title, raw, "title: not a string", w);
+    e.description = mapped_text(&f.description, raw, "description: not a string", w);
+    e.url = mapped_text(&f.url, raw, "url: not a string", w);
+    e.resource.id = mapped_text(&f.resource_id, raw, "resource_id: not a string", w);
+    e.resource.name = mapped_text(&f.resource_name, raw, "resource_name: not a string", w);
+    e.resource.kind = mapped_text(&f.resource_type, raw, "resource_type: not a string", w);
+    e.resource.region = mapped_text(&f.region, raw, "region: not a string", w);
+    e.resource.account_id = mapped_text(&f.account_id, raw, "account_id: not a string", w);
+    e.resource.account_name = mapped_text(&f.account_name, raw, "account_name: not a string", w);
+    e.resource.cloud = mapped_text(&f.cloud, raw, "cloud: not a string", w);
+    e.network.src_ip = mapped_text(&f.src_ip, raw, "src_ip: not a string", w);
+    e.network.src_port =
+        mapped_text(&f.src_port, raw, "src_port: not a port number", w).and_then(|p| {
+            let port = p.trim().parse::<u16>().ok();
+            if port.is_none() {
+                w.push("src_port: not a port number");
+            }
+            port
+        });
+    e.network.domain = mapped_text(&f.domain, raw, "domain: not a string", w);
+    e.network.path = mapped_text(&f.path, raw, "path: not a string", w);
+    e.network.method = mapped_text(&f.method, raw, "method: not a string", w);
+    e
 }
 
 #[cfg(test)]
@@ -95,6 +238,92 @@ mod tests {
             run(r#"{"a":"#),
             Err(DecodeError::Malformed { .. })
         ));
+    }
+
+    fn run_mapped(body: &str, mapping: &str) -> Result<Vec<serde_json::Value>, DecodeError> {
+        let cfg: super::super::mapping::MappingConfig = toml::from_str(mapping).unwrap();
+        let m = Mapping::build(&cfg).unwrap();
+        let ctx = Context {
+            source: "s",
+            received_at: Timestamp(0),
+        };
+        let mut out = Vec::new();
+        Vendor::Generic.decode_mapped(body, &ctx, Some(&m), |e| {
+            out.push(serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap())
+        })?;
+        Ok(out)
+    }
+
+    const COMPUTE_MAPPING: &str = r#"
+        records = "/aggregatedAlerts"
+        id = "/_id"
+        time = "/time"
+        time_format = "epoch_seconds"
+        severity = "/sev"
+        severity_map = { P1 = "critical", P3 = "medium" }
+        kind = { value = "attack" }
+        title = "/rule"
+        description = "/message/text"
+        resource_name = "/container"
+        region = "/region"
+        src_ip = "/net/0/ip"
+        src_port = "/net/0/port"
+    "#;
+
+    #[test]
+    fn mapping_reads_pointers_constants_and_vocabulary() {
+        let body = r#"{"type":"Container Runtime","aggregatedAlerts":[
+            {"_id":"c1","time":1700000000,"sev":"P1","rule":"crypto miner","message":{"text":"xmrig"},
+             "container":"web","region":"us-east-1","net":[{"ip":"10.0.0.9","port":"4444"}]},
+            {"_id":2,"time":"x","sev":"P9","net":[{"port":99999}]}]}"#;
+        let events = run_mapped(body, COMPUTE_MAPPING).unwrap();
+        assert_eq!(events.len(), 2);
+        let a = &events[0];
+        assert_eq!(a["id"], "c1");
+        assert_eq!(a["time"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(a["severity"], "critical");
+        assert_eq!(a["vendor_severity"], "P1");
+        assert_eq!(a["kind"], "attack");
+        assert_eq!(a["title"], "crypto miner");
+        assert_eq!(a["description"], "xmrig");
+        assert_eq!(a["resource"]["name"], "web");
+        assert_eq!(a["resource"]["region"], "us-east-1");
+        assert_eq!(a["network"]["src_ip"], "10.0.0.9");
+        assert_eq!(a["network"]["src_port"], 4444);
+        assert!(a.get("normalization_warnings").is_none(), "{a}");
+        assert_eq!(a["raw"]["_id"], "c1");
+        let b = &events[1];
+        assert_eq!(b["id"], "2");
+        assert_eq!(
+            b["normalization_warnings"],
+            serde_json::json!([
+                "time: not in the configured time format",
+                "time: missing, received_at used",
+                "severity: unknown word",
+                "src_port: not a port number"
+            ])
+        );
+    }
+
+    #[test]
+    fn mapping_records_pointer_errors_are_precise() {
+        let err = run_mapped(r#" {"other":[]}"#, COMPUTE_MAPPING).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::Shape { offset: 1, .. }),
+            "{err:?}"
+        );
+        let err = run_mapped(r#"{"aggregatedAlerts":[{"a":1}, 5]}"#, COMPUTE_MAPPING).unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::Shape {
+                offset: 30,
+                expected: "a JSON object"
+            }
+        );
+        assert_eq!(
+            run_mapped(r#"[{"x":1}]"#, "title = \"/x\"").unwrap()[0]["title"],
+            "1"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod fields;
 pub mod generic;
 pub mod immuta;
 pub mod json;
+pub mod mapping;
 pub mod prisma;
 pub mod wallarm;
 
@@ -101,6 +102,20 @@ impl Vendor {
         self,
         body: &'a str,
         ctx: &Context<'a>,
+        emit: F,
+    ) -> Result<usize, DecodeError>
+    where
+        F: FnMut(Event<'a>),
+    {
+        self.decode_mapped(body, ctx, None, emit)
+    }
+
+    /// [`decode`](Self::decode) with the source's field mapping (used by `generic` only).
+    pub fn decode_mapped<'a, F>(
+        self,
+        body: &'a str,
+        ctx: &Context<'a>,
+        mapping: Option<&'a mapping::Mapping>,
         mut emit: F,
     ) -> Result<usize, DecodeError>
     where
@@ -113,7 +128,10 @@ impl Vendor {
             emit(e)
         };
         match self {
-            Vendor::Generic => generic::decode(body, ctx, emit),
+            Vendor::Generic => match mapping {
+                Some(m) => generic::decode_mapped(body, ctx, m, emit),
+                None => generic::decode(body, ctx, emit),
+            },
             Vendor::PrismaCloud => prisma::decode(body, ctx, emit),
             Vendor::Wallarm => wallarm::decode(body, ctx, emit),
             Vendor::Coralogix => coralogix::decode(body, ctx, emit),
@@ -144,6 +162,30 @@ pub enum DecodeError {
         offset: usize,
         expected: &'static str,
     },
+}
+
+impl DecodeError {
+    /// The same error with its offset moved by `base`, for errors found in a part of the body
+    /// that starts at `base`.
+    pub fn shifted(self, base: usize) -> DecodeError {
+        match self {
+            DecodeError::InvalidUtf8 { offset } => DecodeError::InvalidUtf8 {
+                offset: base + offset,
+            },
+            DecodeError::Malformed { offset, message } => DecodeError::Malformed {
+                offset: base + offset,
+                message,
+            },
+            DecodeError::TooDeep { offset, limit } => DecodeError::TooDeep {
+                offset: base + offset,
+                limit,
+            },
+            DecodeError::Shape { offset, expected } => DecodeError::Shape {
+                offset: base + offset,
+                expected,
+            },
+        }
+    }
 }
 
 #[cfg(test)]
