@@ -63,9 +63,16 @@ fn batch(alert: &str, id_field: &str, n: usize) -> String {
     format!("[{}]", items.join(","))
 }
 
+/// Immuta publishes no payload sample; a representative notification.
+const IMMUTA: &str = r#"{"id":"n-1","type":"marketplace.data_product.access_requests.created","message":"Access requested to data product Sales","timestamp":"2026-01-20T10:00:00Z","dataProduct":{"id":"dp-7","name":"Sales"},"requester":{"email":"a@example.com"}}"#;
+
 fn cases() -> Vec<(&'static str, Vendor, String)> {
     let prisma = include_str!("../fixtures/vendors/prisma_cloud-webhook-alert-open.json");
     let single = include_str!("../fixtures/load/prisma-alert-single.json");
+    let wallarm_hits = include_str!("../fixtures/vendors/wallarm-new_hits-array-2023.json");
+    let wallarm_issue =
+        include_str!("../fixtures/vendors/wallarm-security_issue-array-from-js-literal.json");
+    let coralogix = include_str!("../fixtures/vendors/coralogix-alert-trigger-keep-mock.json");
     vec![
         ("generic/prisma-740B-x1", Vendor::Generic, single.to_owned()),
         (
@@ -78,6 +85,18 @@ fn cases() -> Vec<(&'static str, Vendor, String)> {
             Vendor::PrismaCloud,
             batch(prisma, "alertId", 30),
         ),
+        (
+            "wallarm/new_hits-x2",
+            Vendor::Wallarm,
+            wallarm_hits.to_owned(),
+        ),
+        (
+            "wallarm/security_issue",
+            Vendor::Wallarm,
+            wallarm_issue.to_owned(),
+        ),
+        ("coralogix/alert", Vendor::Coralogix, coralogix.to_owned()),
+        ("immuta/notification", Vendor::Immuta, IMMUTA.to_owned()),
     ]
 }
 
@@ -93,11 +112,13 @@ fn decode_encode(vendor: Vendor, body: &str, ctx: &Context<'_>, out: &mut BytesM
 fn value_baseline(body: &str, out: &mut Vec<u8>) {
     out.clear();
     let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    if let serde_json::Value::Array(items) = v {
-        for item in items {
-            let _ = serde_json::to_writer(&mut *out, &item);
-            out.push(b'\n');
-        }
+    let items = match v {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    for item in items {
+        let _ = serde_json::to_writer(&mut *out, &item);
+        out.push(b'\n');
     }
 }
 

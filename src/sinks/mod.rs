@@ -26,19 +26,54 @@ pub trait Encoder {
     fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError>;
 }
 
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::normalize::Timestamp;
+    use crate::vendors::Vendor;
+
+    #[test]
+    fn ndjson_keeps_a_pretty_printed_raw_on_one_line() {
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_str("{\n  \"a\": \"x\\ny\",\r\n  \"b\": [1,\n 2]\n}").unwrap();
+        let e = Event::new(Vendor::Generic, "s", raw, Timestamp(0));
+        let mut out = BytesMut::new();
+        Ndjson.encode(&e, &mut out).unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert!(text.ends_with('\n'));
+        let back: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(back["raw"], serde_json::json!({"a": "x\ny", "b": [1, 2]}));
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot encode event: {0}")]
 pub struct EncodeError(#[from] serde_json::Error);
 
-/// One normalized event as a compact JSON line.
+/// One normalized event as one JSON line.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ndjson;
 
 impl Encoder for Ndjson {
     fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
+        let start = out.len();
         serde_json::to_writer(out.writer(), event)?;
+        one_line(&mut out[start..]);
         out.put_u8(b'\n');
         Ok(())
+    }
+}
+
+/// Turns the line breaks of a pretty-printed `raw` into spaces so the event stays on one line.
+/// JSON strings cannot hold a raw CR or LF (they are escaped as `\n`/`\r`), so every CR or LF
+/// in encoded JSON is whitespace between tokens, and a space means the same.
+pub fn one_line(json: &mut [u8]) {
+    for b in json.iter_mut() {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
     }
 }
 

@@ -25,6 +25,10 @@ struct Probe<'a> {
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
     severity: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    time: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    timestamp: Option<&'a RawValue>,
 }
 
 pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, mut emit: F) -> Result<usize, DecodeError>
@@ -48,6 +52,16 @@ where
                 event.id = EventId::Vendor(id);
             }
             severity(&mut event, probe.severity);
+            let time = auto_time(
+                probe.time.or(probe.timestamp),
+                &mut event.normalization_warnings,
+            );
+            match time {
+                Some(t) => event.time = t,
+                None => event
+                    .normalization_warnings
+                    .push("time: missing, received_at used"),
+            }
             emit(event);
             count += 1;
             Ok(())
@@ -115,23 +129,33 @@ fn mapped_text<'a>(
     }
 }
 
+const TIME_WARN: &str = "time: not in the configured time format";
+
+/// A time written as an RFC 3339 string, or as epoch seconds or milliseconds (told apart by
+/// magnitude: epoch milliseconds passed 10^11 in 1973, epoch seconds will not until 5138).
+fn auto_time(raw: Option<&RawValue>, w: &mut Warnings) -> Option<Timestamp> {
+    let r = raw.filter(|r| r.get() != "null")?;
+    if r.get().starts_with('"') {
+        rfc3339(Some(r), TIME_WARN, w)
+    } else {
+        integer(Some(r), TIME_WARN, w).map(|n| {
+            Timestamp(if n.abs() >= 100_000_000_000 {
+                n
+            } else {
+                n * 1000
+            })
+        })
+    }
+}
+
 fn mapped_time(m: &Mapping, raw: &RawValue, w: &mut Warnings) -> Option<Timestamp> {
-    const WARN: &str = "time: not in the configured time format";
     match Value::of(m.fields.time.as_ref(), raw)? {
         Value::Const(c) => Timestamp::parse_rfc3339(c),
         Value::Raw(r) => match m.time_format {
-            TimeFormat::Rfc3339 => rfc3339(Some(r), WARN, w),
-            TimeFormat::EpochSeconds => epoch_seconds(Some(r), WARN, w),
-            TimeFormat::EpochMillis => epoch_millis(Some(r), WARN, w),
-            TimeFormat::Auto if r.get().starts_with('"') => rfc3339(Some(r), WARN, w),
-            // Epoch milliseconds passed 10^11 in 1973; epoch seconds will not until 5138.
-            TimeFormat::Auto => integer(Some(r), WARN, w).map(|n| {
-                Timestamp(if n.abs() >= 100_000_000_000 {
-                    n
-                } else {
-                    n * 1000
-                })
-            }),
+            TimeFormat::Rfc3339 => rfc3339(Some(r), TIME_WARN, w),
+            TimeFormat::EpochSeconds => epoch_seconds(Some(r), TIME_WARN, w),
+            TimeFormat::EpochMillis => epoch_millis(Some(r), TIME_WARN, w),
+            TimeFormat::Auto => auto_time(Some(r), w),
         },
     }
 }
@@ -323,6 +347,27 @@ mod tests {
         assert_eq!(
             run_mapped(r#"[{"x":1}]"#, "title = \"/x\"").unwrap()[0]["title"],
             "1"
+        );
+    }
+
+    #[test]
+    fn time_is_read_from_time_or_timestamp_else_warned() {
+        let lines =
+            run(r#"[{"time":"2024-01-02T03:04:05Z"},{"timestamp":1700000000},{"x":1}]"#).unwrap();
+        assert!(
+            lines[0].contains(r#""time":"2024-01-02T03:04:05.000Z""#),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].contains(r#""time":"2023-11-14T22:13:20.000Z""#),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].contains("time: missing, received_at used"),
+            "{}",
+            lines[2]
         );
     }
 

@@ -177,15 +177,15 @@ where
 }
 
 /// Reads a JSON string without copying unless it holds escapes; `None` if `raw` is not a string.
+/// `raw` was validated when it was parsed, so a string without a backslash is its text between
+/// the quotes; only escaped strings are decoded (into an owned copy).
 pub fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
-    if !text.starts_with('"') {
-        return None;
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
     }
-    match serde_json::from_str::<&str>(text) {
-        Ok(s) => Some(Cow::Borrowed(s)),
-        Err(_) => serde_json::from_str::<String>(text).ok().map(Cow::Owned),
-    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]

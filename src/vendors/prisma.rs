@@ -38,6 +38,9 @@ struct Alert<'a> {
     alert_ts: Option<&'a RawValue>,
     #[serde(borrow)]
     timestamp: Option<&'a RawValue>,
+    /// When a test notification was sent (Palo Alto's test sample; epoch ms).
+    #[serde(borrow, rename = "sentTs")]
+    sent_ts: Option<&'a RawValue>,
     #[serde(borrow, rename = "policyName")]
     policy_name: Option<&'a RawValue>,
     #[serde(borrow, rename = "policy_name")]
@@ -148,7 +151,8 @@ fn normalize<'a>(
     e.status = status;
 
     let time = epoch_millis(a.alert_ts, "alertTs: not epoch milliseconds", w)
-        .or_else(|| rfc3339(a.timestamp, "timestamp: not RFC 3339", w));
+        .or_else(|| rfc3339(a.timestamp, "timestamp: not RFC 3339", w))
+        .or_else(|| epoch_millis(a.sent_ts, "sentTs: not epoch milliseconds", w));
     match time {
         Some(t) => e.time = t,
         None => w.push("time: missing, received_at used"),
