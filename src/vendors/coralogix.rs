@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::fields::{epoch_millis, text, Warnings};
-use super::json::{for_each_element, for_each_object, malformed, offset_in, string};
-use super::{Context, DecodeError, Vendor};
+use super::json::{for_each_element, offset_in, parse_object, string};
+use super::{emit_each_object, Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Ocsf, Severity, Status, Timestamp};
 
 #[derive(Deserialize, Default)]
@@ -59,17 +59,16 @@ struct Known<'a> {
     ip_address: Option<&'a RawValue>,
 }
 
-pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, mut emit: F) -> Result<usize, DecodeError>
+pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
 where
     F: FnMut(Event<'a>),
 {
-    let mut count = 0;
-    for_each_object(body, "a Coralogix alert object", |raw, offset| {
-        emit(normalize(raw, offset, ctx)?);
-        count += 1;
-        Ok(())
-    })?;
-    Ok(count)
+    emit_each_object(
+        body,
+        "a Coralogix alert object",
+        |raw, offset| normalize(raw, offset, ctx),
+        emit,
+    )
 }
 
 /// An unrendered placeholder such as `$ALERT_ID` or `$status_code.numeric`.
@@ -191,8 +190,7 @@ fn normalize<'a>(
     offset: usize,
     ctx: &Context<'a>,
 ) -> Result<Event<'a>, DecodeError> {
-    let a: Alert<'a> =
-        serde_json::from_str(raw.get()).map_err(|e| malformed(raw.get(), offset, &e))?;
+    let a: Alert<'a> = parse_object(raw, offset)?;
     let mut e = Event::new(Vendor::Coralogix, ctx.source, raw, ctx.received_at);
     let w: &mut Warnings = &mut e.normalization_warnings;
     let known = match a.fields {

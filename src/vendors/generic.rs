@@ -13,9 +13,9 @@ use std::borrow::Cow;
 use super::fields::{
     epoch_millis, epoch_seconds, integer, rfc3339, severity, text_or_number, Warnings,
 };
-use super::json::{first_byte, for_each_object, malformed, offset_in};
+use super::json::{first_byte, malformed, offset_in, parse_object};
 use super::mapping::{Mapping, Source, TimeFormat, Value};
-use super::{Context, DecodeError, Vendor};
+use super::{emit_each_object, Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Kind, Status, Timestamp};
 
 /// The few fields the generic decoder looks at; everything else is skipped without copying.
@@ -31,43 +31,46 @@ struct Probe<'a> {
     timestamp: Option<&'a RawValue>,
 }
 
-pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, mut emit: F) -> Result<usize, DecodeError>
+pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
 where
     F: FnMut(Event<'a>),
 {
-    let mut count = 0;
-    for_each_object(
+    emit_each_object(
         body,
         "a JSON object or an array of objects",
-        |raw, offset| {
-            let probe: Probe<'a> =
-                serde_json::from_str(raw.get()).map_err(|e| malformed(raw.get(), offset, &e))?;
-            let mut event = Event::new(Vendor::Generic, ctx.source, raw, ctx.received_at);
-            let id = text_or_number(
-                probe.id,
-                "id: not a string or number",
-                &mut event.normalization_warnings,
-            );
-            if let Some(id) = id {
-                event.id = EventId::Vendor(id);
-            }
-            severity(&mut event, probe.severity);
-            let time = auto_time(
-                probe.time.or(probe.timestamp),
-                &mut event.normalization_warnings,
-            );
-            match time {
-                Some(t) => event.time = t,
-                None => event
-                    .normalization_warnings
-                    .push("time: missing, received_at used"),
-            }
-            emit(event);
-            count += 1;
-            Ok(())
-        },
-    )?;
-    Ok(count)
+        |raw, offset| normalize(raw, offset, ctx),
+        emit,
+    )
+}
+
+/// Without a mapping: `id`, `severity` and `time`/`timestamp` by their common names.
+fn normalize<'a>(
+    raw: &'a RawValue,
+    offset: usize,
+    ctx: &Context<'a>,
+) -> Result<Event<'a>, DecodeError> {
+    let probe: Probe<'a> = parse_object(raw, offset)?;
+    let mut event = Event::new(Vendor::Generic, ctx.source, raw, ctx.received_at);
+    let id = text_or_number(
+        probe.id,
+        "id: not a string or number",
+        &mut event.normalization_warnings,
+    );
+    if let Some(id) = id {
+        event.id = EventId::Vendor(id);
+    }
+    severity(&mut event, probe.severity);
+    let time = auto_time(
+        probe.time.or(probe.timestamp),
+        &mut event.normalization_warnings,
+    );
+    match time {
+        Some(t) => event.time = t,
+        None => event
+            .normalization_warnings
+            .push("time: missing, received_at used"),
+    }
+    Ok(event)
 }
 
 /// Decodes with a field mapping.
@@ -75,7 +78,7 @@ pub fn decode_mapped<'a, F>(
     body: &'a str,
     ctx: &Context<'a>,
     m: &'a Mapping,
-    mut emit: F,
+    emit: F,
 ) -> Result<usize, DecodeError>
 where
     F: FnMut(Event<'a>),
@@ -93,18 +96,13 @@ where
             (found.get(), offset_in(body, found.get()))
         }
     };
-    let mut count = 0;
-    for_each_object(
+    emit_each_object(
         records,
         "a JSON object or an array of objects at the records pointer",
-        |raw, _| {
-            emit(normalize_mapped(raw, ctx, m));
-            count += 1;
-            Ok(())
-        },
+        |raw, _| Ok(normalize_mapped(raw, ctx, m)),
+        emit,
     )
-    .map_err(|e| e.shifted(base))?;
-    Ok(count)
+    .map_err(|e| e.shifted(base))
 }
 
 /// The text of a mapped field: a string, a number's text, or a constant. Present but of

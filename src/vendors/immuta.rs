@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::fields::{epoch_millis, rfc3339, text, text_or_number, Warnings};
-use super::json::{for_each_object, malformed};
-use super::{Context, DecodeError, Vendor};
+use super::json::parse_object;
+use super::{emit_each_object, Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Kind, Ocsf, Timestamp};
 
 #[derive(Deserialize, Default)]
@@ -45,44 +45,46 @@ struct Notification<'a> {
     created_at: Option<&'a RawValue>,
 }
 
-pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, mut emit: F) -> Result<usize, DecodeError>
+pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
 where
     F: FnMut(Event<'a>),
 {
-    let mut count = 0;
-    for_each_object(
+    emit_each_object(
         body,
         "an Immuta notification object or an array of them",
-        |raw, offset| {
-            let n: Notification<'a> =
-                serde_json::from_str(raw.get()).map_err(|e| malformed(raw.get(), offset, &e))?;
-            let mut e = Event::new(Vendor::Immuta, ctx.source, raw, ctx.received_at);
-            let w: &mut Warnings = &mut e.normalization_warnings;
-            e.kind = Kind::System;
-            e.ocsf = Ocsf::USER_ACCESS_MANAGEMENT;
-            if let Some(id) = text_or_number(
-                n.id.or(n.uid).or(n.event_id),
-                "id: not a string or number",
-                w,
-            ) {
-                e.id = EventId::Vendor(id);
-            }
-            e.title = text(
-                n.kind.or(n.notification_type).or(n.event_type).or(n.action),
-                "type: not a string",
-                w,
-            );
-            e.description = text(n.message.or(n.description), "message: not a string", w);
-            match time(n.timestamp.or(n.time).or(n.created_at), w) {
-                Some(t) => e.time = t,
-                None => w.push("time: missing, received_at used"),
-            }
-            emit(e);
-            count += 1;
-            Ok(())
-        },
-    )?;
-    Ok(count)
+        |raw, offset| normalize(raw, offset, ctx),
+        emit,
+    )
+}
+
+fn normalize<'a>(
+    raw: &'a RawValue,
+    offset: usize,
+    ctx: &Context<'a>,
+) -> Result<Event<'a>, DecodeError> {
+    let n: Notification<'a> = parse_object(raw, offset)?;
+    let mut e = Event::new(Vendor::Immuta, ctx.source, raw, ctx.received_at);
+    let w: &mut Warnings = &mut e.normalization_warnings;
+    e.kind = Kind::System;
+    e.ocsf = Ocsf::USER_ACCESS_MANAGEMENT;
+    if let Some(id) = text_or_number(
+        n.id.or(n.uid).or(n.event_id),
+        "id: not a string or number",
+        w,
+    ) {
+        e.id = EventId::Vendor(id);
+    }
+    e.title = text(
+        n.kind.or(n.notification_type).or(n.event_type).or(n.action),
+        "type: not a string",
+        w,
+    );
+    e.description = text(n.message.or(n.description), "message: not a string", w);
+    match time(n.timestamp.or(n.time).or(n.created_at), w) {
+        Some(t) => e.time = t,
+        None => w.push("time: missing, received_at used"),
+    }
+    Ok(e)
 }
 
 fn time(raw: Option<&RawValue>, w: &mut Warnings) -> Option<Timestamp> {

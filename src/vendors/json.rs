@@ -139,6 +139,15 @@ where
         .map_err(|e| malformed(body, 0, &e))
 }
 
+/// Deserializes one object of the body into a decoder's borrowed struct; a syntax error carries
+/// its offset in the body (`offset` is where the object starts).
+pub fn parse_object<'a, T: serde::Deserialize<'a>>(
+    raw: &'a RawValue,
+    offset: usize,
+) -> Result<T, DecodeError> {
+    serde_json::from_str(raw.get()).map_err(|e| malformed(raw.get(), offset, &e))
+}
+
 /// Calls `each` with every object of a body that is one JSON object or an array of objects,
 /// as `(raw object, its byte offset)`. `what` names the expected shape in errors.
 pub fn for_each_object<'a, F>(

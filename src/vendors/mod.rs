@@ -164,6 +164,27 @@ pub enum DecodeError {
     },
 }
 
+/// Normalizes every object of a body (one object or an array of objects) and emits each event;
+/// returns how many were emitted. `what` names the expected shape in errors.
+fn emit_each_object<'a, N, F>(
+    body: &'a str,
+    what: &'static str,
+    mut normalize: N,
+    mut emit: F,
+) -> Result<usize, DecodeError>
+where
+    N: FnMut(&'a serde_json::value::RawValue, usize) -> Result<Event<'a>, DecodeError>,
+    F: FnMut(Event<'a>),
+{
+    let mut count = 0;
+    json::for_each_object(body, what, |raw, offset| {
+        emit(normalize(raw, offset)?);
+        count += 1;
+        Ok(())
+    })?;
+    Ok(count)
+}
+
 impl DecodeError {
     /// The same error with its offset moved by `base`, for errors found in a part of the body
     /// that starts at `base`.

@@ -16,8 +16,8 @@ use serde_json::value::RawValue;
 use super::fields::{
     epoch_millis, non_empty_container, rfc3339, severity, text, text_or_number, Warnings,
 };
-use super::json::{for_each_object, malformed};
-use super::{Context, DecodeError, Vendor};
+use super::json::parse_object;
+use super::{emit_each_object, Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Kind, Ocsf, Status};
 
 /// Every field siemgate reads, in both spellings; all borrowed and all optional.
@@ -81,21 +81,16 @@ struct Alert<'a> {
     sender: Option<&'a RawValue>,
 }
 
-pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, mut emit: F) -> Result<usize, DecodeError>
+pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
 where
     F: FnMut(Event<'a>),
 {
-    let mut count = 0;
-    for_each_object(
+    emit_each_object(
         body,
         "a JSON array of Prisma Cloud alerts, or one alert object",
-        |raw, offset| {
-            emit(normalize(raw, offset, ctx)?);
-            count += 1;
-            Ok(())
-        },
-    )?;
-    Ok(count)
+        |raw, offset| normalize(raw, offset, ctx),
+        emit,
+    )
 }
 
 /// Prisma's status words (and the AsyncAPI notification types) to the Event lifecycle, with
@@ -128,8 +123,7 @@ fn normalize<'a>(
     offset: usize,
     ctx: &Context<'a>,
 ) -> Result<Event<'a>, DecodeError> {
-    let a: Alert<'a> =
-        serde_json::from_str(raw.get()).map_err(|e| malformed(raw.get(), offset, &e))?;
+    let a: Alert<'a> = parse_object(raw, offset)?;
     let mut e = Event::new(Vendor::PrismaCloud, ctx.source, raw, ctx.received_at);
     let w: &mut Warnings = &mut e.normalization_warnings;
 

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::fields::{epoch_seconds, integer, text, text_or_number, Warnings};
-use super::json::{first_byte, for_each_object, malformed, offset_in, string};
+use super::json::{first_byte, for_each_object, malformed, offset_in, parse_object, string};
 use super::{Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Kind, Ocsf, Severity, Timestamp};
 
@@ -185,8 +185,7 @@ fn normalize<'a>(
     offset: usize,
     ctx: &Context<'a>,
 ) -> Result<Event<'a>, DecodeError> {
-    let top: Fields<'a> =
-        serde_json::from_str(raw.get()).map_err(|e| malformed(raw.get(), offset, &e))?;
+    let top: Fields<'a> = parse_object(raw, offset)?;
     let mut e = Event::new(Vendor::Wallarm, ctx.source, raw, ctx.received_at);
     // Triggers and system events, and whatever Wallarm adds next: informational Detection
     // Findings (the `Event::new` defaults) of kind system. The shapes below override this.
