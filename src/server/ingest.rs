@@ -157,7 +157,7 @@ async fn accept(
         .map_err(Reject::Auth)?;
 
     let text = json::utf8(&body).map_err(Reject::Decode)?;
-    json::check_depth(text).map_err(Reject::Decode)?;
+    json::check_limits(text).map_err(Reject::Decode)?;
     dispatch(source, text, received_at)
 }
 

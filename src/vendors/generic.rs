@@ -136,13 +136,16 @@ fn auto_time(raw: Option<&RawValue>, w: &mut Warnings) -> Option<Timestamp> {
     if r.get().starts_with('"') {
         rfc3339(Some(r), TIME_WARN, w)
     } else {
-        integer(Some(r), TIME_WARN, w).map(|n| {
-            Timestamp(if n.abs() >= 100_000_000_000 {
-                n
-            } else {
-                n * 1000
-            })
-        })
+        let n = integer(Some(r), TIME_WARN, w)?;
+        let millis = if n.unsigned_abs() >= 100_000_000_000 {
+            Some(n)
+        } else {
+            n.checked_mul(1000)
+        };
+        if millis.is_none() {
+            w.push(TIME_WARN);
+        }
+        millis.map(Timestamp)
     }
 }
 
@@ -345,6 +348,19 @@ mod tests {
         assert_eq!(
             run_mapped(r#"[{"x":1}]"#, "title = \"/x\"").unwrap()[0]["title"],
             "1"
+        );
+    }
+
+    #[test]
+    fn extreme_epoch_times_neither_panic_nor_overflow() {
+        let lines =
+            run(r#"[{"time":-9223372036854775808},{"time":9223372036854775807},{"time":-5}]"#)
+                .unwrap();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[2].contains(r#""time":"1969-12-31T23:59:55.000Z""#),
+            "{}",
+            lines[2]
         );
     }
 

@@ -20,8 +20,11 @@ pub fn utf8(body: &[u8]) -> Result<&str, DecodeError> {
 /// the limit keeps hostile bodies from costing more than one linear scan.
 pub const MAX_DEPTH: usize = 64;
 
-/// Rejects bodies nested deeper than [`MAX_DEPTH`], in one pass that skips string contents.
-pub fn check_depth(body: &str) -> Result<(), DecodeError> {
+/// One pass over the body, skipping string contents, that refuses what downstream readers
+/// cannot take: nesting deeper than [`MAX_DEPTH`], and numbers beyond the range of an f64
+/// (`1e400` is valid JSON grammar, but serde_json, Go's encoding/json and most SIEM parsers
+/// refuse the line that carries it).
+pub fn check_limits(body: &str) -> Result<(), DecodeError> {
     let bytes = body.as_bytes();
     let mut depth = 0usize;
     let mut i = 0;
@@ -43,6 +46,24 @@ pub fn check_depth(body: &str) -> Result<(), DecodeError> {
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i + 1 < bytes.len()
+                    && matches!(bytes[i + 1], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+                let number = &body[start..=i];
+                // Only numbers with an exponent or hundreds of digits can overflow an f64.
+                let may_overflow =
+                    number.len() > 300 || number.bytes().any(|b| b == b'e' || b == b'E');
+                if may_overflow && number.parse::<f64>().is_ok_and(|n| n.is_infinite()) {
+                    return Err(DecodeError::Malformed {
+                        offset: start,
+                        message: "number out of range".to_owned(),
+                    });
+                }
+            }
             _ => {}
         }
         i += 1;
@@ -238,19 +259,38 @@ mod tests {
     }
 
     #[test]
+    fn numbers_beyond_f64_are_refused_with_their_offset() {
+        assert!(
+            check_limits(r#"{"a":1e308,"b":-1.5e-400,"c":123456789012345678901234567890}"#).is_ok()
+        );
+        assert_eq!(
+            check_limits(r#"{"a":"1e400","b": -1e400}"#),
+            Err(DecodeError::Malformed {
+                offset: 18,
+                message: "number out of range".to_owned()
+            })
+        );
+        let long = format!("[{}]", "9".repeat(400));
+        assert!(matches!(
+            check_limits(&long),
+            Err(DecodeError::Malformed { offset: 1, .. })
+        ));
+    }
+
+    #[test]
     fn depth_limit_skips_strings() {
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-        assert!(check_depth(&ok).is_ok());
+        assert!(check_limits(&ok).is_ok());
         let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
         assert_eq!(
-            check_depth(&deep),
+            check_limits(&deep),
             Err(DecodeError::TooDeep {
                 offset: MAX_DEPTH,
                 limit: MAX_DEPTH
             })
         );
         let in_string = format!("{{\"a\":\"{}\\\"\"}}", "[".repeat(200));
-        assert!(check_depth(&in_string).is_ok(), "{in_string}");
+        assert!(check_limits(&in_string).is_ok(), "{in_string}");
     }
 
     #[test]

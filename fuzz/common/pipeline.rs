@@ -1,0 +1,227 @@
+//! The request path a body takes through siemgate, as `server::ingest` and `dispatch` run it:
+//! `json::utf8` -> `json::check_limits` -> `Vendor::decode` -> each event encoded as NDJSON;
+//! and the checks every outcome must pass. Shared by the fuzz targets (`fuzz_targets/*.rs`),
+//! `tests/fuzz_corpus.rs` and `tests/decoder_properties.rs` through `#[path]` modules.
+#![allow(dead_code)]
+
+use bytes::BytesMut;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use siemgate::normalize::Timestamp;
+use siemgate::sinks::{Encoder, Ndjson};
+use siemgate::vendors::{json, Context, DecodeError, Vendor};
+
+/// The source name every event carries.
+pub const SOURCE: &str = "fuzz-source";
+
+/// What one body produced.
+#[derive(Debug, PartialEq)]
+pub struct Output {
+    /// `Err` from utf8/check_limits/decode, or `Ok(count)` from decode.
+    pub result: Result<usize, DecodeError>,
+    /// Each emitted event's NDJSON record (or the encoder's error), in emission order.
+    pub records: Vec<Result<Vec<u8>, String>>,
+}
+
+/// Runs `body` through the request path for `vendor`, with `received_at: Timestamp(0)`.
+pub fn request_path(vendor: Vendor, body: &[u8]) -> Output {
+    let mut records = Vec::new();
+    let result = json::utf8(body).and_then(|text| {
+        json::check_limits(text)?;
+        let ctx = Context {
+            source: SOURCE,
+            received_at: Timestamp(0),
+        };
+        // One buffer for the request, as dispatch keeps per sink, split where each event ends.
+        let mut buf = BytesMut::new();
+        vendor.decode(text, &ctx, |event| {
+            let start = buf.len();
+            records.push(match Ndjson.encode(&event, &mut buf) {
+                Ok(()) => Ok(buf[start..].to_vec()),
+                Err(e) => Err(e.to_string()),
+            });
+        })
+    });
+    Output { result, records }
+}
+
+/// The top-level elements of a body the decoders may accept: the elements of one JSON array,
+/// or the whitespace-separated JSON values of the body (one object, or NDJSON objects).
+/// `None` when the body is not such JSON.
+pub fn top_level_elements(body: &str) -> Option<Vec<&str>> {
+    let values = serde_json::Deserializer::from_str(body)
+        .into_iter::<&RawValue>()
+        .collect::<Result<Vec<_>, _>>()
+        .ok()?;
+    match values.as_slice() {
+        [one] if one.get().starts_with('[') => {
+            let elements: Vec<&RawValue> = serde_json::from_str(one.get()).ok()?;
+            Some(elements.into_iter().map(RawValue::get).collect())
+        }
+        _ => Some(values.into_iter().map(RawValue::get).collect()),
+    }
+}
+
+/// Every whitespace-separated JSON value of the body, and the elements of those that are
+/// arrays; empty when the body is not a stream of JSON values.
+fn elements_and_values(body: &str) -> Vec<&str> {
+    let Ok(values) = serde_json::Deserializer::from_str(body)
+        .into_iter::<&RawValue>()
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return Vec::new();
+    };
+    let mut all = Vec::new();
+    for v in values {
+        all.push(v.get());
+        if let Ok(elements) = serde_json::from_str::<Vec<&RawValue>>(v.get()) {
+            all.extend(elements.into_iter().map(RawValue::get));
+        }
+    }
+    all
+}
+
+#[derive(Deserialize)]
+struct Record<'a> {
+    #[serde(borrow)]
+    raw: &'a RawValue,
+}
+
+/// `raw` as the encoder writes it is the body's text, byte for byte, except that line breaks
+/// (whitespace between tokens: JSON strings cannot hold a raw CR or LF) may become spaces so
+/// that the record stays on one line (`sinks::one_line`).
+fn same_text(raw: &str, element: &str) -> bool {
+    raw.len() == element.len()
+        && raw
+            .bytes()
+            .zip(element.bytes())
+            .all(|(r, e)| r == e || (r == b' ' && matches!(e, b'\n' | b'\r')))
+}
+
+/// Whether `raw` is a slice of `body` (up to line breaks written as spaces).
+fn is_slice_of(body: &str, raw: &str) -> bool {
+    let Some(first) = raw.bytes().next() else {
+        return false;
+    };
+    body.bytes()
+        .enumerate()
+        .filter(|&(_, b)| b == first)
+        .any(|(i, _)| {
+            body.get(i..i + raw.len())
+                .is_some_and(|s| same_text(raw, s))
+        })
+}
+
+/// Checks an [`Output`] of `body`:
+/// * a count returned matches the events emitted; an error's offset lies within the body;
+/// * every event encodes to one JSON object on one line: no CR or LF but the final `\n`;
+/// * every event has `raw`, which parses, is a slice of the body (up to line breaks written as
+///   spaces, see [`same_text`]), and equals (as `serde_json::Value`) a top-level element of the
+///   body, or an element of one (events emitted before a failure need only be slices that
+///   parse when the body is not JSON);
+/// * when decoding succeeded, the events' `raw`s are exactly the body's top-level elements,
+///   in order.
+pub fn check(body: &[u8], out: &Output) -> Result<(), String> {
+    let text = std::str::from_utf8(body).ok();
+    match &out.result {
+        Ok(n) if *n != out.records.len() => {
+            return Err(format!(
+                "decode returned {n} but emitted {}",
+                out.records.len()
+            ))
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let offset = match e {
+                DecodeError::InvalidUtf8 { offset }
+                | DecodeError::Malformed { offset, .. }
+                | DecodeError::TooDeep { offset, .. }
+                | DecodeError::Shape { offset, .. } => *offset,
+            };
+            if offset > body.len() {
+                return Err(format!(
+                    "error offset {offset} is past the body's {} bytes: {e}",
+                    body.len()
+                ));
+            }
+        }
+    }
+    if out.records.is_empty() && out.result.is_err() {
+        return Ok(());
+    }
+    let Some(text) = text else {
+        return Err("decode ran on a body that is not UTF-8".into());
+    };
+    let elements = top_level_elements(text);
+    let candidates = elements_and_values(text);
+    let mut raws = Vec::with_capacity(out.records.len());
+    for (i, record) in out.records.iter().enumerate() {
+        let record = record
+            .as_ref()
+            .map_err(|e| format!("event {i} failed to encode: {e}"))?;
+        let line = std::str::from_utf8(record)
+            .map_err(|e| format!("event {i}: record is not UTF-8: {e}"))?;
+        let Some(json) = line.strip_suffix('\n') else {
+            return Err(format!(
+                "event {i}: record does not end in a newline: {line:?}"
+            ));
+        };
+        if json.contains(['\n', '\r']) {
+            return Err(format!(
+                "event {i}: the NDJSON record spans lines: {line:?}"
+            ));
+        }
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| format!("event {i}: record is not one JSON value ({e}): {line:?}"))?;
+        let rec: Record<'_> = serde_json::from_str(json)
+            .map_err(|e| format!("event {i}: record has no raw ({e}): {line:?}"))?;
+        if !json.starts_with('{') {
+            return Err(format!("event {i}: record is not an object: {line:?}"));
+        }
+        let raw = rec.raw.get();
+        let raw_value: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| format!("event {i}: raw does not parse ({e}): {raw:?}"))?;
+        if value.get("raw") != Some(&raw_value) {
+            return Err(format!("event {i}: raw read two ways differs: {line:?}"));
+        }
+        if !is_slice_of(text, raw) {
+            return Err(format!(
+                "event {i}: raw is not a slice of the body: {raw:?}"
+            ));
+        }
+        let is_element = candidates.iter().any(|el| {
+            same_text(raw, el)
+                && serde_json::from_str::<serde_json::Value>(el).ok().as_ref() == Some(&raw_value)
+        });
+        if !is_element && (out.result.is_ok() || !candidates.is_empty()) {
+            return Err(format!(
+                "event {i}: raw is not a top-level element of the body: {raw:?}"
+            ));
+        }
+        raws.push(raw);
+    }
+    if out.result.is_ok() {
+        match &elements {
+            Some(elements)
+                if elements.len() == raws.len()
+                    && raws.iter().zip(elements).all(|(r, e)| same_text(r, e)) => {}
+            other => {
+                return Err(format!(
+                    "decode succeeded but the raws {raws:?} are not the elements {other:?}"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the request path and the checks; panics (the fuzz targets' crash) on a failed check.
+pub fn fuzz_one(vendor: &str, body: &[u8]) {
+    let Some(v) = Vendor::from_name(vendor) else {
+        panic!("unknown vendor {vendor}");
+    };
+    let out = request_path(v, body);
+    if let Err(msg) = check(body, &out) {
+        panic!("{vendor}: {msg}\nresult: {:?}", out.result);
+    }
+}

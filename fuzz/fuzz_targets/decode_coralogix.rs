@@ -1,0 +1,10 @@
+//! `coralogix` bodies on the request path: utf8 -> check_limits -> decode -> NDJSON; every event
+//! must encode with a `raw` that parses and is an element of the body.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../common/pipeline.rs"]
+mod pipeline;
+
+fuzz_target!(|body: &[u8]| pipeline::fuzz_one("coralogix", body));
