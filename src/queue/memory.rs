@@ -21,8 +21,6 @@ pub struct MemoryQueue {
     inner: Mutex<Inner>,
     /// Wakes the worker when events are committed or the queue is closed.
     ready: Notify,
-    /// Wakes anyone waiting for the queue to drain (shutdown and tests).
-    drained: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -50,7 +48,6 @@ impl MemoryQueue {
             limits,
             inner: Mutex::new(Inner::default()),
             ready: Notify::new(),
-            drained: Notify::new(),
         }
     }
 
@@ -160,22 +157,6 @@ impl MemoryQueue {
                 Some(item) => inner.bytes -= item.len() as u64,
                 None => break,
             }
-        }
-        let empty = inner.items.is_empty();
-        drop(inner);
-        if empty {
-            self.drained.notify_waiters();
-        }
-    }
-
-    /// Waits until no event is queued.
-    pub async fn wait_drained(&self) {
-        loop {
-            let notified = self.drained.notified();
-            if self.lock().items.is_empty() {
-                return;
-            }
-            notified.await;
         }
     }
 }
