@@ -1,6 +1,6 @@
 //! Dispatch: decodes a body with the source's vendor, applies the source's filter, encodes each
-//! event into every target sink's wire bytes, and enqueues into every target queue all or
-//! nothing. If any queue lacks room, nothing is enqueued anywhere and the caller answers 503.
+//! event into the wire bytes of every target sink whose filter takes it, and enqueues into
+//! every target queue all or nothing. If any queue lacks room, nothing is enqueued anywhere and the caller answers 503.
 //!
 //! The borrowed `Event`s never outlive this call: each is encoded the moment it is decoded, into
 //! one buffer per target sink, and the queues receive reference-counted slices of those buffers.
@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use crate::config::SourceSettings;
+use crate::config::{SinkFilter, SourceSettings};
 use crate::metrics::SourceMetrics;
 use crate::normalize::Timestamp;
 use crate::server::reject::Reject;
-use crate::sinks::{Encoder, SinkHandle};
+use crate::sinks::{Encoder, Encoding, SinkHandle};
 use crate::vendors::Context;
 
 /// A configured source with what the request path needs at hand.
@@ -21,7 +21,14 @@ pub struct Source {
     pub settings: SourceSettings,
     pub metrics: SourceMetrics,
     /// The source's sinks, in a fixed order.
-    pub targets: Vec<Arc<SinkHandle>>,
+    pub targets: Vec<Target>,
+}
+
+/// One sink a source routes to: the sink, its filter, and this source's encoding for it.
+pub struct Target {
+    pub sink: Arc<SinkHandle>,
+    pub filter: SinkFilter,
+    pub encoding: Encoding,
 }
 
 /// What a request delivered into the queues.
@@ -64,9 +71,16 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
                 filtered += 1;
                 return;
             }
-            for (sink, out) in source.targets.iter().zip(encoded.iter_mut()) {
+            for (target, out) in source.targets.iter().zip(encoded.iter_mut()) {
+                if !target.filter.is_empty()
+                    && !target
+                        .filter
+                        .accepts(event.severity, event.kind, event.vendor)
+                {
+                    continue;
+                }
                 let start = out.buf.len();
-                if sink.encoding.encode(&event, &mut out.buf).is_err() {
+                if target.encoding.encode(&event, &mut out.buf).is_err() {
                     out.buf.truncate(start);
                     encode_failed = true;
                     continue;
@@ -85,12 +99,17 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
     }
 
     let mut reservations = Vec::with_capacity(encoded.len());
-    for (sink, out) in source.targets.iter().zip(&encoded) {
+    for (target, out) in source.targets.iter().zip(&encoded) {
+        let sink = &target.sink;
+        if out.ends.is_empty() {
+            reservations.push(None);
+            continue;
+        }
         match sink
             .queue
             .try_reserve(out.ends.len() as u64, out.buf.len() as u64)
         {
-            Ok(r) => reservations.push(r),
+            Ok(r) => reservations.push(Some(r)),
             // Dropping the reservations made so far releases their room.
             Err(_) => {
                 return Err(Reject::QueueFull {
@@ -99,7 +118,11 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
             }
         }
     }
-    for ((reservation, out), sink) in reservations.into_iter().zip(encoded).zip(&source.targets) {
+    for ((reservation, out), target) in reservations.into_iter().zip(encoded).zip(&source.targets) {
+        let Some(reservation) = reservation else {
+            continue;
+        };
+        let sink = &target.sink;
         let all = out.buf.freeze();
         let mut start = 0;
         reservation.commit(out.ends.iter().map(|&end| {

@@ -16,7 +16,8 @@
 //! * `normalize`: the `Event` schema, severities, timestamps.
 //! * `dispatch`: decode -> filter -> encode per sink -> enqueue all or nothing.
 //! * `queue`: bounded per-sink queues of encoded events.
-//! * `sinks`: encoders, the worker loop, retry classification, and each sink (`file`).
+//! * `sinks`: encoders, the worker loop, retry classification, client TLS and HTTP, and each
+//!   sink (`file`, `hec` for Splunk, `syslog` with LEEF/CEF/JSON bodies, `http`).
 //! * `metrics`: metric names and the handles registered once per source and sink.
 //! * `shutdown`: the signal future the binary waits on.
 
@@ -118,7 +119,15 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
         if matches!(s.verifier, auth::Verifier::None) {
             tracing::warn!(source = %s.id, "source accepts unauthenticated requests (allow_unauthenticated = true)");
         }
-        let targets = s.sinks.iter().map(|&i| handles[i].clone()).collect();
+        let targets = s
+            .sinks
+            .iter()
+            .map(|&i| dispatch::Target {
+                sink: handles[i].clone(),
+                filter: settings.sinks[i].filter.clone(),
+                encoding: sinks::Encoding::for_target(&settings.sinks[i], &s, &handles[i].metrics),
+            })
+            .collect();
         let metrics = registry.source(&s.id);
         sources.insert(
             s.id.clone(),

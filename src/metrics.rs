@@ -25,6 +25,9 @@ pub const SINK_RETRIES: &str = "siemgate_sink_retries_total";
 pub const QUEUE_EVENTS: &str = "siemgate_queue_events";
 pub const QUEUE_BYTES: &str = "siemgate_queue_bytes";
 pub const FILE_TORN_TAIL_BYTES: &str = "siemgate_file_torn_tail_bytes_total";
+pub const SINK_TRUNCATIONS: &str = "siemgate_sink_truncations_total";
+pub const SINK_RECONNECTS: &str = "siemgate_sink_reconnects_total";
+pub const SINK_UP: &str = "siemgate_sink_up";
 
 /// Status codes the hooks listener answers with, each pre-registered per source.
 pub const STATUS_CODES: [u16; 9] = [200, 400, 401, 403, 405, 408, 413, 500, 503];
@@ -129,6 +132,21 @@ impl Registry {
             Some(Unit::Bytes),
             "Bytes of an unterminated last line cut from a file sink's file at open, by sink.",
         );
+        c(
+            SINK_TRUNCATIONS,
+            None,
+            "Messages shortened to the sink's maximum message size, by sink.",
+        );
+        c(
+            SINK_RECONNECTS,
+            None,
+            "Connections a sink opened again after losing one, by sink.",
+        );
+        self.recorder.describe_gauge(
+            KeyName::from_const_str(SINK_UP),
+            None,
+            "1 while the sink's destination accepts what it sends, 0 while it is failing.".into(),
+        );
         self.recorder.describe_gauge(
             KeyName::from_const_str(QUEUE_EVENTS),
             None,
@@ -206,6 +224,9 @@ impl Registry {
             queue_events: self.gauge(QUEUE_EVENTS, &[("sink", sink)]),
             queue_bytes: self.gauge(QUEUE_BYTES, &[("sink", sink)]),
             torn_tail_bytes: self.counter(FILE_TORN_TAIL_BYTES, &[("sink", sink)]),
+            truncations: self.counter(SINK_TRUNCATIONS, &[("sink", sink)]),
+            reconnects: self.counter(SINK_RECONNECTS, &[("sink", sink)]),
+            up: self.gauge(SINK_UP, &[("sink", sink)]),
         }
     }
 }
@@ -246,4 +267,7 @@ pub struct SinkMetrics {
     pub queue_events: Gauge,
     pub queue_bytes: Gauge,
     pub torn_tail_bytes: Counter,
+    pub truncations: Counter,
+    pub reconnects: Counter,
+    pub up: Gauge,
 }

@@ -39,6 +39,17 @@ pub enum Status {
 }
 
 impl Kind {
+    /// The wire name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Alert => "alert",
+            Kind::Vulnerability => "vulnerability",
+            Kind::Attack => "attack",
+            Kind::System => "system",
+            Kind::Test => "test",
+        }
+    }
+
     /// The config and wire name (`alert`, `attack`, ...), any case.
     pub fn from_word(word: &str) -> Option<Kind> {
         const ALL: [(&str, Kind); 5] = [
@@ -55,6 +66,18 @@ impl Kind {
 }
 
 impl Status {
+    /// The wire name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Open => "open",
+            Status::Updated => "updated",
+            Status::Resolved => "resolved",
+            Status::Dismissed => "dismissed",
+            Status::Snoozed => "snoozed",
+        }
+    }
+
     /// The config and wire name (`new`, `open`, ...), any case.
     pub fn from_word(word: &str) -> Option<Status> {
         const ALL: [(&str, Status); 6] = [

@@ -51,10 +51,12 @@ impl FileSink {
         }
     }
 
-    pub async fn send(&mut self, batch: &[Bytes]) -> Result<(), SendError> {
+    /// Appends the whole batch; `Ok(n)` means all `n` events are written.
+    pub async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
         let Some(mut writer) = self.writer.take() else {
-            return Err(SendError::Retryable("file writer unavailable".to_owned()));
+            return Err(SendError::retryable("file writer unavailable"));
         };
+        let batch_len = batch.len();
         let batch = batch.to_vec();
         let joined = tokio::task::spawn_blocking(move || {
             let r = writer.write_batch(&batch);
@@ -64,9 +66,10 @@ impl FileSink {
         match joined {
             Ok((writer, r)) => {
                 self.writer = Some(writer);
-                r.map_err(|e| SendError::Retryable(e.to_string()))
+                r.map(|()| batch_len)
+                    .map_err(|e| SendError::retryable(e.to_string()))
             }
-            Err(e) => Err(SendError::Retryable(format!(
+            Err(e) => Err(SendError::retryable(format!(
                 "file writer task failed: {e}"
             ))),
         }

@@ -1,12 +1,18 @@
 //! Sinks: the runtime handle each sink is reached by (queue, encoder, metrics, health), the
 //! `Encoder` shape every wire format shares, and the one worker loop all sinks run:
-//! dequeue -> send -> ack | retry with backoff | give up (counted and logged).
+//! dequeue -> send -> ack | retry with backoff | hold on a configuration error | count and log
+//! the events a destination refuses for good.
 //!
 //! Encoding happens at the edge, inside the request (DESIGN §2): the queue holds each event's
 //! final wire bytes, so retries and batching never re-encode.
 
 pub mod file;
+pub mod hec;
+pub mod http;
+pub mod http_client;
 pub mod retry;
+pub mod syslog;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +21,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BatchLimits, SinkKind, SinkSettings};
+use crate::config::{BatchLimits, SinkKind, SinkSettings, SourceSettings};
 use crate::metrics::{Registry, SinkMetrics};
 use crate::normalize::Event;
 use crate::queue::MemoryQueue;
@@ -77,16 +83,39 @@ pub fn one_line(json: &mut [u8]) {
     }
 }
 
-/// The wire format of a sink (closed set, static dispatch).
-#[derive(Debug, Clone, Copy)]
+/// The wire format of one source's events for one sink (closed set, static dispatch). Built
+/// per (source, sink) pair, so per-source settings such as HEC's index are baked in once.
 pub enum Encoding {
     Ndjson(Ndjson),
+    Hec(hec::HecEncoder),
+    Syslog(syslog::SyslogEncoder),
+    Http(http::HttpEncoder),
+}
+
+impl Encoding {
+    pub fn for_target(
+        sink: &SinkSettings,
+        source: &SourceSettings,
+        metrics: &SinkMetrics,
+    ) -> Encoding {
+        match &sink.kind {
+            SinkKind::File(_) => Encoding::Ndjson(Ndjson),
+            SinkKind::SplunkHec(h) => Encoding::Hec(hec::HecEncoder::new(h, source)),
+            SinkKind::Syslog(s) => {
+                Encoding::Syslog(syslog::SyslogEncoder::new(s, metrics.truncations.clone()))
+            }
+            SinkKind::Http(h) => Encoding::Http(http::HttpEncoder::new(h)),
+        }
+    }
 }
 
 impl Encoder for Encoding {
     fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
             Encoding::Ndjson(e) => e.encode(event, out),
+            Encoding::Hec(e) => e.encode(event, out),
+            Encoding::Syslog(e) => e.encode(event, out),
+            Encoding::Http(e) => e.encode(event, out),
         }
     }
 }
@@ -95,7 +124,6 @@ impl Encoder for Encoding {
 pub struct SinkHandle {
     pub id: String,
     pub queue: MemoryQueue,
-    pub encoding: Encoding,
     pub metrics: SinkMetrics,
     /// False while the destination is failing; `/readyz` reports it.
     healthy: AtomicBool,
@@ -104,6 +132,11 @@ pub struct SinkHandle {
 impl SinkHandle {
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+        self.metrics.up.set(if healthy { 1.0 } else { 0.0 });
     }
 
     /// Publishes the queue depth to the gauges.
@@ -117,21 +150,65 @@ impl SinkHandle {
 /// A sink's connection to its destination (closed set).
 pub enum Transport {
     File(file::FileSink),
+    Hec(Box<hec::HecSink>),
+    Syslog(Box<syslog::SyslogSink>),
+    Http(Box<http::HttpSink>),
 }
 
 impl Transport {
-    async fn send(&mut self, batch: &[Bytes]) -> Result<(), SendError> {
+    fn build(settings: &SinkSettings, metrics: &SinkMetrics) -> Transport {
+        match &settings.kind {
+            SinkKind::File(f) => Transport::File(file::FileSink::new(
+                settings.id.clone(),
+                f.clone(),
+                metrics.torn_tail_bytes.clone(),
+            )),
+            SinkKind::SplunkHec(h) => Transport::Hec(Box::new(hec::HecSink::new(&settings.id, h))),
+            SinkKind::Syslog(s) => Transport::Syslog(Box::new(syslog::SyslogSink::new(
+                &settings.id,
+                s,
+                metrics.reconnects.clone(),
+            ))),
+            SinkKind::Http(h) => Transport::Http(Box::new(http::HttpSink::new(h))),
+        }
+    }
+
+    /// Sends the batch, or its first events. `Ok(n)`: the first `n` (at least one) are
+    /// delivered and the rest, if any, is sent by the next call.
+    async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
         match self {
             Transport::File(f) => f.send(batch).await,
+            Transport::Hec(h) => h.send(batch).await,
+            Transport::Syslog(s) => s.send(batch).await,
+            Transport::Http(h) => h.send(batch).await,
         }
+    }
+
+    /// Checks the destination before the first batch, so a wrong token or URL shows on
+    /// `/readyz` at start rather than with the first alert.
+    async fn probe(&mut self) -> Result<(), SendError> {
+        match self {
+            Transport::Hec(h) => h.probe().await,
+            Transport::File(_) | Transport::Syslog(_) | Transport::Http(_) => Ok(()),
+        }
+    }
+
+    /// Whether `probe` really asks the destination (only then can it turn a sink ready).
+    fn probes(&self) -> bool {
+        matches!(self, Transport::Hec(_))
     }
 
     async fn close(&mut self) {
         match self {
             Transport::File(f) => f.close().await,
+            Transport::Syslog(s) => s.close().await,
+            Transport::Hec(_) | Transport::Http(_) => {}
         }
     }
 }
+
+/// How often an idle sink that is not ready checks its destination again.
+const IDLE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A sink ready to run: its shared handle and the worker state.
 pub struct Sink {
@@ -143,21 +220,12 @@ pub struct Sink {
 impl Sink {
     pub fn build(settings: &SinkSettings, registry: &Registry) -> Sink {
         let metrics = registry.sink(&settings.id);
-        let (transport, encoding) = match &settings.kind {
-            SinkKind::File(f) => (
-                Transport::File(file::FileSink::new(
-                    settings.id.clone(),
-                    f.clone(),
-                    metrics.torn_tail_bytes.clone(),
-                )),
-                Encoding::Ndjson(Ndjson),
-            ),
-        };
+        let transport = Transport::build(settings, &metrics);
+        metrics.up.set(1.0);
         Sink {
             handle: Arc::new(SinkHandle {
                 id: settings.id.clone(),
                 queue: MemoryQueue::new(settings.queue),
-                encoding,
                 metrics,
                 healthy: AtomicBool::new(true),
             }),
@@ -167,56 +235,107 @@ impl Sink {
     }
 
     /// Delivers batches until the queue is closed and empty, or `abort` fires (shutdown grace
-    /// over). Retryable failures are retried with backoff, the batch kept at the head of the
-    /// queue so nothing overtakes it; permanent failures are counted and logged.
+    /// over). Each batch stays at the head of the queue until every event in it is delivered or
+    /// refused for good, so nothing overtakes it; retryable failures back off with jitter,
+    /// configuration errors hold the queue and mark the sink not ready.
     pub async fn run(mut self, abort: CancellationToken) {
         let handle = self.handle;
         let mut batch = Vec::with_capacity(self.batch.max_events);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+        let probed = tokio::select! {
+            r = self.transport.probe() => r,
+            () = abort.cancelled() => Ok(()),
+        };
+        if let Err(e) = probed {
+            handle.set_healthy(false);
+            tracing::error!(sink = %handle.id, reason = %e, "destination check failed; events will be held until it works");
+        }
         loop {
-            let next = tokio::select! {
-                n = handle.queue.next_batch(self.batch.max_events, self.batch.max_bytes, self.batch.linger, &mut batch) => n,
-                () = abort.cancelled() => None,
+            let next = loop {
+                tokio::select! {
+                    n = handle.queue.next_batch(self.batch.max_events, self.batch.max_bytes, self.batch.linger, &mut batch) => break n,
+                    () = abort.cancelled() => break None,
+                    // While idle and not ready, check again now and then, so the sink turns
+                    // ready when its destination is fixed even if no event comes to prove it.
+                    () = tokio::time::sleep(IDLE_PROBE_INTERVAL), if !handle.is_healthy() => {
+                        if self.transport.probe().await.is_ok() && self.transport.probes() {
+                            handle.set_healthy(true);
+                            tracing::info!(sink = %handle.id, "destination check passed");
+                        }
+                    }
+                }
             };
             if next.is_none() {
                 break;
             }
-            loop {
+            let mut done = 0;
+            while done < batch.len() {
+                let rest = batch.len() - done;
                 let sent = tokio::select! {
-                    r = self.transport.send(&batch) => r,
+                    r = self.transport.send(&batch[done..]) => r,
                     () = abort.cancelled() => {
                         tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached during a send; events left undelivered");
                         self.transport.close().await;
                         return;
                     }
                 };
-                match sent {
-                    Ok(()) => {
-                        handle.queue.ack(batch.len());
-                        handle.metrics.delivered.increment(batch.len() as u64);
-                        handle.healthy.store(true, Ordering::Relaxed);
+                let delay = match sent {
+                    Ok(n) if n > 0 => {
+                        let n = n.min(rest);
+                        handle.queue.ack(n);
+                        handle.metrics.delivered.increment(n as u64);
+                        handle.set_healthy(true);
                         backoff.reset();
-                        break;
+                        done += n;
+                        continue;
                     }
-                    Err(SendError::Retryable(reason)) => {
-                        handle.healthy.store(false, Ordering::Relaxed);
+                    Ok(_) => {
+                        handle.set_healthy(false);
+                        handle.metrics.retries.increment(1);
+                        tracing::warn!(sink = %handle.id, "destination accepted none of the batch, will retry");
+                        backoff.next_delay()
+                    }
+                    Err(SendError::Rejected {
+                        delivered,
+                        rejected,
+                        reason,
+                    }) => {
+                        let delivered = delivered.min(rest);
+                        let rejected = rejected.clamp(1, rest - delivered);
+                        handle.queue.ack(delivered + rejected);
+                        handle.metrics.delivered.increment(delivered as u64);
+                        handle.metrics.failed.increment(rejected as u64);
+                        handle.set_healthy(true);
+                        tracing::error!(sink = %handle.id, %reason, delivered, rejected, "destination refused events for good; they are dropped");
+                        done += delivered + rejected;
+                        continue;
+                    }
+                    Err(SendError::Retryable {
+                        reason,
+                        retry_after,
+                    }) => {
+                        handle.set_healthy(false);
+                        handle.metrics.retries.increment(1);
+                        let delay = backoff
+                            .next_delay()
+                            .max(retry_after.unwrap_or(Duration::ZERO));
+                        tracing::warn!(sink = %handle.id, %reason, events = rest, ?delay, "send failed, will retry");
+                        delay
+                    }
+                    Err(SendError::Config(reason)) => {
+                        handle.set_healthy(false);
                         handle.metrics.retries.increment(1);
                         let delay = backoff.next_delay();
-                        tracing::warn!(sink = %handle.id, %reason, events = batch.len(), ?delay, "send failed, will retry");
-                        tokio::select! {
-                            () = tokio::time::sleep(delay) => {}
-                            () = abort.cancelled() => {
-                                tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached with events undelivered");
-                                self.transport.close().await;
-                                return;
-                            }
-                        }
+                        tracing::error!(sink = %handle.id, %reason, events = handle.queue.depth().events, ?delay, "destination refuses this sink's configuration; holding the queue");
+                        delay
                     }
-                    Err(SendError::Permanent(reason)) => {
-                        tracing::error!(sink = %handle.id, %reason, events = batch.len(), "destination refused events permanently; dropping them");
-                        handle.queue.ack(batch.len());
-                        handle.metrics.failed.increment(batch.len() as u64);
-                        break;
+                };
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = abort.cancelled() => {
+                        tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached with events undelivered");
+                        self.transport.close().await;
+                        return;
                     }
                 }
             }

@@ -3,15 +3,39 @@
 
 use std::time::Duration;
 
-/// Why a batch was not delivered. The sink decides which kind; the worker loop acts on it.
+/// Why (the rest of) a batch was not delivered, classified once by the sink that knows its
+/// protocol; the worker loop acts on the class.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// The destination may accept the same batch later (I/O error, timeout, busy).
-    #[error("retryable: {0}")]
-    Retryable(String),
-    /// The destination will never accept these events as they are.
-    #[error("permanent: {0}")]
-    Permanent(String),
+    /// The destination may take the same events later (I/O error, timeout, busy). Nothing of
+    /// this attempt counts as delivered; the batch is sent again after a backoff, or after
+    /// `retry_after` when the destination asked for it.
+    #[error("{reason}")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The destination refuses us until a configuration changes (bad token, untrusted
+    /// certificate, wrong URL): the sink holds its queue, reports not ready, and keeps trying.
+    #[error("{0}")]
+    Config(String),
+    /// The first `delivered` events of the batch were accepted, and the `rejected` events after
+    /// them never will be as they are (HEC "invalid data format"); the rest is sent again.
+    #[error("{reason}")]
+    Rejected {
+        delivered: usize,
+        rejected: usize,
+        reason: String,
+    },
+}
+
+impl SendError {
+    pub fn retryable(reason: impl Into<String>) -> SendError {
+        SendError::Retryable {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
 }
 
 /// Exponential backoff with full jitter: each delay is uniform in `[0, min(cap, base * 2^n))`.

@@ -25,6 +25,9 @@ use crate::secret::Secret;
 use crate::vendors::mapping::{Mapping, MappingConfig};
 use crate::vendors::Vendor;
 
+pub mod sinks;
+pub use sinks::*;
+
 /// Default cap on a request body. Prisma Cloud batches and Wallarm arrays of a few hundred alerts
 /// stay well under a megabyte; anything larger is far more likely abuse than a webhook.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
@@ -40,19 +43,6 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Replay window for signed timestamps (Standard Webhooks uses five minutes).
 pub const DEFAULT_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(300);
-/// Default queue bound in events per sink.
-pub const DEFAULT_QUEUE_MAX_EVENTS: u64 = 100_000;
-/// Default queue bound in encoded bytes per sink.
-pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 256 * 1024 * 1024;
-/// Default batch bounds and linger for sink workers.
-pub const DEFAULT_BATCH_MAX_EVENTS: usize = 500;
-pub const DEFAULT_BATCH_MAX_BYTES: usize = 1024 * 1024;
-pub const DEFAULT_BATCH_LINGER: Duration = Duration::from_millis(50);
-/// File sink defaults.
-pub const DEFAULT_FILE_ROTATE_BYTES: u64 = 100 * 1024 * 1024;
-pub const DEFAULT_FILE_KEEP_FILES: usize = 5;
-pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_secs(1);
-
 // ---------------------------------------------------------------------------------------------
 // File types (serde)
 // ---------------------------------------------------------------------------------------------
@@ -159,6 +149,9 @@ pub struct SourceConfig {
     pub filter: FilterConfig,
     /// Field mapping for `vendor = "generic"`: where each Event field comes from.
     pub mapping: Option<MappingConfig>,
+    /// Splunk HEC envelope overrides for this source's events (index, sourcetype, ...).
+    #[serde(default)]
+    pub hec: HecOverrides,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -228,79 +221,6 @@ pub enum EncodingConfig {
     Base64,
     /// Hex or base64, told apart by length.
     Any,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SinkConfig {
-    File {
-        id: String,
-        path: PathBuf,
-        #[serde(default)]
-        fsync: FsyncPolicy,
-        #[serde(default = "default_fsync_interval")]
-        fsync_interval: ConfigDuration,
-        #[serde(default = "default_file_rotate_bytes")]
-        rotate_bytes: u64,
-        #[serde(default = "default_file_keep_files")]
-        keep_files: usize,
-        #[serde(default)]
-        queue: QueueConfig,
-        #[serde(default)]
-        batch: BatchConfig,
-    },
-}
-
-/// When a file sink calls fsync.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FsyncPolicy {
-    /// After every batch, before the batch counts as delivered.
-    Always,
-    /// At most once per `fsync_interval`; a crash may lose the last interval.
-    #[default]
-    Interval,
-    /// Leave it to the operating system.
-    Never,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueConfig {
-    #[serde(default = "default_queue_max_events")]
-    pub max_events: u64,
-    #[serde(default = "default_queue_max_bytes")]
-    pub max_bytes: u64,
-}
-
-impl Default for QueueConfig {
-    fn default() -> Self {
-        QueueConfig {
-            max_events: DEFAULT_QUEUE_MAX_EVENTS,
-            max_bytes: DEFAULT_QUEUE_MAX_BYTES,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BatchConfig {
-    #[serde(default = "default_batch_max_events")]
-    pub max_events: usize,
-    #[serde(default = "default_batch_max_bytes")]
-    pub max_bytes: usize,
-    #[serde(default = "default_batch_linger")]
-    pub linger: ConfigDuration,
-}
-
-impl Default for BatchConfig {
-    fn default() -> Self {
-        BatchConfig {
-            max_events: DEFAULT_BATCH_MAX_EVENTS,
-            max_bytes: DEFAULT_BATCH_MAX_BYTES,
-            linger: default_batch_linger(),
-        }
-    }
 }
 
 /// A secret as written in the file: a literal, `${ENV_VAR}`, or `@file:/path`.
@@ -410,30 +330,6 @@ fn default_vendor() -> String {
 fn default_signature_tolerance() -> ConfigDuration {
     ConfigDuration(DEFAULT_SIGNATURE_TOLERANCE)
 }
-fn default_fsync_interval() -> ConfigDuration {
-    ConfigDuration(DEFAULT_FSYNC_INTERVAL)
-}
-fn default_file_rotate_bytes() -> u64 {
-    DEFAULT_FILE_ROTATE_BYTES
-}
-fn default_file_keep_files() -> usize {
-    DEFAULT_FILE_KEEP_FILES
-}
-fn default_queue_max_events() -> u64 {
-    DEFAULT_QUEUE_MAX_EVENTS
-}
-fn default_queue_max_bytes() -> u64 {
-    DEFAULT_QUEUE_MAX_BYTES
-}
-fn default_batch_max_events() -> usize {
-    DEFAULT_BATCH_MAX_EVENTS
-}
-fn default_batch_max_bytes() -> usize {
-    DEFAULT_BATCH_MAX_BYTES
-}
-fn default_batch_linger() -> ConfigDuration {
-    ConfigDuration(DEFAULT_BATCH_LINGER)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Runtime types
@@ -480,6 +376,7 @@ pub struct SourceSettings {
     pub require_client_cert: bool,
     pub filter: Filter,
     pub mapping: Option<Mapping>,
+    pub hec: HecOverrides,
 }
 
 /// Which events of a source are forwarded; the rest are counted and dropped on purpose.
@@ -500,39 +397,6 @@ impl Filter {
             && (self.kinds.is_empty() || self.kinds.contains(&kind))
             && (self.statuses.is_empty() || self.statuses.contains(&status))
     }
-}
-
-pub struct SinkSettings {
-    pub id: String,
-    pub queue: QueueLimits,
-    pub batch: BatchLimits,
-    pub kind: SinkKind,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct QueueLimits {
-    pub max_events: u64,
-    pub max_bytes: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct BatchLimits {
-    pub max_events: usize,
-    pub max_bytes: usize,
-    pub linger: Duration,
-}
-
-pub enum SinkKind {
-    File(FileSettings),
-}
-
-#[derive(Debug, Clone)]
-pub struct FileSettings {
-    pub path: PathBuf,
-    pub fsync: FsyncPolicy,
-    pub fsync_interval: Duration,
-    pub rotate_bytes: u64,
-    pub keep_files: usize,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -640,7 +504,7 @@ pub fn validate(file: ConfigFile) -> Result<Settings, Vec<ConfigIssue>> {
     for (i, sink) in file.sinks.iter().enumerate() {
         let path = format!("sinks[{i}]");
         if let Some(s) = validate_sink(sink, &path, &mut issues) {
-            if !sink_ids.insert(sink_id(sink)) {
+            if !sink_ids.insert(sink.id()) {
                 issues.push(
                     format!("{path}.id"),
                     format!("duplicate sink id {:?}", s.id),
@@ -760,102 +624,6 @@ fn validate_server(server: &ServerConfig, issues: &mut Issues) -> Option<ServerS
     })
 }
 
-fn sink_id(sink: &SinkConfig) -> &str {
-    match sink {
-        SinkConfig::File { id, .. } => id,
-    }
-}
-
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-}
-
-fn validate_sink(sink: &SinkConfig, path: &str, issues: &mut Issues) -> Option<SinkSettings> {
-    let id = sink_id(sink);
-    if !valid_id(id) {
-        issues.push(
-            format!("{path}.id"),
-            format!("{id:?} is not a valid id: use 1 to 64 of A-Z a-z 0-9 - _ ."),
-        );
-    }
-    match sink {
-        SinkConfig::File {
-            id,
-            path: file_path,
-            fsync,
-            fsync_interval,
-            rotate_bytes,
-            keep_files,
-            queue,
-            batch,
-        } => {
-            let queue = validate_queue(queue, &format!("{path}.queue"), issues);
-            let batch = validate_batch(batch, &format!("{path}.batch"), issues);
-            if *rotate_bytes == 0 {
-                issues.push(format!("{path}.rotate_bytes"), "must be greater than 0");
-            }
-            if *fsync == FsyncPolicy::Interval && fsync_interval.0.is_zero() {
-                issues.push(format!("{path}.fsync_interval"), "must be greater than 0");
-            }
-            if file_path.is_dir() {
-                issues.push(
-                    format!("{path}.path"),
-                    format!("{} is a directory", file_path.display()),
-                );
-            }
-            Some(SinkSettings {
-                id: id.clone(),
-                queue: queue?,
-                batch: batch?,
-                kind: SinkKind::File(FileSettings {
-                    path: file_path.clone(),
-                    fsync: *fsync,
-                    fsync_interval: fsync_interval.0,
-                    rotate_bytes: *rotate_bytes,
-                    keep_files: *keep_files,
-                }),
-            })
-        }
-    }
-}
-
-fn validate_queue(q: &QueueConfig, path: &str, issues: &mut Issues) -> Option<QueueLimits> {
-    let mut ok = true;
-    if q.max_events == 0 {
-        issues.push(format!("{path}.max_events"), "must be greater than 0");
-        ok = false;
-    }
-    if q.max_bytes == 0 {
-        issues.push(format!("{path}.max_bytes"), "must be greater than 0");
-        ok = false;
-    }
-    ok.then_some(QueueLimits {
-        max_events: q.max_events,
-        max_bytes: q.max_bytes,
-    })
-}
-
-fn validate_batch(b: &BatchConfig, path: &str, issues: &mut Issues) -> Option<BatchLimits> {
-    let mut ok = true;
-    if b.max_events == 0 {
-        issues.push(format!("{path}.max_events"), "must be greater than 0");
-        ok = false;
-    }
-    if b.max_bytes == 0 {
-        issues.push(format!("{path}.max_bytes"), "must be greater than 0");
-        ok = false;
-    }
-    ok.then_some(BatchLimits {
-        max_events: b.max_events,
-        max_bytes: b.max_bytes,
-        linger: b.linger.0,
-    })
-}
-
 fn validate_source(
     source: &SourceConfig,
     path: &str,
@@ -892,7 +660,7 @@ fn validate_source(
         );
     }
     for (j, name) in source.sinks.iter().enumerate() {
-        match sinks.iter().position(|s| sink_id(s) == name) {
+        match sinks.iter().position(|s| s.id() == name) {
             Some(idx) => targets.push(idx),
             None => issues.push(
                 format!("{path}.sinks[{j}]"),
@@ -958,6 +726,7 @@ fn validate_source(
         require_client_cert: source.require_client_cert,
         filter,
         mapping,
+        hec: source.hec.clone(),
     })
 }
 
@@ -1195,6 +964,27 @@ mod tests {
             }
         }
         assert!(seen >= 4);
+    }
+
+    #[test]
+    fn sink_problems_are_reported_with_their_paths() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/config/invalid/sink-problems.toml"
+        ))
+        .unwrap();
+        let issues = issues_of(&text);
+        for expect in [
+            "sinks[0].url: \"splunk.example:8088\" must start with http:// or https://",
+            "sinks[1].address: ",
+            "sinks[1].leef_delimiter: ",
+            "sinks[2].template: unknown placeholder {{titel}}",
+        ] {
+            assert!(
+                issues.iter().any(|i| i.starts_with(expect)),
+                "missing {expect:?} in {issues:#?}"
+            );
+        }
     }
 
     #[test]

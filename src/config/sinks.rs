@@ -1,0 +1,1007 @@
+//! The `[[sinks]]` part of the config: each sink type's keys as written (serde), the runtime
+//! settings `validate()` turns them into, and that validation, every problem with its key path.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use super::{ConfigDuration, Issues, SecretRef};
+use crate::normalize::{Kind, Severity};
+use crate::secret::Secret;
+use crate::sinks::http::Template;
+use crate::sinks::http_client::Endpoint;
+use crate::sinks::tls::{client_tls, ClientTls, ClientTlsOptions};
+use crate::vendors::Vendor;
+
+/// Default queue bound in events per sink.
+pub const DEFAULT_QUEUE_MAX_EVENTS: u64 = 100_000;
+/// Default queue bound in encoded bytes per sink.
+pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Default batch bounds and linger for sink workers.
+pub const DEFAULT_BATCH_MAX_EVENTS: usize = 500;
+pub const DEFAULT_BATCH_MAX_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_BATCH_LINGER: Duration = Duration::from_millis(50);
+/// File sink defaults.
+pub const DEFAULT_FILE_ROTATE_BYTES: u64 = 100 * 1024 * 1024;
+pub const DEFAULT_FILE_KEEP_FILES: usize = 5;
+pub const DEFAULT_FSYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// HEC: Splunk Cloud and older Splunk Enterprise refuse request bodies over about 1 MB
+/// (`max_content_length`), so batches stay under it uncompressed.
+pub const DEFAULT_HEC_MAX_REQUEST_BYTES: usize = 1_000_000;
+pub const DEFAULT_HEC_SOURCETYPE: &str = "siemgate:ocsf";
+/// HEC: long enough for a busy indexer tier, short enough to notice a dead one.
+pub const DEFAULT_HEC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Syslog: QRadar's default maximum TCP syslog payload.
+pub const DEFAULT_SYSLOG_MAX_MESSAGE_BYTES: usize = 4096;
+/// RFC 5424 §6.1: every receiver must accept 480 octets.
+pub const MIN_SYSLOG_MESSAGE_BYTES: usize = 480;
+/// Larger than any receiver we know accepts (QRadar: 32767) and under a UDP datagram's limit.
+pub const MAX_SYSLOG_MESSAGE_BYTES: usize = 65_000;
+/// Syslog facility 13, "log audit": security events meant for an audit trail.
+pub const DEFAULT_SYSLOG_FACILITY: u8 = 13;
+/// IANA's private enterprise number reserved for documentation (RFC 5612), used in the
+/// structured-data id `siemgate@32473` until an operator sets their own.
+pub const DEFAULT_ENTERPRISE_NUMBER: u32 = 32473;
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP out: Wallarm's and Coralogix's own webhook senders use 15 s request and 20 s connect
+/// timeouts; siemgate defaults to the same so a receiver tuned for them behaves the same.
+pub const DEFAULT_HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub const DEFAULT_HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Siemgate-Signature";
+
+// ---------------------------------------------------------------------------------------------
+// File types (serde)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SinkConfig {
+    File(FileSinkConfig),
+    SplunkHec(HecSinkConfig),
+    Syslog(SyslogSinkConfig),
+    Http(HttpSinkConfig),
+}
+
+impl SinkConfig {
+    pub fn id(&self) -> &str {
+        match self {
+            SinkConfig::File(s) => &s.id,
+            SinkConfig::SplunkHec(s) => &s.id,
+            SinkConfig::Syslog(s) => &s.id,
+            SinkConfig::Http(s) => &s.id,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    pub id: String,
+    pub path: PathBuf,
+    #[serde(default)]
+    pub fsync: FsyncPolicy,
+    #[serde(default = "default_fsync_interval")]
+    pub fsync_interval: ConfigDuration,
+    #[serde(default = "default_file_rotate_bytes")]
+    pub rotate_bytes: u64,
+    #[serde(default = "default_file_keep_files")]
+    pub keep_files: usize,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub filter: SinkFilterConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HecSinkConfig {
+    pub id: String,
+    /// Base URL; the sink adds `/services/collector/event`.
+    pub url: String,
+    pub token: SecretRef,
+    pub host: Option<String>,
+    pub source: Option<String>,
+    #[serde(default = "default_hec_sourcetype")]
+    pub sourcetype: String,
+    pub index: Option<String>,
+    #[serde(default = "default_true")]
+    pub gzip: bool,
+    #[serde(default = "default_hec_max_request_bytes")]
+    pub max_request_bytes: usize,
+    #[serde(default = "default_hec_request_timeout")]
+    pub request_timeout: ConfigDuration,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: ConfigDuration,
+    pub tls: Option<ClientTlsConfig>,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub filter: SinkFilterConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogSinkConfig {
+    pub id: String,
+    /// `host:port` of the receiver.
+    pub address: String,
+    #[serde(default)]
+    pub transport: SyslogTransport,
+    #[serde(default)]
+    pub framing: SyslogFraming,
+    #[serde(default)]
+    pub header: SyslogHeader,
+    #[serde(default)]
+    pub format: SyslogFormat,
+    #[serde(default = "default_syslog_facility")]
+    pub facility: u8,
+    pub hostname: Option<String>,
+    #[serde(default = "default_app_name")]
+    pub app_name: String,
+    #[serde(default = "default_syslog_max_message_bytes")]
+    pub max_message_bytes: usize,
+    #[serde(default = "default_leef_delimiter")]
+    pub leef_delimiter: String,
+    #[serde(default = "default_enterprise_number")]
+    pub enterprise_number: u32,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: ConfigDuration,
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout: ConfigDuration,
+    pub tls: Option<ClientTlsConfig>,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub filter: SinkFilterConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSinkConfig {
+    pub id: String,
+    pub url: String,
+    #[serde(default)]
+    pub method: HttpMethod,
+    #[serde(default)]
+    pub body: HttpBody,
+    pub template: Option<String>,
+    pub content_type: Option<String>,
+    #[serde(default = "default_http_request_timeout")]
+    pub request_timeout: ConfigDuration,
+    #[serde(default = "default_http_connect_timeout")]
+    pub connect_timeout: ConfigDuration,
+    /// Extra request headers; values are secrets (API keys) and never logged.
+    #[serde(default)]
+    pub headers: BTreeMap<String, SecretRef>,
+    pub signature: Option<SignatureConfig>,
+    pub tls: Option<ClientTlsConfig>,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub batch: BatchConfig,
+    #[serde(default)]
+    pub filter: SinkFilterConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureConfig {
+    #[serde(default = "default_signature_header")]
+    pub header: String,
+    pub secret: SecretRef,
+    #[serde(default)]
+    pub encoding: SignatureEncodingConfig,
+    #[serde(default)]
+    pub prefix: String,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureEncodingConfig {
+    #[default]
+    Hex,
+    Base64,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HttpMethod {
+    #[default]
+    #[serde(alias = "post")]
+    POST,
+    #[serde(alias = "put")]
+    PUT,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpBody {
+    /// One request per event, the Event JSON.
+    #[default]
+    Event,
+    /// One request per batch, one Event JSON per line.
+    Ndjson,
+    /// One request per event, the template rendered.
+    Template,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogTransport {
+    /// RFC 5425: the default, because alerts should not cross a network in clear text.
+    #[default]
+    Tls,
+    Tcp,
+    /// RFC 5426: lossy and unacknowledged; only when chosen.
+    Udp,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogFraming {
+    /// RFC 6587 §3.4.1 `LEN SP MSG`: safe for any content; required by RFC 5425.
+    #[default]
+    OctetCounting,
+    /// One message per line: what QRadar, rsyslog `imtcp` and syslog-ng `network()` expect.
+    Lf,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogHeader {
+    #[default]
+    Rfc5424,
+    Rfc3164,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogFormat {
+    #[default]
+    Leef,
+    Cef,
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    /// PEM CA bundle the destination's certificate must chain to; default: the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// `false` accepts any certificate: only for tests against throwaway receivers.
+    #[serde(default = "default_true")]
+    pub verify: bool,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// The name the certificate must carry (and SNI); default: the host of the url/address.
+    pub server_name: Option<String>,
+}
+
+/// Which events a sink takes; the others are not queued for it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkFilterConfig {
+    pub min_severity: Option<Severity>,
+    #[serde(default)]
+    pub kinds: Vec<Kind>,
+    #[serde(default)]
+    pub vendors: Vec<String>,
+}
+
+/// Per-source HEC envelope overrides (`[sources.hec]`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HecOverrides {
+    pub host: Option<String>,
+    pub source: Option<String>,
+    pub sourcetype: Option<String>,
+    pub index: Option<String>,
+}
+
+/// When a file sink calls fsync.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// After every batch, before the batch counts as delivered.
+    Always,
+    /// At most once per `fsync_interval`; a crash may lose the last interval.
+    #[default]
+    Interval,
+    /// Leave it to the operating system.
+    Never,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    #[serde(default = "default_queue_max_events")]
+    pub max_events: u64,
+    #[serde(default = "default_queue_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            max_events: DEFAULT_QUEUE_MAX_EVENTS,
+            max_bytes: DEFAULT_QUEUE_MAX_BYTES,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    #[serde(default = "default_batch_max_events")]
+    pub max_events: usize,
+    #[serde(default = "default_batch_max_bytes")]
+    pub max_bytes: usize,
+    #[serde(default = "default_batch_linger")]
+    pub linger: ConfigDuration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_events: DEFAULT_BATCH_MAX_EVENTS,
+            max_bytes: DEFAULT_BATCH_MAX_BYTES,
+            linger: default_batch_linger(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_fsync_interval() -> ConfigDuration {
+    ConfigDuration(DEFAULT_FSYNC_INTERVAL)
+}
+fn default_file_rotate_bytes() -> u64 {
+    DEFAULT_FILE_ROTATE_BYTES
+}
+fn default_file_keep_files() -> usize {
+    DEFAULT_FILE_KEEP_FILES
+}
+fn default_queue_max_events() -> u64 {
+    DEFAULT_QUEUE_MAX_EVENTS
+}
+fn default_queue_max_bytes() -> u64 {
+    DEFAULT_QUEUE_MAX_BYTES
+}
+fn default_batch_max_events() -> usize {
+    DEFAULT_BATCH_MAX_EVENTS
+}
+fn default_batch_max_bytes() -> usize {
+    DEFAULT_BATCH_MAX_BYTES
+}
+fn default_batch_linger() -> ConfigDuration {
+    ConfigDuration(DEFAULT_BATCH_LINGER)
+}
+fn default_hec_sourcetype() -> String {
+    DEFAULT_HEC_SOURCETYPE.to_owned()
+}
+fn default_hec_max_request_bytes() -> usize {
+    DEFAULT_HEC_MAX_REQUEST_BYTES
+}
+fn default_hec_request_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_HEC_REQUEST_TIMEOUT)
+}
+fn default_connect_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_CONNECT_TIMEOUT)
+}
+fn default_write_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_WRITE_TIMEOUT)
+}
+fn default_syslog_facility() -> u8 {
+    DEFAULT_SYSLOG_FACILITY
+}
+fn default_app_name() -> String {
+    "siemgate".to_owned()
+}
+fn default_syslog_max_message_bytes() -> usize {
+    DEFAULT_SYSLOG_MAX_MESSAGE_BYTES
+}
+fn default_leef_delimiter() -> String {
+    "^".to_owned()
+}
+fn default_enterprise_number() -> u32 {
+    DEFAULT_ENTERPRISE_NUMBER
+}
+fn default_http_request_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_HTTP_REQUEST_TIMEOUT)
+}
+fn default_http_connect_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_HTTP_CONNECT_TIMEOUT)
+}
+fn default_signature_header() -> String {
+    DEFAULT_SIGNATURE_HEADER.to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runtime types
+// ---------------------------------------------------------------------------------------------
+
+pub struct SinkSettings {
+    pub id: String,
+    pub queue: QueueLimits,
+    pub batch: BatchLimits,
+    pub filter: SinkFilter,
+    pub kind: SinkKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub max_events: u64,
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_events: usize,
+    pub max_bytes: usize,
+    pub linger: Duration,
+}
+
+/// A sink's filter: an event is queued for the sink only if it passes every condition given.
+#[derive(Debug, Clone, Default)]
+pub struct SinkFilter {
+    pub min_severity: Option<Severity>,
+    pub kinds: Vec<Kind>,
+    pub vendors: Vec<Vendor>,
+}
+
+impl SinkFilter {
+    pub fn is_empty(&self) -> bool {
+        self.min_severity.is_none() && self.kinds.is_empty() && self.vendors.is_empty()
+    }
+
+    pub fn accepts(&self, severity: Severity, kind: Kind, vendor: Vendor) -> bool {
+        self.min_severity.is_none_or(|min| severity >= min)
+            && (self.kinds.is_empty() || self.kinds.contains(&kind))
+            && (self.vendors.is_empty() || self.vendors.contains(&vendor))
+    }
+}
+
+pub enum SinkKind {
+    File(FileSettings),
+    SplunkHec(HecSettings),
+    Syslog(SyslogSettings),
+    Http(HttpSettings),
+}
+
+#[derive(Debug, Clone)]
+pub struct FileSettings {
+    pub path: PathBuf,
+    pub fsync: FsyncPolicy,
+    pub fsync_interval: Duration,
+    pub rotate_bytes: u64,
+    pub keep_files: usize,
+}
+
+pub struct HecSettings {
+    pub endpoint: Endpoint,
+    pub tls: Option<ClientTls>,
+    pub token: Secret,
+    pub host: String,
+    /// `None`: `siemgate:<source id>`.
+    pub source: Option<String>,
+    pub sourcetype: String,
+    pub index: Option<String>,
+    pub gzip: bool,
+    pub max_request_bytes: usize,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+pub struct SyslogSettings {
+    pub host: String,
+    pub port: u16,
+    pub transport: SyslogTransport,
+    pub framing: SyslogFraming,
+    pub header: SyslogHeader,
+    pub format: SyslogFormat,
+    pub facility: u8,
+    pub hostname: String,
+    pub app_name: String,
+    pub max_message_bytes: usize,
+    pub leef_delimiter: u8,
+    pub enterprise_number: u32,
+    pub connect_timeout: Duration,
+    pub write_timeout: Duration,
+    pub tls: Option<ClientTls>,
+}
+
+pub struct HttpSettings {
+    pub endpoint: Endpoint,
+    pub tls: Option<ClientTls>,
+    pub method: http::Method,
+    pub body: HttpBodySettings,
+    pub content_type: HeaderValue,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub signature: Option<SignatureSettings>,
+}
+
+pub enum HttpBodySettings {
+    Event,
+    Ndjson,
+    Template(Template),
+}
+
+pub struct SignatureSettings {
+    pub header: HeaderName,
+    pub secret: Secret,
+    pub encoding: SignatureEncodingConfig,
+    pub prefix: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------------
+
+/// This machine's name, for the HEC `host` and the syslog HOSTNAME when the config sets none.
+/// Only printable ASCII without spaces survives (RFC 5424 HOSTNAME); `siemgate` if none is set.
+pub fn system_hostname() -> String {
+    let raw = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let name: String = raw
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(255)
+        .collect();
+    if name.is_empty() {
+        "siemgate".to_owned()
+    } else {
+        name
+    }
+}
+
+pub(super) fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+pub(super) fn validate_sink(
+    sink: &SinkConfig,
+    path: &str,
+    issues: &mut Issues,
+) -> Option<SinkSettings> {
+    let before = issues.0.len();
+    let id = sink.id();
+    if !valid_id(id) {
+        issues.push(
+            format!("{path}.id"),
+            format!("{id:?} is not a valid id: use 1 to 64 of A-Z a-z 0-9 - _ ."),
+        );
+    }
+    let (queue, batch, filter) = match sink {
+        SinkConfig::File(s) => (&s.queue, &s.batch, &s.filter),
+        SinkConfig::SplunkHec(s) => (&s.queue, &s.batch, &s.filter),
+        SinkConfig::Syslog(s) => (&s.queue, &s.batch, &s.filter),
+        SinkConfig::Http(s) => (&s.queue, &s.batch, &s.filter),
+    };
+    let queue = validate_queue(queue, &format!("{path}.queue"), issues);
+    let batch = validate_batch(batch, &format!("{path}.batch"), issues);
+    let filter = validate_filter(filter, &format!("{path}.filter"), issues);
+    let kind = match sink {
+        SinkConfig::File(f) => validate_file(f, path, issues),
+        SinkConfig::SplunkHec(h) => validate_hec(h, path, issues),
+        SinkConfig::Syslog(s) => validate_syslog(s, path, issues),
+        SinkConfig::Http(h) => validate_http(h, path, issues),
+    };
+    if issues.0.len() != before {
+        return None;
+    }
+    Some(SinkSettings {
+        id: id.to_owned(),
+        queue: queue?,
+        batch: batch?,
+        filter,
+        kind: kind?,
+    })
+}
+
+fn validate_file(f: &FileSinkConfig, path: &str, issues: &mut Issues) -> Option<SinkKind> {
+    if f.rotate_bytes == 0 {
+        issues.push(format!("{path}.rotate_bytes"), "must be greater than 0");
+    }
+    if f.fsync == FsyncPolicy::Interval && f.fsync_interval.0.is_zero() {
+        issues.push(format!("{path}.fsync_interval"), "must be greater than 0");
+    }
+    if f.path.is_dir() {
+        issues.push(
+            format!("{path}.path"),
+            format!("{} is a directory", f.path.display()),
+        );
+    }
+    Some(SinkKind::File(FileSettings {
+        path: f.path.clone(),
+        fsync: f.fsync,
+        fsync_interval: f.fsync_interval.0,
+        rotate_bytes: f.rotate_bytes,
+        keep_files: f.keep_files,
+    }))
+}
+
+fn positive(d: ConfigDuration, key: String, issues: &mut Issues) {
+    if d.0.is_zero() {
+        issues.push(key, "must be greater than 0");
+    }
+}
+
+/// Parses a sink `url` and builds its TLS client when the URL is https.
+fn endpoint_and_tls(
+    url: &str,
+    tls: Option<&ClientTlsConfig>,
+    path: &str,
+    issues: &mut Issues,
+) -> Option<(Endpoint, Option<ClientTls>)> {
+    let endpoint = match Endpoint::parse(url) {
+        Ok(e) => e,
+        Err(m) => {
+            issues.push(format!("{path}.url"), m);
+            return None;
+        }
+    };
+    if !endpoint.https {
+        if tls.is_some() {
+            issues.push(
+                format!("{path}.tls"),
+                "the url is http://: TLS settings need an https:// url",
+            );
+            return None;
+        }
+        return Some((endpoint, None));
+    }
+    let tls = build_client_tls(tls, &endpoint.host, path, issues)?;
+    Some((endpoint, Some(tls)))
+}
+
+fn build_client_tls(
+    cfg: Option<&ClientTlsConfig>,
+    host: &str,
+    path: &str,
+    issues: &mut Issues,
+) -> Option<ClientTls> {
+    let opts = ClientTlsOptions {
+        ca_file: cfg.and_then(|c| c.ca_file.as_deref()),
+        verify: cfg.is_none_or(|c| c.verify),
+        client_cert: cfg.and_then(|c| c.client_cert.as_deref()),
+        client_key: cfg.and_then(|c| c.client_key.as_deref()),
+    };
+    let server_name = cfg.and_then(|c| c.server_name.as_deref());
+    match client_tls(&opts, host, server_name) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            issues.push(format!("{path}.tls.{}", e.key()), e.to_string());
+            None
+        }
+    }
+}
+
+fn validate_hec(h: &HecSinkConfig, path: &str, issues: &mut Issues) -> Option<SinkKind> {
+    let target = endpoint_and_tls(&h.url, h.tls.as_ref(), path, issues);
+    let token = match h.token.resolve() {
+        Ok(t) => Some(t),
+        Err(m) => {
+            issues.push(format!("{path}.token"), m);
+            None
+        }
+    };
+    if h.max_request_bytes < 1024 {
+        issues.push(
+            format!("{path}.max_request_bytes"),
+            "must be at least 1024 (Splunk accepts about 1 MB by default)",
+        );
+    }
+    for (key, value) in [
+        ("host", h.host.as_deref()),
+        ("source", h.source.as_deref()),
+        ("sourcetype", Some(h.sourcetype.as_str())),
+        ("index", h.index.as_deref()),
+    ] {
+        if value.is_some_and(str::is_empty) {
+            issues.push(format!("{path}.{key}"), "must not be empty (leave it out)");
+        }
+    }
+    positive(h.request_timeout, format!("{path}.request_timeout"), issues);
+    positive(h.connect_timeout, format!("{path}.connect_timeout"), issues);
+    let (endpoint, tls) = target?;
+    Some(SinkKind::SplunkHec(HecSettings {
+        endpoint,
+        tls,
+        token: token?,
+        host: h.host.clone().unwrap_or_else(system_hostname),
+        source: h.source.clone(),
+        sourcetype: h.sourcetype.clone(),
+        index: h.index.clone(),
+        gzip: h.gzip,
+        max_request_bytes: h.max_request_bytes,
+        request_timeout: h.request_timeout.0,
+        connect_timeout: h.connect_timeout.0,
+    }))
+}
+
+/// RFC 5424 PRINTUSASCII (no spaces, no control characters), 1 to `max` bytes.
+fn printusascii(text: &str, max: usize) -> bool {
+    !text.is_empty() && text.len() <= max && text.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn split_host_port(address: &str) -> Option<(String, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+    (!host.is_empty()).then(|| (host.to_owned(), port))
+}
+
+fn validate_syslog(s: &SyslogSinkConfig, path: &str, issues: &mut Issues) -> Option<SinkKind> {
+    let before = issues.0.len();
+    let address = split_host_port(&s.address);
+    if address.is_none() {
+        issues.push(
+            format!("{path}.address"),
+            format!("{:?} is not host:port, e.g. 127.0.0.1:6514", s.address),
+        );
+    }
+    if s.facility > 23 {
+        issues.push(format!("{path}.facility"), "must be 0 to 23");
+    }
+    let hostname = s.hostname.clone().unwrap_or_else(system_hostname);
+    if !printusascii(&hostname, 255) {
+        issues.push(
+            format!("{path}.hostname"),
+            "must be 1 to 255 printable ASCII characters without spaces",
+        );
+    }
+    let app_max = if s.header == SyslogHeader::Rfc3164 {
+        32
+    } else {
+        48
+    };
+    let app_ok = printusascii(&s.app_name, app_max)
+        && (s.header == SyslogHeader::Rfc5424
+            || s.app_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
+    if !app_ok {
+        issues.push(
+            format!("{path}.app_name"),
+            format!("must be 1 to {app_max} printable ASCII characters without spaces (RFC 3164: letters, digits, - and _)"),
+        );
+    }
+    if !(MIN_SYSLOG_MESSAGE_BYTES..=MAX_SYSLOG_MESSAGE_BYTES).contains(&s.max_message_bytes) {
+        issues.push(
+            format!("{path}.max_message_bytes"),
+            format!("must be {MIN_SYSLOG_MESSAGE_BYTES} to {MAX_SYSLOG_MESSAGE_BYTES}"),
+        );
+    }
+    let delimiter = match s.leef_delimiter.as_str() {
+        "\t" | "x09" | "0x09" => Some(b'\t'),
+        d if d.len() == 1 => {
+            let b = d.as_bytes()[0];
+            let ok = b.is_ascii_graphic() && !b.is_ascii_alphanumeric() && !b"=|\\".contains(&b);
+            ok.then_some(b)
+        }
+        _ => None,
+    };
+    if delimiter.is_none() {
+        issues.push(
+            format!("{path}.leef_delimiter"),
+            "must be one printable ASCII character other than a letter, a digit, =, | or \\ (or \"\\t\")",
+        );
+    }
+    if s.transport == SyslogTransport::Udp && s.framing != SyslogFraming::default() {
+        issues.push(
+            format!("{path}.framing"),
+            "UDP sends one message per datagram; framing applies to tcp and tls",
+        );
+    }
+    if s.transport != SyslogTransport::Tls && s.tls.is_some() {
+        issues.push(
+            format!("{path}.tls"),
+            "TLS settings need transport = \"tls\"",
+        );
+    }
+    positive(s.connect_timeout, format!("{path}.connect_timeout"), issues);
+    positive(s.write_timeout, format!("{path}.write_timeout"), issues);
+    let (host, port) = address?;
+    let tls = if s.transport == SyslogTransport::Tls {
+        Some(build_client_tls(s.tls.as_ref(), &host, path, issues)?)
+    } else {
+        None
+    };
+    if issues.0.len() != before {
+        return None;
+    }
+    Some(SinkKind::Syslog(SyslogSettings {
+        host,
+        port,
+        transport: s.transport,
+        framing: s.framing,
+        header: s.header,
+        format: s.format,
+        facility: s.facility,
+        hostname,
+        app_name: s.app_name.clone(),
+        max_message_bytes: s.max_message_bytes,
+        leef_delimiter: delimiter?,
+        enterprise_number: s.enterprise_number,
+        connect_timeout: s.connect_timeout.0,
+        write_timeout: s.write_timeout.0,
+        tls,
+    }))
+}
+
+fn validate_http(h: &HttpSinkConfig, path: &str, issues: &mut Issues) -> Option<SinkKind> {
+    let before = issues.0.len();
+    let target = endpoint_and_tls(&h.url, h.tls.as_ref(), path, issues);
+    let body = match (h.body, &h.template) {
+        (HttpBody::Template, Some(t)) => match Template::parse(t) {
+            Ok(t) => Some(HttpBodySettings::Template(t)),
+            Err(m) => {
+                issues.push(format!("{path}.template"), m);
+                None
+            }
+        },
+        (HttpBody::Template, None) => {
+            issues.push(
+                format!("{path}.template"),
+                "missing: body = \"template\" needs a template",
+            );
+            None
+        }
+        (_, Some(_)) => {
+            issues.push(
+                format!("{path}.template"),
+                "only used with body = \"template\"",
+            );
+            None
+        }
+        (HttpBody::Event, None) => Some(HttpBodySettings::Event),
+        (HttpBody::Ndjson, None) => Some(HttpBodySettings::Ndjson),
+    };
+    let default_type = match h.body {
+        HttpBody::Ndjson => "application/x-ndjson",
+        _ => "application/json",
+    };
+    let content_type =
+        match HeaderValue::from_str(h.content_type.as_deref().unwrap_or(default_type)) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                issues.push(
+                    format!("{path}.content_type"),
+                    "is not a valid header value",
+                );
+                None
+            }
+        };
+    let mut headers = Vec::with_capacity(h.headers.len());
+    for (name, value) in &h.headers {
+        let key = format!("{path}.headers.{name}");
+        let Ok(hn) = HeaderName::from_bytes(name.as_bytes()) else {
+            issues.push(key, format!("{name:?} is not a valid HTTP header name"));
+            continue;
+        };
+        match value.resolve() {
+            Ok(secret) => match HeaderValue::from_str(secret.expose()) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    headers.push((hn, v));
+                }
+                Err(_) => issues.push(key, "the value is not a valid header value"),
+            },
+            Err(m) => issues.push(key, m),
+        }
+    }
+    let signature = h.signature.as_ref().and_then(|s| {
+        let header = HeaderName::from_bytes(s.header.as_bytes());
+        if header.is_err() {
+            issues.push(
+                format!("{path}.signature.header"),
+                format!("{:?} is not a valid HTTP header name", s.header),
+            );
+        }
+        let secret = s
+            .secret
+            .resolve()
+            .map_err(|m| issues.push(format!("{path}.signature.secret"), m))
+            .ok();
+        Some(SignatureSettings {
+            header: header.ok()?,
+            secret: secret?,
+            encoding: s.encoding,
+            prefix: s.prefix.clone(),
+        })
+    });
+    positive(h.request_timeout, format!("{path}.request_timeout"), issues);
+    positive(h.connect_timeout, format!("{path}.connect_timeout"), issues);
+    if issues.0.len() != before {
+        return None;
+    }
+    let (endpoint, tls) = target?;
+    Some(SinkKind::Http(HttpSettings {
+        endpoint,
+        tls,
+        method: match h.method {
+            HttpMethod::POST => http::Method::POST,
+            HttpMethod::PUT => http::Method::PUT,
+        },
+        body: body?,
+        content_type: content_type?,
+        request_timeout: h.request_timeout.0,
+        connect_timeout: h.connect_timeout.0,
+        headers,
+        signature,
+    }))
+}
+
+fn validate_filter(f: &SinkFilterConfig, path: &str, issues: &mut Issues) -> SinkFilter {
+    let mut vendors = Vec::with_capacity(f.vendors.len());
+    for (i, name) in f.vendors.iter().enumerate() {
+        match Vendor::from_name(name) {
+            Some(v) => vendors.push(v),
+            None => issues.push(
+                format!("{path}.vendors[{i}]"),
+                format!(
+                    "unknown vendor {name:?}: expected one of {}",
+                    Vendor::names().collect::<Vec<_>>().join(", ")
+                ),
+            ),
+        }
+    }
+    SinkFilter {
+        min_severity: f.min_severity,
+        kinds: f.kinds.clone(),
+        vendors,
+    }
+}
+
+fn validate_queue(q: &QueueConfig, path: &str, issues: &mut Issues) -> Option<QueueLimits> {
+    let mut ok = true;
+    if q.max_events == 0 {
+        issues.push(format!("{path}.max_events"), "must be greater than 0");
+        ok = false;
+    }
+    if q.max_bytes == 0 {
+        issues.push(format!("{path}.max_bytes"), "must be greater than 0");
+        ok = false;
+    }
+    ok.then_some(QueueLimits {
+        max_events: q.max_events,
+        max_bytes: q.max_bytes,
+    })
+}
+
+fn validate_batch(b: &BatchConfig, path: &str, issues: &mut Issues) -> Option<BatchLimits> {
+    let mut ok = true;
+    if b.max_events == 0 {
+        issues.push(format!("{path}.max_events"), "must be greater than 0");
+        ok = false;
+    }
+    if b.max_bytes == 0 {
+        issues.push(format!("{path}.max_bytes"), "must be greater than 0");
+        ok = false;
+    }
+    ok.then_some(BatchLimits {
+        max_events: b.max_events,
+        max_bytes: b.max_bytes,
+        linger: b.linger.0,
+    })
+}

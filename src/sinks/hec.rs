@@ -1,0 +1,340 @@
+//! The Splunk HTTP Event Collector sink: the HEC event encoder (one envelope per event, built
+//! at the edge) and the transport that posts batches to `/services/collector/event` and reads
+//! every answer's HEC code.
+//!
+//! How answers are classified (Splunk's "Possible error codes" table, reference/siem-outputs.md
+//! §1.5):
+//! * 2xx: delivered (codes 24/25 are capacity warnings on a 200, logged).
+//! * 5xx (8, 9, 18-20, 23), 429 (26, 27), 408: retryable, honouring `Retry-After`.
+//! * data errors, 400 with code 5, 6, 12, 13 or 15: `invalid-event-number` n says the events
+//!   before n were indexed and event n is bad; n is refused for good and the rest sent again.
+//!   Sending the whole batch again would index 0..n twice (vector#11434).
+//! * 413: the body was too big for this indexer; the number of events per request halves.
+//! * anything else (401/403 token, 400 codes 7, 10, 11, 14, 16, 3xx, 404, 415): the sink's
+//!   configuration is wrong; hold the queue and say so until it works. Fluent Bit drops on these
+//!   (fluent-bit#3699), which loses data a fixed token would have delivered.
+
+use std::io::Write as _;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use serde::Deserialize;
+
+use super::http_client::{HttpClient, Reply};
+use super::retry::SendError;
+use super::{one_line, EncodeError, Encoder};
+use crate::config::{HecSettings, SourceSettings};
+use crate::normalize::Event;
+
+const EVENT_PATH: &str = "/services/collector/event";
+const HEALTH_PATH: &str = "/services/collector/health";
+const CHANNEL_HEADER: &str = "x-splunk-request-channel";
+const USER_AGENT_VALUE: &str = concat!("siemgate/", env!("CARGO_PKG_VERSION"));
+
+/// Encodes one event as a HEC event envelope followed by a newline:
+/// `{"time":<s.mmm>,"host":..,"source":..,"sourcetype":..,"index":..,"event":{Event},"fields":{..}}`.
+pub struct HecEncoder {
+    /// The `,"host":...` part, the same for every event of one source: built once.
+    meta: Box<[u8]>,
+}
+
+impl HecEncoder {
+    pub fn new(settings: &HecSettings, source: &SourceSettings) -> HecEncoder {
+        let o = &source.hec;
+        let default_source = format!("siemgate:{}", source.id);
+        let host = o.host.as_deref().unwrap_or(&settings.host);
+        let src = o
+            .source
+            .as_deref()
+            .or(settings.source.as_deref())
+            .unwrap_or(&default_source);
+        let sourcetype = o.sourcetype.as_deref().unwrap_or(&settings.sourcetype);
+        let index = o.index.as_deref().or(settings.index.as_deref());
+        let mut meta = Vec::with_capacity(128);
+        for (key, value) in [
+            ("host", Some(host)),
+            ("source", Some(src)),
+            ("sourcetype", Some(sourcetype)),
+            ("index", index),
+        ] {
+            if let Some(v) = value {
+                meta.extend_from_slice(b",\"");
+                meta.extend_from_slice(key.as_bytes());
+                meta.extend_from_slice(b"\":");
+                // Serializing a &str cannot fail.
+                let _ = serde_json::to_writer(&mut meta, v);
+            }
+        }
+        HecEncoder {
+            meta: meta.into_boxed_slice(),
+        }
+    }
+}
+
+/// Epoch seconds with exactly three decimals (HEC reads `time` as seconds; milliseconds as an
+/// integer would land events 50,000 years ahead).
+fn write_epoch_seconds(millis: i64, out: &mut BytesMut) {
+    let secs = millis.div_euclid(1000);
+    let frac = millis.rem_euclid(1000);
+    let _ = write!(out.writer(), "{secs}.{frac:03}");
+}
+
+impl Encoder for HecEncoder {
+    fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
+        out.extend_from_slice(b"{\"time\":");
+        write_epoch_seconds(event.time.millis(), out);
+        out.extend_from_slice(&self.meta);
+        out.extend_from_slice(b",\"event\":");
+        let start = out.len();
+        serde_json::to_writer(out.writer(), event)?;
+        one_line(&mut out[start..]);
+        // Indexed fields must be flat strings (nested values are HEC code 15).
+        out.extend_from_slice(b",\"fields\":{\"vendor\":\"");
+        out.extend_from_slice(event.vendor.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"severity\":\"");
+        out.extend_from_slice(event.severity.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"kind\":\"");
+        out.extend_from_slice(event.kind.as_str().as_bytes());
+        out.extend_from_slice(b"\"}}\n");
+        Ok(())
+    }
+}
+
+/// The `{"text","code"}` body HEC answers with.
+#[derive(Debug, Default, Deserialize)]
+struct HecAnswer {
+    #[serde(default)]
+    text: String,
+    code: Option<u32>,
+    #[serde(rename = "invalid-event-number")]
+    invalid_event_number: Option<usize>,
+}
+
+impl HecAnswer {
+    fn parse(body: &[u8]) -> HecAnswer {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+
+    fn describe(&self, status: StatusCode) -> String {
+        match self.code {
+            Some(code) => format!("HEC answered {status}, code {code}: {}", self.text),
+            None => format!("HEC answered {status}"),
+        }
+    }
+}
+
+/// HEC codes that mean the events themselves are bad.
+const DATA_ERROR_CODES: [u32; 5] = [5, 6, 12, 13, 15];
+
+pub struct HecSink {
+    sink_id: String,
+    client: HttpClient,
+    authorization: HeaderValue,
+    channel: HeaderValue,
+    event_path: String,
+    health_path: String,
+    gzip: bool,
+    max_request_bytes: usize,
+    /// Events per request: unbounded until a 413, then halved; doubles back after successes.
+    max_events: usize,
+    body: Vec<u8>,
+}
+
+impl HecSink {
+    pub fn new(sink_id: &str, settings: &HecSettings) -> HecSink {
+        let mut authorization =
+            HeaderValue::from_str(&format!("Splunk {}", settings.token.expose()))
+                .unwrap_or_else(|_| HeaderValue::from_static("Splunk"));
+        authorization.set_sensitive(true);
+        let channel = uuid::Uuid::new_v4().to_string();
+        tracing::info!(sink = %sink_id, %channel, "HEC request channel");
+        if settings.tls.as_ref().is_some_and(|t| !t.verify) {
+            tracing::warn!(sink = %sink_id, "TLS certificate verification is off (tls.verify = false)");
+        }
+        HecSink {
+            sink_id: sink_id.to_owned(),
+            client: HttpClient::new(
+                settings.endpoint.clone(),
+                settings.tls.as_ref(),
+                settings.connect_timeout,
+                settings.request_timeout,
+            ),
+            authorization,
+            channel: HeaderValue::from_str(&channel).unwrap_or_else(|_| {
+                HeaderValue::from_static("00000000-0000-4000-8000-000000000000")
+            }),
+            event_path: settings.endpoint.full_path(EVENT_PATH),
+            health_path: settings.endpoint.full_path(HEALTH_PATH),
+            gzip: settings.gzip,
+            max_request_bytes: settings.max_request_bytes,
+            max_events: usize::MAX,
+            body: Vec::new(),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = path.parse().unwrap_or_default();
+        let h = req.headers_mut();
+        h.insert(AUTHORIZATION, self.authorization.clone());
+        h.insert(CHANNEL_HEADER, self.channel.clone());
+        h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        req
+    }
+
+    /// How many leading events go in the next request: within the byte cap (at least one
+    /// event, whole events only) and the current event cap.
+    fn request_len(&self, batch: &[Bytes]) -> usize {
+        let mut n = 0;
+        let mut bytes = 0;
+        for item in batch {
+            if n > 0 && (n >= self.max_events || bytes + item.len() > self.max_request_bytes) {
+                break;
+            }
+            n += 1;
+            bytes += item.len();
+        }
+        n
+    }
+
+    fn body(&mut self, events: &[Bytes]) -> Bytes {
+        self.body.clear();
+        if self.gzip {
+            let mut gz = flate2::write::GzEncoder::new(
+                std::mem::take(&mut self.body),
+                flate2::Compression::fast(),
+            );
+            for e in events {
+                // Writing into a Vec cannot fail.
+                let _ = gz.write_all(e);
+            }
+            let compressed = gz.finish().unwrap_or_default();
+            let out = Bytes::copy_from_slice(&compressed);
+            self.body = compressed;
+            out
+        } else {
+            for e in events {
+                self.body.extend_from_slice(e);
+            }
+            Bytes::copy_from_slice(&self.body)
+        }
+    }
+
+    pub async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
+        loop {
+            let n = self.request_len(batch);
+            if n == 0 {
+                return Ok(0);
+            }
+            let body = self.body(&batch[..n]);
+            let mut req = self.request(Method::POST, &self.event_path, body);
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            if self.gzip {
+                req.headers_mut()
+                    .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            }
+            let reply = self.client.send(req).await.map_err(SendError::from)?;
+            if reply.status == StatusCode::PAYLOAD_TOO_LARGE {
+                if n == 1 {
+                    return Err(SendError::Rejected {
+                        delivered: 0,
+                        rejected: 1,
+                        reason: "HEC refused a single event as too large (413)".to_owned(),
+                    });
+                }
+                self.max_events = n / 2;
+                tracing::warn!(sink = %self.sink_id, events = n, now = self.max_events, "HEC answered 413; halving the events per request");
+                continue;
+            }
+            return match self.classify(&reply, n) {
+                Ok(n) => {
+                    self.max_events = self.max_events.saturating_mul(2);
+                    Ok(n)
+                }
+                Err(e) => Err(e),
+            };
+        }
+    }
+
+    fn classify(&self, reply: &Reply, n: usize) -> Result<usize, SendError> {
+        let status = reply.status;
+        let answer = HecAnswer::parse(&reply.body);
+        if status.is_success() {
+            if matches!(answer.code, Some(24 | 25)) {
+                tracing::warn!(sink = %self.sink_id, text = %answer.text, "HEC warns it is near capacity");
+            }
+            return Ok(n);
+        }
+        let reason = answer.describe(status);
+        if status.is_server_error()
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT
+        {
+            return Err(SendError::Retryable {
+                reason,
+                retry_after: reply.retry_after(),
+            });
+        }
+        if status == StatusCode::BAD_REQUEST
+            && answer.code.is_some_and(|c| DATA_ERROR_CODES.contains(&c))
+        {
+            let bad = answer.invalid_event_number.unwrap_or(0).min(n - 1);
+            return Err(SendError::Rejected {
+                delivered: bad,
+                rejected: 1,
+                reason,
+            });
+        }
+        Err(SendError::Config(reason))
+    }
+
+    /// `GET /services/collector/health`: a token or URL problem is a configuration error; a
+    /// busy or unreachable collector is reported as retryable.
+    pub async fn probe(&mut self) -> Result<(), SendError> {
+        let req = self.request(Method::GET, &self.health_path, Bytes::new());
+        let reply = self.client.send(req).await.map_err(SendError::from)?;
+        let status = reply.status;
+        if status.is_success() {
+            return Ok(());
+        }
+        let reason = HecAnswer::parse(&reply.body).describe(status);
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            Err(SendError::retryable(reason))
+        } else {
+            Err(SendError::Config(reason))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn epoch_seconds_keep_milliseconds_and_sign() {
+        for (ms, text) in [
+            (1_700_000_000_123, "1700000000.123"),
+            (5, "0.005"),
+            (-1, "-1.999"),
+        ] {
+            let mut out = BytesMut::new();
+            write_epoch_seconds(ms, &mut out);
+            assert_eq!(&out[..], text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn parses_answers_with_and_without_event_numbers() {
+        let a = HecAnswer::parse(
+            br#"{"text":"Invalid data format","code":6,"invalid-event-number":2}"#,
+        );
+        assert_eq!((a.code, a.invalid_event_number), (Some(6), Some(2)));
+        let a = HecAnswer::parse(b"<html>bad gateway</html>");
+        assert_eq!(a.code, None);
+    }
+}

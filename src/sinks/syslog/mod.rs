@@ -1,0 +1,538 @@
+//! The syslog sink: RFC 5424 or RFC 3164 headers, LEEF 2.0 (`leef`), CEF (`cef`) or JSON
+//! bodies, framed for TCP/TLS (RFC 6587 octet counting or LF) or sent one message per UDP
+//! datagram (RFC 5426).
+//!
+//! The encoder writes each event's whole frame at the edge, already cut to
+//! `max_message_bytes` (the body's least important attributes go first; the headers never).
+//! The transport only writes whole frames: a batch is written with one `write_all`, and if the
+//! connection breaks the whole batch goes again on the next connection, so a receiver may see
+//! a message twice but never a piece of one. Before each batch the transport checks whether the
+//! receiver has closed its end (syslog receivers never send), so a restarted receiver does not
+//! swallow a batch written into a dead socket.
+
+pub mod cef;
+pub mod leef;
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use metrics::Counter;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+use super::retry::SendError;
+use super::{one_line, EncodeError, Encoder};
+use crate::config::{SyslogFormat, SyslogFraming, SyslogHeader, SyslogSettings, SyslogTransport};
+use crate::normalize::{Event, Severity};
+
+/// Syslog severity (RFC 5424 §6.2.1) for an event severity.
+fn syslog_severity(s: Severity) -> u8 {
+    match s {
+        Severity::Critical => 2,
+        Severity::High => 3,
+        Severity::Medium => 4,
+        Severity::Low => 5,
+        Severity::Informational => 6,
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Encodes one event as one framed syslog message.
+pub struct SyslogEncoder {
+    header: SyslogHeader,
+    format: SyslogFormat,
+    framing: Option<SyslogFraming>,
+    facility: u8,
+    /// ` HOSTNAME APP-NAME` (5424: followed by ` - `; 3164: by `: `), built once.
+    host_app: Box<[u8]>,
+    sd_id: Box<[u8]>,
+    max_message_bytes: usize,
+    delimiter: u8,
+    truncations: Counter,
+}
+
+impl SyslogEncoder {
+    pub fn new(s: &SyslogSettings, truncations: Counter) -> SyslogEncoder {
+        let host_app = format!(" {} {}", s.hostname, s.app_name).into_bytes();
+        SyslogEncoder {
+            header: s.header,
+            format: s.format,
+            framing: (s.transport != SyslogTransport::Udp).then_some(s.framing),
+            facility: s.facility,
+            host_app: host_app.into_boxed_slice(),
+            sd_id: format!("siemgate@{}", s.enterprise_number)
+                .into_bytes()
+                .into_boxed_slice(),
+            max_message_bytes: s.max_message_bytes,
+            delimiter: s.leef_delimiter,
+            truncations,
+        }
+    }
+
+    fn write_header(&self, event: &Event<'_>, out: &mut BytesMut) {
+        let pri = u16::from(self.facility) * 8 + u16::from(syslog_severity(event.severity));
+        let mut ts = [0u8; 24];
+        let time = event.time.rfc3339(&mut ts);
+        let mut w = out.writer();
+        match self.header {
+            SyslogHeader::Rfc5424 => {
+                let _ = write!(w, "<{pri}>1 {time}");
+                let out = w.into_inner();
+                out.extend_from_slice(&self.host_app);
+                out.extend_from_slice(b" - ");
+                out.extend_from_slice(event.kind.as_str().as_bytes());
+                out.extend_from_slice(b" [");
+                out.extend_from_slice(&self.sd_id);
+                sd_param(out, "vendor", event.vendor.as_str());
+                sd_param(out, "severity", event.severity.as_str());
+                sd_param(out, "source", event.source);
+                out.extend_from_slice(b" id=\"");
+                let _ = write!(SdEscape(out), "{}", event.id);
+                out.extend_from_slice(b"\"] ");
+            }
+            SyslogHeader::Rfc3164 => {
+                // `Mmm dd hh:mm:ss` in UTC, the day padded with a space (RFC 3164 §4.1.2).
+                let month = usize::from((ts[5] - b'0') * 10 + (ts[6] - b'0'));
+                let mon = MONTHS.get(month.wrapping_sub(1)).copied().unwrap_or("Jan");
+                let day0 = if ts[8] == b'0' { b' ' } else { ts[8] };
+                let _ = write!(w, "<{pri}>{mon} ");
+                let out = w.into_inner();
+                out.put_u8(day0);
+                out.put_u8(ts[9]);
+                out.put_u8(b' ');
+                out.extend_from_slice(&ts[11..19]);
+                out.extend_from_slice(&self.host_app);
+                out.extend_from_slice(b": ");
+            }
+        }
+    }
+
+    /// Writes the body within `budget` bytes; true when something had to be cut.
+    fn write_body(
+        &self,
+        event: &Event<'_>,
+        budget: usize,
+        out: &mut BytesMut,
+    ) -> Result<bool, EncodeError> {
+        Ok(match self.format {
+            SyslogFormat::Leef => leef::encode(event, self.delimiter, budget, out),
+            SyslogFormat::Cef => cef::encode(event, budget, out),
+            SyslogFormat::Json => write_json(event, budget, out)?,
+        })
+    }
+}
+
+/// The normalized Event as one line; over budget it loses `raw`, then `description`, and says
+/// `"truncated":true`.
+fn write_json(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> Result<bool, EncodeError> {
+    let start = out.len();
+    serde_json::to_writer(out.writer(), event)?;
+    one_line(&mut out[start..]);
+    if out.len() - start <= budget {
+        return Ok(false);
+    }
+    let mut lean = event.clone();
+    lean.raw = serde_json::value::RawValue::NULL;
+    for step in 0..2 {
+        if step == 1 {
+            lean.description = None;
+        }
+        out.truncate(start);
+        serde_json::to_writer(out.writer(), &lean)?;
+        one_line(&mut out[start..]);
+        if out.len() > start && out[out.len() - 1] == b'}' {
+            out.truncate(out.len() - 1);
+            out.extend_from_slice(b",\"truncated\":true}");
+        }
+        if out.len() - start <= budget {
+            break;
+        }
+    }
+    Ok(true)
+}
+
+/// ` name="value"` with `"`, `\` and `]` escaped (RFC 5424 §6.3.3).
+fn sd_param(out: &mut BytesMut, name: &str, value: &str) {
+    out.put_u8(b' ');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"=\"");
+    let _ = std::fmt::Write::write_str(&mut SdEscape(out), value);
+    out.put_u8(b'"');
+}
+
+/// Writes SD-PARAM value text: `"`, `\` and `]` escaped, control characters as spaces.
+struct SdEscape<'a>(&'a mut BytesMut);
+
+impl std::fmt::Write for SdEscape<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for &b in s.as_bytes() {
+            match b {
+                b'"' | b'\\' | b']' => {
+                    self.0.put_u8(b'\\');
+                    self.0.put_u8(b);
+                }
+                0..=0x1f | 0x7f => self.0.put_u8(b' '),
+                _ => self.0.put_u8(b),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::io::Write for SdEscape<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Only called through `write!` with the event id's text, which is UTF-8.
+        let _ = std::fmt::Write::write_str(self, &String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Encoder for SyslogEncoder {
+    fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
+        let frame_start = out.len();
+        self.write_header(event, out);
+        let header_len = out.len() - frame_start;
+        let budget = self.max_message_bytes.saturating_sub(header_len);
+        let cut = self.write_body(event, budget, out)?;
+        if cut {
+            self.truncations.increment(1);
+        }
+        match self.framing {
+            None => {}
+            Some(SyslogFraming::Lf) => {
+                // Bodies carry no line breaks by construction; this keeps a stray one from
+                // ever splitting a message into two for the receiver.
+                for b in &mut out[frame_start..] {
+                    if *b == b'\n' || *b == b'\r' {
+                        *b = b' ';
+                    }
+                }
+                out.put_u8(b'\n');
+            }
+            Some(SyslogFraming::OctetCounting) => {
+                let len = out.len() - frame_start;
+                let mut prefix = [0u8; 24];
+                let mut cursor = std::io::Cursor::new(&mut prefix[..]);
+                let _ = write!(cursor, "{len} ");
+                let plen = cursor.position() as usize;
+                out.extend_from_slice(&prefix[..plen]);
+                out[frame_start..].rotate_right(plen);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An open stream to the receiver.
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// True when the receiver has closed its end (or the socket failed). Syslog receivers
+    /// never send application data, so anything readable means the connection is over.
+    async fn peer_closed(&mut self) -> bool {
+        let mut buf = [0u8; 256];
+        let read = match self {
+            Stream::Tcp(s) => tokio::time::timeout(Duration::ZERO, s.read(&mut buf)).await,
+            Stream::Tls(s) => tokio::time::timeout(Duration::ZERO, s.read(&mut buf)).await,
+        };
+        matches!(read, Ok(Ok(0) | Err(_)))
+    }
+
+    async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.write_all(buf).await,
+            Stream::Tls(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown().await,
+            Stream::Tls(s) => s.shutdown().await,
+        };
+    }
+}
+
+pub struct SyslogSink {
+    sink_id: String,
+    host: String,
+    port: u16,
+    transport: SyslogTransport,
+    tls: Option<(TlsConnector, rustls_pki_types::ServerName<'static>)>,
+    connect_timeout: Duration,
+    write_timeout: Duration,
+    stream: Option<Stream>,
+    udp: Option<UdpSocket>,
+    connected_before: bool,
+    reconnects: Counter,
+    buf: Vec<u8>,
+}
+
+impl SyslogSink {
+    pub fn new(sink_id: &str, s: &SyslogSettings, reconnects: Counter) -> SyslogSink {
+        if s.tls.as_ref().is_some_and(|t| !t.verify) {
+            tracing::warn!(sink = %sink_id, "TLS certificate verification is off (tls.verify = false)");
+        }
+        SyslogSink {
+            sink_id: sink_id.to_owned(),
+            host: s.host.clone(),
+            port: s.port,
+            transport: s.transport,
+            tls: s
+                .tls
+                .as_ref()
+                .map(|t| (TlsConnector::from(t.config.clone()), t.server_name.clone())),
+            connect_timeout: s.connect_timeout,
+            write_timeout: s.write_timeout,
+            stream: None,
+            udp: None,
+            connected_before: false,
+            reconnects,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn connect(&mut self) -> Result<Stream, SendError> {
+        let addr = (self.host.as_str(), self.port);
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| {
+                SendError::retryable(format!(
+                    "connecting to {}:{} timed out",
+                    self.host, self.port
+                ))
+            })?
+            .map_err(|e| {
+                SendError::retryable(format!(
+                    "cannot connect to {}:{}: {e}",
+                    self.host, self.port
+                ))
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let stream = match &self.tls {
+            None => Stream::Tcp(tcp),
+            Some((connector, name)) => {
+                let tls = tokio::time::timeout(
+                    self.connect_timeout,
+                    connector.connect(name.clone(), tcp),
+                )
+                .await
+                .map_err(|_| SendError::retryable("TLS handshake timed out"))?
+                .map_err(|e| {
+                    let reason =
+                        format!("TLS handshake with {}:{} failed: {e}", self.host, self.port);
+                    if super::tls::is_config_error(&e) {
+                        SendError::Config(reason)
+                    } else {
+                        SendError::retryable(reason)
+                    }
+                })?;
+                Stream::Tls(Box::new(tls))
+            }
+        };
+        if self.connected_before {
+            self.reconnects.increment(1);
+            tracing::info!(sink = %self.sink_id, host = %self.host, port = self.port, "reconnected to the syslog receiver");
+        }
+        self.connected_before = true;
+        Ok(stream)
+    }
+
+    async fn send_udp(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
+        if self.udp.is_none() {
+            let target = tokio::net::lookup_host((self.host.as_str(), self.port))
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| SendError::retryable(format!("cannot resolve {}", self.host)))?;
+            let local = if target.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            };
+            let socket = UdpSocket::bind(local)
+                .await
+                .map_err(|e| SendError::retryable(format!("cannot open a UDP socket: {e}")))?;
+            socket
+                .connect(target)
+                .await
+                .map_err(|e| SendError::retryable(format!("cannot address {target}: {e}")))?;
+            self.udp = Some(socket);
+        }
+        let Some(socket) = &self.udp else {
+            return Err(SendError::retryable("UDP socket unavailable"));
+        };
+        for (i, datagram) in batch.iter().enumerate() {
+            if let Err(e) = socket.send(datagram).await {
+                self.udp = None;
+                if i > 0 {
+                    return Ok(i);
+                }
+                return Err(SendError::retryable(format!("UDP send failed: {e}")));
+            }
+        }
+        Ok(batch.len())
+    }
+
+    pub async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
+        if self.transport == SyslogTransport::Udp {
+            return self.send_udp(batch).await;
+        }
+        if let Some(stream) = &mut self.stream {
+            if stream.peer_closed().await {
+                tracing::warn!(sink = %self.sink_id, "the syslog receiver closed the connection");
+                self.stream = None;
+            }
+        }
+        let mut stream = match self.stream.take() {
+            Some(s) => s,
+            None => self.connect().await?,
+        };
+        self.buf.clear();
+        for item in batch {
+            self.buf.extend_from_slice(item);
+        }
+        match tokio::time::timeout(self.write_timeout, stream.write_all(&self.buf)).await {
+            Ok(Ok(())) => {
+                self.stream = Some(stream);
+                Ok(batch.len())
+            }
+            // The stream is dropped: whatever part of the batch went out is cut off by the
+            // connection's end, and the whole batch goes again on the next connection.
+            Ok(Err(e)) => Err(SendError::retryable(format!(
+                "write to the syslog receiver failed: {e}"
+            ))),
+            Err(_) => Err(SendError::retryable(
+                "write to the syslog receiver timed out",
+            )),
+        }
+    }
+
+    pub async fn close(&mut self) {
+        if let Some(mut s) = self.stream.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), s.shutdown()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::normalize::Timestamp;
+    use crate::vendors::Vendor;
+
+    fn settings(
+        header: SyslogHeader,
+        format: SyslogFormat,
+        transport: SyslogTransport,
+    ) -> SyslogSettings {
+        SyslogSettings {
+            host: "127.0.0.1".into(),
+            port: 514,
+            transport,
+            framing: SyslogFraming::OctetCounting,
+            header,
+            format,
+            facility: 13,
+            hostname: "gw-01".into(),
+            app_name: "siemgate".into(),
+            max_message_bytes: 4096,
+            leef_delimiter: b'^',
+            enterprise_number: 32473,
+            connect_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+            tls: None,
+        }
+    }
+
+    fn event<'a>(raw: &'a serde_json::value::RawValue) -> Event<'a> {
+        let mut e = Event::new(
+            Vendor::PrismaCloud,
+            "prisma",
+            raw,
+            Timestamp(1_767_323_045_678),
+        );
+        e.severity = Severity::High;
+        e.id = crate::normalize::EventId::Vendor("P-1\"]\\".into());
+        e
+    }
+
+    #[test]
+    fn rfc5424_header_with_escaped_structured_data_and_octet_count() {
+        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
+        let enc = SyslogEncoder::new(
+            &settings(
+                SyslogHeader::Rfc5424,
+                SyslogFormat::Json,
+                SyslogTransport::Tcp,
+            ),
+            Counter::noop(),
+        );
+        let mut out = BytesMut::new();
+        enc.encode(&event(raw), &mut out).unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        let (len, msg) = text.split_once(' ').unwrap();
+        assert_eq!(len.parse::<usize>().unwrap(), msg.len());
+        assert!(
+            msg.starts_with(r#"<107>1 2026-01-02T03:04:05.678Z gw-01 siemgate - alert [siemgate@32473 vendor="prisma_cloud" severity="high" source="prisma" id="P-1\"\]\\"] {"#),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn rfc3164_header_pads_the_day_with_a_space() {
+        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
+        let mut s = settings(
+            SyslogHeader::Rfc3164,
+            SyslogFormat::Json,
+            SyslogTransport::Udp,
+        );
+        s.facility = 4;
+        let enc = SyslogEncoder::new(&s, Counter::noop());
+        let mut out = BytesMut::new();
+        enc.encode(&event(raw), &mut out).unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(
+            text.starts_with("<35>Jan  2 03:04:05 gw-01 siemgate: {"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_over_budget_drops_raw_and_says_so() {
+        let big = format!("{{\"blob\":\"{}\"}}", "x".repeat(5000));
+        let raw: &serde_json::value::RawValue = serde_json::from_str(&big).unwrap();
+        let mut s = settings(
+            SyslogHeader::Rfc5424,
+            SyslogFormat::Json,
+            SyslogTransport::Udp,
+        );
+        s.max_message_bytes = 1000;
+        let enc = SyslogEncoder::new(&s, Counter::noop());
+        let mut out = BytesMut::new();
+        enc.encode(&event(raw), &mut out).unwrap();
+        assert!(out.len() <= 1000, "{}", out.len());
+        let text = std::str::from_utf8(&out).unwrap();
+        let json = &text[text.find("] ").unwrap() + 2..];
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["truncated"], true);
+        assert_eq!(v["raw"], serde_json::Value::Null);
+    }
+}
