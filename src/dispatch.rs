@@ -44,6 +44,8 @@ pub struct Accepted {
 struct Encoded {
     buf: BytesMut,
     ends: Vec<usize>,
+    /// Events the sink's filter left out.
+    filtered: u64,
 }
 
 pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<Accepted, Reject> {
@@ -59,6 +61,7 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
             // The normalized form is roughly the body plus a few hundred bytes per event.
             buf: BytesMut::with_capacity(body.len() * 2 + 512),
             ends: Vec::new(),
+            filtered: 0,
         })
         .collect();
     let mut filtered = 0;
@@ -77,6 +80,7 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
                         .filter
                         .accepts(event.severity, event.kind, event.vendor)
                 {
+                    out.filtered += 1;
                     continue;
                 }
                 let start = out.buf.len();
@@ -94,7 +98,7 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
     }
     let accepted = Accepted { events, filtered };
     if events == filtered {
-        count(source, accepted);
+        count(source, accepted, &encoded);
         return Ok(accepted);
     }
 
@@ -118,6 +122,7 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
             }
         }
     }
+    count(source, accepted, &encoded);
     for ((reservation, out), target) in reservations.into_iter().zip(encoded).zip(&source.targets) {
         let Some(reservation) = reservation else {
             continue;
@@ -132,13 +137,17 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
         }));
         sink.update_depth_gauges();
     }
-    count(source, accepted);
     Ok(accepted)
 }
 
 /// Counts a request's events once they are accepted (a refused request counts nothing, so a
 /// sender's retry is not counted twice).
-fn count(source: &Source, accepted: Accepted) {
+fn count(source: &Source, accepted: Accepted, encoded: &[Encoded]) {
+    for (target, out) in source.targets.iter().zip(encoded) {
+        if out.filtered > 0 {
+            target.sink.metrics.filtered.increment(out.filtered);
+        }
+    }
     source
         .metrics
         .events_received

@@ -25,6 +25,7 @@ pub const SINK_RETRIES: &str = "siemgate_sink_retries_total";
 pub const QUEUE_EVENTS: &str = "siemgate_queue_events";
 pub const QUEUE_BYTES: &str = "siemgate_queue_bytes";
 pub const FILE_TORN_TAIL_BYTES: &str = "siemgate_file_torn_tail_bytes_total";
+pub const SINK_EVENTS_FILTERED: &str = "siemgate_sink_events_filtered_total";
 pub const SINK_TRUNCATIONS: &str = "siemgate_sink_truncations_total";
 pub const SINK_RECONNECTS: &str = "siemgate_sink_reconnects_total";
 pub const SINK_UP: &str = "siemgate_sink_up";
@@ -133,6 +134,11 @@ impl Registry {
             "Bytes of an unterminated last line cut from a file sink's file at open, by sink.",
         );
         c(
+            SINK_EVENTS_FILTERED,
+            None,
+            "Events of accepted requests a sink's filter left out, by sink.",
+        );
+        c(
             SINK_TRUNCATIONS,
             None,
             "Messages shortened to the sink's maximum message size, by sink.",
@@ -224,6 +230,7 @@ impl Registry {
             queue_events: self.gauge(QUEUE_EVENTS, &[("sink", sink)]),
             queue_bytes: self.gauge(QUEUE_BYTES, &[("sink", sink)]),
             torn_tail_bytes: self.counter(FILE_TORN_TAIL_BYTES, &[("sink", sink)]),
+            filtered: self.counter(SINK_EVENTS_FILTERED, &[("sink", sink)]),
             truncations: self.counter(SINK_TRUNCATIONS, &[("sink", sink)]),
             reconnects: self.counter(SINK_RECONNECTS, &[("sink", sink)]),
             up: self.gauge(SINK_UP, &[("sink", sink)]),
@@ -267,6 +274,7 @@ pub struct SinkMetrics {
     pub queue_events: Gauge,
     pub queue_bytes: Gauge,
     pub torn_tail_bytes: Counter,
+    pub filtered: Counter,
     pub truncations: Counter,
     pub reconnects: Counter,
     pub up: Gauge,

@@ -352,11 +352,12 @@ impl HttpSink {
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.path.parse().unwrap_or_default();
         let h = req.headers_mut();
+        h.insert(CONTENT_TYPE, self.content_type.clone());
+        h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        // Configured headers come last, so they can replace the defaults above.
         for (k, v) in &self.headers {
             h.insert(k.clone(), v.clone());
         }
-        h.insert(CONTENT_TYPE, self.content_type.clone());
-        h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         if let Some(signer) = &self.signature {
             if let Some(v) = signer.sign(&body) {
                 h.insert(signer.header.clone(), v);

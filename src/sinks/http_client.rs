@@ -31,6 +31,8 @@ pub struct Endpoint {
     pub port: u16,
     /// The URL's path without a trailing slash (`""` for the root); request paths go after it.
     pub path: String,
+    /// The URL's query string, kept on every request (some receivers take a key there).
+    query: Option<String>,
     /// `host:port` as sent in the Host header.
     authority: String,
 }
@@ -50,9 +52,6 @@ impl Endpoint {
             .host()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| format!("{url:?} has no host"))?;
-        if uri.query().is_some() {
-            return Err(format!("{url:?} must not have a query string"));
-        }
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let host = host
             .trim_start_matches('[')
@@ -72,18 +71,22 @@ impl Endpoint {
             host,
             port,
             path: uri.path().trim_end_matches('/').to_owned(),
+            query: uri.query().map(str::to_owned),
             authority,
         })
     }
 
-    /// The URL's own path, or `/` for the root.
+    /// The request target: the URL's path, then `suffix`, then the URL's query.
     pub fn full_path(&self, suffix: &str) -> String {
-        let p = format!("{}{}", self.path, suffix);
+        let mut p = format!("{}{}", self.path, suffix);
         if p.is_empty() {
-            "/".to_owned()
-        } else {
-            p
+            p.push('/');
         }
+        if let Some(q) = &self.query {
+            p.push('?');
+            p.push_str(q);
+        }
+        p
     }
 }
 
@@ -329,7 +332,8 @@ mod tests {
         let e = Endpoint::parse("http://127.0.0.1/in/hook").unwrap();
         assert_eq!((e.port, e.full_path("")), (80, "/in/hook".to_owned()));
         assert!(Endpoint::parse("ftp://x").is_err());
-        assert!(Endpoint::parse("http://x/?a=b").is_err());
+        let e = Endpoint::parse("http://x/in?key=a%20b").unwrap();
+        assert_eq!(e.full_path(""), "/in?key=a%20b");
         assert!(Endpoint::parse("not a url").is_err());
     }
 }
