@@ -98,11 +98,14 @@ impl MemoryQueue {
         self.ready.notify_one();
     }
 
-    /// Waits for at least one event, then up to `linger` for the batch to fill, and returns
-    /// copies (reference-counted, not byte copies) of the oldest events within the bounds.
-    /// The events stay queued until [`ack`](Self::ack). `None` once closed and empty.
+    /// Waits for at least one event after the first `skip` (events already handed to the
+    /// destination and awaiting its confirmation), then up to `linger` for the batch to fill,
+    /// and returns copies (reference-counted, not byte copies) of the oldest such events within
+    /// the bounds. The events stay queued until [`ack`](Self::ack). `None` once the queue is
+    /// closed with nothing after `skip`.
     pub async fn next_batch(
         &self,
+        skip: usize,
         max_events: usize,
         max_bytes: usize,
         linger: Duration,
@@ -114,10 +117,12 @@ impl MemoryQueue {
             // `Some(full)` once there is something to send; the lock is released before waiting.
             let state = {
                 let inner = self.lock();
-                if !inner.items.is_empty() {
+                let available = inner.items.len().saturating_sub(skip);
+                if available > 0 {
+                    let skipped: u64 = inner.items.iter().take(skip).map(|i| i.len() as u64).sum();
                     Some(
-                        inner.items.len() >= max_events
-                            || inner.bytes >= max_bytes as u64
+                        available >= max_events
+                            || inner.bytes - skipped >= max_bytes as u64
                             || inner.closed,
                     )
                 } else if inner.closed {
@@ -138,7 +143,7 @@ impl MemoryQueue {
         }
         let inner = self.lock();
         let mut size = 0usize;
-        for item in inner.items.iter().take(max_events) {
+        for item in inner.items.iter().skip(skip).take(max_events) {
             // Always take the first event, even alone over max_bytes, so nothing gets stuck.
             if !out.is_empty() && size + item.len() > max_bytes {
                 break;
@@ -255,22 +260,56 @@ mod tests {
             .into_iter(),
         );
         let mut out = Vec::new();
-        q.next_batch(10, 6, Duration::ZERO, &mut out).await.unwrap();
+        q.next_batch(0, 10, 6, Duration::ZERO, &mut out)
+            .await
+            .unwrap();
         assert_eq!(
             out,
             [Bytes::from_static(b"aaa"), Bytes::from_static(b"bbb")]
         );
-        q.next_batch(10, 6, Duration::ZERO, &mut out).await.unwrap();
+        q.next_batch(0, 10, 6, Duration::ZERO, &mut out)
+            .await
+            .unwrap();
         assert_eq!(out.len(), 2, "nothing removed before ack");
         q.ack(2);
         q.close();
-        q.next_batch(10, 6, Duration::ZERO, &mut out).await.unwrap();
+        q.next_batch(0, 10, 6, Duration::ZERO, &mut out)
+            .await
+            .unwrap();
         assert_eq!(out, [Bytes::from_static(b"ccc")]);
         q.ack(1);
         assert!(q
-            .next_batch(10, 6, Duration::ZERO, &mut out)
+            .next_batch(0, 10, 6, Duration::ZERO, &mut out)
             .await
             .is_none());
         assert!(q.try_reserve(1, 1).is_err(), "closed queues refuse");
+    }
+
+    #[tokio::test]
+    async fn batches_can_start_after_events_awaiting_confirmation() {
+        let q = q(100, 1000);
+        q.try_reserve(3, 9).unwrap().commit(
+            [
+                Bytes::from_static(b"aaa"),
+                Bytes::from_static(b"bbb"),
+                Bytes::from_static(b"ccc"),
+            ]
+            .into_iter(),
+        );
+        let mut out = Vec::new();
+        q.next_batch(2, 10, 100, Duration::ZERO, &mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, [Bytes::from_static(b"ccc")]);
+        q.close();
+        assert!(q
+            .next_batch(3, 10, 100, Duration::ZERO, &mut out)
+            .await
+            .is_none());
+        q.ack(1);
+        q.next_batch(1, 10, 100, Duration::ZERO, &mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, [Bytes::from_static(b"ccc")]);
     }
 }

@@ -76,9 +76,9 @@ impl HecEncoder {
 /// Epoch seconds with exactly three decimals (HEC reads `time` as seconds; milliseconds as an
 /// integer would land events 50,000 years ahead).
 fn write_epoch_seconds(millis: i64, out: &mut BytesMut) {
-    let secs = millis.div_euclid(1000);
-    let frac = millis.rem_euclid(1000);
-    let _ = write!(out.writer(), "{secs}.{frac:03}");
+    let sign = if millis < 0 { "-" } else { "" };
+    let abs = millis.unsigned_abs();
+    let _ = write!(out.writer(), "{sign}{}.{:03}", abs / 1000, abs % 1000);
 }
 
 impl Encoder for HecEncoder {
@@ -320,7 +320,8 @@ mod tests {
         for (ms, text) in [
             (1_700_000_000_123, "1700000000.123"),
             (5, "0.005"),
-            (-1, "-1.999"),
+            (-1, "-0.001"),
+            (-1500, "-1.500"),
         ] {
             let mut out = BytesMut::new();
             write_epoch_seconds(ms, &mut out);

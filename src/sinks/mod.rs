@@ -253,7 +253,7 @@ impl Sink {
         loop {
             let next = loop {
                 tokio::select! {
-                    n = handle.queue.next_batch(self.batch.max_events, self.batch.max_bytes, self.batch.linger, &mut batch) => break n,
+                    n = handle.queue.next_batch(0, self.batch.max_events, self.batch.max_bytes, self.batch.linger, &mut batch) => break n,
                     () = abort.cancelled() => break None,
                     // While idle and not ready, check again now and then, so the sink turns
                     // ready when its destination is fixed even if no event comes to prove it.
