@@ -29,6 +29,8 @@ pub const SINK_EVENTS_FILTERED: &str = "siemgate_sink_events_filtered_total";
 pub const SINK_TRUNCATIONS: &str = "siemgate_sink_truncations_total";
 pub const SINK_RECONNECTS: &str = "siemgate_sink_reconnects_total";
 pub const SINK_UP: &str = "siemgate_sink_up";
+pub const HEC_PENDING_ACK_EVENTS: &str = "siemgate_hec_pending_ack_events";
+pub const HEC_ACK_TIMEOUTS: &str = "siemgate_hec_ack_timeouts_total";
 
 /// Status codes the hooks listener answers with, each pre-registered per source.
 pub const STATUS_CODES: [u16; 9] = [200, 400, 401, 403, 405, 408, 413, 500, 503];
@@ -148,6 +150,16 @@ impl Registry {
             None,
             "Connections a sink opened again after losing one, by sink.",
         );
+        c(
+            HEC_ACK_TIMEOUTS,
+            None,
+            "HEC requests sent again because their indexer acknowledgement did not come in time, by sink.",
+        );
+        self.recorder.describe_gauge(
+            KeyName::from_const_str(HEC_PENDING_ACK_EVENTS),
+            None,
+            "Events sent to HEC and waiting for their indexer acknowledgement, by sink.".into(),
+        );
         self.recorder.describe_gauge(
             KeyName::from_const_str(SINK_UP),
             None,
@@ -234,6 +246,21 @@ impl Registry {
             truncations: self.counter(SINK_TRUNCATIONS, &[("sink", sink)]),
             reconnects: self.counter(SINK_RECONNECTS, &[("sink", sink)]),
             up: self.gauge(SINK_UP, &[("sink", sink)]),
+        }
+    }
+}
+
+/// Handles only HEC sinks with indexer acknowledgement have.
+pub struct HecAckMetrics {
+    pub pending_events: Gauge,
+    pub timeouts: Counter,
+}
+
+impl Registry {
+    pub fn hec_acks(&self, sink: &str) -> HecAckMetrics {
+        HecAckMetrics {
+            pending_events: self.gauge(HEC_PENDING_ACK_EVENTS, &[("sink", sink)]),
+            timeouts: self.counter(HEC_ACK_TIMEOUTS, &[("sink", sink)]),
         }
     }
 }

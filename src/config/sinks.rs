@@ -35,6 +35,14 @@ pub const DEFAULT_HEC_SOURCETYPE: &str = "siemgate:ocsf";
 /// HEC: long enough for a busy indexer tier, short enough to notice a dead one.
 pub const DEFAULT_HEC_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// HEC acks: Splunk expects polls every few seconds, batched; ten seconds is what Vector uses.
+pub const DEFAULT_ACK_POLL_INTERVAL: Duration = Duration::from_secs(10);
+/// HEC acks: after this a batch is sent again rather than given up (Vector drops it; Kinesis
+/// Firehose allows 180-600 s).
+pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(300);
+/// HEC acks: events sent and not yet acknowledged; at the cap the sink waits, which is
+/// backpressure on its queue.
+pub const DEFAULT_ACK_MAX_PENDING_EVENTS: usize = 10_000;
 /// Syslog: QRadar's default maximum TCP syslog payload.
 pub const DEFAULT_SYSLOG_MAX_MESSAGE_BYTES: usize = 4096;
 /// RFC 5424 §6.1: every receiver must accept 480 octets.
@@ -120,11 +128,39 @@ pub struct HecSinkConfig {
     pub connect_timeout: ConfigDuration,
     pub tls: Option<ClientTlsConfig>,
     #[serde(default)]
+    pub acknowledgements: AckConfig,
+    #[serde(default)]
     pub queue: QueueConfig,
     #[serde(default)]
     pub batch: BatchConfig,
     #[serde(default)]
     pub filter: SinkFilterConfig,
+}
+
+/// HEC indexer acknowledgement: a batch counts as delivered only once Splunk says it is
+/// indexed, not when it answers 200 (which only means "looks valid").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_ack_poll_interval")]
+    pub poll_interval: ConfigDuration,
+    #[serde(default = "default_ack_timeout")]
+    pub timeout: ConfigDuration,
+    #[serde(default = "default_ack_max_pending_events")]
+    pub max_pending_events: usize,
+}
+
+impl Default for AckConfig {
+    fn default() -> Self {
+        AckConfig {
+            enabled: false,
+            poll_interval: default_ack_poll_interval(),
+            timeout: default_ack_timeout(),
+            max_pending_events: DEFAULT_ACK_MAX_PENDING_EVENTS,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -395,6 +431,15 @@ fn default_hec_max_request_bytes() -> usize {
 fn default_hec_request_timeout() -> ConfigDuration {
     ConfigDuration(DEFAULT_HEC_REQUEST_TIMEOUT)
 }
+fn default_ack_poll_interval() -> ConfigDuration {
+    ConfigDuration(DEFAULT_ACK_POLL_INTERVAL)
+}
+fn default_ack_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_ACK_TIMEOUT)
+}
+fn default_ack_max_pending_events() -> usize {
+    DEFAULT_ACK_MAX_PENDING_EVENTS
+}
 fn default_connect_timeout() -> ConfigDuration {
     ConfigDuration(DEFAULT_CONNECT_TIMEOUT)
 }
@@ -500,6 +545,15 @@ pub struct HecSettings {
     pub max_request_bytes: usize,
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
+    /// `Some` when indexer acknowledgement is on.
+    pub acks: Option<AckSettings>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct AckSettings {
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    pub max_pending_events: usize,
 }
 
 pub struct SyslogSettings {
@@ -723,6 +777,25 @@ fn validate_hec(h: &HecSinkConfig, path: &str, issues: &mut Issues) -> Option<Si
     }
     positive(h.request_timeout, format!("{path}.request_timeout"), issues);
     positive(h.connect_timeout, format!("{path}.connect_timeout"), issues);
+    let a = &h.acknowledgements;
+    if a.enabled {
+        positive(
+            a.poll_interval,
+            format!("{path}.acknowledgements.poll_interval"),
+            issues,
+        );
+        positive(
+            a.timeout,
+            format!("{path}.acknowledgements.timeout"),
+            issues,
+        );
+        if a.max_pending_events == 0 {
+            issues.push(
+                format!("{path}.acknowledgements.max_pending_events"),
+                "must be greater than 0",
+            );
+        }
+    }
     let (endpoint, tls) = target?;
     Some(SinkKind::SplunkHec(HecSettings {
         endpoint,
@@ -736,6 +809,11 @@ fn validate_hec(h: &HecSinkConfig, path: &str, issues: &mut Issues) -> Option<Si
         max_request_bytes: h.max_request_bytes,
         request_timeout: h.request_timeout.0,
         connect_timeout: h.connect_timeout.0,
+        acks: a.enabled.then_some(AckSettings {
+            poll_interval: a.poll_interval.0,
+            timeout: a.timeout.0,
+            max_pending_events: a.max_pending_events,
+        }),
     }))
 }
 
@@ -796,7 +874,7 @@ fn validate_syslog(s: &SyslogSinkConfig, path: &str, issues: &mut Issues) -> Opt
         "\t" | "x09" | "0x09" => Some(b'\t'),
         d if d.len() == 1 => {
             let b = d.as_bytes()[0];
-            let ok = b.is_ascii_graphic() && !b.is_ascii_alphanumeric() && !b"=|\\".contains(&b);
+            let ok = b.is_ascii_graphic() && !b.is_ascii_alphanumeric() && !b"=|".contains(&b);
             ok.then_some(b)
         }
         _ => None,
@@ -804,7 +882,7 @@ fn validate_syslog(s: &SyslogSinkConfig, path: &str, issues: &mut Issues) -> Opt
     if delimiter.is_none() {
         issues.push(
             format!("{path}.leef_delimiter"),
-            "must be one printable ASCII character other than a letter, a digit, =, | or \\ (or \"\\t\")",
+            "must be one printable ASCII character other than a letter, a digit, = or | (or \"\\t\")",
         );
     }
     if s.transport == SyslogTransport::Udp && s.framing != SyslogFraming::default() {

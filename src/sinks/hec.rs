@@ -14,7 +14,10 @@
 //!   configuration is wrong; hold the queue and say so until it works. Fluent Bit drops on these
 //!   (fluent-bit#3699), which loses data a fixed token would have delivered.
 
+use std::collections::VecDeque;
 use std::io::Write as _;
+
+use tokio::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
@@ -25,11 +28,13 @@ use serde::Deserialize;
 use super::http_client::{HttpClient, Reply};
 use super::retry::SendError;
 use super::{one_line, EncodeError, Encoder};
-use crate::config::{HecSettings, SourceSettings};
+use crate::config::{AckSettings, HecSettings, SourceSettings};
+use crate::metrics::HecAckMetrics;
 use crate::normalize::Event;
 
 const EVENT_PATH: &str = "/services/collector/event";
 const HEALTH_PATH: &str = "/services/collector/health";
+const ACK_PATH: &str = "/services/collector/ack";
 const CHANNEL_HEADER: &str = "x-splunk-request-channel";
 const USER_AGENT_VALUE: &str = concat!("siemgate/", env!("CARGO_PKG_VERSION"));
 
@@ -110,6 +115,8 @@ struct HecAnswer {
     code: Option<u32>,
     #[serde(rename = "invalid-event-number")]
     invalid_event_number: Option<usize>,
+    #[serde(rename = "ackId")]
+    ack_id: Option<u64>,
 }
 
 impl HecAnswer {
@@ -140,10 +147,52 @@ pub struct HecSink {
     /// Events per request: unbounded until a 413, then halved; doubles back after successes.
     max_events: usize,
     body: Vec<u8>,
+    /// Indexer acknowledgement state, when it is on.
+    acks: Option<Acks>,
+}
+
+/// Requests sent and waiting for their indexer acknowledgement, in queue order.
+struct Acks {
+    settings: AckSettings,
+    ack_path: String,
+    entries: VecDeque<Entry>,
+    /// Events in `entries`; the worker's in-flight count.
+    events: usize,
+    next_poll: Instant,
+    metrics: HecAckMetrics,
+}
+
+enum Entry {
+    /// Sent, acknowledged by nobody yet; `items` are kept for a resend after the timeout.
+    Waiting {
+        ack_id: u64,
+        items: Vec<Bytes>,
+        sent_at: Instant,
+    },
+    /// Settled: these leave the queue once every entry before them has.
+    Done { delivered: usize, failed: usize },
+}
+
+/// Events the destination settled since the last confirmation, from the head of the queue.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Confirmed {
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+/// `{"acks":{"3":true,"4":false}}`
+#[derive(Debug, Default, Deserialize)]
+struct AckAnswer {
+    #[serde(default)]
+    acks: std::collections::HashMap<String, bool>,
 }
 
 impl HecSink {
-    pub fn new(sink_id: &str, settings: &HecSettings) -> HecSink {
+    pub fn new(
+        sink_id: &str,
+        settings: &HecSettings,
+        ack_metrics: Option<HecAckMetrics>,
+    ) -> HecSink {
         let mut authorization =
             HeaderValue::from_str(&format!("Splunk {}", settings.token.expose()))
                 .unwrap_or_else(|_| HeaderValue::from_static("Splunk"));
@@ -171,6 +220,14 @@ impl HecSink {
             max_request_bytes: settings.max_request_bytes,
             max_events: usize::MAX,
             body: Vec::new(),
+            acks: settings.acks.zip(ack_metrics).map(|(a, metrics)| Acks {
+                settings: a,
+                ack_path: settings.endpoint.full_path(ACK_PATH),
+                entries: VecDeque::new(),
+                events: 0,
+                next_poll: Instant::now() + a.poll_interval,
+                metrics,
+            }),
         }
     }
 
@@ -223,23 +280,32 @@ impl HecSink {
         }
     }
 
+    /// Posts events as one request and reads the answer.
+    async fn post_events(&mut self, events: &[Bytes]) -> Result<Reply, SendError> {
+        let body = self.body(events);
+        let mut req = self.request(Method::POST, &self.event_path, body);
+        req.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self.gzip {
+            req.headers_mut()
+                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        self.client.send(req).await.map_err(SendError::from)
+    }
+
+    /// Sends the first events of `batch` as one request. With indexer acknowledgement on,
+    /// what HEC took is recorded as waiting for its ack (or settled, when it gave no ackId or
+    /// refused an event), and [`confirm`](Self::confirm) reports it later.
     pub async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
         loop {
             let n = self.request_len(batch);
             if n == 0 {
                 return Ok(0);
             }
-            let body = self.body(&batch[..n]);
-            let mut req = self.request(Method::POST, &self.event_path, body);
-            req.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            if self.gzip {
-                req.headers_mut()
-                    .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
-            let reply = self.client.send(req).await.map_err(SendError::from)?;
+            let reply = self.post_events(&batch[..n]).await?;
             if reply.status == StatusCode::PAYLOAD_TOO_LARGE {
                 if n == 1 {
+                    self.settle(0, 1);
                     return Err(SendError::Rejected {
                         delivered: 0,
                         rejected: 1,
@@ -250,19 +316,208 @@ impl HecSink {
                 tracing::warn!(sink = %self.sink_id, events = n, now = self.max_events, "HEC answered 413; halving the events per request");
                 continue;
             }
-            return match self.classify(&reply, n) {
+            let answer = HecAnswer::parse(&reply.body);
+            return match self.classify(&reply, &answer, n) {
                 Ok(n) => {
                     self.max_events = self.max_events.saturating_mul(2);
+                    match (answer.ack_id, &mut self.acks) {
+                        (Some(ack_id), Some(acks)) => {
+                            acks.entries.push_back(Entry::Waiting {
+                                ack_id,
+                                items: batch[..n].to_vec(),
+                                sent_at: Instant::now(),
+                            });
+                            acks.events += n;
+                            acks.metrics.pending_events.set(acks.events as f64);
+                        }
+                        _ => self.settle(n, 0),
+                    }
                     Ok(n)
+                }
+                Err(SendError::Rejected {
+                    delivered,
+                    rejected,
+                    reason,
+                }) => {
+                    self.settle(delivered, rejected);
+                    Err(SendError::Rejected {
+                        delivered,
+                        rejected,
+                        reason,
+                    })
                 }
                 Err(e) => Err(e),
             };
         }
     }
 
-    fn classify(&self, reply: &Reply, n: usize) -> Result<usize, SendError> {
+    /// With acks on, records events settled without an ack (a 200 without ackId, refusals).
+    fn settle(&mut self, delivered: usize, failed: usize) {
+        if let Some(acks) = &mut self.acks {
+            acks.entries.push_back(Entry::Done { delivered, failed });
+            acks.events += delivered + failed;
+            acks.metrics.pending_events.set(acks.events as f64);
+        }
+    }
+
+    /// Whether this sink waits for indexer acknowledgements.
+    pub fn acknowledges(&self) -> bool {
+        self.acks.is_some()
+    }
+
+    /// Events handed to HEC and not yet reported by `confirm`.
+    pub fn unconfirmed(&self) -> usize {
+        self.acks.as_ref().map_or(0, |a| a.events)
+    }
+
+    /// True while the pending acknowledgements are at their cap: send nothing new.
+    pub fn at_capacity(&self) -> bool {
+        self.acks
+            .as_ref()
+            .is_some_and(|a| a.events >= a.settings.max_pending_events)
+    }
+
+    /// When the next acknowledgement poll is due.
+    pub fn next_poll(&self) -> Instant {
+        self.acks
+            .as_ref()
+            .map_or_else(Instant::now, |a| a.next_poll)
+    }
+
+    /// Polls the acknowledgements of every waiting request (one request for all ids), resends
+    /// the requests whose ack is overdue, and reports the settled events at the head.
+    pub async fn confirm(&mut self) -> Confirmed {
+        let Some(acks) = &mut self.acks else {
+            return Confirmed::default();
+        };
+        acks.next_poll = Instant::now() + acks.settings.poll_interval;
+        let ids: Vec<u64> = acks
+            .entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Waiting { ack_id, .. } => Some(*ack_id),
+                Entry::Done { .. } => None,
+            })
+            .collect();
+        if !ids.is_empty() {
+            let body = serde_json::json!({ "acks": ids }).to_string();
+            let mut req = self.request(Method::POST, &self.ack_path(), Bytes::from(body));
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            match self.client.send(req).await {
+                Ok(reply) if reply.status.is_success() => {
+                    let answer: AckAnswer = serde_json::from_slice(&reply.body).unwrap_or_default();
+                    self.mark_acked(&answer);
+                }
+                Ok(reply) => {
+                    let reason = HecAnswer::parse(&reply.body).describe(reply.status);
+                    tracing::warn!(sink = %self.sink_id, %reason, "HEC acknowledgement poll failed; the events stay pending");
+                }
+                Err(e) => {
+                    tracing::warn!(sink = %self.sink_id, reason = %e, "HEC acknowledgement poll failed; the events stay pending");
+                }
+            }
+        }
+        self.resend_overdue().await;
+        self.take_settled()
+    }
+
+    fn ack_path(&self) -> String {
+        self.acks
+            .as_ref()
+            .map_or_else(String::new, |a| a.ack_path.clone())
+    }
+
+    fn mark_acked(&mut self, answer: &AckAnswer) {
+        let Some(acks) = &mut self.acks else { return };
+        for entry in &mut acks.entries {
+            if let Entry::Waiting { ack_id, items, .. } = entry {
+                let acked = answer
+                    .acks
+                    .get(ack_id.to_string().as_str())
+                    .copied()
+                    .unwrap_or(false);
+                if acked {
+                    *entry = Entry::Done {
+                        delivered: items.len(),
+                        failed: 0,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Sends again, whole, every request waiting longer than the ack timeout (a duplicate at
+    /// worst; never a loss). A resend that fails is tried again at the next poll.
+    async fn resend_overdue(&mut self) {
+        let Some(acks) = &self.acks else { return };
+        let timeout = acks.settings.timeout;
+        let now = Instant::now();
+        let overdue: Vec<usize> = acks
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e {
+                Entry::Waiting { sent_at, .. } if now.duration_since(*sent_at) >= timeout => {
+                    Some(i)
+                }
+                _ => None,
+            })
+            .collect();
+        for i in overdue {
+            let items = match self.acks.as_ref().and_then(|a| a.entries.get(i)) {
+                Some(Entry::Waiting { items, .. }) => items.clone(),
+                _ => continue,
+            };
+            let answer = match self.post_events(&items).await {
+                Ok(reply) if reply.status.is_success() => HecAnswer::parse(&reply.body),
+                Ok(reply) => {
+                    let reason = HecAnswer::parse(&reply.body).describe(reply.status);
+                    tracing::warn!(sink = %self.sink_id, %reason, events = items.len(), "resending unacknowledged events failed; will try again");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(sink = %self.sink_id, reason = %e, events = items.len(), "resending unacknowledged events failed; will try again");
+                    continue;
+                }
+            };
+            let Some(acks) = &mut self.acks else { return };
+            acks.metrics.timeouts.increment(1);
+            tracing::warn!(sink = %self.sink_id, events = items.len(), "no indexer acknowledgement in time; sent the events again");
+            if let Some(entry) = acks.entries.get_mut(i) {
+                *entry = match answer.ack_id {
+                    Some(ack_id) => Entry::Waiting {
+                        ack_id,
+                        items,
+                        sent_at: Instant::now(),
+                    },
+                    None => Entry::Done {
+                        delivered: items.len(),
+                        failed: 0,
+                    },
+                };
+            }
+        }
+    }
+
+    /// Removes the settled entries at the head and reports their events.
+    pub fn take_settled(&mut self) -> Confirmed {
+        let Some(acks) = &mut self.acks else {
+            return Confirmed::default();
+        };
+        let mut c = Confirmed::default();
+        while let Some(Entry::Done { delivered, failed }) = acks.entries.front() {
+            c.delivered += delivered;
+            c.failed += failed;
+            acks.entries.pop_front();
+        }
+        acks.events -= c.delivered + c.failed;
+        acks.metrics.pending_events.set(acks.events as f64);
+        c
+    }
+
+    fn classify(&self, reply: &Reply, answer: &HecAnswer, n: usize) -> Result<usize, SendError> {
         let status = reply.status;
-        let answer = HecAnswer::parse(&reply.body);
         if status.is_success() {
             if matches!(answer.code, Some(24 | 25)) {
                 tracing::warn!(sink = %self.sink_id, text = %answer.text, "HEC warns it is near capacity");

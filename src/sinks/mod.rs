@@ -156,14 +156,18 @@ pub enum Transport {
 }
 
 impl Transport {
-    fn build(settings: &SinkSettings, metrics: &SinkMetrics) -> Transport {
+    fn build(settings: &SinkSettings, metrics: &SinkMetrics, registry: &Registry) -> Transport {
         match &settings.kind {
             SinkKind::File(f) => Transport::File(file::FileSink::new(
                 settings.id.clone(),
                 f.clone(),
                 metrics.torn_tail_bytes.clone(),
             )),
-            SinkKind::SplunkHec(h) => Transport::Hec(Box::new(hec::HecSink::new(&settings.id, h))),
+            SinkKind::SplunkHec(h) => Transport::Hec(Box::new(hec::HecSink::new(
+                &settings.id,
+                h,
+                h.acks.map(|_| registry.hec_acks(&settings.id)),
+            ))),
             SinkKind::Syslog(s) => Transport::Syslog(Box::new(syslog::SyslogSink::new(
                 &settings.id,
                 s,
@@ -190,6 +194,45 @@ impl Transport {
         match self {
             Transport::Hec(h) => h.probe().await,
             Transport::File(_) | Transport::Syslog(_) | Transport::Http(_) => Ok(()),
+        }
+    }
+
+    /// Whether the destination confirms deliveries after accepting them (HEC indexer
+    /// acknowledgement): then events leave the queue only through [`confirm`](Self::confirm).
+    fn acknowledges(&self) -> bool {
+        matches!(self, Transport::Hec(h) if h.acknowledges())
+    }
+
+    /// Events handed over and not yet confirmed.
+    fn unconfirmed(&self) -> usize {
+        match self {
+            Transport::Hec(h) => h.unconfirmed(),
+            _ => 0,
+        }
+    }
+
+    fn at_capacity(&self) -> bool {
+        matches!(self, Transport::Hec(h) if h.at_capacity())
+    }
+
+    fn next_poll(&self) -> tokio::time::Instant {
+        match self {
+            Transport::Hec(h) => h.next_poll(),
+            _ => tokio::time::Instant::now(),
+        }
+    }
+
+    fn take_settled(&mut self) -> hec::Confirmed {
+        match self {
+            Transport::Hec(h) => h.take_settled(),
+            _ => hec::Confirmed::default(),
+        }
+    }
+
+    async fn confirm(&mut self) -> hec::Confirmed {
+        match self {
+            Transport::Hec(h) => h.confirm().await,
+            _ => hec::Confirmed::default(),
         }
     }
 
@@ -220,7 +263,7 @@ pub struct Sink {
 impl Sink {
     pub fn build(settings: &SinkSettings, registry: &Registry) -> Sink {
         let metrics = registry.sink(&settings.id);
-        let transport = Transport::build(settings, &metrics);
+        let transport = Transport::build(settings, &metrics, registry);
         metrics.up.set(1.0);
         Sink {
             handle: Arc::new(SinkHandle {
@@ -238,10 +281,15 @@ impl Sink {
     /// over). Each batch stays at the head of the queue until every event in it is delivered or
     /// refused for good, so nothing overtakes it; retryable failures back off with jitter,
     /// configuration errors hold the queue and mark the sink not ready.
+    ///
+    /// A destination that confirms later (HEC indexer acknowledgement) gets new batches while
+    /// earlier ones wait, up to its cap; its events leave the queue, in order, only once
+    /// confirmed.
     pub async fn run(mut self, abort: CancellationToken) {
-        let handle = self.handle;
+        let handle = self.handle.clone();
         let mut batch = Vec::with_capacity(self.batch.max_events);
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+        let acking = self.transport.acknowledges();
         let probed = tokio::select! {
             r = self.transport.probe() => r,
             () = abort.cancelled() => Ok(()),
@@ -251,10 +299,16 @@ impl Sink {
             tracing::error!(sink = %handle.id, reason = %e, "destination check failed; events will be held until it works");
         }
         loop {
-            let next = loop {
+            let in_flight = self.transport.unconfirmed();
+            let poll_at = (in_flight > 0).then(|| self.transport.next_poll());
+            let can_send = !self.transport.at_capacity();
+            let wake = loop {
                 tokio::select! {
-                    n = handle.queue.next_batch(0, self.batch.max_events, self.batch.max_bytes, self.batch.linger, &mut batch) => break n,
-                    () = abort.cancelled() => break None,
+                    n = handle.queue.next_batch(in_flight, self.batch.max_events, self.batch.max_bytes, self.batch.linger, &mut batch), if can_send => {
+                        break if n.is_some() { Wake::Batch } else { Wake::Drained };
+                    }
+                    () = abort.cancelled() => break Wake::Abort,
+                    () = sleep_until_or_never(poll_at) => break Wake::Confirm,
                     // While idle and not ready, check again now and then, so the sink turns
                     // ready when its destination is fixed even if no event comes to prove it.
                     () = tokio::time::sleep(IDLE_PROBE_INTERVAL), if !handle.is_healthy() => {
@@ -265,82 +319,148 @@ impl Sink {
                     }
                 }
             };
-            if next.is_none() {
-                break;
-            }
-            let mut done = 0;
-            while done < batch.len() {
-                let rest = batch.len() - done;
-                let sent = tokio::select! {
-                    r = self.transport.send(&batch[done..]) => r,
-                    () = abort.cancelled() => {
-                        tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached during a send; events left undelivered");
-                        self.transport.close().await;
-                        return;
+            match wake {
+                Wake::Abort => {
+                    tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached with events undelivered");
+                    self.transport.close().await;
+                    return;
+                }
+                Wake::Drained if in_flight == 0 => break,
+                // Closed and everything sent: wait for the confirmations still due.
+                Wake::Drained => {
+                    tokio::select! {
+                        () = sleep_until_or_never(poll_at) => {}
+                        () = abort.cancelled() => continue,
                     }
-                };
-                let delay = match sent {
-                    Ok(n) if n > 0 => {
-                        let n = n.min(rest);
-                        handle.queue.ack(n);
-                        handle.metrics.delivered.increment(n as u64);
-                        handle.set_healthy(true);
-                        backoff.reset();
-                        done += n;
-                        continue;
-                    }
-                    Ok(_) => {
-                        handle.set_healthy(false);
-                        handle.metrics.retries.increment(1);
-                        tracing::warn!(sink = %handle.id, "destination accepted none of the batch, will retry");
-                        backoff.next_delay()
-                    }
-                    Err(SendError::Rejected {
-                        delivered,
-                        rejected,
-                        reason,
-                    }) => {
-                        let delivered = delivered.min(rest);
-                        let rejected = rejected.clamp(1, rest - delivered);
-                        handle.queue.ack(delivered + rejected);
-                        handle.metrics.delivered.increment(delivered as u64);
-                        handle.metrics.failed.increment(rejected as u64);
-                        handle.set_healthy(true);
-                        tracing::error!(sink = %handle.id, %reason, delivered, rejected, "destination refused events for good; they are dropped");
-                        done += delivered + rejected;
-                        continue;
-                    }
-                    Err(SendError::Retryable {
-                        reason,
-                        retry_after,
-                    }) => {
-                        handle.set_healthy(false);
-                        handle.metrics.retries.increment(1);
-                        let delay = backoff
-                            .next_delay()
-                            .max(retry_after.unwrap_or(Duration::ZERO));
-                        tracing::warn!(sink = %handle.id, %reason, events = rest, ?delay, "send failed, will retry");
-                        delay
-                    }
-                    Err(SendError::Config(reason)) => {
-                        handle.set_healthy(false);
-                        handle.metrics.retries.increment(1);
-                        let delay = backoff.next_delay();
-                        tracing::error!(sink = %handle.id, %reason, events = handle.queue.depth().events, ?delay, "destination refuses this sink's configuration; holding the queue");
-                        delay
-                    }
-                };
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = abort.cancelled() => {
+                    self.apply_confirmed().await;
+                }
+                Wake::Confirm => self.apply_confirmed().await,
+                Wake::Batch => {
+                    if !self.deliver(&batch, acking, &mut backoff, &abort).await {
                         tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached with events undelivered");
                         self.transport.close().await;
                         return;
                     }
+                    // Events settled without an acknowledgement (refused, or taken without an
+                    // ackId) leave at once if nothing before them is still waiting.
+                    let settled = self.transport.take_settled();
+                    self.settle(settled);
                 }
             }
             handle.update_depth_gauges();
         }
         self.transport.close().await;
+    }
+
+    /// Takes what the destination confirmed off the head of the queue.
+    async fn apply_confirmed(&mut self) {
+        let c = self.transport.confirm().await;
+        self.settle(c);
+    }
+
+    fn settle(&self, c: hec::Confirmed) {
+        let settled = c.delivered + c.failed;
+        if settled > 0 {
+            self.handle.queue.ack(settled);
+            self.handle.metrics.delivered.increment(c.delivered as u64);
+            self.handle.metrics.failed.increment(c.failed as u64);
+        }
+    }
+
+    /// Sends one batch until every event in it is delivered, refused for good, or (with
+    /// confirmations) handed over. False when `abort` fired first.
+    async fn deliver(
+        &mut self,
+        batch: &[Bytes],
+        acking: bool,
+        backoff: &mut Backoff,
+        abort: &CancellationToken,
+    ) -> bool {
+        let handle = &self.handle;
+        let mut done = 0;
+        while done < batch.len() {
+            let rest = batch.len() - done;
+            let sent = tokio::select! {
+                r = self.transport.send(&batch[done..]) => r,
+                () = abort.cancelled() => return false,
+            };
+            let delay = match sent {
+                Ok(n) if n > 0 => {
+                    let n = n.min(rest);
+                    if !acking {
+                        handle.queue.ack(n);
+                        handle.metrics.delivered.increment(n as u64);
+                    }
+                    handle.set_healthy(true);
+                    backoff.reset();
+                    done += n;
+                    continue;
+                }
+                Ok(_) => {
+                    handle.set_healthy(false);
+                    handle.metrics.retries.increment(1);
+                    tracing::warn!(sink = %handle.id, "destination accepted none of the batch, will retry");
+                    backoff.next_delay()
+                }
+                Err(SendError::Rejected {
+                    delivered,
+                    rejected,
+                    reason,
+                }) => {
+                    let delivered = delivered.min(rest);
+                    let rejected = rejected.clamp(1, rest - delivered);
+                    if !acking {
+                        handle.queue.ack(delivered + rejected);
+                        handle.metrics.delivered.increment(delivered as u64);
+                        handle.metrics.failed.increment(rejected as u64);
+                    }
+                    handle.set_healthy(true);
+                    tracing::error!(sink = %handle.id, %reason, delivered, rejected, "destination refused events for good; they are dropped");
+                    done += delivered + rejected;
+                    continue;
+                }
+                Err(SendError::Retryable {
+                    reason,
+                    retry_after,
+                }) => {
+                    handle.set_healthy(false);
+                    handle.metrics.retries.increment(1);
+                    let delay = backoff
+                        .next_delay()
+                        .max(retry_after.unwrap_or(Duration::ZERO));
+                    tracing::warn!(sink = %handle.id, %reason, events = rest, ?delay, "send failed, will retry");
+                    delay
+                }
+                Err(SendError::Config(reason)) => {
+                    handle.set_healthy(false);
+                    handle.metrics.retries.increment(1);
+                    let delay = backoff.next_delay();
+                    tracing::error!(sink = %handle.id, %reason, events = handle.queue.depth().events, ?delay, "destination refuses this sink's configuration; holding the queue");
+                    delay
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = abort.cancelled() => return false,
+            }
+        }
+        true
+    }
+}
+
+/// What woke the worker.
+enum Wake {
+    Batch,
+    /// The queue is closed and holds nothing beyond what awaits confirmation.
+    Drained,
+    Confirm,
+    Abort,
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

@@ -17,6 +17,9 @@ use bytes::{BufMut, BytesMut};
 use super::leef::{event_name, int_digits, put_escaped, sev10, Attrs, VERSION};
 use crate::normalize::Event;
 
+/// Longest title written as the header's Name (ArcSight CEF: 512 characters).
+const MAX_NAME_BYTES: usize = 512;
+
 /// Header field rule: `\` -> `\\`, `|` -> `\|`, CR/LF -> space.
 fn header_escape(b: u8) -> Option<&'static [u8]> {
     match b {
@@ -55,7 +58,12 @@ pub fn encode(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> bool {
     event_name(event, out);
     out.put_u8(b'|');
     match event.title.as_deref() {
-        Some(title) if !title.is_empty() => put_escaped(out, title.as_bytes(), &header_escape),
+        Some(title) if !title.is_empty() => {
+            // ArcSight's Name field holds at most 512 characters; the full title is the
+            // receiver's problem otherwise, and it would make the header uncuttable.
+            let name = super::char_prefix(title, MAX_NAME_BYTES);
+            put_escaped(out, name.as_bytes(), &header_escape);
+        }
         _ => event_name(event, out),
     }
     out.put_u8(b'|');

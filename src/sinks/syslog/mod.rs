@@ -26,7 +26,7 @@ use tokio_rustls::TlsConnector;
 use super::retry::SendError;
 use super::{one_line, EncodeError, Encoder};
 use crate::config::{SyslogFormat, SyslogFraming, SyslogHeader, SyslogSettings, SyslogTransport};
-use crate::normalize::{Event, Severity};
+use crate::normalize::{Event, EventId, Severity};
 
 /// Syslog severity (RFC 5424 §6.2.1) for an event severity.
 fn syslog_severity(s: Severity) -> u8 {
@@ -37,6 +37,40 @@ fn syslog_severity(s: Severity) -> u8 {
         Severity::Low => 5,
         Severity::Informational => 6,
     }
+}
+
+/// Longest event id written in the structured data (RFC 5424 sets no limit; receivers do).
+const MAX_SD_ID_BYTES: usize = 128;
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub(super) fn char_prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Length of the longest prefix of escaped SD text within `max` bytes that ends on a
+/// character boundary and not inside a `\x` escape.
+fn sd_prefix(escaped: &[u8], max: usize) -> usize {
+    let mut end = max.min(escaped.len());
+    while end > 0 && (escaped[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    // An odd run of backslashes before the cut means the cut splits an escape.
+    let run = escaped[..end]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\\')
+        .count();
+    if run % 2 == 1 {
+        end -= 1;
+    }
+    end
 }
 
 const MONTHS: [&str; 12] = [
@@ -93,7 +127,14 @@ impl SyslogEncoder {
                 sd_param(out, "severity", event.severity.as_str());
                 sd_param(out, "source", event.source);
                 out.extend_from_slice(b" id=\"");
+                let id_start = out.len();
                 let _ = write!(SdEscape(out), "{}", event.id);
+                // A vendor id of any length would make the header, which is never cut,
+                // outgrow the message; the full id is in the body (LEEF/CEF externalId).
+                if out.len() - id_start > MAX_SD_ID_BYTES {
+                    let keep = sd_prefix(&out[id_start..], MAX_SD_ID_BYTES);
+                    out.truncate(id_start + keep);
+                }
                 out.extend_from_slice(b"\"] ");
             }
             SyslogHeader::Rfc3164 => {
@@ -128,8 +169,9 @@ impl SyslogEncoder {
     }
 }
 
-/// The normalized Event as one line; over budget it loses `raw`, then `description`, and says
-/// `"truncated":true`.
+/// The normalized Event as one line. Over budget it loses `raw`, then `description`, then
+/// `title`, then the resource, network, url and vendor severity, then a long id gives way to
+/// its hash, and it says `"truncated":true`.
 fn write_json(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> Result<bool, EncodeError> {
     let start = out.len();
     serde_json::to_writer(out.writer(), event)?;
@@ -139,15 +181,26 @@ fn write_json(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> Result<bo
     }
     let mut lean = event.clone();
     lean.raw = serde_json::value::RawValue::NULL;
-    for step in 0..2 {
-        if step == 1 {
-            lean.description = None;
+    for step in 0..5 {
+        match step {
+            0 => {}
+            1 => lean.description = None,
+            2 => lean.title = None,
+            3 => {
+                lean.resource = Default::default();
+                lean.network = Default::default();
+                lean.url = None;
+                lean.vendor_severity = None;
+            }
+            _ => lean.id = EventId::hash_of(lean.id.to_string().as_bytes()),
         }
         out.truncate(start);
         serde_json::to_writer(out.writer(), &lean)?;
         one_line(&mut out[start..]);
-        if out.len() > start && out[out.len() - 1] == b'}' {
-            out.truncate(out.len() - 1);
+        // `raw` is serialized last: replace it with the truncation mark.
+        const RAW_NULL: &[u8] = b",\"raw\":null}";
+        if out[start..].ends_with(RAW_NULL) {
+            out.truncate(out.len() - RAW_NULL.len());
             out.extend_from_slice(b",\"truncated\":true}");
         }
         if out.len() - start <= budget {
@@ -203,7 +256,15 @@ impl Encoder for SyslogEncoder {
         self.write_header(event, out);
         let header_len = out.len() - frame_start;
         let budget = self.max_message_bytes.saturating_sub(header_len);
-        let cut = self.write_body(event, budget, out)?;
+        let mut cut = self.write_body(event, budget, out)?;
+        // Last resort, when the parts that are never shortened alone outgrow the limit: the
+        // limit wins (a receiver drops or splits larger messages, and a UDP datagram must fit).
+        if out.len() - frame_start > self.max_message_bytes {
+            let text = std::str::from_utf8(&out[frame_start..]).unwrap_or("");
+            let keep = char_prefix(text, self.max_message_bytes).len();
+            out.truncate(frame_start + keep);
+            cut = true;
+        }
         if cut {
             self.truncations.increment(1);
         }
@@ -533,6 +594,31 @@ mod tests {
         let json = &text[text.find("] ").unwrap() + 2..];
         let v: serde_json::Value = serde_json::from_str(json).unwrap();
         assert_eq!(v["truncated"], true);
-        assert_eq!(v["raw"], serde_json::Value::Null);
+        assert!(v.get("raw").is_none(), "{v}");
+    }
+
+    #[test]
+    fn long_ids_and_titles_never_push_a_message_over_the_limit() {
+        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
+        for format in [SyslogFormat::Leef, SyslogFormat::Cef, SyslogFormat::Json] {
+            let mut s = settings(SyslogHeader::Rfc5424, format, SyslogTransport::Udp);
+            s.max_message_bytes = 480;
+            let enc = SyslogEncoder::new(&s, Counter::noop());
+            let mut e = event(raw);
+            let long_id = "é\\".repeat(700);
+            e.id = crate::normalize::EventId::Vendor(long_id.as_str().into());
+            e.title = Some("t|".repeat(2000).into());
+            let mut out = BytesMut::new();
+            enc.encode(&e, &mut out).unwrap();
+            assert!(out.len() <= 480, "{format:?}: {}", out.len());
+            let text = std::str::from_utf8(&out).unwrap();
+            let sd_end = text
+                .find("\"] ")
+                .unwrap_or_else(|| panic!("{format:?}: SD cut: {text}"));
+            assert!(
+                !text[..sd_end].ends_with('\\') || text[..sd_end].ends_with("\\\\"),
+                "{text}"
+            );
+        }
     }
 }
