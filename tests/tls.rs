@@ -77,6 +77,9 @@ impl Pki {
         write("server.pem", &server.cert);
         write("server.key", &server.key);
         write("ca.pem", &ca.pem());
+        write("client.pem", &client.cert);
+        write("client.key", &client.key);
+        write("rogue-ca.pem", &rogue.pem());
         Pki {
             ca: ca.pem(),
             client,
@@ -365,4 +368,108 @@ async fn plaintext_http_to_the_tls_port_gets_no_2xx() {
     eventually("1 event in the sink", || read_lines(&out).len() == 1).await;
     let dir = gw.stop().await;
     assert_eq!(ids(&dir.path().join("out.ndjson")), ["after-plain"]);
+}
+
+/// Gateway A forwards over HTTPS to gateway B's mTLS source: A's http sink trusts B through
+/// `ca_file` and presents a client certificate. A second sink trusting only a CA that did not
+/// sign B's certificate delivers nothing, holds its events and makes A not ready.
+#[tokio::test]
+async fn http_sink_speaks_tls_with_a_client_certificate_and_holds_on_an_untrusted_server() {
+    let pki = Pki::new();
+    let b = start(&pki.config(true)).await;
+    let port = b.addr().port();
+    let a = start(&format!(
+        r#"{PLAIN_SERVER}
+[[sinks]]
+id = "to_b"
+type = "http"
+url = "https://localhost:{port}/hooks/mtls"
+[sinks.headers]
+Authorization = "Bearer tok"
+[sinks.tls]
+ca_file = '{ca}'
+client_cert = '{cert}'
+client_key = '{key}'
+[sinks.batch]
+linger = "0ms"
+
+[[sinks]]
+id = "untrusted"
+type = "http"
+url = "https://localhost:{port}/hooks/open"
+[sinks.tls]
+ca_file = '{rogue}'
+[sinks.batch]
+linger = "0ms"
+
+[[sources]]
+id = "in"
+sinks = ["to_b", "untrusted"]
+auth = {{ scheme = "none", allow_unauthenticated = true }}
+"#,
+        ca = pki.path("ca.pem"),
+        cert = pki.path("client.pem"),
+        key = pki.path("client.key"),
+        rogue = pki.path("rogue-ca.pem"),
+    ))
+    .await;
+    for i in 0..3 {
+        let ans = send(
+            a.addr(),
+            post(a.addr(), "in", &[], format!(r#"{{"id":"fwd-{i}"}}"#)),
+        )
+        .await;
+        assert_eq!(ans.status, StatusCode::OK, "{ans:?}");
+    }
+    let b_out = b.out();
+    eventually("B receives the 3 events over mTLS", || {
+        read_lines(&b_out).len() == 3
+    })
+    .await;
+    let got: Vec<String> = read_lines(&b_out)
+        .iter()
+        .map(|l| l["raw"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got, ["fwd-0", "fwd-1", "fwd-2"]);
+
+    let ops = a.metrics_addr();
+    for _ in 0..500 {
+        let (status, body) = get_text(ops, "/readyz").await;
+        if status == StatusCode::SERVICE_UNAVAILABLE && body.contains("untrusted") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, body) = get_text(ops, "/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.contains("sink untrusted"), "{body}");
+    let (_, text) = get_text(ops, "/metrics").await;
+    assert_eq!(
+        metric(&text, "siemgate_queue_events", &[("sink", "untrusted")]),
+        Some(3.0),
+        "held, not dropped: {text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "siemgate_events_failed_total",
+            &[("sink", "untrusted")]
+        ),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "siemgate_sink_up", &[("sink", "untrusted")]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "siemgate_events_delivered_total",
+            &[("sink", "to_b")]
+        ),
+        Some(3.0),
+        "{text}"
+    );
 }
