@@ -369,14 +369,8 @@ impl HttpSink {
             return Ok(());
         }
         let reason = format!("receiver answered {status}");
-        if status.is_server_error()
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::REQUEST_TIMEOUT
-        {
-            return Err(SendError::Retryable {
-                reason,
-                retry_after: reply.retry_after(),
-            });
+        if let Some(retry) = reply.retryable(&reason) {
+            return Err(retry);
         }
         if status.is_redirection()
             || status == StatusCode::UNAUTHORIZED

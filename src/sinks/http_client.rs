@@ -99,6 +99,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The answer says "later": 5xx, 429 or 408. Returns the retryable error for it.
+    pub fn retryable(&self, reason: &str) -> Option<SendError> {
+        let s = self.status;
+        (s.is_server_error()
+            || s == StatusCode::TOO_MANY_REQUESTS
+            || s == StatusCode::REQUEST_TIMEOUT)
+            .then(|| SendError::Retryable {
+                reason: reason.to_owned(),
+                retry_after: self.retry_after(),
+            })
+    }
+
     /// `Retry-After` in seconds, when the destination gave one.
     pub fn retry_after(&self) -> Option<Duration> {
         self.headers

@@ -198,12 +198,12 @@ impl Transport {
     }
 
     /// Whether the destination confirms deliveries after accepting them (HEC indexer
-    /// acknowledgement): then events leave the queue only through [`confirm`](Self::confirm).
+    /// acknowledgement): then events leave the queue only once settled, in order.
     fn acknowledges(&self) -> bool {
         matches!(self, Transport::Hec(h) if h.acknowledges())
     }
 
-    /// Events handed over and not yet confirmed.
+    /// Events handed over and not yet released from the queue.
     fn unconfirmed(&self) -> usize {
         match self {
             Transport::Hec(h) => h.unconfirmed(),
@@ -211,14 +211,29 @@ impl Transport {
         }
     }
 
-    fn at_capacity(&self) -> bool {
-        matches!(self, Transport::Hec(h) if h.at_capacity())
+    /// Events that may be handed over before the destination confirms earlier ones.
+    fn room(&self) -> usize {
+        match self {
+            Transport::Hec(h) => h.room(),
+            _ => usize::MAX,
+        }
     }
 
     fn next_poll(&self) -> tokio::time::Instant {
         match self {
             Transport::Hec(h) => h.next_poll(),
             _ => tokio::time::Instant::now(),
+        }
+    }
+
+    fn has_resend(&self) -> bool {
+        matches!(self, Transport::Hec(h) if h.has_resend())
+    }
+
+    async fn resend(&mut self) -> Result<(), SendError> {
+        match self {
+            Transport::Hec(h) => h.resend().await,
+            _ => Ok(()),
         }
     }
 
@@ -229,10 +244,10 @@ impl Transport {
         }
     }
 
-    async fn confirm(&mut self) -> hec::Confirmed {
+    async fn confirm(&mut self) -> Result<(), SendError> {
         match self {
             Transport::Hec(h) => h.confirm().await,
-            _ => hec::Confirmed::default(),
+            _ => Ok(()),
         }
     }
 
@@ -299,12 +314,24 @@ impl Sink {
             tracing::error!(sink = %handle.id, reason = %e, "destination check failed; events will be held until it works");
         }
         loop {
+            // Requests whose acknowledgement timed out go again before anything new.
+            if self.transport.has_resend() {
+                if !self.resend(&mut backoff, &abort).await {
+                    tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached with events undelivered");
+                    self.transport.close().await;
+                    return;
+                }
+                self.release();
+                handle.update_depth_gauges();
+                continue;
+            }
             let in_flight = self.transport.unconfirmed();
             let poll_at = (in_flight > 0).then(|| self.transport.next_poll());
-            let can_send = !self.transport.at_capacity();
+            let room = self.transport.room();
+            let max_events = self.batch.max_events.min(room);
             let wake = loop {
                 tokio::select! {
-                    n = handle.queue.next_batch(in_flight, self.batch.max_events, self.batch.max_bytes, self.batch.linger, &mut batch), if can_send => {
+                    n = handle.queue.next_batch(in_flight, max_events, self.batch.max_bytes, self.batch.linger, &mut batch), if room > 0 => {
                         break if n.is_some() { Wake::Batch } else { Wake::Drained };
                     }
                     () = abort.cancelled() => break Wake::Abort,
@@ -332,19 +359,16 @@ impl Sink {
                         () = sleep_until_or_never(poll_at) => {}
                         () = abort.cancelled() => continue,
                     }
-                    self.apply_confirmed().await;
+                    self.confirm(&abort).await;
                 }
-                Wake::Confirm => self.apply_confirmed().await,
+                Wake::Confirm => self.confirm(&abort).await,
                 Wake::Batch => {
                     if !self.deliver(&batch, acking, &mut backoff, &abort).await {
                         tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached with events undelivered");
                         self.transport.close().await;
                         return;
                     }
-                    // Events settled without an acknowledgement (refused, or taken without an
-                    // ackId) leave at once if nothing before them is still waiting.
-                    let settled = self.transport.take_settled();
-                    self.settle(settled);
+                    self.release();
                 }
             }
             handle.update_depth_gauges();
@@ -352,18 +376,90 @@ impl Sink {
         self.transport.close().await;
     }
 
-    /// Takes what the destination confirmed off the head of the queue.
-    async fn apply_confirmed(&mut self) {
-        let c = self.transport.confirm().await;
-        self.settle(c);
+    /// Polls the destination's confirmations and releases what settled.
+    async fn confirm(&mut self, abort: &CancellationToken) {
+        let polled = tokio::select! {
+            r = self.transport.confirm() => r,
+            () = abort.cancelled() => return,
+        };
+        match polled {
+            Ok(()) => {}
+            Err(SendError::Config(reason)) => {
+                self.handle.set_healthy(false);
+                tracing::error!(sink = %self.handle.id, %reason, "acknowledgement poll refused; the events stay pending");
+            }
+            Err(e) => {
+                tracing::warn!(sink = %self.handle.id, reason = %e, "acknowledgement poll failed; the events stay pending");
+            }
+        }
+        self.release();
     }
 
-    fn settle(&self, c: hec::Confirmed) {
-        let settled = c.delivered + c.failed;
-        if settled > 0 {
-            self.handle.queue.ack(settled);
-            self.handle.metrics.delivered.increment(c.delivered as u64);
-            self.handle.metrics.failed.increment(c.failed as u64);
+    /// Takes the settled events off the head of the queue and counts what settled.
+    fn release(&mut self) {
+        let c = self.transport.take_settled();
+        if c.released > 0 {
+            self.handle.queue.ack(c.released);
+        }
+        self.handle.metrics.delivered.increment(c.delivered as u64);
+        self.handle.metrics.failed.increment(c.failed as u64);
+    }
+
+    /// Sends the requests whose acknowledgement timed out again, backing off on failures as
+    /// a first send does. False when `abort` fired first.
+    async fn resend(&mut self, backoff: &mut Backoff, abort: &CancellationToken) -> bool {
+        while self.transport.has_resend() {
+            let sent = tokio::select! {
+                r = self.transport.resend() => r,
+                () = abort.cancelled() => return false,
+            };
+            match sent {
+                Ok(()) => {
+                    self.handle.set_healthy(true);
+                    backoff.reset();
+                }
+                Err(SendError::Rejected { reason, .. }) => {
+                    tracing::error!(sink = %self.handle.id, %reason, "destination refused a resent event for good; it is dropped");
+                }
+                Err(e) => {
+                    let delay = self.failure_delay(e, backoff);
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = abort.cancelled() => return false,
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Marks the sink failing, counts the retry, logs, and says how long to back off.
+    fn failure_delay(&self, e: SendError, backoff: &mut Backoff) -> Duration {
+        let handle = &self.handle;
+        handle.set_healthy(false);
+        handle.metrics.retries.increment(1);
+        let events = handle.queue.depth().events;
+        match e {
+            SendError::Config(reason) => {
+                let delay = backoff.next_delay();
+                tracing::error!(sink = %handle.id, %reason, events, ?delay, "destination refuses this sink's configuration; holding the queue");
+                delay
+            }
+            SendError::Retryable {
+                reason,
+                retry_after,
+            } => {
+                let delay = backoff
+                    .next_delay()
+                    .max(retry_after.unwrap_or(Duration::ZERO));
+                tracing::warn!(sink = %handle.id, %reason, events, ?delay, "send failed, will retry");
+                delay
+            }
+            SendError::Rejected { reason, .. } => {
+                let delay = backoff.next_delay();
+                tracing::warn!(sink = %handle.id, %reason, events, ?delay, "send failed, will retry");
+                delay
+            }
         }
     }
 
@@ -396,12 +492,10 @@ impl Sink {
                     done += n;
                     continue;
                 }
-                Ok(_) => {
-                    handle.set_healthy(false);
-                    handle.metrics.retries.increment(1);
-                    tracing::warn!(sink = %handle.id, "destination accepted none of the batch, will retry");
-                    backoff.next_delay()
-                }
+                Ok(_) => self.failure_delay(
+                    SendError::retryable("destination accepted none of the batch"),
+                    backoff,
+                ),
                 Err(SendError::Rejected {
                     delivered,
                     rejected,
@@ -419,25 +513,7 @@ impl Sink {
                     done += delivered + rejected;
                     continue;
                 }
-                Err(SendError::Retryable {
-                    reason,
-                    retry_after,
-                }) => {
-                    handle.set_healthy(false);
-                    handle.metrics.retries.increment(1);
-                    let delay = backoff
-                        .next_delay()
-                        .max(retry_after.unwrap_or(Duration::ZERO));
-                    tracing::warn!(sink = %handle.id, %reason, events = rest, ?delay, "send failed, will retry");
-                    delay
-                }
-                Err(SendError::Config(reason)) => {
-                    handle.set_healthy(false);
-                    handle.metrics.retries.increment(1);
-                    let delay = backoff.next_delay();
-                    tracing::error!(sink = %handle.id, %reason, events = handle.queue.depth().events, ?delay, "destination refuses this sink's configuration; holding the queue");
-                    delay
-                }
+                Err(e) => self.failure_delay(e, backoff),
             };
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}

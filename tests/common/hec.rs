@@ -20,12 +20,25 @@
 //! * `GET /services/collector/health` answers 200 `{"text":"HEC is healthy","code":17}` (or what
 //!   [`HecServer::set_health`] says) and consumes nothing from the script.
 //!
+//! * Indexer acknowledgement ([`HecServer::enable_acks`], off by default): a 200 code 0 answer to
+//!   an event POST gets `"ackId":N`, N counting from 0 per channel (an answer scripted
+//!   [`Scripted::without_ack_id`] gets none). `POST /services/collector/ack` with the same token
+//!   and channel and a body `{"acks":[ids...]}` answers `{"acks":{"<id>":true|false,...}}` as the
+//!   test's [`AckPolicy`] says. Like Splunk, an id answered `true` is forgotten (asking again
+//!   answers `false`, recorded as a problem), and so is asking for an id never issued. Refusals
+//!   as Splunk answers them: 401 code 2/3 and 403 code 4 (token), 400 code 10 (no channel),
+//!   400 code 11 (channel not a UUID, or one that never sent events), 400 code 14 when acks are
+//!   off, 400 code 6 for a body that is not `{"acks":[ids]}`. Every poll is recorded
+//!   ([`HecServer::ack_polls`]).
+//! * Sticky sessions: [`HecServer::set_cookie_once`] / [`HecServer::set_cookie_always`] put a
+//!   `Set-Cookie` header on the next / every event answer.
+//!
 //! Every request is recorded ([`HecServer::requests`]): headers, arrival time, body sizes, the
 //! decoded events, and the answer. [`HecServer::indexed`] is what Splunk would have indexed, in
 //! order. Anything the sink got wrong on the wire is listed by [`HecServer::problems`].
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::convert::Infallible;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -44,6 +57,7 @@ use tokio_util::sync::CancellationToken;
 
 pub const EVENT_PATH: &str = "/services/collector/event";
 pub const HEALTH_PATH: &str = "/services/collector/health";
+pub const ACK_PATH: &str = "/services/collector/ack";
 pub const CHANNEL_HEADER: &str = "x-splunk-request-channel";
 
 /// One scripted answer: status, JSON body, optional `Retry-After` (seconds), optional delay
@@ -55,6 +69,10 @@ pub struct Scripted {
     pub body: Value,
     pub retry_after: Option<u64>,
     pub delay: Option<Duration>,
+    /// With acks enabled, a 2xx code 0 answer gets no `ackId` (as from a token without acks).
+    pub no_ack_id: bool,
+    /// A `Set-Cookie` header value to send with this answer.
+    pub set_cookie: Option<String>,
 }
 
 impl Scripted {
@@ -64,6 +82,8 @@ impl Scripted {
             body,
             retry_after: None,
             delay: None,
+            no_ack_id: false,
+            set_cookie: None,
         }
     }
 
@@ -123,6 +143,18 @@ impl Scripted {
         self
     }
 
+    /// With acks enabled, answer this one without an `ackId`.
+    pub fn without_ack_id(mut self) -> Scripted {
+        self.no_ack_id = true;
+        self
+    }
+
+    /// Sends `Set-Cookie: <cookie>` with this answer.
+    pub fn with_cookie(mut self, cookie: &str) -> Scripted {
+        self.set_cookie = Some(cookie.to_owned());
+        self
+    }
+
     /// The `invalid-event-number` of the body, if any.
     pub fn invalid_event_number(&self) -> Option<usize> {
         self.body
@@ -178,6 +210,10 @@ pub struct Received {
     pub answer: Value,
     /// How many of `events` were indexed by this request.
     pub indexed: usize,
+    /// The `ackId` given in the answer (acks enabled, 2xx code 0).
+    pub ack_id: Option<u64>,
+    /// The `Set-Cookie` header sent with the answer.
+    pub set_cookie: Option<String>,
 }
 
 impl Received {
@@ -187,6 +223,15 @@ impl Received {
 
     pub fn is_health(&self) -> bool {
         self.path == HEALTH_PATH
+    }
+
+    pub fn is_ack_poll(&self) -> bool {
+        self.path == ACK_PATH
+    }
+
+    /// The cookies of the `Cookie` header(s), as `name=value` strings.
+    pub fn cookies(&self) -> Vec<String> {
+        cookies_of(&self.headers)
     }
 
     /// The normalized event ids of the request, in order.
@@ -201,7 +246,88 @@ impl Received {
     }
 }
 
+/// The `name=value` pairs of every `Cookie` header.
+pub fn cookies_of(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(';')
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Which asked-for ackIds a poll answers `true` for (ids already acknowledged or never issued
+/// are always `false`).
+#[derive(Debug, Clone)]
+pub enum AckPolicy {
+    /// Every pending id asked for.
+    All,
+    /// None.
+    Nothing,
+    /// An id on the K-th poll that asks for it (K >= 1; earlier polls answer `false`).
+    AfterPolls(usize),
+    /// Only these ids.
+    Ids(BTreeSet<u64>),
+    /// An id once it was issued at least this long ago.
+    AfterDelay(Duration),
+}
+
+/// One `POST /services/collector/ack` as the server received and answered it.
+#[derive(Debug, Clone)]
+pub struct AckPoll {
+    pub at: Instant,
+    pub headers: HeaderMap,
+    /// The ids asked for, in the order sent (empty when the body was not understood).
+    pub ids: Vec<u64>,
+    pub status: u16,
+    /// The answer body.
+    pub answer: Value,
+    /// The ids answered `true`.
+    pub acked: Vec<u64>,
+}
+
+impl AckPoll {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    }
+
+    pub fn cookies(&self) -> Vec<String> {
+        cookies_of(&self.headers)
+    }
+}
+
+/// An ackId issued and not acknowledged yet.
+#[derive(Debug, Clone)]
+struct PendingAck {
+    issued: Instant,
+    events: usize,
+    /// Polls that asked for it so far.
+    polls: usize,
+}
+
+#[derive(Debug, Default)]
+struct AckChannel {
+    next_id: u64,
+    pending: BTreeMap<u64, PendingAck>,
+    acked: BTreeSet<u64>,
+}
+
 struct State {
+    acks_enabled: bool,
+    policy: AckPolicy,
+    channels: BTreeMap<String, AckChannel>,
+    polls: Vec<AckPoll>,
+    /// A `Set-Cookie` for event answers, and whether only the next one gets it.
+    cookie: Option<(String, bool)>,
+    outstanding_events: usize,
+    max_outstanding_events: usize,
     token: String,
     script: VecDeque<Scripted>,
     fallback: Scripted,
@@ -255,6 +381,13 @@ impl HecServer {
             requests: Vec::new(),
             indexed: Vec::new(),
             problems: Vec::new(),
+            acks_enabled: false,
+            policy: AckPolicy::All,
+            channels: BTreeMap::new(),
+            polls: Vec::new(),
+            cookie: None,
+            outstanding_events: 0,
+            max_outstanding_events: 0,
         }));
         let stop = CancellationToken::new();
         tokio::spawn(accept_loop(listener, state.clone(), stop.clone()));
@@ -367,6 +500,83 @@ impl HecServer {
         assert!(p.is_empty(), "HEC protocol problems:\n  {}", p.join("\n  "));
     }
 
+    /// Turns indexer acknowledgement on, answering polls by `policy`.
+    pub fn enable_acks(&self, policy: AckPolicy) {
+        let mut st = self.lock();
+        st.acks_enabled = true;
+        st.policy = policy;
+    }
+
+    /// Changes how later polls are answered.
+    pub fn set_ack_policy(&self, policy: AckPolicy) {
+        self.lock().policy = policy;
+    }
+
+    /// `Set-Cookie: <cookie>` on the next event answer only.
+    pub fn set_cookie_once(&self, cookie: &str) {
+        self.lock().cookie = Some((cookie.to_owned(), true));
+    }
+
+    /// `Set-Cookie: <cookie>` on every event answer from now on.
+    pub fn set_cookie_always(&self, cookie: &str) {
+        self.lock().cookie = Some((cookie.to_owned(), false));
+    }
+
+    /// Every ack poll, in arrival order.
+    pub fn ack_polls(&self) -> Vec<AckPoll> {
+        self.lock().polls.clone()
+    }
+
+    pub fn ack_poll_count(&self) -> usize {
+        self.lock().polls.len()
+    }
+
+    /// The ackIds issued so far (over all channels), in order.
+    pub fn ack_ids_issued(&self) -> Vec<u64> {
+        self.lock()
+            .requests
+            .iter()
+            .filter_map(|r| r.ack_id)
+            .collect()
+    }
+
+    /// The ackIds answered `true` so far (over all channels).
+    pub fn acked_ids(&self) -> BTreeSet<u64> {
+        self.lock()
+            .channels
+            .values()
+            .flat_map(|c| c.acked.iter().copied())
+            .collect()
+    }
+
+    /// The ackIds issued and not acknowledged yet (over all channels).
+    pub fn pending_ack_ids(&self) -> BTreeSet<u64> {
+        self.lock()
+            .channels
+            .values()
+            .flat_map(|c| c.pending.keys().copied())
+            .collect()
+    }
+
+    /// The event request whose answer carried `ackId` `id`.
+    pub fn request_with_ack_id(&self, id: u64) -> Option<Received> {
+        self.lock()
+            .requests
+            .iter()
+            .find(|r| r.ack_id == Some(id))
+            .cloned()
+    }
+
+    /// Events of requests answered with an ackId not acknowledged yet.
+    pub fn outstanding_events(&self) -> usize {
+        self.lock().outstanding_events
+    }
+
+    /// The most events ever outstanding (answered with an ackId, not yet acknowledged).
+    pub fn max_outstanding_events(&self) -> usize {
+        self.lock().max_outstanding_events
+    }
+
     /// How many times each event id appears in the event requests (indexed or not).
     pub fn times_sent(&self, id: &str) -> usize {
         self.lock()
@@ -416,6 +626,10 @@ fn reply(answer: &Scripted) -> Response<Full<Bytes>> {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(s));
     }
+    if let Some(c) = &answer.set_cookie {
+        resp.headers_mut()
+            .insert(header::SET_COOKIE, HeaderValue::from_str(c).unwrap());
+    }
     resp
 }
 
@@ -444,12 +658,15 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Response<Fu
         status: 0,
         answer: Value::Null,
         indexed: 0,
+        ack_id: None,
+        set_cookie: None,
     };
     let answer = {
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
         let answer = st.answer(&mut rec, body);
         rec.status = answer.status;
         rec.answer = answer.body.clone();
+        rec.set_cookie = answer.set_cookie.clone();
         st.requests.push(rec);
         answer
     };
@@ -536,6 +753,9 @@ impl State {
             }
             return self.health.clone();
         }
+        if rec.path == ACK_PATH {
+            return self.answer_ack_poll(rec, body);
+        }
         if rec.method != Method::POST || rec.path != EVENT_PATH {
             self.problem(rec, "unexpected method or path".into());
             return Scripted::new(
@@ -543,6 +763,168 @@ impl State {
                 json!({"text": "The requested URL was not found on this server.", "code": 404}),
             );
         }
+        let mut answer = self.answer_event_post(rec, body);
+        if self.acks_enabled {
+            self.issue_ack_id(rec, &mut answer);
+        }
+        if answer.set_cookie.is_none() {
+            if let Some((cookie, once)) = self.cookie.clone() {
+                answer.set_cookie = Some(cookie);
+                if once {
+                    self.cookie = None;
+                }
+            }
+        }
+        answer
+    }
+
+    /// Gives a 2xx code 0 answer to an event POST its `ackId`, and makes sure the request's
+    /// channel exists (as Splunk creates a channel on its first event request).
+    fn issue_ack_id(&mut self, rec: &mut Received, answer: &mut Scripted) {
+        let Some(channel) = rec.header(CHANNEL_HEADER) else {
+            return;
+        };
+        if uuid::Uuid::try_parse(&channel).is_err() || answer.status == 401 || answer.status == 403
+        {
+            return;
+        }
+        let ch = self.channels.entry(channel).or_default();
+        let code_ok = answer.body.get("code").and_then(Value::as_u64) == Some(0);
+        if !(200..300).contains(&answer.status) || !code_ok || answer.no_ack_id {
+            return;
+        }
+        let id = ch.next_id;
+        ch.next_id += 1;
+        ch.pending.insert(
+            id,
+            PendingAck {
+                issued: Instant::now(),
+                events: rec.events.len(),
+                polls: 0,
+            },
+        );
+        rec.ack_id = Some(id);
+        self.outstanding_events += rec.events.len();
+        self.max_outstanding_events = self.max_outstanding_events.max(self.outstanding_events);
+        if let Some(o) = answer.body.as_object_mut() {
+            o.insert("ackId".to_owned(), json!(id));
+        }
+    }
+
+    /// `POST /services/collector/ack`.
+    fn answer_ack_poll(&mut self, rec: &mut Received, body: Bytes) -> Scripted {
+        let mut poll = AckPoll {
+            at: rec.at,
+            headers: rec.headers.clone(),
+            ids: Vec::new(),
+            status: 0,
+            answer: Value::Null,
+            acked: Vec::new(),
+        };
+        let answer = self.ack_answer(rec, body, &mut poll);
+        poll.status = answer.status;
+        poll.answer = answer.body.clone();
+        self.polls.push(poll);
+        answer
+    }
+
+    fn ack_answer(&mut self, rec: &mut Received, body: Bytes, poll: &mut AckPoll) -> Scripted {
+        if rec.method != Method::POST {
+            self.problem(rec, "ack poll is not a POST".into());
+            return Scripted::new(
+                404,
+                json!({"text": "The requested URL was not found on this server.", "code": 404}),
+            );
+        }
+        if let Err(a) = self.check_auth_and_channel(rec) {
+            return a;
+        }
+        if !self.acks_enabled {
+            self.problem(rec, "ack poll while acks are disabled".into());
+            return Scripted::new(400, json!({"text": "ACK is disabled", "code": 14}));
+        }
+        let channel = rec.header(CHANNEL_HEADER).unwrap_or_default();
+        if !self.channels.contains_key(&channel) {
+            self.problem(rec, format!("ack poll on unknown channel {channel}"));
+            return Scripted::new(400, json!({"text": "Invalid data channel", "code": 11}));
+        }
+        let gzip = rec
+            .header("content-encoding")
+            .is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
+        let decoded = if gzip {
+            rec.gzip = true;
+            let mut out = Vec::new();
+            match flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut out) {
+                Ok(_) => Bytes::from(out),
+                Err(e) => {
+                    self.problem(rec, format!("ack body is not gzip: {e}"));
+                    return Scripted::new(400, json!({"text": "Invalid data format", "code": 6}));
+                }
+            }
+        } else {
+            body
+        };
+        rec.decoded = decoded.clone();
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct AckBody {
+            acks: Vec<u64>,
+        }
+        let ids = match serde_json::from_slice::<AckBody>(&decoded) {
+            Ok(b) => b.acks,
+            Err(e) => {
+                let shown = String::from_utf8_lossy(&decoded).into_owned();
+                self.problem(
+                    rec,
+                    format!("ack body is not {{\"acks\":[ids]}}: {e}: {shown:?}"),
+                );
+                return Scripted::new(400, json!({"text": "Invalid data format", "code": 6}));
+            }
+        };
+        poll.ids.clone_from(&ids);
+        let mut seen = BTreeSet::new();
+        let mut answers = serde_json::Map::new();
+        let mut outstanding_freed = 0;
+        let mut problems = Vec::new();
+        let policy = self.policy.clone();
+        let ch = self.channels.get_mut(&channel).unwrap();
+        for id in ids {
+            if !seen.insert(id) {
+                problems.push(format!("ack id {id} asked twice in one poll"));
+                continue;
+            }
+            let yes = if let Some(p) = ch.pending.get_mut(&id) {
+                p.polls += 1;
+                match &policy {
+                    AckPolicy::All => true,
+                    AckPolicy::Nothing => false,
+                    AckPolicy::AfterPolls(k) => p.polls >= *k,
+                    AckPolicy::Ids(set) => set.contains(&id),
+                    AckPolicy::AfterDelay(d) => p.issued.elapsed() >= *d,
+                }
+            } else if ch.acked.contains(&id) {
+                problems.push(format!("ack id {id} asked again after it was acknowledged"));
+                false
+            } else {
+                problems.push(format!("ack id {id} was never issued on channel {channel}"));
+                false
+            };
+            if yes {
+                let p = ch.pending.remove(&id).unwrap();
+                ch.acked.insert(id);
+                outstanding_freed += p.events;
+                poll.acked.push(id);
+            }
+            answers.insert(id.to_string(), Value::Bool(yes));
+        }
+        self.outstanding_events -= outstanding_freed;
+        for p in problems {
+            self.problem(rec, p);
+        }
+        Scripted::new(200, json!({ "acks": answers }))
+    }
+
+    fn answer_event_post(&mut self, rec: &mut Received, body: Bytes) -> Scripted {
         if let Err(a) = self.check_auth_and_channel(rec) {
             return a;
         }

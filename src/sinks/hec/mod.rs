@@ -14,7 +14,8 @@
 //!   configuration is wrong; hold the queue and say so until it works. Fluent Bit drops on these
 //!   (fluent-bit#3699), which loses data a fixed token would have delivered.
 
-use std::collections::VecDeque;
+mod acks;
+
 use std::io::Write as _;
 
 use tokio::time::Instant;
@@ -28,9 +29,11 @@ use serde::Deserialize;
 use super::http_client::{HttpClient, Reply};
 use super::retry::SendError;
 use super::{one_line, EncodeError, Encoder};
-use crate::config::{AckSettings, HecSettings, SourceSettings};
+use crate::config::{HecSettings, SourceSettings};
 use crate::metrics::HecAckMetrics;
 use crate::normalize::Event;
+use acks::Acks;
+pub use acks::Confirmed;
 
 const EVENT_PATH: &str = "/services/collector/event";
 const HEALTH_PATH: &str = "/services/collector/health";
@@ -132,6 +135,20 @@ impl HecAnswer {
     }
 }
 
+/// How a request ended, before the caller decides what a 413 means for it.
+enum Posted {
+    TooLarge,
+    Failed(SendError),
+}
+
+fn too_large() -> SendError {
+    SendError::Rejected {
+        delivered: 0,
+        rejected: 1,
+        reason: "HEC refused a single event as too large (413)".to_owned(),
+    }
+}
+
 /// HEC codes that mean the events themselves are bad.
 const DATA_ERROR_CODES: [u32; 5] = [5, 6, 12, 13, 15];
 
@@ -149,35 +166,7 @@ pub struct HecSink {
     body: Vec<u8>,
     /// Indexer acknowledgement state, when it is on.
     acks: Option<Acks>,
-}
-
-/// Requests sent and waiting for their indexer acknowledgement, in queue order.
-struct Acks {
-    settings: AckSettings,
     ack_path: String,
-    entries: VecDeque<Entry>,
-    /// Events in `entries`; the worker's in-flight count.
-    events: usize,
-    next_poll: Instant,
-    metrics: HecAckMetrics,
-}
-
-enum Entry {
-    /// Sent, acknowledged by nobody yet; `items` are kept for a resend after the timeout.
-    Waiting {
-        ack_id: u64,
-        items: Vec<Bytes>,
-        sent_at: Instant,
-    },
-    /// Settled: these leave the queue once every entry before them has.
-    Done { delivered: usize, failed: usize },
-}
-
-/// Events the destination settled since the last confirmation, from the head of the queue.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Confirmed {
-    pub delivered: usize,
-    pub failed: usize,
 }
 
 /// `{"acks":{"3":true,"4":false}}`
@@ -220,14 +209,11 @@ impl HecSink {
             max_request_bytes: settings.max_request_bytes,
             max_events: usize::MAX,
             body: Vec::new(),
-            acks: settings.acks.zip(ack_metrics).map(|(a, metrics)| Acks {
-                settings: a,
-                ack_path: settings.endpoint.full_path(ACK_PATH),
-                entries: VecDeque::new(),
-                events: 0,
-                next_poll: Instant::now() + a.poll_interval,
-                metrics,
-            }),
+            acks: settings
+                .acks
+                .zip(ack_metrics)
+                .map(|(a, metrics)| Acks::new(a, metrics)),
+            ack_path: settings.endpoint.full_path(ACK_PATH),
         }
     }
 
@@ -293,70 +279,63 @@ impl HecSink {
         self.client.send(req).await.map_err(SendError::from)
     }
 
-    /// Sends the first events of `batch` as one request. With indexer acknowledgement on,
-    /// what HEC took is recorded as waiting for its ack (or settled, when it gave no ackId or
-    /// refused an event), and [`confirm`](Self::confirm) reports it later.
+    /// Posts `items` as one request and classifies the answer: `Ok` with the ackId HEC gave,
+    /// if any; 413 apart, since the caller decides how to split.
+    async fn exchange(&mut self, items: &[Bytes]) -> Result<Option<u64>, Posted> {
+        let reply = self.post_events(items).await.map_err(Posted::Failed)?;
+        if reply.status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Err(Posted::TooLarge);
+        }
+        let answer = HecAnswer::parse(&reply.body);
+        self.classify(&reply, &answer, items.len())
+            .map(|_| answer.ack_id)
+            .map_err(Posted::Failed)
+    }
+
+    /// Sends the first events of `batch` as one request; `Ok(n)`: HEC took the first `n`.
+    /// With indexer acknowledgement on, what HEC took is recorded as waiting for its ack (or
+    /// settled, when it gave no ackId or refused an event); [`confirm`](Self::confirm) and
+    /// [`take_settled`](Self::take_settled) report it.
     pub async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
         loop {
             let n = self.request_len(batch);
             if n == 0 {
                 return Ok(0);
             }
-            let reply = self.post_events(&batch[..n]).await?;
-            if reply.status == StatusCode::PAYLOAD_TOO_LARGE {
-                if n == 1 {
-                    self.settle(0, 1);
-                    return Err(SendError::Rejected {
-                        delivered: 0,
-                        rejected: 1,
-                        reason: "HEC refused a single event as too large (413)".to_owned(),
-                    });
-                }
-                self.max_events = n / 2;
-                tracing::warn!(sink = %self.sink_id, events = n, now = self.max_events, "HEC answered 413; halving the events per request");
-                continue;
-            }
-            let answer = HecAnswer::parse(&reply.body);
-            return match self.classify(&reply, &answer, n) {
-                Ok(n) => {
+            match self.exchange(&batch[..n]).await {
+                Ok(ack_id) => {
                     self.max_events = self.max_events.saturating_mul(2);
-                    match (answer.ack_id, &mut self.acks) {
-                        (Some(ack_id), Some(acks)) => {
-                            acks.entries.push_back(Entry::Waiting {
-                                ack_id,
-                                items: batch[..n].to_vec(),
-                                sent_at: Instant::now(),
-                            });
-                            acks.events += n;
-                            acks.metrics.pending_events.set(acks.events as f64);
-                        }
-                        _ => self.settle(n, 0),
+                    if let Some(acks) = &mut self.acks {
+                        acks.sent(&batch[..n], ack_id);
                     }
-                    Ok(n)
+                    return Ok(n);
                 }
-                Err(SendError::Rejected {
+                Err(Posted::TooLarge) if n > 1 => {
+                    self.max_events = n / 2;
+                    tracing::warn!(sink = %self.sink_id, events = n, now = self.max_events, "HEC answered 413; halving the events per request");
+                }
+                Err(Posted::TooLarge) => {
+                    if let Some(acks) = &mut self.acks {
+                        acks.refused(0, 1);
+                    }
+                    return Err(too_large());
+                }
+                Err(Posted::Failed(SendError::Rejected {
                     delivered,
                     rejected,
                     reason,
-                }) => {
-                    self.settle(delivered, rejected);
-                    Err(SendError::Rejected {
+                })) => {
+                    if let Some(acks) = &mut self.acks {
+                        acks.refused(delivered, rejected);
+                    }
+                    return Err(SendError::Rejected {
                         delivered,
                         rejected,
                         reason,
-                    })
+                    });
                 }
-                Err(e) => Err(e),
-            };
-        }
-    }
-
-    /// With acks on, records events settled without an ack (a 200 without ackId, refusals).
-    fn settle(&mut self, delivered: usize, failed: usize) {
-        if let Some(acks) = &mut self.acks {
-            acks.entries.push_back(Entry::Done { delivered, failed });
-            acks.events += delivered + failed;
-            acks.metrics.pending_events.set(acks.events as f64);
+                Err(Posted::Failed(e)) => return Err(e),
+            }
         }
     }
 
@@ -365,16 +344,14 @@ impl HecSink {
         self.acks.is_some()
     }
 
-    /// Events handed to HEC and not yet reported by `confirm`.
+    /// Events handed to HEC and not yet released from the queue.
     pub fn unconfirmed(&self) -> usize {
-        self.acks.as_ref().map_or(0, |a| a.events)
+        self.acks.as_ref().map_or(0, Acks::unreleased)
     }
 
-    /// True while the pending acknowledgements are at their cap: send nothing new.
-    pub fn at_capacity(&self) -> bool {
-        self.acks
-            .as_ref()
-            .is_some_and(|a| a.events >= a.settings.max_pending_events)
+    /// Events that may be sent before the cap on pending acknowledgements.
+    pub fn room(&self) -> usize {
+        self.acks.as_ref().map_or(usize::MAX, Acks::room)
     }
 
     /// When the next acknowledgement poll is due.
@@ -384,136 +361,105 @@ impl HecSink {
             .map_or_else(Instant::now, |a| a.next_poll)
     }
 
-    /// Polls the acknowledgements of every waiting request (one request for all ids), resends
-    /// the requests whose ack is overdue, and reports the settled events at the head.
-    pub async fn confirm(&mut self) -> Confirmed {
-        let Some(acks) = &mut self.acks else {
-            return Confirmed::default();
-        };
-        acks.next_poll = Instant::now() + acks.settings.poll_interval;
-        let ids: Vec<u64> = acks
-            .entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Waiting { ack_id, .. } => Some(*ack_id),
-                Entry::Done { .. } => None,
-            })
-            .collect();
-        if !ids.is_empty() {
-            let body = serde_json::json!({ "acks": ids }).to_string();
-            let mut req = self.request(Method::POST, &self.ack_path(), Bytes::from(body));
-            req.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            match self.client.send(req).await {
-                Ok(reply) if reply.status.is_success() => {
-                    let answer: AckAnswer = serde_json::from_slice(&reply.body).unwrap_or_default();
-                    self.mark_acked(&answer);
-                }
-                Ok(reply) => {
-                    let reason = HecAnswer::parse(&reply.body).describe(reply.status);
-                    tracing::warn!(sink = %self.sink_id, %reason, "HEC acknowledgement poll failed; the events stay pending");
-                }
-                Err(e) => {
-                    tracing::warn!(sink = %self.sink_id, reason = %e, "HEC acknowledgement poll failed; the events stay pending");
-                }
-            }
-        }
-        self.resend_overdue().await;
-        self.take_settled()
-    }
-
-    fn ack_path(&self) -> String {
+    /// Whether a request whose ack timed out waits to be sent again.
+    pub fn has_resend(&self) -> bool {
         self.acks
             .as_ref()
-            .map_or_else(String::new, |a| a.ack_path.clone())
+            .is_some_and(|a| a.next_resend().is_some())
     }
 
-    fn mark_acked(&mut self, answer: &AckAnswer) {
-        let Some(acks) = &mut self.acks else { return };
-        for entry in &mut acks.entries {
-            if let Entry::Waiting { ack_id, items, .. } = entry {
-                let acked = answer
-                    .acks
-                    .get(ack_id.to_string().as_str())
-                    .copied()
-                    .unwrap_or(false);
-                if acked {
-                    *entry = Entry::Done {
-                        delivered: items.len(),
-                        failed: 0,
-                    };
+    /// Polls the acknowledgements of every waiting request (one request for all ids) and marks
+    /// the overdue ones for a resend. `Err` when the poll failed; nothing is lost then.
+    pub async fn confirm(&mut self) -> Result<(), SendError> {
+        let Some(acks) = &mut self.acks else {
+            return Ok(());
+        };
+        acks.next_poll = Instant::now() + acks.settings.poll_interval;
+        let ids = acks.waiting_ids();
+        let mut result = Ok(());
+        if !ids.is_empty() {
+            let body = serde_json::json!({ "acks": ids }).to_string();
+            let mut req = self.request(Method::POST, &self.ack_path, Bytes::from(body));
+            req.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            result = match self.client.send(req).await {
+                Ok(reply) if reply.status.is_success() => {
+                    let answer: AckAnswer = serde_json::from_slice(&reply.body).unwrap_or_default();
+                    if let Some(acks) = &mut self.acks {
+                        acks.acknowledged(&answer.acks);
+                    }
+                    Ok(())
                 }
-            }
-        }
-    }
-
-    /// Sends again, whole, every request waiting longer than the ack timeout (a duplicate at
-    /// worst; never a loss). A resend that fails is tried again at the next poll.
-    async fn resend_overdue(&mut self) {
-        let Some(acks) = &self.acks else { return };
-        let timeout = acks.settings.timeout;
-        let now = Instant::now();
-        let overdue: Vec<usize> = acks
-            .entries
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| match e {
-                Entry::Waiting { sent_at, .. } if now.duration_since(*sent_at) >= timeout => {
-                    Some(i)
-                }
-                _ => None,
-            })
-            .collect();
-        for i in overdue {
-            let items = match self.acks.as_ref().and_then(|a| a.entries.get(i)) {
-                Some(Entry::Waiting { items, .. }) => items.clone(),
-                _ => continue,
-            };
-            let answer = match self.post_events(&items).await {
-                Ok(reply) if reply.status.is_success() => HecAnswer::parse(&reply.body),
                 Ok(reply) => {
                     let reason = HecAnswer::parse(&reply.body).describe(reply.status);
-                    tracing::warn!(sink = %self.sink_id, %reason, events = items.len(), "resending unacknowledged events failed; will try again");
-                    continue;
+                    let status = reply.status;
+                    Err(
+                        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                            SendError::Retryable {
+                                reason,
+                                retry_after: reply.retry_after(),
+                            }
+                        } else {
+                            SendError::Config(reason)
+                        },
+                    )
                 }
-                Err(e) => {
-                    tracing::warn!(sink = %self.sink_id, reason = %e, events = items.len(), "resending unacknowledged events failed; will try again");
-                    continue;
-                }
+                Err(e) => Err(SendError::from(e)),
             };
-            let Some(acks) = &mut self.acks else { return };
-            acks.metrics.timeouts.increment(1);
-            tracing::warn!(sink = %self.sink_id, events = items.len(), "no indexer acknowledgement in time; sent the events again");
-            if let Some(entry) = acks.entries.get_mut(i) {
-                *entry = match answer.ack_id {
-                    Some(ack_id) => Entry::Waiting {
-                        ack_id,
-                        items,
-                        sent_at: Instant::now(),
-                    },
-                    None => Entry::Done {
-                        delivered: items.len(),
-                        failed: 0,
-                    },
-                };
+        }
+        if let Some(acks) = &mut self.acks {
+            let overdue = acks.mark_overdue(Instant::now());
+            if overdue > 0 {
+                tracing::warn!(sink = %self.sink_id, requests = overdue, "no indexer acknowledgement in time; sending those events again");
             }
+        }
+        result
+    }
+
+    /// Sends the first overdue request again, whole, with the same handling as a first send:
+    /// a 413 splits it, a data error settles the events up to the bad one.
+    pub async fn resend(&mut self) -> Result<(), SendError> {
+        let Some(items) = self.acks.as_ref().and_then(Acks::next_resend) else {
+            return Ok(());
+        };
+        let outcome = self.exchange(&items).await;
+        let Some(acks) = &mut self.acks else {
+            return Ok(());
+        };
+        match outcome {
+            Ok(ack_id) => {
+                acks.resent(ack_id);
+                Ok(())
+            }
+            Err(Posted::TooLarge) if items.len() > 1 => {
+                acks.split_resend(items.len() / 2);
+                Ok(())
+            }
+            Err(Posted::TooLarge) => {
+                acks.resend_refused(0);
+                Err(too_large())
+            }
+            Err(Posted::Failed(SendError::Rejected {
+                delivered,
+                rejected,
+                reason,
+            })) => {
+                acks.resend_refused(delivered);
+                Err(SendError::Rejected {
+                    delivered,
+                    rejected,
+                    reason,
+                })
+            }
+            Err(Posted::Failed(e)) => Err(e),
         }
     }
 
-    /// Removes the settled entries at the head and reports their events.
+    /// What settled since the last call, and how many events leave the head of the queue.
     pub fn take_settled(&mut self) -> Confirmed {
-        let Some(acks) = &mut self.acks else {
-            return Confirmed::default();
-        };
-        let mut c = Confirmed::default();
-        while let Some(Entry::Done { delivered, failed }) = acks.entries.front() {
-            c.delivered += delivered;
-            c.failed += failed;
-            acks.entries.pop_front();
-        }
-        acks.events -= c.delivered + c.failed;
-        acks.metrics.pending_events.set(acks.events as f64);
-        c
+        self.acks
+            .as_mut()
+            .map_or_else(Confirmed::default, Acks::take_settled)
     }
 
     fn classify(&self, reply: &Reply, answer: &HecAnswer, n: usize) -> Result<usize, SendError> {
@@ -525,14 +471,8 @@ impl HecSink {
             return Ok(n);
         }
         let reason = answer.describe(status);
-        if status.is_server_error()
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::REQUEST_TIMEOUT
-        {
-            return Err(SendError::Retryable {
-                reason,
-                retry_after: reply.retry_after(),
-            });
+        if let Some(retry) = reply.retryable(&reason) {
+            return Err(retry);
         }
         if status == StatusCode::BAD_REQUEST
             && answer.code.is_some_and(|c| DATA_ERROR_CODES.contains(&c))
