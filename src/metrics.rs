@@ -25,6 +25,7 @@ pub const SINK_RETRIES: &str = "siemgate_sink_retries_total";
 pub const QUEUE_EVENTS: &str = "siemgate_queue_events";
 pub const QUEUE_BYTES: &str = "siemgate_queue_bytes";
 pub const FILE_TORN_TAIL_BYTES: &str = "siemgate_file_torn_tail_bytes_total";
+pub const DEAD_LETTERS: &str = "siemgate_dead_letters_total";
 pub const SINK_EVENTS_FILTERED: &str = "siemgate_sink_events_filtered_total";
 pub const SINK_TRUNCATIONS: &str = "siemgate_sink_truncations_total";
 pub const SINK_RECONNECTS: &str = "siemgate_sink_reconnects_total";
@@ -136,6 +137,11 @@ impl Registry {
             "Bytes of an unterminated last line cut from a file sink's file at open, by sink.",
         );
         c(
+            DEAD_LETTERS,
+            None,
+            "Events a destination refused for good, written to the dead-letter file (or the log), by sink.",
+        );
+        c(
             SINK_EVENTS_FILTERED,
             None,
             "Events of accepted requests a sink's filter left out, by sink.",
@@ -243,6 +249,7 @@ impl Registry {
             queue_bytes: self.gauge(QUEUE_BYTES, &[("sink", sink)]),
             torn_tail_bytes: self.counter(FILE_TORN_TAIL_BYTES, &[("sink", sink)]),
             filtered: self.counter(SINK_EVENTS_FILTERED, &[("sink", sink)]),
+            dead_letters: self.counter(DEAD_LETTERS, &[("sink", sink)]),
             truncations: self.counter(SINK_TRUNCATIONS, &[("sink", sink)]),
             reconnects: self.counter(SINK_RECONNECTS, &[("sink", sink)]),
             up: self.gauge(SINK_UP, &[("sink", sink)]),
@@ -302,6 +309,7 @@ pub struct SinkMetrics {
     pub queue_bytes: Gauge,
     pub torn_tail_bytes: Counter,
     pub filtered: Counter,
+    pub dead_letters: Counter,
     pub truncations: Counter,
     pub reconnects: Counter,
     pub up: Gauge,

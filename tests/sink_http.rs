@@ -752,7 +752,11 @@ async fn retry_after_is_honoured_on_429_and_503() {
 #[tokio::test]
 async fn status_400_refuses_that_event_and_the_next_is_delivered() {
     let rx = Receiver::start(vec![Reply::status(400)]).await;
-    let gw = start(&hook_config(&rx.url("/p"), r#"request_timeout = "5s""#)).await;
+    let gw = start(&hook_config(
+        &rx.url("/p"),
+        "request_timeout = \"5s\"\ndead_letter_path = \"{dir}/dead/hook.ndjson\"",
+    ))
+    .await;
     send_demo(&gw, event("bad-1", "high")).await;
     eventually("the first request answered 400", || rx.count() >= 1).await;
     eventually_async("failed_total{sink=hook} == 1", || async {
@@ -782,6 +786,17 @@ async fn status_400_refuses_that_event_and_the_next_is_delivered() {
         status,
         StatusCode::OK,
         "a data error is not a readiness problem: {body}"
+    );
+    // The refused event is in the dead-letter file (its directory created), with the reason.
+    let dead = read_lines(&gw.dir.path().join("dead/hook.ndjson"));
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["sink"], "hook");
+    assert_eq!(dead[0]["reason"], "receiver answered 400 Bad Request");
+    let body: serde_json::Value = serde_json::from_str(dead[0]["event"].as_str().unwrap()).unwrap();
+    assert_eq!(body["id"], "bad-1");
+    assert_eq!(
+        sink_counter(&gw, "siemgate_dead_letters_total", "hook").await,
+        1.0
     );
     gw.stop().await;
 }

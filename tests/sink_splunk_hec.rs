@@ -516,7 +516,12 @@ async fn retryable_answers_are_retried_and_every_event_arrives_once() {
 async fn data_error_drops_only_the_invalid_event() {
     let hec = HecServer::start(TOKEN).await;
     hec.script([Scripted::data_error(6, 2)]);
-    let gw = start(&one_sink_config(&hec.url(), "", 50)).await;
+    let gw = start(&one_sink_config(
+        &hec.url(),
+        "dead_letter_path = \"{dir}/dead.ndjson\"\n",
+        50,
+    ))
+    .await;
     let alerts: Vec<Value> = (0..5).map(prisma_alert).collect();
     post_events(&gw, "prisma", &alerts).await;
 
@@ -556,6 +561,21 @@ async fn data_error_drops_only_the_invalid_event() {
     assert_eq!(
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         4.0
+    );
+    // The refused event is in the dead-letter file: the HEC envelope it would have been, the
+    // reason HEC gave, the sink and a time.
+    let dead = gw.dir.path().join("dead.ndjson");
+    eventually("a dead letter", || read_lines(&dead).len() == 1).await;
+    let line = &read_lines(&dead)[0];
+    assert_eq!(line["sink"], "splunk", "{line}");
+    let reason = line["reason"].as_str().unwrap();
+    assert!(reason.contains("code 6"), "{reason}");
+    let envelope: Value = serde_json::from_str(line["event"].as_str().unwrap()).unwrap();
+    assert_eq!(envelope["event"]["id"], prisma_id(2), "{envelope}");
+    assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
+    assert_eq!(
+        sink_metric(&gw, "siemgate_dead_letters_total", "splunk").await,
+        1.0
     );
     gw.stop().await;
     hec.assert_no_problems();

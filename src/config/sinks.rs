@@ -104,6 +104,8 @@ pub struct FileSinkConfig {
     pub batch: BatchConfig,
     #[serde(default)]
     pub filter: SinkFilterConfig,
+    /// NDJSON file for events the destination refuses for good, with the reason and time.
+    pub dead_letter_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +137,8 @@ pub struct HecSinkConfig {
     pub batch: BatchConfig,
     #[serde(default)]
     pub filter: SinkFilterConfig,
+    /// NDJSON file for events the destination refuses for good, with the reason and time.
+    pub dead_letter_path: Option<PathBuf>,
 }
 
 /// HEC indexer acknowledgement: a batch counts as delivered only once Splunk says it is
@@ -199,6 +203,8 @@ pub struct SyslogSinkConfig {
     pub batch: BatchConfig,
     #[serde(default)]
     pub filter: SinkFilterConfig,
+    /// NDJSON file for events the destination refuses for good, with the reason and time.
+    pub dead_letter_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,6 +233,8 @@ pub struct HttpSinkConfig {
     pub batch: BatchConfig,
     #[serde(default)]
     pub filter: SinkFilterConfig,
+    /// NDJSON file for events the destination refuses for good, with the reason and time.
+    pub dead_letter_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -480,6 +488,8 @@ pub struct SinkSettings {
     pub queue: QueueLimits,
     pub batch: BatchLimits,
     pub filter: SinkFilter,
+    /// Where refused events go; without it they are logged (their first bytes) and counted.
+    pub dead_letter_path: Option<PathBuf>,
     pub kind: SinkKind,
 }
 
@@ -645,12 +655,20 @@ pub(super) fn validate_sink(
             format!("{id:?} is not a valid id: use 1 to 64 of A-Z a-z 0-9 - _ ."),
         );
     }
-    let (queue, batch, filter) = match sink {
-        SinkConfig::File(s) => (&s.queue, &s.batch, &s.filter),
-        SinkConfig::SplunkHec(s) => (&s.queue, &s.batch, &s.filter),
-        SinkConfig::Syslog(s) => (&s.queue, &s.batch, &s.filter),
-        SinkConfig::Http(s) => (&s.queue, &s.batch, &s.filter),
+    let (queue, batch, filter, dead_letter_path) = match sink {
+        SinkConfig::File(s) => (&s.queue, &s.batch, &s.filter, &s.dead_letter_path),
+        SinkConfig::SplunkHec(s) => (&s.queue, &s.batch, &s.filter, &s.dead_letter_path),
+        SinkConfig::Syslog(s) => (&s.queue, &s.batch, &s.filter, &s.dead_letter_path),
+        SinkConfig::Http(s) => (&s.queue, &s.batch, &s.filter, &s.dead_letter_path),
     };
+    if let Some(p) = dead_letter_path {
+        if p.is_dir() {
+            issues.push(
+                format!("{path}.dead_letter_path"),
+                format!("{} is a directory", p.display()),
+            );
+        }
+    }
     let queue = validate_queue(queue, &format!("{path}.queue"), issues);
     let batch = validate_batch(batch, &format!("{path}.batch"), issues);
     let filter = validate_filter(filter, &format!("{path}.filter"), issues);
@@ -668,6 +686,7 @@ pub(super) fn validate_sink(
         queue: queue?,
         batch: batch?,
         filter,
+        dead_letter_path: dead_letter_path.clone(),
         kind: kind?,
     })
 }

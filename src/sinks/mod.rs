@@ -6,6 +6,7 @@
 //! Encoding happens at the edge, inside the request (DESIGN §2): the queue holds each event's
 //! final wire bytes, so retries and batching never re-encode.
 
+pub mod dead_letter;
 pub mod file;
 pub mod hec;
 pub mod http;
@@ -237,6 +238,14 @@ impl Transport {
         }
     }
 
+    /// The events a resend had refused, for the dead letters.
+    fn take_refused(&mut self) -> Vec<Bytes> {
+        match self {
+            Transport::Hec(h) => h.take_refused(),
+            _ => Vec::new(),
+        }
+    }
+
     fn take_settled(&mut self) -> hec::Confirmed {
         match self {
             Transport::Hec(h) => h.take_settled(),
@@ -273,6 +282,7 @@ pub struct Sink {
     pub handle: Arc<SinkHandle>,
     transport: Transport,
     batch: BatchLimits,
+    dead_letters: dead_letter::DeadLetters,
 }
 
 impl Sink {
@@ -280,7 +290,13 @@ impl Sink {
         let metrics = registry.sink(&settings.id);
         let transport = Transport::build(settings, &metrics, registry);
         metrics.up.set(1.0);
+        let dead_letters = dead_letter::DeadLetters::new(
+            &settings.id,
+            settings.dead_letter_path.clone(),
+            metrics.dead_letters.clone(),
+        );
         Sink {
+            dead_letters,
             handle: Arc::new(SinkHandle {
                 id: settings.id.clone(),
                 queue: MemoryQueue::new(settings.queue),
@@ -419,7 +435,9 @@ impl Sink {
                     backoff.reset();
                 }
                 Err(SendError::Rejected { reason, .. }) => {
-                    tracing::error!(sink = %self.handle.id, %reason, "destination refused a resent event for good; it is dropped");
+                    tracing::error!(sink = %self.handle.id, %reason, "destination refused a resent event for good; it goes to the dead letters");
+                    let refused = self.transport.take_refused();
+                    self.dead_letters.record(&reason, refused).await;
                 }
                 Err(e) => {
                     let delay = self.failure_delay(e, backoff);
@@ -509,7 +527,11 @@ impl Sink {
                         handle.metrics.failed.increment(rejected as u64);
                     }
                     handle.set_healthy(true);
-                    tracing::error!(sink = %handle.id, %reason, delivered, rejected, "destination refused events for good; they are dropped");
+                    tracing::error!(sink = %handle.id, %reason, delivered, rejected, "destination refused events for good; they go to the dead letters");
+                    let first = done + delivered;
+                    self.dead_letters
+                        .record(&reason, batch[first..first + rejected].to_vec())
+                        .await;
                     done += delivered + rejected;
                     continue;
                 }

@@ -167,6 +167,8 @@ pub struct HecSink {
     /// Indexer acknowledgement state, when it is on.
     acks: Option<Acks>,
     ack_path: String,
+    /// The event a resend had refused, until the worker takes it for the dead letters.
+    refused: Vec<Bytes>,
 }
 
 /// `{"acks":{"3":true,"4":false}}`
@@ -214,6 +216,7 @@ impl HecSink {
                 .zip(ack_metrics)
                 .map(|(a, metrics)| Acks::new(a, metrics)),
             ack_path: settings.endpoint.full_path(ACK_PATH),
+            refused: Vec::new(),
         }
     }
 
@@ -437,6 +440,7 @@ impl HecSink {
             }
             Err(Posted::TooLarge) => {
                 acks.resend_refused(0);
+                self.refused = items;
                 Err(too_large())
             }
             Err(Posted::Failed(SendError::Rejected {
@@ -445,6 +449,8 @@ impl HecSink {
                 reason,
             })) => {
                 acks.resend_refused(delivered);
+                let bad = delivered.min(items.len().saturating_sub(1));
+                self.refused = items.get(bad).cloned().into_iter().collect();
                 Err(SendError::Rejected {
                     delivered,
                     rejected,
@@ -453,6 +459,11 @@ impl HecSink {
             }
             Err(Posted::Failed(e)) => Err(e),
         }
+    }
+
+    /// The events the last resend had refused.
+    pub fn take_refused(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.refused)
     }
 
     /// What settled since the last call, and how many events leave the head of the queue.
