@@ -22,6 +22,8 @@ pub struct Source {
     pub metrics: SourceMetrics,
     /// The source's sinks, in a fixed order.
     pub targets: Vec<Target>,
+    /// Remembered requests, when de-duplication is on.
+    pub dedup: Option<crate::server::dedup::Dedup>,
 }
 
 /// One sink a source routes to: the sink, its filter, and this source's encoding for it.

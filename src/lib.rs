@@ -129,12 +129,16 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
             })
             .collect();
         let metrics = registry.source(&s.id);
+        let dedup = s
+            .dedup
+            .map(|(window, max)| server::dedup::Dedup::new(window, max));
         sources.insert(
             s.id.clone(),
             Source {
                 settings: s,
                 metrics,
                 targets,
+                dedup,
             },
         );
     }

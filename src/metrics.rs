@@ -19,6 +19,7 @@ pub const REQUESTS_REJECTED: &str = "siemgate_requests_rejected_total";
 pub const AUTH_FAILURES: &str = "siemgate_auth_failures_total";
 pub const EVENTS_RECEIVED: &str = "siemgate_events_received_total";
 pub const EVENTS_FILTERED: &str = "siemgate_events_filtered_total";
+pub const DUPLICATES: &str = "siemgate_duplicate_requests_total";
 pub const EVENTS_DELIVERED: &str = "siemgate_events_delivered_total";
 pub const EVENTS_FAILED: &str = "siemgate_events_failed_total";
 pub const SINK_RETRIES: &str = "siemgate_sink_retries_total";
@@ -115,6 +116,11 @@ impl Registry {
             EVENTS_FILTERED,
             None,
             "Events dropped on purpose by a source filter, by source.",
+        );
+        c(
+            DUPLICATES,
+            None,
+            "Requests answered from the de-duplication window without queuing, by source.",
         );
         c(
             EVENTS_DELIVERED,
@@ -232,6 +238,7 @@ impl Registry {
             }),
             events_received: self.counter(EVENTS_RECEIVED, &[("source", source)]),
             events_filtered: self.counter(EVENTS_FILTERED, &[("source", source)]),
+            duplicates: self.counter(DUPLICATES, &[("source", source)]),
             duration: self.histogram(HTTP_REQUEST_DURATION, &[("source", source)]),
         }
     }
@@ -279,6 +286,7 @@ pub struct SourceMetrics {
     auth_failures: [Counter; AUTH_REASONS.len()],
     pub events_received: Counter,
     pub events_filtered: Counter,
+    pub duplicates: Counter,
     pub duration: Histogram,
 }
 

@@ -152,6 +152,25 @@ pub struct SourceConfig {
     /// Splunk HEC envelope overrides for this source's events (index, sourcetype, ...).
     #[serde(default)]
     pub hec: HecOverrides,
+    /// De-duplication of vendor retries; off when absent.
+    pub dedup: Option<DedupConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupConfig {
+    /// How long a request is remembered.
+    pub window: ConfigDuration,
+    /// Keys remembered at most (32 bytes and a timestamp each); the oldest go first.
+    #[serde(default = "default_dedup_max_entries")]
+    pub max_entries: usize,
+}
+
+/// Remembered requests per source: about 8 MB of keys at most.
+pub const DEFAULT_DEDUP_MAX_ENTRIES: usize = 100_000;
+
+fn default_dedup_max_entries() -> usize {
+    DEFAULT_DEDUP_MAX_ENTRIES
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -377,6 +396,8 @@ pub struct SourceSettings {
     pub filter: Filter,
     pub mapping: Option<Mapping>,
     pub hec: HecOverrides,
+    /// `(window, max_entries)` when de-duplication is on.
+    pub dedup: Option<(Duration, usize)>,
 }
 
 /// Which events of a source are forwarded; the rest are counted and dropped on purpose.
@@ -714,6 +735,17 @@ fn validate_source(
         kinds: source.filter.kinds.clone(),
         statuses: source.filter.statuses.clone(),
     };
+    if let Some(d) = &source.dedup {
+        if d.window.0.is_zero() {
+            issues.push(format!("{path}.dedup.window"), "must be greater than 0");
+        }
+        if d.max_entries == 0 {
+            issues.push(
+                format!("{path}.dedup.max_entries"),
+                "must be greater than 0",
+            );
+        }
+    }
     if issues.0.len() != before {
         return None;
     }
@@ -727,6 +759,7 @@ fn validate_source(
         filter,
         mapping,
         hec: source.hec.clone(),
+        dedup: source.dedup.as_ref().map(|d| (d.window.0, d.max_entries)),
     })
 }
 

@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use metrics::Counter;
 
+use super::dedup::{Dedup, Seen};
 use super::reject::{json_response, Reject};
 use super::ConnInfo;
 use crate::config::Limits;
@@ -45,7 +46,8 @@ pub async fn handle(
         return Reject::UnknownSource.response();
     };
     let resp = match accept(&state.limits, source, conn, req).await {
-        Ok(accepted) => receipt(accepted),
+        Ok(Receipt::Queued(accepted)) => receipt(accepted, false),
+        Ok(Receipt::Duplicate(accepted)) => receipt(accepted, true),
         Err(reject) => {
             let (status, reason, level) = reject.class();
             log_reject(level, &source.settings.id, conn, status, reason, &reject);
@@ -88,21 +90,24 @@ fn log_reject(
     }
 }
 
-fn receipt(accepted: Accepted) -> Response<Full<Bytes>> {
+fn receipt(accepted: Accepted, duplicate: bool) -> Response<Full<Bytes>> {
     #[derive(serde::Serialize)]
-    struct Receipt {
+    struct Body {
         accepted: usize,
         #[serde(skip_serializing_if = "is_zero")]
         filtered: usize,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        duplicate: bool,
     }
     fn is_zero(n: &usize) -> bool {
         *n == 0
     }
     json_response(
         StatusCode::OK,
-        &Receipt {
+        &Body {
             accepted: accepted.events - accepted.filtered,
             filtered: accepted.filtered,
+            duplicate,
         },
     )
 }
@@ -124,7 +129,7 @@ async fn accept(
     source: &Source,
     conn: ConnInfo,
     req: Request<Incoming>,
-) -> Result<Accepted, Reject> {
+) -> Result<Receipt, Reject> {
     if req.method() != Method::POST && req.method() != Method::PUT {
         return Err(Reject::MethodNotAllowed);
     }
@@ -156,9 +161,32 @@ async fn accept(
         .verify_body(&parts.headers, &body, SystemTime::now())
         .map_err(Reject::Auth)?;
 
+    let pending = match &source.dedup {
+        None => None,
+        Some(d) => match d.check(Dedup::key(&parts.headers, &body)) {
+            Seen::New(p) => Some(p),
+            Seen::Duplicate(first) => {
+                source.metrics.duplicates.increment(1);
+                tracing::debug!(source = %source.settings.id, peer = %conn.peer, "duplicate request answered from the de-duplication window");
+                return Ok(Receipt::Duplicate(first));
+            }
+            Seen::InFlight => return Err(Reject::DuplicateInFlight),
+        },
+    };
     let text = json::utf8(&body).map_err(Reject::Decode)?;
     json::check_limits(text).map_err(Reject::Decode)?;
-    dispatch(source, text, received_at)
+    let accepted = dispatch(source, text, received_at)?;
+    if let Some(p) = pending {
+        p.done(accepted);
+    }
+    Ok(Receipt::Queued(accepted))
+}
+
+/// What a request got.
+enum Receipt {
+    Queued(Accepted),
+    /// Queued by an earlier copy of the same request.
+    Duplicate(Accepted),
 }
 
 /// Reads the whole body, refusing it as soon as it passes the size cap and if it does not

@@ -4,6 +4,7 @@
 //! hyper-util's auto builder (ALPN on TLS, prior knowledge on plaintext) with a header-read
 //! timer, and shutdown closes every connection gracefully within the grace period.
 
+pub mod dedup;
 pub mod ingest;
 pub mod ops;
 pub mod reject;

@@ -21,17 +21,23 @@ pub enum Reject {
     IpNotAllowed,
     ClientCertRequired,
     Auth(AuthError),
-    BodyTooLarge { limit: u64 },
+    BodyTooLarge {
+        limit: u64,
+    },
     BodyTimeout,
     BodyRead,
     Decode(DecodeError),
-    QueueFull { sink: String },
+    QueueFull {
+        sink: String,
+    },
+    /// The same request (de-duplication key) is being queued by another connection.
+    DuplicateInFlight,
     Internal(&'static str),
 }
 
 impl Reject {
     /// Every reason label, pre-registered per source in metrics.
-    pub const REASONS: [&'static str; 17] = [
+    pub const REASONS: [&'static str; 18] = [
         "unknown_source",
         "method_not_allowed",
         "ip_not_allowed",
@@ -48,6 +54,7 @@ impl Reject {
         "too_deep",
         "unexpected_shape",
         "queue_full",
+        "duplicate_in_flight",
         "internal",
     ];
 
@@ -94,6 +101,11 @@ impl Reject {
             Reject::QueueFull { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "queue_full", Level::WARN)
             }
+            Reject::DuplicateInFlight => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "duplicate_in_flight",
+                Level::DEBUG,
+            ),
             Reject::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Level::ERROR),
         }
     }
@@ -123,6 +135,9 @@ impl Reject {
             Reject::BodyRead => "request body could not be read".to_owned(),
             Reject::Decode(e) => e.to_string(),
             Reject::QueueFull { sink } => format!("sink {sink} is full; retry later"),
+            Reject::DuplicateInFlight => {
+                "the same request is being accepted on another connection; retry".to_owned()
+            }
             Reject::Internal(what) => (*what).to_owned(),
         }
     }
@@ -143,6 +158,9 @@ impl Reject {
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECS),
                 );
+            }
+            Reject::DuplicateInFlight => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Reject::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST, PUT"));
@@ -209,6 +227,7 @@ mod tests {
             Reject::QueueFull {
                 sink: String::new(),
             },
+            Reject::DuplicateInFlight,
             Reject::Internal(""),
         ];
         for (i, r) in samples.iter().enumerate() {
