@@ -3,6 +3,7 @@
 //! `ack`). Events stay in the queue until their sink acknowledges them, so a batch that fails is
 //! still there to retry, and queue depth counts what is not yet delivered.
 
+pub mod log;
 pub mod memory;
 
 pub use memory::{MemoryQueue, QueueFull, Reservation};
