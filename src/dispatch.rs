@@ -50,7 +50,14 @@ struct Encoded {
     filtered: u64,
 }
 
-pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<Accepted, Reject> {
+/// Events of disk queues on their way to disk: the request answers once each is written.
+pub type Pending = Vec<crate::queue::disk::Written>;
+
+pub fn dispatch(
+    source: &Source,
+    body: &str,
+    received_at: Timestamp,
+) -> Result<(Accepted, Pending), Reject> {
     let ctx = Context {
         source: &source.settings.id,
         received_at,
@@ -101,7 +108,7 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
     let accepted = Accepted { events, filtered };
     if events == filtered {
         count(source, accepted, &encoded);
-        return Ok(accepted);
+        return Ok((accepted, Vec::new()));
     }
 
     let mut reservations = Vec::with_capacity(encoded.len());
@@ -125,6 +132,7 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
         }
     }
     count(source, accepted, &encoded);
+    let mut pending = Vec::new();
     for ((reservation, out), target) in reservations.into_iter().zip(encoded).zip(&source.targets) {
         let Some(reservation) = reservation else {
             continue;
@@ -132,14 +140,29 @@ pub fn dispatch(source: &Source, body: &str, received_at: Timestamp) -> Result<A
         let sink = &target.sink;
         let all = out.buf.freeze();
         let mut start = 0;
-        reservation.commit(out.ends.iter().map(|&end| {
-            let one = all.slice(start..end);
-            start = end;
-            one
-        }));
+        let items = out
+            .ends
+            .iter()
+            .map(|&end| {
+                let one = all.slice(start..end);
+                start = end;
+                one
+            })
+            .collect();
+        match sink.queue.commit(reservation, items) {
+            Ok(Some(written)) => pending.push(written),
+            Ok(None) => {}
+            // The disk writer is too far behind: refuse (queues committed before this one
+            // keep their copy; the sender's retry may duplicate it, never lose it).
+            Err(_) => {
+                return Err(Reject::QueueFull {
+                    sink: sink.id.clone(),
+                })
+            }
+        }
         sink.update_depth_gauges();
     }
-    Ok(accepted)
+    Ok((accepted, pending))
 }
 
 /// Counts a request's events once they are accepted (a refused request counts nothing, so a

@@ -53,6 +53,11 @@ use crate::sinks::Sink;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("cannot open the disk queue of sink {sink}: {source}")]
+    Queue {
+        sink: String,
+        source: queue::log::LogError,
+    },
     #[error("cannot listen on {addr} ({listener}): {source}")]
     Bind {
         listener: &'static str,
@@ -107,11 +112,14 @@ async fn bind(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, S
 /// Binds the listeners and starts the sink workers; returns once the gateway accepts requests.
 pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     let registry = Arc::new(metrics::Registry::new());
-    let sinks: Vec<Sink> = settings
-        .sinks
-        .iter()
-        .map(|s| Sink::build(s, &registry))
-        .collect();
+    let mut sinks: Vec<Sink> = Vec::with_capacity(settings.sinks.len());
+    for s in &settings.sinks {
+        let sink = Sink::build(s, &registry).map_err(|source| StartError::Queue {
+            sink: s.id.clone(),
+            source,
+        })?;
+        sinks.push(sink);
+    }
     let handles: Vec<_> = sinks.iter().map(|s| s.handle.clone()).collect();
 
     let mut sources = HashMap::with_capacity(settings.sources.len());
@@ -225,9 +233,14 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
         }
         for h in &handles {
             let left = h.queue.depth().events;
-            if left > 0 {
+            if left > 0 && h.queue.is_disk() {
+                tracing::warn!(sink = %h.id, events = left, "undelivered events stay in the disk queue for the next start");
+            } else if left > 0 {
                 tracing::error!(sink = %h.id, events = left, "shutdown grace period ended before these events were delivered");
             }
+            // A disk queue records the last deliveries and keeps the rest for the next start.
+            let handle = h.clone();
+            let _ = tokio::task::spawn_blocking(move || handle.queue.close_disk()).await;
         }
         ops_shutdown.cancel();
         if let Some(t) = ops_task {

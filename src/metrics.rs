@@ -31,6 +31,8 @@ pub const SINK_EVENTS_FILTERED: &str = "siemgate_sink_events_filtered_total";
 pub const SINK_TRUNCATIONS: &str = "siemgate_sink_truncations_total";
 pub const SINK_RECONNECTS: &str = "siemgate_sink_reconnects_total";
 pub const SINK_UP: &str = "siemgate_sink_up";
+pub const QUEUE_TORN_BYTES: &str = "siemgate_queue_torn_bytes_total";
+pub const QUEUE_FSYNC_DURATION: &str = "siemgate_queue_fsync_duration_seconds";
 pub const HEC_PENDING_ACK_EVENTS: &str = "siemgate_hec_pending_ack_events";
 pub const HEC_ACK_TIMEOUTS: &str = "siemgate_hec_ack_timeouts_total";
 
@@ -163,6 +165,16 @@ impl Registry {
             "Connections a sink opened again after losing one, by sink.",
         );
         c(
+            QUEUE_TORN_BYTES,
+            Some(Unit::Bytes),
+            "Bytes of a torn tail record cut from a disk queue at start (a crash mid-write), by sink.",
+        );
+        self.recorder.describe_histogram(
+            KeyName::from_const_str(QUEUE_FSYNC_DURATION),
+            Some(Unit::Seconds),
+            "Time a disk queue's fsync took (one per group of requests), by sink.".into(),
+        );
+        c(
             HEC_ACK_TIMEOUTS,
             None,
             "HEC requests sent again because their indexer acknowledgement did not come in time, by sink.",
@@ -260,6 +272,8 @@ impl Registry {
             truncations: self.counter(SINK_TRUNCATIONS, &[("sink", sink)]),
             reconnects: self.counter(SINK_RECONNECTS, &[("sink", sink)]),
             up: self.gauge(SINK_UP, &[("sink", sink)]),
+            queue_torn_bytes: self.counter(QUEUE_TORN_BYTES, &[("sink", sink)]),
+            queue_fsync_seconds: self.histogram(QUEUE_FSYNC_DURATION, &[("sink", sink)]),
         }
     }
 }
@@ -321,4 +335,6 @@ pub struct SinkMetrics {
     pub truncations: Counter,
     pub reconnects: Counter,
     pub up: Gauge,
+    pub queue_torn_bytes: Counter,
+    pub queue_fsync_seconds: Histogram,
 }

@@ -73,6 +73,13 @@ pub struct ServerConfig {
     pub limits: LimitsConfig,
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: ConfigDuration,
+    /// Where disk queues live (`<data_dir>/queues/<sink id>`) unless a queue sets its `path`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
 }
 
 #[derive(Debug, Deserialize)]
@@ -524,7 +531,7 @@ pub fn validate(file: ConfigFile) -> Result<Settings, Vec<ConfigIssue>> {
     let mut sinks = Vec::with_capacity(file.sinks.len());
     for (i, sink) in file.sinks.iter().enumerate() {
         let path = format!("sinks[{i}]");
-        if let Some(s) = validate_sink(sink, &path, &mut issues) {
+        if let Some(s) = validate_sink(sink, &path, &file.server.data_dir, &mut issues) {
             if !sink_ids.insert(sink.id()) {
                 issues.push(
                     format!("{path}.id"),

@@ -20,6 +20,9 @@ use crate::vendors::Vendor;
 pub const DEFAULT_QUEUE_MAX_EVENTS: u64 = 100_000;
 /// Default queue bound in encoded bytes per sink.
 pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Disk queue segment size: large enough that rolling over is rare, small enough that a
+/// delivered segment frees its space soon.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Default batch bounds and linger for sink workers.
 pub const DEFAULT_BATCH_MAX_EVENTS: usize = 500;
 pub const DEFAULT_BATCH_MAX_BYTES: usize = 1024 * 1024;
@@ -367,19 +370,71 @@ pub enum FsyncPolicy {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
+    #[serde(default, rename = "type")]
+    pub kind: QueueKind,
     #[serde(default = "default_queue_max_events")]
     pub max_events: u64,
     #[serde(default = "default_queue_max_bytes")]
     pub max_bytes: u64,
+    /// Disk queues: the directory; default `<server.data_dir>/queues/<sink id>`.
+    pub path: Option<PathBuf>,
+    #[serde(default)]
+    pub fsync: QueueFsyncConfig,
+    #[serde(default = "default_queue_fsync_interval")]
+    pub fsync_interval: ConfigDuration,
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
+            kind: QueueKind::default(),
             max_events: DEFAULT_QUEUE_MAX_EVENTS,
             max_bytes: DEFAULT_QUEUE_MAX_BYTES,
+            path: None,
+            fsync: QueueFsyncConfig::default(),
+            fsync_interval: default_queue_fsync_interval(),
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
         }
     }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueKind {
+    /// Lost on a crash or restart; for tests and for users who accept that.
+    #[default]
+    Memory,
+    /// Every accepted event is on disk before its 2xx (with `fsync = "always"`).
+    Disk,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueFsyncConfig {
+    #[default]
+    Always,
+    Interval,
+    Never,
+}
+
+/// When a disk queue calls fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFsync {
+    /// Before a request's 2xx, shared by the requests waiting together (group commit).
+    Always,
+    /// At most this long apart; a crash may lose what was accepted in the last interval.
+    Interval(Duration),
+    /// Left to the operating system.
+    Never,
+}
+
+fn default_queue_fsync_interval() -> ConfigDuration {
+    ConfigDuration(Duration::from_millis(100))
+}
+fn default_segment_bytes() -> u64 {
+    DEFAULT_SEGMENT_BYTES
 }
 
 #[derive(Debug, Deserialize)]
@@ -490,6 +545,8 @@ pub struct SinkSettings {
     pub filter: SinkFilter,
     /// Where refused events go; without it they are logged (their first bytes) and counted.
     pub dead_letter_path: Option<PathBuf>,
+    /// `Some` for a disk queue.
+    pub disk: Option<crate::queue::disk::DiskSettings>,
     pub kind: SinkKind,
 }
 
@@ -645,6 +702,7 @@ pub(super) fn valid_id(id: &str) -> bool {
 pub(super) fn validate_sink(
     sink: &SinkConfig,
     path: &str,
+    data_dir: &std::path::Path,
     issues: &mut Issues,
 ) -> Option<SinkSettings> {
     let before = issues.0.len();
@@ -669,6 +727,32 @@ pub(super) fn validate_sink(
             );
         }
     }
+    let disk = (queue.kind == QueueKind::Disk).then(|| {
+        if queue.fsync == QueueFsyncConfig::Interval && queue.fsync_interval.0.is_zero() {
+            issues.push(
+                format!("{path}.queue.fsync_interval"),
+                "must be greater than 0",
+            );
+        }
+        crate::queue::disk::DiskSettings {
+            dir: queue
+                .path
+                .clone()
+                .unwrap_or_else(|| data_dir.join("queues").join(id)),
+            fsync: match queue.fsync {
+                QueueFsyncConfig::Always => QueueFsync::Always,
+                QueueFsyncConfig::Interval => QueueFsync::Interval(queue.fsync_interval.0),
+                QueueFsyncConfig::Never => QueueFsync::Never,
+            },
+            segment_bytes: queue.segment_bytes,
+        }
+    });
+    if queue.kind == QueueKind::Memory && queue.path.is_some() {
+        issues.push(
+            format!("{path}.queue.path"),
+            "only disk queues have a path (type = \"disk\")",
+        );
+    }
     let queue = validate_queue(queue, &format!("{path}.queue"), issues);
     let batch = validate_batch(batch, &format!("{path}.batch"), issues);
     let filter = validate_filter(filter, &format!("{path}.filter"), issues);
@@ -687,6 +771,7 @@ pub(super) fn validate_sink(
         batch: batch?,
         filter,
         dead_letter_path: dead_letter_path.clone(),
+        disk,
         kind: kind?,
     })
 }

@@ -154,6 +154,37 @@ impl MemoryQueue {
         Some(())
     }
 
+    /// Appends events whose room a detached reservation holds (see
+    /// [`Reservation::detach`]), in the order the disk queue wrote them.
+    pub fn push_reserved(&self, events: u64, bytes: u64, items: impl Iterator<Item = Bytes>) {
+        let mut inner = self.lock();
+        inner.reserved_events -= events.min(inner.reserved_events);
+        inner.reserved_bytes -= bytes.min(inner.reserved_bytes);
+        for item in items {
+            inner.bytes += item.len() as u64;
+            inner.items.push_back(item);
+        }
+        drop(inner);
+        self.ready.notify_one();
+    }
+
+    /// Gives back the room of a detached reservation whose events were not written.
+    pub fn release(&self, events: u64, bytes: u64) {
+        let mut inner = self.lock();
+        inner.reserved_events -= events.min(inner.reserved_events);
+        inner.reserved_bytes -= bytes.min(inner.reserved_bytes);
+    }
+
+    /// Loads events recovered from disk at start, whatever the bounds say (a smaller bound
+    /// than before only makes new requests wait).
+    pub fn preload(&self, items: impl Iterator<Item = Bytes>) {
+        let mut inner = self.lock();
+        for item in items {
+            inner.bytes += item.len() as u64;
+            inner.items.push_back(item);
+        }
+    }
+
     /// Removes the `n` oldest events after their sink delivered them.
     pub fn ack(&self, n: usize) {
         let mut inner = self.lock();
@@ -175,6 +206,15 @@ pub struct Reservation<'q> {
 }
 
 impl Reservation<'_> {
+    /// Hands the reserved room to someone who will call [`MemoryQueue::push_reserved`] or
+    /// [`MemoryQueue::release`] later; returns `(events, bytes)`.
+    pub fn detach(mut self) -> (u64, u64) {
+        let held = (self.events, self.bytes);
+        self.events = 0;
+        self.bytes = 0;
+        held
+    }
+
     /// Appends the events (exactly the reserved number and size) and wakes the worker.
     pub fn commit(mut self, items: impl Iterator<Item = Bytes>) {
         let mut inner = self.queue.lock();

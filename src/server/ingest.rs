@@ -21,6 +21,10 @@ use crate::dispatch::{dispatch, Accepted, Source};
 use crate::normalize::Timestamp;
 use crate::vendors::json;
 
+/// How long a request waits for its events to reach a disk queue's log before it is refused
+/// (vendors give up after 10-15 s; the events may still land, and be delivered).
+const DISK_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Everything the hooks listener needs to answer requests.
 pub struct Ingest {
     pub sources: HashMap<String, Source>,
@@ -175,7 +179,18 @@ async fn accept(
     };
     let text = json::utf8(&body).map_err(Reject::Decode)?;
     json::check_limits(text).map_err(Reject::Decode)?;
-    let accepted = dispatch(source, text, received_at)?;
+    let (accepted, written) = dispatch(source, text, received_at)?;
+    // Disk queues answer once the events are in their logs (fsynced, per policy).
+    for w in written {
+        match tokio::time::timeout(DISK_WRITE_TIMEOUT, w).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => {
+                tracing::error!(source = %source.settings.id, error = %e, "disk queue write failed");
+                return Err(Reject::QueueWrite);
+            }
+            Ok(Err(_)) | Err(_) => return Err(Reject::QueueWrite),
+        }
+    }
     if let Some(p) = pending {
         p.done(accepted);
     }

@@ -32,12 +32,14 @@ pub enum Reject {
     },
     /// The same request (de-duplication key) is being queued by another connection.
     DuplicateInFlight,
+    /// A disk queue could not write (or fsync) the events in time.
+    QueueWrite,
     Internal(&'static str),
 }
 
 impl Reject {
     /// Every reason label, pre-registered per source in metrics.
-    pub const REASONS: [&'static str; 18] = [
+    pub const REASONS: [&'static str; 19] = [
         "unknown_source",
         "method_not_allowed",
         "ip_not_allowed",
@@ -55,6 +57,7 @@ impl Reject {
         "unexpected_shape",
         "queue_full",
         "duplicate_in_flight",
+        "queue_write_failed",
         "internal",
     ];
 
@@ -106,6 +109,11 @@ impl Reject {
                 "duplicate_in_flight",
                 Level::DEBUG,
             ),
+            Reject::QueueWrite => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_write_failed",
+                Level::ERROR,
+            ),
             Reject::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Level::ERROR),
         }
     }
@@ -138,6 +146,7 @@ impl Reject {
             Reject::DuplicateInFlight => {
                 "the same request is being accepted on another connection; retry".to_owned()
             }
+            Reject::QueueWrite => "the events could not be written to disk; retry later".to_owned(),
             Reject::Internal(what) => (*what).to_owned(),
         }
     }
@@ -161,6 +170,12 @@ impl Reject {
             }
             Reject::DuplicateInFlight => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Reject::QueueWrite => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
             }
             Reject::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST, PUT"));
@@ -228,6 +243,7 @@ mod tests {
                 sink: String::new(),
             },
             Reject::DuplicateInFlight,
+            Reject::QueueWrite,
             Reject::Internal(""),
         ];
         for (i, r) in samples.iter().enumerate() {

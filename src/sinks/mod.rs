@@ -25,7 +25,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{BatchLimits, SinkKind, SinkSettings, SourceSettings};
 use crate::metrics::{Registry, SinkMetrics};
 use crate::normalize::Event;
-use crate::queue::MemoryQueue;
+use crate::queue::disk::DiskMetrics;
+use crate::queue::log::LogError;
+use crate::queue::Queue;
 use retry::{Backoff, SendError};
 
 /// Turns an event into one record of a sink's wire format, appended to `out`.
@@ -124,7 +126,7 @@ impl Encoder for Encoding {
 /// What the rest of the gateway knows of a sink; the worker owns the transport.
 pub struct SinkHandle {
     pub id: String,
-    pub queue: MemoryQueue,
+    pub queue: Queue,
     pub metrics: SinkMetrics,
     /// False while the destination is failing; `/readyz` reports it.
     healthy: AtomicBool,
@@ -286,7 +288,9 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn build(settings: &SinkSettings, registry: &Registry) -> Sink {
+    /// Builds the sink; a disk queue is opened and recovered here, so a bad directory stops
+    /// the start.
+    pub fn build(settings: &SinkSettings, registry: &Registry) -> Result<Sink, LogError> {
         let metrics = registry.sink(&settings.id);
         let transport = Transport::build(settings, &metrics, registry);
         metrics.up.set(1.0);
@@ -295,17 +299,29 @@ impl Sink {
             settings.dead_letter_path.clone(),
             metrics.dead_letters.clone(),
         );
-        Sink {
+        let queue = match &settings.disk {
+            None => Queue::memory(settings.queue),
+            Some(disk) => Queue::disk(
+                &settings.id,
+                settings.queue,
+                disk,
+                DiskMetrics {
+                    torn_bytes: metrics.queue_torn_bytes.clone(),
+                    fsync_seconds: metrics.queue_fsync_seconds.clone(),
+                },
+            )?,
+        };
+        Ok(Sink {
             dead_letters,
             handle: Arc::new(SinkHandle {
                 id: settings.id.clone(),
-                queue: MemoryQueue::new(settings.queue),
+                queue,
                 metrics,
                 healthy: AtomicBool::new(true),
             }),
             transport,
             batch: settings.batch,
-        }
+        })
     }
 
     /// Delivers batches until the queue is closed and empty, or `abort` fires (shutdown grace
