@@ -88,7 +88,7 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let mut signals = siemgate::shutdown::Signals::install()
             .context("cannot install SIGTERM/SIGINT handlers")?;
         let gateway = siemgate::start(settings).await?;
@@ -100,5 +100,13 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
         gateway.shutdown();
         gateway.wait().await;
         anyhow::Ok(())
-    })
+    });
+    // A sink write stuck in the kernel (a full pipe, a hung NFS mount) holds a blocking-pool
+    // thread that nothing can interrupt; the gateway has already stopped and kept what it
+    // could not deliver, so the process does not wait for that thread.
+    runtime.shutdown_timeout(RUNTIME_EXIT_WAIT);
+    result
 }
+
+/// How long the exiting process waits for blocking-pool threads after the gateway stopped.
+const RUNTIME_EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(1);

@@ -111,6 +111,7 @@ impl DiskWriter {
             unsynced: false,
             last_sync: Instant::now(),
             metrics,
+            scratch: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("siemgate-queue-{sink_id}"))
@@ -189,6 +190,8 @@ struct Writer {
     unsynced: bool,
     last_sync: Instant,
     metrics: DiskMetrics,
+    /// Reused list of every waiting request's events, written with one append.
+    scratch: Vec<Bytes>,
 }
 
 impl Writer {
@@ -237,20 +240,24 @@ impl Writer {
         r
     }
 
-    /// Appends every waiting request, fsyncs once (policy `always`), then publishes and answers.
+    /// Appends every waiting request with one write, fsyncs once (policy `always`), then
+    /// publishes and answers.
     fn write(&mut self, batch: &mut Vec<Append>) {
-        let mut written = Vec::with_capacity(batch.len());
-        for m in batch.drain(..) {
-            match self.log.append(&m.items) {
-                Ok(_) => written.push(m),
-                Err(e) => {
-                    tracing::error!(sink = %self.sink_id, error = %e, "cannot write to the disk queue; the request is refused");
-                    self.mem.release(m.events, m.bytes);
-                    let _ = m.reply.send(Err(e.to_string()));
-                }
-            }
+        let mut all = std::mem::take(&mut self.scratch);
+        all.clear();
+        for m in batch.iter() {
+            all.extend(m.items.iter().cloned());
         }
-        if written.is_empty() {
+        let appended = self.log.append(&all);
+        all.clear();
+        self.scratch = all;
+        if let Err(e) = appended {
+            tracing::error!(sink = %self.sink_id, error = %e, "cannot write to the disk queue; the requests are refused");
+            let reason = e.to_string();
+            for m in batch.drain(..) {
+                self.mem.release(m.events, m.bytes);
+                let _ = m.reply.send(Err(reason.clone()));
+            }
             return;
         }
         self.unsynced = true;
@@ -262,7 +269,7 @@ impl Writer {
         if let Err(e) = &synced {
             tracing::error!(sink = %self.sink_id, error = %e, "cannot fsync the disk queue; the requests are refused (their events may still be delivered)");
         }
-        for m in written {
+        for m in batch.drain(..) {
             // In the log either way, so delivered either way: the worker must see them in log
             // order, even when the answer is an error (the sender retries; a duplicate at worst).
             self.mem

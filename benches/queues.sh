@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Queue benchmark: the same load (wrk, one ~740-byte HMAC-signed Prisma alert per request) on
+# three siemgate processes that differ only in the file sink's queue: memory, disk with
+# fsync=interval, and disk with fsync=always (group commit). Rounds alternate between them so
+# the three share the same machine state; medians of requests/s and p50/p99 are printed with
+# each disk variant's ratio to memory. Bounded: ROUNDS x 3 x DURATION seconds of load.
+#
+#   bash benches/queues.sh                          # 3 rounds of 10s, wrk -t2 -c64
+#   ROUNDS=5 DURATION=15s CONNECTIONS=64 bash benches/queues.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+SECRET=load-test-secret
+BODY=fixtures/load/prisma-alert-single.json
+PORT0=${PORT0:-18191}
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk" >&2
+  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+fi
+
+cargo build --release --quiet --bin siemgate
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+SIG="sha256=$(python3 -c "import hmac,hashlib,sys;print(hmac.new(sys.argv[1].encode(),open(sys.argv[2],'rb').read(),hashlib.sha256).hexdigest())" "$SECRET" "$BODY")"
+
+variants=(memory disk-interval disk-always)
+port_of() { # index -> hooks port (metrics is +100)
+  echo $((PORT0 + $1))
+}
+
+i=0
+for v in "${variants[@]}"; do
+  port=$(port_of $i)
+  case "$v" in
+    memory) queue='type = "memory"' ;;
+    disk-interval) queue="type = \"disk\"
+path = \"$work/q-$v\"
+fsync = \"interval\"
+fsync_interval = \"100ms\"" ;;
+    disk-always) queue="type = \"disk\"
+path = \"$work/q-$v\"
+fsync = \"always\"" ;;
+  esac
+  cat > "$work/$v.toml" <<TOML
+[server]
+listen = "127.0.0.1:$port"
+plaintext = true
+[metrics]
+listen = "127.0.0.1:$((port + 100))"
+[[sinks]]
+id = "out"
+type = "file"
+path = "$work/out-$v.ndjson"
+fsync = "never"
+rotate_bytes = 268435456
+keep_files = 1
+[sinks.queue]
+$queue
+max_events = 1000000
+max_bytes = 1073741824
+[sinks.batch]
+max_events = 2000
+max_bytes = 4194304
+linger = "5ms"
+[[sources]]
+id = "prisma"
+sinks = ["out"]
+[sources.auth]
+scheme = "hmac_sha256"
+header = "X-Signature"
+prefix = "sha256="
+secret = "$SECRET"
+TOML
+  SIEMGATE_LOG=warn target/release/siemgate serve --config "$work/$v.toml" 2>"$work/$v.log" &
+  pids+=($!)
+  i=$((i + 1))
+done
+
+cat > "$work/post.lua" <<'LUA'
+local f = assert(io.open(os.getenv("BODY_FILE"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Signature"] = os.getenv("SIG")
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT rps=%.0f p50_ms=%.3f p99_ms=%.3f errors=%d non2xx=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, errors, summary.errors.status))
+end
+LUA
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+for i in 0 1 2; do wait_port "$(port_of $i)"; done
+
+run() { # name port
+  BODY_FILE="$BODY" SIG="$SIG" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+    -s "$work/post.lua" "http://127.0.0.1:$2/hooks/prisma" | grep '^RESULT' | sed "s/^RESULT/$1/"
+}
+
+for i in 0 1 2; do DURATION=2s run warmup "$(port_of $i)" >/dev/null; done
+: > "$work/results"
+for r in $(seq 1 "$ROUNDS"); do
+  i=0
+  for v in "${variants[@]}"; do
+    run "$v" "$(port_of $i)" | tee -a "$work/results"
+    i=$((i + 1))
+  done
+done
+
+echo
+i=0
+for v in "${variants[@]}"; do
+  m=$(curl -s "http://127.0.0.1:$(( $(port_of $i) + 100 ))/metrics")
+  acc=$(echo "$m" | awk '/^siemgate_http_requests_total\{source="prisma",code="200"\}/ {print $2}')
+  del=$(echo "$m" | awk '/^siemgate_events_delivered_total/ {print $2}')
+  echo "  $v: accepted requests ${acc:-?}, events delivered ${del:-?}"
+  i=$((i + 1))
+done
+
+python3 - "$work/results" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$THREADS" <<'PY'
+import statistics, sys
+path, rounds, duration, conns, threads = sys.argv[1:]
+rows = {}
+for line in open(path):
+    name, *kv = line.split()
+    rows.setdefault(name, []).append({k: float(v) for k, v in (x.split("=") for x in kv)})
+print(f"\nwrk -t{threads} -c{conns} -d{duration}, {rounds} rounds, file sink; medians:")
+med = {}
+for name in ("memory", "disk-interval", "disk-always"):
+    r = rows.get(name, [])
+    if not r:
+        continue
+    med[name] = m = {k: statistics.median(x[k] for x in r) for k in r[0]}
+    ratio = f"   {m['rps'] / med['memory']['rps']:.2f} x memory" if "memory" in med else ""
+    print(f"  {name:13} {m['rps']:>9.0f} req/s   p50 {m['p50_ms']:.3f} ms   p99 {m['p99_ms']:.3f} ms   "
+          f"errors {m['errors']:.0f}   non-2xx {m['non2xx']:.0f}{ratio}")
+PY
