@@ -25,6 +25,7 @@ pub const EVENTS_FAILED: &str = "siemgate_events_failed_total";
 pub const SINK_RETRIES: &str = "siemgate_sink_retries_total";
 pub const QUEUE_EVENTS: &str = "siemgate_queue_events";
 pub const QUEUE_BYTES: &str = "siemgate_queue_bytes";
+pub const QUEUE_OLDEST_AGE: &str = "siemgate_queue_oldest_event_age_seconds";
 pub const FILE_TORN_TAIL_BYTES: &str = "siemgate_file_torn_tail_bytes_total";
 pub const DEAD_LETTERS: &str = "siemgate_dead_letters_total";
 pub const SINK_EVENTS_FILTERED: &str = "siemgate_sink_events_filtered_total";
@@ -195,6 +196,12 @@ impl Registry {
             "Events queued for a sink and not yet delivered.".into(),
         );
         self.recorder.describe_gauge(
+            KeyName::from_const_str(QUEUE_OLDEST_AGE),
+            Some(Unit::Seconds),
+            "How long the oldest undelivered event of a sink has waited (0 when none), by sink."
+                .into(),
+        );
+        self.recorder.describe_gauge(
             KeyName::from_const_str(QUEUE_BYTES),
             Some(Unit::Bytes),
             "Encoded bytes queued for a sink and not yet delivered.".into(),
@@ -266,6 +273,7 @@ impl Registry {
             retries: self.counter(SINK_RETRIES, &[("sink", sink)]),
             queue_events: self.gauge(QUEUE_EVENTS, &[("sink", sink)]),
             queue_bytes: self.gauge(QUEUE_BYTES, &[("sink", sink)]),
+            queue_oldest_age: self.gauge(QUEUE_OLDEST_AGE, &[("sink", sink)]),
             torn_tail_bytes: self.counter(FILE_TORN_TAIL_BYTES, &[("sink", sink)]),
             filtered: self.counter(SINK_EVENTS_FILTERED, &[("sink", sink)]),
             dead_letters: self.counter(DEAD_LETTERS, &[("sink", sink)]),
@@ -329,6 +337,7 @@ pub struct SinkMetrics {
     pub retries: Counter,
     pub queue_events: Gauge,
     pub queue_bytes: Gauge,
+    pub queue_oldest_age: Gauge,
     pub torn_tail_bytes: Counter,
     pub filtered: Counter,
     pub dead_letters: Counter,

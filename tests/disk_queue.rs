@@ -79,6 +79,21 @@ async fn accepted_events_survive_a_restart_and_are_delivered_once() {
         .await;
         assert_eq!(ans.status, StatusCode::OK, "{ans:?}");
     }
+    // The backlog shows as the age of its oldest event.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, text) = get_text(a.metrics_addr().unwrap(), "/metrics").await;
+    let age = metric(
+        &text,
+        "siemgate_queue_oldest_event_age_seconds",
+        &[("sink", "fwd")],
+    )
+    .unwrap();
+    assert!(age >= 0.3, "oldest event age {age}");
+    assert_eq!(
+        metric(&text, "siemgate_queue_events", &[("sink", "fwd")]),
+        Some(20.0),
+        "{text}"
+    );
     stop(a).await;
     let segments: Vec<_> = std::fs::read_dir(&q)
         .unwrap()

@@ -26,6 +26,9 @@ pub struct MemoryQueue {
 #[derive(Debug, Default)]
 struct Inner {
     items: VecDeque<Bytes>,
+    /// When each run of events was queued, oldest first: `(events, at)`, for the age of the
+    /// oldest undelivered event (one entry per request, not per event).
+    stamps: VecDeque<(usize, std::time::Instant)>,
     /// Bytes in `items`.
     bytes: u64,
     /// Room promised to reservations not yet committed or dropped.
@@ -33,6 +36,16 @@ struct Inner {
     reserved_bytes: u64,
     /// No more commits once closed; the worker drains what is left and stops.
     closed: bool,
+}
+
+impl Inner {
+    /// Records when the events from index `before` on were queued.
+    fn stamp(&mut self, before: usize) {
+        let n = self.items.len() - before;
+        if n > 0 {
+            self.stamps.push_back((n, std::time::Instant::now()));
+        }
+    }
 }
 
 /// Depth of a queue, for metrics and readiness.
@@ -81,6 +94,15 @@ impl MemoryQueue {
             events,
             bytes,
         })
+    }
+
+    /// How long the oldest undelivered event has waited (zero when the queue is empty).
+    /// Events loaded from a disk queue at start count from the start.
+    pub fn oldest_age(&self) -> std::time::Duration {
+        self.lock()
+            .stamps
+            .front()
+            .map_or(std::time::Duration::ZERO, |(_, at)| at.elapsed())
     }
 
     pub fn depth(&self) -> Depth {
@@ -160,10 +182,12 @@ impl MemoryQueue {
         let mut inner = self.lock();
         inner.reserved_events -= events.min(inner.reserved_events);
         inner.reserved_bytes -= bytes.min(inner.reserved_bytes);
+        let before = inner.items.len();
         for item in items {
             inner.bytes += item.len() as u64;
             inner.items.push_back(item);
         }
+        inner.stamp(before);
         drop(inner);
         self.ready.notify_one();
     }
@@ -179,15 +203,29 @@ impl MemoryQueue {
     /// than before only makes new requests wait).
     pub fn preload(&self, items: impl Iterator<Item = Bytes>) {
         let mut inner = self.lock();
+        let before = inner.items.len();
         for item in items {
             inner.bytes += item.len() as u64;
             inner.items.push_back(item);
         }
+        inner.stamp(before);
     }
 
     /// Removes the `n` oldest events after their sink delivered them.
     pub fn ack(&self, n: usize) {
         let mut inner = self.lock();
+        let mut left = n.min(inner.items.len());
+        while left > 0 {
+            let Some(front) = inner.stamps.front_mut() else {
+                break;
+            };
+            if front.0 > left {
+                front.0 -= left;
+                break;
+            }
+            left -= front.0;
+            inner.stamps.pop_front();
+        }
         for _ in 0..n {
             match inner.items.pop_front() {
                 Some(item) => inner.bytes -= item.len() as u64,
@@ -220,10 +258,12 @@ impl Reservation<'_> {
         let mut inner = self.queue.lock();
         inner.reserved_events -= self.events;
         inner.reserved_bytes -= self.bytes;
+        let before = inner.items.len();
         for item in items {
             inner.bytes += item.len() as u64;
             inner.items.push_back(item);
         }
+        inner.stamp(before);
         drop(inner);
         self.events = 0;
         self.bytes = 0;
@@ -323,6 +363,29 @@ mod tests {
             .await
             .is_none());
         assert!(q.try_reserve(1, 1).is_err(), "closed queues refuse");
+    }
+
+    #[test]
+    fn oldest_age_follows_the_head_across_partial_acks() {
+        let q = q(100, 1000);
+        assert_eq!(q.oldest_age(), Duration::ZERO);
+        q.try_reserve(2, 2)
+            .unwrap()
+            .commit([Bytes::from_static(b"a"), Bytes::from_static(b"b")].into_iter());
+        std::thread::sleep(Duration::from_millis(30));
+        q.try_reserve(1, 1)
+            .unwrap()
+            .commit([Bytes::from_static(b"c")].into_iter());
+        assert!(q.oldest_age() >= Duration::from_millis(30));
+        q.ack(1);
+        assert!(
+            q.oldest_age() >= Duration::from_millis(30),
+            "b is as old as a"
+        );
+        q.ack(1);
+        assert!(q.oldest_age() < Duration::from_millis(30), "c is newer");
+        q.ack(1);
+        assert_eq!(q.oldest_age(), Duration::ZERO);
     }
 
     #[tokio::test]

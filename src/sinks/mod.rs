@@ -147,6 +147,9 @@ impl SinkHandle {
         let d = self.queue.depth();
         self.metrics.queue_events.set(d.events as f64);
         self.metrics.queue_bytes.set(d.bytes as f64);
+        self.metrics
+            .queue_oldest_age
+            .set(self.queue.oldest_age().as_secs_f64());
     }
 }
 
