@@ -1156,3 +1156,37 @@ auth = {{ scheme = "token", secret = "{PRISMA_TOKEN}" }}
     a.stop().await;
     b.stop().await;
 }
+
+/// `max_retry_duration`: a batch that keeps failing with retryable answers is given up after
+/// that long and goes to the dead letters; the next event is delivered normally.
+#[tokio::test]
+async fn max_retry_duration_dead_letters_a_batch_that_keeps_failing() {
+    let rx = Receiver::start(vec![]).await;
+    rx.set_default(Reply::status(503));
+    let gw = start(&hook_config(
+        &rx.url("/p"),
+        "max_retry_duration = \"700ms\"\ndead_letter_path = \"{dir}/dead.ndjson\"",
+    ))
+    .await;
+    send_demo(&gw, event("doomed-1", "high")).await;
+    let dead_path = gw.dir.path().join("dead.ndjson");
+    eventually("the batch is dead-lettered", || {
+        read_lines(&dead_path).len() == 1
+    })
+    .await;
+    assert!(rx.count() >= 2, "it was retried before giving up");
+    let dead = read_lines(&dead_path);
+    assert_eq!(
+        dead[0]["reason"],
+        "retried for longer than max_retry_duration"
+    );
+    assert_eq!(
+        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        1.0
+    );
+    rx.set_default(Reply::status(200));
+    send_demo(&gw, event("fine-2", "high")).await;
+    eventually("the next event delivered", || !rx.accepted().is_empty()).await;
+    assert_eq!(rx.accepted_ids(), ["fine-2"]);
+    gw.stop().await;
+}

@@ -109,6 +109,8 @@ pub struct FileSinkConfig {
     pub filter: SinkFilterConfig,
     /// NDJSON file for events the destination refuses for good, with the reason and time.
     pub dead_letter_path: Option<PathBuf>,
+    /// Give up retrying a batch after this long and dead-letter it; absent: retry forever.
+    pub max_retry_duration: Option<ConfigDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +144,8 @@ pub struct HecSinkConfig {
     pub filter: SinkFilterConfig,
     /// NDJSON file for events the destination refuses for good, with the reason and time.
     pub dead_letter_path: Option<PathBuf>,
+    /// Give up retrying a batch after this long and dead-letter it; absent: retry forever.
+    pub max_retry_duration: Option<ConfigDuration>,
 }
 
 /// HEC indexer acknowledgement: a batch counts as delivered only once Splunk says it is
@@ -208,6 +212,8 @@ pub struct SyslogSinkConfig {
     pub filter: SinkFilterConfig,
     /// NDJSON file for events the destination refuses for good, with the reason and time.
     pub dead_letter_path: Option<PathBuf>,
+    /// Give up retrying a batch after this long and dead-letter it; absent: retry forever.
+    pub max_retry_duration: Option<ConfigDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,6 +244,8 @@ pub struct HttpSinkConfig {
     pub filter: SinkFilterConfig,
     /// NDJSON file for events the destination refuses for good, with the reason and time.
     pub dead_letter_path: Option<PathBuf>,
+    /// Give up retrying a batch after this long and dead-letter it; absent: retry forever.
+    pub max_retry_duration: Option<ConfigDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -547,6 +555,8 @@ pub struct SinkSettings {
     pub dead_letter_path: Option<PathBuf>,
     /// `Some` for a disk queue.
     pub disk: Option<crate::queue::disk::DiskSettings>,
+    /// Retryable failures of one batch for longer than this dead-letter it; `None`: forever.
+    pub max_retry_duration: Option<Duration>,
     pub kind: SinkKind,
 }
 
@@ -713,12 +723,42 @@ pub(super) fn validate_sink(
             format!("{id:?} is not a valid id: use 1 to 64 of A-Z a-z 0-9 - _ ."),
         );
     }
-    let (queue, batch, filter, dead_letter_path) = match sink {
-        SinkConfig::File(s) => (&s.queue, &s.batch, &s.filter, &s.dead_letter_path),
-        SinkConfig::SplunkHec(s) => (&s.queue, &s.batch, &s.filter, &s.dead_letter_path),
-        SinkConfig::Syslog(s) => (&s.queue, &s.batch, &s.filter, &s.dead_letter_path),
-        SinkConfig::Http(s) => (&s.queue, &s.batch, &s.filter, &s.dead_letter_path),
+    let (queue, batch, filter, dead_letter_path, max_retry) = match sink {
+        SinkConfig::File(s) => (
+            &s.queue,
+            &s.batch,
+            &s.filter,
+            &s.dead_letter_path,
+            s.max_retry_duration,
+        ),
+        SinkConfig::SplunkHec(s) => (
+            &s.queue,
+            &s.batch,
+            &s.filter,
+            &s.dead_letter_path,
+            s.max_retry_duration,
+        ),
+        SinkConfig::Syslog(s) => (
+            &s.queue,
+            &s.batch,
+            &s.filter,
+            &s.dead_letter_path,
+            s.max_retry_duration,
+        ),
+        SinkConfig::Http(s) => (
+            &s.queue,
+            &s.batch,
+            &s.filter,
+            &s.dead_letter_path,
+            s.max_retry_duration,
+        ),
     };
+    if max_retry.is_some_and(|d| d.0.is_zero()) {
+        issues.push(
+            format!("{path}.max_retry_duration"),
+            "must be greater than 0 (leave it out to retry forever)",
+        );
+    }
     if let Some(p) = dead_letter_path {
         if p.is_dir() {
             issues.push(
@@ -772,6 +812,7 @@ pub(super) fn validate_sink(
         filter,
         dead_letter_path: dead_letter_path.clone(),
         disk,
+        max_retry_duration: max_retry.map(|d| d.0),
         kind: kind?,
     })
 }

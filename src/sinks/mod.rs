@@ -288,6 +288,8 @@ pub struct Sink {
     transport: Transport,
     batch: BatchLimits,
     dead_letters: dead_letter::DeadLetters,
+    /// Retryable failures of one batch for longer than this dead-letter it.
+    max_retry: Option<Duration>,
 }
 
 impl Sink {
@@ -324,6 +326,7 @@ impl Sink {
             }),
             transport,
             batch: settings.batch,
+            max_retry: settings.max_retry_duration,
         })
     }
 
@@ -511,6 +514,7 @@ impl Sink {
     ) -> bool {
         let handle = &self.handle;
         let mut done = 0;
+        let mut failing_since: Option<std::time::Instant> = None;
         while done < batch.len() {
             let rest = batch.len() - done;
             let sent = tokio::select! {
@@ -526,6 +530,7 @@ impl Sink {
                     }
                     handle.set_healthy(true);
                     backoff.reset();
+                    failing_since = None;
                     done += n;
                     continue;
                 }
@@ -554,7 +559,31 @@ impl Sink {
                     done += delivered + rejected;
                     continue;
                 }
-                Err(e) => self.failure_delay(e, backoff),
+                Err(e) => {
+                    let retryable = matches!(e, SendError::Retryable { .. });
+                    let delay = self.failure_delay(e, backoff);
+                    // Only retryable failures time out: a configuration error holds the queue
+                    // until someone fixes it, however long that takes.
+                    let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                    if retryable
+                        && !acking
+                        && self.max_retry.is_some_and(|max| since.elapsed() >= max)
+                    {
+                        let rest = batch.len() - done;
+                        tracing::error!(sink = %handle.id, events = rest, "retried for longer than max_retry_duration; the batch goes to the dead letters");
+                        handle.queue.ack(rest);
+                        handle.metrics.failed.increment(rest as u64);
+                        self.dead_letters
+                            .record(
+                                "retried for longer than max_retry_duration",
+                                batch[done..].to_vec(),
+                            )
+                            .await;
+                        backoff.reset();
+                        return true;
+                    }
+                    delay
+                }
             };
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
