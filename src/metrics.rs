@@ -33,6 +33,7 @@ pub const SINK_TRUNCATIONS: &str = "siemgate_sink_truncations_total";
 pub const SINK_RECONNECTS: &str = "siemgate_sink_reconnects_total";
 pub const SINK_UP: &str = "siemgate_sink_up";
 pub const QUEUE_TORN_BYTES: &str = "siemgate_queue_torn_bytes_total";
+pub const QUEUE_RECOVERED: &str = "siemgate_queue_recovered_events_total";
 pub const QUEUE_FSYNC_DURATION: &str = "siemgate_queue_fsync_duration_seconds";
 pub const HEC_PENDING_ACK_EVENTS: &str = "siemgate_hec_pending_ack_events";
 pub const HEC_ACK_TIMEOUTS: &str = "siemgate_hec_ack_timeouts_total";
@@ -166,6 +167,11 @@ impl Registry {
             "Connections a sink opened again after losing one, by sink.",
         );
         c(
+            QUEUE_RECOVERED,
+            None,
+            "Events a disk queue loaded back at start, undelivered or in flight at the stop (the in-flight ones may arrive twice), by sink.",
+        );
+        c(
             QUEUE_TORN_BYTES,
             Some(Unit::Bytes),
             "Bytes of a torn tail record cut from a disk queue at start (a crash mid-write), by sink.",
@@ -281,6 +287,7 @@ impl Registry {
             reconnects: self.counter(SINK_RECONNECTS, &[("sink", sink)]),
             up: self.gauge(SINK_UP, &[("sink", sink)]),
             queue_torn_bytes: self.counter(QUEUE_TORN_BYTES, &[("sink", sink)]),
+            queue_recovered: self.counter(QUEUE_RECOVERED, &[("sink", sink)]),
             queue_fsync_seconds: self.histogram(QUEUE_FSYNC_DURATION, &[("sink", sink)]),
         }
     }
@@ -345,5 +352,6 @@ pub struct SinkMetrics {
     pub reconnects: Counter,
     pub up: Gauge,
     pub queue_torn_bytes: Counter,
+    pub queue_recovered: Counter,
     pub queue_fsync_seconds: Histogram,
 }

@@ -107,6 +107,16 @@ async fn accepted_events_survive_a_restart_and_are_delivered_once() {
     let a = start_a(&q, &url).await;
     let out = b.out();
     eventually("20 events at B", || read_lines(&out).len() >= 20).await;
+    let (_, text) = get_text(a.metrics_addr().unwrap(), "/metrics").await;
+    assert_eq!(
+        metric(
+            &text,
+            "siemgate_queue_recovered_events_total",
+            &[("sink", "fwd")]
+        ),
+        Some(20.0),
+        "{text}"
+    );
     let ids: Vec<String> = read_lines(&out)
         .iter()
         .map(|l| l["raw"]["id"].as_str().unwrap().to_owned())

@@ -44,6 +44,8 @@ pub struct DiskSettings {
 /// Metric handles the writer updates.
 pub struct DiskMetrics {
     pub torn_bytes: Counter,
+    /// Events loaded back at start: not known to be delivered, so sent (perhaps again).
+    pub recovered: Counter,
     pub fsync_seconds: Histogram,
 }
 
@@ -95,6 +97,7 @@ impl DiskWriter {
             seq += chunk.len() as u64;
             mem.preload(chunk.drain(..));
         }
+        metrics.recovered.increment(recovered.records);
         if recovered.records > 0 {
             tracing::info!(sink = %sink_id, events = recovered.records, "loaded undelivered events from the disk queue");
         }

@@ -312,6 +312,7 @@ impl Sink {
                 disk,
                 DiskMetrics {
                     torn_bytes: metrics.queue_torn_bytes.clone(),
+                    recovered: metrics.queue_recovered.clone(),
                     fsync_seconds: metrics.queue_fsync_seconds.clone(),
                 },
             )?,
