@@ -980,3 +980,58 @@ async fn request_timeout_gives_up_on_a_silent_collector() {
     gw.stop().await;
     hec.assert_no_problems();
 }
+
+/// An outage behind a disk queue: while the collector is down the gateway keeps accepting until
+/// the queue bound, then answers 503 with Retry-After; once the collector is back, everything
+/// accepted is indexed once, in order, and new requests are accepted again.
+#[tokio::test]
+async fn outage_with_a_disk_queue_accepts_to_the_bound_then_delivers_in_order() {
+    let addr = hec::free_addr();
+    let queue = "[sinks.queue]\ntype = \"disk\"\npath = \"{dir}/q\"\nmax_events = 8\n";
+    let gw = start(&one_sink_config(&format!("http://{addr}"), queue, 50)).await;
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..12 {
+        let body = serde_json::to_string(&[prisma_alert(i)]).unwrap();
+        let a = send(
+            gw.addr(),
+            post(
+                gw.addr(),
+                "prisma",
+                &[("content-type", "application/json")],
+                body,
+            ),
+        )
+        .await;
+        match a.status {
+            StatusCode::OK => {
+                assert_eq!(refused, 0, "a 200 after a 503: the bound must hold");
+                accepted.push(prisma_id(i));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(a.headers.contains_key("retry-after"), "{a:?}");
+                assert_eq!(a.json()["error"], "queue_full", "{a:?}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {a:?}"),
+        }
+    }
+    assert_eq!(accepted.len(), 8, "accepted up to the bound");
+    assert_eq!(refused, 4);
+    assert!(
+        std::fs::read_dir(gw.dir.path().join("q"))
+            .unwrap()
+            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "seg")),
+        "the accepted events are on disk"
+    );
+
+    let hec = HecServer::start_on(addr, TOKEN).await;
+    let indexed = wait_indexed(&hec, 8).await;
+    let ids: Vec<String> = indexed.iter().map(HecEvent::id).collect();
+    assert_eq!(ids, accepted, "indexed once each, in order");
+    assert_each_once(&indexed);
+    post_events(&gw, "prisma", &[prisma_alert(20)]).await;
+    wait_indexed(&hec, 9).await;
+    gw.stop().await;
+    hec.assert_no_problems();
+}
