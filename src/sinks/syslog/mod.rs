@@ -128,7 +128,8 @@ impl SyslogEncoder {
                 sd_param(out, "source", event.source);
                 out.extend_from_slice(b" id=\"");
                 let id_start = out.len();
-                let _ = write!(SdEscape(out), "{}", event.id);
+                let _ =
+                    std::fmt::Write::write_fmt(&mut SdEscape(out), format_args!("{}", event.id));
                 // A vendor id of any length would make the header, which is never cut,
                 // outgrow the message; the full id is in the body (LEEF/CEF externalId).
                 if out.len() - id_start > MAX_SD_ID_BYTES {
@@ -234,18 +235,6 @@ impl std::fmt::Write for SdEscape<'_> {
                 _ => self.0.put_u8(b),
             }
         }
-        Ok(())
-    }
-}
-
-impl std::io::Write for SdEscape<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // Only called through `write!` with the event id's text, which is UTF-8.
-        let _ = std::fmt::Write::write_str(self, &String::from_utf8_lossy(buf));
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }
