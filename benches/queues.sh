@@ -9,19 +9,16 @@
 #   ROUNDS=5 DURATION=15s CONNECTIONS=64 bash benches/queues.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/common.sh
+source benches/common.sh
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
-SECRET=load-test-secret
-BODY=fixtures/load/prisma-alert-single.json
 PORT0=${PORT0:-18191}
 
-if ! command -v wrk >/dev/null; then
-  echo "installing wrk" >&2
-  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
-fi
+install_wrk
 
 cargo build --release --quiet --bin siemgate
 
@@ -34,7 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-SIG="sha256=$(python3 -c "import hmac,hashlib,sys;print(hmac.new(sys.argv[1].encode(),open(sys.argv[2],'rb').read(),hashlib.sha256).hexdigest())" "$SECRET" "$BODY")"
+SIG="$(signature)"
 
 variants=(memory disk-interval disk-always)
 port_of() { # index -> hooks port (metrics is +100)
@@ -89,29 +86,8 @@ TOML
   i=$((i + 1))
 done
 
-cat > "$work/post.lua" <<'LUA'
-local f = assert(io.open(os.getenv("BODY_FILE"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-Signature"] = os.getenv("SIG")
-done = function(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
-  io.write(string.format("RESULT rps=%.0f p50_ms=%.3f p99_ms=%.3f errors=%d non2xx=%d\n",
-    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, errors, summary.errors.status))
-end
-LUA
+write_post_lua "$work/post.lua"
 
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "port $1 never opened" >&2
-  return 1
-}
 for i in 0 1 2; do wait_port "$(port_of $i)"; done
 
 run() { # name port
