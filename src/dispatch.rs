@@ -5,6 +5,7 @@
 //! The borrowed `Event`s never outlive this call: each is encoded the moment it is decoded, into
 //! one buffer per target sink, and the queues receive reference-counted slices of those buffers.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -18,12 +19,41 @@ use crate::vendors::Context;
 
 /// A configured source with what the request path needs at hand.
 pub struct Source {
-    pub settings: SourceSettings,
-    pub metrics: SourceMetrics,
+    pub settings: Arc<SourceSettings>,
+    pub metrics: Arc<SourceMetrics>,
     /// The source's sinks, in a fixed order.
     pub targets: Vec<Target>,
     /// Remembered requests, when de-duplication is on.
-    pub dedup: Option<crate::server::dedup::Dedup>,
+    pub dedup: Option<Arc<crate::server::dedup::Dedup>>,
+    /// Counters the admin API shows; they outlive changes to the source.
+    pub stats: Arc<SourceStats>,
+}
+
+/// A source's live counters since the process started.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    pub events_accepted: AtomicU64,
+    /// Unix milliseconds of the last accepted request with events; 0 before the first.
+    pub last_event_ms: AtomicI64,
+    pub auth_failures: AtomicU64,
+}
+
+impl SourceStats {
+    pub fn accepted(&self, events: usize) {
+        if events == 0 {
+            return;
+        }
+        self.events_accepted
+            .fetch_add(events as u64, Ordering::Relaxed);
+        self.last_event_ms.store(
+            crate::normalize::Timestamp::now().millis(),
+            Ordering::Relaxed,
+        );
+    }
+
+    pub fn auth_failure(&self) {
+        self.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// One sink a source routes to: the sink, its filter, and this source's encoding for it.
@@ -40,6 +70,8 @@ pub struct Accepted {
     pub events: usize,
     /// Of those, events the source's filter dropped on purpose.
     pub filtered: usize,
+    /// The source is suppressed: the events were counted and not forwarded.
+    pub suppressed: bool,
 }
 
 /// One target sink's share of a request: its encoded events back to back, and where each ends.
@@ -63,6 +95,21 @@ pub fn dispatch(
         received_at,
     };
     let filter = &source.settings.filter;
+    if source.settings.suppressed {
+        let events = source
+            .settings
+            .vendor
+            .decode_mapped(body, &ctx, source.settings.mapping.as_ref(), |_| {})
+            .map_err(Reject::Decode)?;
+        source.metrics.events_received.increment(events as u64);
+        source.metrics.events_suppressed.increment(events as u64);
+        let accepted = Accepted {
+            events,
+            filtered: 0,
+            suppressed: true,
+        };
+        return Ok((accepted, Vec::new()));
+    }
     let mut encoded: Vec<Encoded> = source
         .targets
         .iter()
@@ -105,7 +152,11 @@ pub fn dispatch(
     if encode_failed {
         return Err(Reject::Internal("an event could not be encoded for a sink"));
     }
-    let accepted = Accepted { events, filtered };
+    let accepted = Accepted {
+        events,
+        filtered,
+        suppressed: false,
+    };
     if events == filtered {
         count(source, accepted, &encoded);
         return Ok((accepted, Vec::new()));

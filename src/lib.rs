@@ -20,11 +20,16 @@
 //!   sink (`file`, `hec` for Splunk, `syslog` with LEEF/CEF/JSON bodies, `http`).
 //! * `metrics`: metric names and the handles registered once per source and sink.
 //! * `shutdown`: the signal future the binary waits on.
+//! * `control`: the running configuration (sinks, sources, routing table) and every change to
+//!   it: admin API calls and reloads.
+//! * `admin`: the admin API's listener handler, its input rules and its store.
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod dispatch;
 pub mod metrics;
 pub mod normalize;
@@ -35,7 +40,6 @@ pub mod shutdown;
 pub mod sinks;
 pub mod vendors;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -46,18 +50,14 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::dispatch::Source;
+use crate::control::{ChangeError, Control, ReloadReport};
 use crate::server::ingest::Ingest;
 use crate::server::ops::Ops;
-use crate::sinks::Sink;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open the disk queue of sink {sink}: {source}")]
-    Queue {
-        sink: String,
-        source: queue::log::LogError,
-    },
+    #[error(transparent)]
+    Control(#[from] control::ControlStartError),
     #[error("cannot listen on {addr} ({listener}): {source}")]
     Bind {
         listener: &'static str,
@@ -74,6 +74,8 @@ const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct Gateway {
     hooks_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+    control: Arc<Control>,
     shutdown: CancellationToken,
     done: JoinHandle<()>,
 }
@@ -88,6 +90,22 @@ impl Gateway {
         self.metrics_addr
     }
 
+    /// Where the admin API listens, when `[admin]` is configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Re-reads the config file and applies it if it is valid (what SIGHUP does); the result
+    /// is logged as well.
+    pub async fn reload(&self) -> Result<ReloadReport, ChangeError> {
+        let r = self.control.reload().await;
+        match &r {
+            Ok(report) => admin::log_reload(report),
+            Err(e) => admin::log_reload_error(e),
+        }
+        r
+    }
+
     /// Starts a clean shutdown: stop accepting, finish in-flight requests, drain the queues.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
@@ -100,85 +118,73 @@ impl Gateway {
 }
 
 async fn bind(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
+    let l = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind {
             listener,
             addr,
             source,
-        })
+        })?;
+    Ok(l)
+}
+
+fn local_addr(
+    listener: &'static str,
+    l: &TcpListener,
+    addr: SocketAddr,
+) -> Result<SocketAddr, StartError> {
+    l.local_addr().map_err(|source| StartError::Bind {
+        listener,
+        addr,
+        source,
+    })
 }
 
 /// Binds the listeners and starts the sink workers; returns once the gateway accepts requests.
 pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     let registry = Arc::new(metrics::Registry::new());
-    let mut sinks: Vec<Sink> = Vec::with_capacity(settings.sinks.len());
-    for s in &settings.sinks {
-        let sink = Sink::build(s, &registry).map_err(|source| StartError::Queue {
-            sink: s.id.clone(),
-            source,
-        })?;
-        sinks.push(sink);
-    }
-    let handles: Vec<_> = sinks.iter().map(|s| s.handle.clone()).collect();
+    let server = &settings.server;
+    let listen = server.listen;
+    let limits = server.limits;
+    let grace = server.shutdown_grace;
+    let tls = server.tls.clone().map(TlsAcceptor::from);
+    let metrics_listen = settings.metrics;
+    let admin_settings = settings.admin.as_ref().map(|a| {
+        (
+            a.listen,
+            a.tls.clone(),
+            a.tokens
+                .iter()
+                .map(|t| config::AdminToken {
+                    name: t.name.clone(),
+                    token: t.token.clone(),
+                    role: t.role,
+                })
+                .collect::<Vec<_>>(),
+        )
+    });
 
-    let mut sources = HashMap::with_capacity(settings.sources.len());
-    for s in settings.sources {
-        if matches!(s.verifier, auth::Verifier::None) {
-            tracing::warn!(source = %s.id, "source accepts unauthenticated requests (allow_unauthenticated = true)");
-        }
-        let targets = s
-            .sinks
-            .iter()
-            .map(|&i| dispatch::Target {
-                sink: handles[i].clone(),
-                filter: settings.sinks[i].filter.clone(),
-                encoding: sinks::Encoding::for_target(&settings.sinks[i], &s, &handles[i].metrics),
-            })
-            .collect();
-        let metrics = registry.source(&s.id);
-        let dedup = s
-            .dedup
-            .map(|(window, max)| server::dedup::Dedup::new(window, max));
-        sources.insert(
-            s.id.clone(),
-            Source {
-                settings: s,
-                metrics,
-                targets,
-                dedup,
-            },
-        );
-    }
-
-    let hooks = bind("hooks", settings.server.listen).await?;
-    let hooks_addr = hooks.local_addr().map_err(|source| StartError::Bind {
-        listener: "hooks",
-        addr: settings.server.listen,
-        source,
-    })?;
-    let ops_listener = match settings.metrics {
+    let hooks = bind("hooks", listen).await?;
+    let hooks_addr = local_addr("hooks", &hooks, listen)?;
+    let ops_listener = match metrics_listen {
         Some(addr) => Some(bind("metrics", addr).await?),
         None => None,
     };
     let metrics_addr = ops_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let admin_listener = match &admin_settings {
+        Some((addr, _, _)) => Some(bind("admin", *addr).await?),
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+
+    let (control, routes) = Control::start(settings, registry.clone())?;
+    let control = Arc::new(control);
 
     let shutdown = CancellationToken::new();
-    let abort = CancellationToken::new();
-    let limits = settings.server.limits;
-    let grace = settings.server.shutdown_grace;
-
-    let workers: Vec<JoinHandle<()>> = sinks
-        .into_iter()
-        .map(|sink| tokio::spawn(sink.run(abort.clone())))
-        .collect();
-
     let ingest = Arc::new(Ingest {
-        sources,
-        limits,
+        routes: routes.clone(),
         unrouted: registry.unrouted(),
     });
-    let tls = settings.server.tls.map(TlsAcceptor::from);
     let hooks_task = tokio::spawn(server::serve(
         hooks,
         tls,
@@ -190,7 +196,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
 
     let ops = Arc::new(Ops {
         registry,
-        sinks: handles.clone(),
+        routes,
         accepting: true.into(),
     });
     let ops_shutdown = CancellationToken::new();
@@ -205,45 +211,38 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
             move |_, req| server::ops::handle(ops.clone(), req),
         ))
     });
+    let admin_task = match (admin_listener, admin_settings) {
+        (Some(listener), Some((_, admin_tls, tokens))) => {
+            let admin = Arc::new(admin::Admin {
+                control: control.clone(),
+                tokens,
+            });
+            Some(tokio::spawn(server::serve(
+                listener,
+                admin_tls.map(TlsAcceptor::from),
+                limits,
+                ops_shutdown.clone(),
+                std::time::Duration::from_secs(1),
+                move |_, req| admin::handle(admin.clone(), req),
+            )))
+        }
+        _ => None,
+    };
 
     let stop = shutdown.clone();
+    let ctl = control.clone();
     let done = tokio::spawn(async move {
         stop.cancelled().await;
         let deadline = tokio::time::Instant::now() + grace;
         ops.accepting.store(false, Ordering::Relaxed);
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let _ = hooks_task.await;
-        for h in &handles {
-            h.queue.close();
-        }
-        tracing::info!("draining sink queues");
-        let drain = async {
-            for w in workers {
-                let _ = w.await;
-            }
-        };
-        tokio::pin!(drain);
-        if tokio::time::timeout_at(deadline, &mut drain).await.is_err() {
-            abort.cancel();
-            // Workers stop at their next await point once aborted; a write stuck in the
-            // kernel cannot be interrupted, so this wait is bounded too.
-            if tokio::time::timeout(ABORT_WAIT, &mut drain).await.is_err() {
-                tracing::error!("sink workers did not stop after the shutdown deadline");
-            }
-        }
-        for h in &handles {
-            let left = h.queue.depth().events;
-            if left > 0 && h.queue.is_disk() {
-                tracing::warn!(sink = %h.id, events = left, "undelivered events stay in the disk queue for the next start");
-            } else if left > 0 {
-                tracing::error!(sink = %h.id, events = left, "shutdown grace period ended before these events were delivered");
-            }
-            // A disk queue records the last deliveries and keeps the rest for the next start.
-            let handle = h.clone();
-            let _ = tokio::task::spawn_blocking(move || handle.queue.close_disk()).await;
-        }
+        ctl.shutdown(deadline, ABORT_WAIT).await;
         ops_shutdown.cancel();
         if let Some(t) = ops_task {
+            let _ = t.await;
+        }
+        if let Some(t) = admin_task {
             let _ = t.await;
         }
         tracing::info!("stopped");
@@ -252,6 +251,8 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     Ok(Gateway {
         hooks_addr,
         metrics_addr,
+        admin_addr,
+        control,
         shutdown,
         done,
     })

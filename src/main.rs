@@ -96,7 +96,13 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
         if let Some(addr) = gateway.metrics_addr() {
             tracing::info!(addr = %addr, "metrics listener ready");
         }
-        signals.recv().await;
+        if let Some(addr) = gateway.admin_addr() {
+            tracing::info!(addr = %addr, "admin listener ready");
+        }
+        while signals.recv().await == siemgate::shutdown::Request::Reload {
+            // The outcome is logged by `reload`; a refused reload leaves the running config.
+            let _ = gateway.reload().await;
+        }
         gateway.shutdown();
         gateway.wait().await;
         anyhow::Ok(())

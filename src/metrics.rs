@@ -20,6 +20,8 @@ pub const AUTH_FAILURES: &str = "siemgate_auth_failures_total";
 pub const EVENTS_RECEIVED: &str = "siemgate_events_received_total";
 pub const EVENTS_FILTERED: &str = "siemgate_events_filtered_total";
 pub const DUPLICATES: &str = "siemgate_duplicate_requests_total";
+pub const EVENTS_SUPPRESSED: &str = "siemgate_events_suppressed_total";
+pub const ADMIN_REQUESTS: &str = "siemgate_admin_requests_total";
 pub const EVENTS_DELIVERED: &str = "siemgate_events_delivered_total";
 pub const EVENTS_FAILED: &str = "siemgate_events_failed_total";
 pub const SINK_RETRIES: &str = "siemgate_sink_retries_total";
@@ -100,6 +102,16 @@ impl Registry {
             UNROUTED_REQUESTS,
             None,
             "Requests to no configured source (404), by status code.",
+        );
+        c(
+            EVENTS_SUPPRESSED,
+            None,
+            "Events of suppressed sources: verified and counted, not forwarded.",
+        );
+        c(
+            ADMIN_REQUESTS,
+            None,
+            "Admin API requests answered, by route and status code.",
         );
         c(
             REQUESTS_REJECTED,
@@ -264,8 +276,15 @@ impl Registry {
             events_received: self.counter(EVENTS_RECEIVED, &[("source", source)]),
             events_filtered: self.counter(EVENTS_FILTERED, &[("source", source)]),
             duplicates: self.counter(DUPLICATES, &[("source", source)]),
+            events_suppressed: self.counter(EVENTS_SUPPRESSED, &[("source", source)]),
             duration: self.histogram(HTTP_REQUEST_DURATION, &[("source", source)]),
         }
+    }
+
+    /// Admin API requests by route and status code.
+    pub fn admin_request(&self, route: &'static str, code: u16) -> Counter {
+        let code = code.to_string();
+        self.counter(ADMIN_REQUESTS, &[("route", route), ("code", code.as_str())])
     }
 
     pub fn unrouted(&self) -> Counter {
@@ -316,6 +335,7 @@ pub struct SourceMetrics {
     pub events_received: Counter,
     pub events_filtered: Counter,
     pub duplicates: Counter,
+    pub events_suppressed: Counter,
     pub duration: Histogram,
 }
 

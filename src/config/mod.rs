@@ -25,7 +25,9 @@ use crate::secret::Secret;
 use crate::vendors::mapping::{Mapping, MappingConfig};
 use crate::vendors::Vendor;
 
+pub mod admin;
 pub mod sinks;
+pub use admin::*;
 pub use sinks::*;
 
 /// Default cap on a request body. Prisma Cloud batches and Wallarm arrays of a few hundred alerts
@@ -48,7 +50,7 @@ pub const DEFAULT_SIGNATURE_TOLERANCE: Duration = Duration::from_secs(300);
 // ---------------------------------------------------------------------------------------------
 
 /// The config file as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     pub server: ServerConfig,
@@ -58,9 +60,11 @@ pub struct ConfigFile {
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
+    /// The admin API; off when absent.
+    pub admin: Option<AdminConfig>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address of the webhook listener.
@@ -82,7 +86,7 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     pub cert: PathBuf,
@@ -91,7 +95,7 @@ pub struct TlsConfig {
     pub client_ca: Option<PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     #[serde(default = "default_max_body_bytes")]
@@ -118,7 +122,7 @@ impl Default for LimitsConfig {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Address of the metrics and health listener (`/metrics`, `/healthz`, `/readyz`).
@@ -138,10 +142,18 @@ impl Default for MetricsConfig {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub id: String,
+    /// A label for people (the admin API shows it).
+    pub name: Option<String>,
+    /// `false`: the hook answers 404 as if the source did not exist.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// `true`: requests are still verified and answered, events are counted and not forwarded.
+    #[serde(default)]
+    pub suppressed: bool,
     #[serde(default = "default_vendor")]
     pub vendor: String,
     pub auth: AuthConfig,
@@ -163,7 +175,7 @@ pub struct SourceConfig {
     pub dedup: Option<DedupConfig>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DedupConfig {
     /// How long a request is remembered.
@@ -180,7 +192,7 @@ fn default_dedup_max_entries() -> usize {
     DEFAULT_DEDUP_MAX_ENTRIES
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterConfig {
     pub min_severity: Option<Severity>,
@@ -191,7 +203,7 @@ pub struct FilterConfig {
 }
 
 /// How a source proves who it is. `scheme` selects the variant.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthConfig {
     None {
@@ -232,14 +244,14 @@ pub enum AuthConfig {
     },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicCredential {
     pub username: String,
     pub password: SecretRef,
 }
 
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EncodingConfig {
     #[default]
@@ -250,7 +262,7 @@ pub enum EncodingConfig {
 }
 
 /// A secret as written in the file: a literal, `${ENV_VAR}`, or `@file:/path`.
-#[derive(Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(transparent)]
 pub struct SecretRef(String);
 
@@ -261,6 +273,17 @@ impl fmt::Debug for SecretRef {
 }
 
 impl SecretRef {
+    /// A secret given as its value (the admin API takes no references).
+    pub fn literal(value: String) -> SecretRef {
+        SecretRef(value)
+    }
+
+    /// Whether this names an environment variable or a file rather than holding the value.
+    pub fn is_reference(&self) -> bool {
+        let raw = self.0.as_str();
+        raw.starts_with("@file:") || (raw.starts_with("${") && raw.ends_with('}'))
+    }
+
     /// Resolves the reference. Error messages name the variable or file, never the value.
     pub fn resolve(&self) -> Result<Secret, String> {
         let raw = self.0.as_str();
@@ -365,12 +388,20 @@ fn default_signature_tolerance() -> ConfigDuration {
 pub struct Settings {
     pub server: ServerSettings,
     pub metrics: Option<SocketAddr>,
+    /// In the order of `file.sources`.
     pub sources: Vec<SourceSettings>,
+    /// In the order of `file.sinks`.
     pub sinks: Vec<SinkSettings>,
+    pub admin: Option<AdminSettings>,
+    /// The file as written, to tell on reload what changed.
+    pub file: ConfigFile,
+    /// The file the settings came from, when they came from one (reload reads it again).
+    pub path: Option<PathBuf>,
 }
 
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    pub data_dir: PathBuf,
     /// `None` means plaintext (only when the file says `plaintext = true`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limits: Limits,
@@ -394,6 +425,9 @@ pub struct Limits {
 
 pub struct SourceSettings {
     pub id: String,
+    pub name: Option<String>,
+    pub enabled: bool,
+    pub suppressed: bool,
     pub vendor: Vendor,
     pub verifier: Verifier,
     /// Indexes into `Settings::sinks`, sorted and unique.
@@ -405,6 +439,8 @@ pub struct SourceSettings {
     pub hec: HecOverrides,
     /// `(window, max_entries)` when de-duplication is on.
     pub dedup: Option<(Duration, usize)>,
+    /// Secrets replaced by a reset that still pass until the given time.
+    pub grace: Option<(Verifier, std::time::SystemTime)>,
 }
 
 /// Which events of a source are forwarded; the rest are counted and dropped on purpose.
@@ -495,7 +531,9 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
             message: e.message().trim_end().to_owned(),
         }
     })?;
-    validate(file).map_err(ConfigError::Invalid)
+    let mut settings = validate(file).map_err(ConfigError::Invalid)?;
+    settings.path = Some(path.to_owned());
+    Ok(settings)
 }
 
 pub fn parse(text: &str) -> Result<ConfigFile, toml::de::Error> {
@@ -542,6 +580,7 @@ pub fn validate(file: ConfigFile) -> Result<Settings, Vec<ConfigIssue>> {
         }
     }
 
+    let sink_id_list: Vec<&str> = file.sinks.iter().map(SinkConfig::id).collect();
     let client_ca = file
         .server
         .tls
@@ -557,16 +596,20 @@ pub fn validate(file: ConfigFile) -> Result<Settings, Vec<ConfigIssue>> {
                 format!("duplicate source id {:?}", source.id),
             );
         }
-        if let Some(s) = validate_source(source, &path, &file.sinks, client_ca, &mut issues) {
+        if let Some(s) = validate_source(source, &path, &sink_id_list, client_ca, &mut issues) {
             sources.push(s);
         }
     }
-    if file.sources.is_empty() {
+    if file.sources.is_empty() && file.admin.is_none() {
         issues.push(
             "sources",
-            "no sources configured: add at least one [[sources]] table",
+            "no sources configured: add at least one [[sources]] table (or [admin] to add them through the API)",
         );
     }
+    let admin = file
+        .admin
+        .as_ref()
+        .and_then(|a| validate_admin(a, server.as_ref().map(|s| s.listen), &mut issues));
 
     match (server, issues.0.is_empty()) {
         (Some(server), true) => Ok(Settings {
@@ -574,6 +617,9 @@ pub fn validate(file: ConfigFile) -> Result<Settings, Vec<ConfigIssue>> {
             metrics,
             sources,
             sinks,
+            admin,
+            file,
+            path: None,
         }),
         _ => Err(issues.0),
     }
@@ -640,6 +686,7 @@ fn validate_server(server: &ServerConfig, issues: &mut Issues) -> Option<ServerS
     }
     Some(ServerSettings {
         listen,
+        data_dir: server.data_dir.clone(),
         tls,
         limits: Limits {
             max_body_bytes: l.max_body_bytes,
@@ -652,10 +699,33 @@ fn validate_server(server: &ServerConfig, issues: &mut Issues) -> Option<ServerS
     })
 }
 
+/// Validates one source on its own (the admin API's sources): every problem, with paths below
+/// `path` (`""` for paths relative to the source itself). `sink_ids` are the running sinks;
+/// `SourceSettings::sinks` index into it.
+pub fn validate_source_config(
+    source: &SourceConfig,
+    path: &str,
+    sink_ids: &[&str],
+    client_ca_configured: bool,
+) -> Result<SourceSettings, Vec<ConfigIssue>> {
+    let mut issues = Issues::default();
+    let settings = validate_source(source, path, sink_ids, client_ca_configured, &mut issues);
+    let mut out = issues.0;
+    for i in &mut out {
+        if let Some(rest) = i.path.strip_prefix('.') {
+            i.path = rest.to_owned();
+        }
+    }
+    match settings {
+        Some(s) if out.is_empty() => Ok(s),
+        _ => Err(out),
+    }
+}
+
 fn validate_source(
     source: &SourceConfig,
     path: &str,
-    sinks: &[SinkConfig],
+    sink_ids: &[&str],
     client_ca_configured: bool,
     issues: &mut Issues,
 ) -> Option<SourceSettings> {
@@ -688,7 +758,7 @@ fn validate_source(
         );
     }
     for (j, name) in source.sinks.iter().enumerate() {
-        match sinks.iter().position(|s| s.id() == name) {
+        match sink_ids.iter().position(|s| s == name) {
             Some(idx) => targets.push(idx),
             None => issues.push(
                 format!("{path}.sinks[{j}]"),
@@ -707,6 +777,9 @@ fn validate_source(
                 format!("{cidr:?} is not an IP address or CIDR such as 10.0.0.0/8"),
             ),
         }
+    }
+    if source.name.as_ref().is_some_and(|n| n.len() > 200) {
+        issues.push(format!("{path}.name"), "longer than 200 characters");
     }
     if source.require_client_cert && !client_ca_configured {
         issues.push(
@@ -758,6 +831,10 @@ fn validate_source(
     }
     Some(SourceSettings {
         id: source.id.clone(),
+        name: source.name.clone(),
+        enabled: source.enabled,
+        suppressed: source.suppressed,
+        grace: None,
         vendor: vendor?,
         verifier: verifier?,
         sinks: targets,
@@ -817,6 +894,15 @@ fn parse_header(name: &str, path: &str, issues: &mut Issues) -> Option<HeaderNam
             issues.push(path, format!("{name:?} is not a valid HTTP header name"));
             None
         }
+    }
+}
+
+/// Builds a verifier from an auth table on its own (the admin API's grace secrets).
+pub fn build_verifier(auth: &AuthConfig, vendor: Vendor) -> Result<Verifier, Vec<ConfigIssue>> {
+    let mut issues = Issues::default();
+    match validate_auth(auth, Some(vendor), "auth", &mut issues) {
+        Some(v) if issues.0.is_empty() => Ok(v),
+        _ => Err(issues.0),
     }
 }
 
@@ -1064,6 +1150,54 @@ mod tests {
             );
         }
         assert_eq!(issues.len(), expect.len(), "{issues:#?}");
+    }
+
+    #[test]
+    fn admin_problems_are_reported_with_their_paths() {
+        let text = r#"
+            [server]
+            listen = "127.0.0.1:8080"
+            plaintext = true
+            [admin]
+            listen = "0.0.0.0:8080"
+            [[admin.tokens]]
+            name = "ops"
+            token = "short"
+            [[admin.tokens]]
+            name = "ops"
+            token = "long-enough-token-1234"
+            role = "read"
+        "#;
+        let issues = issues_of(text);
+        let expect = [
+            "admin.listen: the admin API needs its own listener",
+            "admin.tls: an admin listener on a non-loopback address needs [admin.tls]",
+            "admin.tokens[0].token: too short",
+            "admin.tokens[1].name: duplicate token name \"ops\"",
+        ];
+        for e in expect {
+            assert!(
+                issues.iter().any(|i| i.starts_with(e)),
+                "missing {e:?} in {issues:#?}"
+            );
+        }
+        assert_eq!(issues.len(), expect.len(), "{issues:#?}");
+
+        // With [admin], a file may start without sources: they can come from the API.
+        let ok = r#"
+            [server]
+            listen = "127.0.0.1:8080"
+            plaintext = true
+            [admin]
+            listen = "127.0.0.1:9300"
+            [[admin.tokens]]
+            name = "ops"
+            token = "long-enough-token-1234"
+        "#;
+        let settings = validate(parse(ok).unwrap()).unwrap();
+        let admin = settings.admin.unwrap();
+        assert_eq!(admin.tokens[0].role, AdminRole::Admin);
+        assert!(admin.tls.is_none());
     }
 
     #[test]

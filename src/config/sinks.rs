@@ -68,7 +68,7 @@ pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Siemgate-Signature";
 // File types (serde)
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SinkConfig {
     File(FileSinkConfig),
@@ -86,9 +86,28 @@ impl SinkConfig {
             SinkConfig::Http(s) => &s.id,
         }
     }
+
+    /// The `type` key's value.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkConfig::File(_) => "file",
+            SinkConfig::SplunkHec(_) => "splunk_hec",
+            SinkConfig::Syslog(_) => "syslog",
+            SinkConfig::Http(_) => "http",
+        }
+    }
+
+    pub fn queue(&self) -> &QueueConfig {
+        match self {
+            SinkConfig::File(s) => &s.queue,
+            SinkConfig::SplunkHec(s) => &s.queue,
+            SinkConfig::Syslog(s) => &s.queue,
+            SinkConfig::Http(s) => &s.queue,
+        }
+    }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
     pub id: String,
@@ -113,7 +132,7 @@ pub struct FileSinkConfig {
     pub max_retry_duration: Option<ConfigDuration>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HecSinkConfig {
     pub id: String,
@@ -150,7 +169,7 @@ pub struct HecSinkConfig {
 
 /// HEC indexer acknowledgement: a batch counts as delivered only once Splunk says it is
 /// indexed, not when it answers 200 (which only means "looks valid").
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AckConfig {
     #[serde(default)]
@@ -174,7 +193,7 @@ impl Default for AckConfig {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyslogSinkConfig {
     pub id: String,
@@ -216,7 +235,7 @@ pub struct SyslogSinkConfig {
     pub max_retry_duration: Option<ConfigDuration>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSinkConfig {
     pub id: String,
@@ -248,7 +267,7 @@ pub struct HttpSinkConfig {
     pub max_retry_duration: Option<ConfigDuration>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureConfig {
     #[serde(default = "default_signature_header")]
@@ -327,7 +346,7 @@ pub enum SyslogFormat {
     Json,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientTlsConfig {
     /// PEM CA bundle the destination's certificate must chain to; default: the system roots.
@@ -342,7 +361,7 @@ pub struct ClientTlsConfig {
 }
 
 /// Which events a sink takes; the others are not queued for it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkFilterConfig {
     pub min_severity: Option<Severity>,
@@ -353,7 +372,7 @@ pub struct SinkFilterConfig {
 }
 
 /// Per-source HEC envelope overrides (`[sources.hec]`).
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HecOverrides {
     pub host: Option<String>,
@@ -375,7 +394,7 @@ pub enum FsyncPolicy {
     Never,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     #[serde(default, rename = "type")]
@@ -445,7 +464,7 @@ fn default_segment_bytes() -> u64 {
     DEFAULT_SEGMENT_BYTES
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchConfig {
     #[serde(default = "default_batch_max_events")]

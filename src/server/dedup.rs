@@ -155,6 +155,7 @@ mod tests {
         Accepted {
             events: n,
             filtered: 0,
+            suppressed: false,
         }
     }
 

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -16,6 +17,7 @@ use metrics::Counter;
 use super::dedup::{Dedup, Seen};
 use super::reject::{json_response, Reject};
 use super::ConnInfo;
+use crate::auth::{AuthError, Verifier};
 use crate::config::Limits;
 use crate::dispatch::{dispatch, Accepted, Source};
 use crate::normalize::Timestamp;
@@ -27,10 +29,18 @@ const DISK_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5
 
 /// Everything the hooks listener needs to answer requests.
 pub struct Ingest {
-    pub sources: HashMap<String, Source>,
-    pub limits: Limits,
+    /// The routing table; the admin API and reloads swap it whole.
+    pub routes: Arc<ArcSwap<Routes>>,
     /// Requests to paths no source is configured at.
     pub unrouted: Counter,
+}
+
+/// What requests are routed by: every enabled source, the per-request limits, and the active
+/// sinks. Replaced atomically, so a request sees one version from start to end.
+pub struct Routes {
+    pub sources: HashMap<String, Arc<Source>>,
+    pub limits: Limits,
+    pub sinks: Vec<Arc<crate::sinks::SinkHandle>>,
 }
 
 pub async fn handle(
@@ -39,18 +49,26 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
-    let Some(source) = req
-        .uri()
-        .path()
-        .strip_prefix("/hooks/")
-        .and_then(|id| state.sources.get(id))
-    else {
+    let (source, limits) = {
+        let routes = state.routes.load();
+        let source = req
+            .uri()
+            .path()
+            .strip_prefix("/hooks/")
+            .and_then(|id| routes.sources.get(id))
+            .cloned();
+        (source, routes.limits)
+    };
+    let Some(source) = source else {
         state.unrouted.increment(1);
         tracing::debug!(path = req.uri().path(), peer = %conn.peer, "request to unknown source");
         return Reject::UnknownSource.response();
     };
-    let resp = match accept(&state.limits, source, conn, req).await {
-        Ok(Receipt::Queued(accepted)) => receipt(accepted, false),
+    let resp = match accept(&limits, &source, conn, req).await {
+        Ok(Receipt::Queued(accepted)) => {
+            source.stats.accepted(accepted.events - accepted.filtered);
+            receipt(accepted, false)
+        }
         Ok(Receipt::Duplicate(accepted)) => receipt(accepted, true),
         Err(reject) => {
             let (status, reason, level) = reject.class();
@@ -58,8 +76,10 @@ pub async fn handle(
             source.metrics.rejected(&reject);
             if let Reject::Auth(e) = &reject {
                 source.metrics.auth_failure(e.reason());
+                source.stats.auth_failure();
             } else if matches!(reject, Reject::IpNotAllowed | Reject::ClientCertRequired) {
                 source.metrics.auth_failure(reason);
+                source.stats.auth_failure();
             }
             reject.response()
         }
@@ -102,6 +122,8 @@ fn receipt(accepted: Accepted, duplicate: bool) -> Response<Full<Bytes>> {
         filtered: usize,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         duplicate: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        suppressed: bool,
     }
     fn is_zero(n: &usize) -> bool {
         *n == 0
@@ -112,6 +134,7 @@ fn receipt(accepted: Accepted, duplicate: bool) -> Response<Full<Bytes>> {
             accepted: accepted.events - accepted.filtered,
             filtered: accepted.filtered,
             duplicate,
+            suppressed: accepted.suppressed,
         },
     )
 }
@@ -143,11 +166,9 @@ async fn accept(
     if source.settings.require_client_cert && !conn.client_cert {
         return Err(Reject::ClientCertRequired);
     }
-    let verifier = &source.settings.verifier;
     let (parts, body) = req.into_parts();
-    verifier
-        .verify_headers(&parts.headers)
-        .map_err(Reject::Auth)?;
+    let grace = grace_verifier(source);
+    verify(source, grace, |v| v.verify_headers(&parts.headers))?;
 
     let declared = parts
         .headers
@@ -161,9 +182,9 @@ async fn accept(
     }
     let body = read_body(body, limits).await?;
     let received_at = Timestamp::now();
-    verifier
-        .verify_body(&parts.headers, &body, SystemTime::now())
-        .map_err(Reject::Auth)?;
+    verify(source, grace, |v| {
+        v.verify_body(&parts.headers, &body, SystemTime::now())
+    })?;
 
     let pending = match &source.dedup {
         None => None,
@@ -195,6 +216,30 @@ async fn accept(
         p.done(accepted);
     }
     Ok(Receipt::Queued(accepted))
+}
+
+/// The verifier of the secrets a reset replaced, while their grace period lasts.
+fn grace_verifier(source: &Source) -> Option<&Verifier> {
+    match &source.settings.grace {
+        Some((v, until)) if SystemTime::now() < *until => Some(v),
+        _ => None,
+    }
+}
+
+/// Runs one verification step with the current secrets, then, if that fails, with the secrets
+/// still in their grace period.
+fn verify(
+    source: &Source,
+    grace: Option<&Verifier>,
+    step: impl Fn(&Verifier) -> Result<(), AuthError>,
+) -> Result<(), Reject> {
+    match step(&source.settings.verifier) {
+        Ok(()) => Ok(()),
+        Err(e) => match grace {
+            Some(g) if step(g).is_ok() => Ok(()),
+            _ => Err(Reject::Auth(e)),
+        },
+    }
 }
 
 /// What a request got.

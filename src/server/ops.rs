@@ -13,7 +13,6 @@ use serde::Serialize;
 
 use super::reject::json_response;
 use crate::metrics::Registry;
-use crate::sinks::SinkHandle;
 
 /// A queue fuller than this fraction of either bound makes the gateway not ready, so a load
 /// balancer can steer senders elsewhere before requests start getting 503.
@@ -21,7 +20,8 @@ pub const HIGH_WATER_MARK: f64 = 0.9;
 
 pub struct Ops {
     pub registry: Arc<Registry>,
-    pub sinks: Vec<Arc<SinkHandle>>,
+    /// The routing table; its sinks are the ones that run.
+    pub routes: Arc<arc_swap::ArcSwap<super::ingest::Routes>>,
     /// Set once the hooks listener is bound; cleared when shutdown begins.
     pub accepting: AtomicBool,
 }
@@ -39,7 +39,8 @@ impl Ops {
         if !self.accepting.load(Ordering::Relaxed) {
             reasons.push("hooks listener is not accepting".to_owned());
         }
-        for sink in &self.sinks {
+        let routes = self.routes.load();
+        for sink in &routes.sinks {
             if !sink.is_healthy() {
                 reasons.push(format!("sink {}: destination failing", sink.id));
             }
@@ -58,7 +59,7 @@ impl Ops {
 pub async fn handle(ops: Arc<Ops>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/metrics" => {
-            for sink in &ops.sinks {
+            for sink in &ops.routes.load().sinks {
                 sink.update_depth_gauges();
             }
             let mut resp = Response::new(Full::new(Bytes::from(ops.registry.render())));

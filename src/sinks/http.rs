@@ -329,6 +329,11 @@ impl Signer {
 }
 
 impl HttpSink {
+    /// The destination's status on the last answer, if it answered.
+    pub fn last_status(&self) -> Option<u16> {
+        self.client.last_status()
+    }
+
     pub fn new(settings: &HttpSettings) -> HttpSink {
         HttpSink {
             client: HttpClient::new(

@@ -172,9 +172,16 @@ pub struct HttpClient {
     request_timeout: Duration,
     conn: Option<SendRequest<Full<Bytes>>>,
     cookies: Vec<(String, String)>,
+    /// The status of the last answer, for the admin API's test sends.
+    last_status: Option<u16>,
 }
 
 impl HttpClient {
+    /// The status of the last answer received, if any.
+    pub fn last_status(&self) -> Option<u16> {
+        self.last_status
+    }
+
     pub fn new(
         endpoint: Endpoint,
         tls: Option<&ClientTls>,
@@ -189,6 +196,7 @@ impl HttpClient {
             request_timeout,
             conn: None,
             cookies: Vec::new(),
+            last_status: None,
         }
     }
 
@@ -301,6 +309,7 @@ impl HttpClient {
         .await
         .map_err(|_| ClientError::Timeout("request"))??;
         self.conn = Some(sender);
+        self.last_status = Some(reply.status.as_u16());
         Ok(reply)
     }
 

@@ -270,6 +270,15 @@ impl Transport {
         matches!(self, Transport::Hec(_))
     }
 
+    /// The destination's HTTP status on the last answer (HTTP destinations only).
+    fn last_status(&self) -> Option<u16> {
+        match self {
+            Transport::Hec(h) => h.last_status(),
+            Transport::Http(h) => h.last_status(),
+            Transport::File(_) | Transport::Syslog(_) => None,
+        }
+    }
+
     async fn close(&mut self) {
         match self {
             Transport::File(f) => f.close().await,
@@ -297,13 +306,7 @@ impl Sink {
     /// the start.
     pub fn build(settings: &SinkSettings, registry: &Registry) -> Result<Sink, LogError> {
         let metrics = registry.sink(&settings.id);
-        let transport = Transport::build(settings, &metrics, registry);
         metrics.up.set(1.0);
-        let dead_letters = dead_letter::DeadLetters::new(
-            &settings.id,
-            settings.dead_letter_path.clone(),
-            metrics.dead_letters.clone(),
-        );
         let queue = match &settings.disk {
             None => Queue::memory(settings.queue),
             Some(disk) => Queue::disk(
@@ -317,18 +320,39 @@ impl Sink {
                 },
             )?,
         };
-        Ok(Sink {
+        let handle = Arc::new(SinkHandle {
+            id: settings.id.clone(),
+            queue,
+            metrics,
+            healthy: AtomicBool::new(true),
+        });
+        Ok(Sink::with_handle(settings, registry, handle))
+    }
+
+    /// A sink with new settings on the queue of an existing one (a reload that changed the
+    /// destination): what is queued stays, in order, and goes to the new destination. The old
+    /// sink's worker must have stopped.
+    pub fn with_handle(
+        settings: &SinkSettings,
+        registry: &Registry,
+        handle: Arc<SinkHandle>,
+    ) -> Sink {
+        let transport = Transport::build(settings, &handle.metrics, registry);
+        // A changed destination starts from a clean slate, as at start; its first send or
+        // probe tells.
+        handle.set_healthy(true);
+        let dead_letters = dead_letter::DeadLetters::new(
+            &settings.id,
+            settings.dead_letter_path.clone(),
+            handle.metrics.dead_letters.clone(),
+        );
+        Sink {
             dead_letters,
-            handle: Arc::new(SinkHandle {
-                id: settings.id.clone(),
-                queue,
-                metrics,
-                healthy: AtomicBool::new(true),
-            }),
+            handle,
             transport,
             batch: settings.batch,
             max_retry: settings.max_retry_duration,
-        })
+        }
     }
 
     /// Delivers batches until the queue is closed and empty, or `abort` fires (shutdown grace
@@ -592,6 +616,51 @@ impl Sink {
             }
         }
         true
+    }
+}
+
+/// How long a test send may take, connection included.
+const TEST_SEND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What a test send to a destination found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestOutcome {
+    pub ok: bool,
+    /// The destination's HTTP status, when it is an HTTP destination and it answered.
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+}
+
+/// Sends `events` (already in this sink's wire format) straight to the sink's destination,
+/// on a connection of its own, outside the queue: the admin API's test buttons. Nothing is
+/// retried; the first answer is the result.
+pub async fn test_send(settings: &SinkSettings, events: &[Bytes]) -> TestOutcome {
+    let registry = Registry::new();
+    let metrics = registry.sink(&settings.id);
+    let mut transport = Transport::build(settings, &metrics, &registry);
+    let mut sent = 0;
+    let mut error = None;
+    let run = async {
+        while sent < events.len() {
+            match transport.send(&events[sent..]).await {
+                Ok(0) => return Err("the destination accepted none of the events".to_owned()),
+                Ok(n) => sent += n,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(TEST_SEND_TIMEOUT, run).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => error = Some(e),
+        Err(_) => error = Some(format!("no answer within {}s", TEST_SEND_TIMEOUT.as_secs())),
+    }
+    let http_status = transport.last_status();
+    transport.close().await;
+    TestOutcome {
+        ok: error.is_none(),
+        http_status,
+        error,
     }
 }
 

@@ -126,7 +126,7 @@ pub enum Source {
 }
 
 /// A field as written in the config: a pointer string, or `{ value = "..." }`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum FieldConfig {
     Pointer(String),
@@ -146,7 +146,7 @@ pub enum TimeFormat {
 }
 
 /// `[sources.mapping]` as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MappingConfig {
     /// Pointer to the array (or object) of records inside a body object; absent means the body

@@ -179,6 +179,11 @@ struct AckAnswer {
 }
 
 impl HecSink {
+    /// The destination's status on the last answer, if it answered.
+    pub fn last_status(&self) -> Option<u16> {
+        self.client.last_status()
+    }
+
     pub fn new(
         sink_id: &str,
         settings: &HecSettings,

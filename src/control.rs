@@ -1,0 +1,888 @@
+//! The running configuration: sinks with their workers, sources from the config file and from
+//! the admin API, and the routing table the hooks listener reads.
+//!
+//! Every change (an admin API call, a reload) takes the one lock, checks everything before it
+//! touches anything, writes the API's store if it must, and ends by swapping the routing table
+//! whole: a request sees the old table or the new one, never a mix, and open connections are not
+//! touched. Sinks whose settings did not change keep their queue, worker and connection.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::{Bytes, BytesMut};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::store::{ApiRecord, Store};
+use crate::config::{
+    self, ConfigError, ConfigFile, ConfigIssue, Limits, Settings, SinkSettings, SourceConfig,
+    SourceSettings,
+};
+use crate::dispatch::{Source, SourceStats, Target};
+use crate::metrics::{Registry, SourceMetrics};
+use crate::normalize::Timestamp;
+use crate::server::dedup::Dedup;
+use crate::server::ingest::Routes;
+use crate::sinks::{Encoder, Encoding, Sink, SinkHandle, TestOutcome};
+use crate::vendors::{Context, Vendor};
+
+/// How long a reload waits for the worker of a changed sink to stop before cancelling it.
+const WORKER_STOP_WAIT: Duration = Duration::from_secs(5);
+
+/// Where a source was defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Config,
+    Api,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Config => "config",
+            Origin::Api => "api",
+        }
+    }
+}
+
+/// A sink that runs: its settings, its shared handle, and its worker.
+struct RunningSink {
+    config_type: &'static str,
+    settings: Arc<SinkSettings>,
+    handle: Arc<SinkHandle>,
+    worker: JoinHandle<()>,
+    /// Stops this worker alone (a reload that changes the sink); a child of the shutdown
+    /// abort.
+    stop: CancellationToken,
+}
+
+/// A source as the control plane keeps it; `Source`s for the routing table are built from it.
+pub struct SourceEntry {
+    pub origin: Origin,
+    pub config: SourceConfig,
+    pub settings: Arc<SourceSettings>,
+    pub sink_ids: Vec<String>,
+    metrics: Arc<SourceMetrics>,
+    dedup: Option<Arc<Dedup>>,
+    pub stats: Arc<SourceStats>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// API sources: the stored definition (with its secrets) and grace secrets.
+    pub api: Option<ApiRecord>,
+}
+
+/// What the control plane owns; behind one lock.
+pub struct State {
+    file: ConfigFile,
+    config_path: Option<PathBuf>,
+    client_ca: bool,
+    limits: Limits,
+    sinks: BTreeMap<String, RunningSink>,
+    /// Sinks a reload removed that are still delivering what they had queued.
+    retired: Vec<(Arc<SinkHandle>, JoinHandle<()>)>,
+    pub sources: BTreeMap<String, SourceEntry>,
+    /// Shutdown has taken the sinks; no change may start new ones.
+    closed: bool,
+}
+
+/// Why a change was refused; each maps to one HTTP status in the admin API.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        issues: Vec<ConfigIssue>,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The config file is invalid; the running configuration stays.
+    #[error("the config file is invalid; the running configuration stays")]
+    InvalidConfig(Vec<ConfigIssue>),
+    #[error("{0}")]
+    Internal(String),
+    #[error("the gateway is shutting down")]
+    Unavailable,
+}
+
+impl ChangeError {
+    pub fn bad(message: impl Into<String>, issues: Vec<ConfigIssue>) -> ChangeError {
+        ChangeError::BadRequest {
+            message: message.into(),
+            issues,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlStartError {
+    #[error("cannot open the disk queue of sink {sink}: {source}")]
+    Queue {
+        sink: String,
+        source: crate::queue::log::LogError,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::admin::store::StoreError),
+    #[error("admin API source store {path}: {message}")]
+    StoredSource { path: PathBuf, message: String },
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ReloadReport {
+    pub sources: Changes,
+    pub sinks: Changes,
+    /// Settings that changed in the file and only take effect at the next start.
+    pub restart_needed: Vec<String>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Changes {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+/// The control plane of a running gateway.
+pub struct Control {
+    routes: Arc<ArcSwap<Routes>>,
+    registry: Arc<Registry>,
+    /// Fired when the shutdown grace period is over: every worker stops.
+    abort: CancellationToken,
+    pub store: Store,
+    state: tokio::sync::Mutex<State>,
+}
+
+impl RunningSink {
+    /// Starts the sink's worker, stoppable alone or with every other by `abort`.
+    fn spawn(settings: SinkSettings, sink: Sink, abort: &CancellationToken) -> RunningSink {
+        let stop = abort.child_token();
+        let handle = sink.handle.clone();
+        let worker = tokio::spawn(sink.run(stop.clone()));
+        RunningSink {
+            config_type: sink_type(&settings),
+            settings: Arc::new(settings),
+            handle,
+            worker,
+            stop,
+        }
+    }
+}
+
+fn sink_type(settings: &SinkSettings) -> &'static str {
+    match settings.kind {
+        config::SinkKind::File(_) => "file",
+        config::SinkKind::SplunkHec(_) => "splunk_hec",
+        config::SinkKind::Syslog(_) => "syslog",
+        config::SinkKind::Http(_) => "http",
+    }
+}
+
+impl Control {
+    /// Builds every sink (opening disk queues), starts their workers, and loads the config's
+    /// and the store's sources. `settings.sources` go first; an API source may not reuse a
+    /// config source's id.
+    pub fn start(
+        settings: Settings,
+        registry: Arc<Registry>,
+    ) -> Result<(Control, Arc<ArcSwap<Routes>>), ControlStartError> {
+        let abort = CancellationToken::new();
+        let mut built = Vec::with_capacity(settings.sinks.len());
+        for s in settings.sinks {
+            let sink = Sink::build(&s, &registry).map_err(|source| ControlStartError::Queue {
+                sink: s.id.clone(),
+                source,
+            })?;
+            built.push((s, sink));
+        }
+        let store = Store::new(&settings.server.data_dir);
+        let records = store.load()?;
+
+        let mut sinks = BTreeMap::new();
+        for (s, sink) in built {
+            sinks.insert(s.id.clone(), RunningSink::spawn(s, sink, &abort));
+        }
+        let client_ca = settings
+            .file
+            .server
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca.is_some());
+        let now = Timestamp::now();
+        let file_sink_ids: Vec<&str> = settings.file.sinks.iter().map(|s| s.id()).collect();
+        let mut sources = BTreeMap::new();
+        for (cfg, s) in settings.file.sources.iter().zip(settings.sources) {
+            if matches!(s.verifier, crate::auth::Verifier::None) {
+                tracing::warn!(source = %s.id, "source accepts unauthenticated requests (allow_unauthenticated = true)");
+            }
+            let sink_ids = s
+                .sinks
+                .iter()
+                .map(|&i| file_sink_ids[i].to_owned())
+                .collect();
+            let entry = SourceEntry {
+                origin: Origin::Config,
+                config: cfg.clone(),
+                metrics: Arc::new(registry.source(&s.id)),
+                dedup: s.dedup.map(|(w, m)| Arc::new(Dedup::new(w, m))),
+                stats: Arc::default(),
+                settings: Arc::new(s),
+                sink_ids,
+                created_at: now,
+                updated_at: now,
+                api: None,
+            };
+            sources.insert(entry.settings.id.clone(), entry);
+        }
+        let mut state = State {
+            file: settings.file,
+            config_path: settings.path,
+            client_ca,
+            limits: settings.server.limits,
+            sinks,
+            retired: Vec::new(),
+            sources,
+            closed: false,
+        };
+        for record in records {
+            let id = record.id().to_owned();
+            if state.sources.contains_key(&id) {
+                return Err(ControlStartError::StoredSource {
+                    path: store.path().to_owned(),
+                    message: format!(
+                        "source {id:?} is also defined in the config file; remove one of them"
+                    ),
+                });
+            }
+            let entry = state.api_entry(record, None, &registry).map_err(|issues| {
+                ControlStartError::StoredSource {
+                    path: store.path().to_owned(),
+                    message: format!(
+                        "source {id:?} no longer validates: {}",
+                        issues
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                }
+            })?;
+            state.sources.insert(id, entry);
+        }
+        let routes = Arc::new(ArcSwap::from_pointee(state.routes()));
+        Ok((
+            Control {
+                routes: routes.clone(),
+                registry,
+                abort,
+                store,
+                state: tokio::sync::Mutex::new(state),
+            },
+            routes,
+        ))
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The lock reads take, briefly.
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, State> {
+        self.state.lock().await
+    }
+
+    /// The lock every change takes; refused once shutdown has begun.
+    pub async fn lock_for_change(&self) -> Result<tokio::sync::MutexGuard<'_, State>, ChangeError> {
+        let st = self.state.lock().await;
+        if st.closed {
+            return Err(ChangeError::Unavailable);
+        }
+        Ok(st)
+    }
+
+    /// Publishes the state's sources and sinks as the new routing table.
+    pub fn publish(&self, state: &State) {
+        self.routes.store(Arc::new(state.routes()));
+    }
+
+    /// Re-reads the config file and applies it if it is valid; otherwise nothing changes.
+    pub async fn reload(&self) -> Result<ReloadReport, ChangeError> {
+        let mut st = self.lock_for_change().await?;
+        let Some(path) = st.config_path.clone() else {
+            return Err(ChangeError::Conflict(
+                "this gateway was not started from a config file; there is nothing to reload"
+                    .to_owned(),
+            ));
+        };
+        let loaded = tokio::task::spawn_blocking(move || config::load(&path))
+            .await
+            .map_err(|e| ChangeError::Internal(format!("config load task failed: {e}")))?;
+        let settings = match loaded {
+            Ok(s) => s,
+            Err(ConfigError::Invalid(issues)) => return Err(ChangeError::InvalidConfig(issues)),
+            Err(e) => {
+                return Err(ChangeError::InvalidConfig(vec![ConfigIssue {
+                    path: String::new(),
+                    message: e.to_string(),
+                }]))
+            }
+        };
+        let report = self.apply_config(&mut st, settings).await?;
+        self.publish(&st);
+        Ok(report)
+    }
+
+    /// Checks a new config against what runs, then applies it. Nothing changes when a check
+    /// fails.
+    async fn apply_config(
+        &self,
+        st: &mut State,
+        settings: Settings,
+    ) -> Result<ReloadReport, ChangeError> {
+        let file = &settings.file;
+        let mut issues = Vec::new();
+        let issue = |path: String, message: String| ConfigIssue { path, message };
+        for (i, s) in file.sources.iter().enumerate() {
+            if st
+                .sources
+                .get(&s.id)
+                .is_some_and(|e| e.origin == Origin::Api)
+            {
+                issues.push(issue(
+                    format!("sources[{i}].id"),
+                    format!("{:?} is a source made through the admin API; delete it there or use another id", s.id),
+                ));
+            }
+        }
+        for e in st.sources.values().filter(|e| e.origin == Origin::Api) {
+            for id in &e.sink_ids {
+                if !file.sinks.iter().any(|s| s.id() == id) {
+                    issues.push(issue(
+                        "sinks".to_owned(),
+                        format!(
+                            "sink {id:?} is used by admin API source {:?}; it cannot be removed",
+                            e.settings.id
+                        ),
+                    ));
+                }
+            }
+        }
+        st.retired.retain(|(_, w)| !w.is_finished());
+        for (i, s) in file.sinks.iter().enumerate() {
+            if let Some(running) = st.sinks.get(s.id()) {
+                if running.config_type != s.type_name() {
+                    issues.push(issue(
+                        format!("sinks[{i}].type"),
+                        format!(
+                            "sink {:?} is a {} sink; changing its type needs a new id (its queued events are in the {} format)",
+                            s.id(),
+                            running.config_type,
+                            running.config_type
+                        ),
+                    ));
+                }
+            }
+            if let Some((h, _)) = st.retired.iter().find(|(h, _)| h.id == s.id()) {
+                issues.push(issue(
+                    format!("sinks[{i}].id"),
+                    format!(
+                        "sink {:?} was removed by an earlier reload and is still delivering its queue ({} events); add it back once that is done",
+                        s.id(),
+                        h.queue.depth().events
+                    ),
+                ));
+            }
+        }
+        if !issues.is_empty() {
+            return Err(ChangeError::InvalidConfig(issues));
+        }
+
+        let mut report = ReloadReport::default();
+        // New sinks first: opening a disk queue can fail, and then nothing has changed yet.
+        let mut fresh = Vec::new();
+        let mut old_configs: HashMap<String, usize> = HashMap::new();
+        for (i, s) in st.file.sinks.iter().enumerate() {
+            old_configs.insert(s.id().to_owned(), i);
+        }
+        let mut changed = Vec::new();
+        for (i, (cfg, s)) in file.sinks.iter().zip(settings.sinks).enumerate() {
+            match old_configs.get(cfg.id()) {
+                Some(&j) if st.file.sinks[j] == *cfg => {}
+                Some(&j) => {
+                    if st.file.sinks[j].queue() != cfg.queue() {
+                        report.restart_needed.push(format!(
+                            "sinks[{i}].queue (sink {:?} keeps its current queue until the next start)",
+                            cfg.id()
+                        ));
+                    }
+                    changed.push(s);
+                }
+                None => match Sink::build(&s, &self.registry) {
+                    Ok(sink) => fresh.push((s, sink)),
+                    Err(e) => {
+                        for (_, sink) in fresh {
+                            let sink: Sink = sink;
+                            let h = sink.handle.clone();
+                            drop(sink);
+                            let _ = tokio::task::spawn_blocking(move || h.queue.close_disk()).await;
+                        }
+                        return Err(ChangeError::InvalidConfig(vec![issue(
+                            format!("sinks[{i}].queue"),
+                            format!("cannot open the disk queue: {e}"),
+                        )]));
+                    }
+                },
+            }
+        }
+
+        // Removed sinks stop taking events and deliver what they hold, then close.
+        let new_ids: Vec<&str> = file.sinks.iter().map(|s| s.id()).collect();
+        let removed: Vec<String> = st
+            .sinks
+            .keys()
+            .filter(|id| !new_ids.contains(&id.as_str()))
+            .cloned()
+            .collect();
+        for id in removed {
+            if let Some(r) = st.sinks.remove(&id) {
+                r.handle.queue.close();
+                let handle = r.handle.clone();
+                let worker = r.worker;
+                let done = tokio::spawn(async move {
+                    let _ = worker.await;
+                    let h = handle.clone();
+                    let _ = tokio::task::spawn_blocking(move || h.queue.close_disk()).await;
+                    tracing::info!(sink = %handle.id, "removed sink finished delivering its queue");
+                });
+                st.retired.push((r.handle, done));
+                report.sinks.removed.push(id);
+            }
+        }
+        // Changed sinks: the worker stops, and a new one takes the same queue to the new
+        // destination. What was in flight is sent again (at least once).
+        for s in changed {
+            let Some(old) = st.sinks.remove(&s.id) else {
+                continue;
+            };
+            old.stop.cancel();
+            let mut worker = old.worker;
+            if tokio::time::timeout(WORKER_STOP_WAIT, &mut worker)
+                .await
+                .is_err()
+            {
+                worker.abort();
+                let _ = worker.await;
+            }
+            let sink = Sink::with_handle(&s, &self.registry, old.handle);
+            report.sinks.changed.push(s.id.clone());
+            st.sinks
+                .insert(s.id.clone(), RunningSink::spawn(s, sink, &self.abort));
+        }
+        for (s, sink) in fresh {
+            report.sinks.added.push(s.id.clone());
+            st.sinks
+                .insert(s.id.clone(), RunningSink::spawn(s, sink, &self.abort));
+        }
+
+        // Config sources: rebuilt from the file, keeping counters and de-duplication memory.
+        let now = Timestamp::now();
+        let mut old: BTreeMap<String, SourceEntry> = std::mem::take(&mut st.sources);
+        let mut sources: BTreeMap<String, SourceEntry> = BTreeMap::new();
+        for (id, e) in std::mem::take(&mut old) {
+            if e.origin == Origin::Api {
+                sources.insert(id, e);
+            } else {
+                old.insert(id, e);
+            }
+        }
+        for (cfg, s) in file.sources.iter().zip(settings.sources) {
+            let sink_ids = s.sinks.iter().map(|&i| new_ids[i].to_owned()).collect();
+            let prev = old.remove(&s.id);
+            let (created_at, updated_at, stats, metrics, dedup) = match prev {
+                Some(p) => {
+                    let same = p.config == *cfg;
+                    if !same {
+                        report.sources.changed.push(s.id.clone());
+                    }
+                    let dedup = match (&p.dedup, s.dedup) {
+                        (Some(d), Some(_)) if p.config.dedup == cfg.dedup => Some(d.clone()),
+                        (_, new) => new.map(|(w, m)| Arc::new(Dedup::new(w, m))),
+                    };
+                    (
+                        p.created_at,
+                        if same { p.updated_at } else { now },
+                        p.stats,
+                        p.metrics,
+                        dedup,
+                    )
+                }
+                None => {
+                    report.sources.added.push(s.id.clone());
+                    (
+                        now,
+                        now,
+                        Arc::default(),
+                        Arc::new(self.registry.source(&s.id)),
+                        s.dedup.map(|(w, m)| Arc::new(Dedup::new(w, m))),
+                    )
+                }
+            };
+            sources.insert(
+                s.id.clone(),
+                SourceEntry {
+                    origin: Origin::Config,
+                    config: cfg.clone(),
+                    settings: Arc::new(s),
+                    sink_ids,
+                    metrics,
+                    dedup,
+                    stats,
+                    created_at,
+                    updated_at,
+                    api: None,
+                },
+            );
+        }
+        report.sources.removed = old.into_keys().collect();
+        st.sources = sources;
+
+        report
+            .restart_needed
+            .extend(restart_needed(&st.file, &settings.file));
+        st.limits = settings.server.limits;
+        st.client_ca = settings
+            .file
+            .server
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca.is_some());
+        st.file = settings.file;
+        Ok(report)
+    }
+
+    /// Stops every sink: queues close, workers deliver until `deadline`, then they are
+    /// aborted; disk queues record their last deliveries and keep the rest.
+    pub async fn shutdown(&self, deadline: tokio::time::Instant, abort_wait: Duration) {
+        let mut st = self.state.lock().await;
+        st.closed = true;
+        let sinks = std::mem::take(&mut st.sinks);
+        let retired = std::mem::take(&mut st.retired);
+        let mut handles: Vec<Arc<SinkHandle>> = Vec::new();
+        let mut workers = Vec::new();
+        for r in sinks.into_values() {
+            r.handle.queue.close();
+            handles.push(r.handle);
+            workers.push(r.worker);
+        }
+        for (h, w) in retired {
+            handles.push(h);
+            workers.push(w);
+        }
+        tracing::info!("draining sink queues");
+        let drain = async {
+            for w in workers {
+                let _ = w.await;
+            }
+        };
+        tokio::pin!(drain);
+        if tokio::time::timeout_at(deadline, &mut drain).await.is_err() {
+            self.abort.cancel();
+            // Workers stop at their next await point once aborted; a write stuck in the
+            // kernel cannot be interrupted, so this wait is bounded too.
+            if tokio::time::timeout(abort_wait, &mut drain).await.is_err() {
+                tracing::error!("sink workers did not stop after the shutdown deadline");
+            }
+        }
+        for h in &handles {
+            let left = h.queue.depth().events;
+            if left > 0 && h.queue.is_disk() {
+                tracing::warn!(sink = %h.id, events = left, "undelivered events stay in the disk queue for the next start");
+            } else if left > 0 {
+                tracing::error!(sink = %h.id, events = left, "shutdown grace period ended before these events were delivered");
+            }
+            let handle = h.clone();
+            let _ = tokio::task::spawn_blocking(move || handle.queue.close_disk()).await;
+        }
+    }
+
+    /// The sinks that run, by id.
+    pub fn sink_handles(&self) -> Vec<Arc<SinkHandle>> {
+        self.routes.load().sinks.clone()
+    }
+
+    /// Sends one test event straight to a sink's destination; `None` when no such sink runs.
+    pub async fn test_sink(&self, id: &str) -> Option<TestOutcome> {
+        let (settings, handle) = {
+            let st = self.state.lock().await;
+            let r = st.sinks.get(id)?;
+            (r.settings.clone(), r.handle.clone())
+        };
+        let source = SourceSettings {
+            id: "siemgate-test".to_owned(),
+            name: None,
+            enabled: true,
+            suppressed: false,
+            vendor: Vendor::Generic,
+            verifier: crate::auth::Verifier::None,
+            sinks: Vec::new(),
+            allowed_ips: Vec::new(),
+            require_client_cert: false,
+            filter: config::Filter::default(),
+            mapping: None,
+            hec: config::HecOverrides::default(),
+            dedup: None,
+            grace: None,
+        };
+        let encoding = Encoding::for_target(&settings, &source, &handle.metrics);
+        let ctx = Context {
+            source: &source.id,
+            received_at: Timestamp::now(),
+        };
+        let mut events = Vec::new();
+        let mut failed = None;
+        let decoded =
+            Vendor::Generic.decode_mapped(test_payload(Vendor::Generic), &ctx, None, |event| {
+                let mut buf = BytesMut::new();
+                match encoding.encode(&event, &mut buf) {
+                    Ok(()) => events.push(buf.freeze()),
+                    Err(e) => failed = Some(e.to_string()),
+                }
+            });
+        if let Some(e) = failed.or_else(|| decoded.err().map(|e| e.to_string())) {
+            return Some(TestOutcome {
+                ok: false,
+                http_status: None,
+                error: Some(format!("the test event could not be built: {e}")),
+            });
+        }
+        Some(crate::sinks::test_send(&settings, &events).await)
+    }
+
+    /// Runs a body through a source's decoder and sends the events straight to each of the
+    /// source's sinks (filters and queues are bypassed: this checks the path, not the
+    /// routing). `None` when there is no such source.
+    pub async fn test_source(
+        &self,
+        id: &str,
+        body: &str,
+    ) -> Option<Result<(usize, Vec<(String, TestOutcome)>), String>> {
+        let (settings, targets) = {
+            let st = self.state.lock().await;
+            let e = st.sources.get(id)?;
+            let targets: Vec<(Arc<SinkSettings>, Arc<SinkHandle>)> = e
+                .sink_ids
+                .iter()
+                .filter_map(|sid| st.sinks.get(sid))
+                .map(|r| (r.settings.clone(), r.handle.clone()))
+                .collect();
+            (e.settings.clone(), targets)
+        };
+        let encodings: Vec<Encoding> = targets
+            .iter()
+            .map(|(s, h)| Encoding::for_target(s, &settings, &h.metrics))
+            .collect();
+        let mut bufs: Vec<Vec<Bytes>> = vec![Vec::new(); targets.len()];
+        let ctx = Context {
+            source: &settings.id,
+            received_at: Timestamp::now(),
+        };
+        let mut encode_error = None;
+        let decoded =
+            settings
+                .vendor
+                .decode_mapped(body, &ctx, settings.mapping.as_ref(), |event| {
+                    for (enc, out) in encodings.iter().zip(bufs.iter_mut()) {
+                        let mut buf = BytesMut::new();
+                        match enc.encode(&event, &mut buf) {
+                            Ok(()) => out.push(buf.freeze()),
+                            Err(e) => encode_error = Some(e.to_string()),
+                        }
+                    }
+                });
+        let events = match decoded {
+            Ok(n) => n,
+            Err(e) => return Some(Err(format!("the test payload did not decode: {e}"))),
+        };
+        if let Some(e) = encode_error {
+            return Some(Err(format!("a test event could not be encoded: {e}")));
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for (i, ((s, _), events)) in targets.into_iter().zip(bufs).enumerate() {
+            set.spawn(async move { (i, s.id.clone(), crate::sinks::test_send(&s, &events).await) });
+        }
+        let mut results = Vec::new();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(x) => results.push(x),
+                Err(e) => return Some(Err(format!("a test send failed: {e}"))),
+            }
+        }
+        results.sort_by_key(|(i, _, _)| *i);
+        Some(Ok((
+            events,
+            results.into_iter().map(|(_, id, o)| (id, o)).collect(),
+        )))
+    }
+}
+
+impl State {
+    /// The routing table for the current sources and sinks.
+    fn routes(&self) -> Routes {
+        let mut sources = HashMap::with_capacity(self.sources.len());
+        for e in self.sources.values().filter(|e| e.settings.enabled) {
+            let targets = e
+                .sink_ids
+                .iter()
+                .filter_map(|id| self.sinks.get(id))
+                .map(|r| Target {
+                    sink: r.handle.clone(),
+                    filter: r.settings.filter.clone(),
+                    encoding: Encoding::for_target(&r.settings, &e.settings, &r.handle.metrics),
+                })
+                .collect();
+            sources.insert(
+                e.settings.id.clone(),
+                Arc::new(Source {
+                    settings: e.settings.clone(),
+                    metrics: e.metrics.clone(),
+                    targets,
+                    dedup: e.dedup.clone(),
+                    stats: e.stats.clone(),
+                }),
+            );
+        }
+        Routes {
+            sources,
+            limits: self.limits,
+            sinks: self.sinks.values().map(|r| r.handle.clone()).collect(),
+        }
+    }
+
+    pub fn sink_ids(&self) -> Vec<&str> {
+        self.sinks.keys().map(String::as_str).collect()
+    }
+
+    pub fn client_ca(&self) -> bool {
+        self.client_ca
+    }
+
+    pub fn sink_type(&self, id: &str) -> Option<&'static str> {
+        self.sinks.get(id).map(|r| r.config_type)
+    }
+
+    pub fn sink_handle(&self, id: &str) -> Option<&Arc<SinkHandle>> {
+        self.sinks.get(id).map(|r| &r.handle)
+    }
+
+    /// Builds the entry of an API source from its stored record, validated against the sinks
+    /// that run now. `prev` (an update) hands over counters and de-duplication memory.
+    pub fn api_entry(
+        &self,
+        record: ApiRecord,
+        prev: Option<&SourceEntry>,
+        registry: &Registry,
+    ) -> Result<SourceEntry, Vec<ConfigIssue>> {
+        let config = record.source_config().map_err(|i| vec![i])?;
+        let sink_ids = self.sink_ids();
+        let mut settings = config::validate_source_config(&config, "", &sink_ids, self.client_ca)?;
+        if let Some(grace) = &record.grace {
+            let auth = grace.auth_config().map_err(|i| vec![i])?;
+            let verifier = config::build_verifier(&auth, settings.vendor)?;
+            settings.grace = Some((verifier, grace.until()));
+        }
+        let targets = settings
+            .sinks
+            .iter()
+            .map(|&i| sink_ids[i].to_owned())
+            .collect();
+        let dedup = match (prev.and_then(|p| p.dedup.as_ref()), settings.dedup) {
+            (Some(d), Some(_)) if prev.is_some_and(|p| p.config.dedup == config.dedup) => {
+                Some(d.clone())
+            }
+            (_, new) => new.map(|(w, m)| Arc::new(Dedup::new(w, m))),
+        };
+        Ok(SourceEntry {
+            origin: Origin::Api,
+            metrics: match prev {
+                Some(p) => p.metrics.clone(),
+                None => Arc::new(registry.source(&settings.id)),
+            },
+            stats: prev.map(|p| p.stats.clone()).unwrap_or_default(),
+            created_at: Timestamp(record.created_at),
+            updated_at: Timestamp(record.updated_at),
+            config,
+            settings: Arc::new(settings),
+            sink_ids: targets,
+            dedup,
+            api: Some(record),
+        })
+    }
+
+    /// The stored records of every API source, for the store file.
+    pub fn api_records(&self) -> Vec<ApiRecord> {
+        self.sources
+            .values()
+            .filter_map(|e| e.api.clone())
+            .collect()
+    }
+}
+
+/// Settings that changed between two files and need a restart to take effect.
+fn restart_needed(old: &ConfigFile, new: &ConfigFile) -> Vec<String> {
+    let mut out = Vec::new();
+    let (o, n) = (&old.server, &new.server);
+    if o.listen != n.listen {
+        out.push("server.listen".to_owned());
+    }
+    if o.tls != n.tls || o.plaintext != n.plaintext {
+        out.push("server.tls".to_owned());
+    }
+    if o.data_dir != n.data_dir {
+        out.push("server.data_dir".to_owned());
+    }
+    if o.shutdown_grace != n.shutdown_grace {
+        out.push("server.shutdown_grace".to_owned());
+    }
+    let (ol, nl) = (&o.limits, &n.limits);
+    if ol.max_connections != nl.max_connections {
+        out.push("server.limits.max_connections".to_owned());
+    }
+    if ol.header_read_timeout != nl.header_read_timeout {
+        out.push("server.limits.header_read_timeout".to_owned());
+    }
+    if ol.tls_handshake_timeout != nl.tls_handshake_timeout {
+        out.push("server.limits.tls_handshake_timeout".to_owned());
+    }
+    if old.metrics != new.metrics {
+        out.push("metrics".to_owned());
+    }
+    if old.admin != new.admin {
+        out.push("admin".to_owned());
+    }
+    out
+}
+
+/// The test payload of each vendor: the vendor's own test or sample notification.
+pub fn test_payload(vendor: Vendor) -> &'static str {
+    match vendor {
+        Vendor::PrismaCloud => {
+            include_str!("../fixtures/vendors/prisma_cloud-webhook-test-p0.json")
+        }
+        Vendor::Wallarm => {
+            include_str!("../fixtures/vendors/wallarm-test-vuln-array-2021-from-js-literal.json")
+        }
+        Vendor::Coralogix => {
+            include_str!("../fixtures/vendors/coralogix-alert-trigger-keep-mock.json")
+        }
+        Vendor::Immuta => {
+            r#"[{"id":"siemgate-test","type":"webhook.test","message":"siemgate test notification","timestamp":"2026-01-01T00:00:00Z"}]"#
+        }
+        Vendor::Generic => {
+            r#"{"id":"siemgate-test","title":"siemgate test event","severity":"info","message":"A test event sent from the siemgate admin API."}"#
+        }
+    }
+}
