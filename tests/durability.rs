@@ -1,7 +1,9 @@
 //! The disk queue end to end, with the real binary: every event whose request got a 2xx reaches
 //! the sink after `kill -9` under load, after a torn last record (cut, counted, the rest kept),
 //! after SIGTERM with a stuck sink; an unwritable queue directory stops the start with an error
-//! naming it; a full disk queue answers 503 with Retry-After and keeps exactly what it accepted.
+//! naming it; a full disk queue answers 503 with Retry-After and keeps exactly what it accepted;
+//! a backlog many times the queue's memory window, across a restart, reaches a HEC collector
+//! that comes up later, once and in order.
 //!
 //! A sink is made stuck in one of two ways:
 //! * a FIFO at its path, nobody reading, and a first event larger than a pipe's buffer: the
@@ -14,6 +16,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/hec.rs"]
+mod hec;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -1382,4 +1386,152 @@ async fn full_disk_queue_refuses_with_503_and_keeps_exactly_what_it_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_queue_byte_bound_refuses_with_503_and_keeps_exactly_what_it_accepted() {
     bound_case(Bound::Bytes(1500)).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A backlog far larger than the memory window.
+
+const HEC_TOKEN: &str = "0f6c1f0e-3c1d-4b61-9a8e-7d2b5c4a3e10";
+/// The queue's memory window in the backlog test; the backlog is many times this.
+const WINDOW_BYTES: u64 = 64 * 1024;
+
+/// Like [`config`], with a HEC sink `out` at `url` instead of the file sink.
+fn hec_config(url: &str, queue: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+plaintext = true
+shutdown_grace = "1s"
+[metrics]
+listen = "127.0.0.1:0"
+
+[[sinks]]
+id = "out"
+type = "splunk_hec"
+url = "{url}"
+token = "{HEC_TOKEN}"
+connect_timeout = "1s"
+request_timeout = "5s"
+[sinks.batch]
+linger = "0ms"
+[sinks.queue]
+type = "disk"
+{queue}
+
+[[sources]]
+id = "{SOURCE}"
+vendor = "generic"
+sinks = ["out"]
+auth = {{ scheme = "token", prefix = "Bearer ", secret = "{TOKEN}" }}
+"#
+    )
+}
+
+/// A JSON array with one event of about 400 bytes per id.
+fn padded_body(ids: &[String]) -> String {
+    let events: Vec<String> = ids
+        .iter()
+        .map(|id| {
+            format!(
+                r#"{{"id":"{id}","severity":"low","pad":"{}"}}"#,
+                "p".repeat(300)
+            )
+        })
+        .collect();
+    format!("[{}]", events.join(","))
+}
+
+/// POSTs events `prefix{range}` as requests of 20, each expected to be accepted.
+async fn post_padded(server: &Server, prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    let all = ids(prefix, range);
+    for chunk in all.chunks(20) {
+        let reply = post(server.hooks, padded_body(chunk)).await;
+        assert_ok(&reply, chunk.len(), || server.stderr_text());
+    }
+    all
+}
+
+async fn queue_metric(server: &Server, name: &str) -> f64 {
+    let text = metrics_text(server).await;
+    common::metric(&text, name, &[("sink", "out")])
+        .unwrap_or_else(|| panic!("no {name}{{sink=\"out\"}} in:\n{text}"))
+}
+
+/// The collector is down (nothing listens on its port) while a backlog of many times the
+/// memory window builds up, across a restart (recovery reads back only the window); then it
+/// comes up and gets every accepted event, once, in order, and the queue empties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_larger_than_the_memory_window_reaches_a_collector_that_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = hec::free_addr();
+    let url = format!("http://{addr}");
+    let queue = format!(
+        "path = '{{dir}}/q'\nfsync = \"always\"\nsegment_bytes = 262144\n\
+         memory_bytes = {WINDOW_BYTES}\nmax_events = 1000000\nmax_bytes = 1073741824"
+    );
+    let mut server = Server::start(dir.path(), &hec_config(&url, &queue));
+    let mut all = post_padded(&server, "w", 0..1200).await;
+    let bytes = queue_metric(&server, "siemgate_queue_bytes").await;
+    assert_eq!(
+        queue_metric(&server, "siemgate_queue_events").await,
+        1200.0,
+        "the whole backlog counts"
+    );
+    assert!(
+        bytes > 5.0 * WINDOW_BYTES as f64,
+        "backlog of {bytes} bytes, window {WINDOW_BYTES}"
+    );
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr:\n{}",
+        server.stderr_text()
+    );
+
+    // Restart, collector still down: the backlog is counted whole, more is accepted on top.
+    let mut server = Server::start(dir.path(), &hec_config(&url, &queue));
+    assert_eq!(
+        queue_metric(&server, "siemgate_queue_recovered_events_total").await,
+        1200.0
+    );
+    assert_eq!(queue_metric(&server, "siemgate_queue_bytes").await, bytes);
+    all.extend(post_padded(&server, "x", 0..1200).await);
+    assert_eq!(
+        queue_metric(&server, "siemgate_queue_events").await,
+        all.len() as f64
+    );
+    assert!(queue_metric(&server, "siemgate_queue_oldest_event_age_seconds").await > 0.0);
+
+    // The collector comes up on the port the sink has been retrying.
+    let collector = hec::HecServer::start_on(addr, HEC_TOKEN).await;
+    let started = Instant::now();
+    while collector.indexed_count() < all.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} of {} events indexed after 60 s; stderr:\n{}",
+            collector.indexed_count(),
+            all.len(),
+            server.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(SETTLE).await;
+    let indexed = collector.indexed_ids();
+    assert!(
+        indexed == all,
+        "indexed {} events, expected {} once each in order; first difference at {:?}",
+        indexed.len(),
+        all.len(),
+        indexed.iter().zip(&all).position(|(a, b)| a != b)
+    );
+    collector.assert_no_problems();
+    wait_queue_empty(&server).await;
+    assert_eq!(queue_metric(&server, "siemgate_queue_bytes").await, 0.0);
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "exit status {status:?}; stderr:\n{}",
+        server.stderr_text()
+    );
 }

@@ -20,6 +20,12 @@ use crate::vendors::Vendor;
 pub const DEFAULT_QUEUE_MAX_EVENTS: u64 = 100_000;
 /// Default queue bound in encoded bytes per sink.
 pub const DEFAULT_QUEUE_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Disk queues: the default most undelivered events held in memory (the oldest ones; the rest
+/// wait on disk). About 3 MiB of bookkeeping on top of the events' bytes.
+pub const DEFAULT_QUEUE_MEMORY_EVENTS: u64 = 100_000;
+/// Disk queues: the default most bytes of undelivered events held in memory: enough to keep a
+/// busy sink's batches coming while the rest of a long backlog waits on disk.
+pub const DEFAULT_QUEUE_MEMORY_BYTES: u64 = 64 * 1024 * 1024;
 /// Disk queue segment size: large enough that rolling over is rare, small enough that a
 /// delivered segment frees its space soon.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -399,10 +405,24 @@ pub enum FsyncPolicy {
 pub struct QueueConfig {
     #[serde(default, rename = "type")]
     pub kind: QueueKind,
+    /// Bound of the whole queue in undelivered events (a disk queue's: what its log holds not
+    /// yet delivered); when a request does not fit, it is refused with 503. Default 100000.
     #[serde(default = "default_queue_max_events")]
     pub max_events: u64,
+    /// Bound of the whole queue in bytes of undelivered encoded events, like `max_events`. A
+    /// memory queue holds all of it in memory; a disk queue only `memory_bytes` of it. Default
+    /// 256 MiB.
     #[serde(default = "default_queue_max_bytes")]
     pub max_bytes: u64,
+    /// Disk queues: the most undelivered events held in memory, the oldest ones, ready for the
+    /// sink; the events after them wait in the log only and are read back, in order, as
+    /// deliveries make room. Default [`DEFAULT_QUEUE_MEMORY_EVENTS`]; must be greater than 0.
+    pub memory_events: Option<u64>,
+    /// Disk queues: the most bytes of undelivered events held in memory, as `memory_events`
+    /// (one event larger than this is still taken, alone). Default
+    /// [`DEFAULT_QUEUE_MEMORY_BYTES`] (64 MiB); must be greater than 0. With `max_bytes` far
+    /// above it, a long outage is absorbed on disk while memory stays at this.
+    pub memory_bytes: Option<u64>,
     /// Disk queues: the directory; default `<server.data_dir>/queues/<sink id>`.
     pub path: Option<PathBuf>,
     #[serde(default)]
@@ -419,6 +439,8 @@ impl Default for QueueConfig {
             kind: QueueKind::default(),
             max_events: DEFAULT_QUEUE_MAX_EVENTS,
             max_bytes: DEFAULT_QUEUE_MAX_BYTES,
+            memory_events: None,
+            memory_bytes: None,
             path: None,
             fsync: QueueFsyncConfig::default(),
             fsync_interval: default_queue_fsync_interval(),
@@ -804,6 +826,10 @@ pub(super) fn validate_sink(
                 QueueFsyncConfig::Never => QueueFsync::Never,
             },
             segment_bytes: queue.segment_bytes,
+            memory: QueueLimits {
+                max_events: queue.memory_events.unwrap_or(DEFAULT_QUEUE_MEMORY_EVENTS),
+                max_bytes: queue.memory_bytes.unwrap_or(DEFAULT_QUEUE_MEMORY_BYTES),
+            },
         }
     });
     if queue.kind == QueueKind::Memory && queue.path.is_some() {
@@ -811,6 +837,20 @@ pub(super) fn validate_sink(
             format!("{path}.queue.path"),
             "only disk queues have a path (type = \"disk\")",
         );
+    }
+    for (key, value) in [
+        ("memory_events", queue.memory_events),
+        ("memory_bytes", queue.memory_bytes),
+    ] {
+        match value {
+            Some(_) if queue.kind == QueueKind::Memory => issues.push(
+                format!("{path}.queue.{key}"),
+                "only disk queues keep part of the queue in memory (type = \"disk\"); a memory \
+                 queue holds all of it, bounded by max_events and max_bytes",
+            ),
+            Some(0) => issues.push(format!("{path}.queue.{key}"), "must be greater than 0"),
+            _ => {}
+        }
     }
     let queue = validate_queue(queue, &format!("{path}.queue"), issues);
     let batch = validate_batch(batch, &format!("{path}.batch"), issues);

@@ -7,12 +7,19 @@
 //! then makes the events visible to the sink's worker, in log order, and answers each request.
 //! The worker's acknowledgements are a counter the writer turns into the log's committed
 //! position. At start the log is recovered (a torn tail is cut and counted) and every
-//! uncommitted event is loaded back, to be delivered again.
+//! uncommitted event is queued again, to be delivered again.
 //!
-//! The queue's events are held in memory as well as on disk, so `max_bytes` bounds both.
+//! Only a window of the oldest undelivered events is held in memory (`memory_events`,
+//! `memory_bytes`): the queue's bounds (`max_events`, `max_bytes`) are what the log may hold
+//! undelivered, and can be far larger than memory. An event the window has no room for, or that
+//! comes after one waiting on disk, stays in the log only; as the worker's acknowledgements
+//! drain the window to half, the writer reads the next records back from the log into it, in
+//! log order. Log sequence numbers and the worker's view stay in step: the window and the
+//! events waiting on disk together are exactly the log's uncommitted records, in order. At
+//! start nothing but the window is read back.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,8 +29,8 @@ use metrics::{Counter, Histogram};
 use tokio::sync::oneshot;
 
 use super::log::{LogError, SegmentLog};
-use super::MemoryQueue;
-use crate::config::QueueFsync;
+use super::{MemoryQueue, Room};
+use crate::config::{QueueFsync, QueueLimits};
 
 /// Requests waiting for the writer; beyond this a request is refused with 503 rather than
 /// blocking the runtime.
@@ -31,14 +38,25 @@ const CHANNEL_DEPTH: usize = 4096;
 /// How often the idle writer turns acknowledgements into the committed position, and checks
 /// the `interval` fsync.
 const TICK: Duration = Duration::from_millis(50);
-/// Records read back per call while loading the queue at start.
-const LOAD_CHUNK: usize = 10_000;
+/// Most records and bytes read back from the log per read: each read is one allocation shared
+/// by its events, freed once the last of them is delivered, so this bounds what delivered
+/// events can keep alive beyond the window.
+const READ_CHUNK_EVENTS: u64 = 10_000;
+const READ_CHUNK_BYTES: u64 = 1024 * 1024;
+/// Most reads back per turn of the writer, so that appends (and their requests' answers) do
+/// not wait for a large window to fill: the rest is read on the next turns.
+const READS_PER_TURN: usize = 8;
+/// Wait before reading back again after a failed read, doubling up to the maximum.
+const READ_RETRY_FIRST: Duration = Duration::from_millis(250);
+const READ_RETRY_MAX: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct DiskSettings {
     pub dir: PathBuf,
     pub fsync: QueueFsync,
     pub segment_bytes: u64,
+    /// The most undelivered events (and bytes of them) held in memory: the oldest ones.
+    pub memory: QueueLimits,
 }
 
 /// Metric handles the writer updates.
@@ -64,57 +82,65 @@ struct Append {
     reply: oneshot::Sender<Result<(), String>>,
 }
 
+/// What the writer is sent.
+enum Msg {
+    Append(Append),
+    /// The window drained: read the next events back from the log.
+    Refill,
+}
+
 pub struct DiskWriter {
-    tx: Mutex<Option<SyncSender<Append>>>,
+    tx: Mutex<Option<SyncSender<Msg>>>,
     /// Events the worker acknowledged since start.
     acked: Arc<AtomicU64>,
+    /// A `Refill` is on its way (or the writer is about to look anyway).
+    wake: Arc<AtomicBool>,
+    /// Reads back from the log that failed.
+    read_errors: Arc<AtomicU64>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl DiskWriter {
-    /// Opens and recovers the log, loads its undelivered events into `mem`, and starts the
-    /// writer thread.
+    /// Opens and recovers the log, counts its undelivered events into `mem`, and starts the
+    /// writer thread, which reads the oldest of them back into the window first.
     pub fn open(
         sink_id: &str,
         settings: &DiskSettings,
         mem: Arc<MemoryQueue>,
         metrics: DiskMetrics,
     ) -> Result<DiskWriter, LogError> {
-        let (mut log, recovered) = SegmentLog::open(&settings.dir, settings.segment_bytes)?;
+        let (log, recovered) = SegmentLog::open(&settings.dir, settings.segment_bytes)?;
         if recovered.torn_bytes > 0 {
             tracing::warn!(sink = %sink_id, dir = %settings.dir.display(), bytes = recovered.torn_bytes, "cut a torn tail from the disk queue (a write interrupted by a crash); the events before it are kept");
             metrics.torn_bytes.increment(recovered.torn_bytes);
         }
-        let first = log.committed();
-        let mut seq = first;
-        let mut chunk = Vec::new();
-        while seq < log.next_seq() {
-            chunk.clear();
-            log.read_from(seq, LOAD_CHUNK, 64 * 1024 * 1024, &mut chunk)?;
-            if chunk.is_empty() {
-                break;
-            }
-            seq += chunk.len() as u64;
-            mem.preload(chunk.drain(..));
-        }
+        mem.recovered(recovered.records, recovered.bytes);
         metrics.recovered.increment(recovered.records);
         if recovered.records > 0 {
-            tracing::info!(sink = %sink_id, events = recovered.records, "loaded undelivered events from the disk queue");
+            tracing::info!(sink = %sink_id, events = recovered.records, bytes = recovered.bytes, "undelivered events in the disk queue will be delivered");
         }
         let (tx, rx) = mpsc::sync_channel(CHANNEL_DEPTH);
         let acked = Arc::new(AtomicU64::new(0));
+        let wake = Arc::new(AtomicBool::new(false));
+        let read_errors = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             sink_id: sink_id.to_owned(),
+            base: log.committed(),
             log,
             mem,
             fsync: settings.fsync,
-            base: first,
             acked: acked.clone(),
             committed_acks: 0,
             unsynced: false,
             last_sync: Instant::now(),
             metrics,
             scratch: Vec::new(),
+            wake: wake.clone(),
+            read_errors: read_errors.clone(),
+            read_retry_at: None,
+            read_backoff: READ_RETRY_FIRST,
+            read_buf: Vec::new(),
+            refilling: false,
         };
         let thread = std::thread::Builder::new()
             .name(format!("siemgate-queue-{sink_id}"))
@@ -127,6 +153,8 @@ impl DiskWriter {
         Ok(DiskWriter {
             tx: Mutex::new(Some(tx)),
             acked,
+            wake,
+            read_errors,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -144,12 +172,12 @@ impl DiskWriter {
         let Some(tx) = guard.as_ref() else {
             return Err(WriterBusy);
         };
-        match tx.try_send(Append {
+        match tx.try_send(Msg::Append(Append {
             items,
             events,
             bytes,
             reply,
-        }) {
+        })) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(WriterBusy),
         }
@@ -158,6 +186,23 @@ impl DiskWriter {
     /// The worker delivered the `n` oldest events.
     pub fn acked(&self, n: u64) {
         self.acked.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Asks the writer to read the next events back into the window now rather than at its
+    /// next tick. Never blocks: when its channel is full the writer is busy and looks anyway.
+    pub fn refill(&self) {
+        if self.wake.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = guard.as_ref() {
+            let _ = tx.try_send(Msg::Refill);
+        }
+    }
+
+    /// Reads back from the log that failed since start (the events stayed on disk).
+    pub fn read_errors(&self) -> u64 {
+        self.read_errors.load(Ordering::Relaxed)
     }
 }
 
@@ -195,26 +240,42 @@ struct Writer {
     metrics: DiskMetrics,
     /// Reused list of every waiting request's events, written with one append.
     scratch: Vec<Bytes>,
+    wake: Arc<AtomicBool>,
+    read_errors: Arc<AtomicU64>,
+    /// After a failed read back: no new attempt before this.
+    read_retry_at: Option<Instant>,
+    /// The wait after the next failed read back.
+    read_backoff: Duration,
+    /// Reused: the records of one read back.
+    read_buf: Vec<Bytes>,
+    /// The window is being filled: carry on until it is full, whatever its level.
+    refilling: bool,
 }
 
 impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Append>) {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
         let mut batch: Vec<Append> = Vec::new();
+        // Whether the window is being filled from the log: then the writer does not wait for
+        // messages. True at first, for the window of what was recovered.
+        let mut filling = true;
         loop {
-            match rx.recv_timeout(TICK) {
-                Ok(first) => batch.push(first),
-                Err(RecvTimeoutError::Timeout) => {}
+            match rx.recv_timeout(if filling { Duration::ZERO } else { TICK }) {
+                Ok(Msg::Append(first)) => batch.push(first),
+                Ok(Msg::Refill) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             while batch.len() < CHANNEL_DEPTH {
                 match rx.try_recv() {
-                    Ok(m) => batch.push(m),
+                    Ok(Msg::Append(m)) => batch.push(m),
+                    Ok(Msg::Refill) => {}
                     Err(_) => break,
                 }
             }
             if !batch.is_empty() {
                 self.write(&mut batch);
             }
+            self.wake.store(false, Ordering::Release);
+            filling = self.refill();
             if self.unsynced {
                 if let QueueFsync::Interval(every) = self.fsync {
                     if self.last_sync.elapsed() >= every {
@@ -281,13 +342,89 @@ impl Writer {
         }
     }
 
+    /// Reads the events after the window back from the log into it, in order: once the window
+    /// has drained to half (see [`MemoryQueue::wants_refill`]), until it is full or nothing
+    /// waits on disk, at most [`READS_PER_TURN`] reads per call. True when there is more to
+    /// read now. A failed read leaves the events on disk, is logged and counted, and is tried
+    /// again after a growing wait.
+    fn refill(&mut self) -> bool {
+        if self.read_retry_at.is_some_and(|at| Instant::now() < at) {
+            return false;
+        }
+        if !self.refilling && !self.mem.wants_refill() {
+            return false;
+        }
+        self.refilling = true;
+        for _ in 0..READS_PER_TURN {
+            let Some(room) = self.mem.refill_room() else {
+                self.refilling = false;
+                return false;
+            };
+            match self.read_back(room) {
+                Ok(true) => {
+                    self.read_retry_at = None;
+                    self.read_backoff = READ_RETRY_FIRST;
+                    self.mem.push_read(self.read_buf.drain(..));
+                }
+                // The next record is larger than the room left: full for now.
+                Ok(false) => {
+                    self.refilling = false;
+                    return false;
+                }
+                Err(e) => {
+                    self.read_buf.clear();
+                    self.read_errors.fetch_add(1, Ordering::Relaxed);
+                    let wait = self.read_backoff;
+                    self.read_retry_at = Some(Instant::now() + wait);
+                    self.read_backoff = (wait * 2).min(READ_RETRY_MAX);
+                    tracing::error!(sink = %self.sink_id, error = %e, events_on_disk = room.spilled, retry_in = ?wait, "cannot read queued events back from the disk queue; they stay on disk and the read is tried again");
+                    self.refilling = false;
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Reads the next records after the window into `read_buf`, within `room`. `Ok(false)`
+    /// when the next record does not fit.
+    fn read_back(&mut self, room: Room) -> Result<bool, LogError> {
+        // The events waiting on disk are the log's last records.
+        let seq = self
+            .log
+            .next_seq()
+            .checked_sub(room.spilled)
+            .ok_or(LogError::OutOfRange {
+                seq: 0,
+                committed: self.log.committed(),
+                next_seq: self.log.next_seq(),
+            })?;
+        let records = usize::try_from(room.events.min(room.spilled).min(READ_CHUNK_EVENTS))
+            .unwrap_or(usize::MAX);
+        let chunk = usize::try_from(room.bytes.min(READ_CHUNK_BYTES)).unwrap_or(usize::MAX);
+        self.read_buf.clear();
+        self.log
+            .read_within(seq, records.max(1), chunk, &mut self.read_buf)?;
+        if self.read_buf.is_empty() {
+            if room.empty {
+                // Alone in the window, whatever its size, so that nothing gets stuck.
+                self.log.read_from(seq, 1, 0, &mut self.read_buf)?;
+            } else if room.bytes > chunk as u64 {
+                // Larger than a chunk, yet it fits the room.
+                let all = usize::try_from(room.bytes).unwrap_or(usize::MAX);
+                self.log.read_within(seq, 1, all, &mut self.read_buf)?;
+            }
+        }
+        Ok(!self.read_buf.is_empty())
+    }
+
     fn commit_acks(&mut self) {
         let acked = self.acked.load(Ordering::Relaxed);
         if acked == self.committed_acks {
             return;
         }
-        // The memory queue holds the log's uncommitted records in log order, so the worker's
-        // n-th acknowledgement is record `base + n`.
+        // The window holds the oldest of the log's uncommitted records in log order, so the
+        // worker's n-th acknowledgement is record `base + n`.
         let upto = self.base + acked;
         match self.log.commit(upto) {
             Ok(()) => self.committed_acks = acked,

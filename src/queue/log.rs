@@ -538,6 +538,30 @@ impl SegmentLog {
         max_bytes: usize,
         out: &mut Vec<Bytes>,
     ) -> Result<(), LogError> {
+        self.read_records(seq, max_records, max_bytes, true, out)
+    }
+
+    /// Like [`read_from`](Self::read_from), but `max_bytes` holds for the first record too:
+    /// nothing is appended when the record at `seq` is larger (a reader filling a bounded
+    /// buffer calls it with the room it has).
+    pub fn read_within(
+        &mut self,
+        seq: u64,
+        max_records: usize,
+        max_bytes: usize,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), LogError> {
+        self.read_records(seq, max_records, max_bytes, false, out)
+    }
+
+    fn read_records(
+        &mut self,
+        seq: u64,
+        max_records: usize,
+        max_bytes: usize,
+        at_least_one: bool,
+        out: &mut Vec<Bytes>,
+    ) -> Result<(), LogError> {
         let out_of_range = LogError::OutOfRange {
             seq,
             committed: self.committed,
@@ -561,7 +585,8 @@ impl SegmentLog {
         let mut seq = seq;
         let mut payload = 0usize;
         let result = loop {
-            match self.read_segment(idx, &mut seq, max_records, max_bytes, &mut payload) {
+            let limits = (max_records, max_bytes, at_least_one);
+            match self.read_segment(idx, &mut seq, limits, &mut payload) {
                 Ok(true) if idx + 1 < self.segments.len() => idx += 1,
                 Ok(_) => break Ok(()),
                 Err(e) => break Err(e),
@@ -583,14 +608,14 @@ impl SegmentLog {
         Ok(())
     }
 
-    /// Reads records of segment `idx` from `*seq` into `read_buf`. Returns whether it reached
-    /// the segment's end with room for more.
+    /// Reads records of segment `idx` from `*seq` into `read_buf`, within `(max_records,
+    /// max_bytes, at_least_one)`. Returns whether it reached the segment's end with room for
+    /// more.
     fn read_segment(
         &mut self,
         idx: usize,
         seq: &mut u64,
-        max_records: usize,
-        max_bytes: usize,
+        (max_records, max_bytes, at_least_one): (usize, usize, bool),
         payload: &mut usize,
     ) -> Result<bool, LogError> {
         let Some(seg) = self.segments.get(idx) else {
@@ -636,7 +661,7 @@ impl SegmentLog {
                 return Err(corrupt("length runs past the end of the segment"));
             }
             let len = len as usize;
-            if !self.ranges.is_empty() && *payload + len > max_bytes {
+            if (!self.ranges.is_empty() || !at_least_one) && *payload + len > max_bytes {
                 break;
             }
             let end = pos + HEADER + len;
@@ -1428,6 +1453,34 @@ mod tests {
         let mut more = Vec::new();
         log.read_from(0, 0, 100, &mut more).unwrap();
         assert!(more.is_empty());
+    }
+
+    #[test]
+    fn read_within_holds_the_byte_limit_for_the_first_record_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open(tmp.path(), 64).unwrap();
+        let batch = vec![record(0, 10), record(1, 30), record(2, 10), record(3, 10)];
+        log.append(&batch).unwrap();
+        let mut out = Vec::new();
+        log.read_within(0, 10, 39, &mut out).unwrap();
+        assert_eq!(out, batch[..1]);
+        out.clear();
+        log.read_within(1, 10, 29, &mut out).unwrap();
+        assert!(out.is_empty(), "record 1 alone is over the limit");
+        log.read_within(1, 10, 30, &mut out).unwrap();
+        assert_eq!(out, batch[1..2]);
+        out.clear();
+        // Across segments (64 bytes hold two 10-byte records), and to the end.
+        log.read_within(1, 10, 1000, &mut out).unwrap();
+        assert_eq!(out, batch[1..]);
+        out.clear();
+        log.read_within(4, 10, 1000, &mut out).unwrap();
+        assert!(out.is_empty());
+        // Nothing taken means nothing lost: a read after it still starts at the record.
+        log.read_within(2, 10, 5, &mut out).unwrap();
+        assert!(out.is_empty());
+        log.read_from(2, 10, 5, &mut out).unwrap();
+        assert_eq!(out, batch[2..3]);
     }
 
     #[test]

@@ -1,13 +1,23 @@
 //! `MemoryQueue`: a bounded in-memory queue of encoded events (one `Bytes` each).
+//!
+//! A memory queue holds every event it accepted. A disk queue's `MemoryQueue` holds only a
+//! window: the oldest undelivered events, up to its own bounds; the events after them are
+//! counted here (as "spilled") but held only in the disk queue's log, which reads them back into
+//! the window, in log order, as deliveries make room. Depth and the queue bounds count both.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::config::QueueLimits;
+
+/// Most runs of events the oldest-age record keeps; beyond it neighbouring runs are merged
+/// (each keeping the older time), so a long backlog costs a bounded amount of memory and the
+/// age of the oldest event stays exact.
+const MAX_STAMPS: usize = 8192;
 
 /// Refusal to reserve: the queue has no room for the whole request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -18,6 +28,9 @@ pub struct QueueFull;
 #[derive(Debug)]
 pub struct MemoryQueue {
     limits: QueueLimits,
+    /// Disk queues: the most events and bytes held in memory; `None`: everything is (a memory
+    /// queue).
+    window: Option<QueueLimits>,
     inner: Mutex<Inner>,
     /// Wakes the worker when events are committed or the queue is closed.
     ready: Notify,
@@ -25,12 +38,19 @@ pub struct MemoryQueue {
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// The events in memory: the oldest undelivered ones, in order.
     items: VecDeque<Bytes>,
     /// When each run of events was queued, oldest first: `(events, at)`, for the age of the
-    /// oldest undelivered event (one entry per request, not per event).
-    stamps: VecDeque<(usize, std::time::Instant)>,
+    /// oldest undelivered event (one entry per request, not per event; spilled events too).
+    stamps: VecDeque<(usize, Instant)>,
     /// Bytes in `items`.
     bytes: u64,
+    /// Disk queues: undelivered events after `items` that are only in the log.
+    spilled_events: u64,
+    spilled_bytes: u64,
+    /// Most events and bytes `items` ever held.
+    peak_events: u64,
+    peak_bytes: u64,
     /// Room promised to reservations not yet committed or dropped.
     reserved_events: u64,
     reserved_bytes: u64,
@@ -39,12 +59,41 @@ struct Inner {
 }
 
 impl Inner {
-    /// Records when the events from index `before` on were queued.
-    fn stamp(&mut self, before: usize) {
-        let n = self.items.len() - before;
-        if n > 0 {
-            self.stamps.push_back((n, std::time::Instant::now()));
+    /// Records that `n` events were queued now.
+    fn stamp(&mut self, n: usize) {
+        if n == 0 {
+            return;
         }
+        if self.stamps.len() >= MAX_STAMPS {
+            let old = std::mem::take(&mut self.stamps);
+            let mut runs = old.into_iter();
+            while let Some((events, at)) = runs.next() {
+                let next = runs.next().map_or(0, |(m, _)| m);
+                self.stamps.push_back((events + next, at));
+            }
+        }
+        self.stamps.push_back((n, Instant::now()));
+    }
+
+    /// Appends an event to the events in memory.
+    fn push_resident(&mut self, item: Bytes) {
+        self.bytes += item.len() as u64;
+        self.items.push_back(item);
+        self.peak_events = self.peak_events.max(self.items.len() as u64);
+        self.peak_bytes = self.peak_bytes.max(self.bytes);
+    }
+
+    /// Whether an event of `len` bytes may join the events in memory now: nothing is spilled
+    /// before it (order), and it fits the window, or the window is empty (an event larger than
+    /// the window must not get stuck).
+    fn fits(&self, window: Option<QueueLimits>, len: usize) -> bool {
+        let Some(w) = window else {
+            return true;
+        };
+        self.spilled_events == 0
+            && (self.items.is_empty()
+                || ((self.items.len() as u64) < w.max_events
+                    && self.bytes + len as u64 <= w.max_bytes))
     }
 }
 
@@ -55,17 +104,45 @@ pub struct Depth {
     pub bytes: u64,
 }
 
+/// What a disk queue's writer may read back from its log now; see [`MemoryQueue::refill_room`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Room {
+    /// Events and bytes the window can still take.
+    pub events: u64,
+    pub bytes: u64,
+    /// The window is empty: the next event is taken whatever its size.
+    pub empty: bool,
+    /// Events waiting in the log only; the first of them is the next to read.
+    pub spilled: u64,
+}
+
 impl MemoryQueue {
+    /// A memory queue: every event it holds is in memory.
     pub fn new(limits: QueueLimits) -> MemoryQueue {
         MemoryQueue {
             limits,
+            window: None,
             inner: Mutex::new(Inner::default()),
             ready: Notify::new(),
         }
     }
 
+    /// A disk queue's events in memory: at most `window` of the oldest (see the module docs).
+    pub fn with_window(limits: QueueLimits, window: QueueLimits) -> MemoryQueue {
+        MemoryQueue {
+            window: Some(window),
+            ..MemoryQueue::new(limits)
+        }
+    }
+
+    /// The bounds of the whole queue.
     pub fn limits(&self) -> QueueLimits {
         self.limits
+    }
+
+    /// Disk queues: the bounds of what is held in memory.
+    pub fn window(&self) -> Option<QueueLimits> {
+        self.window
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -79,8 +156,8 @@ impl MemoryQueue {
     /// uncommitted.
     pub fn try_reserve(&self, events: u64, bytes: u64) -> Result<Reservation<'_>, QueueFull> {
         let mut inner = self.lock();
-        let used_events = inner.items.len() as u64 + inner.reserved_events;
-        let used_bytes = inner.bytes + inner.reserved_bytes;
+        let used_events = inner.items.len() as u64 + inner.spilled_events + inner.reserved_events;
+        let used_bytes = inner.bytes + inner.spilled_bytes + inner.reserved_bytes;
         if inner.closed
             || used_events + events > self.limits.max_events
             || used_bytes + bytes > self.limits.max_bytes
@@ -97,19 +174,39 @@ impl MemoryQueue {
     }
 
     /// How long the oldest undelivered event has waited (zero when the queue is empty).
-    /// Events loaded from a disk queue at start count from the start.
-    pub fn oldest_age(&self) -> std::time::Duration {
+    /// Events loaded from a disk queue at start count from the start. Over a long backlog the
+    /// ages of events after the oldest are rounded up (see `MAX_STAMPS`).
+    pub fn oldest_age(&self) -> Duration {
         self.lock()
             .stamps
             .front()
-            .map_or(std::time::Duration::ZERO, |(_, at)| at.elapsed())
+            .map_or(Duration::ZERO, |(_, at)| at.elapsed())
     }
 
+    /// Undelivered events of the whole queue: in memory and, for a disk queue, in its log only.
     pub fn depth(&self) -> Depth {
+        let inner = self.lock();
+        Depth {
+            events: inner.items.len() as u64 + inner.spilled_events,
+            bytes: inner.bytes + inner.spilled_bytes,
+        }
+    }
+
+    /// The events held in memory (a disk queue's window).
+    pub fn resident(&self) -> Depth {
         let inner = self.lock();
         Depth {
             events: inner.items.len() as u64,
             bytes: inner.bytes,
+        }
+    }
+
+    /// The most events and the most bytes ever held in memory at once (each its own maximum).
+    pub fn resident_peak(&self) -> Depth {
+        let inner = self.lock();
+        Depth {
+            events: inner.peak_events,
+            bytes: inner.peak_bytes,
         }
     }
 
@@ -124,7 +221,7 @@ impl MemoryQueue {
     /// destination and awaiting its confirmation), then up to `linger` for the batch to fill,
     /// and returns copies (reference-counted, not byte copies) of the oldest such events within
     /// the bounds. The events stay queued until [`ack`](Self::ack). `None` once the queue is
-    /// closed with nothing after `skip`.
+    /// closed with nothing after `skip`, in memory or on disk.
     pub async fn next_batch(
         &self,
         skip: usize,
@@ -142,12 +239,14 @@ impl MemoryQueue {
                 let available = inner.items.len().saturating_sub(skip);
                 if available > 0 {
                     let skipped: u64 = inner.items.iter().take(skip).map(|i| i.len() as u64).sum();
+                    // With events waiting on disk the window is as full as it gets for now.
                     Some(
                         available >= max_events
                             || inner.bytes - skipped >= max_bytes as u64
+                            || inner.spilled_events > 0
                             || inner.closed,
                     )
-                } else if inner.closed {
+                } else if inner.closed && inner.spilled_events == 0 {
                     return None;
                 } else {
                     None
@@ -176,18 +275,24 @@ impl MemoryQueue {
         Some(())
     }
 
-    /// Appends events whose room a detached reservation holds (see
-    /// [`Reservation::detach`]), in the order the disk queue wrote them.
+    /// Appends events whose room a detached reservation holds (see [`Reservation::detach`]),
+    /// in the order the disk queue wrote them: into memory while they fit the window and
+    /// nothing is waiting on disk before them, else counted as waiting on disk only.
     pub fn push_reserved(&self, events: u64, bytes: u64, items: impl Iterator<Item = Bytes>) {
         let mut inner = self.lock();
         inner.reserved_events -= events.min(inner.reserved_events);
         inner.reserved_bytes -= bytes.min(inner.reserved_bytes);
-        let before = inner.items.len();
+        let mut n = 0;
         for item in items {
-            inner.bytes += item.len() as u64;
-            inner.items.push_back(item);
+            n += 1;
+            if inner.fits(self.window, item.len()) {
+                inner.push_resident(item);
+            } else {
+                inner.spilled_events += 1;
+                inner.spilled_bytes += item.len() as u64;
+            }
         }
-        inner.stamp(before);
+        inner.stamp(n);
         drop(inner);
         self.ready.notify_one();
     }
@@ -199,20 +304,61 @@ impl MemoryQueue {
         inner.reserved_bytes -= bytes.min(inner.reserved_bytes);
     }
 
-    /// Loads events recovered from disk at start, whatever the bounds say (a smaller bound
-    /// than before only makes new requests wait).
-    pub fn preload(&self, items: impl Iterator<Item = Bytes>) {
+    /// Counts the undelivered events a disk queue recovered at start, all on disk only until
+    /// the writer reads the window back; whatever the bounds say (a smaller bound than before
+    /// only makes new requests wait). Their age counts from now.
+    pub fn recovered(&self, events: u64, bytes: u64) {
         let mut inner = self.lock();
-        let before = inner.items.len();
-        for item in items {
-            inner.bytes += item.len() as u64;
-            inner.items.push_back(item);
-        }
-        inner.stamp(before);
+        inner.spilled_events += events;
+        inner.spilled_bytes += bytes;
+        inner.stamp(usize::try_from(events).unwrap_or(usize::MAX));
     }
 
-    /// Removes the `n` oldest events after their sink delivered them.
-    pub fn ack(&self, n: usize) {
+    /// Whether a disk queue's window has drained enough to be worth refilling from the log:
+    /// events wait on disk and the window is at most half full (by events and by bytes), so
+    /// reads come in large chunks rather than one per acknowledgement.
+    pub fn wants_refill(&self) -> bool {
+        Self::wants(&self.lock(), self.window)
+    }
+
+    fn wants(inner: &Inner, window: Option<QueueLimits>) -> bool {
+        let Some(w) = window else {
+            return false;
+        };
+        inner.spilled_events > 0
+            && (inner.items.len() as u64).saturating_mul(2) <= w.max_events
+            && inner.bytes.saturating_mul(2) <= w.max_bytes
+    }
+
+    /// What the window can take now, or `None` when nothing waits on disk or it is full.
+    pub fn refill_room(&self) -> Option<Room> {
+        let w = self.window?;
+        let inner = self.lock();
+        let room = Room {
+            events: w.max_events.saturating_sub(inner.items.len() as u64),
+            bytes: w.max_bytes.saturating_sub(inner.bytes),
+            empty: inner.items.is_empty(),
+            spilled: inner.spilled_events,
+        };
+        (room.spilled > 0 && (room.empty || (room.events > 0 && room.bytes > 0))).then_some(room)
+    }
+
+    /// Moves events the writer read back from the log (the next ones after the window, in
+    /// order) into memory, and wakes the worker.
+    pub fn push_read(&self, items: impl Iterator<Item = Bytes>) {
+        let mut inner = self.lock();
+        for item in items {
+            inner.spilled_events = inner.spilled_events.saturating_sub(1);
+            inner.spilled_bytes = inner.spilled_bytes.saturating_sub(item.len() as u64);
+            inner.push_resident(item);
+        }
+        drop(inner);
+        self.ready.notify_one();
+    }
+
+    /// Removes the `n` oldest events after their sink delivered them. True when a disk queue's
+    /// window should now be refilled from its log (see [`wants_refill`](Self::wants_refill)).
+    pub fn ack(&self, n: usize) -> bool {
         let mut inner = self.lock();
         let mut left = n.min(inner.items.len());
         while left > 0 {
@@ -232,6 +378,7 @@ impl MemoryQueue {
                 None => break,
             }
         }
+        Self::wants(&inner, self.window)
     }
 }
 
@@ -253,21 +400,13 @@ impl Reservation<'_> {
         held
     }
 
-    /// Appends the events (exactly the reserved number and size) and wakes the worker.
+    /// Appends the events (exactly the reserved number and size) and wakes the worker. For
+    /// memory queues; a disk queue's events go through its writer.
     pub fn commit(mut self, items: impl Iterator<Item = Bytes>) {
-        let mut inner = self.queue.lock();
-        inner.reserved_events -= self.events;
-        inner.reserved_bytes -= self.bytes;
-        let before = inner.items.len();
-        for item in items {
-            inner.bytes += item.len() as u64;
-            inner.items.push_back(item);
-        }
-        inner.stamp(before);
-        drop(inner);
+        let (events, bytes) = (self.events, self.bytes);
         self.events = 0;
         self.bytes = 0;
-        self.queue.ready.notify_one();
+        self.queue.push_reserved(events, bytes, items);
     }
 }
 
@@ -414,5 +553,201 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out, [Bytes::from_static(b"ccc")]);
+    }
+
+    fn windowed(events: u64, bytes: u64) -> MemoryQueue {
+        MemoryQueue::with_window(
+            QueueLimits {
+                max_events: 1000,
+                max_bytes: 100_000,
+            },
+            QueueLimits {
+                max_events: events,
+                max_bytes: bytes,
+            },
+        )
+    }
+
+    fn push(q: &MemoryQueue, items: &[&'static [u8]]) {
+        let bytes: u64 = items.iter().map(|i| i.len() as u64).sum();
+        let (e, b) = q.try_reserve(items.len() as u64, bytes).unwrap().detach();
+        q.push_reserved(e, b, items.iter().map(|i| Bytes::from_static(i)));
+    }
+
+    #[test]
+    fn a_window_keeps_the_oldest_events_and_counts_the_rest_on_disk() {
+        let q = windowed(10, 8);
+        push(&q, &[b"aaa", b"bbb", b"ccc", b"d"]);
+        // "ccc" does not fit 8 bytes; "d" would, but comes after an event on disk.
+        assert_eq!(
+            q.resident(),
+            Depth {
+                events: 2,
+                bytes: 6
+            }
+        );
+        assert_eq!(
+            q.depth(),
+            Depth {
+                events: 4,
+                bytes: 10
+            }
+        );
+        assert!(
+            q.try_reserve(997, 1).is_err(),
+            "the bounds count the events on disk"
+        );
+        assert!(!q.wants_refill(), "the window is more than half full");
+        assert_eq!(
+            q.refill_room(),
+            Some(Room {
+                events: 8,
+                bytes: 2,
+                empty: false,
+                spilled: 2
+            })
+        );
+        assert!(q.ack(1), "half full now: refill");
+        q.push_read([Bytes::from_static(b"ccc")].into_iter());
+        assert_eq!(
+            q.resident(),
+            Depth {
+                events: 2,
+                bytes: 6
+            }
+        );
+        assert_eq!(
+            q.depth(),
+            Depth {
+                events: 3,
+                bytes: 7
+            }
+        );
+        push(&q, &[b"e"]);
+        assert_eq!(
+            q.depth(),
+            Depth {
+                events: 4,
+                bytes: 8
+            }
+        );
+        assert_eq!(
+            q.resident().events,
+            2,
+            "after events on disk, new ones go to disk too"
+        );
+        assert!(q.ack(2));
+        q.push_read([Bytes::from_static(b"d"), Bytes::from_static(b"e")].into_iter());
+        assert_eq!(
+            q.depth(),
+            Depth {
+                events: 2,
+                bytes: 2
+            }
+        );
+        assert_eq!(q.refill_room(), None, "nothing on disk");
+        assert_eq!(
+            q.resident_peak(),
+            Depth {
+                events: 2,
+                bytes: 6
+            }
+        );
+    }
+
+    #[test]
+    fn an_event_larger_than_the_window_is_taken_alone() {
+        let q = windowed(10, 4);
+        push(&q, &[b"123456", b"1"]);
+        assert_eq!(
+            q.resident(),
+            Depth {
+                events: 1,
+                bytes: 6
+            }
+        );
+        assert_eq!(q.depth().events, 2);
+        assert!(!q.ack(0));
+        assert!(q.ack(1));
+        assert_eq!(
+            q.refill_room(),
+            Some(Room {
+                events: 10,
+                bytes: 4,
+                empty: true,
+                spilled: 1
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_queue_is_drained_only_once_nothing_waits_on_disk() {
+        let q = windowed(1, 100);
+        push(&q, &[b"a", b"b"]);
+        q.close();
+        let mut out = Vec::new();
+        q.next_batch(0, 10, 100, Duration::from_secs(5), &mut out)
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            [Bytes::from_static(b"a")],
+            "no linger with events on disk"
+        );
+        assert!(q.ack(1));
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(50),
+            q.next_batch(0, 10, 100, Duration::ZERO, &mut out),
+        )
+        .await;
+        assert!(waiting.is_err(), "waits for the read back, not None");
+        q.push_read([Bytes::from_static(b"b")].into_iter());
+        q.next_batch(0, 10, 100, Duration::ZERO, &mut out)
+            .await
+            .unwrap();
+        assert_eq!(out, [Bytes::from_static(b"b")]);
+        q.ack(1);
+        assert!(q
+            .next_batch(0, 10, 100, Duration::ZERO, &mut out)
+            .await
+            .is_none());
+    }
+
+    #[test]
+    fn recovered_events_wait_on_disk_and_age_from_the_start() {
+        let q = windowed(10, 100);
+        q.recovered(3, 30);
+        assert_eq!(
+            q.depth(),
+            Depth {
+                events: 3,
+                bytes: 30
+            }
+        );
+        assert_eq!(q.resident().events, 0);
+        assert!(q.wants_refill());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(q.oldest_age() >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn age_records_stay_bounded_and_the_oldest_exact() {
+        let q = q(u64::MAX, u64::MAX);
+        q.try_reserve(1, 1)
+            .unwrap()
+            .commit([Bytes::from_static(b"x")].into_iter());
+        std::thread::sleep(Duration::from_millis(30));
+        let runs = 3 * MAX_STAMPS;
+        for _ in 0..runs {
+            q.try_reserve(1, 1)
+                .unwrap()
+                .commit([Bytes::from_static(b"y")].into_iter());
+        }
+        assert!(q.lock().stamps.len() <= MAX_STAMPS);
+        let counted: usize = q.lock().stamps.iter().map(|s| s.0).sum();
+        assert_eq!(counted, runs + 1);
+        assert!(q.oldest_age() >= Duration::from_millis(30));
+        q.ack(runs + 1);
+        assert_eq!(q.oldest_age(), Duration::ZERO);
     }
 }

@@ -7,7 +7,7 @@ pub mod disk;
 pub mod log;
 pub mod memory;
 
-pub use memory::{MemoryQueue, QueueFull, Reservation};
+pub use memory::{Depth, MemoryQueue, QueueFull, Reservation, Room};
 
 use std::sync::Arc;
 
@@ -17,9 +17,11 @@ use crate::config::QueueLimits;
 use disk::{DiskMetrics, DiskSettings, DiskWriter, Written};
 use log::LogError;
 
-/// A sink's queue: in memory only, or in memory and on disk. Reads and bounds are the memory
-/// queue's; a disk queue also writes each request's events to its log before they become
-/// visible, and turns acknowledgements into the log's committed position.
+/// A sink's queue: in memory only, or on disk with a window of its oldest events in memory.
+/// Reads, bounds and depth are the memory queue's (for a disk queue the depth counts the events
+/// waiting on disk too); a disk queue also writes each request's events to its log before they
+/// become visible, reads the events beyond the window back as the window drains, and turns
+/// acknowledgements into the log's committed position.
 pub struct Queue {
     mem: Arc<MemoryQueue>,
     disk: Option<DiskWriter>,
@@ -41,14 +43,15 @@ impl Queue {
         }
     }
 
-    /// Opens (and recovers) a disk queue; its undelivered events are queued again.
+    /// Opens (and recovers) a disk queue; its undelivered events are queued again, the
+    /// oldest of them (`settings.memory`) read back into memory by its writer thread.
     pub fn disk(
         sink_id: &str,
         limits: QueueLimits,
         settings: &DiskSettings,
         metrics: DiskMetrics,
     ) -> Result<Queue, LogError> {
-        let mem = Arc::new(MemoryQueue::new(limits));
+        let mem = Arc::new(MemoryQueue::with_window(limits, settings.memory));
         let disk = DiskWriter::open(sink_id, settings, mem.clone(), metrics)?;
         Ok(Queue {
             mem,
@@ -92,9 +95,18 @@ impl Queue {
 
     /// Removes the `n` oldest events after their sink delivered them.
     pub fn ack(&self, n: usize) {
-        self.mem.ack(n);
+        let refill = self.mem.ack(n);
         if let Some(d) = &self.disk {
             d.acked(n as u64);
+            if refill {
+                d.refill();
+            }
         }
+    }
+
+    /// Disk queues: reads of queued events back from the log that failed since start (the
+    /// events stay on disk and the read is tried again). Zero for memory queues.
+    pub fn read_errors(&self) -> u64 {
+        self.disk.as_ref().map_or(0, DiskWriter::read_errors)
     }
 }
