@@ -127,6 +127,8 @@ pub enum ControlStartError {
     },
     #[error(transparent)]
     Store(#[from] crate::admin::store::StoreError),
+    #[error("start-up task failed: {0}")]
+    Task(String),
     #[error("admin API source store {path}: {message}")]
     StoredSource { path: PathBuf, message: String },
 }
@@ -186,21 +188,22 @@ impl Control {
     /// Builds every sink (opening disk queues), starts their workers, and loads the config's
     /// and the store's sources. `settings.sources` go first; an API source may not reuse a
     /// config source's id.
-    pub fn start(
-        settings: Settings,
+    pub async fn start(
+        mut settings: Settings,
         registry: Arc<Registry>,
     ) -> Result<(Control, Arc<ArcSwap<Routes>>), ControlStartError> {
         let abort = CancellationToken::new();
-        let mut built = Vec::with_capacity(settings.sinks.len());
-        for s in settings.sinks {
-            let sink = Sink::build(&s, &registry).map_err(|source| ControlStartError::Queue {
-                sink: s.id.clone(),
-                source,
-            })?;
-            built.push((s, sink));
-        }
         let store = Store::new(&settings.server.data_dir);
-        let records = store.load()?;
+        // Opening disk queues reads their logs, and the store is a file: off the runtime.
+        let to_build = std::mem::take(&mut settings.sinks);
+        let (reg, st) = (registry.clone(), store.clone());
+        let (built, records) = tokio::task::spawn_blocking(move || {
+            let built = build_sinks(to_build, &reg)
+                .map_err(|(sink, source)| ControlStartError::Queue { sink, source })?;
+            Ok::<_, ControlStartError>((built, st.load()?))
+        })
+        .await
+        .map_err(|e| ControlStartError::Task(e.to_string()))??;
 
         let mut sinks = BTreeMap::new();
         for (s, sink) in built {
@@ -403,7 +406,7 @@ impl Control {
 
         let mut report = ReloadReport::default();
         // New sinks first: opening a disk queue can fail, and then nothing has changed yet.
-        let mut fresh = Vec::new();
+        let mut to_build = Vec::new();
         let mut old_configs: HashMap<String, usize> = HashMap::new();
         for (i, s) in st.file.sinks.iter().enumerate() {
             old_configs.insert(s.id().to_owned(), i);
@@ -421,23 +424,19 @@ impl Control {
                     }
                     changed.push(s);
                 }
-                None => match Sink::build(&s, &self.registry) {
-                    Ok(sink) => fresh.push((s, sink)),
-                    Err(e) => {
-                        for (_, sink) in fresh {
-                            let sink: Sink = sink;
-                            let h = sink.handle.clone();
-                            drop(sink);
-                            let _ = tokio::task::spawn_blocking(move || h.queue.close_disk()).await;
-                        }
-                        return Err(ChangeError::InvalidConfig(vec![issue(
-                            format!("sinks[{i}].queue"),
-                            format!("cannot open the disk queue: {e}"),
-                        )]));
-                    }
-                },
+                None => to_build.push(s),
             }
         }
+        let registry = self.registry.clone();
+        let fresh = tokio::task::spawn_blocking(move || build_sinks(to_build, &registry))
+            .await
+            .map_err(|e| ChangeError::Internal(format!("sink start-up task failed: {e}")))?
+            .map_err(|(sink, e)| {
+                ChangeError::InvalidConfig(vec![issue(
+                    format!("sinks (sink {sink:?})"),
+                    format!("cannot open the disk queue: {e}"),
+                )])
+            })?;
 
         // Removed sinks stop taking events and deliver what they hold, then close.
         let new_ids: Vec<&str> = file.sinks.iter().map(|s| s.id()).collect();
@@ -727,6 +726,27 @@ impl Control {
             results.into_iter().map(|(_, id, o)| (id, o)).collect(),
         )))
     }
+}
+
+/// Builds sinks (opening and recovering disk queues: blocking). On a failure the sinks built
+/// so far are closed again and the failing sink's id is returned.
+fn build_sinks(
+    settings: Vec<SinkSettings>,
+    registry: &Registry,
+) -> Result<Vec<(SinkSettings, Sink)>, (String, crate::queue::log::LogError)> {
+    let mut built: Vec<(SinkSettings, Sink)> = Vec::with_capacity(settings.len());
+    for s in settings {
+        match Sink::build(&s, registry) {
+            Ok(sink) => built.push((s, sink)),
+            Err(e) => {
+                for (_, sink) in built {
+                    sink.handle.queue.close_disk();
+                }
+                return Err((s.id, e));
+            }
+        }
+    }
+    Ok(built)
 }
 
 impl State {

@@ -177,7 +177,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     };
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
-    let (control, routes) = Control::start(settings, registry.clone())?;
+    let (control, routes) = Control::start(settings, registry.clone()).await?;
     let control = Arc::new(control);
 
     let shutdown = CancellationToken::new();

@@ -36,6 +36,7 @@ pub const SINK_RECONNECTS: &str = "siemgate_sink_reconnects_total";
 pub const SINK_UP: &str = "siemgate_sink_up";
 pub const QUEUE_TORN_BYTES: &str = "siemgate_queue_torn_bytes_total";
 pub const QUEUE_RECOVERED: &str = "siemgate_queue_recovered_events_total";
+pub const QUEUE_READ_ERRORS: &str = "siemgate_queue_read_errors_total";
 pub const QUEUE_FSYNC_DURATION: &str = "siemgate_queue_fsync_duration_seconds";
 pub const HEC_PENDING_ACK_EVENTS: &str = "siemgate_hec_pending_ack_events";
 pub const HEC_ACK_TIMEOUTS: &str = "siemgate_hec_ack_timeouts_total";
@@ -179,6 +180,11 @@ impl Registry {
             "Connections a sink opened again after losing one, by sink.",
         );
         c(
+            QUEUE_READ_ERRORS,
+            None,
+            "Failed reads of queued events back from a disk queue (they stay on disk and are read again), by sink.",
+        );
+        c(
             QUEUE_RECOVERED,
             None,
             "Events a disk queue loaded back at start, undelivered or in flight at the stop (the in-flight ones may arrive twice), by sink.",
@@ -307,6 +313,7 @@ impl Registry {
             up: self.gauge(SINK_UP, &[("sink", sink)]),
             queue_torn_bytes: self.counter(QUEUE_TORN_BYTES, &[("sink", sink)]),
             queue_recovered: self.counter(QUEUE_RECOVERED, &[("sink", sink)]),
+            queue_read_errors: self.counter(QUEUE_READ_ERRORS, &[("sink", sink)]),
             queue_fsync_seconds: self.histogram(QUEUE_FSYNC_DURATION, &[("sink", sink)]),
         }
     }
@@ -373,5 +380,6 @@ pub struct SinkMetrics {
     pub up: Gauge,
     pub queue_torn_bytes: Counter,
     pub queue_recovered: Counter,
+    pub queue_read_errors: Counter,
     pub queue_fsync_seconds: Histogram,
 }

@@ -184,6 +184,7 @@ fn open_queue(dir: &Path) -> (Queue, Arc<AtomicU64>) {
         torn_bytes: metrics::Counter::noop(),
         recovered: metrics::Counter::from_arc(recovered.clone()),
         fsync_seconds: metrics::Histogram::noop(),
+        read_errors: metrics::Counter::noop(),
     };
     let limits = QueueLimits {
         max_events: 1_000_000,

@@ -109,6 +109,7 @@ async fn unchanged_sinks_keep_their_connection_and_a_changed_sink_moves_on() {
 id = "siem"
 type = "syslog"
 address = "{}"
+transport = "tcp"
 framing = "lf"
 [sinks.batch]
 linger = "0ms"
@@ -166,12 +167,7 @@ linger = "0ms"
     assert_eq!(
         receiver.connections(),
         1,
-        "the unchanged syslog sink kept its connection: {:?}",
-        receiver
-            .messages()
-            .iter()
-            .map(|m| (m.conn, m.text().to_owned()))
-            .collect::<Vec<_>>()
+        "the unchanged syslog sink kept its connection"
     );
     assert!(receiver.messages().iter().all(|m| m.conn == 1));
     stop(gw).await;

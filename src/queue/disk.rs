@@ -65,6 +65,8 @@ pub struct DiskMetrics {
     /// Events loaded back at start: not known to be delivered, so sent (perhaps again).
     pub recovered: Counter,
     pub fsync_seconds: Histogram,
+    /// Failed reads back from the log (the events stay on disk and are read again).
+    pub read_errors: Counter,
 }
 
 /// Whether a request's events are durable (per the fsync policy) and visible to the worker.
@@ -374,6 +376,7 @@ impl Writer {
                 Err(e) => {
                     self.read_buf.clear();
                     self.read_errors.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.read_errors.increment(1);
                     let wait = self.read_backoff;
                     self.read_retry_at = Some(Instant::now() + wait);
                     self.read_backoff = (wait * 2).min(READ_RETRY_MAX);

@@ -317,6 +317,7 @@ impl Sink {
                     torn_bytes: metrics.queue_torn_bytes.clone(),
                     recovered: metrics.queue_recovered.clone(),
                     fsync_seconds: metrics.queue_fsync_seconds.clone(),
+                    read_errors: metrics.queue_read_errors.clone(),
                 },
             )?,
         };
