@@ -216,17 +216,12 @@ impl Control {
             .as_ref()
             .is_some_and(|t| t.client_ca.is_some());
         let now = Timestamp::now();
-        let file_sink_ids: Vec<&str> = settings.file.sinks.iter().map(|s| s.id()).collect();
         let mut sources = BTreeMap::new();
         for (cfg, s) in settings.file.sources.iter().zip(settings.sources) {
             if matches!(s.verifier, crate::auth::Verifier::None) {
                 tracing::warn!(source = %s.id, "source accepts unauthenticated requests (allow_unauthenticated = true)");
             }
-            let sink_ids = s
-                .sinks
-                .iter()
-                .map(|&i| file_sink_ids[i].to_owned())
-                .collect();
+            let sink_ids = in_given_order(&cfg.sinks);
             let entry = SourceEntry {
                 origin: Origin::Config,
                 config: cfg.clone(),
@@ -499,7 +494,7 @@ impl Control {
             }
         }
         for (cfg, s) in file.sources.iter().zip(settings.sources) {
-            let sink_ids = s.sinks.iter().map(|&i| new_ids[i].to_owned()).collect();
+            let sink_ids = in_given_order(&cfg.sinks);
             let prev = old.remove(&s.id);
             let (created_at, updated_at, stats, metrics, dedup) = match prev {
                 Some(p) => {
@@ -566,10 +561,16 @@ impl Control {
     /// Stops every sink: queues close, workers deliver until `deadline`, then they are
     /// aborted; disk queues record their last deliveries and keep the rest.
     pub async fn shutdown(&self, deadline: tokio::time::Instant, abort_wait: Duration) {
-        let mut st = self.state.lock().await;
-        st.closed = true;
-        let sinks = std::mem::take(&mut st.sinks);
-        let retired = std::mem::take(&mut st.retired);
+        // The lock is held only to take the sinks: admin requests during the drain get their
+        // answer (503 for changes) at once.
+        let (sinks, retired) = {
+            let mut st = self.state.lock().await;
+            st.closed = true;
+            (
+                std::mem::take(&mut st.sinks),
+                std::mem::take(&mut st.retired),
+            )
+        };
         let mut handles: Vec<Arc<SinkHandle>> = Vec::new();
         let mut workers = Vec::new();
         for r in sinks.into_values() {
@@ -728,6 +729,17 @@ impl Control {
     }
 }
 
+/// A source's sink ids in the order its definition gives them, each once.
+fn in_given_order(ids: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for id in ids {
+        if !out.contains(id) {
+            out.push(id.clone());
+        }
+    }
+    out
+}
+
 /// Builds sinks (opening and recovering disk queues: blocking). On a failure the sinks built
 /// so far are closed again and the failing sink's id is returned.
 fn build_sinks(
@@ -814,11 +826,7 @@ impl State {
             let verifier = config::build_verifier(&auth, settings.vendor)?;
             settings.grace = Some((verifier, grace.until()));
         }
-        let targets = settings
-            .sinks
-            .iter()
-            .map(|&i| sink_ids[i].to_owned())
-            .collect();
+        let targets = in_given_order(&config.sinks);
         let dedup = match (prev.and_then(|p| p.dedup.as_ref()), settings.dedup) {
             (Some(d), Some(_)) if prev.is_some_and(|p| p.config.dedup == config.dedup) => {
                 Some(d.clone())

@@ -473,3 +473,79 @@ auth = {{ scheme = "none", allow_unauthenticated = true }}
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn admin_api_over_tls_on_its_own_listener() {
+    let pki = Pki::new();
+    let config = format!(
+        r#"{}
+[admin]
+listen = "127.0.0.1:0"
+[admin.tls]
+cert = '{}'
+key = '{}'
+[[admin.tokens]]
+name = "ops"
+token = "admin-token-over-tls-0001"
+"#,
+        pki.config(false),
+        pki.path("server.pem"),
+        pki.path("server.key"),
+    );
+    let gw = start(&config).await;
+    let admin = gw.gateway.admin_addr().expect("admin listener");
+    assert_ne!(admin, gw.addr(), "the admin API has its own listener");
+
+    let get = |path: &str, token: &str| {
+        Request::get(format!("https://localhost:{}{path}", admin.port()))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let (a, _) = send_tls_bounded(
+        admin,
+        pki.client(&[b"http/1.1"], None),
+        false,
+        get("/api/v1/sources", "admin-token-over-tls-0001"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let sources = a.json()["sources"].clone();
+    assert_eq!(sources.as_array().map(Vec::len), Some(1), "{sources}");
+    assert_eq!(sources[0]["id"], "open");
+    assert_eq!(sources[0]["origin"], "config");
+
+    let (a, _) = send_tls_bounded(
+        admin,
+        pki.client(&[b"h2"], None),
+        true,
+        get("/api/v1/sinks", "wrong-token-over-tls-0001"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+
+    // Plain HTTP to the TLS admin port gets no answer: the token never crosses in clear.
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(admin)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let resp = sender
+            .send_request(get("/api/v1/sources", "admin-token-over-tls-0001"))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(collect(resp).await)
+    };
+    let r = tokio::time::timeout(Duration::from_secs(15), attempt)
+        .await
+        .expect("the admin listener answers or closes within 15s");
+    if let Ok(a) = r {
+        assert!(!a.status.is_success(), "plaintext got {}", a.status);
+    }
+    gw.stop().await;
+}

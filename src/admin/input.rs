@@ -103,6 +103,11 @@ pub fn prepare(
         }
     }
     let config: SourceConfig = parse_value(&value).map_err(|mut i| {
+        if i.path == "auth" {
+            if let Some(inner) = value.get("auth").and_then(auth_key_problem) {
+                i = inner;
+            }
+        }
         i.path = join(prefix, &i.path);
         vec![i]
     })?;
@@ -124,6 +129,27 @@ pub fn prepare(
         config,
         generated,
     })
+}
+
+/// Finds the key of an auth table that does not parse. The table is tagged by `scheme`, and
+/// serde reports problems inside a tagged table at the table itself; every key but `scheme` is
+/// optional, so each can be tried on its own to name the one at fault.
+fn auth_key_problem(auth: &Value) -> Option<ConfigIssue> {
+    let obj = auth.as_object()?;
+    let scheme = obj.get("scheme")?;
+    obj.iter()
+        .filter(|(k, _)| *k != "scheme")
+        .find_map(|(k, v)| {
+            let mut one = Map::new();
+            one.insert("scheme".to_owned(), scheme.clone());
+            one.insert(k.clone(), v.clone());
+            parse_value::<AuthConfig>(&Value::Object(one))
+                .err()
+                .map(|e| ConfigIssue {
+                    path: format!("auth.{k}"),
+                    message: e.message,
+                })
+        })
 }
 
 /// Every secret of an auth table, with its key path below `auth`.
@@ -239,7 +265,19 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert_eq!(unknown[0].path, "auth");
+        assert_eq!(unknown[0].path, "auth.colour");
+        let bad_value = prepare(
+            json!({"id": "a", "auth": {"scheme": "hmac_sha256", "secret": "x", "tolerance": "soon"}, "sinks": []}),
+            None,
+            "sources[0]",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(bad_value[0].path, "sources[0].auth.tolerance");
+        let missing = prepare(json!({"id": "a", "sinks": []}), None, "")
+            .err()
+            .unwrap();
+        assert_eq!(missing[0].path, "auth");
         assert!(unknown[0].message.contains("colour"), "{:?}", unknown[0]);
         let wrong_type = prepare(
             json!({"id": "a", "auth": {"scheme": "none"}, "sinks": "out"}),

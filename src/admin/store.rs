@@ -89,10 +89,20 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ConfigIssue> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
-        ConfigIssue {
-            path: if path == "." { String::new() } else { path },
-            message: e.into_inner().to_string(),
+        let message = e.into_inner().to_string();
+        let mut path = if path == "." { String::new() } else { path };
+        // A missing key is reported at its parent; name the key itself.
+        if let Some(key) = message
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
+            path = if path.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{path}.{key}")
+            };
         }
+        ConfigIssue { path, message }
     })
 }
 
