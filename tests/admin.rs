@@ -20,18 +20,18 @@
 //!   answers) or anywhere in the process's stderr; every change is audited with the token name.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/binary.rs"]
+mod binary;
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use binary::{Process, READY_TIMEOUT};
 use bytes::Bytes;
 use common::{read_lines, Answer};
 use hmac::{Hmac, Mac};
@@ -39,8 +39,6 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
 use sha2::Sha256;
-
-const BIN: &str = env!("CARGO_BIN_EXE_siemgate");
 
 /// Admin tokens: `ops` may change things, `viewer` may only read.
 const OPS: &str = "ops-admin-token-5d8e1c47a93f0b62";
@@ -53,12 +51,14 @@ const CFG_TOKEN: &str = "cfg-source-token-e41b9c03d7a2";
 /// A key nothing is configured with, to sign refused requests.
 const WRONG_KEY: &str = "wrong-signing-key-00c0ffee11";
 
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bound on waiting for something to show up (a line in the file, a log line, a reload).
 const WAIT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
+
+/// The gateway's environment: debug logging, so the leak check sees as much as there is.
+const LOG: &[(&str, &str)] = &[("SIEMGATE_LOG", "debug")];
 
 type HmacSha256 = Hmac<Sha256>;
 type Headers = Vec<(String, String)>;
@@ -120,159 +120,11 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "{token}" }}
 }
 
 // ---------------------------------------------------------------------------------------------
-// The real binary.
-
-/// A spawned `siemgate serve` whose stderr is drained (kept, and sent line by line) until EOF;
-/// killed on drop if it is still running.
-struct Proc {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    lines: mpsc::Receiver<String>,
-    reader: Option<JoinHandle<()>>,
-}
-
-/// Starts the binary on `dir/siemgate.toml`, in `dir`, logging at debug level.
-fn spawn(dir: &Path) -> Proc {
-    let path = dir.join("siemgate.toml");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config", path.to_str().unwrap()])
-        .current_dir(dir)
-        .env("SIEMGATE_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn siemgate");
-    let pipe = child.stderr.take().unwrap();
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let (tx, lines) = mpsc::channel::<String>();
-    let reader = {
-        let stderr = stderr.clone();
-        std::thread::spawn(move || {
-            let mut pipe = BufReader::new(pipe);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match pipe.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
-                        stderr.lock().unwrap().push(line.clone());
-                        let _ = tx.send(line);
-                    }
-                }
-            }
-        })
-    };
-    Proc {
-        child,
-        stderr,
-        lines,
-        reader: Some(reader),
-    }
-}
-
-impl Proc {
-    fn text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    fn line_count(&self) -> usize {
-        self.stderr.lock().unwrap().len()
-    }
-
-    fn lines_from(&self, from: usize) -> Vec<String> {
-        self.stderr.lock().unwrap()[from..].to_vec()
-    }
-
-    /// Sends a signal with `kill(1)` (`sig` is e.g. "-TERM").
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {sig} failed: {status:?}");
-    }
-
-    /// Waits (bounded) for the exit, then for stderr to reach EOF; kills the process and panics
-    /// if it does not exit in time.
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if started.elapsed() >= timeout {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "siemgate did not exit within {timeout:?}; stderr:\n{}",
-                    self.text()
-                );
-            }
-            std::thread::sleep(POLL);
-        };
-        if let Some(r) = self.reader.take() {
-            r.join().unwrap();
-        }
-        status
-    }
-
-    /// Waits (bounded) for the hooks and admin ready lines.
-    fn wait_ready(&mut self) -> (SocketAddr, SocketAddr) {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let (mut hooks, mut admin) = (None, None);
-        while hooks.is_none() || admin.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(a) = ready_addr(&line, "hooks listener ready") {
-                        hooks = Some(a);
-                    }
-                    if let Some(a) = ready_addr(&line, "admin listener ready") {
-                        admin = Some(a);
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-                    "no hooks and admin ready lines within {READY_TIMEOUT:?}; stderr:\n{}",
-                    self.text()
-                ),
-                Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
-                    "siemgate exited before it was ready ({:?}); stderr:\n{}",
-                    self.child.try_wait(),
-                    self.text()
-                ),
-            }
-        }
-        (hooks.unwrap(), admin.unwrap())
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// `... <what> addr=127.0.0.1:PORT` -> the address.
-fn ready_addr(line: &str, what: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find(what)?..];
-    rest[rest.find("addr=")? + "addr=".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-// ---------------------------------------------------------------------------------------------
 // One gateway, its scratch directory, and what the test must check at the end.
 
 struct Run {
     dir: tempfile::TempDir,
-    proc: Option<Proc>,
+    proc: Option<Process>,
     hooks: SocketAddr,
     admin: SocketAddr,
     /// Every secret and token the test used or was given; none may appear in `answers` or in
@@ -305,16 +157,9 @@ impl Run {
         r
     }
 
-    fn config_path(&self) -> PathBuf {
-        self.dir.path().join("siemgate.toml")
-    }
-
     fn write_config(&self, extra_sinks: &str, extra_sources: &str) {
-        std::fs::write(
-            self.config_path(),
-            config(self.dir.path(), extra_sinks, extra_sources),
-        )
-        .unwrap();
+        let dir = self.dir.path();
+        binary::write_config(dir, &config(dir, extra_sinks, extra_sources));
     }
 
     fn store_path(&self) -> PathBuf {
@@ -332,15 +177,15 @@ impl Run {
     /// Starts the binary on the current config file and waits for its listeners.
     fn launch(&mut self) {
         assert!(self.proc.is_none(), "already running");
-        let mut p = spawn(self.dir.path());
-        let (hooks, admin) = p.wait_ready();
+        let mut p = Process::spawn(self.dir.path(), LOG);
+        let [hooks, admin] = p.wait_ready(["hooks", "admin"]);
         assert_ne!(hooks, admin, "the admin API has a listener of its own");
         self.hooks = hooks;
         self.admin = admin;
         self.proc = Some(p);
     }
 
-    fn proc(&self) -> &Proc {
+    fn proc(&self) -> &Process {
         self.proc.as_ref().expect("siemgate is running")
     }
 
@@ -349,7 +194,7 @@ impl Run {
         let mut p = self.proc.take().expect("siemgate is running");
         p.signal("-TERM");
         let status = p.wait_exit(EXIT_TIMEOUT);
-        let text = p.text();
+        let text = p.stderr_text();
         self.logs.push(text.clone());
         assert!(status.success(), "exit status {status:?}; stderr:\n{text}");
     }
@@ -358,27 +203,13 @@ impl Run {
     /// exit status and the stderr.
     fn launch_expecting_failure(&mut self) -> (ExitStatus, String) {
         assert!(self.proc.is_none(), "already running");
-        let mut p = spawn(self.dir.path());
-        let started = Instant::now();
-        let status = loop {
-            if let Some(s) = p.child.try_wait().unwrap() {
-                break s;
-            }
-            if started.elapsed() >= READY_TIMEOUT {
-                let _ = p.child.kill();
-                let _ = p.child.wait();
-                panic!(
-                    "siemgate kept running for {READY_TIMEOUT:?} instead of refusing to start; \
-                     stderr:\n{}",
-                    p.text()
-                );
-            }
-            std::thread::sleep(POLL);
-        };
-        if let Some(r) = p.reader.take() {
-            r.join().unwrap();
-        }
-        let text = p.text();
+        let mut p = Process::spawn(self.dir.path(), LOG);
+        let status = p.try_wait_exit(READY_TIMEOUT).unwrap_or_else(|| {
+            p.kill_and_panic(&format!(
+                "siemgate kept running for {READY_TIMEOUT:?} instead of refusing to start"
+            ))
+        });
+        let text = p.stderr_text();
         self.logs.push(text.clone());
         (status, text)
     }
@@ -408,6 +239,48 @@ impl Run {
             body.map(|b| Bytes::from(b.to_string())),
         )
         .await
+    }
+
+    /// A request to the admin listener with the `ops` token.
+    async fn ops(&mut self, method: &str, path: &str, body: Option<Value>) -> Answer {
+        self.api(method, path, Some(OPS), body).await
+    }
+
+    /// POST /api/v1/sources with the `ops` token.
+    async fn create(&mut self, source: Value) -> Answer {
+        self.ops("POST", "/api/v1/sources", Some(source)).await
+    }
+
+    /// Creates a source routed to `out` with `auth`; expects 201 and returns the one-time
+    /// secret of the answer.
+    async fn create_source(&mut self, id: &str, auth: Value) -> String {
+        let a = self
+            .create(json!({"id": id, "auth": auth, "sinks": ["out"]}))
+            .await;
+        expect(&a, 201, &format!("create {id}"))["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// POST /api/v1/sources/{id}/reset-secret with the `ops` token, with `grace_seconds` in the
+    /// body if given (no body otherwise).
+    async fn reset_secret(&mut self, id: &str, grace_seconds: Option<u64>) -> Answer {
+        let path = format!("/api/v1/sources/{id}/reset-secret");
+        let body = grace_seconds.map(|g| json!({"grace_seconds": g}));
+        self.ops("POST", &path, body).await
+    }
+
+    /// POST /api/v1/sources-bulk with the `ops` token and `sources` as its list.
+    async fn bulk(&mut self, sources: Value) -> Answer {
+        let body = json!({"sources": sources});
+        self.ops("POST", "/api/v1/sources-bulk", Some(body)).await
+    }
+
+    /// [`Run::create_source`] with a token scheme (`Bearer ` prefix); returns the token.
+    async fn create_token_source(&mut self, id: &str) -> String {
+        self.create_source(id, json!({"scheme": "token", "prefix": "Bearer "}))
+            .await
     }
 
     /// A request to the admin listener; checks what every admin answer must be (JSON with
@@ -487,10 +360,23 @@ impl Run {
         a
     }
 
+    /// POSTs the generic event `event` to `/hooks/{source}` with `Authorization: Bearer {token}`.
+    async fn hook_bearer(&mut self, source: &str, token: &str, event: &str) -> Answer {
+        let body = generic_body(event);
+        self.hook(source, &bearer(token), &body).await
+    }
+
+    /// POSTs the generic event `event` to `/hooks/{source}`, signed with the hmac_sha256
+    /// `secret`.
+    async fn hook_hmac(&mut self, source: &str, secret: &str, event: &str) -> Answer {
+        let body = generic_body(event);
+        self.hook(source, &hmac_signed(secret, &body), &body).await
+    }
+
     /// GET /api/v1/sources/{id} with the ops token: 200 and a well-formed Source.
     async fn source(&mut self, id: &str) -> Value {
         let a = self
-            .api("GET", &format!("/api/v1/sources/{id}"), Some(OPS), None)
+            .ops("GET", &format!("/api/v1/sources/{id}"), None)
             .await;
         let s = expect(&a, 200, &format!("GET source {id}"));
         check_source(&s, id);
@@ -500,7 +386,7 @@ impl Run {
     /// GET /api/v1/sources/{id} answers 404.
     async fn source_absent(&mut self, id: &str) {
         let a = self
-            .api("GET", &format!("/api/v1/sources/{id}"), Some(OPS), None)
+            .ops("GET", &format!("/api/v1/sources/{id}"), None)
             .await;
         expect(&a, 404, &format!("GET source {id} (absent)"));
     }
@@ -526,8 +412,7 @@ impl Run {
     async fn finish(mut self) -> String {
         if self.proc.is_some() {
             // A credential presented to an unknown source is neither echoed nor logged either.
-            let body = generic_body("leak-probe");
-            let a = self.hook("leak-probe", &bearer(OPS), &body).await;
+            let a = self.hook_bearer("leak-probe", OPS, "leak-probe").await;
             expect(&a, 404, "hook of an unknown source");
             self.stop();
         }
@@ -760,18 +645,13 @@ async fn created_sources_give_their_secret_once_and_count_events() {
 
     // hmac_sha256 for Prisma Cloud, no secret given: one is generated (64 hex characters).
     let a = r
-        .api(
-            "POST",
-            "/api/v1/sources",
-            Some(OPS),
-            Some(json!({
-                "id": "prisma-acme",
-                "name": "Prisma ACME",
-                "vendor": "prisma_cloud",
-                "auth": {"scheme": "hmac_sha256", "header": "X-Signature", "encoding": "hex"},
-                "sinks": ["out"]
-            })),
-        )
+        .create(json!({
+            "id": "prisma-acme",
+            "name": "Prisma ACME",
+            "vendor": "prisma_cloud",
+            "auth": {"scheme": "hmac_sha256", "header": "X-Signature", "encoding": "hex"},
+            "sinks": ["out"]
+        }))
         .await;
     let mut created = expect(&a, 201, "create prisma-acme");
     assert_eq!(
@@ -805,14 +685,7 @@ async fn created_sources_give_their_secret_once_and_count_events() {
 
     // standard_webhooks, no secret given: whsec_ + base64 of 32 random bytes.
     let a = r
-        .api(
-            "POST",
-            "/api/v1/sources",
-            Some(OPS),
-            Some(
-                json!({"id": "swh-api", "auth": {"scheme": "standard_webhooks"}, "sinks": ["out"]}),
-            ),
-        )
+        .create(json!({"id": "swh-api", "auth": {"scheme": "standard_webhooks"}, "sinks": ["out"]}))
         .await;
     let created = expect(&a, 201, "create swh-api");
     let swh_secret = created["secret"]
@@ -875,7 +748,7 @@ async fn created_sources_give_their_secret_once_and_count_events() {
     assert_eq!(s["events_accepted"], 1, "{s}");
 
     // The list: sorted by id, config and API sources, no secrets.
-    let a = r.api("GET", "/api/v1/sources", Some(OPS), None).await;
+    let a = r.ops("GET", "/api/v1/sources", None).await;
     let list = expect(&a, 200, "list sources");
     let sources = list["sources"].as_array().expect("sources array");
     let ids: Vec<&str> = sources.iter().map(|s| s["id"].as_str().unwrap()).collect();
@@ -888,12 +761,7 @@ async fn created_sources_give_their_secret_once_and_count_events() {
 
     // The id is taken: 409, and the existing secret still verifies.
     let a = r
-        .api(
-            "POST",
-            "/api/v1/sources",
-            Some(OPS),
-            Some(json!({"id": "prisma-acme", "auth": {"scheme": "hmac_sha256"}, "sinks": ["out"]})),
-        )
+        .create(json!({"id": "prisma-acme", "auth": {"scheme": "hmac_sha256"}, "sinks": ["out"]}))
         .await;
     expect(&a, 409, "create with a taken id");
     let body = prisma_body("P-9003");
@@ -910,31 +778,14 @@ async fn created_sources_give_their_secret_once_and_count_events() {
 #[tokio::test]
 async fn reset_secret_keeps_the_old_one_during_the_grace_only() {
     let mut r = Run::start("", "");
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources",
-            Some(OPS),
-            Some(json!({"id": "rot", "auth": {"scheme": "hmac_sha256"}, "sinks": ["out"]})),
-        )
+    let old = r
+        .create_source("rot", json!({"scheme": "hmac_sha256"}))
         .await;
-    let old = expect(&a, 201, "create rot")["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = generic_body("rot-first");
-    let a = r.hook("rot", &hmac_signed(&old, &body), &body).await;
+    let a = r.hook_hmac("rot", &old, "rot-first").await;
     accepted(&a, "rot with its first secret");
 
     let reset_at = Instant::now();
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources/rot/reset-secret",
-            Some(OPS),
-            Some(json!({"grace_seconds": 3})),
-        )
-        .await;
+    let a = r.reset_secret("rot", Some(3)).await;
     let j = expect(&a, 200, "reset-secret with grace");
     assert_eq!(j["id"], "rot");
     let new = j["secret"].as_str().expect("the new secret").to_owned();
@@ -949,15 +800,13 @@ async fn reset_secret_keeps_the_old_one_during_the_grace_only() {
     assert_eq!(s["has_secret"], true);
 
     // During the grace both pass.
-    let body = generic_body("rot-old-in-grace");
-    let a = r.hook("rot", &hmac_signed(&old, &body), &body).await;
+    let a = r.hook_hmac("rot", &old, "rot-old-in-grace").await;
     accepted(&a, "old secret during the grace");
     assert!(
         reset_at.elapsed() < Duration::from_secs(3),
         "the check during the grace came too late to mean anything"
     );
-    let body = generic_body("rot-new-in-grace");
-    let a = r.hook("rot", &hmac_signed(&new, &body), &body).await;
+    let a = r.hook_hmac("rot", &new, "rot-new-in-grace").await;
     accepted(&a, "new secret during the grace");
 
     // After it, only the new one (bounded: grace + 6 s).
@@ -965,8 +814,7 @@ async fn reset_secret_keeps_the_old_one_during_the_grace_only() {
     let mut i = 0;
     let refused_after = loop {
         i += 1;
-        let body = generic_body(&format!("rot-old-poll-{i}"));
-        let a = r.hook("rot", &hmac_signed(&old, &body), &body).await;
+        let a = r.hook_hmac("rot", &old, &format!("rot-old-poll-{i}")).await;
         match a.status.as_u16() {
             200 => {}
             403 => break reset_at.elapsed(),
@@ -982,12 +830,10 @@ async fn reset_secret_keeps_the_old_one_during_the_grace_only() {
         refused_after >= Duration::from_millis(2900),
         "the old secret was refused {refused_after:?} after the reset, before its 3 s grace ended"
     );
-    let body = generic_body("rot-old-after");
-    let a = r.hook("rot", &hmac_signed(&old, &body), &body).await;
+    let a = r.hook_hmac("rot", &old, "rot-old-after").await;
     let j = expect(&a, 403, "old secret after the grace");
     assert_eq!(j["error"], "invalid_credential");
-    let body = generic_body("rot-new-after");
-    let a = r.hook("rot", &hmac_signed(&new, &body), &body).await;
+    let a = r.hook_hmac("rot", &new, "rot-new-after").await;
     accepted(&a, "new secret after the grace");
     r.wait_line("the event signed with the new secret", |l| {
         l["id"] == "rot-new-after"
@@ -995,61 +841,35 @@ async fn reset_secret_keeps_the_old_one_during_the_grace_only() {
     .await;
 
     // No body: no grace, the previous secret stops at once.
-    let a = r
-        .api("POST", "/api/v1/sources/rot/reset-secret", Some(OPS), None)
-        .await;
+    let a = r.reset_secret("rot", None).await;
     let j = expect(&a, 200, "reset-secret without a body");
     let third = j["secret"].as_str().expect("the new secret").to_owned();
     assert_ne!(third, new);
     assert_eq!(j["grace_until"], Value::Null, "{j}");
-    let body = generic_body("rot-second-after-reset");
-    let a = r.hook("rot", &hmac_signed(&new, &body), &body).await;
+    let a = r.hook_hmac("rot", &new, "rot-second-after-reset").await;
     expect(&a, 403, "previous secret after a reset without grace");
-    let body = generic_body("rot-third");
-    let a = r.hook("rot", &hmac_signed(&third, &body), &body).await;
+    let a = r.hook_hmac("rot", &third, "rot-third").await;
     accepted(&a, "the third secret");
 
     // Refusals.
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources/rot/reset-secret",
-            Some(OPS),
-            Some(json!({"grace_seconds": 604_801})),
-        )
-        .await;
+    let a = r.reset_secret("rot", Some(604_801)).await;
     expect(&a, 400, "grace_seconds above 604800");
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources/nope/reset-secret",
-            Some(OPS),
-            Some(json!({"grace_seconds": 3})),
-        )
-        .await;
+    let a = r.reset_secret("nope", Some(3)).await;
     expect(&a, 404, "reset-secret of an unknown source");
     let a = r
-        .api(
-            "POST",
-            "/api/v1/sources",
-            Some(OPS),
-            Some(json!({
-                "id": "open",
-                "auth": {"scheme": "none", "allow_unauthenticated": true},
-                "sinks": ["out"]
-            })),
-        )
+        .create(json!({
+            "id": "open",
+            "auth": {"scheme": "none", "allow_unauthenticated": true},
+            "sinks": ["out"]
+        }))
         .await;
     let j = expect(&a, 201, "create a source without auth");
     assert!(j.get("secret").is_none(), "no secret for scheme none: {j}");
     assert_eq!(j["has_secret"], false);
-    let a = r
-        .api("POST", "/api/v1/sources/open/reset-secret", Some(OPS), None)
-        .await;
+    let a = r.reset_secret("open", None).await;
     expect(&a, 400, "reset-secret of a scheme none source");
     // The third secret is unchanged by the refused resets.
-    let body = generic_body("rot-third-again");
-    let a = r.hook("rot", &hmac_signed(&third, &body), &body).await;
+    let a = r.hook_hmac("rot", &third, "rot-third-again").await;
     accepted(&a, "the third secret after refused resets");
 
     let stderr = r.finish().await;
@@ -1072,14 +892,7 @@ async fn bulk_applies_all_or_nothing() {
     };
 
     // The second entry names a sink that does not exist: 400, nothing applied.
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources-bulk",
-            Some(OPS),
-            Some(json!({"sources": [entry_a, entry_b("nope")]})),
-        )
-        .await;
+    let a = r.bulk(json!([entry_a, entry_b("nope")])).await;
     let j = expect(&a, 400, "bulk with an unknown sink");
     let paths = issue_paths(&j);
     assert!(
@@ -1088,39 +901,25 @@ async fn bulk_applies_all_or_nothing() {
     );
     r.source_absent("bulk-a").await;
     r.source_absent("bulk-b").await;
-    let body = generic_body("bulk-a-none");
     let a = r
-        .hook("bulk-a", &bearer("anything-at-all-123"), &body)
+        .hook_bearer("bulk-a", "anything-at-all-123", "bulk-a-none")
         .await;
     expect(&a, 404, "hook of the valid entry of a refused bulk");
 
     // One entry is a config-file source: 409, nothing applied.
     let a = r
-        .api(
-            "POST",
-            "/api/v1/sources-bulk",
-            Some(OPS),
-            Some(json!({"sources": [
-                {"id": "bulk-c", "auth": {"scheme": "token"}, "sinks": ["out"]},
-                {"id": "cfg", "auth": {"scheme": "token", "prefix": "Bearer "}, "sinks": ["out"]}
-            ]})),
-        )
+        .bulk(json!([
+            {"id": "bulk-c", "auth": {"scheme": "token"}, "sinks": ["out"]},
+            {"id": "cfg", "auth": {"scheme": "token", "prefix": "Bearer "}, "sinks": ["out"]}
+        ]))
         .await;
     expect(&a, 409, "bulk touching a config source");
     r.source_absent("bulk-c").await;
-    let body = generic_body("cfg-after-bulk");
-    let a = r.hook("cfg", &bearer(CFG_TOKEN), &body).await;
+    let a = r.hook_bearer("cfg", CFG_TOKEN, "cfg-after-bulk").await;
     accepted(&a, "cfg unchanged by the refused bulk");
 
     // A valid bulk creates all, answered in request order; only generated secrets are shown.
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources-bulk",
-            Some(OPS),
-            Some(json!({"sources": [entry_a, entry_b("out")]})),
-        )
-        .await;
+    let a = r.bulk(json!([entry_a, entry_b("out")])).await;
     let j = expect(&a, 200, "valid bulk");
     let list = j["sources"].as_array().expect("sources array");
     assert_eq!(list.len(), 2, "{j}");
@@ -1149,11 +948,9 @@ async fn bulk_applies_all_or_nothing() {
         check_source(&s, s["id"].as_str().unwrap());
         assert_eq!(s["origin"], "api");
     }
-    let body = generic_body("bulk-a-1");
-    let a = r.hook("bulk-a", &bearer(&token_a), &body).await;
+    let a = r.hook_bearer("bulk-a", &token_a, "bulk-a-1").await;
     accepted(&a, "bulk-a with its generated token");
-    let body = generic_body("bulk-b-1");
-    let a = r.hook("bulk-b", &hmac_signed(GIVEN, &body), &body).await;
+    let a = r.hook_hmac("bulk-b", GIVEN, "bulk-b-1").await;
     accepted(&a, "bulk-b with its given secret");
     r.wait_line("bulk-a's event", |l| l["id"] == "bulk-a-1")
         .await;
@@ -1162,17 +959,12 @@ async fn bulk_applies_all_or_nothing() {
 
     // A bulk updates by id: same scheme and no secret keeps the current one.
     let a = r
-        .api(
-            "POST",
-            "/api/v1/sources-bulk",
-            Some(OPS),
-            Some(json!({"sources": [{
-                "id": "bulk-a",
-                "name": "renamed",
-                "auth": {"scheme": "token", "prefix": "Bearer "},
-                "sinks": ["out"]
-            }]})),
-        )
+        .bulk(json!([{
+            "id": "bulk-a",
+            "name": "renamed",
+            "auth": {"scheme": "token", "prefix": "Bearer "},
+            "sinks": ["out"]
+        }]))
         .await;
     let j = expect(&a, 200, "bulk update");
     assert_eq!(j["sources"][0]["name"], "renamed");
@@ -1180,8 +972,7 @@ async fn bulk_applies_all_or_nothing() {
         j["sources"][0].get("secret").is_none(),
         "no new secret when the scheme stays: {j}"
     );
-    let body = generic_body("bulk-a-2");
-    let a = r.hook("bulk-a", &bearer(&token_a), &body).await;
+    let a = r.hook_bearer("bulk-a", &token_a, "bulk-a-2").await;
     accepted(&a, "bulk-a keeps its token through the update");
 
     let stderr = r.finish().await;
@@ -1191,36 +982,19 @@ async fn bulk_applies_all_or_nothing() {
 #[tokio::test]
 async fn delete_removes_the_hook_and_config_sources_are_read_only() {
     let mut r = Run::start("", "");
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources",
-            Some(OPS),
-            Some(json!({"id": "gone", "auth": {"scheme": "token", "prefix": "Bearer "}, "sinks": ["out"]})),
-        )
-        .await;
-    let token = expect(&a, 201, "create gone")["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = generic_body("gone-1");
-    let a = r.hook("gone", &bearer(&token), &body).await;
+    let token = r.create_token_source("gone").await;
+    let a = r.hook_bearer("gone", &token, "gone-1").await;
     accepted(&a, "gone before the delete");
 
-    let a = r
-        .api("DELETE", "/api/v1/sources/gone", Some(OPS), None)
-        .await;
+    let a = r.ops("DELETE", "/api/v1/sources/gone", None).await;
     expect(&a, 204, "delete gone");
     assert!(a.body.is_empty(), "204 has an empty body");
-    let body = generic_body("gone-2");
-    let a = r.hook("gone", &bearer(&token), &body).await;
+    let a = r.hook_bearer("gone", &token, "gone-2").await;
     expect(&a, 404, "hook of a deleted source");
     r.source_absent("gone").await;
-    let a = r
-        .api("DELETE", "/api/v1/sources/gone", Some(OPS), None)
-        .await;
+    let a = r.ops("DELETE", "/api/v1/sources/gone", None).await;
     expect(&a, 404, "delete again");
-    let a = r.api("GET", "/api/v1/sources", Some(OPS), None).await;
+    let a = r.ops("GET", "/api/v1/sources", None).await;
     let j = expect(&a, 200, "list");
     assert!(
         !j["sources"]
@@ -1235,32 +1009,17 @@ async fn delete_removes_the_hook_and_config_sources_are_read_only() {
     let s = r.source("cfg").await;
     assert_eq!(s["origin"], "config");
     let a = r
-        .api(
-            "PUT",
-            "/api/v1/sources/cfg",
-            Some(OPS),
-            Some(json!({"auth": {"scheme": "token", "prefix": "Bearer "}, "sinks": ["out"], "suppressed": true})),
-        )
+        .ops("PUT", "/api/v1/sources/cfg", Some(json!({"auth": {"scheme": "token", "prefix": "Bearer "}, "sinks": ["out"], "suppressed": true})))
         .await;
     expect(&a, 409, "PUT of a config source");
-    let a = r
-        .api("DELETE", "/api/v1/sources/cfg", Some(OPS), None)
-        .await;
+    let a = r.ops("DELETE", "/api/v1/sources/cfg", None).await;
     expect(&a, 409, "DELETE of a config source");
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources/cfg/reset-secret",
-            Some(OPS),
-            Some(json!({"grace_seconds": 10})),
-        )
-        .await;
+    let a = r.reset_secret("cfg", Some(10)).await;
     expect(&a, 409, "reset-secret of a config source");
     let s = r.source("cfg").await;
     assert_eq!(s["suppressed"], false, "{s}");
     assert_eq!(s["grace_until"], Value::Null, "{s}");
-    let body = generic_body("cfg-still");
-    let a = r.hook("cfg", &bearer(CFG_TOKEN), &body).await;
+    let a = r.hook_bearer("cfg", CFG_TOKEN, "cfg-still").await;
     accepted(&a, "cfg unchanged");
     r.wait_line("cfg's event", |l| l["id"] == "cfg-still").await;
 
@@ -1274,27 +1033,13 @@ async fn api_sources_survive_a_restart_and_a_corrupt_store_stops_the_start() {
     use std::os::unix::fs::PermissionsExt as _;
 
     let mut r = Run::start("", "");
-    let mut secrets = Vec::new();
-    for (id, scheme) in [
-        ("keep-hmac", "hmac_sha256"),
-        ("keep-swh", "standard_webhooks"),
-    ] {
-        let a = r
-            .api(
-                "POST",
-                "/api/v1/sources",
-                Some(OPS),
-                Some(json!({"id": id, "auth": {"scheme": scheme}, "sinks": ["out"]})),
-            )
-            .await;
-        let j = expect(&a, 201, &format!("create {id}"));
-        secrets.push(j["secret"].as_str().unwrap().to_owned());
-    }
-    let (hmac_secret, swh_secret) = (secrets[0].clone(), secrets[1].clone());
-    let body = generic_body("keep-1");
-    let a = r
-        .hook("keep-hmac", &hmac_signed(&hmac_secret, &body), &body)
+    let hmac_secret = r
+        .create_source("keep-hmac", json!({"scheme": "hmac_sha256"}))
         .await;
+    let swh_secret = r
+        .create_source("keep-swh", json!({"scheme": "standard_webhooks"}))
+        .await;
+    let a = r.hook_hmac("keep-hmac", &hmac_secret, "keep-1").await;
     accepted(&a, "keep-hmac before the restart");
     r.stop();
 
@@ -1315,10 +1060,7 @@ async fn api_sources_survive_a_restart_and_a_corrupt_store_stops_the_start() {
         assert_eq!(s["origin"], "api", "{s}");
         assert_eq!(s["has_secret"], true, "{s}");
     }
-    let body = generic_body("keep-2");
-    let a = r
-        .hook("keep-hmac", &hmac_signed(&hmac_secret, &body), &body)
-        .await;
+    let a = r.hook_hmac("keep-hmac", &hmac_secret, "keep-2").await;
     accepted(&a, "keep-hmac after the restart");
     let body = generic_body("keep-3");
     let a = r
@@ -1376,8 +1118,7 @@ async fn sighup_and_reload_apply_a_valid_file_and_keep_serving_on_an_invalid_one
     for s in [ADDED, ADDED2, DUP] {
         r.secret(s);
     }
-    let body = generic_body("cfg-1");
-    let a = r.hook("cfg", &bearer(CFG_TOKEN), &body).await;
+    let a = r.hook_bearer("cfg", CFG_TOKEN, "cfg-1").await;
     accepted(&a, "cfg before any reload");
 
     // SIGHUP with an invalid file: logged, the old config keeps serving.
@@ -1403,11 +1144,9 @@ async fn sighup_and_reload_apply_a_valid_file_and_keep_serving_on_an_invalid_one
         );
         tokio::time::sleep(POLL).await;
     }
-    let body = generic_body("cfg-2");
-    let a = r.hook("cfg", &bearer(CFG_TOKEN), &body).await;
+    let a = r.hook_bearer("cfg", CFG_TOKEN, "cfg-2").await;
     accepted(&a, "cfg after SIGHUP with an invalid file");
-    let body = generic_body("bad-1");
-    let a = r.hook("bad", &bearer(ADDED), &body).await;
+    let a = r.hook_bearer("bad", ADDED, "bad-1").await;
     expect(&a, 404, "the invalid file's source was not added");
 
     // SIGHUP with a valid changed file: the new source answers (bounded wait).
@@ -1417,8 +1156,7 @@ async fn sighup_and_reload_apply_a_valid_file_and_keep_serving_on_an_invalid_one
     let mut i = 0;
     loop {
         i += 1;
-        let body = generic_body(&format!("added-{i}"));
-        let a = r.hook("added", &bearer(ADDED), &body).await;
+        let a = r.hook_bearer("added", ADDED, &format!("added-{i}")).await;
         match a.status.as_u16() {
             200 => break,
             404 => {}
@@ -1430,31 +1168,28 @@ async fn sighup_and_reload_apply_a_valid_file_and_keep_serving_on_an_invalid_one
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let body = generic_body("cfg-3");
-    let a = r.hook("cfg", &bearer(CFG_TOKEN), &body).await;
+    let a = r.hook_bearer("cfg", CFG_TOKEN, "cfg-3").await;
     accepted(&a, "cfg after SIGHUP with a valid file");
     let s = r.source("added").await;
     assert_eq!(s["origin"], "config");
 
     // POST /api/v1/reload with an invalid file: 422 with issues; nothing changes.
     r.write_config("", &token_source("bad", ADDED2, r#""missing-sink""#));
-    let a = r.api("POST", "/api/v1/reload", Some(OPS), None).await;
+    let a = r.ops("POST", "/api/v1/reload", None).await;
     let j = expect(&a, 422, "reload with an invalid file");
     let paths = issue_paths(&j);
     assert!(
         paths.iter().any(|p| p == "sources[1].sinks[0]"),
         "an issue at sources[1].sinks[0]: {j}"
     );
-    let body = generic_body("added-after-422");
-    let a = r.hook("added", &bearer(ADDED), &body).await;
+    let a = r.hook_bearer("added", ADDED, "added-after-422").await;
     accepted(&a, "added after a refused reload");
-    let body = generic_body("bad-2");
-    let a = r.hook("bad", &bearer(ADDED2), &body).await;
+    let a = r.hook_bearer("bad", ADDED2, "bad-2").await;
     expect(&a, 404, "the refused file's source");
 
     // A valid file through the API: the answer lists what changed.
     r.write_config("", &token_source("added2", ADDED2, r#""out""#));
-    let a = r.api("POST", "/api/v1/reload", Some(OPS), None).await;
+    let a = r.ops("POST", "/api/v1/reload", None).await;
     let j = expect(&a, 200, "reload with a valid file");
     assert_eq!(j["status"], "reloaded", "{j}");
     assert_eq!(j["sources"]["added"], json!(["added2"]), "{j}");
@@ -1464,45 +1199,30 @@ async fn sighup_and_reload_apply_a_valid_file_and_keep_serving_on_an_invalid_one
         assert_eq!(j["sinks"][k], json!([]), "{j}");
     }
     assert_eq!(j["restart_needed"], json!([]), "{j}");
-    let body = generic_body("added-gone");
-    let a = r.hook("added", &bearer(ADDED), &body).await;
+    let a = r.hook_bearer("added", ADDED, "added-gone").await;
     expect(&a, 404, "the source removed by the reload");
-    let body = generic_body("added2-1");
-    let a = r.hook("added2", &bearer(ADDED2), &body).await;
+    let a = r.hook_bearer("added2", ADDED2, "added2-1").await;
     accepted(&a, "the source added by the reload");
     r.wait_line("added2's event", |l| l["id"] == "added2-1")
         .await;
 
     // A config source with the id of an API source: the reload is refused.
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources",
-            Some(OPS),
-            Some(json!({"id": "dup", "auth": {"scheme": "token", "prefix": "Bearer "}, "sinks": ["out"]})),
-        )
-        .await;
-    let dup_token = expect(&a, 201, "create dup")["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let dup_token = r.create_token_source("dup").await;
     let sources = format!(
         "{}{}",
         token_source("added2", ADDED2, r#""out""#),
         token_source("dup", DUP, r#""out""#)
     );
     r.write_config("", &sources);
-    let a = r.api("POST", "/api/v1/reload", Some(OPS), None).await;
+    let a = r.ops("POST", "/api/v1/reload", None).await;
     expect(
         &a,
         422,
         "reload with a config source clashing with an API source",
     );
-    let body = generic_body("dup-1");
-    let a = r.hook("dup", &bearer(&dup_token), &body).await;
+    let a = r.hook_bearer("dup", &dup_token, "dup-1").await;
     accepted(&a, "the API source dup after the refused reload");
-    let body = generic_body("dup-2");
-    let a = r.hook("dup", &bearer(DUP), &body).await;
+    let a = r.hook_bearer("dup", DUP, "dup-2").await;
     expect(&a, 403, "the refused file's token for dup");
 
     let stderr = r.finish().await;
@@ -1529,24 +1249,17 @@ linger = "0ms"
     );
     let mut r = Run::start(&http_sink, "");
     let a = r
-        .api(
-            "POST",
-            "/api/v1/sources",
-            Some(OPS),
-            Some(json!({
-                "id": "probe",
-                "vendor": "prisma_cloud",
-                "auth": {"scheme": "hmac_sha256"},
-                "sinks": ["out", "closed"]
-            })),
-        )
+        .create(json!({
+            "id": "probe",
+            "vendor": "prisma_cloud",
+            "auth": {"scheme": "hmac_sha256"},
+            "sinks": ["out", "closed"]
+        }))
         .await;
     expect(&a, 201, "create probe");
 
     // The source test: the file sink takes it, the closed port does not.
-    let a = r
-        .api("POST", "/api/v1/sources/probe/test", Some(OPS), None)
-        .await;
+    let a = r.ops("POST", "/api/v1/sources/probe/test", None).await;
     let j = expect(&a, 200, "test probe");
     assert_eq!(j["status"], "failed", "{j}");
     assert!(j["events"].as_u64().is_some_and(|n| n >= 1), "{j}");
@@ -1574,9 +1287,7 @@ linger = "0ms"
         .await;
 
     // A source whose sinks all work.
-    let a = r
-        .api("POST", "/api/v1/sources/cfg/test", Some(OPS), None)
-        .await;
+    let a = r.ops("POST", "/api/v1/sources/cfg/test", None).await;
     let j = expect(&a, 200, "test cfg");
     assert_eq!(j["status"], "ok", "{j}");
     assert_eq!(j["sinks"][0]["id"], "out", "{j}");
@@ -1587,9 +1298,7 @@ linger = "0ms"
 
     // The sink test: one event straight to the file.
     let before = read_lines(&r.out()).len();
-    let a = r
-        .api("POST", "/api/v1/sinks/out/test", Some(OPS), None)
-        .await;
+    let a = r.ops("POST", "/api/v1/sinks/out/test", None).await;
     let j = expect(&a, 200, "test sink out");
     assert_eq!(
         j,
@@ -1603,22 +1312,16 @@ linger = "0ms"
         );
         tokio::time::sleep(POLL).await;
     }
-    let a = r
-        .api("POST", "/api/v1/sinks/closed/test", Some(OPS), None)
-        .await;
+    let a = r.ops("POST", "/api/v1/sinks/closed/test", None).await;
     let j = expect(&a, 200, "test sink closed");
     assert_eq!(j["id"], "closed");
     assert_eq!(j["status"], "failed", "{j}");
     assert!(j["error"].as_str().is_some_and(|e| !e.is_empty()), "{j}");
 
     // Unknown ids, and a read token.
-    let a = r
-        .api("POST", "/api/v1/sinks/nope/test", Some(OPS), None)
-        .await;
+    let a = r.ops("POST", "/api/v1/sinks/nope/test", None).await;
     expect(&a, 404, "test of an unknown sink");
-    let a = r
-        .api("POST", "/api/v1/sources/nope/test", Some(OPS), None)
-        .await;
+    let a = r.ops("POST", "/api/v1/sources/nope/test", None).await;
     expect(&a, 404, "test of an unknown source");
     let a = r
         .api("POST", "/api/v1/sinks/out/test", Some(VIEWER), None)
@@ -1649,20 +1352,8 @@ linger = "0ms"
 #[tokio::test]
 async fn suppressed_sources_queue_nothing_and_disabled_ones_answer_404() {
     let mut r = Run::start("", "");
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources",
-            Some(OPS),
-            Some(json!({"id": "quiet", "auth": {"scheme": "token", "prefix": "Bearer "}, "sinks": ["out"]})),
-        )
-        .await;
-    let token = expect(&a, 201, "create quiet")["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body = generic_body("quiet-1");
-    let a = r.hook("quiet", &bearer(&token), &body).await;
+    let token = r.create_token_source("quiet").await;
+    let a = r.hook_bearer("quiet", &token, "quiet-1").await;
     accepted(&a, "quiet before suppression");
     r.wait_line("quiet's first event", |l| l["id"] == "quiet-1")
         .await;
@@ -1676,10 +1367,9 @@ async fn suppressed_sources_queue_nothing_and_disabled_ones_answer_404() {
         b
     };
     let a = r
-        .api(
+        .ops(
             "PUT",
             "/api/v1/sources/quiet",
-            Some(OPS),
             Some(update(json!({"suppressed": true}))),
         )
         .await;
@@ -1691,16 +1381,13 @@ async fn suppressed_sources_queue_nothing_and_disabled_ones_answer_404() {
     check_source(&j, "quiet");
     assert_eq!(j["suppressed"], true);
     assert_eq!(j["has_secret"], true);
-    let body = generic_body("quiet-2");
-    let a = r.hook("quiet", &bearer(&token), &body).await;
+    let a = r.hook_bearer("quiet", &token, "quiet-2").await;
     let j = expect(&a, 200, "suppressed hook");
     assert_eq!(j, json!({"accepted": 1, "suppressed": true}));
-    let body = generic_body("quiet-3");
-    let a = r.hook("quiet", &bearer(WRONG_KEY), &body).await;
+    let a = r.hook_bearer("quiet", WRONG_KEY, "quiet-3").await;
     expect(&a, 403, "suppressed sources still verify");
     // A later event of another source on the same sink is written; the suppressed one is not.
-    let body = generic_body("marker-1");
-    let a = r.hook("cfg", &bearer(CFG_TOKEN), &body).await;
+    let a = r.hook_bearer("cfg", CFG_TOKEN, "marker-1").await;
     accepted(&a, "marker");
     r.wait_line("the marker", |l| l["id"] == "marker-1").await;
     let ids: Vec<Value> = read_lines(&r.out())
@@ -1714,10 +1401,9 @@ async fn suppressed_sources_queue_nothing_and_disabled_ones_answer_404() {
 
     // Disabled: 404 exactly as an unknown source.
     let a = r
-        .api(
+        .ops(
             "PUT",
             "/api/v1/sources/quiet",
-            Some(OPS),
             Some(update(json!({"id": "quiet", "enabled": false}))),
         )
         .await;
@@ -1735,37 +1421,29 @@ async fn suppressed_sources_queue_nothing_and_disabled_ones_answer_404() {
 
     // Enabled again, with the same secret.
     let a = r
-        .api(
+        .ops(
             "PUT",
             "/api/v1/sources/quiet",
-            Some(OPS),
             Some(update(json!({"enabled": true}))),
         )
         .await;
     expect(&a, 200, "enable quiet");
-    let body = generic_body("quiet-5");
-    let a = r.hook("quiet", &bearer(&token), &body).await;
+    let a = r.hook_bearer("quiet", &token, "quiet-5").await;
     accepted(&a, "quiet enabled again");
     r.wait_line("quiet's event after enabling", |l| l["id"] == "quiet-5")
         .await;
 
     // PUT refusals.
     let a = r
-        .api(
+        .ops(
             "PUT",
             "/api/v1/sources/quiet",
-            Some(OPS),
             Some(update(json!({"id": "other"}))),
         )
         .await;
     expect(&a, 400, "PUT with an id other than the path's");
     let a = r
-        .api(
-            "PUT",
-            "/api/v1/sources/nope",
-            Some(OPS),
-            Some(update(json!({}))),
-        )
+        .ops("PUT", "/api/v1/sources/nope", Some(update(json!({}))))
         .await;
     expect(&a, 404, "PUT of an unknown source");
     r.source_absent("nope").await;
@@ -1799,30 +1477,18 @@ async fn bearer_tokens_and_roles_guard_the_api() {
             .unwrap_or_else(|| panic!("{what}: no WWW-Authenticate"));
         assert!(challenge.starts_with("Bearer"), "{what}: {challenge}");
     }
-    let a = r
-        .api("POST", "/api/v1/sources", None, Some(create.clone()))
-        .await;
-    expect(&a, 401, "create without a token");
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources",
-            Some(WRONG_TOKEN),
-            Some(create.clone()),
-        )
-        .await;
-    expect(&a, 401, "create with a wrong token");
-
-    // The read token reads, and changes nothing.
-    let a = r
-        .api(
-            "POST",
-            "/api/v1/sources",
-            Some(VIEWER),
-            Some(create.clone()),
-        )
-        .await;
-    expect(&a, 403, "create with a read token");
+    // A creation with no token or an unknown one is 401; the read token reads, and changes
+    // nothing.
+    for (token, status, what) in [
+        (None, 401, "create without a token"),
+        (Some(WRONG_TOKEN), 401, "create with a wrong token"),
+        (Some(VIEWER), 403, "create with a read token"),
+    ] {
+        let a = r
+            .api("POST", "/api/v1/sources", token, Some(create.clone()))
+            .await;
+        expect(&a, status, what);
+    }
     let a = r
         .api("DELETE", "/api/v1/sources/cfg", Some(VIEWER), None)
         .await;
@@ -1848,9 +1514,9 @@ async fn bearer_tokens_and_roles_guard_the_api() {
     );
 
     // Unknown routes, wrong methods, bad bodies.
-    let a = r.api("GET", "/api/v1/nothing", Some(OPS), None).await;
+    let a = r.ops("GET", "/api/v1/nothing", None).await;
     expect(&a, 404, "unknown route");
-    let a = r.api("DELETE", "/api/v1/sources", Some(OPS), None).await;
+    let a = r.ops("DELETE", "/api/v1/sources", None).await;
     expect(&a, 405, "DELETE on the sources collection");
     let allow = a
         .headers
@@ -1864,9 +1530,7 @@ async fn bearer_tokens_and_roles_guard_the_api() {
     );
     let mut unknown_key = create.clone();
     unknown_key["colour"] = json!("blue");
-    let a = r
-        .api("POST", "/api/v1/sources", Some(OPS), Some(unknown_key))
-        .await;
+    let a = r.create(unknown_key).await;
     let j = expect(&a, 400, "an unknown key");
     assert!(
         issue_paths(&j).iter().any(|p| p == "colour"),
@@ -1877,9 +1541,7 @@ async fn bearer_tokens_and_roles_guard_the_api() {
         "auth": {"scheme": "token", "secret": "${HOME}"},
         "sinks": ["out"]
     });
-    let a = r
-        .api("POST", "/api/v1/sources", Some(OPS), Some(reference))
-        .await;
+    let a = r.create(reference).await;
     let j = expect(&a, 400, "a ${ENV} secret reference");
     assert!(
         issue_paths(&j).iter().any(|p| p == "auth.secret"),
@@ -1888,7 +1550,7 @@ async fn bearer_tokens_and_roles_guard_the_api() {
     r.source_absent("guarded").await;
     let mut big = create.clone();
     big["name"] = json!("x".repeat(1024 * 1024));
-    let a = r.api("POST", "/api/v1/sources", Some(OPS), Some(big)).await;
+    let a = r.create(big).await;
     expect(&a, 413, "a body over 1 MiB");
     r.source_absent("guarded").await;
 

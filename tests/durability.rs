@@ -15,6 +15,8 @@
 //! The next start points the sink at `{dir}/out.ndjson`, a regular file, and keeps the queue.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/binary.rs"]
+mod binary;
 mod common;
 #[path = "common/hec.rs"]
 mod hec;
@@ -23,19 +25,17 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use binary::{Process, READY_TIMEOUT};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
-const BIN: &str = env!("CARGO_BIN_EXE_siemgate");
 const SOURCE: &str = "load";
 const TOKEN: &str = "durability-test-token";
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Per-request bound for the clients (connect, send, read the answer).
 const CLIENT_OP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -89,144 +89,26 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "{TOKEN}" }}
 // ---------------------------------------------------------------------------------------------
 // The real binary.
 
-/// A spawned `siemgate serve` whose stderr is drained (kept, and sent line by line) until EOF.
-struct Spawned {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-    lines: mpsc::Receiver<String>,
-    reader: Option<JoinHandle<()>>,
-}
-
-/// Writes `config` (with `{dir}` replaced) to `dir/siemgate.toml` and starts the binary there.
-fn spawn(dir: &Path, config: &str) -> Spawned {
-    let path = dir.join("siemgate.toml");
-    std::fs::write(&path, config.replace("{dir}", dir.to_str().unwrap())).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config", path.to_str().unwrap()])
-        .current_dir(dir)
-        .env("SIEMGATE_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn siemgate");
-    let pipe = child.stderr.take().unwrap();
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let (tx, lines) = mpsc::channel::<String>();
-    let reader = {
-        let stderr = stderr.clone();
-        std::thread::spawn(move || {
-            let mut pipe = BufReader::new(pipe);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match pipe.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
-                        stderr.lock().unwrap().push(line.clone());
-                        let _ = tx.send(line);
-                    }
-                }
-            }
-        })
-    };
-    Spawned {
-        child,
-        stderr,
-        lines,
-        reader: Some(reader),
-    }
-}
-
-impl Spawned {
-    fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    /// Waits (bounded) for the process to exit, then for stderr to reach EOF; `None` if it is
-    /// still running at the deadline (it is left running).
-    fn try_wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let started = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if started.elapsed() >= timeout {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        if let Some(r) = self.reader.take() {
-            r.join().unwrap();
-        }
-        Some(status)
-    }
-
-    /// Waits (bounded) for the process to exit; kills it and panics if it does not.
-    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        match self.try_wait_exit(timeout) {
-            Some(s) => s,
-            None => {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "siemgate did not exit within {timeout:?}; stderr:\n{}",
-                    self.stderr_text()
-                );
-            }
-        }
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+/// The gateway's environment.
+const LOG: &[(&str, &str)] = &[("SIEMGATE_LOG", "info")];
 
 /// A running gateway: the process and its two listeners.
 struct Server {
-    proc: Spawned,
+    proc: Process,
     hooks: SocketAddr,
     metrics: SocketAddr,
 }
 
 impl Server {
-    /// Starts the binary in `dir` and waits (bounded) for both ready lines.
+    /// Starts the binary in `dir` (`{dir}` in `config` replaced) and waits (bounded) for both
+    /// ready lines.
     fn start(dir: &Path, config: &str) -> Server {
-        let mut proc = spawn(dir, config);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let (mut hooks, mut metrics) = (None, None);
-        while hooks.is_none() || metrics.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match proc.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(a) = ready_addr(&line, "hooks listener ready") {
-                        hooks = Some(a);
-                    }
-                    if let Some(a) = ready_addr(&line, "metrics listener ready") {
-                        metrics = Some(a);
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-                    "no ready lines within {READY_TIMEOUT:?}; stderr:\n{}",
-                    proc.stderr_text()
-                ),
-                Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
-                    "siemgate exited before it was ready ({:?}); stderr:\n{}",
-                    proc.child.try_wait(),
-                    proc.stderr_text()
-                ),
-            }
-        }
+        let mut proc = Process::start(dir, config, LOG);
+        let [hooks, metrics] = proc.wait_ready(["hooks", "metrics"]);
         Server {
             proc,
-            hooks: hooks.unwrap(),
-            metrics: metrics.unwrap(),
+            hooks,
+            metrics,
         }
     }
 
@@ -236,18 +118,14 @@ impl Server {
 
     /// SIGKILL, and wait for the process to be gone.
     fn kill9(&mut self) {
-        self.proc.child.kill().expect("SIGKILL");
+        self.proc.kill9();
         let status = self.proc.wait_exit(EXIT_TIMEOUT);
         assert!(!status.success(), "killed, yet exit status {status:?}");
     }
 
     /// Sends a signal with `kill(1)` (`sig` is e.g. "-TERM").
     fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.proc.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {sig} failed: {status:?}");
+        self.proc.signal(sig);
     }
 
     /// SIGTERM; waits (bounded) for the exit and returns its status.
@@ -255,16 +133,6 @@ impl Server {
         self.signal("-TERM");
         self.proc.wait_exit(EXIT_TIMEOUT)
     }
-}
-
-/// `... <what> addr=127.0.0.1:PORT` -> the address.
-fn ready_addr(line: &str, what: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find(what)?..];
-    rest[rest.find("addr=")? + "addr=".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,6 +454,50 @@ async fn load_client(addr: SocketAddr, client: usize, oks: Arc<AtomicUsize>) -> 
     log
 }
 
+/// Starts [`CLIENTS`] load clients against `addr` and waits (bounded, 60 s) until
+/// [`KILL_AFTER_OKS`] of their requests got 200; returns the clients and the count of 200s,
+/// which goes on rising.
+fn start_load(addr: SocketAddr) -> (Vec<tokio::task::JoinHandle<ClientLog>>, Arc<AtomicUsize>) {
+    let oks = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| tokio::spawn(load_client(addr, c, oks.clone())))
+        .collect();
+    let waited = Instant::now();
+    while oks.load(Ordering::Relaxed) < KILL_AFTER_OKS && waited.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (clients, oks)
+}
+
+/// The logs of the load clients, each of which ends (bounded) once the server is gone.
+async fn client_logs(clients: Vec<tokio::task::JoinHandle<ClientLog>>) -> Vec<ClientLog> {
+    let mut logs = Vec::new();
+    for c in clients {
+        let log = tokio::time::timeout(CLIENT_OP_TIMEOUT * 2, c)
+            .await
+            .expect("a load client ends once the server is gone")
+            .unwrap();
+        logs.push(log);
+    }
+    logs
+}
+
+/// The ids of the events the load sent, and of those its 200s acknowledged.
+fn load_ids(logs: &[ClientLog]) -> (HashSet<String>, HashSet<String>) {
+    let mut sent = HashSet::new();
+    let mut acknowledged = HashSet::new();
+    for (c, log) in logs.iter().enumerate() {
+        for &r in &log.sent {
+            sent.extend((0..EVENTS_PER_REQUEST).map(|e| load_id(c, r, e)));
+        }
+        for &r in &log.ok {
+            acknowledged.extend((0..EVENTS_PER_REQUEST).map(|e| load_id(c, r, e)));
+        }
+    }
+    (sent, acknowledged)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_acknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
@@ -597,15 +509,7 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
     let reply = post(server.hooks, big_body("big")).await;
     assert_ok(&reply, 1, || server.stderr_text());
 
-    let oks = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|c| tokio::spawn(load_client(server.hooks, c, oks.clone())))
-        .collect();
-    let waited = Instant::now();
-    while oks.load(Ordering::Relaxed) < KILL_AFTER_OKS && waited.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let (clients, oks) = start_load(server.hooks);
     // The sink is jammed: nothing delivered, everything acknowledged still queued.
     // (The count first: every 200 counted is in the gauge read after it.)
     let oks_at_check = oks.load(Ordering::Relaxed);
@@ -622,14 +526,7 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
     server.kill9();
     let first_stderr = server.stderr_text();
 
-    let mut logs = Vec::new();
-    for c in clients {
-        let log = tokio::time::timeout(CLIENT_OP_TIMEOUT * 2, c)
-            .await
-            .expect("a load client ends once the server is gone")
-            .unwrap();
-        logs.push(log);
-    }
+    let logs = client_logs(clients).await;
     let ok_requests: usize = logs.iter().map(|l| l.ok.len()).sum();
     let sent_requests: usize = logs.iter().map(|l| l.sent.len()).sum();
     let mut ended_by: HashMap<String, usize> = HashMap::new();
@@ -655,16 +552,10 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
         "no segment in the queue directory after the kill"
     );
 
-    let mut expected: HashSet<String> = HashSet::from(["big".to_owned()]);
-    let mut sent: HashSet<String> = expected.clone();
-    for (c, log) in logs.iter().enumerate() {
-        for &r in &log.sent {
-            sent.extend((0..EVENTS_PER_REQUEST).map(|e| load_id(c, r, e)));
-        }
-        for &r in &log.ok {
-            expected.extend((0..EVENTS_PER_REQUEST).map(|e| load_id(c, r, e)));
-        }
-    }
+    // The jamming event was acknowledged too.
+    let (mut sent, mut expected) = load_ids(&logs);
+    sent.insert("big".to_owned());
+    expected.insert("big".to_owned());
 
     let mut server = Server::start(dir.path(), &config(OUT, queue, ""));
     let out = dir.path().join("out.ndjson");
@@ -708,29 +599,14 @@ async fn kill_9_while_delivering(fsync: &str) {
     );
     assert!(!config.contains(slow));
     let mut server = Server::start(dir.path(), &config);
-    let oks = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|c| tokio::spawn(load_client(server.hooks, c, oks.clone())))
-        .collect();
-    let waited = Instant::now();
-    while oks.load(Ordering::Relaxed) < KILL_AFTER_OKS && waited.elapsed() < Duration::from_secs(60)
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let (clients, oks) = start_load(server.hooks);
     let text = metrics_text(&server).await;
     let backlog = common::metric(&text, "siemgate_queue_events", &[("sink", "out")]);
     let oks_at_kill = oks.load(Ordering::Relaxed);
     let delivered_at_kill = read_ids(&dir.path().join("out.ndjson"), false).len();
     server.kill9();
     let first_stderr = server.stderr_text();
-    let mut logs = Vec::new();
-    for c in clients {
-        let log = tokio::time::timeout(CLIENT_OP_TIMEOUT * 2, c)
-            .await
-            .expect("a load client ends once the server is gone")
-            .unwrap();
-        logs.push(log);
-    }
+    let logs = client_logs(clients).await;
     let other: Vec<_> = logs.iter().flat_map(|l| l.other.iter()).collect();
     assert!(
         other.is_empty(),
@@ -741,16 +617,7 @@ async fn kill_9_while_delivering(fsync: &str) {
         oks_at_kill >= KILL_AFTER_OKS,
         "fsync {fsync}: the load did not get going; stderr:\n{first_stderr}"
     );
-    let mut expected = HashSet::new();
-    let mut sent = HashSet::new();
-    for (c, log) in logs.iter().enumerate() {
-        for &r in &log.sent {
-            sent.extend((0..EVENTS_PER_REQUEST).map(|e| load_id(c, r, e)));
-        }
-        for &r in &log.ok {
-            expected.extend((0..EVENTS_PER_REQUEST).map(|e| load_id(c, r, e)));
-        }
-    }
+    let (sent, expected) = load_ids(&logs);
 
     let server = Server::start(dir.path(), &config);
     let counts = wait_for_ids(&dir.path().join("out.ndjson"), &expected, &server);
@@ -1181,7 +1048,7 @@ async fn sigterm_with_a_blocked_sink_write_exits_and_delivers_after_restart() {
 /// Starts the binary expecting it to refuse: it exits non-zero (bounded) without a ready line;
 /// returns its stderr.
 fn expect_refusal(dir: &Path, config: &str) -> String {
-    let mut proc = spawn(dir, config);
+    let mut proc = Process::start(dir, config, LOG);
     let status = proc.wait_exit(READY_TIMEOUT);
     let stderr = proc.stderr_text();
     assert!(

@@ -4,22 +4,23 @@
 //! no load exits 0 promptly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/binary.rs"]
+mod binary;
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use binary::Process;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
-const BIN: &str = env!("CARGO_BIN_EXE_siemgate");
 const TOKEN: &str = "shutdown-test-token";
 /// Concurrent load clients.
 const CLIENTS: usize = 16;
@@ -34,7 +35,6 @@ const REQUESTS_PER_CONNECTION: usize = 8;
 const LOAD_TIME_LIMIT: Duration = Duration::from_secs(60);
 /// Per-operation timeout for the clients (connect, one request).
 const CLIENT_OP_TIMEOUT: Duration = Duration::from_secs(15);
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn config() -> String {
@@ -65,10 +65,8 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "{TOKEN}" }}
 /// The real binary, serving from a temp dir; killed on drop if it is still running (so a failed
 /// assertion never leaves it behind).
 struct Server {
-    child: Child,
+    proc: Process,
     hooks: SocketAddr,
-    stderr: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
     dir: tempfile::TempDir,
 }
 
@@ -76,73 +74,9 @@ impl Server {
     /// Writes the config, starts `siemgate serve`, and waits (bounded) for the ready line.
     fn start(config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("siemgate.toml");
-        std::fs::write(&path, config.replace("{dir}", dir.path().to_str().unwrap())).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config", path.to_str().unwrap()])
-            .current_dir(dir.path())
-            .env("SIEMGATE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn siemgate");
-        let pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        // Drains stderr until EOF, whatever the test does, so the child never blocks on a full
-        // pipe; the first lines also go to the channel for the ready check.
-        let reader = {
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                let mut pipe = BufReader::new(pipe);
-                let mut buf = Vec::new();
-                loop {
-                    buf.clear();
-                    match pipe.read_until(b'\n', &mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
-                            stderr.lock().unwrap().push(line.clone());
-                            let _ = tx.send(line);
-                        }
-                    }
-                }
-            })
-        };
-        let mut server = Server {
-            child,
-            hooks: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr,
-            reader: Some(reader),
-            dir,
-        };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let hooks = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = parse_ready(&line) {
-                        break addr;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "no ready line within {READY_TIMEOUT:?}; stderr:\n{}",
-                        server.stderr_text()
-                    )
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    panic!(
-                        "siemgate exited before it was ready ({:?}); stderr:\n{}",
-                        server.child.try_wait(),
-                        server.stderr_text()
-                    )
-                }
-            }
-        };
-        server.hooks = hooks;
-        server
+        let mut proc = Process::start(dir.path(), config, &[("SIEMGATE_LOG", "info")]);
+        let [hooks] = proc.wait_ready(["hooks"]);
+        Server { proc, hooks, dir }
     }
 
     fn out(&self) -> PathBuf {
@@ -150,59 +84,24 @@ impl Server {
     }
 
     fn stderr_text(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
+        self.proc.stderr_text()
     }
 
     /// Sends a signal with `kill(1)` (`sig` is e.g. "-TERM").
     fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {sig} failed: {status:?}");
+        self.proc.signal(sig);
     }
 
     /// Waits (bounded) for the process to exit, then for stderr to reach EOF.
     fn wait_exit(&mut self, timeout: Duration) -> (ExitStatus, Duration) {
         let started = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if started.elapsed() >= timeout {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "siemgate did not exit within {timeout:?} of the signal; stderr:\n{}",
-                    self.stderr_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let took = started.elapsed();
-        if let Some(r) = self.reader.take() {
-            r.join().unwrap();
-        }
-        (status, took)
+        let status = self.proc.try_wait_exit(timeout).unwrap_or_else(|| {
+            self.proc.kill_and_panic(&format!(
+                "siemgate did not exit within {timeout:?} of the signal"
+            ))
+        });
+        (status, started.elapsed())
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// `... hooks listener ready addr=127.0.0.1:PORT` -> the address.
-fn parse_ready(line: &str) -> Option<SocketAddr> {
-    let rest = &line[line.find("hooks listener ready")?..];
-    let addr = rest[rest.find("addr=")? + "addr=".len()..]
-        .split_whitespace()
-        .next()?;
-    addr.parse().ok()
 }
 
 fn event_id(client: usize, request: usize, event: usize) -> String {
