@@ -3,6 +3,9 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Compiled in: the admin API's OpenAPI document and the vendors' test payloads.
+COPY api ./api
+COPY fixtures/vendors ./fixtures/vendors
 COPY benches ./benches
 RUN cargo build --release --locked --bin siemgate
 
