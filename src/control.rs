@@ -609,11 +609,6 @@ impl Control {
         }
     }
 
-    /// The sinks that run, by id.
-    pub fn sink_handles(&self) -> Vec<Arc<SinkHandle>> {
-        self.routes.load().sinks.clone()
-    }
-
     /// Sends one test event straight to a sink's destination; `None` when no such sink runs.
     pub async fn test_sink(&self, id: &str) -> Option<TestOutcome> {
         let (settings, handle) = {
@@ -638,37 +633,25 @@ impl Control {
             grace: None,
         };
         let encoding = Encoding::for_target(&settings, &source, &handle.metrics);
-        let ctx = Context {
-            source: &source.id,
-            received_at: Timestamp::now(),
-        };
-        let mut events = Vec::new();
-        let mut failed = None;
-        let decoded =
-            Vendor::Generic.decode_mapped(test_payload(Vendor::Generic), &ctx, None, |event| {
-                let mut buf = BytesMut::new();
-                match encoding.encode(&event, &mut buf) {
-                    Ok(()) => events.push(buf.freeze()),
-                    Err(e) => failed = Some(e.to_string()),
-                }
-            });
-        if let Some(e) = failed.or_else(|| decoded.err().map(|e| e.to_string())) {
-            return Some(TestOutcome {
+        match encode_test_payload(&source, &[encoding]) {
+            Ok((_, mut per_sink)) => {
+                let events = per_sink.pop().unwrap_or_default();
+                Some(crate::sinks::test_send(&settings, &events).await)
+            }
+            Err(e) => Some(TestOutcome {
                 ok: false,
                 http_status: None,
-                error: Some(format!("the test event could not be built: {e}")),
-            });
+                error: Some(e),
+            }),
         }
-        Some(crate::sinks::test_send(&settings, &events).await)
     }
 
-    /// Runs a body through a source's decoder and sends the events straight to each of the
-    /// source's sinks (filters and queues are bypassed: this checks the path, not the
-    /// routing). `None` when there is no such source.
+    /// Runs the source's vendor test payload through its decoder and sends the events straight
+    /// to each of the source's sinks (filters and queues are bypassed: this checks the path,
+    /// not the routing). `None` when there is no such source.
     pub async fn test_source(
         &self,
         id: &str,
-        body: &str,
     ) -> Option<Result<(usize, Vec<(String, TestOutcome)>), String>> {
         let (settings, targets) = {
             let st = self.state.lock().await;
@@ -685,33 +668,12 @@ impl Control {
             .iter()
             .map(|(s, h)| Encoding::for_target(s, &settings, &h.metrics))
             .collect();
-        let mut bufs: Vec<Vec<Bytes>> = vec![Vec::new(); targets.len()];
-        let ctx = Context {
-            source: &settings.id,
-            received_at: Timestamp::now(),
+        let (events, per_sink) = match encode_test_payload(&settings, &encodings) {
+            Ok(x) => x,
+            Err(e) => return Some(Err(e)),
         };
-        let mut encode_error = None;
-        let decoded =
-            settings
-                .vendor
-                .decode_mapped(body, &ctx, settings.mapping.as_ref(), |event| {
-                    for (enc, out) in encodings.iter().zip(bufs.iter_mut()) {
-                        let mut buf = BytesMut::new();
-                        match enc.encode(&event, &mut buf) {
-                            Ok(()) => out.push(buf.freeze()),
-                            Err(e) => encode_error = Some(e.to_string()),
-                        }
-                    }
-                });
-        let events = match decoded {
-            Ok(n) => n,
-            Err(e) => return Some(Err(format!("the test payload did not decode: {e}"))),
-        };
-        if let Some(e) = encode_error {
-            return Some(Err(format!("a test event could not be encoded: {e}")));
-        }
         let mut set = tokio::task::JoinSet::new();
-        for (i, ((s, _), events)) in targets.into_iter().zip(bufs).enumerate() {
+        for (i, ((s, _), events)) in targets.into_iter().zip(per_sink).enumerate() {
             set.spawn(async move { (i, s.id.clone(), crate::sinks::test_send(&s, &events).await) });
         }
         let mut results = Vec::new();
@@ -726,6 +688,41 @@ impl Control {
             events,
             results.into_iter().map(|(_, id, o)| (id, o)).collect(),
         )))
+    }
+}
+
+/// Decodes the test payload of `source`'s vendor (with its mapping) and encodes every event
+/// with each of `encodings`: the number of events, and the wire bytes per encoding.
+fn encode_test_payload(
+    source: &SourceSettings,
+    encodings: &[Encoding],
+) -> Result<(usize, Vec<Vec<Bytes>>), String> {
+    let mut per_sink: Vec<Vec<Bytes>> = vec![Vec::new(); encodings.len()];
+    let ctx = Context {
+        source: &source.id,
+        received_at: Timestamp::now(),
+    };
+    let mut encode_error = None;
+    let events = source
+        .vendor
+        .decode_mapped(
+            test_payload(source.vendor),
+            &ctx,
+            source.mapping.as_ref(),
+            |event| {
+                for (enc, out) in encodings.iter().zip(per_sink.iter_mut()) {
+                    let mut buf = BytesMut::new();
+                    match enc.encode(&event, &mut buf) {
+                        Ok(()) => out.push(buf.freeze()),
+                        Err(e) => encode_error = Some(e.to_string()),
+                    }
+                }
+            },
+        )
+        .map_err(|e| format!("the test payload did not decode: {e}"))?;
+    match encode_error {
+        Some(e) => Err(format!("a test event could not be encoded: {e}")),
+        None => Ok((events, per_sink)),
     }
 }
 
@@ -850,11 +847,18 @@ impl State {
         })
     }
 
-    /// The stored records of every API source, for the store file.
-    pub fn api_records(&self) -> Vec<ApiRecord> {
+    /// The store file's records after a change: every API source's but those of `without`,
+    /// then `with`.
+    pub fn api_records(
+        &self,
+        without: &[&str],
+        with: impl IntoIterator<Item = ApiRecord>,
+    ) -> Vec<ApiRecord> {
         self.sources
             .values()
+            .filter(|e| !without.contains(&e.settings.id.as_str()))
             .filter_map(|e| e.api.clone())
+            .chain(with)
             .collect()
     }
 }
@@ -895,7 +899,7 @@ fn restart_needed(old: &ConfigFile, new: &ConfigFile) -> Vec<String> {
 }
 
 /// The test payload of each vendor: the vendor's own test or sample notification.
-pub fn test_payload(vendor: Vendor) -> &'static str {
+fn test_payload(vendor: Vendor) -> &'static str {
     match vendor {
         Vendor::PrismaCloud => {
             include_str!("../fixtures/vendors/prisma_cloud-webhook-test-p0.json")

@@ -39,16 +39,14 @@ pub struct SourceStats {
 }
 
 impl SourceStats {
-    pub fn accepted(&self, events: usize) {
+    /// Counts a request's accepted events, received at `at`.
+    pub fn accepted(&self, events: usize, at: Timestamp) {
         if events == 0 {
             return;
         }
         self.events_accepted
             .fetch_add(events as u64, Ordering::Relaxed);
-        self.last_event_ms.store(
-            crate::normalize::Timestamp::now().millis(),
-            Ordering::Relaxed,
-        );
+        self.last_event_ms.store(at.millis(), Ordering::Relaxed);
     }
 
     pub fn auth_failure(&self) {

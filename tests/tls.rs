@@ -146,6 +146,28 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
 
 const AUTH: (&str, &str) = ("authorization", "Bearer tok");
 
+/// Sends `req` in plaintext HTTP/1.1 to a TLS listener: the listener must close the connection
+/// or answer without a 2xx, within 15 s.
+async fn assert_no_2xx_in_plaintext(addr: SocketAddr, req: Request<Full<Bytes>>) {
+    let attempt = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(collect(resp).await)
+    };
+    let r = tokio::time::timeout(Duration::from_secs(15), attempt)
+        .await
+        .expect("the listener answers or closes within 15s");
+    if let Ok(a) = r {
+        assert!(!a.status.is_success(), "plaintext got {}", a.status);
+    }
+}
+
 /// A POST to `https://localhost:port/hooks/{source}` with the token.
 fn post_tls(addr: SocketAddr, source: &str, id: &str) -> Request<Full<Bytes>> {
     Request::post(format!("https://localhost:{}/hooks/{source}", addr.port()))
@@ -332,26 +354,7 @@ async fn plaintext_http_to_the_tls_port_gets_no_2xx() {
     let gw = start(&pki.config(true)).await;
     let addr = gw.addr();
 
-    let attempt = async {
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let resp = sender
-            .send_request(post(addr, "open", &[AUTH], r#"{"id":"plain"}"#))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(collect(resp).await)
-    };
-    let r = tokio::time::timeout(Duration::from_secs(15), attempt)
-        .await
-        .expect("the server answers or closes within 15s");
-    if let Ok(a) = r {
-        assert!(!a.status.is_success(), "plaintext got {}", a.status);
-    }
+    assert_no_2xx_in_plaintext(addr, post(addr, "open", &[AUTH], r#"{"id":"plain"}"#)).await;
 
     // The listener still serves TLS afterwards.
     let (a, _) = send_tls_bounded(
@@ -527,25 +530,6 @@ token = "admin-token-over-tls-0001"
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
 
     // Plain HTTP to the TLS admin port gets no answer: the token never crosses in clear.
-    let attempt = async {
-        let tcp = tokio::net::TcpStream::connect(admin)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let resp = sender
-            .send_request(get("/api/v1/sources", "admin-token-over-tls-0001"))
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(collect(resp).await)
-    };
-    let r = tokio::time::timeout(Duration::from_secs(15), attempt)
-        .await
-        .expect("the admin listener answers or closes within 15s");
-    if let Ok(a) = r {
-        assert!(!a.status.is_success(), "plaintext got {}", a.status);
-    }
+    assert_no_2xx_in_plaintext(admin, get("/api/v1/sources", "admin-token-over-tls-0001")).await;
     gw.stop().await;
 }

@@ -561,8 +561,7 @@ async fn create_source(c: &Control, caller: Caller<'_>, body: Option<Value>) -> 
         Err(issues) => return Reply::issues(StatusCode::BAD_REQUEST, "invalid source", &issues),
     };
     let id = staged.entry.settings.id.clone();
-    let mut records = st.api_records();
-    records.extend(staged.entry.api.clone());
+    let records = st.api_records(&[], staged.entry.api.clone());
     if let Err(r) = save(c, records).await {
         audit(caller.name, "source.create", &id, "store write failed");
         return r;
@@ -599,12 +598,7 @@ async fn update_source(c: &Control, caller: Caller<'_>, id: &str, body: Option<V
         Ok(s) => s,
         Err(issues) => return Reply::issues(StatusCode::BAD_REQUEST, "invalid source", &issues),
     };
-    let mut records: Vec<ApiRecord> = st
-        .api_records()
-        .into_iter()
-        .filter(|r| r.id() != id)
-        .collect();
-    records.extend(staged.entry.api.clone());
+    let records = st.api_records(&[id], staged.entry.api.clone());
     if let Err(r) = save(c, records).await {
         audit(caller.name, "source.update", id, "store write failed");
         return r;
@@ -627,11 +621,7 @@ async fn delete_source(c: &Control, caller: Caller<'_>, id: &str) -> Reply {
         audit(caller.name, "source.delete", id, "refused");
         return r;
     }
-    let records = st
-        .api_records()
-        .into_iter()
-        .filter(|r| r.id() != id)
-        .collect();
+    let records = st.api_records(&[id], None);
     if let Err(r) = save(c, records).await {
         audit(caller.name, "source.delete", id, "store write failed");
         return r;
@@ -715,12 +705,8 @@ async fn bulk(c: &Control, caller: Caller<'_>, body: Option<Value>) -> Reply {
         );
     }
     let ids: Vec<String> = staged.iter().map(|s| s.entry.settings.id.clone()).collect();
-    let mut records: Vec<ApiRecord> = st
-        .api_records()
-        .into_iter()
-        .filter(|r| !ids.iter().any(|id| id == r.id()))
-        .collect();
-    records.extend(staged.iter().filter_map(|s| s.entry.api.clone()));
+    let without: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let records = st.api_records(&without, staged.iter().filter_map(|s| s.entry.api.clone()));
     if let Err(r) = save(c, records).await {
         audit(caller.name, "sources.bulk", "", "store write failed");
         return r;
@@ -814,12 +800,7 @@ async fn reset_secret(c: &Control, caller: Caller<'_>, id: &str, body: Option<Va
             )
         }
     };
-    let mut records: Vec<ApiRecord> = st
-        .api_records()
-        .into_iter()
-        .filter(|r| r.id() != id)
-        .collect();
-    records.extend(entry.api.clone());
+    let records = st.api_records(&[id], entry.api.clone());
     if let Err(r) = save(c, records).await {
         audit(caller.name, "source.reset_secret", id, "store write failed");
         return r;
@@ -848,15 +829,7 @@ fn outcome_json(id: &str, o: &TestOutcome) -> Value {
 }
 
 async fn test_source(c: &Control, caller: Caller<'_>, id: &str) -> Reply {
-    let vendor = {
-        let st = c.lock().await;
-        match st.sources.get(id) {
-            Some(e) => e.settings.vendor,
-            None => return no_source(id),
-        }
-    };
-    let payload = crate::control::test_payload(vendor);
-    let reply = match c.test_source(id, payload).await {
+    let reply = match c.test_source(id).await {
         None => return no_source(id),
         Some(Err(e)) => json!({"status": "failed", "events": 0, "sinks": [], "error": e}),
         Some(Ok((events, sinks))) => {

@@ -65,8 +65,10 @@ pub async fn handle(
         return Reject::UnknownSource.response();
     };
     let resp = match accept(&limits, &source, conn, req).await {
-        Ok(Receipt::Queued(accepted)) => {
-            source.stats.accepted(accepted.events - accepted.filtered);
+        Ok(Receipt::Queued(accepted, received_at)) => {
+            source
+                .stats
+                .accepted(accepted.events - accepted.filtered, received_at);
             receipt(accepted, false)
         }
         Ok(Receipt::Duplicate(accepted)) => receipt(accepted, true),
@@ -215,7 +217,7 @@ async fn accept(
     if let Some(p) = pending {
         p.done(accepted);
     }
-    Ok(Receipt::Queued(accepted))
+    Ok(Receipt::Queued(accepted, received_at))
 }
 
 /// The verifier of the secrets a reset replaced, while their grace period lasts.
@@ -244,7 +246,8 @@ fn verify(
 
 /// What a request got.
 enum Receipt {
-    Queued(Accepted),
+    /// Queued, with the time the body had arrived.
+    Queued(Accepted, Timestamp),
     /// Queued by an earlier copy of the same request.
     Duplicate(Accepted),
 }
