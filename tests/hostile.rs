@@ -1,0 +1,16 @@
+//! Attacks on the real binary on loopback, each with a legitimate signed sender alongside: the
+//! attack gets its precise answer, nothing it sends reaches a sink, memory stays bounded, and the
+//! legitimate sender keeps being served. Every attack loop is bounded in count and time.
+//!
+//! * `connections`: idle and slow connections, per-IP caps, HTTP/2 streams, bytes in flight.
+//! * `requests`: per-request work (events per request, queue bounds) and replays.
+//! * `identity`: output escaping, TLS and mTLS identity, config errors, bounded admin state, logs.
+
+mod common;
+
+#[path = "hostile/connections.rs"]
+mod connections;
+#[path = "hostile/identity.rs"]
+mod identity;
+#[path = "hostile/requests.rs"]
+mod requests;

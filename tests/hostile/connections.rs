@@ -1,0 +1,1 @@
+//! Hostile-input tests: connections (see tests/hostile.rs).

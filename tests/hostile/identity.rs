@@ -1,0 +1,1 @@
+//! Hostile-input tests: identity (see tests/hostile.rs).

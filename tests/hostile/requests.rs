@@ -1,0 +1,1 @@
+//! Hostile-input tests: requests (see tests/hostile.rs).
