@@ -226,7 +226,7 @@ impl Control {
                 origin: Origin::Config,
                 config: cfg.clone(),
                 metrics: Arc::new(registry.source(&s.id)),
-                dedup: s.dedup.map(|(w, m)| Arc::new(Dedup::new(w, m))),
+                dedup: s.dedup.map(|d| Arc::new(Dedup::new(d))),
                 stats: Arc::default(),
                 settings: Arc::new(s),
                 sink_ids,
@@ -503,8 +503,8 @@ impl Control {
                         report.sources.changed.push(s.id.clone());
                     }
                     let dedup = match (&p.dedup, s.dedup) {
-                        (Some(d), Some(_)) if p.config.dedup == cfg.dedup => Some(d.clone()),
-                        (_, new) => new.map(|(w, m)| Arc::new(Dedup::new(w, m))),
+                        (Some(d), Some(new)) if d.settings() == new => Some(d.clone()),
+                        (_, new) => new.map(|d| Arc::new(Dedup::new(d))),
                     };
                     (
                         p.created_at,
@@ -521,7 +521,7 @@ impl Control {
                         now,
                         Arc::default(),
                         Arc::new(self.registry.source(&s.id)),
-                        s.dedup.map(|(w, m)| Arc::new(Dedup::new(w, m))),
+                        s.dedup.map(|d| Arc::new(Dedup::new(d))),
                     )
                 }
             };
@@ -825,10 +825,8 @@ impl State {
         }
         let targets = in_given_order(&config.sinks);
         let dedup = match (prev.and_then(|p| p.dedup.as_ref()), settings.dedup) {
-            (Some(d), Some(_)) if prev.is_some_and(|p| p.config.dedup == config.dedup) => {
-                Some(d.clone())
-            }
-            (_, new) => new.map(|(w, m)| Arc::new(Dedup::new(w, m))),
+            (Some(d), Some(new)) if d.settings() == new => Some(d.clone()),
+            (_, new) => new.map(|d| Arc::new(Dedup::new(d))),
         };
         Ok(SourceEntry {
             origin: Origin::Api,

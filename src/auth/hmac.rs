@@ -84,6 +84,16 @@ impl HmacVerifier {
         })
     }
 
+    /// The header holding the signed timestamp, when the signature covers one.
+    pub fn timestamp_header(&self) -> Option<&HeaderName> {
+        self.timestamp_header.as_ref()
+    }
+
+    /// The replay window: how far a signed timestamp may be from now (with a timestamp header).
+    pub fn tolerance(&self) -> Duration {
+        self.tolerance
+    }
+
     pub(crate) fn verify(
         &self,
         headers: &HeaderMap,

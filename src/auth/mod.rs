@@ -49,6 +49,44 @@ impl Verifier {
         matches!(self, Verifier::Hmac(_) | Verifier::StandardWebhooks(_))
     }
 
+    /// What this scheme's signature covers besides the body, read from a request's headers.
+    /// Meaningful once the request is verified: it is then what the sender signed.
+    pub fn signed<'h>(&self, headers: &'h HeaderMap) -> Signed<'h> {
+        match self {
+            Verifier::StandardWebhooks(v) => match (
+                headers.get(standard_webhooks::ID),
+                headers.get(standard_webhooks::TIMESTAMP),
+            ) {
+                (Some(id), Some(ts)) => Signed::MessageId {
+                    id: id.as_bytes(),
+                    timestamp: parse_unix_seconds(ts.as_bytes()),
+                    tolerance: v.tolerance(),
+                },
+                _ => Signed::Body,
+            },
+            Verifier::Hmac(v) => match v.timestamp_header().and_then(|h| headers.get(h)) {
+                Some(ts) => Signed::Timestamp {
+                    text: ts.as_bytes(),
+                    timestamp: parse_unix_seconds(ts.as_bytes()),
+                    tolerance: v.tolerance(),
+                },
+                None => Signed::Body,
+            },
+            Verifier::None | Verifier::Token(_) | Verifier::Basic(_) => Signed::Body,
+        }
+    }
+
+    /// The replay window of a scheme whose signature covers a timestamp (Standard Webhooks, and
+    /// HMAC with a `timestamp_header`): a captured request verifies for this long either side
+    /// of its timestamp. `None` for schemes that sign no timestamp.
+    pub fn signed_timestamp_tolerance(&self) -> Option<Duration> {
+        match self {
+            Verifier::StandardWebhooks(v) => Some(v.tolerance()),
+            Verifier::Hmac(v) => v.timestamp_header().map(|_| v.tolerance()),
+            Verifier::None | Verifier::Token(_) | Verifier::Basic(_) => None,
+        }
+    }
+
     /// Token and Basic check here; others return `Ok(())`.
     pub fn verify_headers(&self, headers: &HeaderMap) -> Result<(), AuthError> {
         match self {
@@ -72,6 +110,69 @@ impl Verifier {
             Verifier::None | Verifier::Token(_) | Verifier::Basic(_) => Ok(()),
         }
     }
+}
+
+/// What a verified request's signature covers besides its body: what tells a sender's own
+/// retry, a byte-identical replay and a different message apart (see `server::dedup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signed<'h> {
+    /// Standard Webhooks: the message id (`webhook-id`) and timestamp are signed with the body,
+    /// so the id names the message and a sender's retry of it keeps the id.
+    MessageId {
+        id: &'h [u8],
+        /// The signed `webhook-timestamp`, in unix seconds (`None` if unreadable).
+        timestamp: Option<u64>,
+        tolerance: Duration,
+    },
+    /// HMAC with a signed timestamp header: the timestamp's text and the body are signed.
+    Timestamp {
+        text: &'h [u8],
+        timestamp: Option<u64>,
+        tolerance: Duration,
+    },
+    /// Only the body is signed (HMAC without a timestamp), or nothing is (token, basic, none):
+    /// no header can be trusted to name the message.
+    Body,
+}
+
+impl Signed<'_> {
+    /// How long after `now` a replay of this request would still pass verification: until its
+    /// signed timestamp leaves the tolerance window. Zero without a signed timestamp.
+    pub fn replayable_for(&self, now: SystemTime) -> Duration {
+        let (timestamp, tolerance) = match *self {
+            Signed::MessageId {
+                timestamp,
+                tolerance,
+                ..
+            }
+            | Signed::Timestamp {
+                timestamp,
+                tolerance,
+                ..
+            } => (timestamp, tolerance),
+            Signed::Body => return Duration::ZERO,
+        };
+        let Some(ts) = timestamp else {
+            return Duration::ZERO;
+        };
+        let until = UNIX_EPOCH + Duration::from_secs(ts) + tolerance;
+        // One second more: the window check compares whole seconds.
+        until
+            .duration_since(now)
+            .map_or(Duration::ZERO, |d| d + Duration::from_secs(1))
+    }
+}
+
+/// Unix seconds from a timestamp header's digits; `None` unless it is 1 to 19 ASCII digits.
+fn parse_unix_seconds(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        value
+            .iter()
+            .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')),
+    )
 }
 
 /// Why a request failed verification. `reason()` is a metric label (snake_case, `&'static str`).

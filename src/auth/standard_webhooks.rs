@@ -20,8 +20,8 @@ type HmacSha256 = Hmac<Sha256>;
 /// The replay window the specification recommends: five minutes either way.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
 
-const ID: &str = "webhook-id";
-const TIMESTAMP: &str = "webhook-timestamp";
+pub(crate) const ID: &str = "webhook-id";
+pub(crate) const TIMESTAMP: &str = "webhook-timestamp";
 const SIGNATURE: &str = "webhook-signature";
 
 /// Verifies Standard Webhooks signatures. Keeps one pre-keyed MAC per secret; `Debug` prints only
@@ -53,6 +53,11 @@ impl StandardWebhooksVerifier {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(StandardWebhooksVerifier { macs, tolerance })
+    }
+
+    /// The replay window: how far a signed timestamp may be from now.
+    pub fn tolerance(&self) -> Duration {
+        self.tolerance
     }
 
     pub(crate) fn verify(

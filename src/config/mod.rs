@@ -437,10 +437,21 @@ pub struct SourceSettings {
     pub filter: Filter,
     pub mapping: Option<Mapping>,
     pub hec: HecOverrides,
-    /// `(window, max_entries)` when de-duplication is on.
-    pub dedup: Option<(Duration, usize)>,
+    /// The memory of accepted requests: on when de-duplication is configured, and by default
+    /// on schemes that sign a timestamp (replay protection).
+    pub dedup: Option<DedupSettings>,
     /// Secrets replaced by a reset that still pass until the given time.
     pub grace: Option<(Verifier, std::time::SystemTime)>,
+}
+
+/// A source's memory of accepted requests (see `server::dedup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedupSettings {
+    /// How long an accepted request is remembered at least; zero when only replay protection
+    /// is on (a request is then remembered while its signed timestamp still verifies).
+    pub window: Duration,
+    /// Keys remembered at most, so memory stays bounded whatever the request rate.
+    pub max_entries: usize,
 }
 
 /// Which events of a source are forwarded; the rest are counted and dropped on purpose.
@@ -815,9 +826,20 @@ fn validate_source(
         kinds: source.filter.kinds.clone(),
         statuses: source.filter.statuses.clone(),
     };
+    let replay_tolerance = verifier
+        .as_ref()
+        .and_then(Verifier::signed_timestamp_tolerance);
     if let Some(d) = &source.dedup {
         if d.window.0.is_zero() {
             issues.push(format!("{path}.dedup.window"), "must be greater than 0");
+        } else if let Some(tolerance) = replay_tolerance.filter(|t| d.window.0 < *t) {
+            issues.push(
+                format!("{path}.dedup.window"),
+                format!(
+                    "shorter than auth.tolerance ({}s): a replay that still verifies would be queued again; use at least the tolerance",
+                    tolerance.as_secs()
+                ),
+            );
         }
         if d.max_entries == 0 {
             issues.push(
@@ -843,7 +865,18 @@ fn validate_source(
         filter,
         mapping,
         hec: source.hec.clone(),
-        dedup: source.dedup.as_ref().map(|d| (d.window.0, d.max_entries)),
+        dedup: match (&source.dedup, replay_tolerance) {
+            (Some(d), _) => Some(DedupSettings {
+                window: d.window.0,
+                max_entries: d.max_entries,
+            }),
+            // Replay protection: on by default where a timestamp is signed.
+            (None, Some(_)) => Some(DedupSettings {
+                window: Duration::ZERO,
+                max_entries: DEFAULT_DEDUP_MAX_ENTRIES,
+            }),
+            (None, None) => None,
+        },
     })
 }
 
@@ -1233,5 +1266,63 @@ mod tests {
             format!("{:?}", SecretRef("literal".into())),
             "SecretRef(***)"
         );
+    }
+
+    #[test]
+    fn replay_memory_is_on_for_signed_timestamps_and_no_shorter_than_their_tolerance() {
+        let source = |auth: &str, dedup: &str| {
+            format!(
+                r#"
+                [server]
+                listen = "127.0.0.1:8080"
+                plaintext = true
+                [[sinks]]
+                id = "out"
+                type = "file"
+                path = "/tmp/siemgate-config-test/out.ndjson"
+                [[sources]]
+                id = "a"
+                sinks = ["out"]
+                auth = {auth}
+                {dedup}
+                "#
+            )
+        };
+        let swh = r#"{ scheme = "standard_webhooks", tolerance = "5m", secret = "whsec_c2VjcmV0LXNlY3JldA==" }"#;
+        let hmac_ts = r#"{ scheme = "hmac_sha256", timestamp_header = "X-Ts", tolerance = "2m", secret = "k" }"#;
+        let hmac = r#"{ scheme = "hmac_sha256", secret = "k" }"#;
+        let dedup_of = |auth: &str, dedup: &str| {
+            validate(parse(&source(auth, dedup)).unwrap())
+                .map(|s| s.sources[0].dedup)
+                .map_err(|issues| issues.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        let replay_only = Some(DedupSettings {
+            window: Duration::ZERO,
+            max_entries: DEFAULT_DEDUP_MAX_ENTRIES,
+        });
+        assert_eq!(dedup_of(swh, ""), Ok(replay_only));
+        assert_eq!(dedup_of(hmac_ts, ""), Ok(replay_only));
+        assert_eq!(
+            dedup_of(hmac, ""),
+            Ok(None),
+            "nothing signed tells a replay"
+        );
+        assert_eq!(
+            dedup_of(
+                hmac_ts,
+                "[sources.dedup]\nwindow = \"2m\"\nmax_entries = 50"
+            ),
+            Ok(Some(DedupSettings {
+                window: Duration::from_secs(120),
+                max_entries: 50
+            }))
+        );
+        let issues = dedup_of(swh, "[sources.dedup]\nwindow = \"1m\"").unwrap_err();
+        assert_eq!(issues.len(), 1, "{issues:#?}");
+        assert!(
+            issues[0].starts_with("sources[0].dedup.window: shorter than auth.tolerance (300s)"),
+            "{issues:#?}"
+        );
+        assert!(dedup_of(hmac, "[sources.dedup]\nwindow = \"1m\"").is_ok());
     }
 }

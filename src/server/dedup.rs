@@ -1,21 +1,29 @@
-//! Per-source de-duplication of vendor retries. Vendors send a request again when we answer
-//! slowly or not at all (Prisma Cloud gives up after about 10 s, Wallarm after 15 s and then
-//! retries for hours); within the window, a request seen before is answered 200 with the first
-//! receipt and not queued twice.
+//! Per-source memory of accepted requests: de-duplication of vendor retries and replay
+//! protection. Vendors send a request again when we answer slowly or not at all (Prisma Cloud
+//! gives up after about 10 s, Wallarm after 15 s and then retries for hours); a captured signed
+//! request can be sent again by anyone who saw it. A request seen before, while it is
+//! remembered, is answered 200 with the first receipt and not queued twice.
 //!
-//! The key is the `webhook-id` header when the sender gives one (Standard Webhooks), else the
-//! SHA-256 of the body. A key is remembered only once its request is queued: a request that
-//! failed (503, a bad body) leaves nothing behind, so its retry is processed normally. A copy
-//! arriving while the first is still being queued gets 503 and Retry-After, never a 200 for
-//! events that might not be queued. Memory is bounded: the oldest keys go first.
+//! The key is what the sender signed, never a header it did not: the `webhook-id` where the
+//! scheme signs it (Standard Webhooks), the signed timestamp and the body's SHA-256 for HMAC
+//! with a timestamp header, else the body's SHA-256. A request is remembered for the
+//! configured window, and, on schemes that sign a timestamp, at least until that timestamp
+//! leaves the scheme's tolerance (after which verification refuses a replay anyway), so a
+//! replay is never queued twice while it still verifies.
+//!
+//! A key is remembered only once its request is queued: a request that failed (503, a bad body)
+//! leaves nothing behind, so its retry is processed normally. A copy arriving while the first is
+//! still being queued gets 503 and Retry-After, never a 200 for events that might not be queued.
+//! Memory is bounded by `max_entries` keys (about 100 bytes each); past it the oldest go first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
+use crate::auth::Signed;
+use crate::config::DedupSettings;
 use crate::dispatch::Accepted;
 
 type Key = [u8; 32];
@@ -27,14 +35,23 @@ enum State {
 }
 
 pub struct Dedup {
-    window: Duration,
-    max_entries: usize,
+    settings: DedupSettings,
     inner: Mutex<Inner>,
+}
+
+/// One remembered request.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// When it was first seen: identifies this entry in `order`.
+    at: Instant,
+    /// Forgotten from then on (once queued).
+    until: Instant,
+    state: State,
 }
 
 #[derive(Default)]
 struct Inner {
-    seen: HashMap<Key, (Instant, State)>,
+    seen: HashMap<Key, Entry>,
     /// Keys in insertion order, for expiry and the size bound.
     order: VecDeque<(Key, Instant)>,
 }
@@ -43,8 +60,23 @@ impl Inner {
     /// Drops the oldest key, unless it was seen again since (a newer entry owns it then).
     fn forget_front(&mut self, k: Key, at: Instant) {
         self.order.pop_front();
-        if self.seen.get(&k).is_some_and(|(t, _)| *t == at) {
+        if self.seen.get(&k).is_some_and(|e| e.at == at) {
             self.seen.remove(&k);
+        }
+    }
+
+    /// Forgets the oldest keys while they have expired (or were replaced). Lifetimes differ
+    /// from key to key, so an expired key behind a live one waits for it; it counts against
+    /// the bound meanwhile, and [`Dedup::check`] never answers from it.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(k, at)) = self.order.front() {
+            let live = self.seen.get(&k).is_some_and(|e| {
+                e.at == at && (matches!(e.state, State::InFlight) || e.until > now)
+            });
+            if live {
+                break;
+            }
+            self.forget_front(k, at);
         }
     }
 }
@@ -63,6 +95,8 @@ pub enum Seen<'a> {
 pub struct Pending<'a> {
     dedup: &'a Dedup,
     key: Key,
+    /// How long to remember it once queued.
+    keep: Duration,
     armed: bool,
 }
 
@@ -71,7 +105,8 @@ impl Pending<'_> {
         self.armed = false;
         let mut inner = self.dedup.lock();
         if let Some(entry) = inner.seen.get_mut(&self.key) {
-            entry.1 = State::Done(accepted);
+            entry.state = State::Done(accepted);
+            entry.until = Instant::now() + self.keep;
         }
     }
 }
@@ -85,12 +120,16 @@ impl Drop for Pending<'_> {
 }
 
 impl Dedup {
-    pub fn new(window: Duration, max_entries: usize) -> Dedup {
+    pub fn new(settings: DedupSettings) -> Dedup {
         Dedup {
-            window,
-            max_entries,
+            settings,
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    /// What this memory was built from (a reload keeps it when these stay the same).
+    pub fn settings(&self) -> DedupSettings {
+        self.settings
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -98,15 +137,21 @@ impl Dedup {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The key of a request: its `webhook-id`, else its body's hash.
-    pub fn key(headers: &HeaderMap, body: &[u8]) -> Key {
+    /// The key of a verified request: what its sender signed (see the module docs).
+    pub fn key(signed: &Signed<'_>, body: &[u8]) -> Key {
         let mut h = Sha256::new();
-        match headers.get("webhook-id") {
-            Some(id) => {
+        match signed {
+            Signed::MessageId { id, .. } => {
                 h.update(b"webhook-id\0");
-                h.update(id.as_bytes());
+                h.update(id);
             }
-            None => {
+            Signed::Timestamp { text, .. } => {
+                h.update(b"timestamp\0");
+                h.update(text);
+                h.update(b"\0body\0");
+                h.update(body);
+            }
+            Signed::Body => {
                 h.update(b"body\0");
                 h.update(body);
             }
@@ -114,38 +159,57 @@ impl Dedup {
         h.finalize().into()
     }
 
-    pub fn check(&self, key: Key) -> Seen<'_> {
+    /// Looks a request up, and remembers it if it is new. Once queued it is remembered for the
+    /// window, or for `replayable` if longer (how long a replay of it would still verify).
+    pub fn check(&self, key: Key, replayable: Duration) -> Seen<'_> {
         let now = Instant::now();
         let mut inner = self.lock();
-        // Forget what is older than the window.
-        while let Some(&(k, at)) = inner.order.front() {
-            if now.duration_since(at) < self.window {
-                break;
-            }
-            inner.forget_front(k, at);
-        }
+        inner.expire(now);
         match inner.seen.get(&key) {
-            Some((_, State::Done(a))) => return Seen::Duplicate(*a),
-            Some((_, State::InFlight)) => return Seen::InFlight,
-            None => {}
+            Some(Entry {
+                state: State::InFlight,
+                ..
+            }) => return Seen::InFlight,
+            Some(Entry {
+                state: State::Done(a),
+                until,
+                ..
+            }) if *until > now => return Seen::Duplicate(*a),
+            _ => {}
         }
         // Make room: the oldest keys go first.
-        while inner.order.len() >= self.max_entries {
+        while inner.order.len() >= self.settings.max_entries {
             let Some(&(k, at)) = inner.order.front() else {
                 break;
             };
             inner.forget_front(k, at);
         }
-        inner.seen.insert(key, (now, State::InFlight));
+        inner.seen.insert(
+            key,
+            Entry {
+                at: now,
+                until: now,
+                state: State::InFlight,
+            },
+        );
         inner.order.push_back((key, now));
         Seen::New(Pending {
             dedup: self,
             key,
+            keep: self.settings.window.max(replayable),
             armed: true,
         })
     }
-}
 
+    /// [`check`](Self::check) for a verified request: its key and how long a replay of it
+    /// would still verify, from what it signed.
+    pub fn check_request(&self, signed: &Signed<'_>, body: &[u8]) -> Seen<'_> {
+        self.check(
+            Self::key(signed, body),
+            signed.replayable_for(SystemTime::now()),
+        )
+    }
+}
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -159,42 +223,122 @@ mod tests {
         }
     }
 
-    #[test]
-    fn remembers_only_what_was_queued_within_the_window() {
-        let d = Dedup::new(Duration::from_millis(50), 100);
-        let k = Dedup::key(&HeaderMap::new(), b"{\"a\":1}");
-        let Seen::New(p) = d.check(k) else { panic!() };
-        assert!(matches!(d.check(k), Seen::InFlight));
-        drop(p);
-        let Seen::New(p) = d.check(k) else {
-            panic!("a failed request is forgotten")
-        };
-        p.done(accepted(3));
-        assert!(matches!(d.check(k), Seen::Duplicate(a) if a.events == 3));
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(matches!(d.check(k), Seen::New(_)), "expired");
+    fn dedup(window: Duration, max_entries: usize) -> Dedup {
+        Dedup::new(DedupSettings {
+            window,
+            max_entries,
+        })
+    }
+
+    fn body_key(body: &[u8]) -> Key {
+        Dedup::key(&Signed::Body, body)
     }
 
     #[test]
-    fn webhook_id_wins_over_the_body_and_the_bound_evicts_the_oldest() {
-        let mut h = HeaderMap::new();
-        h.insert("webhook-id", "msg_1".parse().unwrap());
-        assert_eq!(Dedup::key(&h, b"x"), Dedup::key(&h, b"y"));
-        assert_ne!(Dedup::key(&h, b"x"), Dedup::key(&HeaderMap::new(), b"x"));
-        let d = Dedup::new(Duration::from_secs(60), 2);
-        for body in [&b"1"[..], b"2", b"3"] {
-            let Seen::New(p) = d.check(Dedup::key(&HeaderMap::new(), body)) else {
+    fn remembers_only_what_was_queued_within_the_window() {
+        let d = dedup(Duration::from_millis(50), 100);
+        let k = body_key(b"{\"a\":1}");
+        let Seen::New(p) = d.check(k, Duration::ZERO) else {
+            panic!()
+        };
+        assert!(matches!(d.check(k, Duration::ZERO), Seen::InFlight));
+        drop(p);
+        let Seen::New(p) = d.check(k, Duration::ZERO) else {
+            panic!("a failed request is forgotten")
+        };
+        p.done(accepted(3));
+        assert!(matches!(d.check(k, Duration::ZERO), Seen::Duplicate(a) if a.events == 3));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(
+            matches!(d.check(k, Duration::ZERO), Seen::New(_)),
+            "expired"
+        );
+    }
+
+    #[test]
+    fn only_a_signed_webhook_id_names_the_message() {
+        let tol = Duration::from_secs(300);
+        let sw = |id: &'static [u8]| Signed::MessageId {
+            id,
+            timestamp: Some(1000),
+            tolerance: tol,
+        };
+        // Standard Webhooks signs the id: a retry of msg_1 is msg_1 whatever its body.
+        assert_eq!(
+            Dedup::key(&sw(b"msg_1"), b"x"),
+            Dedup::key(&sw(b"msg_1"), b"y")
+        );
+        assert_ne!(
+            Dedup::key(&sw(b"msg_1"), b"x"),
+            Dedup::key(&sw(b"msg_2"), b"x")
+        );
+        // HMAC with a signed timestamp: the timestamp and the body, both.
+        let ts = |text: &'static [u8]| Signed::Timestamp {
+            text,
+            timestamp: None,
+            tolerance: tol,
+        };
+        assert_eq!(
+            Dedup::key(&ts(b"1000"), b"x"),
+            Dedup::key(&ts(b"1000"), b"x")
+        );
+        assert_ne!(
+            Dedup::key(&ts(b"1000"), b"x"),
+            Dedup::key(&ts(b"1001"), b"x")
+        );
+        assert_ne!(
+            Dedup::key(&ts(b"1000"), b"x"),
+            Dedup::key(&ts(b"1000"), b"y")
+        );
+        // Nothing else signed: the body alone, and no field of one key is another's.
+        assert_ne!(body_key(b"x"), body_key(b"y"));
+        assert_ne!(body_key(b"x"), Dedup::key(&sw(b"x"), b"x"));
+    }
+
+    #[test]
+    fn a_replayable_request_is_remembered_past_the_window_and_the_bound_evicts_the_oldest() {
+        let d = dedup(Duration::from_millis(20), 2);
+        let k = body_key(b"r");
+        let Seen::New(p) = d.check(k, Duration::from_secs(60)) else {
+            panic!()
+        };
+        p.done(accepted(1));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(
+            matches!(d.check(k, Duration::ZERO), Seen::Duplicate(_)),
+            "still replayable: remembered past the window"
+        );
+        for body in [&b"1"[..], b"2"] {
+            let Seen::New(p) = d.check(body_key(body), Duration::from_secs(60)) else {
                 panic!()
             };
             p.done(accepted(1));
         }
-        assert!(matches!(
-            d.check(Dedup::key(&HeaderMap::new(), b"1")),
-            Seen::New(_)
-        ));
-        assert!(matches!(
-            d.check(Dedup::key(&HeaderMap::new(), b"3")),
-            Seen::Duplicate(_)
-        ));
+        assert!(
+            matches!(d.check(k, Duration::ZERO), Seen::New(_)),
+            "evicted"
+        );
+    }
+
+    #[test]
+    fn replayable_for_runs_to_the_end_of_the_signed_timestamps_tolerance() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(10_000);
+        let signed = |timestamp| Signed::Timestamp {
+            text: b"",
+            timestamp,
+            tolerance: Duration::from_secs(300),
+        };
+        assert_eq!(
+            signed(Some(10_000)).replayable_for(now),
+            Duration::from_secs(301)
+        );
+        // A timestamp ahead of our clock stays valid for longer.
+        assert_eq!(
+            signed(Some(10_300)).replayable_for(now),
+            Duration::from_secs(601)
+        );
+        assert_eq!(signed(Some(9_000)).replayable_for(now), Duration::ZERO);
+        assert_eq!(signed(None).replayable_for(now), Duration::ZERO);
+        assert_eq!(Signed::Body.replayable_for(now), Duration::ZERO);
     }
 }

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use metrics::Counter;
 
-use super::dedup::{Dedup, Seen};
+use super::dedup::Seen;
 use super::reject::{json_response, Reject};
 use super::ConnInfo;
 use crate::auth::{AuthError, Verifier};
@@ -190,7 +190,7 @@ async fn accept(
 
     let pending = match &source.dedup {
         None => None,
-        Some(d) => match d.check(Dedup::key(&parts.headers, &body)) {
+        Some(d) => match d.check_request(&source.settings.verifier.signed(&parts.headers), &body) {
             Seen::New(p) => Some(p),
             Seen::Duplicate(first) => {
                 source.metrics.duplicates.increment(1);

@@ -1,1 +1,332 @@
-//! Hostile-input tests: requests (see tests/hostile.rs).
+//! Hostile-input tests: requests (see tests/hostile.rs). Per-request work (events per request,
+//! queue bounds, memory of the real binary) and replays of captured signed requests, each with a
+//! legitimate signed sender on another source served alongside.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use http::StatusCode;
+use sha2::Sha256;
+
+use crate::common::{post, read_lines, send, Answer};
+
+#[path = "../common/binary.rs"]
+mod binary;
+use binary::Process;
+
+const HMAC_KEY: &str = "hostile-hmac-key-3f9a";
+/// Standard Webhooks key: `whsec_` + base64 of the raw key.
+const SWH_RAW_KEY: &[u8] = b"hostile-standard-webhooks-key-77";
+const PROBE_TOKEN: &str = "hostile-probe-token-a1c4";
+
+fn hmac_hex(parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(HMAC_KEY.as_bytes()).unwrap();
+    for p in parts {
+        mac.update(p);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn swh_secret() -> String {
+    format!("whsec_{}", STANDARD.encode(SWH_RAW_KEY))
+}
+
+fn swh_signature(id: &str, ts: &str, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SWH_RAW_KEY).unwrap();
+    mac.update(format!("{id}.{ts}.{body}").as_bytes());
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+fn now_secs() -> String {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string()
+}
+
+/// Plaintext hooks on loopback; a file sink per source (`{dir}/<id>.ndjson`), so what each
+/// source queued can be counted apart; a `probe` source for the legitimate sender.
+fn config(limits: &str, sources: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+plaintext = true
+data_dir = "{{dir}}"
+shutdown_grace = "2s"
+[server.limits]
+{limits}
+[metrics]
+enabled = false
+
+[[sinks]]
+id = "probe-out"
+type = "file"
+path = "{{dir}}/probe.ndjson"
+fsync = "never"
+[sinks.batch]
+linger = "0ms"
+
+[[sinks]]
+id = "out"
+type = "file"
+path = "{{dir}}/out.ndjson"
+fsync = "never"
+[sinks.batch]
+linger = "0ms"
+
+[[sources]]
+id = "probe"
+vendor = "generic"
+sinks = ["probe-out"]
+auth = {{ scheme = "token", secret = "{PROBE_TOKEN}" }}
+{sources}
+"#
+    )
+}
+
+fn start(dir: &Path, limits: &str, sources: &str) -> (Process, SocketAddr) {
+    let mut p = Process::start(dir, &config(limits, sources), &[]);
+    let [hooks] = p.wait_ready(["hooks"]);
+    (p, hooks)
+}
+
+/// One legitimate request on the probe source; it must be answered 200 within 1 s.
+async fn probe(addr: SocketAddr, n: usize) {
+    let started = Instant::now();
+    let body = format!(r#"{{"id":"probe-{n}","severity":"high"}}"#);
+    let answer = tokio::time::timeout(
+        Duration::from_secs(1),
+        send(
+            addr,
+            post(addr, "probe", &[("authorization", PROBE_TOKEN)], body),
+        ),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("probe {n} not answered within 1 s"));
+    assert_eq!(answer.status, StatusCode::OK, "probe {n}: {answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+/// Waits (bounded) until the file holds `n` lines, then a little longer to see no more come;
+/// returns the events' ids.
+async fn settled_ids(path: &Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read_lines(path).len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    read_lines(path)
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn is_duplicate(a: &Answer) -> bool {
+    a.status == StatusCode::OK && a.json()["duplicate"] == serde_json::json!(true)
+}
+
+/// A captured HMAC request (no signed timestamp) replayed 100 times, each with a fresh
+/// `webhook-id`, is queued once: the unsigned header is not the key. A replay carrying the id
+/// the vendor will give its next event cannot make that real event a "duplicate".
+#[tokio::test]
+async fn hmac_replays_with_fresh_webhook_ids_are_queued_once_and_cannot_shadow_a_real_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = format!(
+        r#"
+[[sources]]
+id = "hmac"
+vendor = "generic"
+sinks = ["out"]
+auth = {{ scheme = "hmac_sha256", header = "X-Sig", secret = "{HMAC_KEY}" }}
+[sources.dedup]
+window = "10m"
+"#
+    );
+    let (_p, addr) = start(dir.path(), "", &sources);
+    let captured = r#"{"id":"real-1","severity":"high"}"#;
+    let sig = hmac_hex(&[captured.as_bytes()]);
+    let first = send(
+        addr,
+        post(
+            addr,
+            "hmac",
+            &[("x-sig", &sig), ("webhook-id", "msg_1")],
+            captured,
+        ),
+    )
+    .await;
+    assert_eq!(first.json(), serde_json::json!({"accepted": 1}));
+    let started = Instant::now();
+    for i in 0..100 {
+        let id = format!("attacker-{i}");
+        let a = send(
+            addr,
+            post(
+                addr,
+                "hmac",
+                &[("x-sig", &sig), ("webhook-id", &id)],
+                captured,
+            ),
+        )
+        .await;
+        assert!(is_duplicate(&a), "replay {i}: {a:?}");
+        if i % 25 == 0 {
+            probe(addr, i).await;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "bounded");
+    }
+    // The attacker guesses the next message id and spends the replay on it first.
+    let forged = send(
+        addr,
+        post(
+            addr,
+            "hmac",
+            &[("x-sig", &sig), ("webhook-id", "msg_2")],
+            captured,
+        ),
+    )
+    .await;
+    assert!(is_duplicate(&forged), "{forged:?}");
+    let next = r#"{"id":"real-2","severity":"high"}"#;
+    let real = send(
+        addr,
+        post(
+            addr,
+            "hmac",
+            &[
+                ("x-sig", &hmac_hex(&[next.as_bytes()])),
+                ("webhook-id", "msg_2"),
+            ],
+            next,
+        ),
+    )
+    .await;
+    assert_eq!(real.json(), serde_json::json!({"accepted": 1}), "{real:?}");
+    assert_eq!(
+        settled_ids(&dir.path().join("out.ndjson"), 2).await,
+        ["real-1", "real-2"]
+    );
+    assert_eq!(
+        settled_ids(&dir.path().join("probe.ndjson"), 4).await.len(),
+        4
+    );
+}
+
+/// With no de-duplication configured, schemes that sign a timestamp remember what they
+/// accepted while it still verifies: a byte-identical replay (or the vendor's own identical
+/// retry) is answered like a duplicate and queued once; the vendor's re-signed retry of a
+/// Standard Webhooks message (same id, new timestamp) is the same message; a new timestamp on
+/// an HMAC body is a new request; a stale timestamp is refused.
+#[tokio::test]
+async fn signed_timestamp_replays_are_duplicates_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = format!(
+        r#"
+[[sources]]
+id = "swh"
+vendor = "generic"
+sinks = ["out"]
+auth = {{ scheme = "standard_webhooks", secret = "{swh}" }}
+
+[[sources]]
+id = "hmac-ts"
+vendor = "generic"
+sinks = ["out"]
+auth = {{ scheme = "hmac_sha256", header = "X-Sig", timestamp_header = "X-Ts", tolerance = "5m", secret = "{HMAC_KEY}" }}
+"#,
+        swh = swh_secret()
+    );
+    let (_p, addr) = start(dir.path(), "", &sources);
+
+    let body = r#"{"id":"swh-1"}"#;
+    let ts = now_secs();
+    let sig = swh_signature("msg_a", &ts, body);
+    let headers = [
+        ("webhook-id", "msg_a"),
+        ("webhook-timestamp", ts.as_str()),
+        ("webhook-signature", sig.as_str()),
+    ];
+    let first = send(addr, post(addr, "swh", &headers, body)).await;
+    assert_eq!(
+        first.json(),
+        serde_json::json!({"accepted": 1}),
+        "{first:?}"
+    );
+    for i in 0..50 {
+        let a = send(addr, post(addr, "swh", &headers, body)).await;
+        assert!(is_duplicate(&a), "replay {i}: {a:?}");
+    }
+    probe(addr, 0).await;
+    // The vendor's retry re-signs the same message at a later time: still msg_a.
+    let later = (ts.parse::<u64>().unwrap() + 7).to_string();
+    let resigned = swh_signature("msg_a", &later, body);
+    let retry = send(
+        addr,
+        post(
+            addr,
+            "swh",
+            &[
+                ("webhook-id", "msg_a"),
+                ("webhook-timestamp", later.as_str()),
+                ("webhook-signature", resigned.as_str()),
+            ],
+            body,
+        ),
+    )
+    .await;
+    assert!(is_duplicate(&retry), "{retry:?}");
+
+    let hbody = r#"{"id":"hmac-1"}"#;
+    let signed_at = |ts: &str| {
+        (
+            ts.to_owned(),
+            hmac_hex(&[ts.as_bytes(), b".", hbody.as_bytes()]),
+        )
+    };
+    let (ts1, sig1) = signed_at(&now_secs());
+    let h1 = [("x-ts", ts1.as_str()), ("x-sig", sig1.as_str())];
+    let a = send(addr, post(addr, "hmac-ts", &h1, hbody)).await;
+    assert_eq!(a.json(), serde_json::json!({"accepted": 1}), "{a:?}");
+    for i in 0..50 {
+        let r = send(addr, post(addr, "hmac-ts", &h1, hbody)).await;
+        assert!(is_duplicate(&r), "replay {i}: {r:?}");
+    }
+    probe(addr, 1).await;
+    // Signed again at another second: another request as far as anything signed can tell.
+    let (ts2, sig2) = signed_at(&(ts1.parse::<u64>().unwrap() + 1).to_string());
+    let b = send(
+        addr,
+        post(
+            addr,
+            "hmac-ts",
+            &[("x-ts", ts2.as_str()), ("x-sig", sig2.as_str())],
+            hbody,
+        ),
+    )
+    .await;
+    assert_eq!(b.json(), serde_json::json!({"accepted": 1}), "{b:?}");
+    // Outside the tolerance: refused, never queued.
+    let (old, sig_old) = signed_at(&(ts1.parse::<u64>().unwrap() - 600).to_string());
+    let stale = send(
+        addr,
+        post(
+            addr,
+            "hmac-ts",
+            &[("x-ts", old.as_str()), ("x-sig", sig_old.as_str())],
+            hbody,
+        ),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN, "{stale:?}");
+    assert_eq!(
+        settled_ids(&dir.path().join("out.ndjson"), 3).await,
+        ["swh-1", "hmac-1", "hmac-1"]
+    );
+}
