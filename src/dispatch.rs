@@ -1,21 +1,42 @@
 //! Dispatch: decodes a body with the source's vendor, applies the source's filter, encodes each
 //! event into the wire bytes of every target sink whose filter takes it, and enqueues into
-//! every target queue all or nothing. If any queue lacks room, nothing is enqueued anywhere and the caller answers 503.
+//! every target queue all or nothing.
 //!
 //! The borrowed `Event`s never outlive this call: each is encoded the moment it is decoded, into
 //! one buffer per target sink, and the queues receive reference-counted slices of those buffers.
+//!
+//! A request's cost is bounded as it goes, never after the fact: room in each target queue is
+//! reserved as events are encoded, and the work stops at the first event that does not fit —
+//! past `max_events_per_request` (413: it can never be taken), past a queue's whole bounds (413,
+//! likewise), or past the room a queue has now (503: retry later). A refused request leaves
+//! nothing in any queue. Bodies above [`INLINE_BODY_BYTES`] are decoded and encoded on the
+//! blocking pool, at most [`heavy_permits`] at once, so that large bodies cannot take the
+//! runtime's threads from the small requests and the probes.
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Semaphore;
 
 use crate::config::{SinkFilter, SourceSettings};
 use crate::metrics::SourceMetrics;
 use crate::normalize::Timestamp;
+use crate::queue::Reservation;
 use crate::server::reject::Reject;
 use crate::sinks::{Encoder, Encoding, SinkHandle};
-use crate::vendors::Context;
+use crate::vendors::{json, Context};
+
+/// Bodies up to this size are decoded and encoded inline on the runtime thread (typical webhook
+/// calls are a few KB, and a hop to another thread would cost more than the work); larger ones
+/// on the blocking pool, behind [`heavy_permits`].
+pub const INLINE_BODY_BYTES: usize = 64 * 1024;
+
+/// Room reserved ahead in a queue, so its lock is taken once per this many events (or bytes)
+/// rather than per event; what a request does not use is given back before it commits.
+const RESERVE_AHEAD_EVENTS: u64 = 64;
+const RESERVE_AHEAD_BYTES: u64 = 64 * 1024;
 
 /// A configured source with what the request path needs at hand.
 pub struct Source {
@@ -72,33 +93,132 @@ pub struct Accepted {
     pub suppressed: bool,
 }
 
-/// One target sink's share of a request: its encoded events back to back, and where each ends.
-struct Encoded {
+/// One target sink's share of a request: its encoded events back to back, where each ends,
+/// and the queue room held for them so far.
+struct Encoded<'q> {
     buf: BytesMut,
     ends: Vec<usize>,
     /// Events the sink's filter left out.
     filtered: u64,
+    reservation: Option<Reservation<'q>>,
+}
+
+impl<'q> Encoded<'q> {
+    /// Makes sure the queue holds room for every event encoded so far, reserving a little ahead.
+    /// `BatchTooLarge` when they are more than the whole queue holds, `QueueFull` when they
+    /// are more than its room now; the room held so far is kept for the caller to drop.
+    fn cover(&mut self, sink: &'q SinkHandle) -> Result<(), Reject> {
+        let (events, bytes) = (self.ends.len() as u64, self.buf.len() as u64);
+        let (held_events, held_bytes) = self.reservation.as_ref().map_or((0, 0), Reservation::held);
+        if events <= held_events && bytes <= held_bytes {
+            return Ok(());
+        }
+        let limits = sink.queue.limits();
+        if events > limits.max_events || bytes > limits.max_bytes {
+            return Err(Reject::BatchTooLarge {
+                sink: sink.id.clone(),
+            });
+        }
+        let full = || Reject::QueueFull {
+            sink: sink.id.clone(),
+        };
+        let reservation = match &mut self.reservation {
+            Some(r) => r,
+            None => self
+                .reservation
+                .insert(sink.queue.try_reserve(0, 0).map_err(|_| full())?),
+        };
+        let more_events = events.saturating_sub(held_events);
+        let more_bytes = bytes.saturating_sub(held_bytes);
+        reservation
+            .grow(
+                more_events.max(RESERVE_AHEAD_EVENTS),
+                more_bytes.max(RESERVE_AHEAD_BYTES),
+            )
+            .or_else(|_| reservation.grow(more_events, more_bytes))
+            .map_err(|_| full())
+    }
 }
 
 /// Events of disk queues on their way to disk: the request answers once each is written.
 pub type Pending = Vec<crate::queue::disk::Written>;
 
+/// How many large bodies are decoded and encoded at once, off the runtime: half the CPUs, at
+/// least one, so that they never take every core from the small requests.
+pub fn heavy_permits() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+fn heavy() -> &'static Semaphore {
+    static HEAVY: OnceLock<Semaphore> = OnceLock::new();
+    HEAVY.get_or_init(|| Semaphore::new(heavy_permits()))
+}
+
+/// Checks and dispatches a request's raw body (see [`dispatch`]): inline when it is small,
+/// else on the blocking pool once one of the [`heavy_permits`] is free.
+pub async fn dispatch_body(
+    source: Arc<Source>,
+    body: Bytes,
+    received_at: Timestamp,
+    max_events: usize,
+) -> Result<(Accepted, Pending), Reject> {
+    if body.len() <= INLINE_BODY_BYTES {
+        return dispatch_raw(&source, &body, received_at, max_events);
+    }
+    let permit = heavy()
+        .acquire()
+        .await
+        .map_err(|_| Reject::Internal("the decoding pool is closed"))?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        dispatch_raw(&source, &body, received_at, max_events)
+    })
+    .await
+    .unwrap_or(Err(Reject::Internal("decoding the body failed")))
+}
+
+fn dispatch_raw(
+    source: &Source,
+    body: &[u8],
+    received_at: Timestamp,
+    max_events: usize,
+) -> Result<(Accepted, Pending), Reject> {
+    let text = json::utf8(body).map_err(Reject::Decode)?;
+    json::check_limits(text).map_err(Reject::Decode)?;
+    dispatch(source, text, received_at, max_events)
+}
+
+/// Decodes, filters, encodes and enqueues one body; refuses it whole at the first event past
+/// `max_events` or past a target queue's room (see the module docs).
 pub fn dispatch(
     source: &Source,
     body: &str,
     received_at: Timestamp,
+    max_events: usize,
 ) -> Result<(Accepted, Pending), Reject> {
     let ctx = Context {
         source: &source.settings.id,
         received_at,
     };
     let filter = &source.settings.filter;
+    let mapping = source.settings.mapping.as_ref();
+    let mut seen = 0usize;
     if source.settings.suppressed {
         let events = source
             .settings
             .vendor
-            .decode_mapped(body, &ctx, source.settings.mapping.as_ref(), |_| {})
+            .decode_until(body, &ctx, mapping, |_| {
+                seen += 1;
+                if seen > max_events {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
             .map_err(Reject::Decode)?;
+        if events > max_events {
+            return Err(Reject::TooManyEvents { limit: max_events });
+        }
         source.metrics.events_received.increment(events as u64);
         source.metrics.events_suppressed.increment(events as u64);
         let accepted = Accepted {
@@ -108,7 +228,7 @@ pub fn dispatch(
         };
         return Ok((accepted, Vec::new()));
     }
-    let mut encoded: Vec<Encoded> = source
+    let mut encoded: Vec<Encoded<'_>> = source
         .targets
         .iter()
         .map(|_| Encoded {
@@ -116,17 +236,23 @@ pub fn dispatch(
             buf: BytesMut::with_capacity(body.len() * 2 + 512),
             ends: Vec::new(),
             filtered: 0,
+            reservation: None,
         })
         .collect();
     let mut filtered = 0;
-    let mut encode_failed = false;
+    let mut stopped: Option<Reject> = None;
     let events = source
         .settings
         .vendor
-        .decode_mapped(body, &ctx, source.settings.mapping.as_ref(), |event| {
+        .decode_until(body, &ctx, mapping, |event| {
+            seen += 1;
+            if seen > max_events {
+                stopped = Some(Reject::TooManyEvents { limit: max_events });
+                return ControlFlow::Break(());
+            }
             if !filter.is_empty() && !filter.accepts(event.severity, event.kind, event.status) {
                 filtered += 1;
-                return;
+                return ControlFlow::Continue(());
             }
             for (target, out) in source.targets.iter().zip(encoded.iter_mut()) {
                 if !target.filter.is_empty()
@@ -140,53 +266,35 @@ pub fn dispatch(
                 let start = out.buf.len();
                 if target.encoding.encode(&event, &mut out.buf).is_err() {
                     out.buf.truncate(start);
-                    encode_failed = true;
-                    continue;
+                    stopped = Some(Reject::Internal("an event could not be encoded for a sink"));
+                    return ControlFlow::Break(());
                 }
                 out.ends.push(out.buf.len());
+                if let Err(refused) = out.cover(&target.sink) {
+                    stopped = Some(refused);
+                    return ControlFlow::Break(());
+                }
             }
+            ControlFlow::Continue(())
         })
         .map_err(Reject::Decode)?;
-    if encode_failed {
-        return Err(Reject::Internal("an event could not be encoded for a sink"));
+    // Dropping `encoded` gives back every queue's room held so far.
+    if let Some(refused) = stopped {
+        return Err(refused);
     }
     let accepted = Accepted {
         events,
         filtered,
         suppressed: false,
     };
-    if events == filtered {
-        count(source, accepted, &encoded);
-        return Ok((accepted, Vec::new()));
-    }
-
-    let mut reservations = Vec::with_capacity(encoded.len());
-    for (target, out) in source.targets.iter().zip(&encoded) {
-        let sink = &target.sink;
-        if out.ends.is_empty() {
-            reservations.push(None);
-            continue;
-        }
-        match sink
-            .queue
-            .try_reserve(out.ends.len() as u64, out.buf.len() as u64)
-        {
-            Ok(r) => reservations.push(Some(r)),
-            // Dropping the reservations made so far releases their room.
-            Err(_) => {
-                return Err(Reject::QueueFull {
-                    sink: sink.id.clone(),
-                })
-            }
-        }
-    }
     count(source, accepted, &encoded);
     let mut pending = Vec::new();
-    for ((reservation, out), target) in reservations.into_iter().zip(encoded).zip(&source.targets) {
-        let Some(reservation) = reservation else {
+    for (out, target) in encoded.into_iter().zip(&source.targets) {
+        let Some(mut reservation) = out.reservation else {
             continue;
         };
         let sink = &target.sink;
+        reservation.shrink_to(out.ends.len() as u64, out.buf.len() as u64);
         let all = out.buf.freeze();
         let mut start = 0;
         let items = out
@@ -216,7 +324,7 @@ pub fn dispatch(
 
 /// Counts a request's events once they are accepted (a refused request counts nothing, so a
 /// sender's retry is not counted twice).
-fn count(source: &Source, accepted: Accepted, encoded: &[Encoded]) {
+fn count(source: &Source, accepted: Accepted, encoded: &[Encoded<'_>]) {
     for (target, out) in source.targets.iter().zip(encoded) {
         if out.filtered > 0 {
             target.sink.metrics.filtered.increment(out.filtered);

@@ -108,6 +108,8 @@ pub struct LimitsConfig {
     pub tls_handshake_timeout: ConfigDuration,
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    #[serde(default = "default_max_events_per_request")]
+    pub max_events_per_request: usize,
 }
 
 impl Default for LimitsConfig {
@@ -118,6 +120,7 @@ impl Default for LimitsConfig {
             body_read_timeout: default_body_read_timeout(),
             tls_handshake_timeout: default_tls_handshake_timeout(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_events_per_request: DEFAULT_MAX_EVENTS_PER_REQUEST,
         }
     }
 }
@@ -355,6 +358,14 @@ fn default_true() -> bool {
 fn default_shutdown_grace() -> ConfigDuration {
     ConfigDuration(DEFAULT_SHUTDOWN_GRACE)
 }
+/// Events one request may carry: far above any vendor's batch (Prisma Cloud sends at most a
+/// few hundred alerts per call), far below what would let one request hold hundreds of MB.
+pub const DEFAULT_MAX_EVENTS_PER_REQUEST: usize = 10_000;
+
+fn default_max_events_per_request() -> usize {
+    DEFAULT_MAX_EVENTS_PER_REQUEST
+}
+
 fn default_max_body_bytes() -> u64 {
     DEFAULT_MAX_BODY_BYTES
 }
@@ -421,6 +432,10 @@ pub struct Limits {
     pub tls_handshake_timeout: Duration,
     /// Connections beyond this wait in the kernel's accept backlog.
     pub max_connections: usize,
+    /// A body with more events is refused with 413 as soon as the one past the cap is decoded:
+    /// every event costs its encoded form per target sink, so this bounds a request's memory
+    /// and work whatever its body holds (349,524 empty objects fit in 1 MiB).
+    pub max_events_per_request: usize,
 }
 
 pub struct SourceSettings {
@@ -682,6 +697,12 @@ fn validate_server(server: &ServerConfig, issues: &mut Issues) -> Option<ServerS
     if l.max_connections == 0 {
         issues.push("server.limits.max_connections", "must be greater than 0");
     }
+    if l.max_events_per_request == 0 {
+        issues.push(
+            "server.limits.max_events_per_request",
+            "must be greater than 0",
+        );
+    }
     for (key, d) in [
         ("header_read_timeout", l.header_read_timeout),
         ("body_read_timeout", l.body_read_timeout),
@@ -705,6 +726,7 @@ fn validate_server(server: &ServerConfig, issues: &mut Issues) -> Option<ServerS
             body_read_timeout: l.body_read_timeout.0,
             tls_handshake_timeout: l.tls_handshake_timeout.0,
             max_connections: l.max_connections,
+            max_events_per_request: l.max_events_per_request,
         },
         shutdown_grace: server.shutdown_grace.0,
     })

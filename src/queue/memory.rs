@@ -155,22 +155,28 @@ impl MemoryQueue {
     /// would exceed either bound. The room is released when the reservation is dropped
     /// uncommitted.
     pub fn try_reserve(&self, events: u64, bytes: u64) -> Result<Reservation<'_>, QueueFull> {
-        let mut inner = self.lock();
-        let used_events = inner.items.len() as u64 + inner.spilled_events + inner.reserved_events;
-        let used_bytes = inner.bytes + inner.spilled_bytes + inner.reserved_bytes;
-        if inner.closed
-            || used_events + events > self.limits.max_events
-            || used_bytes + bytes > self.limits.max_bytes
-        {
-            return Err(QueueFull);
-        }
-        inner.reserved_events += events;
-        inner.reserved_bytes += bytes;
+        self.reserve_more(events, bytes)?;
         Ok(Reservation {
             queue: self,
             events,
             bytes,
         })
+    }
+
+    /// Holds room for `events` more events of `bytes` more bytes, all or nothing.
+    fn reserve_more(&self, events: u64, bytes: u64) -> Result<(), QueueFull> {
+        let mut inner = self.lock();
+        let used_events = inner.items.len() as u64 + inner.spilled_events + inner.reserved_events;
+        let used_bytes = inner.bytes + inner.spilled_bytes + inner.reserved_bytes;
+        if inner.closed
+            || used_events.saturating_add(events) > self.limits.max_events
+            || used_bytes.saturating_add(bytes) > self.limits.max_bytes
+        {
+            return Err(QueueFull);
+        }
+        inner.reserved_events += events;
+        inner.reserved_bytes += bytes;
+        Ok(())
     }
 
     /// How long the oldest undelivered event has waited (zero when the queue is empty).
@@ -391,6 +397,30 @@ pub struct Reservation<'q> {
 }
 
 impl Reservation<'_> {
+    /// The room held: `(events, bytes)`.
+    pub fn held(&self) -> (u64, u64) {
+        (self.events, self.bytes)
+    }
+
+    /// Holds room for `events` more events of `bytes` more bytes too, or refuses and keeps
+    /// holding what it held: a request reserves as it encodes, and stops at the first refusal.
+    pub fn grow(&mut self, events: u64, bytes: u64) -> Result<(), QueueFull> {
+        self.queue.reserve_more(events, bytes)?;
+        self.events += events;
+        self.bytes += bytes;
+        Ok(())
+    }
+
+    /// Gives back the room held beyond `events` events of `bytes` bytes.
+    pub fn shrink_to(&mut self, events: u64, bytes: u64) {
+        let (events, bytes) = (events.min(self.events), bytes.min(self.bytes));
+        if (events, bytes) != (self.events, self.bytes) {
+            self.queue.release(self.events - events, self.bytes - bytes);
+            self.events = events;
+            self.bytes = bytes;
+        }
+    }
+
     /// Hands the reserved room to someone who will call [`MemoryQueue::push_reserved`] or
     /// [`MemoryQueue::release`] later; returns `(events, bytes)`.
     pub fn detach(mut self) -> (u64, u64) {
@@ -430,6 +460,31 @@ mod tests {
             max_events: events,
             max_bytes: bytes,
         })
+    }
+
+    #[test]
+    fn a_reservation_grows_until_refused_and_gives_back_what_it_does_not_use() {
+        let q = q(10, 100);
+        let mut r = q.try_reserve(0, 0).unwrap();
+        r.grow(4, 40).unwrap();
+        assert_eq!(r.grow(7, 1), Err(QueueFull), "11 events");
+        assert_eq!(r.grow(1, 61), Err(QueueFull), "101 bytes");
+        assert_eq!(r.held(), (4, 40), "a refusal keeps what was held");
+        r.shrink_to(2, 10);
+        assert_eq!(r.held(), (2, 10));
+        let other = q.try_reserve(8, 90).unwrap();
+        drop(other);
+        r.commit([Bytes::from_static(b"12345"), Bytes::from_static(b"12345")].into_iter());
+        assert_eq!(
+            q.depth(),
+            Depth {
+                events: 2,
+                bytes: 10
+            }
+        );
+        let r = q.try_reserve(8, 90).unwrap();
+        drop(r);
+        assert!(q.try_reserve(8, 90).is_ok(), "dropped room is given back");
     }
 
     #[test]

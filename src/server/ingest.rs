@@ -19,9 +19,8 @@ use super::reject::{json_response, Reject};
 use super::ConnInfo;
 use crate::auth::{AuthError, Verifier};
 use crate::config::Limits;
-use crate::dispatch::{dispatch, Accepted, Source};
+use crate::dispatch::{dispatch_body, Accepted, Source};
 use crate::normalize::Timestamp;
-use crate::vendors::json;
 
 /// How long a request waits for its events to reach a disk queue's log before it is refused
 /// (vendors give up after 10-15 s; the events may still land, and be delivered).
@@ -155,7 +154,7 @@ fn ip_allowed(source: &Source, peer: IpAddr) -> bool {
 
 async fn accept(
     limits: &Limits,
-    source: &Source,
+    source: &Arc<Source>,
     conn: ConnInfo,
     req: Request<Incoming>,
 ) -> Result<Receipt, Reject> {
@@ -200,9 +199,13 @@ async fn accept(
             Seen::InFlight => return Err(Reject::DuplicateInFlight),
         },
     };
-    let text = json::utf8(&body).map_err(Reject::Decode)?;
-    json::check_limits(text).map_err(Reject::Decode)?;
-    let (accepted, written) = dispatch(source, text, received_at)?;
+    let (accepted, written) = dispatch_body(
+        source.clone(),
+        body,
+        received_at,
+        limits.max_events_per_request,
+    )
+    .await?;
     // Disk queues answer once the events are in their logs (fsynced, per policy).
     for w in written {
         match tokio::time::timeout(DISK_WRITE_TIMEOUT, w).await {

@@ -27,6 +27,14 @@ pub enum Reject {
     BodyTimeout,
     BodyRead,
     Decode(DecodeError),
+    /// More events than `max_events_per_request`: the request can never be taken whole.
+    TooManyEvents {
+        limit: usize,
+    },
+    /// More events (or bytes) for one sink than its whole queue holds: it can never fit.
+    BatchTooLarge {
+        sink: String,
+    },
     QueueFull {
         sink: String,
     },
@@ -39,7 +47,7 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason label, pre-registered per source in metrics.
-    pub const REASONS: [&'static str; 19] = [
+    pub const REASONS: [&'static str; 21] = [
         "unknown_source",
         "method_not_allowed",
         "ip_not_allowed",
@@ -55,6 +63,8 @@ impl Reject {
         "malformed_json",
         "too_deep",
         "unexpected_shape",
+        "too_many_events",
+        "batch_too_large",
         "queue_full",
         "duplicate_in_flight",
         "queue_write_failed",
@@ -101,6 +111,16 @@ impl Reject {
             Reject::Decode(DecodeError::Shape { .. }) => {
                 (StatusCode::BAD_REQUEST, "unexpected_shape", Level::WARN)
             }
+            Reject::TooManyEvents { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_events",
+                Level::WARN,
+            ),
+            Reject::BatchTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch_too_large",
+                Level::WARN,
+            ),
             Reject::QueueFull { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "queue_full", Level::WARN)
             }
@@ -142,6 +162,12 @@ impl Reject {
             Reject::BodyTimeout => "request body was not received in time".to_owned(),
             Reject::BodyRead => "request body could not be read".to_owned(),
             Reject::Decode(e) => e.to_string(),
+            Reject::TooManyEvents { limit } => format!(
+                "request holds more than {limit} events (server.limits.max_events_per_request); split it"
+            ),
+            Reject::BatchTooLarge { sink } => format!(
+                "request holds more events or bytes for sink {sink} than its whole queue; split it"
+            ),
             Reject::QueueFull { sink } => format!("sink {sink} is full; retry later"),
             Reject::DuplicateInFlight => {
                 "the same request is being accepted on another connection; retry".to_owned()
@@ -239,6 +265,10 @@ mod tests {
                 offset: 0,
                 expected: "",
             }),
+            Reject::TooManyEvents { limit: 1 },
+            Reject::BatchTooLarge {
+                sink: String::new(),
+            },
             Reject::QueueFull {
                 sink: String::new(),
             },

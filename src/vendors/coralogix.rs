@@ -61,7 +61,7 @@ struct Known<'a> {
 
 pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
 where
-    F: FnMut(Event<'a>),
+    F: FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
 {
     emit_each_object(
         body,

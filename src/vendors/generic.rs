@@ -33,7 +33,7 @@ struct Probe<'a> {
 
 pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
 where
-    F: FnMut(Event<'a>),
+    F: FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
 {
     emit_each_object(
         body,
@@ -81,7 +81,7 @@ pub fn decode_mapped<'a, F>(
     emit: F,
 ) -> Result<usize, DecodeError>
 where
-    F: FnMut(Event<'a>),
+    F: FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
 {
     let (records, base) = match &m.records {
         None => (body, 0),
@@ -228,7 +228,10 @@ mod tests {
             received_at: Timestamp(0),
         };
         let mut out = Vec::new();
-        decode(body, &ctx, |e| out.push(serde_json::to_string(&e).unwrap()))?;
+        decode(body, &ctx, |e| {
+            out.push(serde_json::to_string(&e).unwrap());
+            std::ops::ControlFlow::Continue(())
+        })?;
         Ok(out)
     }
 

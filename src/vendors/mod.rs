@@ -14,6 +14,8 @@ pub mod mapping;
 pub mod prisma;
 pub mod wallarm;
 
+use std::ops::ControlFlow;
+
 use serde::Serialize;
 
 use crate::normalize::{Event, EventId, Timestamp};
@@ -121,6 +123,25 @@ impl Vendor {
     where
         F: FnMut(Event<'a>),
     {
+        self.decode_until(body, ctx, mapping, |e| {
+            emit(e);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// [`decode_mapped`](Self::decode_mapped) that stops as soon as `emit` says
+    /// `Break`: the rest of the body is neither decoded nor checked. Returns how many events
+    /// were emitted (the one that said `Break` included).
+    pub fn decode_until<'a, F>(
+        self,
+        body: &'a str,
+        ctx: &Context<'a>,
+        mapping: Option<&'a mapping::Mapping>,
+        mut emit: F,
+    ) -> Result<usize, DecodeError>
+    where
+        F: FnMut(Event<'a>) -> ControlFlow<()>,
+    {
         let emit = |mut e: Event<'a>| {
             if e.id == EventId::Unset {
                 e.id = EventId::hash_of(e.raw.get().as_bytes());
@@ -174,15 +195,44 @@ fn emit_each_object<'a, N, F>(
 ) -> Result<usize, DecodeError>
 where
     N: FnMut(&'a serde_json::value::RawValue, usize) -> Result<Event<'a>, DecodeError>,
-    F: FnMut(Event<'a>),
+    F: FnMut(Event<'a>) -> ControlFlow<()>,
 {
     let mut count = 0;
-    json::for_each_object(body, what, |raw, offset| {
-        emit(normalize(raw, offset)?);
+    let mut stopped = false;
+    let walked = json::for_each_object(body, what, |raw, offset| {
+        let flow = emit(normalize(raw, offset)?);
         count += 1;
-        Ok(())
-    })?;
-    Ok(count)
+        stop_walk(flow, &mut stopped)
+    });
+    finish_walk(walked, stopped, count)
+}
+
+/// Turns an `emit`'s `Break` into an error that ends a walk over a body's objects, noting in
+/// `stopped` that it was asked for (see [`finish_walk`]).
+fn stop_walk(flow: ControlFlow<()>, stopped: &mut bool) -> Result<(), DecodeError> {
+    match flow {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => {
+            *stopped = true;
+            Err(DecodeError::Shape {
+                offset: 0,
+                expected: "nothing more (stopped)",
+            })
+        }
+    }
+}
+
+/// The result of a walk that `stop_walk` may have ended: `count` when it was stopped on
+/// purpose (the placeholder error never leaves the decoder).
+fn finish_walk(
+    walked: Result<(), DecodeError>,
+    stopped: bool,
+    count: usize,
+) -> Result<usize, DecodeError> {
+    match walked {
+        Err(_) if stopped => Ok(count),
+        other => other.map(|()| count),
+    }
 }
 
 impl DecodeError {

@@ -83,7 +83,7 @@ struct Alert<'a> {
 
 pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
 where
-    F: FnMut(Event<'a>),
+    F: FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
 {
     emit_each_object(
         body,
@@ -219,7 +219,8 @@ mod tests {
         };
         let mut out = Vec::new();
         decode(body, &ctx, |e| {
-            out.push(serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap())
+            out.push(serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap());
+            std::ops::ControlFlow::Continue(())
         })?;
         Ok(out)
     }

@@ -98,15 +98,16 @@ const WHAT: &str = "a JSON array of Wallarm notifications, or NDJSON objects";
 
 pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, mut emit: F) -> Result<usize, DecodeError>
 where
-    F: FnMut(Event<'a>),
+    F: FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
 {
     let mut count = 0;
-    for_each_notification(body, |raw, offset| {
-        emit(normalize(raw, offset, ctx)?);
+    let mut stopped = false;
+    let walked = for_each_notification(body, |raw, offset| {
+        let flow = emit(normalize(raw, offset, ctx)?);
         count += 1;
-        Ok(())
-    })?;
-    Ok(count)
+        super::stop_walk(flow, &mut stopped)
+    });
+    super::finish_walk(walked, stopped, count)
 }
 
 /// Calls `each` with every object of a JSON array, or of a body of one or more objects
