@@ -183,12 +183,13 @@ pub struct SourceConfig {
 pub struct DedupConfig {
     /// How long a request is remembered.
     pub window: ConfigDuration,
-    /// Keys remembered at most (32 bytes and a timestamp each); the oldest go first.
+    /// Keys remembered at most (150 to 300 bytes each with their times, receipt and table
+    /// slack); the oldest go first. Also bounds the replay memory of signed-timestamp schemes.
     #[serde(default = "default_dedup_max_entries")]
     pub max_entries: usize,
 }
 
-/// Remembered requests per source: about 8 MB of keys at most.
+/// Remembered requests per source: about 30 MB at most.
 pub const DEFAULT_DEDUP_MAX_ENTRIES: usize = 100_000;
 
 fn default_dedup_max_entries() -> usize {

@@ -14,7 +14,7 @@
 //! A key is remembered only once its request is queued: a request that failed (503, a bad body)
 //! leaves nothing behind, so its retry is processed normally. A copy arriving while the first is
 //! still being queued gets 503 and Retry-After, never a 200 for events that might not be queued.
-//! Memory is bounded by `max_entries` keys (about 100 bytes each); past it the oldest go first.
+//! Memory is bounded by `max_entries` keys (150 to 300 bytes each); past it the oldest go first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
