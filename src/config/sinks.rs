@@ -406,7 +406,8 @@ pub struct QueueConfig {
     #[serde(default, rename = "type")]
     pub kind: QueueKind,
     /// Bound of the whole queue in undelivered events (a disk queue's: what its log holds not
-    /// yet delivered); when a request does not fit, it is refused with 503. Default 100000.
+    /// yet delivered); when a request does not fit, it is refused with 503, or with 413 when
+    /// it holds more events for this sink than the bound itself. Default 100000.
     #[serde(default = "default_queue_max_events")]
     pub max_events: u64,
     /// Bound of the whole queue in bytes of undelivered encoded events, like `max_events`. A

@@ -272,4 +272,38 @@ mod tests {
         assert_eq!(Vendor::names().count(), 5);
         assert_eq!(Vendor::from_name("nosuch"), None);
     }
+
+    #[test]
+    fn decode_until_stops_where_emit_says_and_reads_no_further() {
+        let ctx = Context {
+            source: "s",
+            received_at: Timestamp(0),
+        };
+        // The tail after the third object is broken: a stop before it never reads it.
+        let array = r#"[{"id":"a"},{"id":"b"},{"id":"c"},{"id":"#;
+        let ndjson = "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\"}\n{\"id\":";
+        for (vendor, body) in [
+            (Vendor::Generic, array),
+            (Vendor::PrismaCloud, array),
+            (Vendor::Wallarm, array),
+            (Vendor::Wallarm, ndjson),
+        ] {
+            let mut seen = 0;
+            let n = vendor.decode_until(body, &ctx, None, |_| {
+                seen += 1;
+                if seen == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            assert_eq!(n, Ok(2), "{vendor:?} {body}");
+            // Without a stop the broken tail is reported as before.
+            let all = vendor.decode_until(body, &ctx, None, |_| ControlFlow::Continue(()));
+            assert!(
+                matches!(all, Err(DecodeError::Malformed { .. })),
+                "{vendor:?}: {all:?}"
+            );
+        }
+    }
 }

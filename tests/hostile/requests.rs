@@ -448,7 +448,8 @@ auth = {{ scheme = "token", secret = "{ATTACK_TOKEN}" }}
 
 /// A batch that can never fit is 413, not an endless 503: more events than a target queue's
 /// whole `max_events`, or more than `max_events_per_request`. All or nothing across sinks: a
-/// batch too large for one of two sinks reaches neither; one that fits reaches both.
+/// batch too large for one of two sinks (a disk queue, fsync always) reaches neither; one that
+/// fits reaches both.
 #[tokio::test]
 async fn a_batch_larger_than_a_queue_is_refused_413_and_reaches_no_sink() {
     let dir = tempfile::tempdir().unwrap();
@@ -462,6 +463,8 @@ fsync = "never"
 [sinks.batch]
 linger = "0ms"
 [sinks.queue]
+type = "disk"
+fsync = "always"
 max_events = 100
 
 [[sources]]
