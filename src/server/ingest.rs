@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use metrics::Counter;
@@ -17,7 +17,7 @@ use metrics::Counter;
 use super::dedup::Seen;
 use super::reject::{json_response, Reject};
 use super::ConnInfo;
-use crate::auth::{AuthError, Verifier};
+use crate::auth::{AuthError, Signed, Verifier};
 use crate::config::Limits;
 use crate::dispatch::{dispatch_body, Accepted, Source};
 use crate::normalize::Timestamp;
@@ -189,7 +189,7 @@ async fn accept(
 
     let pending = match &source.dedup {
         None => None,
-        Some(d) => match d.check_request(&source.settings.verifier.signed(&parts.headers), &body) {
+        Some(d) => match d.check_request(&signed(source, grace, &parts.headers), &body) {
             Seen::New(p) => Some(p),
             Seen::Duplicate(first) => {
                 source.metrics.duplicates.increment(1);
@@ -221,6 +221,17 @@ async fn accept(
         p.done(accepted);
     }
     Ok(Receipt::Queued(accepted, received_at))
+}
+
+/// What a verified request signed besides its body. While replaced secrets are in their grace
+/// period the request may have passed with either verifier; unless both read the same signed
+/// material from it, only the body is trusted.
+fn signed<'h>(source: &Source, grace: Option<&Verifier>, headers: &'h HeaderMap) -> Signed<'h> {
+    let signed = source.settings.verifier.signed(headers);
+    match grace {
+        Some(g) if g.signed(headers) != signed => Signed::Body,
+        _ => signed,
+    }
 }
 
 /// The verifier of the secrets a reset replaced, while their grace period lasts.
