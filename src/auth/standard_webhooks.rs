@@ -55,6 +55,15 @@ impl StandardWebhooksVerifier {
         Ok(StandardWebhooksVerifier { macs, tolerance })
     }
 
+    /// `webhook-id`, `webhook-timestamp` and `webhook-signature` are present: the check that can
+    /// run before the body is read.
+    pub(crate) fn headers_present(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        for name in [ID, TIMESTAMP, SIGNATURE] {
+            header(headers, name)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn verify(
         &self,
         headers: &HeaderMap,
