@@ -237,11 +237,15 @@ impl Conn<'_> {
         let max_age_at = opened + self.limits.max_connection_age;
         let mut closing: Option<(Closing, Instant)> = None;
         let result = loop {
-            // When to look at idleness next: while busy, one idle period from now.
-            let idle_check = if !activity.any_request() {
-                first_request_by
+            // When to look at idleness next: when the connection would have been idle for
+            // `idle_timeout` (one idle period from now while busy), or, before its first request,
+            // at the header deadline; never later than one idle period from now, since a request
+            // may start and end in between.
+            let now = Instant::now();
+            let idle_check = if activity.any_request() {
+                now + self.limits.idle_timeout.saturating_sub(activity.idle_for())
             } else {
-                Instant::now() + self.limits.idle_timeout.saturating_sub(activity.idle_for())
+                first_request_by.min(now + self.limits.idle_timeout)
             };
             let drain_until = closing.map_or(max_age_at, |(_, at)| at);
             let start = tokio::select! {
@@ -251,6 +255,9 @@ impl Conn<'_> {
                 () = tokio::time::sleep_until(max_age_at), if closing.is_none() => Closing::MaxAge,
                 () = tokio::time::sleep_until(idle_check), if closing.is_none() => {
                     if !activity.any_request() {
+                        if Instant::now() < first_request_by {
+                            continue;
+                        }
                         tracing::debug!(peer = %info.peer, "closing a connection that sent no request in time");
                         return;
                     }
