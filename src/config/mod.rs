@@ -494,8 +494,8 @@ pub struct Limits {
     /// without an answer.
     pub h2_keepalive_interval: Duration,
     pub h2_keepalive_timeout: Duration,
-    /// Connections one client address may hold (at most `max_connections`); more are closed at
-    /// once, so one host cannot take every slot.
+    /// Connections one client address may hold; more are closed at once, so one host cannot
+    /// take every slot. At `max_connections` (the most it can be) there is no per-address cap.
     pub max_connections_per_ip: usize,
     /// Concurrent HTTP/2 streams per connection: each stream may buffer a body, so this bounds
     /// what one connection can make the server hold.

@@ -201,7 +201,8 @@ impl ConnTable {
 
     fn try_admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refused> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if inner.per_ip.get(&ip).copied().unwrap_or(0) >= self.per_ip {
+        // A cap of `max` or more is no per-address cap: the total decides (and evicts).
+        if self.per_ip < self.max && inner.per_ip.get(&ip).copied().unwrap_or(0) >= self.per_ip {
             return Err(Refused::PerIpLimit);
         }
         if inner.conns.len() >= self.max {
@@ -357,6 +358,15 @@ mod tests {
         let _c = t.admit(ip("10.0.0.2")).unwrap();
         drop(a);
         assert!(t.admit(ip("10.0.0.1")).is_ok());
+    }
+
+    #[test]
+    fn a_per_ip_cap_of_max_connections_leaves_the_total_to_decide() {
+        let t = table(2, 2);
+        let old = t.admit(ip("10.0.0.1")).unwrap();
+        let _b = t.admit(ip("10.0.0.1")).unwrap();
+        let _c = t.admit(ip("10.0.0.1")).unwrap();
+        assert!(old.activity().evicted.is_cancelled());
     }
 
     #[test]
