@@ -210,7 +210,8 @@ impl ConnTable {
                 .conns
                 .iter()
                 .filter(|(_, e)| e.activity.in_flight() == 0)
-                .max_by_key(|(_, e)| e.activity.idle_for())
+                // Idle the longest; of equally idle ones, the oldest.
+                .max_by_key(|(id, e)| (e.activity.idle_for(), std::cmp::Reverse(**id)))
                 .map(|(id, _)| *id);
             let Some(victim) = victim.and_then(|id| inner.remove(id)) else {
                 return Err(Refused::AtCapacity);
