@@ -5,7 +5,8 @@
 //! * 300 h2c connections that each sent one request to an unknown path and then stay open;
 //! * 300 slow or silent HTTP/1 connections from one address;
 //! * 4 HTTP/2 connections x 64 streams each starting a 1 MiB body without credentials;
-//! * bodies with forged signatures holding the in-flight body budget.
+//! * bodies with forged signatures holding the in-flight body budget;
+//! * an HTTP/2 peer that stops answering pings.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -668,6 +669,100 @@ async fn forged_bodies_past_the_budget_get_503_before_they_are_read() {
         "{text}"
     );
     drop((holders, again));
+    sink_holds_exactly(dir.path(), probes).await;
+    drop(p);
+}
+
+/// An HTTP/2 frame header: length, type, flags, stream id.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap();
+    let mut out = len.to_be_bytes()[1..].to_vec();
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// HPACK "literal header field without indexing, new name", no Huffman coding.
+fn hpack_literal(block: &mut Vec<u8>, name: &str, value: &str) {
+    block.push(0);
+    block.push(u8::try_from(name.len()).unwrap());
+    block.extend_from_slice(name.as_bytes());
+    block.push(u8::try_from(value.len()).unwrap());
+    block.extend_from_slice(value.as_bytes());
+}
+
+/// A hand-written h2c peer that starts a request (its body never comes, so the connection is
+/// not idle) and then goes silent: it never answers the server's pings. The server drops it
+/// after one keep-alive interval and timeout, long before the body timeout would end the
+/// request; the prober is served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_peer_that_stops_answering_pings_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Process::start(
+        dir.path(),
+        &config("h2_keepalive_interval = \"500ms\"\nh2_keepalive_timeout = \"500ms\""),
+        &[],
+    );
+    let [hooks, _] = p.wait_ready(["hooks", "metrics"]);
+    let prober = Prober::start(hooks);
+
+    let mut s = TcpStream::connect(hooks).await.unwrap();
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(h2_frame(0x4, 0, 0, &[])); // SETTINGS
+    let mut block = Vec::new();
+    for (k, v) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/hooks/signed"),
+        (":authority", "127.0.0.1"),
+        ("x-signature", &"0".repeat(64)),
+        ("content-length", "100"),
+    ] {
+        hpack_literal(&mut block, k, v);
+    }
+    hello.extend(h2_frame(0x1, 0x4, 1, &block)); // HEADERS, END_HEADERS, no END_STREAM
+    s.write_all(&hello).await.unwrap();
+    let started = Instant::now();
+
+    // Read frames: acknowledge the server's settings, never its pings, until it closes.
+    let read = async {
+        let mut pings = 0;
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 4096];
+        loop {
+            while buf.len() >= 9 {
+                let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+                if buf.len() < 9 + len {
+                    break;
+                }
+                let (kind, flags) = (buf[3], buf[4]);
+                if kind == 0x4 && flags & 0x1 == 0 {
+                    let _ = s.write_all(&h2_frame(0x4, 0x1, 0, &[])).await;
+                }
+                if kind == 0x6 && flags & 0x1 == 0 {
+                    pings += 1;
+                }
+                buf.drain(..9 + len);
+            }
+            match s.read(&mut tmp).await {
+                Ok(0) | Err(_) => return pings,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+    };
+    let pings = tokio::time::timeout(BOUND, read)
+        .await
+        .expect("the silent peer is dropped");
+    assert!(pings >= 1, "no keep-alive ping was sent");
+    // The body timeout (3 s) answers 408 and would leave the connection open; the ping
+    // timeout is what closes it.
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "dropped only after {:?}",
+        started.elapsed()
+    );
+    let probes = prober.finish().await;
     sink_holds_exactly(dir.path(), probes).await;
     drop(p);
 }
