@@ -235,7 +235,9 @@ impl Conn<'_> {
         let opened = Instant::now();
         let first_request_by = opened + self.limits.header_read_timeout;
         let max_age_at = opened + self.limits.max_connection_age;
+        // Why the connection is closing, and until when it may finish what it is doing.
         let mut closing: Option<(Closing, Instant)> = None;
+        let mut extended = false;
         let result = loop {
             // When to look at idleness next: when the connection would have been idle for
             // `idle_timeout` (one idle period from now while busy), or, before its first request,
@@ -269,10 +271,13 @@ impl Conn<'_> {
                 () = tokio::time::sleep_until(drain_until), if closing.is_some() => {
                     let reason = closing.map(|(r, _)| r);
                     if activity.in_flight() > 0
+                        && !extended
                         && matches!(reason, Some(Closing::Idle | Closing::Evicted))
                     {
-                        // A request raced in as the connection went idle: let it finish.
-                        closing = Some((Closing::MaxAge, Instant::now() + self.grace));
+                        // A request raced in as the connection went idle (or was evicted): it
+                        // gets the full grace period to finish, once.
+                        extended = true;
+                        closing = reason.map(|r| (r, Instant::now() + self.grace));
                         continue;
                     }
                     tracing::debug!(peer = %info.peer, ?reason, "connection dropped at the end of its drain period");
