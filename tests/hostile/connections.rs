@@ -6,7 +6,8 @@
 //! * 300 slow or silent HTTP/1 connections from one address;
 //! * 4 HTTP/2 connections x 64 streams each starting a 1 MiB body without credentials;
 //! * bodies with forged signatures holding the in-flight body budget;
-//! * an HTTP/2 peer that stops answering pings.
+//! * an HTTP/2 peer that stops answering pings;
+//! * 100 idle HTTP/2 connections over TLS.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -83,13 +84,36 @@ async fn connect_from(from: &str, addr: SocketAddr) -> std::io::Result<TcpStream
     Ok(s)
 }
 
-/// One signed request on a fresh HTTP/1.1 connection from `from`; the status, or why none came.
-async fn signed_request(from: &str, addr: SocketAddr, id: &str) -> Result<StatusCode, String> {
+/// One signed request on a fresh HTTP/1.1 connection from `from` (over TLS when `tls` is set);
+/// the status, or why none came.
+async fn signed_request(
+    from: &str,
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    id: &str,
+) -> Result<StatusCode, String> {
     let tcp = connect_from(from, addr).await.map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
+    let mut sender = match tls {
+        None => {
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            sender
+        }
+        Some(config) => {
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            sender
+        }
+    };
     let body = format!(r#"{{"id":"{id}"}}"#);
     let req = Request::post(format!("http://{addr}/hooks/signed"))
         .header("x-signature", sign(body.as_bytes()))
@@ -114,6 +138,11 @@ impl Prober {
     /// Sends a signed request every 100 ms (at most 600) until stopped; each must be answered
     /// within 1 s.
     fn start(addr: SocketAddr) -> Prober {
+        Prober::start_with(addr, None)
+    }
+
+    /// [`Prober::start`] over TLS with `tls`.
+    fn start_with(addr: SocketAddr, tls: Option<Arc<rustls::ClientConfig>>) -> Prober {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let task = tokio::spawn(async move {
@@ -125,7 +154,7 @@ impl Prober {
                 let id = format!("probe-{i}");
                 let r = tokio::time::timeout(
                     Duration::from_secs(1),
-                    signed_request(PROBER_IP, addr, &id),
+                    signed_request(PROBER_IP, addr, tls.clone(), &id),
                 )
                 .await
                 .unwrap_or_else(|_| Err("no answer within 1 s".to_owned()));
@@ -763,6 +792,74 @@ async fn h2_peer_that_stops_answering_pings_is_dropped() {
         started.elapsed()
     );
     let probes = prober.finish().await;
+    sink_holds_exactly(dir.path(), probes).await;
+    drop(p);
+}
+
+/// Over TLS with HTTP/2 (ALPN) the same holds: 100 connections from ten addresses that each
+/// sent one request and stay open, against `max_connections = 32`, are all closed (idle or to
+/// make room) while a signed prober over TLS keeps being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tls_h2_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.path().join("server.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(
+        dir.path().join("server.key"),
+        cert.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let text = config("max_connections = 32\nmax_connections_per_ip = 16").replace(
+        "plaintext = true\nshutdown_grace = \"2s\"",
+        "shutdown_grace = \"2s\"\n[server.tls]\ncert = \"{dir}/server.pem\"\nkey = \"{dir}/server.key\"",
+    );
+    let mut p = Process::start(dir.path(), &text, &[]);
+    let [hooks, metrics] = p.wait_ready(["hooks", "metrics"]);
+    let h1 = crate::common::tls_client(&cert.cert.pem(), &[b"http/1.1"], None);
+    let h2 = crate::common::tls_client(&cert.cert.pem(), &[b"h2"], None);
+    let prober = Prober::start_with(hooks, Some(h1));
+
+    let mut held = Vec::new();
+    for i in 0..100 {
+        let tcp = connect_from(&format!("127.0.1.{}", 1 + i % 10), hooks)
+            .await
+            .unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = tokio_rustls::TlsConnector::from(h2.clone())
+            .connect(name, tcp)
+            .await
+            .unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let (mut sender, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                .await
+                .unwrap();
+        let open = tokio::spawn(conn);
+        let req = Request::get(format!("https://localhost:{}/nowhere", hooks.port()))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let resp = tokio::time::timeout(BOUND, sender.send_request(req))
+            .await
+            .expect("an answer within the bound")
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        held.push((sender, open));
+    }
+    let deadline = tokio::time::Instant::now() + BOUND;
+    for (i, (_sender, open)) in held.into_iter().enumerate() {
+        assert!(
+            tokio::time::timeout_at(deadline, open).await.is_ok(),
+            "TLS h2 connection {i} still open"
+        );
+    }
+    let probes = prober.finish().await;
+    let text = metrics_text(metrics).await;
+    let idle = hooks_counter(&text, "siemgate_connections_closed_total", "idle");
+    let evicted = hooks_counter(&text, "siemgate_connections_closed_total", "evicted");
+    assert!(
+        idle >= 1.0 && evicted >= 1.0 && idle + evicted >= 100.0,
+        "{text}"
+    );
     sink_holds_exactly(dir.path(), probes).await;
     drop(p);
 }
