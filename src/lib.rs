@@ -9,8 +9,10 @@
 //!
 //! * `config`: the TOML file's types, secret references, and `validate()` into runtime settings.
 //! * `secret`: the `Secret` type that never prints.
-//! * `server`: the accept loop (`mod`), TLS (`tls`), the hooks handler (`ingest`), the one match
-//!   that turns refusals into status codes (`reject`), and the metrics/health listener (`ops`).
+//! * `server`: the accept loop (`mod`), each listener's connection table with its per-address and
+//!   total caps (`conns`), the budget of body bytes in flight (`budget`), TLS (`tls`), the hooks
+//!   handler (`ingest`), the one match that turns refusals into status codes (`reject`), and the
+//!   metrics/health listener (`ops`).
 //! * `auth`: per-source sender verification (token, basic, HMAC, Standard Webhooks).
 //! * `vendors`: payload decoders (`generic`, ...) and shared JSON helpers.
 //! * `normalize`: the `Event` schema, severities, timestamps.
