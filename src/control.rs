@@ -887,6 +887,37 @@ fn restart_needed(old: &ConfigFile, new: &ConfigFile) -> Vec<String> {
     if ol.tls_handshake_timeout != nl.tls_handshake_timeout {
         out.push("server.limits.tls_handshake_timeout".to_owned());
     }
+    for (key, changed) in [
+        ("idle_timeout", ol.idle_timeout != nl.idle_timeout),
+        (
+            "max_connection_age",
+            ol.max_connection_age != nl.max_connection_age,
+        ),
+        (
+            "h2_keepalive_interval",
+            ol.h2_keepalive_interval != nl.h2_keepalive_interval,
+        ),
+        (
+            "h2_keepalive_timeout",
+            ol.h2_keepalive_timeout != nl.h2_keepalive_timeout,
+        ),
+        (
+            "max_connections_per_ip",
+            ol.max_connections_per_ip != nl.max_connections_per_ip,
+        ),
+        (
+            "max_concurrent_streams",
+            ol.max_concurrent_streams != nl.max_concurrent_streams,
+        ),
+        (
+            "max_inflight_body_bytes",
+            ol.max_inflight_body_bytes != nl.max_inflight_body_bytes,
+        ),
+    ] {
+        if changed {
+            out.push(format!("server.limits.{key}"));
+        }
+    }
     if old.metrics != new.metrics {
         out.push("metrics".to_owned());
     }

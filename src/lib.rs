@@ -9,8 +9,10 @@
 //!
 //! * `config`: the TOML file's types, secret references, and `validate()` into runtime settings.
 //! * `secret`: the `Secret` type that never prints.
-//! * `server`: the accept loop (`mod`), TLS (`tls`), the hooks handler (`ingest`), the one match
-//!   that turns refusals into status codes (`reject`), and the metrics/health listener (`ops`).
+//! * `server`: the accept loop (`mod`), each listener's connection table with its per-address and
+//!   total caps (`conns`), the budget of body bytes in flight (`budget`), TLS (`tls`), the hooks
+//!   handler (`ingest`), the one match that turns refusals into status codes (`reject`), and the
+//!   metrics/health listener (`ops`).
 //! * `auth`: per-source sender verification (token, basic, HMAC, Standard Webhooks).
 //! * `vendors`: payload decoders (`generic`, ...) and shared JSON helpers.
 //! * `normalize`: the `Event` schema, severities, timestamps.
@@ -184,9 +186,17 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     let ingest = Arc::new(Ingest {
         routes: routes.clone(),
         unrouted: registry.unrouted(),
+        budget: server::budget::BodyBudget::new(
+            limits.max_inflight_body_bytes,
+            limits.max_body_bytes,
+        ),
     });
     let hooks_task = tokio::spawn(server::serve(
         hooks,
+        server::Listener {
+            name: "hooks",
+            metrics: registry.connections("hooks"),
+        },
         tls,
         limits,
         shutdown.clone(),
@@ -202,8 +212,13 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     let ops_shutdown = CancellationToken::new();
     let ops_task = ops_listener.map(|listener| {
         let ops = ops.clone();
+        let about = server::Listener {
+            name: "metrics",
+            metrics: ops.registry.connections("metrics"),
+        };
         tokio::spawn(server::serve(
             listener,
+            about,
             None,
             limits,
             ops_shutdown.clone(),
@@ -217,8 +232,13 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
                 control: control.clone(),
                 tokens,
             });
+            let about = server::Listener {
+                name: "admin",
+                metrics: ops.registry.connections("admin"),
+            };
             Some(tokio::spawn(server::serve(
                 listener,
+                about,
                 admin_tls.map(TlsAcceptor::from),
                 limits,
                 ops_shutdown.clone(),

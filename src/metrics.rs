@@ -40,6 +40,9 @@ pub const QUEUE_READ_ERRORS: &str = "siemgate_queue_read_errors_total";
 pub const QUEUE_FSYNC_DURATION: &str = "siemgate_queue_fsync_duration_seconds";
 pub const HEC_PENDING_ACK_EVENTS: &str = "siemgate_hec_pending_ack_events";
 pub const HEC_ACK_TIMEOUTS: &str = "siemgate_hec_ack_timeouts_total";
+pub const CONNECTIONS_REFUSED: &str = "siemgate_connections_refused_total";
+pub const CONNECTIONS_CLOSED: &str = "siemgate_connections_closed_total";
+pub const CONNECTIONS_OPEN: &str = "siemgate_connections_open";
 
 /// Status codes the hooks listener answers with, each pre-registered per source.
 pub const STATUS_CODES: [u16; 9] = [200, 400, 401, 403, 405, 408, 413, 500, 503];
@@ -204,6 +207,21 @@ impl Registry {
             None,
             "HEC requests sent again because their indexer acknowledgement did not come in time, by sink.",
         );
+        c(
+            CONNECTIONS_REFUSED,
+            None,
+            "Connections closed at once without being served, by listener and reason (per_ip_limit, at_capacity).",
+        );
+        c(
+            CONNECTIONS_CLOSED,
+            None,
+            "Connections the server closed, by listener and reason (idle, max_age, evicted to make room).",
+        );
+        self.recorder.describe_gauge(
+            KeyName::from_const_str(CONNECTIONS_OPEN),
+            None,
+            "Connections holding a slot, by listener.".into(),
+        );
         self.recorder.describe_gauge(
             KeyName::from_const_str(HEC_PENDING_ACK_EVENTS),
             None,
@@ -291,6 +309,30 @@ impl Registry {
     pub fn admin_request(&self, route: &'static str, code: u16) -> Counter {
         let code = code.to_string();
         self.counter(ADMIN_REQUESTS, &[("route", route), ("code", code.as_str())])
+    }
+
+    /// Connection counters of one listener (`hooks`, `metrics`, `admin`).
+    pub fn connections(&self, listener: &'static str) -> crate::server::conns::ConnMetrics {
+        let refused = |reason| {
+            self.counter(
+                CONNECTIONS_REFUSED,
+                &[("listener", listener), ("reason", reason)],
+            )
+        };
+        let closed = |reason| {
+            self.counter(
+                CONNECTIONS_CLOSED,
+                &[("listener", listener), ("reason", reason)],
+            )
+        };
+        crate::server::conns::ConnMetrics {
+            refused_per_ip: refused("per_ip_limit"),
+            refused_at_capacity: refused("at_capacity"),
+            evicted: closed("evicted"),
+            closed_idle: closed("idle"),
+            closed_max_age: closed("max_age"),
+            open: self.gauge(CONNECTIONS_OPEN, &[("listener", listener)]),
+        }
     }
 
     pub fn unrouted(&self) -> Counter {

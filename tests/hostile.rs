@@ -6,6 +6,8 @@
 //! * `requests`: per-request work (events per request, queue bounds) and replays.
 //! * `identity`: output escaping, TLS and mTLS identity, config errors, bounded admin state, logs.
 
+#[path = "common/binary.rs"]
+mod binary;
 mod common;
 
 #[path = "hostile/connections.rs"]

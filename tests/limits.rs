@@ -2,7 +2,7 @@
 //! the cap is refused with 413 before the body is sent, a chunked body growing past the cap gets
 //! 413 while streaming, a stalled body gets 408, stalled or trickled headers get the connection
 //! closed, a body exactly at the cap (sized or chunked) is accepted, and only accepted events
-//! reach the sink. `max_connections` makes excess connections wait until a slot frees up.
+//! reach the sink. At `max_connections` the longest-idle connection makes room for a new one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -338,10 +338,13 @@ async fn body_and_header_limits_refuse_and_only_accepted_events_reach_the_sink()
     assert_eq!(ids, ["exact-cl", "exact-chunked", "after"]);
 }
 
+/// At `max_connections` a new connection is served at once: the connection idle the longest is
+/// closed to make room, never one with a request in flight; when every connection is busy the new
+/// one is closed at once instead of waiting in the backlog.
 #[tokio::test]
-async fn excess_connections_wait_until_a_slot_frees_up() {
-    // Default header timeout (10 s): the idle connections must hold their slots for the whole
-    // test, whatever the server does with idle connections.
+async fn at_capacity_the_longest_idle_connection_makes_room() {
+    // Default header timeout (10 s): the idle connections would hold their slots for the whole
+    // test if nothing made room.
     let config = format!(
         r#"{PLAIN_SERVER}
 [server.limits]
@@ -356,39 +359,72 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
     let gw = start(&config).await;
     let addr = gw.addr();
 
-    let idle1 = connect(addr).await;
-    let idle2 = connect(addr).await;
-    // Give the accept loop time to take both slots (it would anyway take them first: the
-    // kernel hands out connections in order).
+    let mut idle1 = connect(addr).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut idle2 = connect(addr).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let tcp = connect(addr).await;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let answer = sender.send_request(post(addr, "demo", &[AUTH], r#"{"id":"third"}"#));
-    tokio::pin!(answer);
+    // A third connection is served at once; the oldest idle one is closed for it.
+    let mut third = connect(addr).await;
+    let body = r#"{"id":"third"}"#;
+    third
+        .write_all(
+            format!(
+                "{}{body}",
+                head(&format!("content-length: {}\r\n", body.len()))
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let a = read_answer(&mut third).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(read_until_closed(&mut idle1).await.is_empty());
+    let mut byte = [0u8; 1];
     assert!(
-        tokio::time::timeout(Duration::from_millis(300), &mut answer)
+        tokio::time::timeout(Duration::from_millis(300), idle2.read(&mut byte))
             .await
             .is_err(),
-        "a third connection was served while two were open"
+        "only the longest-idle connection is closed"
     );
-    assert!(gw.lines().is_empty());
+    drop(third);
+    tokio::time::sleep(Duration::from_millis(100)).await;
 
-    drop(idle1);
-    let resp = tokio::time::timeout(BOUND, &mut answer)
-        .await
-        .expect("answered once a slot is free")
-        .unwrap();
-    let a = collect(resp).await;
-    assert_eq!(a.status, StatusCode::OK, "{a:?}");
-
+    // Two requests in flight (bodies still coming): neither is evicted, and a third connection
+    // is closed at once.
     drop(idle2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut busy = Vec::new();
+    for id in ["busy-1", "busy-2"] {
+        let mut s = connect(addr).await;
+        let body = format!(r#"{{"id":"{id}"}}"#);
+        s.write_all(head(&format!("content-length: {}\r\n", body.len())).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(&body.as_bytes()[..2]).await.unwrap();
+        busy.push((s, body));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut refused = connect(addr).await;
+    assert!(read_until_closed(&mut refused).await.is_empty());
+    for (s, body) in &mut busy {
+        s.write_all(&body.as_bytes()[2..]).await.unwrap();
+        let a = read_answer(s).await;
+        assert_eq!(a.status, 200, "{a:?}");
+    }
+    let (_, text) = get_text(gw.metrics_addr(), "/metrics").await;
+    for (name, reason, n) in [
+        ("siemgate_connections_closed_total", "evicted", 1.0),
+        ("siemgate_connections_refused_total", "at_capacity", 1.0),
+    ] {
+        assert_eq!(
+            metric(&text, name, &[("listener", "hooks"), ("reason", reason)]),
+            Some(n),
+            "{text}"
+        );
+    }
     let out = gw.out();
-    eventually("the event in the sink", || read_lines(&out).len() == 1).await;
+    eventually("the events in the sink", || read_lines(&out).len() == 3).await;
     gw.stop().await;
 }
 

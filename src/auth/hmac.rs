@@ -94,6 +94,20 @@ impl HmacVerifier {
         self.tolerance
     }
 
+    /// The signature header, and the timestamp header when one is configured, are present: the
+    /// check that can run before the body is read.
+    pub(crate) fn headers_present(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        if !headers.contains_key(&self.header) {
+            return Err(AuthError::Missing("signature header"));
+        }
+        match &self.timestamp_header {
+            Some(name) if !headers.contains_key(name) => {
+                Err(AuthError::Missing("timestamp header"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub(crate) fn verify(
         &self,
         headers: &HeaderMap,

@@ -87,12 +87,16 @@ impl Verifier {
         }
     }
 
-    /// Token and Basic check here; others return `Ok(())`.
+    /// Token and Basic check here; HMAC and Standard Webhooks check that the headers their
+    /// signature needs are present, so a request without them is refused (401) before its body
+    /// is read.
     pub fn verify_headers(&self, headers: &HeaderMap) -> Result<(), AuthError> {
         match self {
             Verifier::Token(v) => v.verify(headers),
             Verifier::Basic(v) => v.verify(headers),
-            Verifier::None | Verifier::Hmac(_) | Verifier::StandardWebhooks(_) => Ok(()),
+            Verifier::Hmac(v) => v.headers_present(headers),
+            Verifier::StandardWebhooks(v) => v.headers_present(headers),
+            Verifier::None => Ok(()),
         }
     }
 
@@ -366,7 +370,10 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!((sw.scheme(), sw.needs_body()), ("standard_webhooks", true));
-        assert_eq!(sw.verify_headers(&empty), Ok(()));
+        assert_eq!(
+            sw.verify_headers(&empty),
+            Err(AuthError::Missing("webhook-id"))
+        );
         assert!(sw.verify_body(&empty, b"", now).unwrap_err().is_missing());
         assert!(!format!("{sw:?}").contains("dGVzdA"));
     }

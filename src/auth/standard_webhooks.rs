@@ -60,6 +60,15 @@ impl StandardWebhooksVerifier {
         self.tolerance
     }
 
+    /// `webhook-id`, `webhook-timestamp` and `webhook-signature` are present: the check that can
+    /// run before the body is read.
+    pub(crate) fn headers_present(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        for name in [ID, TIMESTAMP, SIGNATURE] {
+            header(headers, name)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn verify(
         &self,
         headers: &HeaderMap,

@@ -41,6 +41,27 @@ pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent connections; each holds a socket and a small read buffer.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// How long a connection may sit with no request in flight before it is closed (HTTP/1.1
+/// keep-alive and HTTP/2 alike): an idle connection costs a socket and a connection slot, and
+/// vendors open a new one in milliseconds. Kept shorter than the header timeout.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection may live: past it the connection is closed gracefully (GOAWAY, or
+/// `Connection: close` on the next answer), so no client holds a slot for ever by staying busy.
+pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(10 * 60);
+/// How often an HTTP/2 connection is pinged to find peers that went away without closing.
+pub const DEFAULT_H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How long an HTTP/2 ping may go unanswered before the connection is dropped.
+pub const DEFAULT_H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections one client address may hold at once: a quarter of the default `max_connections`,
+/// so a single host cannot take every slot. Behind a proxy that connects from one address, raise
+/// it to `max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// Concurrent HTTP/2 streams per connection: webhook senders send a few requests at a time, and
+/// each stream may buffer a body.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 16;
+/// Request body bytes all connections together may have in flight (declared or received and not
+/// yet answered): 64 bodies of the default maximum size.
+pub const DEFAULT_MAX_INFLIGHT_BODY_BYTES: u64 = 64 * 1024 * 1024;
 /// How long a clean shutdown may spend finishing requests and draining queues.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// Replay window for signed timestamps (Standard Webhooks uses five minutes).
@@ -110,6 +131,21 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     #[serde(default = "default_max_events_per_request")]
     pub max_events_per_request: usize,
+    /// Absent: [`DEFAULT_IDLE_TIMEOUT`], or half of `header_read_timeout` if that is shorter.
+    #[serde(default)]
+    pub idle_timeout: Option<ConfigDuration>,
+    #[serde(default = "default_max_connection_age")]
+    pub max_connection_age: ConfigDuration,
+    #[serde(default = "default_h2_keepalive_interval")]
+    pub h2_keepalive_interval: ConfigDuration,
+    #[serde(default = "default_h2_keepalive_timeout")]
+    pub h2_keepalive_timeout: ConfigDuration,
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
+    #[serde(default = "default_max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+    #[serde(default = "default_max_inflight_body_bytes")]
+    pub max_inflight_body_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -121,6 +157,13 @@ impl Default for LimitsConfig {
             tls_handshake_timeout: default_tls_handshake_timeout(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_events_per_request: DEFAULT_MAX_EVENTS_PER_REQUEST,
+            idle_timeout: None,
+            max_connection_age: default_max_connection_age(),
+            h2_keepalive_interval: default_h2_keepalive_interval(),
+            h2_keepalive_timeout: default_h2_keepalive_timeout(),
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            max_inflight_body_bytes: DEFAULT_MAX_INFLIGHT_BODY_BYTES,
         }
     }
 }
@@ -382,6 +425,24 @@ fn default_tls_handshake_timeout() -> ConfigDuration {
 fn default_max_connections() -> usize {
     DEFAULT_MAX_CONNECTIONS
 }
+fn default_max_connection_age() -> ConfigDuration {
+    ConfigDuration(DEFAULT_MAX_CONNECTION_AGE)
+}
+fn default_h2_keepalive_interval() -> ConfigDuration {
+    ConfigDuration(DEFAULT_H2_KEEPALIVE_INTERVAL)
+}
+fn default_h2_keepalive_timeout() -> ConfigDuration {
+    ConfigDuration(DEFAULT_H2_KEEPALIVE_TIMEOUT)
+}
+fn default_max_connections_per_ip() -> usize {
+    DEFAULT_MAX_CONNECTIONS_PER_IP
+}
+fn default_max_concurrent_streams() -> u32 {
+    DEFAULT_MAX_CONCURRENT_STREAMS
+}
+fn default_max_inflight_body_bytes() -> u64 {
+    DEFAULT_MAX_INFLIGHT_BODY_BYTES
+}
 fn default_metrics_listen() -> String {
     "127.0.0.1:9464".to_owned()
 }
@@ -431,12 +492,34 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// A handshake that does not finish in time is dropped.
     pub tls_handshake_timeout: Duration,
-    /// Connections beyond this wait in the kernel's accept backlog.
+    /// Open connections per listener. A new connection beyond it closes the connection that has
+    /// been idle longest (never one with a request in flight), or is closed itself when every
+    /// connection is busy, so new clients are answered instead of waiting in the backlog.
     pub max_connections: usize,
     /// A body with more events is refused with 413 as soon as the one past the cap is decoded:
     /// every event costs its encoded form per target sink, so this bounds a request's memory
     /// and work whatever its body holds (349,524 empty objects fit in 1 MiB).
     pub max_events_per_request: usize,
+    /// A connection with no request in flight for this long is closed (h1 keep-alive and h2);
+    /// shorter than `header_read_timeout`, which bounds the wait for the first request.
+    pub idle_timeout: Duration,
+    /// A connection older than this is closed gracefully once its requests finish, so busy
+    /// connections do not hold their slot for ever.
+    pub max_connection_age: Duration,
+    /// HTTP/2 pings find dead peers: sent this often, dropped after `h2_keepalive_timeout`
+    /// without an answer.
+    pub h2_keepalive_interval: Duration,
+    pub h2_keepalive_timeout: Duration,
+    /// Connections one client address may hold; more are closed at once, so one host cannot
+    /// take every slot. At `max_connections` (the most it can be) there is no per-address cap.
+    pub max_connections_per_ip: usize,
+    /// Concurrent HTTP/2 streams per connection: each stream may buffer a body, so this bounds
+    /// what one connection can make the server hold.
+    pub max_concurrent_streams: u32,
+    /// Body bytes in flight across all requests (reserved from Content-Length, else as data
+    /// arrives); a request that does not fit gets 503 with Retry-After before more of its body
+    /// is read. One client address may hold at most a quarter of it (at least one full body).
+    pub max_inflight_body_bytes: u64,
 }
 
 pub struct SourceSettings {
@@ -708,10 +791,45 @@ fn validate_server(server: &ServerConfig, issues: &mut Issues) -> Option<ServerS
         ("header_read_timeout", l.header_read_timeout),
         ("body_read_timeout", l.body_read_timeout),
         ("tls_handshake_timeout", l.tls_handshake_timeout),
+        ("max_connection_age", l.max_connection_age),
+        ("h2_keepalive_interval", l.h2_keepalive_interval),
+        ("h2_keepalive_timeout", l.h2_keepalive_timeout),
     ] {
         if d.0.is_zero() {
             issues.push(format!("server.limits.{key}"), "must be greater than 0");
         }
+    }
+    let idle_timeout = match l.idle_timeout {
+        Some(d) => {
+            if d.0.is_zero() {
+                issues.push("server.limits.idle_timeout", "must be greater than 0");
+            } else if d.0 >= l.header_read_timeout.0 {
+                issues.push(
+                    "server.limits.idle_timeout",
+                    "must be shorter than header_read_timeout",
+                );
+            }
+            d.0
+        }
+        None => DEFAULT_IDLE_TIMEOUT.min(l.header_read_timeout.0 / 2),
+    };
+    if l.max_connections_per_ip == 0 {
+        issues.push(
+            "server.limits.max_connections_per_ip",
+            "must be greater than 0",
+        );
+    }
+    if l.max_concurrent_streams == 0 {
+        issues.push(
+            "server.limits.max_concurrent_streams",
+            "must be greater than 0",
+        );
+    }
+    if l.max_inflight_body_bytes < l.max_body_bytes {
+        issues.push(
+            "server.limits.max_inflight_body_bytes",
+            "must be at least max_body_bytes, or no body of the largest size could be accepted",
+        );
     }
     let listen = listen?;
     if server.tls.is_some() && tls.is_none() {
@@ -728,6 +846,13 @@ fn validate_server(server: &ServerConfig, issues: &mut Issues) -> Option<ServerS
             tls_handshake_timeout: l.tls_handshake_timeout.0,
             max_connections: l.max_connections,
             max_events_per_request: l.max_events_per_request,
+            idle_timeout,
+            max_connection_age: l.max_connection_age.0,
+            h2_keepalive_interval: l.h2_keepalive_interval.0,
+            h2_keepalive_timeout: l.h2_keepalive_timeout.0,
+            max_connections_per_ip: l.max_connections_per_ip.min(l.max_connections),
+            max_concurrent_streams: l.max_concurrent_streams,
+            max_inflight_body_bytes: l.max_inflight_body_bytes,
         },
         shutdown_grace: server.shutdown_grace.0,
     })
@@ -1120,6 +1245,70 @@ mod tests {
         assert_eq!(parse_duration("10"), None);
         assert_eq!(parse_duration("s"), None);
         assert_eq!(parse_duration("1d"), None);
+    }
+
+    #[test]
+    fn connection_limits_are_validated_and_defaulted() {
+        let base = |limits: &str| {
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\nplaintext = true\n[server.limits]\n{limits}\n\
+                 [[sinks]]\nid = \"out\"\ntype = \"file\"\npath = \"out.ndjson\"\n\
+                 [[sources]]\nid = \"s\"\nsinks = [\"out\"]\nauth = {{ scheme = \"none\", allow_unauthenticated = true }}\n"
+            )
+        };
+        let limits = |text: &str| validate(parse(&base(text)).unwrap()).unwrap().server.limits;
+        let l = limits("");
+        assert_eq!(l.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+        assert_eq!(l.max_connections_per_ip, DEFAULT_MAX_CONNECTIONS_PER_IP);
+        assert_eq!(l.max_concurrent_streams, DEFAULT_MAX_CONCURRENT_STREAMS);
+        assert_eq!(l.max_inflight_body_bytes, DEFAULT_MAX_INFLIGHT_BODY_BYTES);
+        assert_eq!(l.max_connection_age, DEFAULT_MAX_CONNECTION_AGE);
+        // Unset, the idle timeout stays below a short header timeout; the per-IP cap never
+        // exceeds max_connections.
+        let l = limits("header_read_timeout = \"300ms\"\nmax_connections = 2");
+        assert_eq!(l.idle_timeout, Duration::from_millis(150));
+        assert_eq!(l.max_connections_per_ip, 2);
+
+        for (text, key, message) in [
+            (
+                "idle_timeout = \"10s\"",
+                "server.limits.idle_timeout",
+                "must be shorter than header_read_timeout",
+            ),
+            (
+                "idle_timeout = \"0s\"",
+                "server.limits.idle_timeout",
+                "must be greater than 0",
+            ),
+            (
+                "max_connections_per_ip = 0",
+                "server.limits.max_connections_per_ip",
+                "must be greater than 0",
+            ),
+            (
+                "max_concurrent_streams = 0",
+                "server.limits.max_concurrent_streams",
+                "must be greater than 0",
+            ),
+            (
+                "max_connection_age = \"0s\"",
+                "server.limits.max_connection_age",
+                "must be greater than 0",
+            ),
+            (
+                "max_inflight_body_bytes = 1000",
+                "server.limits.max_inflight_body_bytes",
+                "must be at least max_body_bytes",
+            ),
+        ] {
+            let issues = issues_of(&base(text));
+            assert!(
+                issues
+                    .iter()
+                    .any(|i| i.contains(key) && i.contains(message)),
+                "{text}: {issues:?}"
+            );
+        }
     }
 
     #[test]

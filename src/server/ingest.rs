@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use metrics::Counter;
 
+use super::budget::{BodyBudget, Reservation};
 use super::dedup::Seen;
 use super::reject::{json_response, Reject};
 use super::ConnInfo;
@@ -32,6 +33,9 @@ pub struct Ingest {
     pub routes: Arc<ArcSwap<Routes>>,
     /// Requests to paths no source is configured at.
     pub unrouted: Counter,
+    /// Body bytes in flight across every connection (`max_inflight_body_bytes`): bounds what
+    /// unauthenticated or slow senders can make the server buffer at once.
+    pub budget: BodyBudget,
 }
 
 /// What requests are routed by: every enabled source, the per-request limits, and the active
@@ -63,7 +67,7 @@ pub async fn handle(
         tracing::debug!(path = req.uri().path(), peer = %conn.peer, "request to unknown source");
         return Reject::UnknownSource.response();
     };
-    let resp = match accept(&limits, &source, conn, req).await {
+    let resp = match accept(&limits, &state.budget, &source, conn, req).await {
         Ok(Receipt::Queued(accepted, received_at)) => {
             source
                 .stats
@@ -154,6 +158,7 @@ fn ip_allowed(source: &Source, peer: IpAddr) -> bool {
 
 async fn accept(
     limits: &Limits,
+    budget: &BodyBudget,
     source: &Arc<Source>,
     conn: ConnInfo,
     req: Request<Incoming>,
@@ -181,7 +186,12 @@ async fn accept(
             limit: limits.max_body_bytes,
         });
     }
-    let body = read_body(body, limits).await?;
+    // Reserved before any of the body is read: from Content-Length, else frame by frame.
+    let mut reserved = budget.reservation(conn.peer.ip());
+    if let Some(n) = declared {
+        reserved.ensure(n).map_err(|_| Reject::BodyBudget)?;
+    }
+    let body = read_body(body, limits, &mut reserved).await?;
     let received_at = Timestamp::now();
     verify(source, grace, |v| {
         v.verify_body(&parts.headers, &body, SystemTime::now())
@@ -266,9 +276,14 @@ enum Receipt {
     Duplicate(Accepted),
 }
 
-/// Reads the whole body, refusing it as soon as it passes the size cap and if it does not
-/// arrive within the body timeout. A body of one frame is kept as is, without a copy.
-async fn read_body(mut body: Incoming, limits: &Limits) -> Result<Bytes, Reject> {
+/// Reads the whole body, refusing it as soon as it passes the size cap or the in-flight budget
+/// (`reserved` grows with each frame beyond what was declared), and if it does not arrive within
+/// the body timeout. A body of one frame is kept as is, without a copy.
+async fn read_body(
+    mut body: Incoming,
+    limits: &Limits,
+    reserved: &mut Reservation<'_>,
+) -> Result<Bytes, Reject> {
     let deadline = tokio::time::Instant::now() + limits.body_read_timeout;
     let mut first: Option<Bytes> = None;
     let mut rest: Option<BytesMut> = None;
@@ -289,6 +304,7 @@ async fn read_body(mut body: Incoming, limits: &Limits) -> Result<Bytes, Reject>
                 limit: limits.max_body_bytes,
             });
         }
+        reserved.ensure(total).map_err(|_| Reject::BodyBudget)?;
         match (&mut first, &mut rest) {
             (None, _) => first = Some(data),
             (Some(head), None) => {

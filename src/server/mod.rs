@@ -1,9 +1,13 @@
-//! Listeners: the accept loop shared by the hooks and ops listeners. A connection permit is
-//! taken *before* `accept` (so excess connections wait in the kernel backlog, costing us
-//! nothing), the TLS handshake runs under a timeout, HTTP/1.1 and HTTP/2 are served by
-//! hyper-util's auto builder (ALPN on TLS, prior knowledge on plaintext) with a header-read
-//! timer, and shutdown closes every connection gracefully within the grace period.
+//! Listeners: the accept loop shared by the hooks, metrics and admin listeners. Connections are
+//! accepted at once and admitted by the listener's connection table (per-client and total caps;
+//! at capacity the longest-idle connection makes room), the TLS handshake runs under a timeout,
+//! HTTP/1.1 and HTTP/2 are served by hyper-util's auto builder (ALPN on TLS, prior knowledge on
+//! plaintext) with bounded streams, windows and keep-alive pings, and each connection is closed
+//! when it sends no request in time, stays idle, is evicted, grows too old, or at shutdown —
+//! gracefully (GOAWAY, `Connection: close`), letting requests in flight finish.
 
+pub mod budget;
+pub mod conns;
 pub mod dedup;
 pub mod ingest;
 pub mod ops;
@@ -13,7 +17,6 @@ pub mod tls;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,14 +27,15 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
+use conns::{ConnMetrics, ConnTable, Slot};
 
 /// What a handler knows about the connection a request came on.
 #[derive(Debug, Clone, Copy)]
@@ -41,13 +45,25 @@ pub struct ConnInfo {
     pub client_cert: bool,
 }
 
-/// Concurrent HTTP/2 streams per connection: bounds the work one connection can queue.
-const MAX_CONCURRENT_STREAMS: u32 = 128;
+/// How long a connection closed for being idle (or evicted) may take to say goodbye (flush a
+/// GOAWAY) when nothing is in flight; a request that raced in gets the full grace period.
+const IDLE_CLOSE_DRAIN: Duration = Duration::from_secs(1);
+
+/// The HTTP/2 connection receive window: hyper's default. The stream window is at most the body
+/// cap, so one stream never buffers more than a body may hold.
+const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+
+/// One listener's name (for logs and metrics) and its connection counters.
+pub struct Listener {
+    pub name: &'static str,
+    pub metrics: ConnMetrics,
+}
 
 /// Serves `handler` on `listener` until `shutdown` fires, then lets open connections finish
 /// within `grace`.
 pub async fn serve<H, F>(
     listener: TcpListener,
+    about: Listener,
     tls: Option<TlsAcceptor>,
     limits: Limits,
     shutdown: CancellationToken,
@@ -57,69 +73,88 @@ pub async fn serve<H, F>(
     H: Fn(ConnInfo, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    let table = Arc::new(ConnTable::new(
+        about.name,
+        limits.max_connections,
+        limits.max_connections_per_ip,
+        about.metrics,
+    ));
+    // Every connection task holds a sender; when all are gone, `recv` returns None.
+    let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
+    let stream_window = u32::try_from(limits.max_body_bytes)
+        .unwrap_or(u32::MAX)
+        .clamp(1, H2_CONNECTION_WINDOW);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .initial_stream_window_size(stream_window)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW)
+        .keep_alive_interval(limits.h2_keepalive_interval)
+        .keep_alive_timeout(limits.h2_keepalive_timeout);
     let builder = Arc::new(builder);
 
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = shutdown.cancelled() => break,
-        };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
                     // Usually EMFILE; pausing lets connections close before the next try.
-                    tracing::warn!(error = %e, "accept failed");
+                    tracing::warn!(listener = about.name, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = shutdown.cancelled() => break,
         };
+        // Refused connections are dropped here: closed at once, before any byte is read.
+        let Ok(slot) = table.admit(peer.ip()) else {
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        let watcher = graceful.watcher();
         let builder = builder.clone();
         let handler = handler.clone();
         let tls = tls.clone();
+        let shutdown = shutdown.clone();
+        let open = open_tx.clone();
+        let table = table.clone();
         tokio::spawn(async move {
+            let conn = Conn {
+                slot: &slot,
+                table: &table,
+                limits,
+                shutdown,
+                grace,
+            };
             match tls {
                 None => {
                     let info = ConnInfo {
                         peer,
                         client_cert: false,
                     };
-                    serve_connection(&builder, watcher, tcp, info, limits, handler).await;
+                    conn.serve(&builder, tcp, info, handler).await;
                 }
                 Some(acceptor) => {
-                    let stream = match tokio::time::timeout(
-                        limits.tls_handshake_timeout,
-                        acceptor.accept(tcp),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
+                    let handshake =
+                        tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp));
+                    let stream = tokio::select! {
+                        r = handshake => match r {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                        () = slot.activity().evicted.cancelled() => return,
                     };
                     let client_cert = stream
                         .get_ref()
@@ -127,61 +162,147 @@ pub async fn serve<H, F>(
                         .peer_certificates()
                         .is_some_and(|c| !c.is_empty());
                     let info = ConnInfo { peer, client_cert };
-                    serve_connection(&builder, watcher, stream, info, limits, handler).await;
+                    conn.serve(&builder, stream, info, handler).await;
                 }
             }
-            drop(permit);
+            drop(slot);
+            drop(open);
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open at the end of the shutdown grace period");
+    drop(open_tx);
+    if tokio::time::timeout(grace, open_rx.recv()).await.is_err() {
+        tracing::warn!(
+            listener = about.name,
+            "connections still open at the end of the shutdown grace period"
+        );
     }
 }
 
-/// Serves one connection. A connection that has not sent a complete request head within
-/// `header_read_timeout` is closed: hyper's own header timer only starts once HTTP/1 has been
-/// detected, so without this a client that connects and sends nothing (or only an HTTP/2
-/// preface) would hold a connection permit forever.
-async fn serve_connection<IO, H, F>(
-    builder: &auto::Builder<TokioExecutor>,
-    watcher: Watcher,
-    io: IO,
-    info: ConnInfo,
+/// Why a connection is being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    Shutdown,
+    Idle,
+    Evicted,
+    MaxAge,
+}
+
+/// One admitted connection and what decides when it closes.
+struct Conn<'a> {
+    slot: &'a Slot,
+    table: &'a ConnTable,
     limits: Limits,
-    handler: H,
-) where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    H: Fn(ConnInfo, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    let first_request = Arc::new(AtomicBool::new(false));
-    let seen = first_request.clone();
-    let service = service_fn(move |req| {
-        seen.store(true, Ordering::Relaxed);
-        let fut = handler(info, req);
-        async move { Ok::<_, Infallible>(fut.await) }
-    });
-    let conn = watcher.watch(
-        builder
-            .serve_connection(TokioIo::new(io), service)
-            .into_owned(),
-    );
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        r = &mut conn => r,
-        () = tokio::time::sleep(limits.header_read_timeout) => {
-            if !first_request.load(Ordering::Relaxed) {
-                tracing::debug!(peer = %info.peer, "closing a connection that sent no request in time");
-                return;
+    shutdown: CancellationToken,
+    grace: Duration,
+}
+
+impl Conn<'_> {
+    /// Serves one connection until it ends or must close:
+    /// * no complete request head within `header_read_timeout`: dropped (hyper's own header
+    ///   timer only starts once HTTP/1 has been detected, so without this a client that sends
+    ///   nothing, or only an HTTP/2 preface, would hold its slot for ever);
+    /// * no request in flight for `idle_timeout` after the last one: closed gracefully;
+    /// * evicted to make room, older than `max_connection_age`, or shutdown: closed gracefully,
+    ///   requests in flight finish within the grace period.
+    async fn serve<IO, H, F>(
+        self,
+        builder: &auto::Builder<TokioExecutor>,
+        io: IO,
+        info: ConnInfo,
+        handler: H,
+    ) where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        H: Fn(ConnInfo, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    {
+        let activity = self.slot.activity().clone();
+        let seen = activity.clone();
+        let service = service_fn(move |req| {
+            let in_flight = seen.begin();
+            let fut = handler(info, req);
+            async move {
+                let resp = fut.await;
+                drop(in_flight);
+                Ok::<_, Infallible>(resp)
             }
-            conn.await
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        tokio::pin!(conn);
+
+        let opened = Instant::now();
+        let first_request_by = opened + self.limits.header_read_timeout;
+        let max_age_at = opened + self.limits.max_connection_age;
+        // Why the connection is closing, and until when it may finish what it is doing.
+        let mut closing: Option<(Closing, Instant)> = None;
+        let mut extended = false;
+        let result = loop {
+            // When to look at idleness next: when the connection would have been idle for
+            // `idle_timeout` (one idle period from now while busy), or, before its first request,
+            // at the header deadline; never later than one idle period from now, since a request
+            // may start and end in between.
+            let now = Instant::now();
+            let idle_check = if activity.any_request() {
+                now + self.limits.idle_timeout.saturating_sub(activity.idle_for())
+            } else {
+                first_request_by.min(now + self.limits.idle_timeout)
+            };
+            let drain_until = closing.map_or(max_age_at, |(_, at)| at);
+            let start = tokio::select! {
+                r = &mut conn => break r,
+                () = self.shutdown.cancelled(), if closing.is_none() => Closing::Shutdown,
+                () = activity.evicted.cancelled(), if closing.is_none() => Closing::Evicted,
+                () = tokio::time::sleep_until(max_age_at), if closing.is_none() => Closing::MaxAge,
+                () = tokio::time::sleep_until(idle_check), if closing.is_none() => {
+                    if !activity.any_request() {
+                        if Instant::now() < first_request_by {
+                            continue;
+                        }
+                        tracing::debug!(peer = %info.peer, "closing a connection that sent no request in time");
+                        return;
+                    }
+                    if activity.idle_for() < self.limits.idle_timeout {
+                        continue;
+                    }
+                    Closing::Idle
+                }
+                () = tokio::time::sleep_until(drain_until), if closing.is_some() => {
+                    let reason = closing.map(|(r, _)| r);
+                    if activity.in_flight() > 0
+                        && !extended
+                        && matches!(reason, Some(Closing::Idle | Closing::Evicted))
+                    {
+                        // A request raced in as the connection went idle (or was evicted): it
+                        // gets the full grace period to finish, once.
+                        extended = true;
+                        closing = reason.map(|r| (r, Instant::now() + self.grace));
+                        continue;
+                    }
+                    tracing::debug!(peer = %info.peer, ?reason, "connection dropped at the end of its drain period");
+                    return;
+                }
+            };
+            let metrics = self.table.metrics();
+            let drain = match start {
+                Closing::Idle => {
+                    metrics.closed_idle.increment(1);
+                    IDLE_CLOSE_DRAIN
+                }
+                Closing::Evicted => IDLE_CLOSE_DRAIN,
+                Closing::MaxAge => {
+                    metrics.closed_max_age.increment(1);
+                    self.grace
+                }
+                Closing::Shutdown => self.grace,
+            };
+            tracing::debug!(peer = %info.peer, reason = ?start, "closing the connection gracefully");
+            conn.as_mut().graceful_shutdown();
+            closing = Some((start, Instant::now() + drain));
+        };
+        if let Err(e) = result {
+            tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
         }
-    };
-    if let Err(e) = result {
-        tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
     }
 }

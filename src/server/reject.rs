@@ -13,6 +13,9 @@ use crate::vendors::DecodeError;
 
 /// Seconds a sender is asked to wait when a queue is full.
 pub const RETRY_AFTER_SECS: &str = "5";
+/// Seconds a sender is asked to wait when the body budget is spent: bodies in flight are
+/// answered within the body timeout, most within milliseconds.
+pub const BODY_BUDGET_RETRY_AFTER_SECS: &str = "1";
 
 #[derive(Debug)]
 pub enum Reject {
@@ -26,6 +29,9 @@ pub enum Reject {
     },
     BodyTimeout,
     BodyRead,
+    /// The body does not fit in the budget of body bytes in flight (`max_inflight_body_bytes`,
+    /// or the sender's share of it); refused before more of it is read.
+    BodyBudget,
     Decode(DecodeError),
     /// More events than `max_events_per_request`: the request can never be taken whole.
     TooManyEvents {
@@ -47,7 +53,7 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason label, pre-registered per source in metrics.
-    pub const REASONS: [&'static str; 21] = [
+    pub const REASONS: [&'static str; 22] = [
         "unknown_source",
         "method_not_allowed",
         "ip_not_allowed",
@@ -59,6 +65,7 @@ impl Reject {
         "body_too_large",
         "body_timeout",
         "body_read_failed",
+        "body_budget_exhausted",
         "invalid_utf8",
         "malformed_json",
         "too_deep",
@@ -99,6 +106,11 @@ impl Reject {
             }
             Reject::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, "body_timeout", Level::WARN),
             Reject::BodyRead => (StatusCode::BAD_REQUEST, "body_read_failed", Level::DEBUG),
+            Reject::BodyBudget => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "body_budget_exhausted",
+                Level::WARN,
+            ),
             Reject::Decode(DecodeError::InvalidUtf8 { .. }) => {
                 (StatusCode::BAD_REQUEST, "invalid_utf8", Level::WARN)
             }
@@ -161,6 +173,7 @@ impl Reject {
             Reject::BodyTooLarge { limit } => format!("request body exceeds {limit} bytes"),
             Reject::BodyTimeout => "request body was not received in time".to_owned(),
             Reject::BodyRead => "request body could not be read".to_owned(),
+            Reject::BodyBudget => "too many request bodies in flight; retry later".to_owned(),
             Reject::Decode(e) => e.to_string(),
             Reject::TooManyEvents { limit } => format!(
                 "request holds more than {limit} events (server.limits.max_events_per_request); split it"
@@ -202,6 +215,14 @@ impl Reject {
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECS),
                 );
+            }
+            // Refused before its body was read: the connection cannot be reused.
+            Reject::BodyBudget => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(BODY_BUDGET_RETRY_AFTER_SECS),
+                );
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Reject::MethodNotAllowed => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("POST, PUT"));
@@ -252,6 +273,7 @@ mod tests {
             Reject::BodyTooLarge { limit: 1 },
             Reject::BodyTimeout,
             Reject::BodyRead,
+            Reject::BodyBudget,
             Reject::Decode(DecodeError::InvalidUtf8 { offset: 0 }),
             Reject::Decode(DecodeError::Malformed {
                 offset: 0,

@@ -89,6 +89,11 @@ impl Process {
         }
     }
 
+    /// The child's process id (e.g. to read `/proc/<pid>/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the process wrote to stderr so far, one line per line.
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().join("\n")

@@ -15,9 +15,7 @@ use sha2::Sha256;
 
 use crate::common::{post, read_lines, send, Answer};
 
-#[path = "../common/binary.rs"]
-mod binary;
-use binary::Process;
+use crate::binary::Process;
 
 const HMAC_KEY: &str = "hostile-hmac-key-3f9a";
 /// Standard Webhooks key: `whsec_` + base64 of the raw key.
