@@ -322,12 +322,7 @@ impl Control {
         let settings = match loaded {
             Ok(s) => s,
             Err(ConfigError::Invalid(issues)) => return Err(ChangeError::InvalidConfig(issues)),
-            Err(e) => {
-                return Err(ChangeError::InvalidConfig(vec![ConfigIssue {
-                    path: String::new(),
-                    message: e.to_string(),
-                }]))
-            }
+            Err(e) => return Err(ChangeError::InvalidConfig(vec![e.into_issue()])),
         };
         let report = self.apply_config(&mut st, settings).await?;
         self.publish(&st);

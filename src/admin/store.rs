@@ -89,7 +89,8 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(
 ) -> Result<T, ConfigIssue> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
-        let message = e.into_inner().to_string();
+        // The value is never repeated: it may be a secret given in the wrong place.
+        let message = crate::config::parse_error::without_values(&e.into_inner().to_string());
         let mut path = if path == "." { String::new() } else { path };
         // A missing key is reported at its parent; name the key itself.
         if let Some(key) = message

@@ -26,6 +26,7 @@ use crate::vendors::mapping::{Mapping, MappingConfig};
 use crate::vendors::Vendor;
 
 pub mod admin;
+pub mod parse_error;
 pub mod sinks;
 pub use admin::*;
 pub use sinks::*;
@@ -327,9 +328,10 @@ impl<'de> Deserialize<'de> for ConfigDuration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         parse_duration(&s).map(ConfigDuration).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "invalid duration {s:?}: expected a number followed by ms, s, m or h, e.g. \"10s\""
-            ))
+            // The value is not repeated: a secret may have been written here by mistake.
+            serde::de::Error::custom(
+                "invalid duration: expected a number followed by ms, s, m or h, e.g. 10s",
+            )
         })
     }
 }
@@ -487,17 +489,50 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The TOML error's message and position, without the source line it would quote (that
-    /// line can hold a secret).
-    #[error("cannot parse config file {path}: line {line}, column {column}: {message}")]
+    /// The TOML error's key path, position and message, without the source line it would
+    /// quote or the value it would describe (either can hold a secret written in the wrong
+    /// place): see [`parse_error`].
+    #[error("cannot parse config file {path}: line {line}, column {column}: {}", located(.key, .message))]
     Parse {
         path: PathBuf,
+        /// Where serde stopped, e.g. `admin.tokens[0].token`; empty for the whole file.
+        key: String,
         line: usize,
         column: usize,
         message: String,
     },
     #[error("invalid config ({} problems):\n{}", .0.len(), issues_text(.0))]
     Invalid(Vec<ConfigIssue>),
+}
+
+fn located(key: &str, message: &str) -> String {
+    if key.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{key}: {message}")
+    }
+}
+
+impl ConfigError {
+    /// The error as one issue with its key path (for the reload API's answer).
+    pub fn into_issue(self) -> ConfigIssue {
+        match self {
+            ConfigError::Parse {
+                key,
+                line,
+                column,
+                message,
+                ..
+            } => ConfigIssue {
+                path: key,
+                message: format!("line {line}, column {column}: {message}"),
+            },
+            other => ConfigIssue {
+                path: String::new(),
+                message: other.to_string(),
+            },
+        }
+    }
 }
 
 fn issues_text(issues: &[ConfigIssue]) -> String {
@@ -514,7 +549,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    let file = parse(&text).map_err(|e| {
+    let file = parse_located(&text).map_err(|(key, e)| {
         let at = e.span().map_or(0, |s| s.start).min(text.len());
         let before = &text.as_bytes()[..at];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -526,9 +561,10 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
             + 1;
         ConfigError::Parse {
             path: path.to_owned(),
+            key,
             line,
             column,
-            message: e.message().trim_end().to_owned(),
+            message: parse_error::without_values(e.message()),
         }
     })?;
     let mut settings = validate(file).map_err(ConfigError::Invalid)?;
@@ -538,6 +574,15 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
 
 pub fn parse(text: &str) -> Result<ConfigFile, toml::de::Error> {
     toml::from_str(text)
+}
+
+/// Parses like [`parse`], and on failure also names the key path where serde stopped.
+fn parse_located(text: &str) -> Result<ConfigFile, (String, toml::de::Error)> {
+    let de = toml::Deserializer::parse(text).map_err(|e| (String::new(), e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = parse_error::key_path(e.path());
+        (key, e.into_inner())
+    })
 }
 
 /// Collects issues while validating.
