@@ -406,3 +406,35 @@ fn values_of_the_wrong_type_are_never_printed() {
         }
     }
 }
+
+/// Standard Webhooks secrets are accepted with or without base64 padding, as the reference
+/// libraries accept them; something that is not base64 is still refused.
+#[test]
+fn standard_webhooks_secrets_without_padding_pass_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth_line =
+        format!(r#"auth = {{ scheme = "token", prefix = "Bearer ", secret = "{SECRET}" }}"#);
+    for (secret, ok) in [
+        ("whsec_c2llbWdhdGUtdW5wYWRkZWQta2V5IQ", true),
+        ("whsec_c2llbWdhdGUtdW5wYWRkZWQta2V5IQ==", true),
+        ("c2llbWdhdGUtdW5wYWRkZWQta2V5IQ", true),
+        ("whsec_c2llbW*hdGU", false),
+    ] {
+        let text = valid_config().replace(
+            &auth_line,
+            &format!(r#"auth = {{ scheme = "standard_webhooks", secret = "{secret}" }}"#),
+        );
+        let r = check(dir.path(), &text);
+        assert_eq!(
+            r.status.success(),
+            ok,
+            "{secret}: {:?}\n{}",
+            r.status,
+            r.all()
+        );
+        if !ok {
+            assert!(r.stderr.contains("not valid base64"), "{}", r.stderr);
+            assert!(!r.all().contains(secret), "secret printed:\n{}", r.all());
+        }
+    }
+}
