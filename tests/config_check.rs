@@ -438,3 +438,31 @@ fn standard_webhooks_secrets_without_padding_pass_check() {
         }
     }
 }
+
+/// `.` and `..` are not ids: they would name another URL path or queue directory.
+#[test]
+fn dot_ids_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [".", ".."] {
+        let text = valid_config()
+            .replace(r#"id = "out""#, &format!(r#"id = "{bad}""#))
+            .replace(r#"sinks = ["out"]"#, &format!(r#"sinks = ["{bad}"]"#))
+            .replace(r#"id = "a""#, &format!(r#"id = "{bad}""#));
+        let r = check(dir.path(), &text);
+        assert!(!r.status.success(), "{bad}: {:?}\n{}", r.status, r.all());
+        let lines = issue_lines(&r.stderr);
+        for key in ["sinks[0].id", "sources[0].id"] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(key) && l.contains("not a valid id")),
+                "{bad}: {key} not refused:\n{}",
+                r.stderr
+            );
+        }
+    }
+    // Dots inside an id stay allowed.
+    let text = valid_config().replace(r#"id = "a""#, r#"id = "a.b..c""#);
+    let r = check(dir.path(), &text);
+    assert!(r.status.success(), "{:?}\n{}", r.status, r.all());
+}

@@ -778,10 +778,7 @@ fn validate_source(
     if !valid_id(&source.id) {
         issues.push(
             format!("{path}.id"),
-            format!(
-                "{:?} is not a valid id: use 1 to 64 of A-Z a-z 0-9 - _ .",
-                source.id
-            ),
+            format!("{:?} is not a valid id: {ID_RULE}", source.id),
         );
     }
     let vendor = Vendor::from_name(&source.vendor);
