@@ -161,6 +161,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
                     role: t.role,
                 })
                 .collect::<Vec<_>>(),
+            a.limits,
         )
     });
 
@@ -172,7 +173,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     };
     let metrics_addr = ops_listener.as_ref().and_then(|l| l.local_addr().ok());
     let admin_listener = match &admin_settings {
-        Some((addr, _, _)) => Some(bind("admin", *addr).await?),
+        Some((addr, _, _, _)) => Some(bind("admin", *addr).await?),
         None => None,
     };
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -212,18 +213,17 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
         ))
     });
     let admin_task = match (admin_listener, admin_settings) {
-        (Some(listener), Some((_, admin_tls, tokens))) => {
-            let admin = Arc::new(admin::Admin {
-                control: control.clone(),
-                tokens,
-            });
+        (Some(listener), Some((_, admin_tls, tokens, admin_limits))) => {
+            let admin = Arc::new(admin::Admin::new(control.clone(), tokens, admin_limits));
             Some(tokio::spawn(server::serve(
                 listener,
                 admin_tls.map(TlsAcceptor::from),
                 limits,
                 ops_shutdown.clone(),
                 std::time::Duration::from_secs(1),
-                move |_, req| admin::handle(admin.clone(), req),
+                move |conn: server::ConnInfo, req| {
+                    admin::handle(admin.clone(), conn.peer.ip(), req)
+                },
             )))
         }
         _ => None,

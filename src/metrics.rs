@@ -2,13 +2,16 @@
 //! sink when the gateway starts, so the request path only bumps atomics (the `metrics` macros
 //! allocate per call when labels are not literals).
 //!
-//! Each gateway owns its own Prometheus recorder rather than installing a global one, so that
-//! several gateways in one process (tests) never mix their counters.
+//! Each gateway owns its own series store ([`store`]) rather than installing a global recorder,
+//! so that several gateways in one process (tests) never mix their counters; the store can
+//! forget a removed source's or sink's series, so admin API churn does not grow `/metrics`.
+
+use std::collections::HashMap;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics_exporter_prometheus::Matcher;
+
+mod store;
 
 use crate::server::reject::Reject;
 
@@ -62,10 +65,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
 
 static METADATA: Metadata<'static> = Metadata::new("siemgate", Level::INFO, Some("siemgate"));
 
-/// The recorder of one gateway and the render handle `/metrics` uses.
+/// The series of one gateway, which `/metrics` renders.
 pub struct Registry {
-    recorder: PrometheusRecorder,
-    handle: PrometheusHandle,
+    recorder: store::Store,
 }
 
 impl Default for Registry {
@@ -76,15 +78,11 @@ impl Default for Registry {
 
 impl Registry {
     pub fn new() -> Registry {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
-                &LATENCY_BUCKETS,
-            )
-            .map(PrometheusBuilder::build_recorder)
-            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
-        let handle = recorder.handle();
-        let r = Registry { recorder, handle };
+        let recorder = store::Store::new(HashMap::from([(
+            Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
+            LATENCY_BUCKETS.to_vec(),
+        )]));
+        let r = Registry { recorder };
         r.describe();
         r
     }
@@ -239,8 +237,23 @@ impl Registry {
 
     /// Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        self.handle.run_upkeep();
-        self.handle.render()
+        self.recorder.render()
+    }
+
+    /// Forgets the series of every source `exists` says is gone (deleted through the admin
+    /// API, or removed from the config file at a reload), so churn does not grow `/metrics`.
+    pub fn retain_sources(&self, exists: impl Fn(&str) -> bool) -> usize {
+        self.recorder.retain_labelled("source", exists)
+    }
+
+    /// Forgets every series of a sink that no longer exists (and has finished its queue).
+    pub fn remove_sink(&self, sink: &str) -> usize {
+        self.recorder.retain_labelled("sink", |s| s != sink)
+    }
+
+    /// How many series exist (sources' and sinks' handles, admin routes, ...).
+    pub fn series(&self) -> usize {
+        self.recorder.len()
     }
 
     fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {

@@ -1240,6 +1240,25 @@ mod tests {
         let admin = settings.admin.unwrap();
         assert_eq!(admin.tokens[0].role, AdminRole::Admin);
         assert!(admin.tls.is_none());
+        assert_eq!(admin.limits, AdminLimits::default());
+        assert_eq!(admin.limits.max_sources, 1000);
+
+        // The admin API's bounds.
+        let bounds = ok.replace(
+            "listen = \"127.0.0.1:9300\"",
+            "listen = \"127.0.0.1:9300\"\nmax_sources = 0\nmax_auth_failures = 0\nauth_failure_window = \"500ms\"",
+        );
+        let issues = issues_of(&bounds);
+        for key in [
+            "admin.max_sources: must be 1 to",
+            "admin.max_auth_failures: must be at least 1",
+            "admin.auth_failure_window: must be 1s to 24h",
+        ] {
+            assert!(
+                issues.iter().any(|i| i.starts_with(key)),
+                "missing {key:?} in {issues:#?}"
+            );
+        }
     }
 
     #[test]
