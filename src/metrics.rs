@@ -7,6 +7,8 @@
 //! forget a removed source's or sink's series, so admin API churn does not grow `/metrics`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::Matcher;
@@ -297,6 +299,7 @@ impl Registry {
             duplicates: self.counter(DUPLICATES, &[("source", source)]),
             events_suppressed: self.counter(EVENTS_SUPPRESSED, &[("source", source)]),
             duration: self.histogram(HTTP_REQUEST_DURATION, &[("source", source)]),
+            reject_log: RejectLog::new(),
         }
     }
 
@@ -357,6 +360,50 @@ pub struct SourceMetrics {
     pub duplicates: Counter,
     pub events_suppressed: Counter,
     pub duration: Histogram,
+    reject_log: RejectLog,
+}
+
+/// How often one source may log a refusal line for one reason: a flood of bad requests costs
+/// one line per reason and interval, the next line saying how many were left out (the
+/// `siemgate_requests_rejected_total` counter counts every one).
+pub const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The refusal log limiter of one source: per reason, when a line was last written and how
+/// many refusals since were not logged. Atomics only, so a flood does not contend on a lock.
+struct RejectLog {
+    epoch: Instant,
+    /// Milliseconds after `epoch` (+1, so 0 means never) of the last line, per reason.
+    last: [AtomicU64; Reject::REASONS.len()],
+    suppressed: [AtomicU64; Reject::REASONS.len()],
+}
+
+impl RejectLog {
+    fn new() -> RejectLog {
+        RejectLog {
+            epoch: Instant::now(),
+            last: std::array::from_fn(|_| AtomicU64::new(0)),
+            suppressed: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    fn permit(&self, reason: usize, now: Instant) -> Option<u64> {
+        let (last, suppressed) = (self.last.get(reason)?, self.suppressed.get(reason)?);
+        let now_ms = u64::try_from(now.saturating_duration_since(self.epoch).as_millis())
+            .unwrap_or(u64::MAX - 1)
+            + 1;
+        let interval = u64::try_from(REJECT_LOG_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+        let prev = last.load(Ordering::Relaxed);
+        let due = prev == 0 || now_ms.saturating_sub(prev) >= interval;
+        if !due
+            || last
+                .compare_exchange(prev, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            suppressed.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(suppressed.swap(0, Ordering::Relaxed))
+    }
 }
 
 impl SourceMetrics {
@@ -368,6 +415,13 @@ impl SourceMetrics {
 
     pub fn rejected(&self, reject: &Reject) {
         self.rejected[reject.reason_index()].increment(1);
+    }
+
+    /// Whether a refusal of this kind may be logged now: `Some(n)` with the number of refusals
+    /// of that kind left out since the last line, or `None` (counted for the next line).
+    pub fn reject_log_permit(&self, reject: &Reject) -> Option<u64> {
+        self.reject_log
+            .permit(reject.reason_index(), Instant::now())
     }
 
     pub fn auth_failure(&self, reason: &'static str) {
@@ -395,4 +449,26 @@ pub struct SinkMetrics {
     pub queue_recovered: Counter,
     pub queue_read_errors: Counter,
     pub queue_fsync_seconds: Histogram,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_lines_are_limited_per_reason_and_report_what_was_left_out() {
+        let log = RejectLog::new();
+        let t0 = log.epoch;
+        assert_eq!(log.permit(0, t0), Some(0));
+        for _ in 0..5 {
+            assert_eq!(log.permit(0, t0 + Duration::from_millis(500)), None);
+        }
+        // Another reason has its own budget.
+        assert_eq!(log.permit(3, t0 + Duration::from_millis(500)), Some(0));
+        assert_eq!(log.permit(0, t0 + Duration::from_millis(1000)), Some(5));
+        assert_eq!(log.permit(0, t0 + Duration::from_millis(1100)), None);
+        assert_eq!(log.permit(0, t0 + Duration::from_millis(2500)), Some(1));
+        // An index out of range is never logged (and never panics).
+        assert_eq!(log.permit(usize::MAX, t0), None);
+    }
 }
