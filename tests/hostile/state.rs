@@ -7,6 +7,7 @@
 //!   Retry-After even with a valid token, another address does not, and the log stays short;
 //! * a flood of refused hook requests writes a bounded number of log lines, the next one
 //!   counting what was left out;
+//! * a source and a sink removed at a reload take their series with them;
 //! * ids `.` and `..` are refused through the admin API and in bulk;
 //! * a secret written where a list or a string was expected never appears in the SIGHUP log or
 //!   the reload API's 422, which still name the key path.
@@ -607,6 +608,75 @@ async fn reload_errors_never_print_a_value_of_the_wrong_type() {
         !log.contains(SECRET) && !log.contains(NUMBER),
         "printed:\n{log}"
     );
+    p.signal("-TERM");
+    assert!(p.wait_exit(Duration::from_secs(20)).success());
+}
+
+/// A source and a sink removed from the file at a reload take their series with them (the
+/// sink's once it has delivered what it held); the others keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_removes_the_series_of_removed_sources_and_sinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = config("");
+    let extra = format!(
+        r#"{good}
+[[sinks]]
+id = "two"
+type = "file"
+path = "{{dir}}/two.ndjson"
+[sinks.queue]
+type = "memory"
+[[sources]]
+id = "extra"
+vendor = "generic"
+sinks = ["two"]
+[sources.auth]
+scheme = "token"
+prefix = "Bearer "
+secret = "{CFG_TOKEN}-extra"
+"#
+    );
+    let mut p = Process::start(dir.path(), &extra, LOG);
+    let [hooks, metrics, admin_addr] = p.wait_ready(["hooks", "metrics", "admin"]);
+    let auth = format!("Bearer {CFG_TOKEN}-extra");
+    let a = request(
+        LOCAL,
+        hooks,
+        "POST",
+        "/hooks/extra",
+        &[("authorization", &auth)],
+        Some(json!({"id": "x"})),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    probe(hooks, 0).await;
+    let m = metrics_text(metrics).await;
+    assert!(m.contains("source=\"extra\"") && m.contains("sink=\"two\""));
+
+    binary::write_config(dir.path(), &good);
+    let r = admin(admin_addr, "POST", "/api/v1/reload", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = metrics_text(metrics).await;
+        if !m.contains("source=\"extra\"") && !m.contains("sink=\"two\"") {
+            assert!(
+                m.contains("source=\"cfg\"") && m.contains("sink=\"out\""),
+                "{m}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "series of removed source/sink remain:\n{}",
+            m.lines()
+                .filter(|l| l.contains("extra") || l.contains("\"two\""))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    probe(hooks, 1).await;
     p.signal("-TERM");
     assert!(p.wait_exit(Duration::from_secs(20)).success());
 }
