@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //!
-//! * `config`: the TOML file's types, secret references, and `validate()` into runtime settings.
+//! * `config`: the TOML file's types, secret references, and `validate()` into runtime settings;
+//!   parse errors without values (`parse_error`).
 //! * `secret`: the `Secret` type that never prints.
 //! * `server`: the accept loop (`mod`), TLS (`tls`), the hooks handler (`ingest`), the one match
 //!   that turns refusals into status codes (`reject`), and the metrics/health listener (`ops`).
@@ -18,11 +19,13 @@
 //! * `queue`: bounded per-sink queues of encoded events.
 //! * `sinks`: encoders, the worker loop, retry classification, client TLS and HTTP, and each
 //!   sink (`file`, `hec` for Splunk, `syslog` with LEEF/CEF/JSON bodies, `http`).
-//! * `metrics`: metric names and the handles registered once per source and sink.
+//! * `metrics`: metric names and the handles registered once per source and sink, in a series
+//!   store (`metrics::store`) that forgets removed sources' and sinks' series.
 //! * `shutdown`: the signal future the binary waits on.
 //! * `control`: the running configuration (sinks, sources, routing table) and every change to
 //!   it: admin API calls and reloads.
-//! * `admin`: the admin API's listener handler, its input rules and its store.
+//! * `admin`: the admin API's listener handler, its input rules, its store, and the throttle on
+//!   failed authentication (`throttle`).
 
 #![forbid(unsafe_code)]
 
