@@ -374,7 +374,7 @@ struct RejectLog {
     epoch: Instant,
     /// Milliseconds after `epoch` (+1, so 0 means never) of the last line, per reason.
     last: [AtomicU64; Reject::REASONS.len()],
-    suppressed: [AtomicU64; Reject::REASONS.len()],
+    unlogged: [AtomicU64; Reject::REASONS.len()],
 }
 
 impl RejectLog {
@@ -382,12 +382,12 @@ impl RejectLog {
         RejectLog {
             epoch: Instant::now(),
             last: std::array::from_fn(|_| AtomicU64::new(0)),
-            suppressed: std::array::from_fn(|_| AtomicU64::new(0)),
+            unlogged: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
     fn permit(&self, reason: usize, now: Instant) -> Option<u64> {
-        let (last, suppressed) = (self.last.get(reason)?, self.suppressed.get(reason)?);
+        let (last, unlogged) = (self.last.get(reason)?, self.unlogged.get(reason)?);
         let now_ms = u64::try_from(now.saturating_duration_since(self.epoch).as_millis())
             .unwrap_or(u64::MAX - 1)
             + 1;
@@ -399,10 +399,10 @@ impl RejectLog {
                 .compare_exchange(prev, now_ms, Ordering::Relaxed, Ordering::Relaxed)
                 .is_err()
         {
-            suppressed.fetch_add(1, Ordering::Relaxed);
+            unlogged.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        Some(suppressed.swap(0, Ordering::Relaxed))
+        Some(unlogged.swap(0, Ordering::Relaxed))
     }
 }
 

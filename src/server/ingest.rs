@@ -104,20 +104,20 @@ fn log_reject(
     reason: &str,
     reject: &Reject,
 ) {
-    let Some(suppressed) = source.metrics.reject_log_permit(reject) else {
+    let Some(unlogged) = source.metrics.reject_log_permit(reject) else {
         return;
     };
     let source = source.settings.id.as_str();
     let detail = reject.detail();
     match level {
         tracing::Level::ERROR => {
-            tracing::error!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, suppressed, "request refused")
+            tracing::error!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, unlogged, "request refused")
         }
         tracing::Level::WARN => {
-            tracing::warn!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, suppressed, "request refused")
+            tracing::warn!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, unlogged, "request refused")
         }
         _ => {
-            tracing::debug!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, suppressed, "request refused")
+            tracing::debug!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, unlogged, "request refused")
         }
     }
 }
