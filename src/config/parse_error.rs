@@ -51,24 +51,35 @@ fn value_kind(unexpected: &str) -> &str {
     .trim_end_matches(':')
 }
 
-/// Replaces every double-quoted part (with `\"` escapes) by `"…"`.
+/// Replaces every double-quoted part (with `\"` escapes) by `"…"`; spans between backticks
+/// (key names and syntax tokens such as `` `"` ``) are kept as they are.
 fn drop_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut chars = message.chars();
     while let Some(c) = chars.next() {
-        if c != '"' {
-            out.push(c);
-            continue;
-        }
-        out.push_str("\"…\"");
-        while let Some(q) = chars.next() {
-            match q {
-                '\\' => {
-                    chars.next();
+        match c {
+            '`' => {
+                out.push('`');
+                for t in chars.by_ref() {
+                    out.push(t);
+                    if t == '`' {
+                        break;
+                    }
                 }
-                '"' => break,
-                _ => {}
             }
+            '"' => {
+                out.push_str("\"…\"");
+                while let Some(q) = chars.next() {
+                    match q {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            _ => out.push(c),
         }
     }
     out
@@ -132,6 +143,14 @@ mod tests {
             (
                 "invalid duration \"SECRET\": use 10s",
                 "invalid duration \"…\": use 10s",
+            ),
+            (
+                "invalid basic string, expected `\"`",
+                "invalid basic string, expected `\"`",
+            ),
+            (
+                "duplicate key `a\"b` in \"SECRET\"",
+                "duplicate key `a\"b` in \"…\"",
             ),
         ];
         for (input, want) in cases {
