@@ -204,8 +204,13 @@ pub struct FilterConfig {
 }
 
 /// How a source proves who it is. `scheme` selects the variant.
+///
+/// The derived deserializer is the externally tagged one (`remote = "Self"`); the `Deserialize`
+/// impl below reads the table, takes `scheme` out and hands `{scheme: rest}` to it. Serde's own
+/// internally tagged form buffers the table and loses the key path of an error inside it (a
+/// value of the wrong type would be reported at `sources[0].auth`, not `...auth.secrets`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthConfig {
     None {
         #[serde(default)]
@@ -243,6 +248,56 @@ pub enum AuthConfig {
         #[serde(default)]
         secrets: Vec<SecretRef>,
     },
+}
+
+impl<'de> Deserialize<'de> for AuthConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        use serde_json::{Map, Value};
+
+        /// The derived (externally tagged) deserializer, as a `Deserialize` type.
+        struct Tagged(AuthConfig);
+        impl<'de> Deserialize<'de> for Tagged {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                AuthConfig::deserialize(d).map(Tagged)
+            }
+        }
+
+        let mut table = Map::<String, Value>::deserialize(d)?;
+        let scheme = match table.remove("scheme") {
+            Some(Value::String(s)) => s,
+            Some(_) => {
+                return Err(D::Error::custom(parse_error::nested(
+                    "scheme",
+                    "invalid type, expected a string",
+                )))
+            }
+            None => return Err(D::Error::missing_field("scheme")),
+        };
+        let tagged = Value::Object(Map::from_iter([(scheme.clone(), Value::Object(table))]));
+        match serde_path_to_error::deserialize::<_, Tagged>(tagged) {
+            Ok(Tagged(auth)) => Ok(auth),
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = path
+                    .strip_prefix(scheme.as_str())
+                    .unwrap_or("")
+                    .trim_start_matches('.');
+                let message = parse_error::without_values(&e.into_inner().to_string());
+                // An unknown variant is the `scheme` key's value.
+                let inner = if inner.is_empty() && message.starts_with("unknown variant") {
+                    "scheme"
+                } else {
+                    inner
+                };
+                Err(D::Error::custom(if inner.is_empty() {
+                    message
+                } else {
+                    parse_error::nested(inner, &message)
+                }))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -559,12 +614,13 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
                 .rposition(|&b| b == b'\n')
                 .map_or(0, |i| i + 1)
             + 1;
+        let (key, message) = located_message(key, e.message());
         ConfigError::Parse {
             path: path.to_owned(),
             key,
             line,
             column,
-            message: parse_error::without_values(e.message()),
+            message,
         }
     })?;
     let mut settings = validate(file).map_err(ConfigError::Invalid)?;
@@ -583,6 +639,17 @@ fn parse_located(text: &str) -> Result<ConfigFile, (String, toml::de::Error)> {
         let key = parse_error::key_path(e.path());
         (key, e.into_inner())
     })
+}
+
+/// The key path and message of a parse error, with a path nested in the message (see
+/// [`parse_error::nested`]) moved onto the key path.
+fn located_message(key: String, message: &str) -> (String, String) {
+    let message = parse_error::without_values(message);
+    match parse_error::split_nested(&message) {
+        Some((inner, rest)) if key.is_empty() => (inner.to_owned(), rest.to_owned()),
+        Some((inner, rest)) => (format!("{key}.{inner}"), rest.to_owned()),
+        None => (key, message),
+    }
 }
 
 /// Collects issues while validating.

@@ -85,6 +85,19 @@ fn drop_quoted(message: &str) -> String {
     out
 }
 
+/// A message for an error found below the key where serde stops tracking (inside a table whose
+/// variant a key selects): `at `secrets`: invalid type: ...`; [`split_nested`] takes it apart.
+pub fn nested(path: &str, message: &str) -> String {
+    format!("at `{path}`: {message}")
+}
+
+/// `at `secrets`: rest` -> (`secrets`, `rest`).
+pub fn split_nested(message: &str) -> Option<(&str, &str)> {
+    let rest = message.strip_prefix("at `")?;
+    let (path, rest) = rest.split_once("`: ")?;
+    Some((path, rest))
+}
+
 /// The key path serde_path_to_error reports, as written in a config (`sources[0].auth`), or
 /// empty for the whole file.
 pub fn key_path(path: &serde_path_to_error::Path) -> String {

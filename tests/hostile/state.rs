@@ -562,7 +562,7 @@ async fn reload_errors_never_print_a_value_of_the_wrong_type() {
                 &format!("secrets = \"{SECRET}\""),
             ),
             SECRET,
-            "sources[0].auth",
+            "sources[0].auth.secrets",
         ),
         (
             good.replace(&format!("token = \"{OPS}\""), &format!("token = {NUMBER}")),
