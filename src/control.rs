@@ -305,6 +305,15 @@ impl Control {
     /// Publishes the state's sources and sinks as the new routing table.
     pub fn publish(&self, state: &State) {
         self.routes.store(Arc::new(state.routes()));
+        self.forget_unused_series(state);
+    }
+
+    /// Forgets the metric series of sources that are not in `state`: deleted, removed at a
+    /// reload, or staged by a change that failed. Without this, every source ever created
+    /// through the admin API would stay in `/metrics` (and in memory) for good.
+    pub fn forget_unused_series(&self, state: &State) {
+        self.registry
+            .retain_sources(|id| state.sources.contains_key(id));
     }
 
     /// Re-reads the config file and applies it if it is valid; otherwise nothing changes.
@@ -322,12 +331,7 @@ impl Control {
         let settings = match loaded {
             Ok(s) => s,
             Err(ConfigError::Invalid(issues)) => return Err(ChangeError::InvalidConfig(issues)),
-            Err(e) => {
-                return Err(ChangeError::InvalidConfig(vec![ConfigIssue {
-                    path: String::new(),
-                    message: e.to_string(),
-                }]))
-            }
+            Err(e) => return Err(ChangeError::InvalidConfig(vec![e.into_issue()])),
         };
         let report = self.apply_config(&mut st, settings).await?;
         self.publish(&st);
@@ -446,10 +450,14 @@ impl Control {
                 r.handle.queue.close();
                 let handle = r.handle.clone();
                 let worker = r.worker;
+                let registry = self.registry.clone();
                 let done = tokio::spawn(async move {
                     let _ = worker.await;
                     let h = handle.clone();
                     let _ = tokio::task::spawn_blocking(move || h.queue.close_disk()).await;
+                    // Its series go once it has nothing left to report; the id cannot be added
+                    // back before this task ends.
+                    registry.remove_sink(&handle.id);
                     tracing::info!(sink = %handle.id, "removed sink finished delivering its queue");
                 });
                 st.retired.push((r.handle, done));

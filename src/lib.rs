@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //!
-//! * `config`: the TOML file's types, secret references, and `validate()` into runtime settings.
+//! * `config`: the TOML file's types, secret references, and `validate()` into runtime settings;
+//!   parse errors without values (`parse_error`).
 //! * `secret`: the `Secret` type that never prints.
 //! * `server`: the accept loop (`mod`), each listener's connection table with its per-address and
 //!   total caps (`conns`), the budget of body bytes in flight (`budget`), TLS (`tls`), the hooks
@@ -20,11 +21,13 @@
 //! * `queue`: bounded per-sink queues of encoded events.
 //! * `sinks`: encoders, the worker loop, retry classification, client TLS and HTTP, and each
 //!   sink (`file`, `hec` for Splunk, `syslog` with LEEF/CEF/JSON bodies, `http`).
-//! * `metrics`: metric names and the handles registered once per source and sink.
+//! * `metrics`: metric names and the handles registered once per source and sink, in a series
+//!   store (`metrics::store`) that forgets removed sources' and sinks' series.
 //! * `shutdown`: the signal future the binary waits on.
 //! * `control`: the running configuration (sinks, sources, routing table) and every change to
 //!   it: admin API calls and reloads.
-//! * `admin`: the admin API's listener handler, its input rules and its store.
+//! * `admin`: the admin API's listener handler, its input rules, its store, and the throttle on
+//!   failed authentication (`throttle`).
 
 #![forbid(unsafe_code)]
 
@@ -163,6 +166,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
                     role: t.role,
                 })
                 .collect::<Vec<_>>(),
+            a.limits,
         )
     });
 
@@ -174,7 +178,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     };
     let metrics_addr = ops_listener.as_ref().and_then(|l| l.local_addr().ok());
     let admin_listener = match &admin_settings {
-        Some((addr, _, _)) => Some(bind("admin", *addr).await?),
+        Some((addr, _, _, _)) => Some(bind("admin", *addr).await?),
         None => None,
     };
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
@@ -227,11 +231,8 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
         ))
     });
     let admin_task = match (admin_listener, admin_settings) {
-        (Some(listener), Some((_, admin_tls, tokens))) => {
-            let admin = Arc::new(admin::Admin {
-                control: control.clone(),
-                tokens,
-            });
+        (Some(listener), Some((_, admin_tls, tokens, admin_limits))) => {
+            let admin = Arc::new(admin::Admin::new(control.clone(), tokens, admin_limits));
             let about = server::Listener {
                 name: "admin",
                 metrics: ops.registry.connections("admin"),
@@ -243,7 +244,9 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
                 limits,
                 ops_shutdown.clone(),
                 std::time::Duration::from_secs(1),
-                move |_, req| admin::handle(admin.clone(), req),
+                move |conn: server::ConnInfo, req| {
+                    admin::handle(admin.clone(), conn.peer.ip(), req)
+                },
             )))
         }
         _ => None,

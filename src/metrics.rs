@@ -2,13 +2,18 @@
 //! sink when the gateway starts, so the request path only bumps atomics (the `metrics` macros
 //! allocate per call when labels are not literals).
 //!
-//! Each gateway owns its own Prometheus recorder rather than installing a global one, so that
-//! several gateways in one process (tests) never mix their counters.
+//! Each gateway owns its own series store ([`store`]) rather than installing a global recorder,
+//! so that several gateways in one process (tests) never mix their counters; the store can
+//! forget a removed source's or sink's series, so admin API churn does not grow `/metrics`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
-use metrics_exporter_prometheus::{
-    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
-};
+use metrics_exporter_prometheus::Matcher;
+
+mod store;
 
 use crate::server::reject::Reject;
 
@@ -65,10 +70,9 @@ const LATENCY_BUCKETS: [f64; 12] = [
 
 static METADATA: Metadata<'static> = Metadata::new("siemgate", Level::INFO, Some("siemgate"));
 
-/// The recorder of one gateway and the render handle `/metrics` uses.
+/// The series of one gateway, which `/metrics` renders.
 pub struct Registry {
-    recorder: PrometheusRecorder,
-    handle: PrometheusHandle,
+    recorder: store::Store,
 }
 
 impl Default for Registry {
@@ -79,15 +83,11 @@ impl Default for Registry {
 
 impl Registry {
     pub fn new() -> Registry {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets_for_metric(
-                Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
-                &LATENCY_BUCKETS,
-            )
-            .map(PrometheusBuilder::build_recorder)
-            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
-        let handle = recorder.handle();
-        let r = Registry { recorder, handle };
+        let recorder = store::Store::new(HashMap::from([(
+            Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
+            LATENCY_BUCKETS.to_vec(),
+        )]));
+        let r = Registry { recorder };
         r.describe();
         r
     }
@@ -257,8 +257,23 @@ impl Registry {
 
     /// Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        self.handle.run_upkeep();
-        self.handle.render()
+        self.recorder.render()
+    }
+
+    /// Forgets the series of every source `exists` says is gone (deleted through the admin
+    /// API, or removed from the config file at a reload), so churn does not grow `/metrics`.
+    pub fn retain_sources(&self, exists: impl Fn(&str) -> bool) -> usize {
+        self.recorder.retain_labelled("source", exists)
+    }
+
+    /// Forgets every series of a sink that no longer exists (and has finished its queue).
+    pub fn remove_sink(&self, sink: &str) -> usize {
+        self.recorder.retain_labelled("sink", |s| s != sink)
+    }
+
+    /// How many series exist (sources' and sinks' handles, admin routes, ...).
+    pub fn series(&self) -> usize {
+        self.recorder.len()
     }
 
     fn key(name: &'static str, labels: &[(&'static str, &str)]) -> Key {
@@ -302,6 +317,7 @@ impl Registry {
             duplicates: self.counter(DUPLICATES, &[("source", source)]),
             events_suppressed: self.counter(EVENTS_SUPPRESSED, &[("source", source)]),
             duration: self.histogram(HTTP_REQUEST_DURATION, &[("source", source)]),
+            reject_log: RejectLog::new(),
         }
     }
 
@@ -386,6 +402,50 @@ pub struct SourceMetrics {
     pub duplicates: Counter,
     pub events_suppressed: Counter,
     pub duration: Histogram,
+    reject_log: RejectLog,
+}
+
+/// How often one source may log a refusal line for one reason: a flood of bad requests costs
+/// one line per reason and interval, the next line saying how many were left out (the
+/// `siemgate_requests_rejected_total` counter counts every one).
+pub const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The refusal log limiter of one source: per reason, when a line was last written and how
+/// many refusals since were not logged. Atomics only, so a flood does not contend on a lock.
+struct RejectLog {
+    epoch: Instant,
+    /// Milliseconds after `epoch` (+1, so 0 means never) of the last line, per reason.
+    last: [AtomicU64; Reject::REASONS.len()],
+    unlogged: [AtomicU64; Reject::REASONS.len()],
+}
+
+impl RejectLog {
+    fn new() -> RejectLog {
+        RejectLog {
+            epoch: Instant::now(),
+            last: std::array::from_fn(|_| AtomicU64::new(0)),
+            unlogged: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+
+    fn permit(&self, reason: usize, now: Instant) -> Option<u64> {
+        let (last, unlogged) = (self.last.get(reason)?, self.unlogged.get(reason)?);
+        let now_ms = u64::try_from(now.saturating_duration_since(self.epoch).as_millis())
+            .unwrap_or(u64::MAX - 1)
+            + 1;
+        let interval = u64::try_from(REJECT_LOG_INTERVAL.as_millis()).unwrap_or(u64::MAX);
+        let prev = last.load(Ordering::Relaxed);
+        let due = prev == 0 || now_ms.saturating_sub(prev) >= interval;
+        if !due
+            || last
+                .compare_exchange(prev, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            unlogged.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(unlogged.swap(0, Ordering::Relaxed))
+    }
 }
 
 impl SourceMetrics {
@@ -397,6 +457,13 @@ impl SourceMetrics {
 
     pub fn rejected(&self, reject: &Reject) {
         self.rejected[reject.reason_index()].increment(1);
+    }
+
+    /// Whether a refusal of this kind may be logged now: `Some(n)` with the number of refusals
+    /// of that kind left out since the last line, or `None` (counted for the next line).
+    pub fn reject_log_permit(&self, reject: &Reject) -> Option<u64> {
+        self.reject_log
+            .permit(reject.reason_index(), Instant::now())
     }
 
     pub fn auth_failure(&self, reason: &'static str) {
@@ -424,4 +491,26 @@ pub struct SinkMetrics {
     pub queue_recovered: Counter,
     pub queue_read_errors: Counter,
     pub queue_fsync_seconds: Histogram,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_lines_are_limited_per_reason_and_report_what_was_left_out() {
+        let log = RejectLog::new();
+        let t0 = log.epoch;
+        assert_eq!(log.permit(0, t0), Some(0));
+        for _ in 0..5 {
+            assert_eq!(log.permit(0, t0 + Duration::from_millis(500)), None);
+        }
+        // Another reason has its own budget.
+        assert_eq!(log.permit(3, t0 + Duration::from_millis(500)), Some(0));
+        assert_eq!(log.permit(0, t0 + Duration::from_millis(1000)), Some(5));
+        assert_eq!(log.permit(0, t0 + Duration::from_millis(1100)), None);
+        assert_eq!(log.permit(0, t0 + Duration::from_millis(2500)), Some(1));
+        // An index out of range is never logged (and never panics).
+        assert_eq!(log.permit(usize::MAX, t0), None);
+    }
 }

@@ -467,6 +467,8 @@ enabled = false
 
 [admin]
 listen = "127.0.0.1:0"
+# This test sends many requests without a valid token on purpose.
+max_auth_failures = 1000
 [[admin.tokens]]
 name = "ops"
 token = "{ADMIN_TOKEN}"
@@ -818,6 +820,7 @@ async fn admin_api_answers_as_its_openapi_document_says() {
     changes_wait_for_the_store(&admin, &dir.path().join("data")).await;
     the_config_file_is_reloaded(&admin, &config_path, &hec.url(), closed).await;
     reload_needs_a_config_file(&spec).await;
+    failed_authentications_are_throttled(&spec).await;
     changes_are_refused_once_shutdown_begins(&admin, hooks, &gateway).await;
 
     let mut missing = Vec::new();
@@ -1845,6 +1848,71 @@ async fn changes_wait_for_the_store(admin: &Admin<'_>, data_dir: &Path) {
         assert!(text.contains(&format!("\"{id}\"")), "{id} in {text}");
     }
     assert!(!text.contains("\"lost\""), "{text}");
+}
+
+/// After `admin.max_auth_failures` failed authentications from one address, every route
+/// answers that address 429 with Retry-After, even with a valid token (it is not checked).
+async fn failed_authentications_are_throttled(spec: &Spec) {
+    let gw = start(&format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+plaintext = true
+shutdown_grace = "5s"
+data_dir = "{{dir}}/data"
+[metrics]
+enabled = false
+[admin]
+listen = "127.0.0.1:0"
+max_auth_failures = 2
+auth_failure_window = "1h"
+[[admin.tokens]]
+name = "ops"
+token = "{ADMIN_TOKEN}"
+{FILE_SINK}"#
+    ))
+    .await;
+    let admin = Admin {
+        spec,
+        addr: gw.gateway.admin_addr().expect("admin listener"),
+    };
+    for _ in 0..2 {
+        admin
+            .call(
+                Method::GET,
+                "/api/v1/sinks",
+                Auth::Bearer("not-a-token"),
+                Body::None,
+                401,
+            )
+            .await;
+    }
+    for (template, method) in spec.operations() {
+        if template == "/api/v1/openapi.json" {
+            continue;
+        }
+        let path = template.replace("{id}", "out");
+        let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+        let body = if method == Method::POST || method == Method::PUT {
+            Body::Json(json!({}))
+        } else {
+            Body::None
+        };
+        let reply = admin.call(method.clone(), &path, ADMIN, body, 429).await;
+        let secs: u64 = reply.header("retry-after").parse().unwrap();
+        assert!((3500..=3600).contains(&secs), "{method} {path}: {secs}");
+    }
+    // The document stays public.
+    admin
+        .call(
+            Method::GET,
+            "/api/v1/openapi.json",
+            Auth::None,
+            Body::None,
+            200,
+        )
+        .await;
+    gw.stop().await;
 }
 
 /// A gateway started from parsed settings (no file) has nothing to reload: 409.

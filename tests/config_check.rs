@@ -313,3 +313,156 @@ fn serve_refuses_an_invalid_config_before_binding() {
     );
     drop(held);
 }
+
+/// A value of the wrong type is described by its kind, never quoted: a secret written where a
+/// list, a number or a word was expected must not be printed by `check` or `serve`, while the
+/// error still names the key path and what was expected.
+#[test]
+fn values_of_the_wrong_type_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    const NUMBER: &str = "918273645546372819";
+    let auth_line =
+        format!(r#"auth = {{ scheme = "token", prefix = "Bearer ", secret = "{SECRET}" }}"#);
+    // (config, key path named, expected type named, the value that must not appear)
+    let cases: Vec<(String, &str, &str, &str)> = vec![
+        (
+            valid_config().replace(
+                &auth_line,
+                &format!("[sources.auth]\nscheme = \"token\"\nsecrets = \"{SECRET}\"\n"),
+            ),
+            "sources[0].auth.secrets",
+            "expected a sequence",
+            SECRET,
+        ),
+        (
+            valid_config().replace(
+                &auth_line,
+                &format!(r#"auth = {{ scheme = "hmac_sha256", header = "X-Sig", secret = {NUMBER} }}"#),
+            ),
+            "sources[0].auth.secret",
+            "expected a string",
+            NUMBER,
+        ),
+        (
+            format!(
+                "{}\n[admin]\nlisten = \"127.0.0.1:0\"\n[[admin.tokens]]\nname = \"ops\"\ntoken = {NUMBER}\n",
+                valid_config()
+            ),
+            "admin.tokens[0].token",
+            "expected a string",
+            NUMBER,
+        ),
+        (
+            valid_config().replace(
+                &auth_line,
+                &format!(r#"auth = {{ scheme = "{SECRET}", secret = "x" }}"#),
+            ),
+            "sources[0].auth",
+            "unknown variant",
+            SECRET,
+        ),
+        (
+            valid_config().replace(
+                "plaintext = true",
+                &format!("plaintext = true\nshutdown_grace = \"{SECRET}\""),
+            ),
+            "server.shutdown_grace",
+            "invalid duration",
+            SECRET,
+        ),
+        (
+            valid_config().replace("plaintext = true", &format!("plaintext = {NUMBER}")),
+            "server.plaintext",
+            "expected a boolean",
+            NUMBER,
+        ),
+    ];
+    for (text, key, expected, value) in &cases {
+        assert!(text.contains(value), "case does not hold its value: {text}");
+        for cmd in ["check", "serve"] {
+            let path = write_config(dir.path(), text);
+            let r = run(dir.path(), &[cmd, "--config", path.to_str().unwrap()]);
+            assert!(!r.status.success(), "{cmd}: {:?}\n{}", r.status, r.all());
+            assert!(
+                !r.all().contains(value),
+                "{cmd} printed the value:\n{}",
+                r.all()
+            );
+            assert!(
+                r.stderr.contains(key),
+                "{cmd}: key path {key} not named:\n{}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains(expected),
+                "{cmd}: {expected:?} not said:\n{}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains("line "),
+                "{cmd}: no position:\n{}",
+                r.stderr
+            );
+        }
+    }
+}
+
+/// Standard Webhooks secrets are accepted with or without base64 padding, as the reference
+/// libraries accept them; something that is not base64 is still refused.
+#[test]
+fn standard_webhooks_secrets_without_padding_pass_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth_line =
+        format!(r#"auth = {{ scheme = "token", prefix = "Bearer ", secret = "{SECRET}" }}"#);
+    for (secret, ok) in [
+        ("whsec_c2llbWdhdGUtdW5wYWRkZWQta2V5IQ", true),
+        ("whsec_c2llbWdhdGUtdW5wYWRkZWQta2V5IQ==", true),
+        ("c2llbWdhdGUtdW5wYWRkZWQta2V5IQ", true),
+        ("whsec_c2llbW*hdGU", false),
+    ] {
+        let text = valid_config().replace(
+            &auth_line,
+            &format!(r#"auth = {{ scheme = "standard_webhooks", secret = "{secret}" }}"#),
+        );
+        let r = check(dir.path(), &text);
+        assert_eq!(
+            r.status.success(),
+            ok,
+            "{secret}: {:?}\n{}",
+            r.status,
+            r.all()
+        );
+        if !ok {
+            assert!(r.stderr.contains("not valid base64"), "{}", r.stderr);
+            assert!(!r.all().contains(secret), "secret printed:\n{}", r.all());
+        }
+    }
+}
+
+/// `.` and `..` are not ids: they would name another URL path or queue directory.
+#[test]
+fn dot_ids_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [".", ".."] {
+        let text = valid_config()
+            .replace(r#"id = "out""#, &format!(r#"id = "{bad}""#))
+            .replace(r#"sinks = ["out"]"#, &format!(r#"sinks = ["{bad}"]"#))
+            .replace(r#"id = "a""#, &format!(r#"id = "{bad}""#));
+        let r = check(dir.path(), &text);
+        assert!(!r.status.success(), "{bad}: {:?}\n{}", r.status, r.all());
+        let lines = issue_lines(&r.stderr);
+        for key in ["sinks[0].id", "sources[0].id"] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with(key) && l.contains("not a valid id")),
+                "{bad}: {key} not refused:\n{}",
+                r.stderr
+            );
+        }
+    }
+    // Dots inside an id stay allowed.
+    let text = valid_config().replace(r#"id = "a""#, r#"id = "a.b..c""#);
+    let r = check(dir.path(), &text);
+    assert!(r.status.success(), "{:?}\n{}", r.status, r.all());
+}

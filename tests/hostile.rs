@@ -4,7 +4,10 @@
 //!
 //! * `connections`: idle and slow connections, per-IP caps, HTTP/2 streams, bytes in flight.
 //! * `requests`: per-request work (events per request, queue bounds) and replays.
-//! * `identity`: output escaping, TLS and mTLS identity, config errors, bounded admin state, logs.
+//! * `identity`: output escaping, TLS and mTLS identity.
+//! * `state`: bounded admin state (source churn and `/metrics`, `admin.max_sources`), failed
+//!   admin authentication, refusal logs at a bounded rate, `.`/`..` ids, config errors that
+//!   never print a value.
 
 #[path = "common/binary.rs"]
 mod binary;
@@ -16,3 +19,5 @@ mod connections;
 mod identity;
 #[path = "hostile/requests.rs"]
 mod requests;
+#[path = "hostile/state.rs"]
+mod state;

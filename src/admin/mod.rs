@@ -5,9 +5,11 @@
 
 pub mod input;
 pub mod store;
+pub mod throttle;
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -17,11 +19,12 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use crate::config::{AdminRole, AdminToken, ConfigIssue};
+use crate::config::{AdminLimits, AdminRole, AdminToken, ConfigIssue};
 use crate::control::{ChangeError, Control, Origin, SourceEntry, State};
 use crate::normalize::{Kind, Severity, Status, Timestamp};
 use crate::sinks::TestOutcome;
 use store::{ApiRecord, GraceRecord};
+use throttle::{AuthThrottle, FailureLog, Verdict};
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../../api/openapi.json");
@@ -36,6 +39,20 @@ const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
 pub struct Admin {
     pub control: Arc<Control>,
     pub tokens: Vec<AdminToken>,
+    limits: AdminLimits,
+    /// Failed authentications per client address (429 past the limit).
+    throttle: AuthThrottle,
+}
+
+impl Admin {
+    pub fn new(control: Arc<Control>, tokens: Vec<AdminToken>, limits: AdminLimits) -> Admin {
+        Admin {
+            control,
+            tokens,
+            limits,
+            throttle: AuthThrottle::new(limits),
+        }
+    }
 }
 
 /// Who called: the token's name and role.
@@ -51,6 +68,8 @@ struct Reply {
     body: Option<Value>,
     location: Option<String>,
     allow: Option<&'static str>,
+    /// Seconds for Retry-After (429).
+    retry_after: Option<u64>,
 }
 
 impl Reply {
@@ -60,6 +79,7 @@ impl Reply {
             body: Some(body),
             location: None,
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -127,12 +147,19 @@ impl Reply {
         if let Some(a) = self.allow {
             h.insert(header::ALLOW, HeaderValue::from_static(a));
         }
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }
 
 /// The admin listener's handler.
-pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(
+    admin: Arc<Admin>,
+    peer: IpAddr,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     if req.uri().path() == "/api/v1/openapi.json" && req.method() == Method::GET {
         admin
             .control
@@ -146,7 +173,7 @@ pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>) -> Response<Full<
         );
         return resp;
     }
-    let (route, reply) = route(&admin, req).await;
+    let (route, reply) = route(&admin, peer, req).await;
     admin
         .control
         .registry()
@@ -207,16 +234,28 @@ impl Route<'_> {
     }
 }
 
-async fn route(admin: &Admin, req: Request<Incoming>) -> (&'static str, Reply) {
+async fn route(admin: &Admin, peer: IpAddr, req: Request<Incoming>) -> (&'static str, Reply) {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
     if path == "/api/v1/openapi.json" {
         // GET is answered in `handle`.
         return ("openapi", Reply::method_not_allowed("GET"));
     }
+    if let Verdict::Refuse { retry_after } = admin.throttle.check(peer, Instant::now()) {
+        let secs = retry_after.as_secs().max(1);
+        let mut r = Reply::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed authentications from this address; retry in {secs} s"),
+        );
+        r.retry_after = Some(secs);
+        return ("throttled", r);
+    }
     let caller = match authenticate(&admin.tokens, req.headers()) {
         Ok(c) => c,
-        Err(m) => return ("unauthorized", Reply::error(StatusCode::UNAUTHORIZED, m)),
+        Err(m) => {
+            log_auth_failure(admin, peer, m);
+            return ("unauthorized", Reply::error(StatusCode::UNAUTHORIZED, m));
+        }
     };
     let Some(route) = Route::parse(&path) else {
         return (
@@ -249,13 +288,13 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> (&'static str, Reply) {
     let c = &admin.control;
     let reply = match (route, method) {
         (Route::Sources, Method::GET) => list_sources(c).await,
-        (Route::Sources, _) => create_source(c, caller, body).await,
+        (Route::Sources, _) => create_source(c, caller, body, admin.limits.max_sources).await,
         (Route::Source(id), Method::GET) => get_source(c, id).await,
         (Route::Source(id), Method::PUT) => update_source(c, caller, id, body).await,
         (Route::Source(id), _) => delete_source(c, caller, id).await,
         (Route::ResetSecret(id), _) => reset_secret(c, caller, id, body).await,
         (Route::TestSource(id), _) => test_source(c, caller, id).await,
-        (Route::Bulk, _) => bulk(c, caller, body).await,
+        (Route::Bulk, _) => bulk(c, caller, body, admin.limits.max_sources).await,
         (Route::Sinks, _) => list_sinks(c).await,
         (Route::TestSink(id), _) => test_sink(c, caller, id).await,
         (Route::Reload, _) => reload(c, caller.name).await,
@@ -264,6 +303,29 @@ async fn route(admin: &Admin, req: Request<Incoming>) -> (&'static str, Reply) {
 }
 
 /// Finds the token's holder; every configured token is compared, in constant time.
+/// Logs a failed authentication at a bounded rate (see [`throttle`]); never the token.
+fn log_auth_failure(admin: &Admin, peer: IpAddr, why: &'static str) {
+    match admin.throttle.failed(peer, Instant::now()) {
+        FailureLog::Quiet => {}
+        FailureLog::First { refused_before } => tracing::warn!(
+            %peer,
+            reason = why,
+            refused_in_last_window = refused_before,
+            "admin authentication failed (further failures from this address are logged once more if they reach the limit)"
+        ),
+        FailureLog::Throttled {
+            failures,
+            retry_after,
+        } => tracing::warn!(
+            %peer,
+            reason = why,
+            failures,
+            refusing_for_secs = retry_after.as_secs().max(1),
+            "admin authentication failed too often; this address gets 429 until its window ends"
+        ),
+    }
+}
+
 fn authenticate<'a>(
     tokens: &'a [AdminToken],
     headers: &http::HeaderMap,
@@ -535,7 +597,29 @@ fn need_body(body: Option<Value>) -> Result<Value, Reply> {
     body.ok_or_else(|| Reply::error(StatusCode::BAD_REQUEST, "a JSON body is required"))
 }
 
-async fn create_source(c: &Control, caller: Caller<'_>, body: Option<Value>) -> Reply {
+/// The answer when a change would take the API sources past `admin.max_sources`.
+fn too_many_sources(now: usize, adding: usize, max: usize) -> Reply {
+    Reply::error(
+        StatusCode::CONFLICT,
+        format!(
+            "the admin API holds {now} sources and this would add {adding}; its limit is {max} (admin.max_sources): delete sources first; nothing was applied"
+        ),
+    )
+}
+
+fn api_source_count(st: &State) -> usize {
+    st.sources
+        .values()
+        .filter(|e| e.origin == Origin::Api)
+        .count()
+}
+
+async fn create_source(
+    c: &Control,
+    caller: Caller<'_>,
+    body: Option<Value>,
+    max_sources: usize,
+) -> Reply {
     let body = match need_body(body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -556,14 +640,28 @@ async fn create_source(c: &Control, caller: Caller<'_>, body: Option<Value>) -> 
             );
         }
     }
+    let now = api_source_count(&st);
+    if now >= max_sources {
+        audit(
+            caller.name,
+            "source.create",
+            "",
+            "refused: admin.max_sources",
+        );
+        return too_many_sources(now, 1, max_sources);
+    }
     let staged = match stage(c, &st, body, None, "") {
         Ok(s) => s,
-        Err(issues) => return Reply::issues(StatusCode::BAD_REQUEST, "invalid source", &issues),
+        Err(issues) => {
+            c.forget_unused_series(&st);
+            return Reply::issues(StatusCode::BAD_REQUEST, "invalid source", &issues);
+        }
     };
     let id = staged.entry.settings.id.clone();
     let records = st.api_records(&[], staged.entry.api.clone());
     if let Err(r) = save(c, records).await {
         audit(caller.name, "source.create", &id, "store write failed");
+        c.forget_unused_series(&st);
         return r;
     }
     st.sources.insert(id.clone(), staged.entry);
@@ -634,10 +732,11 @@ async fn delete_source(c: &Control, caller: Caller<'_>, id: &str) -> Reply {
         body: None,
         location: None,
         allow: None,
+        retry_after: None,
     }
 }
 
-async fn bulk(c: &Control, caller: Caller<'_>, body: Option<Value>) -> Reply {
+async fn bulk(c: &Control, caller: Caller<'_>, body: Option<Value>, max_sources: usize) -> Reply {
     let body = match need_body(body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -684,6 +783,7 @@ async fn bulk(c: &Control, caller: Caller<'_>, body: Option<Value>) -> Reply {
                 .is_some_and(|e| e.origin == Origin::Config)
             {
                 audit(caller.name, "sources.bulk", id, "refused");
+                c.forget_unused_series(&st);
                 return Reply::error(
                     StatusCode::CONFLICT,
                     format!("{prefix}: source {id:?} comes from the config file and is read-only here; nothing was applied"),
@@ -698,17 +798,34 @@ async fn bulk(c: &Control, caller: Caller<'_>, body: Option<Value>) -> Reply {
     }
     if !issues.is_empty() {
         audit(caller.name, "sources.bulk", "", "invalid; nothing applied");
+        c.forget_unused_series(&st);
         return Reply::issues(
             StatusCode::BAD_REQUEST,
             "invalid sources; nothing was applied",
             &issues,
         );
     }
+    let now = api_source_count(&st);
+    let adding = staged
+        .iter()
+        .filter(|s| !st.sources.contains_key(&s.entry.settings.id))
+        .count();
+    if now + adding > max_sources {
+        audit(
+            caller.name,
+            "sources.bulk",
+            "",
+            "refused: admin.max_sources",
+        );
+        c.forget_unused_series(&st);
+        return too_many_sources(now, adding, max_sources);
+    }
     let ids: Vec<String> = staged.iter().map(|s| s.entry.settings.id.clone()).collect();
     let without: Vec<&str> = ids.iter().map(String::as_str).collect();
     let records = st.api_records(&without, staged.iter().filter_map(|s| s.entry.api.clone()));
     if let Err(r) = save(c, records).await {
         audit(caller.name, "sources.bulk", "", "store write failed");
+        c.forget_unused_series(&st);
         return r;
     }
     let mut secrets = Vec::with_capacity(staged.len());

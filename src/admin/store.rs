@@ -88,9 +88,23 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(
     v: &serde_json::Value,
 ) -> Result<T, ConfigIssue> {
     serde_path_to_error::deserialize(v).map_err(|e| {
+        use crate::config::parse_error::{split_nested, without_values};
         let path = e.path().to_string();
-        let message = e.into_inner().to_string();
+        // The value is never repeated: it may be a secret given in the wrong place.
+        let message = without_values(&e.into_inner().to_string());
         let mut path = if path == "." { String::new() } else { path };
+        // An error inside an auth table names its key in the message.
+        let message = match split_nested(&message) {
+            Some((inner, rest)) => {
+                path = if path.is_empty() {
+                    inner.to_owned()
+                } else {
+                    format!("{path}.{inner}")
+                };
+                rest.to_owned()
+            }
+            None => message,
+        };
         // A missing key is reported at its parent; name the key itself.
         if let Some(key) = message
             .strip_prefix("missing field `")
@@ -201,6 +215,35 @@ impl Store {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    /// API bodies get the config file's error rules: the key path down into the auth table,
+    /// the expected type, never the value.
+    #[test]
+    fn parse_errors_name_the_key_and_not_the_value() {
+        let cases = [
+            (
+                serde_json::json!({"id": "a", "auth": {"scheme": "token", "secrets": "s3cr3t-value"}, "sinks": ["out"]}),
+                "auth.secrets",
+                "expected a sequence",
+            ),
+            (
+                serde_json::json!({"id": "a", "auth": {"scheme": "s3cr3t-value"}, "sinks": ["out"]}),
+                "auth.scheme",
+                "unknown variant",
+            ),
+            (
+                serde_json::json!({"id": "a", "auth": {"scheme": "basic", "credentials": [{"username": "u"}]}, "sinks": ["out"]}),
+                "auth.credentials[0].password",
+                "missing field",
+            ),
+        ];
+        for (v, path, message) in cases {
+            let issue = parse_value::<SourceConfig>(&v).unwrap_err();
+            assert_eq!(issue.path, path, "{issue}");
+            assert!(issue.message.contains(message), "{issue}");
+            assert!(!issue.to_string().contains("s3cr3t"), "{issue}");
+        }
+    }
 
     fn record(id: &str) -> ApiRecord {
         ApiRecord {

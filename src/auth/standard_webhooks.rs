@@ -6,7 +6,9 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use ::hmac::{Hmac, Mac};
-use base64::engine::general_purpose::STANDARD;
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
+use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use http::HeaderMap;
 use sha2::Sha256;
@@ -16,6 +18,13 @@ use super::{check_secrets, check_timestamp, ct_any, ct_any_choice, AuthConfigErr
 use crate::secret::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Secrets are standard base64 with or without the trailing `=` padding: the reference
+/// libraries accept both, and some senders show their `whsec_` keys without it.
+const SECRET_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// The replay window the specification recommends: five minutes either way.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
@@ -33,7 +42,7 @@ pub struct StandardWebhooksVerifier {
 }
 
 impl StandardWebhooksVerifier {
-    /// Each secret is base64 with an optional `whsec_` prefix. Fails when there are no secrets or
+    /// Each secret is base64 (padded or not) with an optional `whsec_` prefix. Fails when there are no secrets or
     /// one is empty or not base64; the error names the secret's index, never its value.
     pub fn new(secrets: Vec<Secret>, tolerance: Duration) -> Result<Self, AuthConfigError> {
         check_secrets(&secrets)?;
@@ -43,7 +52,7 @@ impl StandardWebhooksVerifier {
             .map(|(index, secret)| {
                 let encoded = secret.expose();
                 let encoded = encoded.strip_prefix("whsec_").unwrap_or(encoded);
-                let key = STANDARD
+                let key = SECRET_BASE64
                     .decode(encoded)
                     .map_err(|_| AuthConfigError::NotBase64 { index })?;
                 if key.is_empty() {
@@ -168,6 +177,32 @@ mod tests {
         mac.update(format!("{id}.{ts}.").as_bytes());
         mac.update(body);
         format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// A key whose base64 needs padding (22 bytes: `...IQ==`), written without it, and the
+    /// signature of the official vector's message under that key (computed with Python's
+    /// `hmac`/`hashlib`, independently of this code).
+    const UNPADDED: &str = "whsec_c2llbWdhdGUtdW5wYWRkZWQta2V5IQ";
+    const UNPADDED_SIG: &str = "v1,kPS+X5g6QIsOOFlATjqM1iJeHIh3uTyWblJv+e2gHiI=";
+
+    #[test]
+    fn secrets_without_padding_are_accepted_and_verify() {
+        let h = headers(MSG_ID, &TS.to_string(), UNPADDED_SIG);
+        assert_eq!(verifier(&[UNPADDED]).verify(&h, BODY, at(TS)), Ok(()));
+        // The padded form is the same key.
+        let padded = format!("{UNPADDED}==");
+        assert_eq!(verifier(&[&padded]).verify(&h, BODY, at(TS)), Ok(()));
+        // And the key still matters: the official vector's signature does not pass with it.
+        assert!(verifier(&[UNPADDED])
+            .verify(&vector(), BODY, at(TS))
+            .is_err());
+        // Something that is not base64 at all is still refused.
+        for bad in ["whsec_c2llbW*hdGU", "whsec_c2llbWdhdGUtdW5wYWRkZWQta2V5I"] {
+            assert!(
+                StandardWebhooksVerifier::new(vec![Secret::new(bad)], DEFAULT_TOLERANCE).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

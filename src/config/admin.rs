@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{parse_addr, Issues, SecretRef, TlsConfig};
+use std::time::Duration;
+
+use super::{parse_addr, ConfigDuration, Issues, SecretRef, TlsConfig};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -17,6 +19,37 @@ pub struct AdminConfig {
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub tokens: Vec<AdminTokenConfig>,
+    /// Most sources the admin API may hold at once. Each costs memory for as long as it
+    /// exists (its verifier, de-duplication window, metric series), so a runaway script or a
+    /// leaked token cannot grow the gateway without bound; past it, creating one is a 409.
+    #[serde(default = "default_max_sources")]
+    pub max_sources: usize,
+    /// Failed authentications one client address may make within `auth_failure_window`;
+    /// after that its requests get 429 with Retry-After, without the token being checked, until
+    /// the window ends. Bounds token guessing and the log lines failures write.
+    #[serde(default = "default_max_auth_failures")]
+    pub max_auth_failures: u32,
+    #[serde(default = "default_auth_failure_window")]
+    pub auth_failure_window: ConfigDuration,
+}
+
+/// Default cap on API sources: far above what one gateway's vendors need.
+pub const DEFAULT_MAX_SOURCES: usize = 1000;
+/// Default failed admin authentications per client address and window.
+pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 10;
+/// Default window for counting failed admin authentications.
+pub const DEFAULT_AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Largest accepted `max_sources`: the whole set is rewritten to the store on each change.
+const MAX_MAX_SOURCES: usize = 100_000;
+
+fn default_max_sources() -> usize {
+    DEFAULT_MAX_SOURCES
+}
+fn default_max_auth_failures() -> u32 {
+    DEFAULT_MAX_AUTH_FAILURES
+}
+fn default_auth_failure_window() -> ConfigDuration {
+    ConfigDuration(DEFAULT_AUTH_FAILURE_WINDOW)
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -43,6 +76,25 @@ pub struct AdminSettings {
     pub listen: SocketAddr,
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub tokens: Vec<AdminToken>,
+    pub limits: AdminLimits,
+}
+
+/// The admin API's bounds (see [`AdminConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminLimits {
+    pub max_sources: usize,
+    pub max_auth_failures: u32,
+    pub auth_failure_window: Duration,
+}
+
+impl Default for AdminLimits {
+    fn default() -> Self {
+        AdminLimits {
+            max_sources: DEFAULT_MAX_SOURCES,
+            max_auth_failures: DEFAULT_MAX_AUTH_FAILURES,
+            auth_failure_window: DEFAULT_AUTH_FAILURE_WINDOW,
+        }
+    }
 }
 
 pub struct AdminToken {
@@ -133,6 +185,19 @@ pub(super) fn validate_admin(
             Err(m) => issues.push(format!("{path}.token"), m),
         }
     }
+    if admin.max_sources == 0 || admin.max_sources > MAX_MAX_SOURCES {
+        issues.push(
+            "admin.max_sources",
+            format!("must be 1 to {MAX_MAX_SOURCES}"),
+        );
+    }
+    if admin.max_auth_failures == 0 {
+        issues.push("admin.max_auth_failures", "must be at least 1");
+    }
+    let window = admin.auth_failure_window.0;
+    if window < Duration::from_secs(1) || window > Duration::from_secs(24 * 3600) {
+        issues.push("admin.auth_failure_window", "must be 1s to 24h");
+    }
     if issues.0.len() != before {
         return None;
     }
@@ -140,5 +205,10 @@ pub(super) fn validate_admin(
         listen: listen?,
         tls,
         tokens,
+        limits: AdminLimits {
+            max_sources: admin.max_sources,
+            max_auth_failures: admin.max_auth_failures,
+            auth_failure_window: window,
+        },
     })
 }

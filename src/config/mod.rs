@@ -26,6 +26,7 @@ use crate::vendors::mapping::{Mapping, MappingConfig};
 use crate::vendors::Vendor;
 
 pub mod admin;
+pub mod parse_error;
 pub mod sinks;
 pub use admin::*;
 pub use sinks::*;
@@ -250,8 +251,13 @@ pub struct FilterConfig {
 }
 
 /// How a source proves who it is. `scheme` selects the variant.
+///
+/// The derived deserializer is the externally tagged one (`remote = "Self"`); the `Deserialize`
+/// impl below reads the table, takes `scheme` out and hands `{scheme: rest}` to it. Serde's own
+/// internally tagged form buffers the table and loses the key path of an error inside it (a
+/// value of the wrong type would be reported at `sources[0].auth`, not `...auth.secrets`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthConfig {
     None {
         #[serde(default)]
@@ -289,6 +295,56 @@ pub enum AuthConfig {
         #[serde(default)]
         secrets: Vec<SecretRef>,
     },
+}
+
+impl<'de> Deserialize<'de> for AuthConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        use serde_json::{Map, Value};
+
+        /// The derived (externally tagged) deserializer, as a `Deserialize` type.
+        struct Tagged(AuthConfig);
+        impl<'de> Deserialize<'de> for Tagged {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                AuthConfig::deserialize(d).map(Tagged)
+            }
+        }
+
+        let mut table = Map::<String, Value>::deserialize(d)?;
+        let scheme = match table.remove("scheme") {
+            Some(Value::String(s)) => s,
+            Some(_) => {
+                return Err(D::Error::custom(parse_error::nested(
+                    "scheme",
+                    "invalid type, expected a string",
+                )))
+            }
+            None => return Err(D::Error::missing_field("scheme")),
+        };
+        let tagged = Value::Object(Map::from_iter([(scheme.clone(), Value::Object(table))]));
+        match serde_path_to_error::deserialize::<_, Tagged>(tagged) {
+            Ok(Tagged(auth)) => Ok(auth),
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = path
+                    .strip_prefix(scheme.as_str())
+                    .unwrap_or("")
+                    .trim_start_matches('.');
+                let message = parse_error::without_values(&e.into_inner().to_string());
+                // An unknown variant is the `scheme` key's value.
+                let inner = if inner.is_empty() && message.starts_with("unknown variant") {
+                    "scheme"
+                } else {
+                    inner
+                };
+                Err(D::Error::custom(if inner.is_empty() {
+                    message
+                } else {
+                    parse_error::nested(inner, &message)
+                }))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -374,9 +430,10 @@ impl<'de> Deserialize<'de> for ConfigDuration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         parse_duration(&s).map(ConfigDuration).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "invalid duration {s:?}: expected a number followed by ms, s, m or h, e.g. \"10s\""
-            ))
+            // The value is not repeated: a secret may have been written here by mistake.
+            serde::de::Error::custom(
+                "invalid duration: expected a number followed by ms, s, m or h, e.g. 10s",
+            )
         })
     }
 }
@@ -597,17 +654,50 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The TOML error's message and position, without the source line it would quote (that
-    /// line can hold a secret).
-    #[error("cannot parse config file {path}: line {line}, column {column}: {message}")]
+    /// The TOML error's key path, position and message, without the source line it would
+    /// quote or the value it would describe (either can hold a secret written in the wrong
+    /// place): see [`parse_error`].
+    #[error("cannot parse config file {path}: line {line}, column {column}: {}", located(.key, .message))]
     Parse {
         path: PathBuf,
+        /// Where serde stopped, e.g. `admin.tokens[0].token`; empty for the whole file.
+        key: String,
         line: usize,
         column: usize,
         message: String,
     },
     #[error("invalid config ({} problems):\n{}", .0.len(), issues_text(.0))]
     Invalid(Vec<ConfigIssue>),
+}
+
+fn located(key: &str, message: &str) -> String {
+    if key.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{key}: {message}")
+    }
+}
+
+impl ConfigError {
+    /// The error as one issue with its key path (for the reload API's answer).
+    pub fn into_issue(self) -> ConfigIssue {
+        match self {
+            ConfigError::Parse {
+                key,
+                line,
+                column,
+                message,
+                ..
+            } => ConfigIssue {
+                path: key,
+                message: format!("line {line}, column {column}: {message}"),
+            },
+            other => ConfigIssue {
+                path: String::new(),
+                message: other.to_string(),
+            },
+        }
+    }
 }
 
 fn issues_text(issues: &[ConfigIssue]) -> String {
@@ -624,7 +714,7 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    let file = parse(&text).map_err(|e| {
+    let file = parse_located(&text).map_err(|(key, e)| {
         let at = e.span().map_or(0, |s| s.start).min(text.len());
         let before = &text.as_bytes()[..at];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -634,11 +724,13 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
                 .rposition(|&b| b == b'\n')
                 .map_or(0, |i| i + 1)
             + 1;
+        let (key, message) = located_message(key, e.message());
         ConfigError::Parse {
             path: path.to_owned(),
+            key,
             line,
             column,
-            message: e.message().trim_end().to_owned(),
+            message,
         }
     })?;
     let mut settings = validate(file).map_err(ConfigError::Invalid)?;
@@ -648,6 +740,26 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
 
 pub fn parse(text: &str) -> Result<ConfigFile, toml::de::Error> {
     toml::from_str(text)
+}
+
+/// Parses like [`parse`], and on failure also names the key path where serde stopped.
+fn parse_located(text: &str) -> Result<ConfigFile, (String, toml::de::Error)> {
+    let de = toml::Deserializer::parse(text).map_err(|e| (String::new(), e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = parse_error::key_path(e.path());
+        (key, e.into_inner())
+    })
+}
+
+/// The key path and message of a parse error, with a path nested in the message (see
+/// [`parse_error::nested`]) moved onto the key path.
+fn located_message(key: String, message: &str) -> (String, String) {
+    let message = parse_error::without_values(message);
+    match parse_error::split_nested(&message) {
+        Some((inner, rest)) if key.is_empty() => (inner.to_owned(), rest.to_owned()),
+        Some((inner, rest)) => (format!("{key}.{inner}"), rest.to_owned()),
+        None => (key, message),
+    }
 }
 
 /// Collects issues while validating.
@@ -892,10 +1004,7 @@ fn validate_source(
     if !valid_id(&source.id) {
         issues.push(
             format!("{path}.id"),
-            format!(
-                "{:?} is not a valid id: use 1 to 64 of A-Z a-z 0-9 - _ .",
-                source.id
-            ),
+            format!("{:?} is not a valid id: {ID_RULE}", source.id),
         );
     }
     let vendor = Vendor::from_name(&source.vendor);
@@ -1443,6 +1552,25 @@ mod tests {
         let admin = settings.admin.unwrap();
         assert_eq!(admin.tokens[0].role, AdminRole::Admin);
         assert!(admin.tls.is_none());
+        assert_eq!(admin.limits, AdminLimits::default());
+        assert_eq!(admin.limits.max_sources, 1000);
+
+        // The admin API's bounds.
+        let bounds = ok.replace(
+            "listen = \"127.0.0.1:9300\"",
+            "listen = \"127.0.0.1:9300\"\nmax_sources = 0\nmax_auth_failures = 0\nauth_failure_window = \"500ms\"",
+        );
+        let issues = issues_of(&bounds);
+        for key in [
+            "admin.max_sources: must be 1 to",
+            "admin.max_auth_failures: must be at least 1",
+            "admin.auth_failure_window: must be 1s to 24h",
+        ] {
+            assert!(
+                issues.iter().any(|i| i.starts_with(key)),
+                "missing {key:?} in {issues:#?}"
+            );
+        }
     }
 
     #[test]

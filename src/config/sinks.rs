@@ -743,8 +743,15 @@ pub fn system_hostname() -> String {
     }
 }
 
+/// What a valid source or sink id is, for error messages.
+pub(super) const ID_RULE: &str = "use 1 to 64 of A-Z a-z 0-9 - _ . (not . or .. alone)";
+
+/// Ids name URL paths (`/hooks/<id>`, `/api/v1/sources/<id>`) and directories (a disk queue's
+/// `<data_dir>/queues/<id>`), so `.` and `..` are refused: they would resolve to another path.
 pub(super) fn valid_id(id: &str) -> bool {
     !id.is_empty()
+        && id != "."
+        && id != ".."
         && id.len() <= 64
         && id
             .bytes()
@@ -762,7 +769,7 @@ pub(super) fn validate_sink(
     if !valid_id(id) {
         issues.push(
             format!("{path}.id"),
-            format!("{id:?} is not a valid id: use 1 to 64 of A-Z a-z 0-9 - _ ."),
+            format!("{id:?} is not a valid id: {ID_RULE}"),
         );
     }
     let (queue, batch, filter, dead_letter_path, max_retry) = match sink {

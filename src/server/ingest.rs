@@ -77,7 +77,7 @@ pub async fn handle(
         Ok(Receipt::Duplicate(accepted)) => receipt(accepted, true),
         Err(reject) => {
             let (status, reason, level) = reject.class();
-            log_reject(level, &source.settings.id, conn, status, reason, &reject);
+            log_reject(level, &source, conn, status, reason, &reject);
             source.metrics.rejected(&reject);
             if let Reject::Auth(e) = &reject {
                 source.metrics.auth_failure(e.reason());
@@ -97,24 +97,30 @@ pub async fn handle(
     resp
 }
 
+/// Logs a refusal, at most one line per source, reason and `REJECT_LOG_INTERVAL`; the line
+/// says how many refusals of that kind were left out since the previous one.
 fn log_reject(
     level: tracing::Level,
-    source: &str,
+    source: &Source,
     conn: ConnInfo,
     status: StatusCode,
     reason: &str,
     reject: &Reject,
 ) {
+    let Some(unlogged) = source.metrics.reject_log_permit(reject) else {
+        return;
+    };
+    let source = source.settings.id.as_str();
     let detail = reject.detail();
     match level {
         tracing::Level::ERROR => {
-            tracing::error!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, "request refused")
+            tracing::error!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, unlogged, "request refused")
         }
         tracing::Level::WARN => {
-            tracing::warn!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, "request refused")
+            tracing::warn!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, unlogged, "request refused")
         }
         _ => {
-            tracing::debug!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, "request refused")
+            tracing::debug!(source, peer = %conn.peer, status = status.as_u16(), reason, detail, unlogged, "request refused")
         }
     }
 }
