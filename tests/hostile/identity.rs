@@ -5,6 +5,12 @@
 //!   binary to loopback syslog receivers as LEEF, CEF and JSON: every message parses strictly,
 //!   holds no raw control, the characters arrive as spaces (CEF keeps `\r`/`\n` escapes, JSON
 //!   its `\u` escapes) and nothing after a NUL is lost.
+//! * `self_signed_ca_certificate_works_as_ca_file_or_pin`: a self-signed CA:TRUE certificate
+//!   with no subjectAltName (what `openssl req -x509` makes by default) served by loopback TLS
+//!   syslog receivers: as the sink's `ca_file`, and pinned by `pinned_sha256`, the event is
+//!   delivered; a different self-signed certificate with the same name, and the right
+//!   certificate under another `server_name`, are refused, nothing reaches those receivers and
+//!   `/readyz` names those sinks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/binary.rs"]
@@ -12,14 +18,16 @@ mod binary;
 #[path = "../common/syslog.rs"]
 mod syslog;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use serde_json::json;
 
-use crate::common::{post, send};
+use crate::common::{get_text, post, send};
 use binary::Process;
-use syslog::{first_control, parse_cef, parse_leef, parse_rfc5424, Framing, StreamReceiver};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use syslog::{first_control, parse_cef, parse_leef, parse_rfc5424, Framing, Pki, StreamReceiver};
 
 /// Bound on waiting for a sink to deliver (or to give up).
 const BOUND: Duration = Duration::from_secs(10);
@@ -45,7 +53,7 @@ const CONTROLS: &str = "n\0e\x1bb\x07v\x0bf\x0cd\x7ft\tr\rl\nN\u{85}L\u{2028}P\u
 /// `CONTROLS` as LEEF and CEF headers carry it: every one of them a space.
 const SPACED: &str = "n e b v f d t r l N L P end";
 
-/// A `[[sinks]]` table of type syslog over TCP, no linger; `keys` are more `key = value` lines.
+/// A `[[sinks]]` table of type syslog, no linger; `keys` are more `key = value` lines.
 fn syslog_sink(id: &str, addr: std::net::SocketAddr, keys: &str) -> String {
     format!(
         r#"
@@ -53,7 +61,6 @@ fn syslog_sink(id: &str, addr: std::net::SocketAddr, keys: &str) -> String {
 id = "{id}"
 type = "syslog"
 address = "{addr}"
-transport = "tcp"
 {keys}
 [sinks.batch]
 linger = "0ms"
@@ -83,9 +90,17 @@ id = "/id"
 title = "/title"
 description = "/desc"
 "#,
-        leef = syslog_sink("leef", leef.addr(), r#"format = "leef""#),
-        cef = syslog_sink("cef", cef.addr(), r#"format = "cef""#),
-        json = syslog_sink("json", jsonr.addr(), "format = \"json\"\nframing = \"lf\""),
+        leef = syslog_sink(
+            "leef",
+            leef.addr(),
+            "transport = \"tcp\"\nformat = \"leef\""
+        ),
+        cef = syslog_sink("cef", cef.addr(), "transport = \"tcp\"\nformat = \"cef\""),
+        json = syslog_sink(
+            "json",
+            jsonr.addr(),
+            "transport = \"tcp\"\nformat = \"json\"\nframing = \"lf\""
+        ),
     );
     let mut proc = Process::start(dir.path(), &config, &[]);
     let [hooks] = proc.wait_ready(["hooks"]);
@@ -146,4 +161,163 @@ description = "/desc"
     let j: serde_json::Value = serde_json::from_str(&msg(&jsonr)).unwrap();
     assert_eq!(j["title"], CONTROLS, "JSON keeps the text, escaped");
     assert_eq!(j["description"], format!("{CONTROLS} tail"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Self-signed server certificates for sinks
+// ---------------------------------------------------------------------------------------------
+
+/// A self-signed certificate as `openssl req -x509 -subj /CN=<cn>` makes it by default:
+/// basicConstraints CA:TRUE, no subjectAltName, no extended key usage; and a TLS server
+/// presenting it.
+fn openssl_style_self_signed(cn: &str) -> (Pki, Vec<u8>) {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = KeyPair::generate().unwrap();
+    let cert = p.self_signed(&key).unwrap();
+    let key_der = rustls_pki_types::PrivateKeyDer::Pkcs8(
+        rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
+    );
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key_der)
+        .unwrap();
+    let pki = Pki {
+        ca_pem: cert.pem(),
+        server_cert_pem: cert.pem(),
+        server: Arc::new(server),
+    };
+    (pki, cert.der().to_vec())
+}
+
+/// `AB:CD:...`, as `openssl x509 -fingerprint -sha256` prints it.
+fn colon_fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[tokio::test]
+async fn self_signed_ca_certificate_works_as_ca_file_or_pin() {
+    let (cert, der) = openssl_style_self_signed("localhost");
+    let (impostor, _) = openssl_style_self_signed("localhost");
+    // `bycafile` and `wrongname` trust `cert` through ca_file, `bypin` through its fingerprint;
+    // `impostor` presents another self-signed certificate with the same name.
+    let by_ca_file = StreamReceiver::tls(Framing::OctetCounting, &cert).await;
+    let by_pin = StreamReceiver::tls(Framing::OctetCounting, &cert).await;
+    let wrong_name = StreamReceiver::tls(Framing::OctetCounting, &cert).await;
+    let fake = StreamReceiver::tls(Framing::OctetCounting, &impostor).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("self-signed.pem");
+    std::fs::write(&ca, &cert.ca_pem).unwrap();
+    let ca = ca.display();
+    let tls = |extra: &str| format!("transport = \"tls\"\nconnect_timeout = \"2s\"\n{extra}");
+    let sinks = [
+        syslog_sink(
+            "bycafile",
+            by_ca_file.addr(),
+            &tls(&format!(
+                "tls = {{ ca_file = '{ca}', server_name = 'localhost' }}"
+            )),
+        ),
+        syslog_sink(
+            "bypin",
+            by_pin.addr(),
+            &tls(&format!(
+                "tls = {{ pinned_sha256 = ['{}'], server_name = 'localhost' }}",
+                colon_fingerprint(&der)
+            )),
+        ),
+        syslog_sink(
+            "wrongname",
+            wrong_name.addr(),
+            &tls(&format!(
+                "tls = {{ ca_file = '{ca}', server_name = 'siem.example' }}"
+            )),
+        ),
+        syslog_sink(
+            "impostor",
+            fake.addr(),
+            &tls(&format!(
+                "tls = {{ ca_file = '{ca}', server_name = 'localhost' }}"
+            )),
+        ),
+    ];
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+plaintext = true
+[metrics]
+listen = "127.0.0.1:0"
+{sinks}
+[[sources]]
+id = "s"
+vendor = "generic"
+sinks = ["bycafile", "bypin", "wrongname", "impostor"]
+auth = {{ scheme = "token", header = "Authorization", prefix = "Bearer ", secret = "tok" }}
+"#,
+        sinks = sinks.concat()
+    );
+    let mut proc = Process::start(dir.path(), &config, &[]);
+    let [hooks, metrics] = proc.wait_ready(["hooks", "metrics"]);
+    let a = send(
+        hooks,
+        post(
+            hooks,
+            "s",
+            &[("authorization", "Bearer tok")],
+            r#"{"id":"self-signed-1","title":"t"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+
+    for (name, r) in [("bycafile", &by_ca_file), ("bypin", &by_pin)] {
+        assert!(
+            within_bound(|| r.count() >= 1).await,
+            "{name}: the self-signed server got nothing; stderr:\n{}",
+            proc.stderr_text()
+        );
+        assert_eq!(r.handshake_failures(), Vec::<String>::new(), "{name}");
+        assert!(r.messages()[0].text().contains("self-signed-1"), "{name}");
+    }
+
+    // The refused ones: /readyz names them, their receivers saw handshakes fail and got nothing.
+    let deadline = Instant::now() + BOUND;
+    let last = loop {
+        let (status, body) = get_text(metrics, "/readyz").await;
+        let named = body.contains("wrongname") && body.contains("impostor");
+        if status == StatusCode::SERVICE_UNAVAILABLE && named {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz does not name both refused sinks: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        !last.contains("bycafile") && !last.contains("bypin"),
+        "{last}"
+    );
+    for (name, r) in [("wrongname", &wrong_name), ("impostor", &fake)] {
+        assert!(
+            !r.handshake_failures().is_empty(),
+            "{name}: handshake tried"
+        );
+        assert_eq!(r.count(), 0, "{name}: nothing over a refused connection");
+    }
 }
