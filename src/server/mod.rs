@@ -34,11 +34,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Limits;
 
 /// What a handler knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
-    /// A client certificate was presented and verified against `client_ca`.
-    pub client_cert: bool,
+    /// The client certificate presented and verified against `client_ca`, read once per
+    /// connection: sources with `require_client_cert` match it against their identities.
+    pub client_cert: Option<Arc<tls::ClientCert>>,
 }
 
 /// Concurrent HTTP/2 streams per connection: bounds the work one connection can queue.
@@ -100,7 +101,7 @@ pub async fn serve<H, F>(
                 None => {
                     let info = ConnInfo {
                         peer,
-                        client_cert: false,
+                        client_cert: None,
                     };
                     serve_connection(&builder, watcher, tcp, info, limits, handler).await;
                 }
@@ -125,7 +126,8 @@ pub async fn serve<H, F>(
                         .get_ref()
                         .1
                         .peer_certificates()
-                        .is_some_and(|c| !c.is_empty());
+                        .and_then(<[_]>::first)
+                        .map(|c| Arc::new(tls::ClientCert::read(c.as_ref())));
                     let info = ConnInfo { peer, client_cert };
                     serve_connection(&builder, watcher, stream, info, limits, handler).await;
                 }
@@ -160,9 +162,10 @@ async fn serve_connection<IO, H, F>(
 {
     let first_request = Arc::new(AtomicBool::new(false));
     let seen = first_request.clone();
+    let conn_info = info.clone();
     let service = service_fn(move |req| {
         seen.store(true, Ordering::Relaxed);
-        let fut = handler(info, req);
+        let fut = handler(conn_info.clone(), req);
         async move { Ok::<_, Infallible>(fut.await) }
     });
     let conn = watcher.watch(

@@ -11,6 +11,12 @@
 //!   delivered; a different self-signed certificate with the same name, and the right
 //!   certificate under another `server_name`, are refused, nothing reaches those receivers and
 //!   `/readyz` names those sinks.
+//! * `client_certificates_are_tied_to_their_sources`: one `client_ca`, three mTLS sources
+//!   (`alice` allows a name, `bob` a fingerprint, `anyone` any certificate from the CA): each
+//!   client certificate passes only where it is allowed, the others answer 403
+//!   `client_cert_not_allowed` with the reason; a certificate without the clientAuth extended
+//!   key usage is refused everywhere, and so is the server's own (serverAuth) certificate;
+//!   every refusal is counted and logged, and only the allowed requests reach the sink.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/binary.rs"]
@@ -24,9 +30,16 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use serde_json::json;
 
-use crate::common::{get_text, post, send};
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+
+use crate::common::{get_text, metric, post, read_lines, send, send_tls, tls_client, Answer};
 use binary::Process;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
 use syslog::{first_control, parse_cef, parse_leef, parse_rfc5424, Framing, Pki, StreamReceiver};
 
 /// Bound on waiting for a sink to deliver (or to give up).
@@ -320,4 +333,240 @@ auth = {{ scheme = "token", header = "Authorization", prefix = "Bearer ", secret
         );
         assert_eq!(r.count(), 0, "{name}: nothing over a refused connection");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client certificate identities
+// ---------------------------------------------------------------------------------------------
+
+/// A certificate and its key, PEM, and the certificate's DER.
+struct Leaf {
+    cert: String,
+    key: String,
+    der: Vec<u8>,
+}
+
+/// A certificate for `cn` signed by `ca`, with `sans` and the extended key usages `eku` (none:
+/// no extension at all).
+fn leaf(
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    cn: &str,
+    sans: Vec<SanType>,
+    eku: Vec<ExtendedKeyUsagePurpose>,
+) -> Leaf {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.subject_alt_names = sans;
+    p.extended_key_usages = eku;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let cert = p.signed_by(&key, &**ca).unwrap();
+    Leaf {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+        der: cert.der().to_vec(),
+    }
+}
+
+/// POSTs one event to `source` over TLS (HTTP/1.1) presenting `cert`, bounded in time.
+async fn post_with_cert(
+    hooks: std::net::SocketAddr,
+    ca: &str,
+    cert: Option<&Leaf>,
+    source: &str,
+    id: &str,
+) -> Result<Answer, String> {
+    let config = tls_client(
+        ca,
+        &[b"http/1.1"],
+        cert.map(|c| (c.cert.as_str(), c.key.as_str())),
+    );
+    let req = Request::post(format!("https://localhost:{}/hooks/{source}", hooks.port()))
+        .header("authorization", "Bearer tok")
+        .body(Full::new(Bytes::from(format!(r#"{{"id":"{id}"}}"#))))
+        .unwrap();
+    tokio::time::timeout(BOUND, send_tls(hooks, config, false, req))
+        .await
+        .expect("the TLS exchange ends within the bound")
+        .map(|(a, _)| a)
+}
+
+#[tokio::test]
+async fn client_certificates_are_tied_to_their_sources() {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "partners CA");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let client_auth = || vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let dns = |n: &str| SanType::DnsName(n.try_into().unwrap());
+    let server = leaf(
+        &ca,
+        "localhost",
+        vec![dns("localhost")],
+        vec![ExtendedKeyUsagePurpose::ServerAuth],
+    );
+    let alice = leaf(
+        &ca,
+        "Alice Sender",
+        vec![SanType::URI("spiffe://partners/alice".try_into().unwrap())],
+        client_auth(),
+    );
+    let bob = leaf(&ca, "bob.partners.example", vec![], client_auth());
+    // Alice's name, but not marked for client authentication.
+    let no_eku = leaf(
+        &ca,
+        "Alice Sender",
+        vec![SanType::URI("spiffe://partners/alice".try_into().unwrap())],
+        vec![],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (cert, key, ca_file) = (
+        write("server.pem", &server.cert),
+        write("server.key", &server.key),
+        write("ca.pem", &ca.pem()),
+    );
+    let bob_pin = colon_fingerprint(&bob.der).to_lowercase();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+[server.tls]
+cert = '{cert}'
+key = '{key}'
+client_ca = '{ca_file}'
+[metrics]
+listen = "127.0.0.1:0"
+[[sinks]]
+id = "out"
+type = "file"
+path = "{{dir}}/out.ndjson"
+fsync = "never"
+[sinks.batch]
+linger = "0ms"
+[[sources]]
+id = "alice"
+sinks = ["out"]
+require_client_cert = true
+client_cert_names = ["SPIFFE://partners/alice"]
+auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
+[[sources]]
+id = "bob"
+sinks = ["out"]
+require_client_cert = true
+client_cert_sha256 = ["{bob_pin}"]
+auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
+[[sources]]
+id = "anyone"
+sinks = ["out"]
+require_client_cert = true
+auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
+"#
+    );
+    let mut proc = Process::start(dir.path(), &config, &[("SIEMGATE_LOG", "info")]);
+    let [hooks, metrics] = proc.wait_ready(["hooks", "metrics"]);
+    let ca_pem = ca.pem();
+
+    // Allowed: each certificate where its identity is listed, and anywhere without a list.
+    for (who, cert, source) in [
+        ("alice", &alice, "alice"),
+        ("bob", &bob, "bob"),
+        ("alice", &alice, "anyone"),
+        ("bob", &bob, "anyone"),
+    ] {
+        let id = format!("{who}-to-{source}");
+        let a = post_with_cert(hooks, &ca_pem, Some(cert), source, &id)
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(a.status, StatusCode::OK, "{id}: {:?}", a.body);
+    }
+
+    // Refused with 403 and the reason: a certificate from the same CA on another's source, and
+    // a certificate not marked for client authentication (even where its name is allowed).
+    for (who, cert, source, why) in [
+        ("alice", &alice, "bob", "not one this source allows"),
+        ("bob", &bob, "alice", "not one this source allows"),
+        ("no-eku", &no_eku, "alice", "clientAuth"),
+        ("no-eku", &no_eku, "anyone", "clientAuth"),
+    ] {
+        let id = format!("{who}-to-{source}");
+        let a = post_with_cert(hooks, &ca_pem, Some(cert), source, &id)
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{id}: {:?}", a.body);
+        let body = a.json();
+        assert_eq!(body["error"], "client_cert_not_allowed", "{id}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(why),
+            "{id}: {body}"
+        );
+    }
+
+    // The server's own certificate (serverAuth only) is no client certificate: refused,
+    // whether at the handshake or by the request.
+    for source in ["alice", "anyone"] {
+        match post_with_cert(hooks, &ca_pem, Some(&server), source, "server-cert").await {
+            Err(_) => {}
+            Ok(a) => assert_eq!(a.status, StatusCode::FORBIDDEN, "{source}: {:?}", a.body),
+        }
+    }
+    // No certificate at all: 401, as before.
+    let a = post_with_cert(hooks, &ca_pem, None, "alice", "no-cert")
+        .await
+        .unwrap();
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{:?}", a.body);
+
+    // Counted per source and reason, and logged.
+    let (_, text) = get_text(metrics, "/metrics").await;
+    for (source, n) in [("alice", 2.0), ("bob", 1.0), ("anyone", 1.0)] {
+        for name in [
+            "siemgate_requests_rejected_total",
+            "siemgate_auth_failures_total",
+        ] {
+            let got = metric(
+                &text,
+                name,
+                &[("source", source), ("reason", "client_cert_not_allowed")],
+            );
+            assert_eq!(got, Some(n), "{name} {source}: {text}");
+        }
+    }
+    let deadline = Instant::now() + BOUND;
+    while proc
+        .stderr_text()
+        .matches("reason=\"client_cert_not_allowed\"")
+        .count()
+        < 4
+    {
+        assert!(
+            Instant::now() < deadline,
+            "4 refusals logged with their reason: {}",
+            proc.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Only the allowed requests reached the sink.
+    let out = dir.path().join("out.ndjson");
+    assert!(within_bound(|| read_lines(&out).len() >= 4).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ids: Vec<String> = read_lines(&out)
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "alice-to-alice",
+            "alice-to-anyone",
+            "bob-to-anyone",
+            "bob-to-bob"
+        ]
+    );
 }
