@@ -8,15 +8,22 @@
 //! each source then matches against its own allowed identities (`client_cert_names`,
 //! `client_cert_sha256`). WebPKI already refuses at the handshake a certificate whose extended
 //! key usage leaves out clientAuth (a serverAuth-only server certificate); one with no extended
-//! key usage at all passes there and is refused by the sources (`client_auth` false).
+//! key usage at all passes there and is refused by the sources (`client_auth` false). The
+//! listener's own certificate is never a client certificate, whatever its key usage says: it is
+//! refused at the handshake ([`NotOurOwn`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 use crate::config::TlsConfig;
 
@@ -134,6 +141,67 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
+/// The client certificate check: WebPKI against `client_ca`, and never the listener's own
+/// certificate (a server certificate that also lists clientAuth, as many do, would otherwise
+/// let whoever holds the server's key pass as a client).
+#[derive(Debug)]
+struct NotOurOwn {
+    inner: Arc<dyn ClientCertVerifier>,
+    /// The listener's own end-entity certificate.
+    own: Vec<CertificateDer<'static>>,
+}
+
+impl ClientCertVerifier for NotOurOwn {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if self.own.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            return Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ));
+        }
+        self.inner
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
 pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
     let chain = certs(&cfg.cert).map_err(|reason| TlsError::Cert {
         path: cfg.cert.clone(),
@@ -162,7 +230,10 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
                 .allow_unauthenticated()
                 .build()
                 .map_err(|e| ca_err(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(Arc::new(NotOurOwn {
+                inner: verifier,
+                own: chain.first().cloned().into_iter().collect(),
+            }))
         }
     };
     let mut config = builder

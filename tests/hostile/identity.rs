@@ -15,7 +15,8 @@
 //!   (`alice` allows a name, `bob` a fingerprint, `anyone` any certificate from the CA): each
 //!   client certificate passes only where it is allowed, the others answer 403
 //!   `client_cert_not_allowed` with the reason; a certificate without the clientAuth extended
-//!   key usage is refused everywhere, and so is the server's own (serverAuth) certificate;
+//!   key usage is refused everywhere; the listener's own certificate (which lists clientAuth)
+//!   and a serverAuth-only certificate fail the handshake;
 //!   every refusal is counted and logged, and only the allowed requests reach the sink.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -400,10 +401,21 @@ async fn client_certificates_are_tied_to_their_sources() {
     let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
     let client_auth = || vec![ExtendedKeyUsagePurpose::ClientAuth];
     let dns = |n: &str| SanType::DnsName(n.try_into().unwrap());
+    // The listener's own certificate lists clientAuth too, as many server certificates do.
     let server = leaf(
         &ca,
         "localhost",
         vec![dns("localhost")],
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    );
+    // Another server's certificate from the same CA: serverAuth only, the name alice allows.
+    let other_server = leaf(
+        &ca,
+        "Alice Sender",
+        vec![SanType::URI("spiffe://partners/alice".try_into().unwrap())],
         vec![ExtendedKeyUsagePurpose::ServerAuth],
     );
     let alice = leaf(
@@ -507,12 +519,12 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
         );
     }
 
-    // The server's own certificate (serverAuth only) is no client certificate: refused,
-    // whether at the handshake or by the request.
-    for source in ["alice", "anyone"] {
-        match post_with_cert(hooks, &ca_pem, Some(&server), source, "server-cert").await {
-            Err(_) => {}
-            Ok(a) => assert_eq!(a.status, StatusCode::FORBIDDEN, "{source}: {:?}", a.body),
+    // The listener's own certificate and a serverAuth-only certificate are no client
+    // certificates: the handshake refuses them, for every source.
+    for (who, cert) in [("own", &server), ("serverAuth-only", &other_server)] {
+        for source in ["alice", "anyone"] {
+            let r = post_with_cert(hooks, &ca_pem, Some(cert), source, "server-cert").await;
+            assert!(r.is_err(), "{who} certificate to {source}: {r:?}");
         }
     }
     // No certificate at all: 401, as before.
