@@ -357,7 +357,8 @@ pub enum SyslogFormat {
 pub struct ClientTlsConfig {
     /// PEM CA bundle the destination's certificate must chain to; default: the system roots.
     pub ca_file: Option<PathBuf>,
-    /// `false` accepts any certificate: only for tests against throwaway receivers.
+    /// `false` accepts any certificate (with `pinned_sha256`: any pinned one, its name and
+    /// dates unchecked): only for tests against throwaway receivers.
     #[serde(default = "default_true")]
     pub verify: bool,
     pub client_cert: Option<PathBuf>,
