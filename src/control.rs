@@ -634,6 +634,8 @@ impl Control {
             sinks: Vec::new(),
             allowed_ips: Vec::new(),
             require_client_cert: false,
+            client_cert_names: Vec::new(),
+            client_cert_sha256: Vec::new(),
             filter: config::Filter::default(),
             mapping: None,
             hec: config::HecOverrides::default(),

@@ -53,13 +53,14 @@ pub const CONNECTIONS_OPEN: &str = "siemgate_connections_open";
 pub const STATUS_CODES: [u16; 9] = [200, 400, 401, 403, 405, 408, 413, 500, 503];
 
 /// Auth failure reasons, each pre-registered per source.
-pub const AUTH_REASONS: [&str; 6] = [
+pub const AUTH_REASONS: [&str; 7] = [
     "missing_credential",
     "invalid_credential",
     "malformed_credential",
     "timestamp_out_of_window",
     "ip_not_allowed",
     "client_cert_required",
+    "client_cert_not_allowed",
 ];
 
 /// Buckets for request latency: the ingest path answers in well under a millisecond when

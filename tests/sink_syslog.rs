@@ -340,13 +340,7 @@ fn epoch_ms(ev: &Value) -> i64 {
 fn expected_leef(ev: &Value, delim: char) -> Vec<(String, String)> {
     let clean = |s: &str| -> String {
         s.chars()
-            .map(|c| {
-                if c == delim || c == '\r' || c == '\n' {
-                    ' '
-                } else {
-                    c
-                }
-            })
+            .map(|c| if c == delim || is_break(c) { ' ' } else { c })
             .collect()
     };
     let mut out: Vec<(String, String)> = Vec::new();
@@ -384,10 +378,29 @@ fn expected_leef(ev: &Value, delim: char) -> Vec<(String, String)> {
     out
 }
 
-/// The CEF extension the spec asks for, in order, values as in the event (unescaped).
+/// A C0 control, DEL or Unicode line break: written as a space in LEEF and CEF (CEF values
+/// keep CR and LF as their `\r` / `\n` escapes).
+fn is_break(c: char) -> bool {
+    c.is_ascii_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}')
+}
+
+/// The CEF extension the spec asks for, in order, values as in the event (unescaped) but for
+/// controls other than CR and LF, which are spaces.
 fn expected_cef(ev: &Value) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    let s = |p: &str| text(ev, p).map(str::to_owned);
+    let s = |p: &str| {
+        text(ev, p).map(|t| {
+            t.chars()
+                .map(|c| {
+                    if is_break(c) && c != '\r' && c != '\n' {
+                        ' '
+                    } else {
+                        c
+                    }
+                })
+                .collect::<String>()
+        })
+    };
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v.filter(|v| !v.is_empty()) {
             out.push((k.to_owned(), v));
@@ -514,7 +527,7 @@ fn check_cef_header(p: &Cef, ev: &Value, body: &str) {
     assert_eq!(p.product, field(ev, "/product"), "{body}");
     assert_eq!(p.product_version, VERSION, "{body}");
     assert_eq!(p.class_id, event_name(ev), "{body}");
-    let name = text(ev, "/title").map_or_else(|| event_name(ev), |t| t.replace(['\r', '\n'], " "));
+    let name = text(ev, "/title").map_or_else(|| event_name(ev), |t| t.replace(is_break, " "));
     assert_eq!(p.name, name, "{body}");
     assert_eq!(
         p.severity,
@@ -766,12 +779,12 @@ hostname = "gw"
     let c = body(&caret, 0);
     assert_eq!(
         c.get("policy"),
-        Some("a b|c=d\\e f g\th – Zugriff verweigert – ü 日本 😀"),
-        "^, CR, LF -> space; | = \\ tab and non-ASCII kept"
+        Some("a b|c=d\\e f g h – Zugriff verweigert – ü 日本 😀"),
+        "^, CR, LF, tab -> space; | = \\ and non-ASCII kept"
     );
     assert_eq!(
         c.get("description"),
-        Some("a b|c=d\\e f g\th – Zugriff verweigert – ü 日本 😀 / end")
+        Some("a b|c=d\\e f g h – Zugriff verweigert – ü 日本 😀 / end")
     );
     assert_eq!(c.get("externalId"), Some("ev \"1\" \\ ] |="));
     assert_eq!(c.get("requestPath"), Some("/a=b?c=d|e f\\g"));
@@ -796,7 +809,7 @@ hostname = "gw"
     assert_eq!(c.get("externalId"), Some("P-9| :open"));
     assert_eq!(
         c.get("policy"),
-        Some("a b|c=d\\e f g\th – Zugriff verweigert – ü 日本 😀")
+        Some("a b|c=d\\e f g h – Zugriff verweigert – ü 日本 😀")
     );
     // On the wire, the SD-PARAM escapes.
     let raw = caret.messages()[0].text().to_owned();
@@ -835,7 +848,7 @@ leef_delimiter = "\\""#,
     let l = check_leef(p.msg_str(), &events[0], '\\');
     assert_eq!(
         l.get("policy"),
-        Some("a^b|c=d e f g\th – Zugriff verweigert – ü 日本 😀")
+        Some("a^b|c=d e f g h – Zugriff verweigert – ü 日本 😀")
     );
     assert_eq!(l.get("description"), Some("x y"));
     gw.stop().await;
@@ -925,11 +938,11 @@ enterprise_number = 99999"#,
 
     let (c, wire) = &cefs[7];
     assert_eq!(
-        c.name, "a^b|c=d\\e f g\th – Zugriff verweigert – ü 日本 😀 \\| x",
-        "header: CR/LF -> space, the rest intact once unescaped"
+        c.name, "a^b|c=d\\e f g h – Zugriff verweigert – ü 日本 😀 \\| x",
+        "header: CR/LF/tab -> space, the rest intact once unescaped"
     );
     assert!(
-        wire.contains("|a^b\\|c=d\\\\e f g\th – Zugriff verweigert – ü 日本 😀 \\\\\\| x|10|"),
+        wire.contains("|a^b\\|c=d\\\\e f g h – Zugriff verweigert – ü 日本 😀 \\\\\\| x|10|"),
         "header escaping on the wire: {wire}"
     );
     assert_eq!(c.get("externalId"), Some("c=1 \\ x"));
@@ -938,11 +951,11 @@ enterprise_number = 99999"#,
     assert!(wire.contains("request=/a\\=b?c\\=d|e^f\\\\g "), "{wire}");
     assert_eq!(
         c.get("msg"),
-        Some(format!("line1\nline2\r\n{NASTY} k=v").as_str())
+        Some(format!("line1\nline2\r\n{} k=v", NASTY.replace('\t', " ")).as_str())
     );
     assert!(
         wire.ends_with(
-            "msg=line1\\nline2\\r\\na^b|c\\=d\\\\e\\rf\\ng\th – Zugriff verweigert – ü 日本 😀 k\\=v"
+            "msg=line1\\nline2\\r\\na^b|c\\=d\\\\e\\rf\\ng h – Zugriff verweigert – ü 日本 😀 k\\=v"
         ),
         "{wire}"
     );

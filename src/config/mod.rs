@@ -211,6 +211,15 @@ pub struct SourceConfig {
     /// Require a client certificate from `server.tls.client_ca` (mTLS).
     #[serde(default)]
     pub require_client_cert: bool,
+    /// With `require_client_cert`: the certificate must carry one of these names (subject CN,
+    /// DNS, URI or email subjectAltName) or one of `client_cert_sha256`'s fingerprints, so
+    /// that a certificate from the shared `client_ca` cannot speak for every source.
+    #[serde(default)]
+    pub client_cert_names: Vec<String>,
+    /// With `require_client_cert`: SHA-256 fingerprints (hex, colons allowed) of client
+    /// certificates allowed for this source.
+    #[serde(default)]
+    pub client_cert_sha256: Vec<String>,
     #[serde(default)]
     pub filter: FilterConfig,
     /// Field mapping for `vendor = "generic"`: where each Event field comes from.
@@ -590,6 +599,10 @@ pub struct SourceSettings {
     pub sinks: Vec<usize>,
     pub allowed_ips: Vec<IpNet>,
     pub require_client_cert: bool,
+    /// Client certificate names allowed (empty, with no fingerprints: any from `client_ca`).
+    pub client_cert_names: Vec<String>,
+    /// Client certificate SHA-256 fingerprints allowed.
+    pub client_cert_sha256: Vec<[u8; 32]>,
     pub filter: Filter,
     pub mapping: Option<Mapping>,
     pub hec: HecOverrides,
@@ -1055,6 +1068,7 @@ fn validate_source(
             "needs server.tls.client_ca to verify client certificates",
         );
     }
+    let client_cert_sha256 = client_identities(source, path, issues);
     let verifier = validate_auth(&source.auth, vendor, &format!("{path}.auth"), issues);
     let mapping = match (&source.mapping, vendor) {
         (None, _) => None,
@@ -1119,6 +1133,8 @@ fn validate_source(
         sinks: targets,
         allowed_ips,
         require_client_cert: source.require_client_cert,
+        client_cert_names: source.client_cert_names.clone(),
+        client_cert_sha256,
         filter,
         mapping,
         hec: source.hec.clone(),
@@ -1135,6 +1151,36 @@ fn validate_source(
             (None, None) => None,
         },
     })
+}
+
+/// Checks `client_cert_names` and `client_cert_sha256`; returns the parsed fingerprints.
+fn client_identities(source: &SourceConfig, path: &str, issues: &mut Issues) -> Vec<[u8; 32]> {
+    let given = !source.client_cert_names.is_empty() || !source.client_cert_sha256.is_empty();
+    if given && !source.require_client_cert {
+        issues.push(
+            format!("{path}.require_client_cert"),
+            "client_cert_names and client_cert_sha256 need require_client_cert = true",
+        );
+    }
+    for (j, name) in source.client_cert_names.iter().enumerate() {
+        if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) {
+            issues.push(
+                format!("{path}.client_cert_names[{j}]"),
+                "must be a certificate name of 1 to 255 characters without control characters",
+            );
+        }
+    }
+    let mut pins = Vec::with_capacity(source.client_cert_sha256.len());
+    for (j, text) in source.client_cert_sha256.iter().enumerate() {
+        match sinks::parse_sha256(text) {
+            Some(p) => pins.push(p),
+            None => issues.push(
+                format!("{path}.client_cert_sha256[{j}]"),
+                "must be a SHA-256 fingerprint: 64 hex digits, colons allowed",
+            ),
+        }
+    }
+    pins
 }
 
 fn parse_cidr(text: &str) -> Option<IpNet> {
@@ -1664,5 +1710,47 @@ mod tests {
             "{issues:#?}"
         );
         assert!(dedup_of(hmac, "[sources.dedup]\nwindow = \"1m\"").is_ok());
+    }
+
+    #[test]
+    fn client_cert_identities_are_checked() {
+        let source = |keys: &str| {
+            format!(
+                r#"
+[server]
+listen = "127.0.0.1:0"
+[server.tls]
+cert = "/nonexistent/cert.pem"
+key = "/nonexistent/key.pem"
+[[sinks]]
+id = "out"
+type = "file"
+path = "/tmp/siemgate-config-test/out.ndjson"
+[[sources]]
+id = "a"
+sinks = ["out"]
+auth = {{ scheme = "token", secret = "t" }}
+{keys}
+"#
+            )
+        };
+        let issues = issues_of(&source(
+            "client_cert_names = ['ok.example', '', \"bad\\u0000name\"]\nclient_cert_sha256 = ['abcd']",
+        ));
+        for expect in [
+            "sources[0].require_client_cert: client_cert_names and client_cert_sha256 need require_client_cert = true",
+            "sources[0].client_cert_names[1]: must be a certificate name",
+            "sources[0].client_cert_names[2]: must be a certificate name",
+            "sources[0].client_cert_sha256[0]: must be a SHA-256 fingerprint",
+        ] {
+            assert!(
+                issues.iter().any(|i| i.starts_with(expect)),
+                "missing {expect:?} in {issues:#?}"
+            );
+        }
+        assert!(
+            !issues.iter().any(|i| i.contains("client_cert_names[0]")),
+            "{issues:#?}"
+        );
     }
 }

@@ -357,13 +357,19 @@ pub enum SyslogFormat {
 pub struct ClientTlsConfig {
     /// PEM CA bundle the destination's certificate must chain to; default: the system roots.
     pub ca_file: Option<PathBuf>,
-    /// `false` accepts any certificate: only for tests against throwaway receivers.
+    /// `false` accepts any certificate (with `pinned_sha256`: any pinned one, its name and
+    /// dates unchecked): only for tests against throwaway receivers.
     #[serde(default = "default_true")]
     pub verify: bool,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
     /// The name the certificate must carry (and SNI); default: the host of the url/address.
     pub server_name: Option<String>,
+    /// SHA-256 fingerprints (hex, colons allowed) of the only server certificates accepted,
+    /// each trusted as itself: for self-signed receivers whose certificate cannot be a CA
+    /// file's. Replaces `ca_file`; name and validity are still checked unless `verify = false`.
+    #[serde(default)]
+    pub pinned_sha256: Vec<String>,
 }
 
 /// Which events a sink takes; the others are not queued for it.
@@ -946,9 +952,30 @@ fn build_client_tls(
     path: &str,
     issues: &mut Issues,
 ) -> Option<ClientTls> {
+    let mut pins = Vec::new();
+    for (i, text) in cfg.map_or(&[][..], |c| &c.pinned_sha256).iter().enumerate() {
+        match parse_sha256(text) {
+            Some(p) => pins.push(p),
+            None => {
+                issues.push(
+                    format!("{path}.tls.pinned_sha256[{i}]"),
+                    "must be a SHA-256 fingerprint: 64 hex digits, colons allowed",
+                );
+                return None;
+            }
+        }
+    }
+    if !pins.is_empty() && cfg.is_some_and(|c| c.ca_file.is_some()) {
+        issues.push(
+            format!("{path}.tls.pinned_sha256"),
+            "the pinned certificates are trusted as themselves: leave ca_file out",
+        );
+        return None;
+    }
     let opts = ClientTlsOptions {
         ca_file: cfg.and_then(|c| c.ca_file.as_deref()),
         verify: cfg.is_none_or(|c| c.verify),
+        pinned_sha256: &pins,
         client_cert: cfg.and_then(|c| c.client_cert.as_deref()),
         client_key: cfg.and_then(|c| c.client_key.as_deref()),
     };
@@ -960,6 +987,15 @@ fn build_client_tls(
             None
         }
     }
+}
+
+/// A SHA-256 fingerprint written as 64 hex digits, optionally in colon-separated pairs (as
+/// `openssl x509 -fingerprint -sha256` prints it).
+pub fn parse_sha256(text: &str) -> Option<[u8; 32]> {
+    let digits: String = text.chars().filter(|&c| c != ':').collect();
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(digits, &mut out).ok()?;
+    Some(out)
 }
 
 fn validate_hec(h: &HecSinkConfig, path: &str, issues: &mut Issues) -> Option<SinkKind> {
@@ -1294,4 +1330,68 @@ fn validate_batch(b: &BatchConfig, path: &str, issues: &mut Issues) -> Option<Ba
         max_bytes: b.max_bytes,
         linger: b.linger.0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn issues_with_tls(tls: &str) -> Vec<String> {
+        let text = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+plaintext = true
+[[sinks]]
+id = "q"
+type = "syslog"
+address = "127.0.0.1:6514"
+transport = "tls"
+tls = {{ {tls} }}
+[[sources]]
+id = "a"
+sinks = ["q"]
+auth = {{ scheme = "token", secret = "t" }}
+"#
+        );
+        match crate::config::validate(crate::config::parse(&text).unwrap()) {
+            Ok(_) => Vec::new(),
+            Err(issues) => issues.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn pinned_sha256_takes_hex_with_or_without_colons() {
+        let hex = "ab".repeat(32);
+        let colons = vec!["AB"; 32].join(":");
+        assert_eq!(parse_sha256(&hex), Some([0xAB; 32]));
+        assert_eq!(parse_sha256(&colons), Some([0xAB; 32]));
+        assert_eq!(parse_sha256(&hex[2..]), None);
+        assert_eq!(parse_sha256(&format!("{hex}ab")), None);
+        assert_eq!(parse_sha256(&"zz".repeat(32)), None);
+        let ok = issues_with_tls(&format!("pinned_sha256 = ['{hex}', '{colons}']"));
+        assert_eq!(ok, Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_bad_pin_or_a_pin_with_ca_file_is_a_config_error() {
+        let issues = issues_with_tls("pinned_sha256 = ['abcd']");
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.starts_with("sinks[0].tls.pinned_sha256[0]: must be a SHA-256")),
+            "{issues:?}"
+        );
+        let hex = "ab".repeat(32);
+        let issues = issues_with_tls(&format!(
+            "pinned_sha256 = ['{hex}'], ca_file = '/etc/ssl/certs/ca-certificates.crt'"
+        ));
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.starts_with("sinks[0].tls.pinned_sha256: the pinned certificates")),
+            "{issues:?}"
+        );
+    }
 }

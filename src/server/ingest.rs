@@ -67,7 +67,7 @@ pub async fn handle(
         tracing::debug!(path = req.uri().path(), peer = %conn.peer, "request to unknown source");
         return Reject::UnknownSource.response();
     };
-    let resp = match accept(&limits, &state.budget, &source, conn, req).await {
+    let resp = match accept(&limits, &state.budget, &source, conn.clone(), req).await {
         Ok(Receipt::Queued(accepted, received_at)) => {
             source
                 .stats
@@ -82,7 +82,10 @@ pub async fn handle(
             if let Reject::Auth(e) = &reject {
                 source.metrics.auth_failure(e.reason());
                 source.stats.auth_failure();
-            } else if matches!(reject, Reject::IpNotAllowed | Reject::ClientCertRequired) {
+            } else if matches!(
+                reject,
+                Reject::IpNotAllowed | Reject::ClientCertRequired | Reject::ClientCertNotAllowed(_)
+            ) {
                 source.metrics.auth_failure(reason);
                 source.stats.auth_failure();
             }
@@ -175,8 +178,15 @@ async fn accept(
     if !ip_allowed(source, conn.peer.ip()) {
         return Err(Reject::IpNotAllowed);
     }
-    if source.settings.require_client_cert && !conn.client_cert {
-        return Err(Reject::ClientCertRequired);
+    if source.settings.require_client_cert {
+        let Some(cert) = &conn.client_cert else {
+            return Err(Reject::ClientCertRequired);
+        };
+        cert.allowed(
+            &source.settings.client_cert_names,
+            &source.settings.client_cert_sha256,
+        )
+        .map_err(Reject::ClientCertNotAllowed)?;
     }
     let (parts, body) = req.into_parts();
     let grace = grace_verifier(source);

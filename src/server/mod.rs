@@ -38,11 +38,12 @@ use crate::config::Limits;
 use conns::{ConnMetrics, ConnTable, Slot};
 
 /// What a handler knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
-    /// A client certificate was presented and verified against `client_ca`.
-    pub client_cert: bool,
+    /// The client certificate presented and verified against `client_ca`, read once per
+    /// connection: sources with `require_client_cert` match it against their identities.
+    pub client_cert: Option<Arc<tls::ClientCert>>,
 }
 
 /// How long a connection closed for being idle (or evicted) may take to say goodbye (flush a
@@ -135,7 +136,7 @@ pub async fn serve<H, F>(
                 None => {
                     let info = ConnInfo {
                         peer,
-                        client_cert: false,
+                        client_cert: None,
                     };
                     conn.serve(&builder, tcp, info, handler).await;
                 }
@@ -160,7 +161,8 @@ pub async fn serve<H, F>(
                         .get_ref()
                         .1
                         .peer_certificates()
-                        .is_some_and(|c| !c.is_empty());
+                        .and_then(<[_]>::first)
+                        .map(|c| Arc::new(tls::ClientCert::read(c.as_ref())));
                     let info = ConnInfo { peer, client_cert };
                     conn.serve(&builder, stream, info, handler).await;
                 }
@@ -218,9 +220,10 @@ impl Conn<'_> {
     {
         let activity = self.slot.activity().clone();
         let seen = activity.clone();
+        let conn_info = info.clone();
         let service = service_fn(move |req| {
             let in_flight = seen.begin();
-            let fut = handler(info, req);
+            let fut = handler(conn_info.clone(), req);
             async move {
                 let resp = fut.await;
                 drop(in_flight);

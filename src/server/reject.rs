@@ -23,6 +23,9 @@ pub enum Reject {
     MethodNotAllowed,
     IpNotAllowed,
     ClientCertRequired,
+    /// A verified client certificate that is not for client authentication, or not one of
+    /// the source's allowed identities: why, in words.
+    ClientCertNotAllowed(&'static str),
     Auth(AuthError),
     BodyTooLarge {
         limit: u64,
@@ -53,11 +56,12 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason label, pre-registered per source in metrics.
-    pub const REASONS: [&'static str; 22] = [
+    pub const REASONS: [&'static str; 23] = [
         "unknown_source",
         "method_not_allowed",
         "ip_not_allowed",
         "client_cert_required",
+        "client_cert_not_allowed",
         "missing_credential",
         "invalid_credential",
         "malformed_credential",
@@ -91,6 +95,11 @@ impl Reject {
             Reject::ClientCertRequired => (
                 StatusCode::UNAUTHORIZED,
                 "client_cert_required",
+                Level::WARN,
+            ),
+            Reject::ClientCertNotAllowed(_) => (
+                StatusCode::FORBIDDEN,
+                "client_cert_not_allowed",
                 Level::WARN,
             ),
             Reject::Auth(e @ AuthError::Missing(_)) => {
@@ -169,6 +178,7 @@ impl Reject {
             Reject::ClientCertRequired => {
                 "this source requires a TLS client certificate".to_owned()
             }
+            Reject::ClientCertNotAllowed(why) => (*why).to_owned(),
             Reject::Auth(e) => e.to_string(),
             Reject::BodyTooLarge { limit } => format!("request body exceeds {limit} bytes"),
             Reject::BodyTimeout => "request body was not received in time".to_owned(),
@@ -266,6 +276,7 @@ mod tests {
             Reject::MethodNotAllowed,
             Reject::IpNotAllowed,
             Reject::ClientCertRequired,
+            Reject::ClientCertNotAllowed("x"),
             Reject::Auth(AuthError::Missing("x")),
             Reject::Auth(AuthError::Mismatch),
             Reject::Auth(AuthError::Malformed("x")),
@@ -302,7 +313,7 @@ mod tests {
             assert_eq!(r.reason_index(), i, "{r:?}");
             assert_eq!(Reject::REASONS[i], r.class().1);
         }
-        for r in &samples[4..8] {
+        for r in &samples[5..9] {
             let (status, reason, _) = r.class();
             assert_eq!(
                 status.as_u16(),

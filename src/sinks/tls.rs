@@ -5,21 +5,37 @@
 //! Trust comes from `ca_file` when set (Splunk's default certificate is self-signed, QRadar's is
 //! its own), else from the system's roots. `verify = false` accepts any certificate: it exists
 //! for tests against throwaway receivers and is logged as a warning whenever a sink uses it.
+//!
+//! Self-signed servers: the certificate `openssl req -x509` makes by default is marked CA:TRUE
+//! and is also the server's own certificate, which WebPKI path building refuses
+//! (`CaUsedAsEndEntity`) while OpenSSL clients accept it. A server certificate that is byte for
+//! byte one of the certificates in `ca_file` is therefore trusted as itself, and so is one whose
+//! SHA-256 fingerprint is in `pinned_sha256` (which replaces `ca_file`). Either way its name and
+//! validity period are still checked (unless `verify = false`), with the subject CN standing in
+//! for the name when the certificate has no subjectAltName at all, as OpenSSL does.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use sha2::{Digest, Sha256};
 
 /// What `[sinks.tls]` says, already checked to be complete.
 #[derive(Debug, Clone)]
 pub struct ClientTlsOptions<'a> {
     pub ca_file: Option<&'a Path>,
     pub verify: bool,
+    /// SHA-256 fingerprints of the server certificates trusted as themselves; when not empty
+    /// they replace `ca_file` and the system roots.
+    pub pinned_sha256: &'a [[u8; 32]],
     pub client_cert: Option<&'a Path>,
     pub client_key: Option<&'a Path>,
 }
@@ -57,6 +73,8 @@ pub enum ClientTlsError {
     ServerName(String),
     #[error("cannot build the TLS client: {0}")]
     Build(rustls::Error),
+    #[error("cannot build the certificate verifier: {0}")]
+    Verifier(String),
 }
 
 impl ClientTlsError {
@@ -67,7 +85,7 @@ impl ClientTlsError {
             ClientTlsError::ClientCert { .. } | ClientTlsError::HalfClientAuth => "client_cert",
             ClientTlsError::ClientKey { .. } => "client_key",
             ClientTlsError::ServerName(_) => "server_name",
-            ClientTlsError::Build(_) => "ca_file",
+            ClientTlsError::Build(_) | ClientTlsError::Verifier(_) => "ca_file",
         }
     }
 }
@@ -76,8 +94,12 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, ClientTlsError> {
+/// The trust anchors, and the certificates of `ca_file` themselves (empty for system roots).
+fn roots(
+    ca_file: Option<&Path>,
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), ClientTlsError> {
     let mut roots = RootCertStore::empty();
+    let mut exact = Vec::new();
     match ca_file {
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
@@ -93,10 +115,11 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, ClientTlsError> {
                 });
             }
             for c in certs {
-                roots.add(c).map_err(|e| ClientTlsError::CaFile {
+                roots.add(c.clone()).map_err(|e| ClientTlsError::CaFile {
                     path: path.to_owned(),
                     reason: e.to_string(),
                 })?;
+                exact.push(c);
             }
         }
         None => {
@@ -111,7 +134,7 @@ fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, ClientTlsError> {
             }
         }
     }
-    Ok(roots)
+    Ok((roots, exact))
 }
 
 /// Builds the client TLS setup for a sink dialing `host`; `server_name` overrides the name
@@ -127,13 +150,32 @@ pub fn client_tls(
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(ClientTlsError::Build)?;
-    let builder = if opts.verify {
-        builder.with_root_certificates(roots(opts.ca_file)?)
+    let verifier: Arc<dyn ServerCertVerifier> = if !opts.pinned_sha256.is_empty() {
+        Arc::new(SinkServerVerifier {
+            webpki: None,
+            exact: Vec::new(),
+            pins: opts.pinned_sha256.to_vec(),
+            check_name_and_time: opts.verify,
+            provider: provider(),
+        })
+    } else if opts.verify {
+        let (roots, exact) = roots(opts.ca_file)?;
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| ClientTlsError::Verifier(e.to_string()))?;
+        Arc::new(SinkServerVerifier {
+            webpki: Some(webpki),
+            exact,
+            pins: Vec::new(),
+            check_name_and_time: true,
+            provider: provider(),
+        })
     } else {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider())))
+        Arc::new(AcceptAny(provider()))
     };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
     let config = match (opts.client_cert, opts.client_key) {
         (None, None) => builder.with_no_client_auth(),
         (Some(cert), Some(key)) => {
@@ -184,6 +226,137 @@ pub fn is_config_error(e: &std::io::Error) -> bool {
         })
 }
 
+/// The server certificate check of a verifying sink: WebPKI against the roots, then a server
+/// certificate that is byte for byte one of `ca_file`'s (a self-signed CA:TRUE certificate,
+/// which WebPKI refuses as an end entity), or, with pins, only the pinned certificates. Name
+/// and validity are checked on every path unless `check_name_and_time` is off (`verify =
+/// false` with pins).
+#[derive(Debug)]
+struct SinkServerVerifier {
+    /// The chain check; `None` when pins replace it.
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    /// The certificates of `ca_file`: one presented as it is is trusted as itself.
+    exact: Vec<CertificateDer<'static>>,
+    /// SHA-256 fingerprints of the only server certificates accepted, when not empty.
+    pins: Vec<[u8; 32]>,
+    check_name_and_time: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+/// The SHA-256 fingerprint of a DER certificate.
+pub fn fingerprint(cert: &[u8]) -> [u8; 32] {
+    Sha256::digest(cert).into()
+}
+
+/// Checks that `cert` names `server_name` and is valid at `now`: the subjectAltName by
+/// WebPKI's rules, or the subject CN when the certificate has no subjectAltName at all.
+fn check_name_and_time(
+    cert: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    let bad = || rustls::Error::InvalidCertificate(CertificateError::BadEncoding);
+    let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| bad())?;
+    let validity = x509.validity();
+    let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    if now_secs < validity.not_before.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet,
+        ));
+    }
+    if now_secs > validity.not_after.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+    }
+    let parsed = ParsedCertificate::try_from(cert)?;
+    match verify_server_name(&parsed, server_name) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let has_san = x509.subject_alternative_name().ok().flatten().is_some();
+            let wanted = server_name.to_str();
+            let cn_matches = !has_san
+                && x509
+                    .subject()
+                    .iter_common_name()
+                    .filter_map(|cn| cn.as_str().ok())
+                    .any(|cn| cn.eq_ignore_ascii_case(&wanted));
+            if cn_matches {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+impl ServerCertVerifier for SinkServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(webpki) = &self.webpki else {
+            let fp = fingerprint(end_entity.as_ref());
+            if !self.pins.iter().any(|p| p == &fp) {
+                return Err(rustls::Error::InvalidCertificate(
+                    CertificateError::ApplicationVerificationFailure,
+                ));
+            }
+            if self.check_name_and_time {
+                check_name_and_time(end_entity, server_name, now)?;
+            }
+            return Ok(ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Ok(v) => Ok(v),
+            // Any chain error, `CaUsedAsEndEntity` among them, for a certificate the operator
+            // listed as it is: name and time decide (they fail the same way WebPKI would).
+            Err(_) if self.exact.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
+                check_name_and_time(end_entity, server_name, now)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 /// `verify = false`: accepts any server certificate but still checks the handshake signatures,
 /// so the session is encrypted to whoever holds the key the certificate names.
 #[derive(Debug)]
@@ -231,5 +404,121 @@ impl ServerCertVerifier for AcceptAny {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+    /// A self-signed CA:TRUE certificate for `cn`, with `sans` as subjectAltNames, valid from
+    /// `from` to `to` (years).
+    fn self_signed(cn: &str, sans: &[&str], from: i32, to: i32) -> CertificateDer<'static> {
+        let mut p =
+            CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.not_before = rcgen::date_time_ymd(from, 1, 1);
+        p.not_after = rcgen::date_time_ymd(to, 1, 1);
+        p.self_signed(&KeyPair::generate().unwrap())
+            .unwrap()
+            .der()
+            .clone()
+    }
+
+    fn verifier_for(exact: &CertificateDer<'static>) -> SinkServerVerifier {
+        let mut roots = RootCertStore::empty();
+        roots.add(exact.clone()).unwrap();
+        SinkServerVerifier {
+            webpki: Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                    .build()
+                    .unwrap(),
+            ),
+            exact: vec![exact.clone()],
+            pins: Vec::new(),
+            check_name_and_time: true,
+            provider: provider(),
+        }
+    }
+
+    fn check(
+        v: &SinkServerVerifier,
+        cert: &CertificateDer<'_>,
+        name: &str,
+    ) -> Result<(), rustls::Error> {
+        let name = ServerName::try_from(name.to_owned()).unwrap();
+        v.verify_server_cert(cert, &[], &name, &[], UnixTime::now())
+            .map(|_| ())
+    }
+
+    #[test]
+    fn an_exact_ca_file_certificate_is_trusted_with_its_name_and_time_checked() {
+        let cert = self_signed("siem.example", &["siem.example"], 2020, 2100);
+        let v = verifier_for(&cert);
+        check(&v, &cert, "siem.example").unwrap();
+        let err = check(&v, &cert, "other.example").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. })
+            ),
+            "{err:?}"
+        );
+        // Another self-signed certificate with the same name is not trusted.
+        let other = self_signed("siem.example", &["siem.example"], 2020, 2100);
+        assert!(check(&v, &other, "siem.example").is_err());
+    }
+
+    #[test]
+    fn an_expired_or_future_exact_certificate_is_refused() {
+        let old = self_signed("siem.example", &["siem.example"], 2000, 2001);
+        let err = check(&verifier_for(&old), &old, "siem.example").unwrap_err();
+        assert_eq!(
+            err,
+            rustls::Error::InvalidCertificate(CertificateError::Expired)
+        );
+        let future = self_signed("siem.example", &["siem.example"], 2200, 2300);
+        let err = check(&verifier_for(&future), &future, "siem.example").unwrap_err();
+        assert_eq!(
+            err,
+            rustls::Error::InvalidCertificate(CertificateError::NotValidYet)
+        );
+    }
+
+    #[test]
+    fn the_common_name_stands_in_only_without_any_subject_alt_name() {
+        let cn_only = self_signed("siem.example", &[], 2020, 2100);
+        check(&verifier_for(&cn_only), &cn_only, "SIEM.example").unwrap();
+        assert!(check(&verifier_for(&cn_only), &cn_only, "other.example").is_err());
+        // With a subjectAltName the CN is not a name.
+        let with_san = self_signed("siem.example", &["alt.example"], 2020, 2100);
+        assert!(check(&verifier_for(&with_san), &with_san, "siem.example").is_err());
+        check(&verifier_for(&with_san), &with_san, "alt.example").unwrap();
+    }
+
+    #[test]
+    fn pins_accept_only_the_pinned_certificate() {
+        let cert = self_signed("siem.example", &["siem.example"], 2020, 2100);
+        let other = self_signed("siem.example", &["siem.example"], 2020, 2100);
+        let mut v = SinkServerVerifier {
+            webpki: None,
+            exact: Vec::new(),
+            pins: vec![fingerprint(cert.as_ref())],
+            check_name_and_time: true,
+            provider: provider(),
+        };
+        check(&v, &cert, "siem.example").unwrap();
+        assert!(check(&v, &cert, "other.example").is_err());
+        assert_eq!(
+            check(&v, &other, "siem.example").unwrap_err(),
+            rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
+        );
+        // verify = false with pins: the pin alone decides.
+        v.check_name_and_time = false;
+        check(&v, &cert, "other.example").unwrap();
+        assert!(check(&v, &other, "siem.example").is_err());
     }
 }

@@ -20,11 +20,13 @@
 //! * [`parse_rfc3164`]: `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[pid]: MSG`, the day space-padded.
 //! * [`parse_leef`]: LEEF 2.0, header fields split on `|`, the delimiter field (a character or
 //!   `x09`/`0x09` hex), attributes split on the delimiter into `key=value`, keys
-//!   `[A-Za-z0-9_]+`, no duplicate keys, no empty attribute, no CR/LF.
+//!   `[A-Za-z0-9_]+`, no duplicate keys, no empty attribute, no C0 control (CR/LF included; a
+//!   tab only as the delimiter), DEL, U+0085, U+2028 or U+2029.
 //! * [`parse_cef`]: CEF, header split on unescaped `|` with `\|` and `\\` unescaped (any other
 //!   backslash is an error), extension split into `key=value` pairs on unescaped `=`, each value
 //!   ending where the next ` key=` begins, `\=`, `\\`, `\n`, `\r` unescaped (any other
-//!   backslash, a raw `=` or a raw CR/LF in a value is an error).
+//!   backslash, a raw `=` or a raw CR/LF in a value is an error); no C0 control, DEL, U+0085,
+//!   U+2028 or U+2029 anywhere in the body.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashSet;
@@ -1161,6 +1163,13 @@ fn is_key_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// The first C0 control, DEL or Unicode line break (U+0085, U+2028, U+2029) in `s`: raw, they
+/// cut or split messages in receivers and corrupt consoles, so LEEF and CEF bodies carry none.
+pub fn first_control(s: &str) -> Option<(usize, char)> {
+    s.char_indices()
+        .find(|&(_, c)| c.is_ascii_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}'))
+}
+
 /// Parses `LEEF:2.0|Vendor|Product|Version|EventID|Delimiter|k=v<d>k=v...` strictly.
 pub fn parse_leef(s: &str) -> Result<Leef, String> {
     let rest = s
@@ -1182,6 +1191,11 @@ pub fn parse_leef(s: &str) -> Result<Leef, String> {
         }
         if v.contains(['\r', '\n']) {
             return Err(format!("LEEF {name} holds CR or LF: {v:?}"));
+        }
+        if let Some((at, c)) = first_control(v) {
+            return Err(format!(
+                "LEEF {name} holds control {c:?} at byte {at}: {v:?}"
+            ));
         }
     }
     let dfield = parts[4];
@@ -1214,6 +1228,11 @@ pub fn parse_leef(s: &str) -> Result<Leef, String> {
             }
             if v.contains(['\r', '\n']) {
                 return Err(format!("value of {k} holds CR or LF: {v:?}"));
+            }
+            if let Some((at, c)) = first_control(v) {
+                return Err(format!(
+                    "value of {k} holds control {c:?} at byte {at}: {v:?}"
+                ));
             }
             if attrs.iter().any(|(k2, _)| k2 == k) {
                 return Err(format!("attribute {k} appears twice"));
@@ -1270,6 +1289,9 @@ pub fn parse_cef(s: &str) -> Result<Cef, String> {
     let rest = s
         .strip_prefix("CEF:")
         .ok_or_else(|| format!("does not start with 'CEF:': {:.40?}", s))?;
+    if let Some((at, c)) = first_control(s) {
+        return Err(format!("CEF body holds control {c:?} at byte {at}"));
+    }
     let b = rest.as_bytes();
     let mut fields: Vec<String> = Vec::new();
     let mut cur: Vec<u8> = Vec::new();

@@ -11,32 +11,37 @@
 //! * Extension values: `\` -> `\\`, `=` -> `\=`, LF -> `\n` and CR -> `\r` (each a backslash
 //!   followed by a letter: two bytes). `|` needs no escape in the extension. Pairs are separated
 //!   by one space; spaces inside values are legal (a value runs until the next ` key=`).
+//! * Every other C0 control (tab included), DEL, and the Unicode line breaks U+0085, U+2028
+//!   and U+2029 become a space, in the header and in values (the LEEF rule, see
+//!   [`super::leef`]): CEF has no escape for them, and raw they cut or corrupt messages.
 
 use bytes::{BufMut, BytesMut};
 
-use super::leef::{event_name, int_digits, put_escaped, sev10, Attrs, VERSION};
+use super::leef::{event_name, int_digits, is_control, put_escaped, sev10, Attrs, VERSION};
 use crate::normalize::Event;
 
 /// Longest title written as the header's Name (ArcSight CEF: 512 characters).
 const MAX_NAME_BYTES: usize = 512;
 
-/// Header field rule: `\` -> `\\`, `|` -> `\|`, CR/LF -> space.
+/// Header field rule: `\` -> `\\`, `|` -> `\|`, controls (CR/LF included) -> space.
 fn header_escape(b: u8) -> Option<&'static [u8]> {
     match b {
         b'\\' => Some(b"\\\\"),
         b'|' => Some(b"\\|"),
-        b'\r' | b'\n' => Some(b" "),
+        b if is_control(b) => Some(b" "),
         _ => None,
     }
 }
 
-/// Extension value rule: `\` -> `\\`, `=` -> `\=`, LF -> `\n`, CR -> `\r`.
+/// Extension value rule: `\` -> `\\`, `=` -> `\=`, LF -> `\n`, CR -> `\r`, other controls
+/// -> space.
 fn value_escape(b: u8) -> Option<&'static [u8]> {
     match b {
         b'\\' => Some(b"\\\\"),
         b'=' => Some(b"\\="),
         b'\n' => Some(b"\\n"),
         b'\r' => Some(b"\\r"),
+        b if is_control(b) => Some(b" "),
         _ => None,
     }
 }
@@ -335,17 +340,18 @@ mod tests {
         assert!(!body.contains(['\r', '\n']), "{body:?}");
         assert!(body.contains("|Odd\\|Prod\\\\uct  |"), "{body}");
         assert!(
-            body.contains("msg=a^b|c\\=d\\\\e\\rf\\ng\th – Zugriff verweigert – ü 日本 \\\\"),
+            body.contains("msg=a^b|c\\=d\\\\e\\rf\\ng h – Zugriff verweigert – ü 日本 \\\\"),
             "{body}"
         );
         let p = parse(&body);
         assert_eq!(p.header[2], "Odd|Prod\\uct  ");
-        // Header: CR/LF -> space, the rest back as it was.
+        // Header: CR/LF/tab -> space, the rest back as it was.
         assert_eq!(
             p.header[5],
-            "a^b|c=d\\e f g\th – Zugriff verweigert – ü 日本 \\"
+            "a^b|c=d\\e f g h – Zugriff verweigert – ü 日本 \\"
         );
-        assert_eq!(get(&p, "msg"), Some(NASTY));
+        // Values: CR/LF escaped (`\r`, `\n`), tab -> space.
+        assert_eq!(get(&p, "msg"), Some(NASTY.replace('\t', " ").as_str()));
         assert_eq!(get(&p, "request"), Some("/a=b?c=d|e\\"));
         assert_eq!(get(&p, "externalId"), Some("id=with|pipe\\"));
         assert_eq!(p.ext.len(), 23);
@@ -482,6 +488,27 @@ mod tests {
         );
     }
 
+    #[test]
+    fn controls_and_unicode_breaks_become_spaces_in_header_and_values() {
+        let raw = raw();
+        let mut e = full(raw);
+        let controls = super::super::leef::tests::CONTROLS;
+        e.title = Some(controls.into());
+        e.description = Some(format!("{controls} tail").into());
+        let (body, cut) = encode_str(&e, 65_000);
+        assert!(!cut);
+        let bad = body
+            .char_indices()
+            .find(|&(_, c)| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'));
+        assert_eq!(bad, None, "{body:?}");
+        let p = parse(&body);
+        // Header: every control -> space; values: CR/LF keep CEF's own escapes.
+        assert_eq!(p.header[5], "n e b v f d x t r l N L P end");
+        let want = "n e b v f d x t r\rl\nN L P end tail";
+        assert_eq!(get(&p, "msg"), Some(want));
+        assert_eq!(p.ext.len(), 23);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
@@ -502,10 +529,11 @@ mod tests {
             let name = if title.is_empty() {
                 "wallarm:attack:new".to_owned()
             } else {
-                title.replace(['\r', '\n'], " ")
+                title.replace(['\r', '\n', '\t'], " ")
             };
             prop_assert_eq!(&p.header[5], &name);
-            prop_assert_eq!(get(&p, "msg"), Some(desc.as_str()).filter(|s| !s.is_empty()));
+            let msg = desc.replace('\t', " ");
+            prop_assert_eq!(get(&p, "msg"), Some(msg.as_str()).filter(|s| !s.is_empty()));
             prop_assert_eq!(get(&p, "request"), Some(path.as_str()).filter(|s| !s.is_empty()));
             let mut out = BytesMut::new();
             let cut = encode(&e, budget, &mut out);

@@ -9,12 +9,16 @@
 //! Character rules (IBM QRadar DSM guide, "Log Event Extended Format (LEEF)", section "LEEF
 //! event components" for LEEF 2.0; made stricter by the siemgate sinks contract, which
 //! replaces characters instead of escaping them so that no receiver has to unescape):
-//! * The header is `|`-separated: a `|` inside a header field becomes `_`; CR and LF become a
-//!   space (one event is one syslog line).
+//! * The header is `|`-separated: a `|` inside a header field becomes `_`.
 //! * Attributes are `key=value` joined by the delimiter named in the header's sixth field: one
 //!   character, or its hex code for tab, written `x09` (the guide allows `x` or `0x` followed by
-//!   1-4 hex digits). In a value the delimiter, CR and LF each become a space. `=` is left as
-//!   is: the first `=` of an attribute ends its key.
+//!   1-4 hex digits). In a value the delimiter becomes a space. `=` is left as is: the first `=`
+//!   of an attribute ends its key.
+//! * Everywhere (header and values, LEEF and CEF alike): every C0 control (NUL to US, tab, CR
+//!   and LF included), DEL, and the Unicode line breaks U+0085, U+2028 and U+2029 become one
+//!   space each ([`is_control`], [`unicode_break_len`]). One event is one syslog line; NUL cuts
+//!   messages in C receivers (syslog-ng rewrites it as the four characters `\x00`), ESC puts
+//!   terminal codes in analysts' consoles, and the Unicode breaks split lines in viewers.
 
 use std::fmt::{self, Write as _};
 
@@ -62,11 +66,27 @@ fn usable_delimiter(delimiter: u8) -> u8 {
     }
 }
 
-/// Header field rule: `|` -> `_`, CR/LF -> space (see the module docs).
+/// Whether `b` is a C0 control (tab, CR and LF included) or DEL: written as a space in every
+/// syslog body (see the module docs).
+pub(super) fn is_control(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
+}
+
+/// Bytes of the Unicode line break (U+0085 NEL, U+2028 LINE SEPARATOR, U+2029 PARAGRAPH
+/// SEPARATOR) that `s` starts with, 0 if none: written as one space, like the C0 controls.
+pub(super) fn unicode_break_len(s: &[u8]) -> usize {
+    match s {
+        [0xC2, 0x85, ..] => 2,
+        [0xE2, 0x80, 0xA8 | 0xA9, ..] => 3,
+        _ => 0,
+    }
+}
+
+/// Header field rule: `|` -> `_`, controls -> space (see the module docs).
 fn header_escape(b: u8) -> Option<&'static [u8]> {
     match b {
         b'|' => Some(b"_"),
-        b'\r' | b'\n' => Some(b" "),
+        b if is_control(b) => Some(b" "),
         _ => None,
     }
 }
@@ -94,9 +114,9 @@ pub fn encode(event: &Event<'_>, delimiter: u8, budget: usize, out: &mut BytesMu
     }
     out.put_u8(b'|');
 
-    // Attribute value rule: the delimiter, CR and LF -> space (see the module docs).
+    // Attribute value rule: the delimiter and controls -> space (see the module docs).
     let esc = |b: u8| -> Option<&'static [u8]> {
-        if b == delim || b == b'\r' || b == b'\n' {
+        if b == delim || is_control(b) {
             Some(b" ")
         } else {
             None
@@ -132,20 +152,35 @@ pub fn encode(event: &Event<'_>, delimiter: u8, budget: usize, out: &mut BytesMu
     a.finish()
 }
 
-/// Calls `put` with the pieces of `s` after `esc` rewrote its bytes: runs of kept bytes and
-/// replacements. Escapes only ever match ASCII bytes, so UTF-8 sequences pass through whole.
+/// Calls `put` with the pieces of `s` after `esc` rewrote its bytes and every Unicode line
+/// break became a space: runs of kept bytes and replacements. Escapes only ever match ASCII
+/// bytes, so other UTF-8 sequences pass through whole.
 fn for_each_piece<E, P>(s: &[u8], esc: &E, mut put: P)
 where
     E: Fn(u8) -> Option<&'static [u8]>,
     P: FnMut(&[u8]),
 {
-    let mut run = 0;
-    for (i, &b) in s.iter().enumerate() {
-        if let Some(rep) = esc(b) {
-            put(&s[run..i]);
-            put(rep);
-            run = i + 1;
+    let (mut run, mut i) = (0, 0);
+    while i < s.len() {
+        let b = s[i];
+        let (rep, len): (&[u8], usize) = if let Some(rep) = esc(b) {
+            (rep, 1)
+        } else if b >= 0xC2 {
+            match unicode_break_len(&s[i..]) {
+                0 => (&[], 0),
+                n => (b" ", n),
+            }
+        } else {
+            (&[], 0)
+        };
+        if len == 0 {
+            i += 1;
+            continue;
         }
+        put(&s[run..i]);
+        put(rep);
+        i += len;
+        run = i;
     }
     put(&s[run..]);
 }
@@ -377,7 +412,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::normalize::{EventId, Kind, Status, Timestamp};
@@ -627,8 +662,8 @@ mod tests {
         assert!(!body.contains(['\r', '\n']), "{body:?}");
         let p = parse(&body);
         assert_eq!(p.delim, '^');
-        // `^`, CR, LF -> space; `|`, `=`, `\`, tab and non-ASCII text stay.
-        let want = "a b|c=d\\e f g\th – Zugriff verweigert – ü 日本";
+        // `^`, CR, LF, tab -> space; `|`, `=`, `\` and non-ASCII text stay.
+        let want = "a b|c=d\\e f g h – Zugriff verweigert – ü 日本";
         assert_eq!(get(&p, "policy"), Some(want));
         assert_eq!(get(&p, "description"), Some(want));
         assert_eq!(get(&p, "requestPath"), Some("/a=b?c=d|e"));
@@ -824,6 +859,49 @@ mod tests {
         }
     }
 
+    /// Every C0 control, DEL and the Unicode line breaks, between letters.
+    pub(crate) const CONTROLS: &str =
+        "n\0e\x1bb\x07v\x0bf\x0cd\x7fx\x01t\tr\rl\nN\u{85}L\u{2028}P\u{2029}end";
+
+    #[test]
+    fn controls_and_unicode_breaks_become_spaces_in_header_and_values() {
+        let raw = raw();
+        let mut e = full(raw);
+        e.product = "Pro\0d\x1b[31mct\u{2028}";
+        e.title = Some(CONTROLS.into());
+        e.description = Some(format!("{CONTROLS} tail").into());
+        for delim in [b'^', b'\t'] {
+            let (body, cut) = encode_str(&e, delim, 65_000);
+            assert!(!cut);
+            let bad = body.char_indices().find(|&(_, c)| {
+                (c.is_control() && !(delim == b'\t' && c == '\t'))
+                    || matches!(c, '\u{2028}' | '\u{2029}')
+            });
+            assert_eq!(bad, None, "{body:?}");
+            let p = parse(&body);
+            assert_eq!(p.header[1], "Pro d [31mct ");
+            let want = "n e b v f d x t r l N L P end";
+            assert_eq!(get(&p, "policy"), Some(want));
+            // The description is the last attribute: nothing after a NUL was lost.
+            assert_eq!(
+                get(&p, "description"),
+                Some(format!("{want} tail").as_str())
+            );
+            assert_eq!(p.attrs.len(), 22);
+        }
+    }
+
+    #[test]
+    fn a_lone_c2_or_e2_lead_byte_is_not_taken_for_a_break() {
+        let raw = raw();
+        let mut e = full(raw);
+        // U+0080..U+00FF and U+2000..U+202F around the breaks stay as they are.
+        let text = "\u{84}\u{86}\u{2027}\u{202A}é€";
+        e.title = Some(text.into());
+        let p = parse(&encode_str(&e, b'^', 65_000).0);
+        assert_eq!(get(&p, "policy"), Some(text));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
@@ -845,7 +923,7 @@ mod tests {
             let p = parse(&full_body);
             let clean = |s: &str| -> String {
                 s.chars()
-                    .map(|c| if c == char::from(delim) || c == '\r' || c == '\n' { ' ' } else { c })
+                    .map(|c| if c == char::from(delim) || c.is_ascii_control() { ' ' } else { c })
                     .collect()
             };
             for (key, given) in [("policy", &title), ("description", &desc), ("requestPath", &path)] {

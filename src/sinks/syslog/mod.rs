@@ -24,7 +24,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::retry::SendError;
-use super::{one_line, EncodeError, Encoder};
+use super::{EncodeError, Encoder};
 use crate::config::{SyslogFormat, SyslogFraming, SyslogHeader, SyslogSettings, SyslogTransport};
 use crate::normalize::{Event, EventId, Severity};
 
@@ -176,7 +176,7 @@ impl SyslogEncoder {
 fn write_json(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> Result<bool, EncodeError> {
     let start = out.len();
     serde_json::to_writer(out.writer(), event)?;
-    one_line(&mut out[start..]);
+    json_one_line(out, start);
     if out.len() - start <= budget {
         return Ok(false);
     }
@@ -197,7 +197,7 @@ fn write_json(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> Result<bo
         }
         out.truncate(start);
         serde_json::to_writer(out.writer(), &lean)?;
-        one_line(&mut out[start..]);
+        json_one_line(out, start);
         // `raw` is serialized last: replace it with the truncation mark.
         const RAW_NULL: &[u8] = b",\"raw\":null}";
         if out[start..].ends_with(RAW_NULL) {
@@ -220,22 +220,70 @@ fn sd_param(out: &mut BytesMut, name: &str, value: &str) {
     out.put_u8(b'"');
 }
 
-/// Writes SD-PARAM value text: `"`, `\` and `]` escaped, control characters as spaces.
+/// Writes SD-PARAM value text: `"`, `\` and `]` escaped, C0 controls, DEL and the Unicode line
+/// breaks (U+0085, U+2028, U+2029) as one space each, like the LEEF and CEF bodies.
 struct SdEscape<'a>(&'a mut BytesMut);
 
 impl std::fmt::Write for SdEscape<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        for &b in s.as_bytes() {
+        let s = s.as_bytes();
+        let mut i = 0;
+        while i < s.len() {
+            let b = s[i];
             match b {
                 b'"' | b'\\' | b']' => {
                     self.0.put_u8(b'\\');
                     self.0.put_u8(b);
                 }
-                0..=0x1f | 0x7f => self.0.put_u8(b' '),
+                b if leef::is_control(b) => self.0.put_u8(b' '),
+                0xC2.. if leef::unicode_break_len(&s[i..]) > 0 => {
+                    self.0.put_u8(b' ');
+                    i += leef::unicode_break_len(&s[i..]);
+                    continue;
+                }
                 _ => self.0.put_u8(b),
             }
+            i += 1;
         }
         Ok(())
+    }
+}
+
+/// Makes the JSON body from `start` on safe to read as one line: C0 controls, which valid
+/// JSON holds only as whitespace between tokens (serde escapes them inside strings; a vendor's
+/// `raw` may be pretty-printed), become spaces in place; DEL and the Unicode line breaks, which
+/// JSON allows raw inside strings, are written as their `\u` escapes (the same string, so the
+/// value a SIEM decodes is unchanged). The common case, none of them, costs one scan.
+fn json_one_line(out: &mut BytesMut, start: usize) {
+    let needs_escape = |s: &[u8], i: usize| s[i] == 0x7f || leef::unicode_break_len(&s[i..]) > 0;
+    let mut first = None;
+    for i in start..out.len() {
+        if leef::is_control(out[i]) && out[i] != 0x7f {
+            out[i] = b' ';
+        } else if first.is_none() && needs_escape(out, i) {
+            first = Some(i);
+        }
+    }
+    let Some(first) = first else { return };
+    let tail = out.split_off(first);
+    let mut i = 0;
+    while i < tail.len() {
+        let (escape, len): (&[u8], usize) = match tail[i] {
+            0x7f => (b"\\u007f", 1),
+            _ => match leef::unicode_break_len(&tail[i..]) {
+                2 => (b"\\u0085", 2),
+                3 if tail[i + 2] == 0xA8 => (b"\\u2028", 3),
+                3 => (b"\\u2029", 3),
+                _ => (&[], 0),
+            },
+        };
+        if len == 0 {
+            out.put_u8(tail[i]);
+            i += 1;
+        } else {
+            out.extend_from_slice(escape);
+            i += len;
+        }
     }
 }
 
@@ -543,6 +591,42 @@ mod tests {
         assert!(
             msg.starts_with(r#"<107>1 2026-01-02T03:04:05.678Z gw-01 siemgate - alert [siemgate@32473 vendor="prisma_cloud" severity="high" source="prisma" id="P-1\"\]\\"] {"#),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn json_body_and_structured_data_carry_no_raw_control_or_line_break() {
+        // A pretty-printed vendor object with a tab, and DEL / U+0085 / U+2028 / U+2029 raw in a
+        // string (all valid JSON).
+        let raw_text = "{\n\t\"k\": \"a\u{7f}b\u{85}c\u{2028}d\u{2029}e\"\r\n}";
+        let raw: &serde_json::value::RawValue = serde_json::from_str(raw_text).unwrap();
+        let enc = SyslogEncoder::new(
+            &settings(
+                SyslogHeader::Rfc5424,
+                SyslogFormat::Json,
+                SyslogTransport::Tcp,
+            ),
+            Counter::noop(),
+        );
+        let mut e = event(raw);
+        e.id = crate::normalize::EventId::Vendor("i\0d\u{2028}x".into());
+        e.title = Some("t\0i\x1bt\x7fl\u{85}e".into());
+        let mut out = BytesMut::new();
+        enc.encode(&e, &mut out).unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        let bad = text
+            .char_indices()
+            .find(|&(_, c)| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'));
+        assert_eq!(bad, None, "{text:?}");
+        assert!(text.contains(r#" id="i d x"] {"#), "{text}");
+        let body = &text[text.find("] {").unwrap() + 2..];
+        // The same JSON values: nothing lost, only escaped.
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["title"], "t\0i\x1bt\x7fl\u{85}e");
+        assert_eq!(v["raw"]["k"], "a\u{7f}b\u{85}c\u{2028}d\u{2029}e");
+        assert!(
+            body.contains(r#""a\u007fb\u0085c\u2028d\u2029e""#),
+            "{body}"
         );
     }
 
