@@ -36,6 +36,9 @@ pub struct SourceStats {
     /// Unix milliseconds of the last accepted request with events; 0 before the first.
     pub last_event_ms: AtomicI64,
     pub auth_failures: AtomicU64,
+    /// Unix milliseconds of the last warning logged about unrecognised bodies; at most one a
+    /// minute per source, so a misconfigured sender cannot flood the log.
+    pub unrecognized_logged_ms: AtomicI64,
 }
 
 impl SourceStats {
@@ -52,7 +55,26 @@ impl SourceStats {
     pub fn auth_failure(&self) {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Whether a warning about unrecognised bodies may be logged at `at`: true at most once per
+    /// [`UNRECOGNIZED_LOG_INTERVAL_MS`].
+    pub fn may_log_unrecognized(&self, at: Timestamp) -> bool {
+        let last = self.unrecognized_logged_ms.load(Ordering::Relaxed);
+        let due = last == 0 || at.millis().saturating_sub(last) >= UNRECOGNIZED_LOG_INTERVAL_MS;
+        due && self
+            .unrecognized_logged_ms
+            .compare_exchange(
+                last,
+                at.millis().max(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
 }
+
+/// At most one warning a minute per source about bodies of an unrecognised shape.
+pub const UNRECOGNIZED_LOG_INTERVAL_MS: i64 = 60_000;
 
 /// One sink a source routes to: the sink, its filter, and this source's encoding for it.
 pub struct Target {
@@ -93,14 +115,18 @@ pub fn dispatch(
         received_at,
     };
     let filter = &source.settings.filter;
+    let mut unrecognized = 0usize;
     if source.settings.suppressed {
         let events = source
             .settings
             .vendor
-            .decode_mapped(body, &ctx, source.settings.mapping.as_ref(), |_| {})
+            .decode_mapped(body, &ctx, source.settings.mapping.as_ref(), |e| {
+                unrecognized += usize::from(e.is_unrecognized());
+            })
             .map_err(Reject::Decode)?;
         source.metrics.events_received.increment(events as u64);
         source.metrics.events_suppressed.increment(events as u64);
+        count_unrecognized(source, unrecognized, received_at);
         let accepted = Accepted {
             events,
             filtered: 0,
@@ -124,6 +150,7 @@ pub fn dispatch(
         .settings
         .vendor
         .decode_mapped(body, &ctx, source.settings.mapping.as_ref(), |event| {
+            unrecognized += usize::from(event.is_unrecognized());
             if !filter.is_empty() && !filter.accepts(event.severity, event.kind, event.status) {
                 filtered += 1;
                 return;
@@ -157,6 +184,7 @@ pub fn dispatch(
     };
     if events == filtered {
         count(source, accepted, &encoded);
+        count_unrecognized(source, unrecognized, received_at);
         return Ok((accepted, Vec::new()));
     }
 
@@ -181,6 +209,7 @@ pub fn dispatch(
         }
     }
     count(source, accepted, &encoded);
+    count_unrecognized(source, unrecognized, received_at);
     let mut pending = Vec::new();
     for ((reservation, out), target) in reservations.into_iter().zip(encoded).zip(&source.targets) {
         let Some(reservation) = reservation else {
@@ -230,4 +259,25 @@ fn count(source: &Source, accepted: Accepted, encoded: &[Encoded]) {
         .metrics
         .events_filtered
         .increment(accepted.filtered as u64);
+}
+
+/// Counts an accepted request's events of an unrecognised shape and, at most once a minute per
+/// source, logs a warning: they still reach the SIEM (a refused vendor disables its webhook),
+/// marked with severity unknown, but someone should look at the sender's template.
+fn count_unrecognized(source: &Source, unrecognized: usize, at: Timestamp) {
+    if unrecognized == 0 {
+        return;
+    }
+    source
+        .metrics
+        .events_unrecognized
+        .increment(unrecognized as u64);
+    if source.stats.may_log_unrecognized(at) {
+        tracing::warn!(
+            source = %source.settings.id,
+            vendor = source.settings.vendor.as_str(),
+            events = unrecognized,
+            "a body carried none of the vendor's recognisable fields; forwarded with severity unknown (check the sender's payload template)"
+        );
+    }
 }

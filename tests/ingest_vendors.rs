@@ -567,8 +567,8 @@ async fn metric_reaches(gw: &TestGateway, name: &str, source: &str, want: f64) {
 async fn filters_forward_matching_events_and_count_the_rest() {
     let gw = start(&config(None)).await;
 
-    // min_severity = high on Prisma: seven alerts, three at high or above ("P1" is an unknown
-    // word, so the alert stays informational).
+    // min_severity = high on Prisma: seven alerts, three at high or above, and "P1", an
+    // unknown word: its severity is unknown, and an unknown severity passes every minimum.
     let high = src("prisma_high");
     let alert = fixture_element("prisma_cloud-webhook-alert-open.json");
     let severities = [
@@ -592,18 +592,20 @@ async fn filters_forward_matching_events_and_count_the_rest() {
         .collect();
     let a = send_to(&gw, high, serde_json::to_string(&batch).unwrap()).await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
-    assert_eq!(a.json(), json!({"accepted": 3, "filtered": 4}));
-    let all = wait_records(&sink_path(&gw, high), 3).await;
+    assert_eq!(a.json(), json!({"accepted": 4, "filtered": 3}));
+    let all = wait_records(&sink_path(&gw, high), 4).await;
     let ids: Vec<Value> = all.iter().map(|r| parse(r)["id"].clone()).collect();
     assert_eq!(
         ids,
         [
             json!("P-203:open"),
             json!("P-204:open"),
-            json!("P-205:open")
+            json!("P-205:open"),
+            json!("P-206:open")
         ]
     );
-    assert_raws(high.id, &all, &batch[3..6]);
+    assert_eq!(parse(&all[3])["severity"], "unknown");
+    assert_raws(high.id, &all, &batch[3..7]);
 
     // kinds = ["attack"] on Wallarm: every Wallarm JSON fixture in one array; of these ten
     // notifications three are hits.
@@ -656,7 +658,7 @@ async fn filters_forward_matching_events_and_count_the_rest() {
     forwarded.extend(originals(&ndjson));
     assert_raws(attacks.id, &all, &forwarded);
 
-    metric_reaches(&gw, "siemgate_events_filtered_total", "prisma_high", 4.0).await;
+    metric_reaches(&gw, "siemgate_events_filtered_total", "prisma_high", 3.0).await;
     metric_reaches(
         &gw,
         "siemgate_events_filtered_total",

@@ -443,6 +443,9 @@ pub struct SourceSettings {
     pub grace: Option<(Verifier, std::time::SystemTime)>,
 }
 
+/// Why `min_severity = "unknown"` is refused: it is no level to filter from.
+pub(crate) const UNKNOWN_MIN_SEVERITY: &str = "\"unknown\" is not a level: use informational, low, medium, high or critical (events of unknown severity pass every min_severity)";
+
 /// Which events of a source are forwarded; the rest are counted and dropped on purpose.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -457,7 +460,7 @@ impl Filter {
     }
 
     pub fn accepts(&self, severity: Severity, kind: Kind, status: Status) -> bool {
-        self.min_severity.is_none_or(|min| severity >= min)
+        self.min_severity.is_none_or(|min| severity.passes(min))
             && (self.kinds.is_empty() || self.kinds.contains(&kind))
             && (self.statuses.is_empty() || self.statuses.contains(&status))
     }
@@ -810,6 +813,9 @@ fn validate_source(
             }
         },
     };
+    if source.filter.min_severity == Some(Severity::Unknown) {
+        issues.push(format!("{path}.filter.min_severity"), UNKNOWN_MIN_SEVERITY);
+    }
     let filter = Filter {
         min_severity: source.filter.min_severity,
         kinds: source.filter.kinds.clone(),

@@ -267,6 +267,19 @@ fn normalize<'a>(
             None => EventId::Joined(uid, word),
         };
     }
+    if [
+        a.alert_id,
+        a.name,
+        a.description,
+        a.alert_action,
+        a.alert_url,
+        a.fields,
+    ]
+    .iter()
+    .all(Option::is_none)
+    {
+        e.mark_unrecognized();
+    }
     Ok(e)
 }
 
@@ -330,8 +343,13 @@ mod tests {
         );
         assert_eq!(
             e["normalization_warnings"],
-            serde_json::json!(["time: missing, received_at used"])
+            serde_json::json!([
+                "time: missing, received_at used",
+                crate::vendors::NO_SEVERITY
+            ])
         );
+        assert_eq!(e["severity"], "unknown");
+        assert_eq!(e["severity_id"], 0);
         assert_eq!(
             e["id"].as_str().unwrap().len(),
             32,

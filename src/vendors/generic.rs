@@ -70,6 +70,12 @@ fn normalize<'a>(
             .normalization_warnings
             .push("time: missing, received_at used"),
     }
+    if [probe.id, probe.severity, probe.time, probe.timestamp]
+        .iter()
+        .all(Option::is_none)
+    {
+        event.mark_unrecognized();
+    }
     Ok(event)
 }
 
@@ -213,6 +219,9 @@ fn normalize_mapped<'a>(raw: &'a RawValue, ctx: &Context<'a>, m: &'a Mapping) ->
     e.network.domain = mapped_text(&f.domain, raw, "domain: not a string", w);
     e.network.path = mapped_text(&f.path, raw, "path: not a string", w);
     e.network.method = mapped_text(&f.method, raw, "method: not a string", w);
+    if !m.matches_any(raw) {
+        e.mark_unrecognized();
+    }
     e
 }
 

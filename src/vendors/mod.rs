@@ -16,7 +16,10 @@ pub mod wallarm;
 
 use serde::Serialize;
 
-use crate::normalize::{Event, EventId, Timestamp};
+use crate::normalize::{Event, EventId, Severity, Timestamp};
+
+/// The warning of an event whose vendor gave no severity (the event says `unknown`, OCSF 0).
+pub const NO_SEVERITY: &str = "severity: not given by the vendor, unknown";
 
 /// A payload family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -122,6 +125,10 @@ impl Vendor {
         F: FnMut(Event<'a>),
     {
         let emit = |mut e: Event<'a>| {
+            // Every decoder leaves the severity unknown unless its vendor said one; say so.
+            if e.severity == Severity::Unknown && e.vendor_severity.is_none() {
+                e.normalization_warnings.push(NO_SEVERITY);
+            }
             if e.id == EventId::Unset {
                 e.id = EventId::hash_of(e.raw.get().as_bytes());
             }
