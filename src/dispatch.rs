@@ -120,9 +120,15 @@ pub fn dispatch(
         let events = source
             .settings
             .vendor
-            .decode_mapped(body, &ctx, source.settings.mapping.as_ref(), |e| {
-                unrecognized += usize::from(e.is_unrecognized());
-            })
+            .decode_mapped(
+                body,
+                &ctx,
+                source.settings.mapping.as_ref(),
+                &source.settings.redact,
+                |e| {
+                    unrecognized += usize::from(e.is_unrecognized());
+                },
+            )
             .map_err(Reject::Decode)?;
         source.metrics.events_received.increment(events as u64);
         source.metrics.events_suppressed.increment(events as u64);
@@ -149,30 +155,36 @@ pub fn dispatch(
     let events = source
         .settings
         .vendor
-        .decode_mapped(body, &ctx, source.settings.mapping.as_ref(), |event| {
-            unrecognized += usize::from(event.is_unrecognized());
-            if !filter.is_empty() && !filter.accepts(event.severity, event.kind, event.status) {
-                filtered += 1;
-                return;
-            }
-            for (target, out) in source.targets.iter().zip(encoded.iter_mut()) {
-                if !target.filter.is_empty()
-                    && !target
-                        .filter
-                        .accepts(event.severity, event.kind, event.vendor)
-                {
-                    out.filtered += 1;
-                    continue;
+        .decode_mapped(
+            body,
+            &ctx,
+            source.settings.mapping.as_ref(),
+            &source.settings.redact,
+            |event| {
+                unrecognized += usize::from(event.is_unrecognized());
+                if !filter.is_empty() && !filter.accepts(event.severity, event.kind, event.status) {
+                    filtered += 1;
+                    return;
                 }
-                let start = out.buf.len();
-                if target.encoding.encode(&event, &mut out.buf).is_err() {
-                    out.buf.truncate(start);
-                    encode_failed = true;
-                    continue;
+                for (target, out) in source.targets.iter().zip(encoded.iter_mut()) {
+                    if !target.filter.is_empty()
+                        && !target
+                            .filter
+                            .accepts(event.severity, event.kind, event.vendor)
+                    {
+                        out.filtered += 1;
+                        continue;
+                    }
+                    let start = out.buf.len();
+                    if target.encoding.encode(&event, &mut out.buf).is_err() {
+                        out.buf.truncate(start);
+                        encode_failed = true;
+                        continue;
+                    }
+                    out.ends.push(out.buf.len());
                 }
-                out.ends.push(out.buf.len());
-            }
-        })
+            },
+        )
         .map_err(Reject::Decode)?;
     if encode_failed {
         return Err(Reject::Internal("an event could not be encoded for a sink"));

@@ -168,6 +168,11 @@ pub struct SourceConfig {
     pub filter: FilterConfig,
     /// Field mapping for `vendor = "generic"`: where each Event field comes from.
     pub mapping: Option<MappingConfig>,
+    /// JSON pointers (RFC 6901, relative to each alert object) of fields to redact besides
+    /// the vendor's known credential fields: a sender's template can put a secret anywhere,
+    /// and nothing downstream of siemgate should ever hold it.
+    #[serde(default)]
+    pub redact: Vec<String>,
     /// Splunk HEC envelope overrides for this source's events (index, sourcetype, ...).
     #[serde(default)]
     pub hec: HecOverrides,
@@ -436,6 +441,8 @@ pub struct SourceSettings {
     pub require_client_cert: bool,
     pub filter: Filter,
     pub mapping: Option<Mapping>,
+    /// Pointers redacted in every event besides the vendor's credential fields.
+    pub redact: Vec<crate::vendors::mapping::Pointer>,
     pub hec: HecOverrides,
     /// `(window, max_entries)` when de-duplication is on.
     pub dedup: Option<(Duration, usize)>,
@@ -821,6 +828,13 @@ fn validate_source(
         kinds: source.filter.kinds.clone(),
         statuses: source.filter.statuses.clone(),
     };
+    let mut redact = Vec::with_capacity(source.redact.len());
+    for (j, text) in source.redact.iter().enumerate() {
+        match crate::vendors::redact::parse_pointer(text) {
+            Ok(p) => redact.push(p),
+            Err(message) => issues.push(format!("{path}.redact[{j}]"), message),
+        }
+    }
     if let Some(d) = &source.dedup {
         if d.window.0.is_zero() {
             issues.push(format!("{path}.dedup.window"), "must be greater than 0");
@@ -848,6 +862,7 @@ fn validate_source(
         require_client_cert: source.require_client_cert,
         filter,
         mapping,
+        redact,
         hec: source.hec.clone(),
         dedup: source.dedup.as_ref().map(|d| (d.window.0, d.max_entries)),
     })
@@ -1117,6 +1132,29 @@ mod tests {
                 "missing {expect:?} in {issues:#?}"
             );
         }
+    }
+
+    #[test]
+    fn redact_pointers_and_unknown_min_severity_are_refused_with_their_paths() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/config/invalid/redact-and-severity-problems.toml"
+        ))
+        .unwrap();
+        let issues = issues_of(&text);
+        for expect in [
+            "sinks[0].filter.min_severity: \"unknown\" is not a level",
+            "sources[0].filter.min_severity: \"unknown\" is not a level",
+            "sources[0].redact[0]: \"privateKey\" is not a JSON pointer",
+            "sources[0].redact[1]: \"/a~2b\" is not a JSON pointer",
+            "sources[0].redact[2]: the empty pointer",
+        ] {
+            assert!(
+                issues.iter().any(|i| i.starts_with(expect)),
+                "missing {expect:?} in {issues:#?}"
+            );
+        }
+        assert_eq!(issues.len(), 5, "{issues:#?}");
     }
 
     #[test]

@@ -624,6 +624,11 @@ mod tests {
             "application and subsystem are not a resource: {e}"
         );
         assert!(e.get("description").is_none(), "filler is absent: {e}");
+        assert_eq!(
+            e["normalization_warnings"],
+            serde_json::json!([crate::vendors::redact::WARNING])
+        );
+        assert_eq!(e["raw"]["privateKey"], "[redacted]");
     }
 
     #[test]

@@ -282,7 +282,7 @@ mod tests {
             received_at: Timestamp(0),
         };
         let mut out = Vec::new();
-        Vendor::Generic.decode_mapped(body, &ctx, Some(&m), |e| {
+        Vendor::Generic.decode_mapped(body, &ctx, Some(&m), &[], |e| {
             out.push(serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap())
         })?;
         Ok(out)

@@ -37,6 +37,11 @@ impl Pointer {
         ))
     }
 
+    /// The reference tokens, unescaped.
+    pub fn tokens(&self) -> &[String] {
+        &self.0
+    }
+
     /// The value at this pointer inside `raw`, if there is one.
     pub fn resolve<'a>(&self, raw: &'a RawValue) -> Option<&'a RawValue> {
         let mut at = raw;

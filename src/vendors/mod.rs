@@ -12,6 +12,7 @@ pub mod immuta;
 pub mod json;
 pub mod mapping;
 pub mod prisma;
+pub mod redact;
 pub mod wallarm;
 
 use serde::Serialize;
@@ -110,15 +111,17 @@ impl Vendor {
     where
         F: FnMut(Event<'a>),
     {
-        self.decode_mapped(body, ctx, None, emit)
+        self.decode_mapped(body, ctx, None, &[], emit)
     }
 
-    /// [`decode`](Self::decode) with the source's field mapping (used by `generic` only).
+    /// [`decode`](Self::decode) with the source's field mapping (used by `generic` only) and
+    /// the source's own `redact` pointers (the vendor's credential fields are always redacted).
     pub fn decode_mapped<'a, F>(
         self,
         body: &'a str,
         ctx: &Context<'a>,
         mapping: Option<&'a mapping::Mapping>,
+        redact: &[mapping::Pointer],
         mut emit: F,
     ) -> Result<usize, DecodeError>
     where
@@ -129,6 +132,8 @@ impl Vendor {
             if e.severity == Severity::Unknown && e.vendor_severity.is_none() {
                 e.normalization_warnings.push(NO_SEVERITY);
             }
+            // Before the id: a hash id is taken over the redacted object.
+            redact::apply(&mut e, self, redact);
             if e.id == EventId::Unset {
                 e.id = EventId::hash_of(e.raw.get().as_bytes());
             }
