@@ -387,27 +387,31 @@ fn read_log_entries<'a>(
         }
         for_each_member(entry, |key, value| match key.as_ref() {
             "timestamp" => facts.put("timestamp", value, w),
-            "text" if value.get().starts_with('{') && facts.object(value, w).is_err() => {
-                w.push("logEntries.text: not an object");
-            }
-            "text" if value.get().starts_with('{') => {}
-            "text" => {
-                // A string: the alert facts as JSON text, or a plain message.
-                let Some(text) = string(value) else {
-                    return;
-                };
-                if let Ok(obj) = serde_json::from_str::<&RawValue>(&text) {
-                    if obj.get().starts_with('{') {
-                        let mut inner = Facts::default();
-                        if inner.object(obj, w).is_ok() {
-                            facts.fill_from(inner);
-                        }
-                    }
-                }
-            }
+            "text" => read_text(value, facts, w),
             _ => {}
         })
     })
+}
+
+/// A log entry's `text`: an object of alert facts, a string holding one (read from a copy), or
+/// a plain message (nothing to read).
+fn read_text<'a>(value: &'a RawValue, facts: &mut Facts<'a>, w: &mut Warnings) {
+    if value.get().starts_with('{') {
+        // `value` was validated with the body, so reading its members cannot fail.
+        let _ = facts.object(value, w);
+        return;
+    }
+    let Some(text) = string(value) else {
+        return;
+    };
+    if let Ok(obj) = serde_json::from_str::<&RawValue>(&text) {
+        if obj.get().starts_with('{') {
+            let mut inner = Facts::default();
+            if inner.object(obj, w).is_ok() {
+                facts.fill_from(inner);
+            }
+        }
+    }
 }
 
 fn normalize<'a>(

@@ -234,4 +234,117 @@ mod tests {
         assert_eq!(Vendor::names().count(), 5);
         assert_eq!(Vendor::from_name("nosuch"), None);
     }
+
+    /// Every vendor's severity words in one table: what the vendor sends, where, and the
+    /// normalized severity. No severity from the vendor is `unknown` (OCSF 0), never a guess;
+    /// Wallarm hits are the one derived case (the attack type ranks them; `wallarm.rs`).
+    #[test]
+    fn severity_words_per_vendor() {
+        use Severity::*;
+        let prisma = |w: &str| format!(r#"{{"alertId":"P-1","severity":"{w}"}}"#);
+        let wallarm_risk = |w: &str| {
+            format!(
+                r#"{{"details":{{"notification_type":"security_issue","security_issue":{{"risk":"{w}"}}}}}}"#
+            )
+        };
+        let wallarm_threat = |w: &str| format!(r#"{{"title":"t","threat":"{w}"}}"#);
+        let wallarm_hit = |t: &str| {
+            format!(r#"{{"details":{{"notification_type":"new_hits","hit":{{"type":"{t}"}}}}}}"#)
+        };
+        let cx_field = |w: &str| {
+            format!(r#"{{"alert_id":"a","fields":[{{"key":"severity","value":"{w}"}}]}}"#)
+        };
+        let cx_sendlog = |w: &str| {
+            format!(r#"{{"logEntries":[{{"severity":3,"text":{{"alert_severity":"{w}"}}}}]}}"#)
+        };
+        let cx_priority = |w: &str| format!(r#"{{"alert_name":"n","alert_priority":"{w}"}}"#);
+        let generic = |w: &str| format!(r#"{{"id":"g","severity":"{w}"}}"#);
+        let table: Vec<(Vendor, String, Severity)> = vec![
+            (Vendor::PrismaCloud, prisma("informational"), Informational),
+            (Vendor::PrismaCloud, prisma("low"), Low),
+            (Vendor::PrismaCloud, prisma("medium"), Medium),
+            (Vendor::PrismaCloud, prisma("high"), High),
+            (Vendor::PrismaCloud, prisma("critical"), Critical),
+            (Vendor::PrismaCloud, prisma("HIGH"), High),
+            (Vendor::PrismaCloud, prisma("P1"), Unknown),
+            (Vendor::PrismaCloud, r#"{"alertId":"P-0"}"#.into(), Unknown),
+            (Vendor::Wallarm, wallarm_risk("Critical"), Critical),
+            (Vendor::Wallarm, wallarm_risk("High"), High),
+            (Vendor::Wallarm, wallarm_risk("Medium"), Medium),
+            (Vendor::Wallarm, wallarm_risk("Low"), Low),
+            (Vendor::Wallarm, wallarm_risk("Info"), Informational),
+            (Vendor::Wallarm, wallarm_risk("severe"), Unknown),
+            (Vendor::Wallarm, wallarm_threat("Low"), Low),
+            (Vendor::Wallarm, wallarm_threat("Medium"), Medium),
+            (Vendor::Wallarm, wallarm_threat("High"), High),
+            (Vendor::Wallarm, wallarm_hit("sqli"), High),
+            (Vendor::Wallarm, wallarm_hit("xss"), Medium),
+            (Vendor::Wallarm, wallarm_hit("scanner"), Low),
+            (
+                Vendor::Wallarm,
+                r#"{"summary":"[Wallarm] Trigger","details":{"notification_type":"ip_blocked"}}"#
+                    .into(),
+                Unknown,
+            ),
+            (Vendor::Coralogix, cx_field("Info"), Informational),
+            (Vendor::Coralogix, cx_field("Warning"), Medium),
+            (Vendor::Coralogix, cx_field("Error"), High),
+            (Vendor::Coralogix, cx_field("Critical"), Critical),
+            (Vendor::Coralogix, cx_field("CRITICAL"), Critical),
+            (Vendor::Coralogix, cx_field("debug"), Informational),
+            (Vendor::Coralogix, cx_field("verbose"), Informational),
+            (Vendor::Coralogix, cx_field("warn"), Medium),
+            (Vendor::Coralogix, cx_field("$EVENT_SEVERITY"), Unknown),
+            (Vendor::Coralogix, cx_sendlog("Critical"), Critical),
+            (Vendor::Coralogix, cx_sendlog("Error"), High),
+            (Vendor::Coralogix, cx_priority("P1"), Critical),
+            (Vendor::Coralogix, cx_priority("P2"), High),
+            (Vendor::Coralogix, cx_priority("P3"), Medium),
+            (Vendor::Coralogix, cx_priority("P4"), Low),
+            (Vendor::Coralogix, cx_priority("P5"), Informational),
+            (
+                Vendor::Immuta,
+                r#"{"type":"apiKeyRevoked"}"#.into(),
+                Unknown,
+            ),
+            (Vendor::Generic, generic("info"), Informational),
+            (Vendor::Generic, generic("informational"), Informational),
+            (Vendor::Generic, generic("debug"), Informational),
+            (Vendor::Generic, generic("low"), Low),
+            (Vendor::Generic, generic("warning"), Low),
+            (Vendor::Generic, generic("medium"), Medium),
+            (Vendor::Generic, generic("moderate"), Medium),
+            (Vendor::Generic, generic("error"), Medium),
+            (Vendor::Generic, generic("high"), High),
+            (Vendor::Generic, generic("critical"), Critical),
+            (Vendor::Generic, generic("fatal"), Critical),
+            (Vendor::Generic, generic("unknown"), Unknown),
+            (Vendor::Generic, generic("P1"), Unknown),
+            (Vendor::Generic, r#"{"id":"g"}"#.into(), Unknown),
+        ];
+        let ctx = Context {
+            source: "s",
+            received_at: Timestamp(0),
+        };
+        for (vendor, body, want) in &table {
+            let mut got = Vec::new();
+            vendor
+                .decode(body, &ctx, |e| {
+                    got.push((e.severity, e.normalization_warnings.clone()))
+                })
+                .unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(got.len(), 1, "{body}");
+            let (severity, warnings) = &got[0];
+            assert_eq!(severity, want, "{} {body}", vendor.as_str());
+            // Unknown says why, unless the vendor's own word was "unknown".
+            if *want == Unknown && !body.contains(r#""unknown""#) {
+                assert!(
+                    warnings
+                        .iter()
+                        .any(|w| *w == NO_SEVERITY || w.ends_with("unknown word")),
+                    "an unknown severity always says why: {body} {warnings:?}"
+                );
+            }
+        }
+    }
 }
