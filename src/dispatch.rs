@@ -293,3 +293,22 @@ fn count_unrecognized(source: &Source, unrecognized: usize, at: Timestamp) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unrecognized_warning_at_most_once_a_minute() {
+        let stats = SourceStats::default();
+        let t0 = Timestamp(1_700_000_000_000);
+        assert!(stats.may_log_unrecognized(t0));
+        assert!(!stats.may_log_unrecognized(t0));
+        assert!(
+            !stats.may_log_unrecognized(Timestamp(t0.millis() + UNRECOGNIZED_LOG_INTERVAL_MS - 1))
+        );
+        assert!(stats.may_log_unrecognized(Timestamp(t0.millis() + UNRECOGNIZED_LOG_INTERVAL_MS)));
+        // A clock that stepped back does not log again before the minute is over.
+        assert!(!stats.may_log_unrecognized(t0));
+    }
+}
