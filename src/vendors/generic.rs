@@ -340,6 +340,24 @@ mod tests {
     }
 
     #[test]
+    fn a_record_the_mapping_finds_nothing_in_is_marked_unrecognised() {
+        let body = r#"{"aggregatedAlerts":[{"unrelated":1},{"rule":"r"}]}"#;
+        let events = run_mapped(body, COMPUTE_MAPPING).unwrap();
+        assert_eq!(events[0]["severity_id"], 0);
+        let unrecognised = serde_json::json!(crate::normalize::UNRECOGNIZED);
+        let has = |e: &serde_json::Value| {
+            e["normalization_warnings"]
+                .as_array()
+                .is_some_and(|w| w.contains(&unrecognised))
+        };
+        assert!(has(&events[0]), "{}", events[0]);
+        assert!(!has(&events[1]), "one mapped field found: {}", events[1]);
+        // Constants alone find nothing to miss.
+        let only_constants = run_mapped(r#"{"x":1}"#, r#"kind = { value = "attack" }"#).unwrap();
+        assert!(!has(&only_constants[0]), "{}", only_constants[0]);
+    }
+
+    #[test]
     fn mapping_records_pointer_errors_are_precise() {
         let err = run_mapped(r#" {"other":[]}"#, COMPUTE_MAPPING).unwrap_err();
         assert!(
