@@ -339,7 +339,8 @@ fn millis(s: &str) -> Option<Timestamp> {
 /// A `timestamp` of any documented kind: epoch ms, RFC 3339, or `$EVENT_TIMESTAMP`'s format.
 fn any_time(s: &str) -> Option<Timestamp> {
     let s = s.trim();
-    if s.bytes().all(|b| b.is_ascii_digit()) {
+    // Epoch ms, possibly with a fraction (Coralogix keeps sub-millisecond precision).
+    if s.parse::<f64>().is_ok() {
         return millis(s);
     }
     Timestamp::parse_rfc3339(s).or_else(|| slash_time(s))
@@ -664,11 +665,13 @@ mod tests {
 
     #[test]
     fn priority_stands_in_for_a_missing_severity_and_wrong_types_warn() {
-        let e = &run(r#"{"alert_name":"n","alert_priority":"P2","event_timestamp_ms":"1000"}"#)
-            .unwrap()[0];
+        let e = &run(r#"{"alert_name":"n","alert_priority":"P2","timestamp":1000.75}"#).unwrap()[0];
         assert_eq!(e["severity"], "high");
         assert_eq!(e["vendor_severity"], "P2");
         assert_eq!(e["time"], "1970-01-01T00:00:01.000Z");
+        let e = &run(r#"{"alert_name":"n","event_timestamp_ms":"1723670936254"}"#).unwrap()[0];
+        assert_eq!(e["time"], "2024-08-14T21:28:56.254Z");
+        assert_eq!(e["severity"], "unknown");
         let e = &run(
             r#"{"name":{"x":1},"alert_severity":"Critical","logEntries":[{"text":"plain words"}]}"#,
         )
