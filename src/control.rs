@@ -638,6 +638,7 @@ impl Control {
             client_cert_sha256: Vec::new(),
             filter: config::Filter::default(),
             mapping: None,
+            redact: Vec::new(),
             hec: config::HecOverrides::default(),
             dedup: None,
             grace: None,
@@ -719,6 +720,7 @@ fn encode_test_payload(
             test_payload(source.vendor),
             &ctx,
             source.mapping.as_ref(),
+            &source.redact,
             |event| {
                 for (enc, out) in encodings.iter().zip(per_sink.iter_mut()) {
                     let mut buf = BytesMut::new();

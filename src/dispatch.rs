@@ -57,6 +57,9 @@ pub struct SourceStats {
     /// Unix milliseconds of the last accepted request with events; 0 before the first.
     pub last_event_ms: AtomicI64,
     pub auth_failures: AtomicU64,
+    /// Unix milliseconds of the last warning logged about unrecognised bodies; at most one a
+    /// minute per source, so a misconfigured sender cannot flood the log.
+    pub unrecognized_logged_ms: AtomicI64,
 }
 
 impl SourceStats {
@@ -73,7 +76,26 @@ impl SourceStats {
     pub fn auth_failure(&self) {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Whether a warning about unrecognised bodies may be logged at `at`: true at most once per
+    /// [`UNRECOGNIZED_LOG_INTERVAL_MS`].
+    pub fn may_log_unrecognized(&self, at: Timestamp) -> bool {
+        let last = self.unrecognized_logged_ms.load(Ordering::Relaxed);
+        let due = last == 0 || at.millis().saturating_sub(last) >= UNRECOGNIZED_LOG_INTERVAL_MS;
+        due && self
+            .unrecognized_logged_ms
+            .compare_exchange(
+                last,
+                at.millis().max(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
 }
+
+/// At most one warning a minute per source about bodies of an unrecognised shape.
+pub const UNRECOGNIZED_LOG_INTERVAL_MS: i64 = 60_000;
 
 /// One sink a source routes to: the sink, its filter, and this source's encoding for it.
 pub struct Target {
@@ -202,16 +224,19 @@ pub fn dispatch(
     };
     let filter = &source.settings.filter;
     let mapping = source.settings.mapping.as_ref();
+    let redact = &source.settings.redact;
     let mut seen = 0usize;
+    let mut unrecognized = 0usize;
     if source.settings.suppressed {
         let events = source
             .settings
             .vendor
-            .decode_until(body, &ctx, mapping, |_| {
+            .decode_until(body, &ctx, mapping, redact, |e| {
                 seen += 1;
                 if seen > max_events {
                     ControlFlow::Break(())
                 } else {
+                    unrecognized += usize::from(e.is_unrecognized());
                     ControlFlow::Continue(())
                 }
             })
@@ -221,6 +246,7 @@ pub fn dispatch(
         }
         source.metrics.events_received.increment(events as u64);
         source.metrics.events_suppressed.increment(events as u64);
+        count_unrecognized(source, unrecognized, received_at);
         let accepted = Accepted {
             events,
             filtered: 0,
@@ -244,12 +270,13 @@ pub fn dispatch(
     let events = source
         .settings
         .vendor
-        .decode_until(body, &ctx, mapping, |event| {
+        .decode_until(body, &ctx, mapping, redact, |event| {
             seen += 1;
             if seen > max_events {
                 stopped = Some(Reject::TooManyEvents { limit: max_events });
                 return ControlFlow::Break(());
             }
+            unrecognized += usize::from(event.is_unrecognized());
             if !filter.is_empty() && !filter.accepts(event.severity, event.kind, event.status) {
                 filtered += 1;
                 return ControlFlow::Continue(());
@@ -288,6 +315,7 @@ pub fn dispatch(
         suppressed: false,
     };
     count(source, accepted, &encoded);
+    count_unrecognized(source, unrecognized, received_at);
     let mut pending = Vec::new();
     for (out, target) in encoded.into_iter().zip(&source.targets) {
         let Some(mut reservation) = out.reservation else {
@@ -338,4 +366,44 @@ fn count(source: &Source, accepted: Accepted, encoded: &[Encoded<'_>]) {
         .metrics
         .events_filtered
         .increment(accepted.filtered as u64);
+}
+
+/// Counts an accepted request's events of an unrecognised shape and, at most once a minute per
+/// source, logs a warning: they still reach the SIEM (a refused vendor disables its webhook),
+/// marked with severity unknown, but someone should look at the sender's template.
+fn count_unrecognized(source: &Source, unrecognized: usize, at: Timestamp) {
+    if unrecognized == 0 {
+        return;
+    }
+    source
+        .metrics
+        .events_unrecognized
+        .increment(unrecognized as u64);
+    if source.stats.may_log_unrecognized(at) {
+        tracing::warn!(
+            source = %source.settings.id,
+            vendor = source.settings.vendor.as_str(),
+            events = unrecognized,
+            "a body carried none of the vendor's recognisable fields; forwarded with severity unknown (check the sender's payload template)"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unrecognized_warning_at_most_once_a_minute() {
+        let stats = SourceStats::default();
+        let t0 = Timestamp(1_700_000_000_000);
+        assert!(stats.may_log_unrecognized(t0));
+        assert!(!stats.may_log_unrecognized(t0));
+        assert!(
+            !stats.may_log_unrecognized(Timestamp(t0.millis() + UNRECOGNIZED_LOG_INTERVAL_MS - 1))
+        );
+        assert!(stats.may_log_unrecognized(Timestamp(t0.millis() + UNRECOGNIZED_LOG_INTERVAL_MS)));
+        // A clock that stepped back does not log again before the minute is over.
+        assert!(!stats.may_log_unrecognized(t0));
+    }
 }

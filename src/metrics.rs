@@ -24,6 +24,7 @@ pub const REQUESTS_REJECTED: &str = "siemgate_requests_rejected_total";
 pub const AUTH_FAILURES: &str = "siemgate_auth_failures_total";
 pub const EVENTS_RECEIVED: &str = "siemgate_events_received_total";
 pub const EVENTS_FILTERED: &str = "siemgate_events_filtered_total";
+pub const EVENTS_UNRECOGNIZED: &str = "siemgate_events_unrecognized_total";
 pub const DUPLICATES: &str = "siemgate_duplicate_requests_total";
 pub const EVENTS_SUPPRESSED: &str = "siemgate_events_suppressed_total";
 pub const ADMIN_REQUESTS: &str = "siemgate_admin_requests_total";
@@ -137,6 +138,11 @@ impl Registry {
             EVENTS_FILTERED,
             None,
             "Events dropped on purpose by a source filter, by source.",
+        );
+        c(
+            EVENTS_UNRECOGNIZED,
+            None,
+            "Events of accepted requests whose object carried none of the vendor's recognisable fields (forwarded with severity unknown), by source.",
         );
         c(
             DUPLICATES,
@@ -315,6 +321,7 @@ impl Registry {
             }),
             events_received: self.counter(EVENTS_RECEIVED, &[("source", source)]),
             events_filtered: self.counter(EVENTS_FILTERED, &[("source", source)]),
+            events_unrecognized: self.counter(EVENTS_UNRECOGNIZED, &[("source", source)]),
             duplicates: self.counter(DUPLICATES, &[("source", source)]),
             events_suppressed: self.counter(EVENTS_SUPPRESSED, &[("source", source)]),
             duration: self.histogram(HTTP_REQUEST_DURATION, &[("source", source)]),
@@ -400,6 +407,8 @@ pub struct SourceMetrics {
     auth_failures: [Counter; AUTH_REASONS.len()],
     pub events_received: Counter,
     pub events_filtered: Counter,
+    /// Events whose shape the vendor's decoder did not recognise.
+    pub events_unrecognized: Counter,
     pub duplicates: Counter,
     pub events_suppressed: Counter,
     pub duration: Histogram,

@@ -139,6 +139,11 @@ const KEYS: &[&str] = &[
     "key",
     "value",
     "raw",
+    "logEntries",
+    "text",
+    "alert_severity",
+    "alert_name",
+    "privateKey",
 ];
 
 /// Coralogix `fields[].key` values the decoder reads.
@@ -521,12 +526,37 @@ fn coralogix_alert() -> impl Strategy<Value = J> {
         })
 }
 
+/// Coralogix's send-log template: `privateKey` and `logEntries[]` whose `text` is an object
+/// or a string holding one.
+fn coralogix_send_log() -> impl Strategy<Value = J> {
+    let text = prop_oneof![
+        known_object().prop_map(J::Obj),
+        known_object().prop_map(|o| J::Str(named(&J::Obj(o).text("")))),
+        value(),
+    ];
+    let entry = (known_object(), text).prop_map(|(mut e, t)| {
+        e.push((named("text"), t));
+        J::Obj(e)
+    });
+    (
+        known_object(),
+        proptest::collection::vec(prop_oneof![4 => entry, 1 => value()], 0..3),
+        value(),
+    )
+        .prop_map(|(mut top, entries, key)| {
+            top.push((named("privateKey"), key));
+            top.push((named("logEntries"), J::Arr(entries)));
+            J::Obj(top)
+        })
+}
+
 /// An object of known fields, a Wallarm envelope or a Coralogix alert.
 fn body_object() -> impl Strategy<Value = J> {
     prop_oneof![
         3 => known_object().prop_map(J::Obj),
         1 => wallarm_envelope(),
         1 => coralogix_alert(),
+        1 => coralogix_send_log(),
     ]
 }
 
@@ -598,6 +628,34 @@ proptest! {
         ],
     ) {
         every_vendor(&body)?;
+    }
+
+    /// A Coralogix send-log body's `privateKey` (once, or twice in one object) never reaches a
+    /// record, whatever else the body holds, and the event says it was redacted.
+    #[test]
+    fn coralogix_private_key_never_reaches_a_record(
+        top in known_object(),
+        secret in "cxtp_[A-Za-z0-9]{16,24}",
+        twice in any::<bool>(),
+    ) {
+        let mut obj = top;
+        obj.retain(|(k, _)| k.text != "privateKey");
+        obj.insert(0, (named("privateKey"), word(&secret)));
+        if twice {
+            obj.push((named("privateKey"), word(&secret)));
+        }
+        let body = J::Obj(obj).text(" ");
+        let out = pipeline::request_path(Vendor::Coralogix, body.as_bytes());
+        prop_assert!(pipeline::check(body.as_bytes(), &out).is_ok(), "{body}");
+        let in_range = serde_json::from_str::<serde_json::Value>(&body).is_ok();
+        if in_range {
+            prop_assert_eq!(&out.result, &Ok(1), "{}", body);
+        }
+        for r in out.records.iter().flatten() {
+            let line = String::from_utf8_lossy(r);
+            prop_assert!(!line.contains(&secret), "{line}");
+            prop_assert!(line.contains("raw: credential field redacted"), "{line}");
+        }
     }
 
     /// Mutated fixtures (byte flips, deletions, insertions, truncation, duplicated slices).

@@ -226,6 +226,20 @@ fn originals(body: &str) -> Vec<Value> {
     }
 }
 
+/// The objects of `body` as a sink must hold them in `raw`: as sent, but for the credential
+/// fields the vendor's decoder redacts by default (README, Vendors).
+fn redacted_originals(vendor: &str, body: &str) -> Vec<Value> {
+    let mut objects = originals(body);
+    if vendor == "coralogix" {
+        for o in &mut objects {
+            if let Some(key) = o.get_mut("privateKey") {
+                *key = json!("[redacted]");
+            }
+        }
+    }
+    objects
+}
+
 /// Requirement: `raw` of each record equals, as JSON, the object it came from, in order.
 fn assert_raws(what: &str, records: &[String], sent: &[Value]) {
     assert_eq!(records.len(), sent.len(), "{what}: record count");
@@ -248,6 +262,12 @@ fn assert_no_secrets(gw: &TestGateway) {
                 s.id
             );
         }
+        // The Send-Your-Data key in the Coralogix send-log fixture's body.
+        assert!(
+            !text.contains("cxtp_7f3Kq9ZrXw2mB8vLp4NsT6yHd1"),
+            "{} contains a credential from a body",
+            path.display()
+        );
         files += 1;
     }
     assert!(files > 0, "no sink file was written");
@@ -358,7 +378,7 @@ async fn every_fixture_matches_its_expected_ndjson() {
     let mut sent: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     let mut mismatches = Vec::new();
     for case in &cases {
-        let objects = originals(&case.body);
+        let objects = redacted_originals(case.source.vendor, &case.body);
         let a = send_to(&gw, case.source, case.body.clone()).await;
         assert_eq!(a.status, StatusCode::OK, "{}: {:?}", case.name, a.body);
         assert_eq!(
@@ -567,8 +587,8 @@ async fn metric_reaches(gw: &TestGateway, name: &str, source: &str, want: f64) {
 async fn filters_forward_matching_events_and_count_the_rest() {
     let gw = start(&config(None)).await;
 
-    // min_severity = high on Prisma: seven alerts, three at high or above ("P1" is an unknown
-    // word, so the alert stays informational).
+    // min_severity = high on Prisma: seven alerts, three at high or above, and "P1", an
+    // unknown word: its severity is unknown, and an unknown severity passes every minimum.
     let high = src("prisma_high");
     let alert = fixture_element("prisma_cloud-webhook-alert-open.json");
     let severities = [
@@ -592,18 +612,20 @@ async fn filters_forward_matching_events_and_count_the_rest() {
         .collect();
     let a = send_to(&gw, high, serde_json::to_string(&batch).unwrap()).await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
-    assert_eq!(a.json(), json!({"accepted": 3, "filtered": 4}));
-    let all = wait_records(&sink_path(&gw, high), 3).await;
+    assert_eq!(a.json(), json!({"accepted": 4, "filtered": 3}));
+    let all = wait_records(&sink_path(&gw, high), 4).await;
     let ids: Vec<Value> = all.iter().map(|r| parse(r)["id"].clone()).collect();
     assert_eq!(
         ids,
         [
             json!("P-203:open"),
             json!("P-204:open"),
-            json!("P-205:open")
+            json!("P-205:open"),
+            json!("P-206:open")
         ]
     );
-    assert_raws(high.id, &all, &batch[3..6]);
+    assert_eq!(parse(&all[3])["severity"], "unknown");
+    assert_raws(high.id, &all, &batch[3..7]);
 
     // kinds = ["attack"] on Wallarm: every Wallarm JSON fixture in one array; of these ten
     // notifications three are hits.
@@ -656,7 +678,7 @@ async fn filters_forward_matching_events_and_count_the_rest() {
     forwarded.extend(originals(&ndjson));
     assert_raws(attacks.id, &all, &forwarded);
 
-    metric_reaches(&gw, "siemgate_events_filtered_total", "prisma_high", 4.0).await;
+    metric_reaches(&gw, "siemgate_events_filtered_total", "prisma_high", 3.0).await;
     metric_reaches(
         &gw,
         "siemgate_events_filtered_total",
@@ -698,5 +720,112 @@ async fn pretty_printed_raw_stays_on_one_line() {
     let record: Value = serde_json::from_str(text.trim_end()).unwrap();
     let fixture: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(record["raw"], fixture[0]);
+    gw.stop().await;
+}
+
+/// Credentials in bodies never reach a sink: Coralogix's `privateKey` is redacted by default,
+/// and a source's `redact` pointers (RFC 6901, per alert object) redact more, in `raw` and in
+/// any normalized field that carried the same text; an object with nothing to redact keeps its
+/// bytes exactly as sent.
+#[tokio::test]
+async fn credentials_in_bodies_are_redacted_by_default_and_by_pointer() {
+    let mut c = PLAIN_SERVER.to_owned();
+    c += r#"
+[[sinks]]
+id = "out"
+type = "file"
+path = "{dir}/out.ndjson"
+fsync = "never"
+[sinks.batch]
+linger = "0ms"
+[[sources]]
+id = "cx"
+vendor = "coralogix"
+sinks = ["out"]
+auth = { scheme = "token", secret = "cx-redact-tok-91aa" }
+redact = ["/logEntries/0/text/alert_url"]
+[[sources]]
+id = "gen"
+vendor = "generic"
+sinks = ["out"]
+auth = { scheme = "token", prefix = "Bearer ", secret = "gen-redact-tok-5c2e" }
+redact = ["/auth/token", "/id"]
+"#;
+    let gw = start(&c).await;
+    let body = std::fs::read_to_string(
+        repo().join("fixtures/vendors/coralogix-sendlog-template-private-key.json"),
+    )
+    .unwrap();
+    let a = send(
+        gw.addr(),
+        post(
+            gw.addr(),
+            "cx",
+            &[("x-api-key", "cx-redact-tok-91aa")],
+            body,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let generic = r#"[{"id":"sk_live_51Hx","auth":{"token":"sk_live_51Hx","user":"ana"},
+        "severity":"high"},{"name":"plain-1",  "title":"nothing secret"}]"#;
+    let a = send(
+        gw.addr(),
+        post(
+            gw.addr(),
+            "gen",
+            &[("Authorization", "Bearer gen-redact-tok-5c2e")],
+            generic,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+
+    let out = gw.dir.path().join("out.ndjson");
+    let lines = wait_records(&out, 3).await;
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains("cxtp_7f3Kq9ZrXw2mB8vLp4NsT6yHd1"), "{text}");
+    assert!(!text.contains("sk_live_51Hx"), "{text}");
+
+    let cx = parse(&lines[0]);
+    assert_eq!(cx["raw"]["privateKey"], "[redacted]");
+    assert_eq!(
+        cx["raw"]["logEntries"][0]["text"]["alert_url"],
+        "[redacted]"
+    );
+    assert_eq!(cx["url"], "[redacted]", "the normalized copy goes too");
+    assert_eq!(
+        cx["raw"]["logEntries"][0]["text"]["alert_name"],
+        "Admin login from new country"
+    );
+    assert_eq!(cx["title"], "Admin login from new country");
+    assert_eq!(cx["severity"], "critical");
+    assert!(
+        cx["normalization_warnings"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("raw: credential field redacted")),
+        "{cx}"
+    );
+
+    let g = parse(&lines[1]);
+    assert_eq!(
+        g["raw"]["auth"],
+        json!({"token": "[redacted]", "user": "ana"})
+    );
+    assert_eq!(g["raw"]["id"], "[redacted]");
+    // The id was the secret: it becomes the hash of the redacted object.
+    let id = g["id"].as_str().unwrap();
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "id is a hash: {id}"
+    );
+    // Nothing to redact: raw is the object byte for byte, and no warning about redaction.
+    let plain = &lines[2];
+    assert!(
+        plain.contains(r#""raw":{"name":"plain-1",  "title":"nothing secret"}"#),
+        "{plain}"
+    );
+    assert!(!plain.contains("redacted"), "{plain}");
     gw.stop().await;
 }

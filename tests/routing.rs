@@ -2,7 +2,7 @@
 //! `vendors`; an event must pass every given condition to be queued for that sink):
 //!
 //! * one source to two file sinks, the second with `min_severity = "high"`: the first gets every
-//!   event, the second only critical and high ones;
+//!   event, the second only critical, high and unknown ones;
 //! * two vendors' sources to sinks filtered by `kinds`, by `vendors`, and by both;
 //! * a source whose events all miss its only sink's filter still gets 200 and writes nothing;
 //! * a stuck sink (an http sink whose receiver never answers) does not keep the other sink of the
@@ -120,7 +120,7 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
     );
     let a = send_ok(&gw, "demo", AUTH, body).await;
     assert_eq!(a.json()["accepted"], 5, "{:?}", a.json());
-    // One more without any severity (informational).
+    // One more without any severity: unknown, which passes every min_severity.
     send_ok(&gw, "demo", AUTH, r#"{"id":"e-none"}"#.to_owned()).await;
     send_ok(
         &gw,
@@ -138,7 +138,12 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
         ],
     )
     .await;
-    expect_ids(&gw, "high", &["e-crit", "e-high", "e-high2"]).await;
+    expect_ids(&gw, "high", &["e-crit", "e-high", "e-none", "e-high2"]).await;
+    assert_eq!(
+        records(&sink_file(&gw, "high"))[2]["severity"],
+        "unknown",
+        "the event without a severity"
+    );
     // The filtered sink gets the same records as the unfiltered one.
     let all = records(&sink_file(&gw, "all"));
     for r in records(&sink_file(&gw, "high")) {
@@ -156,17 +161,17 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
             "siemgate_events_delivered_total",
             &[("sink", "high")]
         ),
-        Some(3.0),
+        Some(4.0),
         "{text}"
     );
-    // The four events the filter left out are counted for that sink only.
+    // The three events the filter left out are counted for that sink only.
     assert_eq!(
         metric(
             &text,
             "siemgate_sink_events_filtered_total",
             &[("sink", "high")]
         ),
-        Some(4.0),
+        Some(3.0),
         "{text}"
     );
     assert_eq!(
@@ -294,7 +299,8 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
             gw.addr(),
             "demo",
             &[AUTH],
-            r#"[{"id":"m-1","severity":"low"},{"id":"m-2"}]"#,
+            // Both miss both filters (an event without a severity would pass min_severity).
+            r#"[{"id":"m-1","severity":"low"},{"id":"m-2","severity":"informational"}]"#,
         ),
     )
     .await;

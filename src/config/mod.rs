@@ -224,6 +224,11 @@ pub struct SourceConfig {
     pub filter: FilterConfig,
     /// Field mapping for `vendor = "generic"`: where each Event field comes from.
     pub mapping: Option<MappingConfig>,
+    /// JSON pointers (RFC 6901, relative to each alert object) of fields to redact besides
+    /// the vendor's known credential fields: a sender's template can put a secret anywhere,
+    /// and nothing downstream of siemgate should ever hold it.
+    #[serde(default)]
+    pub redact: Vec<String>,
     /// Splunk HEC envelope overrides for this source's events (index, sourcetype, ...).
     #[serde(default)]
     pub hec: HecOverrides,
@@ -605,6 +610,8 @@ pub struct SourceSettings {
     pub client_cert_sha256: Vec<[u8; 32]>,
     pub filter: Filter,
     pub mapping: Option<Mapping>,
+    /// Pointers redacted in every event besides the vendor's credential fields.
+    pub redact: Vec<crate::vendors::mapping::Pointer>,
     pub hec: HecOverrides,
     /// The memory of accepted requests: on when de-duplication is configured, and by default
     /// on schemes that sign a timestamp (replay protection).
@@ -622,6 +629,8 @@ pub struct DedupSettings {
     /// Keys remembered at most, so memory stays bounded whatever the request rate.
     pub max_entries: usize,
 }
+/// Why `min_severity = "unknown"` is refused: it is no level to filter from.
+pub(crate) const UNKNOWN_MIN_SEVERITY: &str = "\"unknown\" is not a level: use informational, low, medium, high or critical (events of unknown severity pass every min_severity)";
 
 /// Which events of a source are forwarded; the rest are counted and dropped on purpose.
 #[derive(Debug, Clone, Default)]
@@ -637,7 +646,7 @@ impl Filter {
     }
 
     pub fn accepts(&self, severity: Severity, kind: Kind, status: Status) -> bool {
-        self.min_severity.is_none_or(|min| severity >= min)
+        self.min_severity.is_none_or(|min| severity.passes(min))
             && (self.kinds.is_empty() || self.kinds.contains(&kind))
             && (self.statuses.is_empty() || self.statuses.contains(&status))
     }
@@ -1092,6 +1101,9 @@ fn validate_source(
             }
         },
     };
+    if source.filter.min_severity == Some(Severity::Unknown) {
+        issues.push(format!("{path}.filter.min_severity"), UNKNOWN_MIN_SEVERITY);
+    }
     let filter = Filter {
         min_severity: source.filter.min_severity,
         kinds: source.filter.kinds.clone(),
@@ -1100,6 +1112,13 @@ fn validate_source(
     let replay_tolerance = verifier
         .as_ref()
         .and_then(Verifier::signed_timestamp_tolerance);
+    let mut redact = Vec::with_capacity(source.redact.len());
+    for (j, text) in source.redact.iter().enumerate() {
+        match crate::vendors::redact::parse_pointer(text) {
+            Ok(p) => redact.push(p),
+            Err(message) => issues.push(format!("{path}.redact[{j}]"), message),
+        }
+    }
     if let Some(d) = &source.dedup {
         if d.window.0.is_zero() {
             issues.push(format!("{path}.dedup.window"), "must be greater than 0");
@@ -1137,6 +1156,7 @@ fn validate_source(
         client_cert_sha256,
         filter,
         mapping,
+        redact,
         hec: source.hec.clone(),
         dedup: match (&source.dedup, replay_tolerance) {
             (Some(d), _) => Some(DedupSettings {
@@ -1511,6 +1531,29 @@ mod tests {
                 "missing {expect:?} in {issues:#?}"
             );
         }
+    }
+
+    #[test]
+    fn redact_pointers_and_unknown_min_severity_are_refused_with_their_paths() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/config/invalid/redact-and-severity-problems.toml"
+        ))
+        .unwrap();
+        let issues = issues_of(&text);
+        for expect in [
+            "sinks[0].filter.min_severity: \"unknown\" is not a level",
+            "sources[0].filter.min_severity: \"unknown\" is not a level",
+            "sources[0].redact[0]: \"privateKey\" is not a JSON pointer",
+            "sources[0].redact[1]: \"/a~2b\" is not a JSON pointer",
+            "sources[0].redact[2]: the empty pointer",
+        ] {
+            assert!(
+                issues.iter().any(|i| i.starts_with(expect)),
+                "missing {expect:?} in {issues:#?}"
+            );
+        }
+        assert_eq!(issues.len(), 5, "{issues:#?}");
     }
 
     #[test]

@@ -635,7 +635,7 @@ impl SinkFilter {
     }
 
     pub fn accepts(&self, severity: Severity, kind: Kind, vendor: Vendor) -> bool {
-        self.min_severity.is_none_or(|min| severity >= min)
+        self.min_severity.is_none_or(|min| severity.passes(min))
             && (self.kinds.is_empty() || self.kinds.contains(&kind))
             && (self.vendors.is_empty() || self.vendors.contains(&vendor))
     }
@@ -1291,6 +1291,9 @@ fn validate_filter(f: &SinkFilterConfig, path: &str, issues: &mut Issues) -> Sin
                 ),
             ),
         }
+    }
+    if f.min_severity == Some(Severity::Unknown) {
+        issues.push(format!("{path}.min_severity"), super::UNKNOWN_MIN_SEVERITY);
     }
     SinkFilter {
         min_severity: f.min_severity,

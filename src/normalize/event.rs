@@ -2,7 +2,8 @@
 //!
 //! An `Event` lives only inside the request that produced it: dispatch encodes it into each
 //! target sink's wire bytes before the request answers, so the borrow never crosses a task or
-//! queue boundary. `raw` is the vendor's original object, byte for byte.
+//! queue boundary. `raw` is the vendor's original object, byte for byte, borrowed; only when a
+//! credential field was redacted is it an owned copy with that field's value replaced.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -284,8 +285,12 @@ pub struct Event<'a> {
     pub ocsf: Ocsf,
     /// Fields that could not be normalized; the event still carries `raw`.
     pub normalization_warnings: Vec<&'static str>,
-    pub raw: &'a RawValue,
+    /// Borrowed from the body unless a credential field had to be redacted.
+    pub raw: Cow<'a, RawValue>,
 }
+
+/// The warning of an event whose object carries none of its vendor's recognisable fields.
+pub const UNRECOGNIZED: &str = "shape: none of the vendor's fields were recognised";
 
 impl Serialize for Event<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -322,7 +327,7 @@ impl Serialize for Event<'_> {
         if !self.normalization_warnings.is_empty() {
             st.serialize_field("normalization_warnings", &self.normalization_warnings)?;
         }
-        st.serialize_field("raw", self.raw)?;
+        st.serialize_field("raw", &*self.raw)?;
         st.end()
     }
 }
@@ -344,7 +349,7 @@ impl<'a> Event<'a> {
             source,
             kind: Kind::Alert,
             status: Status::New,
-            severity: Severity::Informational,
+            severity: Severity::Unknown,
             vendor_severity: None,
             title: None,
             description: None,
@@ -353,8 +358,19 @@ impl<'a> Event<'a> {
             url: None,
             ocsf: Ocsf::DETECTION_FINDING,
             normalization_warnings: Vec::new(),
-            raw,
+            raw: Cow::Borrowed(raw),
         }
+    }
+
+    /// Marks an object none of whose fields the decoder recognised: severity unknown and the
+    /// [`UNRECOGNIZED`] warning (dispatch counts and logs these per source).
+    pub fn mark_unrecognized(&mut self) {
+        self.severity = Severity::Unknown;
+        self.normalization_warnings.push(UNRECOGNIZED);
+    }
+
+    pub fn is_unrecognized(&self) -> bool {
+        self.normalization_warnings.contains(&UNRECOGNIZED)
     }
 }
 

@@ -1,37 +1,263 @@
-//! Coralogix outbound-webhook alerts: the default body of its generic webhook template (one
-//! object with `alert_id`, `name`, `description`, `alert_action`, `alert_url` and a `fields`
-//! list of `{key, value}` pairs), rendered by Coralogix from `$PLACEHOLDER`s.
+//! Coralogix outbound-webhook alerts. Coralogix lets the admin write the body, so the decoder
+//! reads the alert's facts wherever the documented templates put them:
 //!
-//! Coralogix leaves placeholders that do not apply as literal text (`"$SERVICE"`), writes
-//! missing values as the string `"null"`, and sends most numbers as strings; all of these are
-//! read as absent or parsed leniently. The id is `<alertUniqueIdentifier>:<action>:<timestampMs>`
-//! (the unique identifier survives edits of the alert; the time tells repeated triggers apart).
+//! * the default alert template: top-level `alert_id`, `name`, `description`, `alert_action`,
+//!   `alert_url` and a `fields` list of `{key, value}` pairs (`severity`, `timestampMs`,
+//!   `alertUniqueIdentifier`, `team`, ...);
+//! * the send-log (and Demisto) template: `applicationName`, `subsystemName`, `computerName`
+//!   and `logEntries[]`, each with `timestamp` (epoch ms) beside a `text` object, or a string
+//!   holding a JSON object, with `alert_severity`, `alert_id`, `alert_name`, `alert_url`,
+//!   `hit_count`;
+//! * free templates built from the `$PLACEHOLDER` list: the same facts under the names the
+//!   placeholders suggest (`alert_severity`, `event_severity`, `alert_priority`,
+//!   `event_timestamp_ms`, ...), at the top level.
+//!
+//! What is absent: an unrendered placeholder (`"$SERVICE"`), the string `"null"`, an empty
+//! string, and the filler text Coralogix ships in its templates (`*insert computer name*`,
+//! `<Insert your desired integration description>`, `<same-uuid>`). Numbers may come as
+//! strings. The id is `<alertUniqueIdentifier or alert_id>:<action>:<time in ms>` (the unique
+//! identifier survives edits of the alert; the time tells repeated triggers apart).
+//! Application and subsystem names label the log source, not a cloud resource: they stay in
+//! `raw` and never fill `resource`. The send-log template's `privateKey` (a Send-Your-Data API
+//! key) is redacted before the event leaves the decoder (see `redact.rs`).
 
 use std::borrow::Cow;
+use std::fmt;
 
+use serde::de::{Deserializer as _, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::fields::{epoch_millis, text, Warnings};
-use super::json::{for_each_element, offset_in, parse_object, string};
+use super::fields::{integer, Warnings};
+use super::json::{for_each_element, string};
 use super::{emit_each_object, Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Ocsf, Severity, Status, Timestamp};
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct Alert<'a> {
-    #[serde(borrow)]
-    alert_id: Option<&'a RawValue>,
-    #[serde(borrow)]
-    name: Option<&'a RawValue>,
-    #[serde(borrow)]
-    description: Option<&'a RawValue>,
-    #[serde(borrow)]
-    alert_action: Option<&'a RawValue>,
-    #[serde(borrow)]
-    alert_url: Option<&'a RawValue>,
-    #[serde(borrow)]
-    fields: Option<&'a RawValue>,
+/// One alert fact, whichever key or template carried it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Uid,
+    AlertId,
+    Name,
+    Description,
+    Action,
+    Url,
+    Severity,
+    SeverityLower,
+    Priority,
+    TimeMs,
+    TimeIso,
+    Time,
+    Application,
+    Subsystem,
+    Computer,
+    Team,
+    Company,
+    Ip,
+    HitCount,
+}
+
+const SLOTS: usize = 19;
+
+impl Slot {
+    /// The key names each fact goes by: the default template's top level and `fields` keys,
+    /// the send-log template's `text` keys, and the placeholder-derived names of free
+    /// templates.
+    fn of(key: &str) -> Option<Slot> {
+        Some(match key {
+            "alertUniqueIdentifier" | "alert_unique_identifier" => Slot::Uid,
+            "alert_id" | "alertId" => Slot::AlertId,
+            "name" | "alert_name" | "alertName" | "title" => Slot::Name,
+            "description" | "alert_description" | "alertDescription" => Slot::Description,
+            "alert_action" | "alertAction" | "action" => Slot::Action,
+            "alert_url" | "alertUrl" | "url" => Slot::Url,
+            "severity" | "alert_severity" | "alertSeverity" | "event_severity"
+            | "eventSeverity" => Slot::Severity,
+            "severityLowercase" | "severity_lowercase" | "event_severity_lowercase" => {
+                Slot::SeverityLower
+            }
+            "priority" | "alert_priority" | "alertPriority" | "opsgeniePriority"
+            | "opsgenie_priority" => Slot::Priority,
+            "timestampMs" | "timestamp_ms" | "event_timestamp_ms" | "eventTimestampMs" => {
+                Slot::TimeMs
+            }
+            "timestampISO" | "timestamp_iso" | "event_timestamp_iso" | "eventTimestampIso" => {
+                Slot::TimeIso
+            }
+            "timestamp" | "event_timestamp" | "eventTimestamp" => Slot::Time,
+            "application" | "applicationName" | "application_name" | "alert_application" => {
+                Slot::Application
+            }
+            "subsystem" | "subsystemName" | "subsystem_name" | "alert_subsystem" => Slot::Subsystem,
+            "computer" | "computerName" | "computer_name" => Slot::Computer,
+            "team" | "team_name" | "teamName" => Slot::Team,
+            "companyId" | "company_id" => Slot::Company,
+            "ipAddress" | "ip_address" => Slot::Ip,
+            "hitCount" | "hit_count" => Slot::HitCount,
+            _ => return None,
+        })
+    }
+
+    /// The warning for a value of the wrong JSON type.
+    fn warning(self) -> &'static str {
+        match self {
+            Slot::Uid => "alertUniqueIdentifier: not a string",
+            Slot::AlertId => "alert_id: not a string",
+            Slot::Name => "name: not a string",
+            Slot::Description => "description: not a string",
+            Slot::Action => "alert_action: not a string",
+            Slot::Url => "alert_url: not a string",
+            Slot::Severity => "severity: not a string",
+            Slot::SeverityLower => "severityLowercase: not a string",
+            Slot::Priority => "priority: not a string",
+            Slot::TimeMs => "timestampMs: not epoch milliseconds",
+            Slot::TimeIso => "timestampISO: not a string",
+            Slot::Time => "timestamp: not a string or number",
+            Slot::Application => "application: not a string",
+            Slot::Subsystem => "subsystem: not a string",
+            Slot::Computer => "computer: not a string",
+            Slot::Team => "team: not a string",
+            Slot::Company => "companyId: not a string",
+            Slot::Ip => "ipAddress: not a string",
+            Slot::HitCount => "hitCount: not a number",
+        }
+    }
+}
+
+/// The facts found so far; the first rendered value of each wins.
+#[derive(Default)]
+struct Facts<'a> {
+    values: [Option<Cow<'a, str>>; SLOTS],
+    /// Any Coralogix key was seen, rendered or not.
+    known: bool,
+}
+
+impl<'a> Facts<'a> {
+    fn get(&self, slot: Slot) -> Option<&str> {
+        self.values[slot as usize].as_deref()
+    }
+
+    fn take(&mut self, slot: Slot) -> Option<Cow<'a, str>> {
+        self.values[slot as usize].take()
+    }
+
+    /// Records `raw` under the fact `key` names, unless that fact already has a value.
+    fn put(&mut self, key: &str, raw: &'a RawValue, w: &mut Warnings) {
+        let Some(slot) = Slot::of(key) else {
+            return;
+        };
+        self.known = true;
+        if self.values[slot as usize].is_some() {
+            return;
+        }
+        match rendered(raw) {
+            Ok(v) => self.values[slot as usize] = v,
+            Err(()) => w.push(slot.warning()),
+        }
+    }
+
+    /// Reads every member of an object.
+    fn object(&mut self, obj: &'a RawValue, w: &mut Warnings) -> Result<(), DecodeError> {
+        for_each_member(obj, |key, value| self.put(&key, value, w))
+    }
+
+    /// Adds the facts of `other` (read from a copy) that are still missing, as owned text.
+    fn fill_from(&mut self, other: Facts<'_>) {
+        self.known |= other.known;
+        for (mine, theirs) in self.values.iter_mut().zip(other.values) {
+            if mine.is_none() {
+                *mine = theirs.map(|v| Cow::Owned(v.into_owned()));
+            }
+        }
+    }
+}
+
+/// The text of a value: a string (absent when not rendered) or a number's JSON text; `Err` for
+/// other JSON types. `null` is absent.
+fn rendered(raw: &RawValue) -> Result<Option<Cow<'_, str>>, ()> {
+    let t = raw.get();
+    if t == "null" {
+        return Ok(None);
+    }
+    if t.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return Ok(Some(Cow::Borrowed(t)));
+    }
+    let s = string(raw).ok_or(())?;
+    Ok((!is_absent(&s)).then_some(s))
+}
+
+/// Empty, `"null"`, an unrendered placeholder, or template filler.
+fn is_absent(s: &str) -> bool {
+    let s = s.trim();
+    s.is_empty() || s == "null" || is_placeholder(s) || is_filler(s)
+}
+
+/// An unrendered placeholder such as `$ALERT_ID` or `$status_code.numeric`.
+fn is_placeholder(s: &str) -> bool {
+    s.len() > 1
+        && s.starts_with('$')
+        && s[1..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+}
+
+/// Text Coralogix's templates ship for the admin to replace: `*insert computer name*`,
+/// `<Insert your desired integration description>`, `Insert your desired integration
+/// description`, `<send-your-logs-privatekey>`, `<same-uuid>`.
+fn is_filler(s: &str) -> bool {
+    let inner = s
+        .strip_prefix('*')
+        .and_then(|r| r.strip_suffix('*'))
+        .or_else(|| s.strip_prefix('<').and_then(|r| r.strip_suffix('>')));
+    let insert = |t: &str| {
+        t.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("insert "))
+    };
+    match inner {
+        Some(t) => {
+            insert(t)
+                || (s.starts_with('<')
+                    && !t.is_empty()
+                    && t.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b' ')
+                    && t.contains(['-', ' ']))
+        }
+        None => insert(s) && s.to_ascii_lowercase().contains("your desired"),
+    }
+}
+
+/// Calls `each` with every member of a JSON object, keys borrowed unless escaped.
+fn for_each_member<'a, F>(obj: &'a RawValue, each: F) -> Result<(), DecodeError>
+where
+    F: FnMut(Cow<'a, str>, &'a RawValue),
+{
+    struct Members<F>(F);
+
+    impl<'de, F> Visitor<'de> for Members<F>
+    where
+        F: FnMut(Cow<'de, str>, &'de RawValue),
+    {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<Key<'de>>()? {
+                let value = map.next_value::<&'de RawValue>()?;
+                (self.0)(key.0, value);
+            }
+            Ok(())
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+    serde_json::Deserializer::from_str(obj.get())
+        .deserialize_map(Members(each))
+        .map_err(|e| super::json::malformed(obj.get(), 0, &e))
 }
 
 #[derive(Deserialize)]
@@ -40,23 +266,6 @@ struct Field<'a> {
     key: Cow<'a, str>,
     #[serde(borrow, default)]
     value: Option<&'a RawValue>,
-}
-
-/// The `fields` entries siemgate reads.
-#[derive(Default)]
-struct Known<'a> {
-    unique_id: Option<&'a RawValue>,
-    severity: Option<&'a RawValue>,
-    severity_lowercase: Option<&'a RawValue>,
-    timestamp_ms: Option<&'a RawValue>,
-    timestamp_iso: Option<&'a RawValue>,
-    timestamp: Option<&'a RawValue>,
-    application: Option<&'a RawValue>,
-    subsystem: Option<&'a RawValue>,
-    computer: Option<&'a RawValue>,
-    team: Option<&'a RawValue>,
-    company_id: Option<&'a RawValue>,
-    ip_address: Option<&'a RawValue>,
 }
 
 pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
@@ -71,49 +280,6 @@ where
     )
 }
 
-/// An unrendered placeholder such as `$ALERT_ID` or `$status_code.numeric`.
-fn is_placeholder(s: &str) -> bool {
-    s.len() > 1
-        && s.starts_with('$')
-        && s[1..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
-}
-
-/// A rendered string: unrendered placeholders and `"null"` count as absent.
-fn rendered<'a>(
-    raw: Option<&'a RawValue>,
-    warn: &'static str,
-    w: &mut Warnings,
-) -> Option<Cow<'a, str>> {
-    text(raw, warn, w).filter(|s| s != "null" && !is_placeholder(s))
-}
-
-/// A rendered string, or a JSON number as its text.
-fn rendered_or_number<'a>(
-    raw: Option<&'a RawValue>,
-    warn: &'static str,
-    w: &mut Warnings,
-) -> Option<Cow<'a, str>> {
-    match raw {
-        Some(r)
-            if r.get()
-                .starts_with(|c: char| c == '-' || c.is_ascii_digit()) =>
-        {
-            Some(Cow::Borrowed(r.get()))
-        }
-        _ => rendered(raw, warn, w),
-    }
-}
-
-/// Keeps a `fields` value only if it was rendered.
-fn rendered_raw(raw: Option<&RawValue>) -> Option<&RawValue> {
-    raw.filter(|r| match string(r) {
-        Some(s) => !s.is_empty() && s != "null" && !is_placeholder(&s),
-        None => r.get() != "null",
-    })
-}
-
 /// Coralogix severities: Info, Warning, Error, Critical (any case; also debug/verbose/warn).
 fn severity_of(word: &str) -> Option<Severity> {
     const TABLE: &[(&str, Severity)] = &[
@@ -124,6 +290,23 @@ fn severity_of(word: &str) -> Option<Severity> {
         ("warn", Severity::Medium),
         ("error", Severity::High),
         ("critical", Severity::Critical),
+    ];
+    TABLE
+        .iter()
+        .find(|(w, _)| w.eq_ignore_ascii_case(word.trim()))
+        .map(|&(_, s)| s)
+}
+
+/// Coralogix alert priorities (`$ALERT_PRIORITY`, `$OPSGENIE_PRIORITY`): P1 critical .. P5
+/// informational, as Coralogix maps its severities onto them (Critical P1, Error P2, Warning
+/// P3, Info P5).
+fn priority_of(word: &str) -> Option<Severity> {
+    const TABLE: &[(&str, Severity)] = &[
+        ("p1", Severity::Critical),
+        ("p2", Severity::High),
+        ("p3", Severity::Medium),
+        ("p4", Severity::Low),
+        ("p5", Severity::Informational),
     ];
     TABLE
         .iter()
@@ -147,42 +330,89 @@ fn slash_time(s: &str) -> Option<Timestamp> {
     Timestamp::parse_rfc3339(std::str::from_utf8(&iso).ok()?)
 }
 
-fn collect_fields<'a>(
-    fields: &'a RawValue,
-    offset: usize,
-    w: &mut Warnings,
-) -> Result<Known<'a>, DecodeError> {
-    let mut known = Known::default();
-    let text_json = fields.get();
-    if !text_json.starts_with('[') {
-        w.push("fields: not an array");
-        return Ok(known);
+/// Epoch milliseconds written as digits (a JSON number or a numeric string).
+fn millis(s: &str) -> Option<Timestamp> {
+    let raw: &RawValue = serde_json::from_str(s).ok()?;
+    integer(Some(raw), "", &mut Vec::new()).map(Timestamp)
+}
+
+/// A `timestamp` of any documented kind: epoch ms, RFC 3339, or `$EVENT_TIMESTAMP`'s format.
+fn any_time(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    // Epoch ms, possibly with a fraction (Coralogix keeps sub-millisecond precision).
+    if s.parse::<f64>().is_ok() {
+        return millis(s);
     }
-    for_each_element(text_json, |entry| {
-        let Ok(f) = serde_json::from_str::<Field<'a>>(entry.get()) else {
-            w.push("fields: entry without a string key");
-            return Ok(());
-        };
-        let slot = match f.key.as_ref() {
-            "alertUniqueIdentifier" => &mut known.unique_id,
-            "severity" => &mut known.severity,
-            "severityLowercase" => &mut known.severity_lowercase,
-            "timestampMs" => &mut known.timestamp_ms,
-            "timestampISO" => &mut known.timestamp_iso,
-            "timestamp" => &mut known.timestamp,
-            "application" => &mut known.application,
-            "subsystem" => &mut known.subsystem,
-            "computer" => &mut known.computer,
-            "team" => &mut known.team,
-            "companyId" => &mut known.company_id,
-            "ipAddress" => &mut known.ip_address,
-            _ => return Ok(()),
-        };
-        *slot = rendered_raw(f.value);
+    Timestamp::parse_rfc3339(s).or_else(|| slash_time(s))
+}
+
+/// Reads `fields` (`[{key, value}]`) into `facts`.
+fn read_fields<'a>(
+    fields: &'a RawValue,
+    facts: &mut Facts<'a>,
+    w: &mut Warnings,
+) -> Result<(), DecodeError> {
+    if !fields.get().starts_with('[') {
+        w.push("fields: not an array");
+        return Ok(());
+    }
+    for_each_element(fields.get(), |entry| {
+        match serde_json::from_str::<Field<'a>>(entry.get()) {
+            Ok(Field {
+                key,
+                value: Some(value),
+            }) => facts.put(&key, value, w),
+            Ok(_) => {}
+            Err(_) => w.push("fields: entry without a string key"),
+        }
         Ok(())
     })
-    .map_err(|e| e.shifted(offset))?;
-    Ok(known)
+}
+
+/// Reads the send-log template's `logEntries[]`: each entry's `timestamp` and its `text`
+/// (an object, or a string holding one). The entry's own `severity` is the level of the log
+/// line Coralogix writes (a constant in the template), not the alert's, and is not read.
+fn read_log_entries<'a>(
+    entries: &'a RawValue,
+    facts: &mut Facts<'a>,
+    w: &mut Warnings,
+) -> Result<(), DecodeError> {
+    if !entries.get().starts_with('[') {
+        w.push("logEntries: not an array");
+        return Ok(());
+    }
+    for_each_element(entries.get(), |entry| {
+        if !entry.get().starts_with('{') {
+            w.push("logEntries: entry not an object");
+            return Ok(());
+        }
+        for_each_member(entry, |key, value| match key.as_ref() {
+            "timestamp" => facts.put("timestamp", value, w),
+            "text" => read_text(value, facts, w),
+            _ => {}
+        })
+    })
+}
+
+/// A log entry's `text`: an object of alert facts, a string holding one (read from a copy), or
+/// a plain message (nothing to read).
+fn read_text<'a>(value: &'a RawValue, facts: &mut Facts<'a>, w: &mut Warnings) {
+    if value.get().starts_with('{') {
+        // `value` was validated with the body, so reading its members cannot fail.
+        let _ = facts.object(value, w);
+        return;
+    }
+    let Some(text) = string(value) else {
+        return;
+    };
+    if let Ok(obj) = serde_json::from_str::<&RawValue>(&text) {
+        if obj.get().starts_with('{') {
+            let mut inner = Facts::default();
+            if inner.object(obj, w).is_ok() {
+                facts.fill_from(inner);
+            }
+        }
+    }
 }
 
 fn normalize<'a>(
@@ -190,16 +420,28 @@ fn normalize<'a>(
     offset: usize,
     ctx: &Context<'a>,
 ) -> Result<Event<'a>, DecodeError> {
-    let a: Alert<'a> = parse_object(raw, offset)?;
     let mut e = Event::new(Vendor::Coralogix, ctx.source, raw, ctx.received_at);
     let w: &mut Warnings = &mut e.normalization_warnings;
-    let known = match a.fields {
-        Some(f) => collect_fields(f, offset + offset_in(raw.get(), f.get()), w)?,
-        None => Known::default(),
-    };
+    let mut facts = Facts::default();
+    let mut fields = None;
+    let mut entries = None;
+    for_each_member(raw, |key, value| match key.as_ref() {
+        "fields" => fields = Some(value),
+        "logEntries" => entries = Some(value),
+        _ => facts.put(&key, value, w),
+    })
+    .map_err(|e| e.shifted(offset))?;
+    if let Some(f) = fields {
+        facts.known = true;
+        read_fields(f, &mut facts, w).map_err(|e| e.shifted(offset))?;
+    }
+    if let Some(l) = entries {
+        facts.known = true;
+        read_log_entries(l, &mut facts, w).map_err(|e| e.shifted(offset))?;
+    }
 
-    let action = rendered(a.alert_action, "alert_action: not a string", w);
-    let (status, word, activity) = match action.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let action = facts.get(Slot::Action).map(str::to_ascii_lowercase);
+    let (status, word, activity) = match action.as_deref() {
         Some("resolve" | "resolved") => (Status::Resolved, "resolved", 3),
         Some("trigger" | "triggered") | None => (Status::Open, "triggered", 1),
         Some(_) => {
@@ -210,62 +452,66 @@ fn normalize<'a>(
     e.status = status;
     e.ocsf = Ocsf::DETECTION_FINDING.with_activity(activity);
 
-    let time = epoch_millis(
-        known.timestamp_ms,
-        "fields.timestampMs: not epoch milliseconds",
-        w,
-    )
-    .or_else(|| {
-        rendered(known.timestamp_iso, "fields.timestampISO: not a string", w)
-            .and_then(|s| Timestamp::parse_rfc3339(&s))
-    })
-    .or_else(|| {
-        rendered(known.timestamp, "fields.timestamp: not a string", w).and_then(|s| slash_time(&s))
-    });
+    let mut time = None;
+    if let Some(t) = facts.get(Slot::TimeMs) {
+        time = millis(t);
+        if time.is_none() {
+            w.push(Slot::TimeMs.warning());
+        }
+    }
+    if let (None, Some(t)) = (time, facts.get(Slot::TimeIso)) {
+        time = Timestamp::parse_rfc3339(t.trim());
+        if time.is_none() {
+            w.push("timestampISO: not RFC 3339");
+        }
+    }
+    if let (None, Some(t)) = (time, facts.get(Slot::Time)) {
+        time = any_time(t);
+        if time.is_none() {
+            w.push("timestamp: not epoch ms, RFC 3339 or YYYY/MM/DD HH:MM:SS GMT");
+        }
+    }
     match time {
         Some(t) => e.time = t,
         None => w.push("time: missing, received_at used"),
     }
 
-    let sev = rendered(known.severity, "fields.severity: not a string", w).or_else(|| {
-        rendered(
-            known.severity_lowercase,
-            "fields.severityLowercase: not a string",
-            w,
-        )
-    });
-    if let Some(word) = sev {
+    let sev_word = facts
+        .take(Slot::Severity)
+        .or_else(|| facts.take(Slot::SeverityLower));
+    if let Some(word) = sev_word {
         match severity_of(&word) {
             Some(s) => e.severity = s,
             None => w.push("severity: unknown word"),
         }
         e.vendor_severity = Some(word);
+    } else if let Some(p) = facts.take(Slot::Priority) {
+        match priority_of(&p) {
+            Some(s) => e.severity = s,
+            None => w.push("priority: unknown word"),
+        }
+        e.vendor_severity = Some(p);
     }
 
-    e.title = rendered(a.name, "name: not a string", w);
-    e.description = rendered(a.description, "description: not a string", w);
-    e.url = rendered(a.alert_url, "alert_url: not a string", w);
-    e.resource.name = rendered(known.application, "fields.application: not a string", w);
-    e.resource.kind = rendered(known.subsystem, "fields.subsystem: not a string", w);
-    e.resource.id = rendered(known.computer, "fields.computer: not a string", w);
-    e.resource.account_name = rendered(known.team, "fields.team: not a string", w);
-    e.resource.account_id =
-        rendered_or_number(known.company_id, "fields.companyId: not a string", w);
+    e.title = facts.take(Slot::Name);
+    e.description = facts.take(Slot::Description);
+    e.url = facts.take(Slot::Url);
+    e.resource.id = facts.take(Slot::Computer);
+    e.resource.account_name = facts.take(Slot::Team);
+    e.resource.account_id = facts.take(Slot::Company);
     // `ipAddress` can be "Multiple IPs"; only a real address is a source IP.
-    e.network.src_ip = rendered(known.ip_address, "fields.ipAddress: not a string", w)
+    e.network.src_ip = facts
+        .take(Slot::Ip)
         .filter(|s| s.parse::<std::net::IpAddr>().is_ok());
 
-    let uid = rendered(
-        known.unique_id,
-        "fields.alertUniqueIdentifier: not a string",
-        w,
-    )
-    .or_else(|| rendered(a.alert_id, "alert_id: not a string", w));
-    if let Some(uid) = uid {
+    if let Some(uid) = facts.take(Slot::Uid).or_else(|| facts.take(Slot::AlertId)) {
         e.id = match time {
             Some(t) => EventId::Occurrence(uid, word, t.millis()),
             None => EventId::Joined(uid, word),
         };
+    }
+    if !facts.known {
+        e.mark_unrecognized();
     }
     Ok(e)
 }
@@ -330,8 +576,13 @@ mod tests {
         );
         assert_eq!(
             e["normalization_warnings"],
-            serde_json::json!(["time: missing, received_at used"])
+            serde_json::json!([
+                "time: missing, received_at used",
+                crate::vendors::NO_SEVERITY
+            ])
         );
+        assert_eq!(e["severity"], "unknown");
+        assert_eq!(e["severity_id"], 0);
         assert_eq!(
             e["id"].as_str().unwrap().len(),
             32,
@@ -356,5 +607,86 @@ mod tests {
             e["normalization_warnings"],
             serde_json::json!(["fields: entry without a string key"])
         );
+    }
+
+    #[test]
+    fn send_log_template_reads_the_facts_inside_log_entries() {
+        let body = r#"{"privateKey":"<send-your-logs-privatekey>","applicationName":"payments",
+            "subsystemName":"api","computerName":"$COMPUTER_NAME","logEntries":[{"severity":3,
+            "timestamp":1723670936254,"text":{"integration_text":"<Insert your desired integration description>",
+            "alert_severity":"Critical","alert_id":"a-9","alert_name":"Root login",
+            "alert_url":"https://x.coralogix.com/#/insights?id=a-9","hit_count":"1"}}],
+            "uuid":"<same-uuid>"}"#;
+        let e = &run(body).unwrap()[0];
+        assert_eq!(e["severity"], "critical");
+        assert_eq!(e["vendor_severity"], "Critical");
+        assert_eq!(e["title"], "Root login");
+        assert_eq!(e["url"], "https://x.coralogix.com/#/insights?id=a-9");
+        assert_eq!(e["time"], "2024-08-14T21:28:56.254Z");
+        assert_eq!(e["id"], "a-9:triggered:1723670936254");
+        assert!(
+            e.get("resource").is_none(),
+            "application and subsystem are not a resource: {e}"
+        );
+        assert!(e.get("description").is_none(), "filler is absent: {e}");
+        assert_eq!(
+            e["normalization_warnings"],
+            serde_json::json!([crate::vendors::redact::WARNING])
+        );
+        assert_eq!(e["raw"]["privateKey"], "[redacted]");
+    }
+
+    #[test]
+    fn filler_and_placeholders_are_absent() {
+        for absent in [
+            "*insert computer name*",
+            "*Insert desired application name*",
+            "<Insert your desired integration description>",
+            "Insert your desired integration description",
+            "<send-your-logs-privatekey>",
+            "<same-uuid>",
+            "$ALERT_NAME",
+            "$status_code.numeric",
+            "null",
+            "  ",
+        ] {
+            assert!(is_absent(absent), "{absent:?}");
+        }
+        for present in [
+            "Insert failed on table users",
+            "<b>",
+            "CPU > 90%",
+            "$5 charge failed",
+            "*",
+        ] {
+            assert!(!is_absent(present), "{present:?}");
+        }
+    }
+
+    #[test]
+    fn priority_stands_in_for_a_missing_severity_and_wrong_types_warn() {
+        let e = &run(r#"{"alert_name":"n","alert_priority":"P2","timestamp":1000.75}"#).unwrap()[0];
+        assert_eq!(e["severity"], "high");
+        assert_eq!(e["vendor_severity"], "P2");
+        assert_eq!(e["time"], "1970-01-01T00:00:01.000Z");
+        let e = &run(r#"{"alert_name":"n","event_timestamp_ms":"1723670936254"}"#).unwrap()[0];
+        assert_eq!(e["time"], "2024-08-14T21:28:56.254Z");
+        assert_eq!(e["severity"], "unknown");
+        let e = &run(
+            r#"{"name":{"x":1},"alert_severity":"Critical","logEntries":[{"text":"plain words"}]}"#,
+        )
+        .unwrap()[0];
+        assert_eq!(e["severity"], "critical");
+        assert!(e.get("title").is_none());
+        assert_eq!(
+            e["normalization_warnings"],
+            serde_json::json!(["name: not a string", "time: missing, received_at used"])
+        );
+        let e = &run(r#"{"anything":"else"}"#).unwrap()[0];
+        assert_eq!(e["severity_id"], 0);
+        assert!(e["normalization_warnings"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(crate::normalize::UNRECOGNIZED)));
     }
 }

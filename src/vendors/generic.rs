@@ -70,6 +70,12 @@ fn normalize<'a>(
             .normalization_warnings
             .push("time: missing, received_at used"),
     }
+    if [probe.id, probe.severity, probe.time, probe.timestamp]
+        .iter()
+        .all(Option::is_none)
+    {
+        event.mark_unrecognized();
+    }
     Ok(event)
 }
 
@@ -213,6 +219,9 @@ fn normalize_mapped<'a>(raw: &'a RawValue, ctx: &Context<'a>, m: &'a Mapping) ->
     e.network.domain = mapped_text(&f.domain, raw, "domain: not a string", w);
     e.network.path = mapped_text(&f.path, raw, "path: not a string", w);
     e.network.method = mapped_text(&f.method, raw, "method: not a string", w);
+    if !m.matches_any(raw) {
+        e.mark_unrecognized();
+    }
     e
 }
 
@@ -276,7 +285,7 @@ mod tests {
             received_at: Timestamp(0),
         };
         let mut out = Vec::new();
-        Vendor::Generic.decode_mapped(body, &ctx, Some(&m), |e| {
+        Vendor::Generic.decode_mapped(body, &ctx, Some(&m), &[], |e| {
             out.push(serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap())
         })?;
         Ok(out)
@@ -331,6 +340,24 @@ mod tests {
                 "src_port: not a port number"
             ])
         );
+    }
+
+    #[test]
+    fn a_record_the_mapping_finds_nothing_in_is_marked_unrecognised() {
+        let body = r#"{"aggregatedAlerts":[{"unrelated":1},{"rule":"r"}]}"#;
+        let events = run_mapped(body, COMPUTE_MAPPING).unwrap();
+        assert_eq!(events[0]["severity_id"], 0);
+        let unrecognised = serde_json::json!(crate::normalize::UNRECOGNIZED);
+        let has = |e: &serde_json::Value| {
+            e["normalization_warnings"]
+                .as_array()
+                .is_some_and(|w| w.contains(&unrecognised))
+        };
+        assert!(has(&events[0]), "{}", events[0]);
+        assert!(!has(&events[1]), "one mapped field found: {}", events[1]);
+        // Constants alone find nothing to miss.
+        let only_constants = run_mapped(r#"{"x":1}"#, r#"kind = { value = "attack" }"#).unwrap();
+        assert!(!has(&only_constants[0]), "{}", only_constants[0]);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! built-in generic mapping that keeps `raw`: the first present of `id`/`uid`/`eventId` is the
 //! id, `type`/`notificationType`/`eventType`/`action` the title, `message`/`description` the
 //! description, `timestamp`/`time`/`createdAt` (RFC 3339 or epoch ms) the time. Events are
-//! access-governance notifications: kind `system`, severity informational, OCSF User Access
-//! Management (3005). The body may be one object or an array of objects.
+//! access-governance notifications: kind `system`, OCSF User Access Management (3005), and
+//! severity `unknown` (Immuta sends none, so siemgate does not invent one). The body may be one object or an array of objects.
 //!
 //! Verification is the `hmac_sha256` scheme over the raw body; see the README for the header and
 //! encoding assumptions.
@@ -84,6 +84,20 @@ fn normalize<'a>(
         Some(t) => e.time = t,
         None => w.push("time: missing, received_at used"),
     }
+    let recognised = [
+        n.id,
+        n.uid,
+        n.event_id,
+        n.kind,
+        n.notification_type,
+        n.event_type,
+        n.action,
+    ]
+    .iter()
+    .any(Option::is_some);
+    if !recognised {
+        e.mark_unrecognized();
+    }
     Ok(e)
 }
 
@@ -144,10 +158,16 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[0]["time"], "2023-11-14T22:13:20.000Z");
         assert_eq!(events[0]["title"], "apiKeyRevoked");
+        assert_eq!(events[0]["severity"], "unknown", "Immuta sends no severity");
         assert_eq!(
             events[1]["normalization_warnings"],
-            serde_json::json!(["time: missing, received_at used"])
+            serde_json::json!([
+                "time: missing, received_at used",
+                crate::normalize::UNRECOGNIZED,
+                crate::vendors::NO_SEVERITY
+            ])
         );
+        assert_eq!(events[1]["severity_id"], 0);
         assert_eq!(events[1]["id"].as_str().unwrap().len(), 32);
     }
 }

@@ -37,6 +37,11 @@ impl Pointer {
         ))
     }
 
+    /// The reference tokens, unescaped.
+    pub fn tokens(&self) -> &[String] {
+        &self.0
+    }
+
     /// The value at this pointer inside `raw`, if there is one.
     pub fn resolve<'a>(&self, raw: &'a RawValue) -> Option<&'a RawValue> {
         let mut at = raw;
@@ -215,6 +220,44 @@ pub struct Fields {
 }
 
 impl Mapping {
+    /// Whether any field mapped to a pointer finds a value in `record`; a mapping made only of
+    /// constants matches everything.
+    pub fn matches_any(&self, record: &RawValue) -> bool {
+        let f = &self.fields;
+        let all = [
+            &f.id,
+            &f.time,
+            &f.severity,
+            &f.kind,
+            &f.status,
+            &f.title,
+            &f.description,
+            &f.url,
+            &f.resource_id,
+            &f.resource_name,
+            &f.resource_type,
+            &f.region,
+            &f.account_id,
+            &f.account_name,
+            &f.cloud,
+            &f.src_ip,
+            &f.src_port,
+            &f.domain,
+            &f.path,
+            &f.method,
+        ];
+        let mut pointers = all.iter().filter_map(|s| match s {
+            Some(Source::Pointer(p)) => Some(p),
+            _ => None,
+        });
+        let mut any_pointer = false;
+        let found = pointers.any(|p| {
+            any_pointer = true;
+            p.resolve(record).is_some_and(|v| v.get() != "null")
+        });
+        found || !any_pointer
+    }
+
     /// Validates a mapping; problems come back as `(key, message)` pairs.
     pub fn build(cfg: &MappingConfig) -> Result<Mapping, Vec<(String, String)>> {
         let mut problems = Vec::new();

@@ -12,13 +12,17 @@ pub mod immuta;
 pub mod json;
 pub mod mapping;
 pub mod prisma;
+pub mod redact;
 pub mod wallarm;
 
 use std::ops::ControlFlow;
 
 use serde::Serialize;
 
-use crate::normalize::{Event, EventId, Timestamp};
+use crate::normalize::{Event, EventId, Severity, Timestamp};
+
+/// The warning of an event whose vendor gave no severity (the event says `unknown`, OCSF 0).
+pub const NO_SEVERITY: &str = "severity: not given by the vendor, unknown";
 
 /// A payload family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -109,21 +113,23 @@ impl Vendor {
     where
         F: FnMut(Event<'a>),
     {
-        self.decode_mapped(body, ctx, None, emit)
+        self.decode_mapped(body, ctx, None, &[], emit)
     }
 
-    /// [`decode`](Self::decode) with the source's field mapping (used by `generic` only).
+    /// [`decode`](Self::decode) with the source's field mapping (used by `generic` only) and
+    /// the source's own `redact` pointers (the vendor's credential fields are always redacted).
     pub fn decode_mapped<'a, F>(
         self,
         body: &'a str,
         ctx: &Context<'a>,
         mapping: Option<&'a mapping::Mapping>,
+        redact: &[mapping::Pointer],
         mut emit: F,
     ) -> Result<usize, DecodeError>
     where
         F: FnMut(Event<'a>),
     {
-        self.decode_until(body, ctx, mapping, |e| {
+        self.decode_until(body, ctx, mapping, redact, |e| {
             emit(e);
             ControlFlow::Continue(())
         })
@@ -137,12 +143,19 @@ impl Vendor {
         body: &'a str,
         ctx: &Context<'a>,
         mapping: Option<&'a mapping::Mapping>,
+        redact: &[mapping::Pointer],
         mut emit: F,
     ) -> Result<usize, DecodeError>
     where
         F: FnMut(Event<'a>) -> ControlFlow<()>,
     {
         let emit = |mut e: Event<'a>| {
+            // Every decoder leaves the severity unknown unless its vendor said one; say so.
+            if e.severity == Severity::Unknown && e.vendor_severity.is_none() {
+                e.normalization_warnings.push(NO_SEVERITY);
+            }
+            // Before the id: a hash id is taken over the redacted object.
+            redact::apply(&mut e, self, redact);
             if e.id == EventId::Unset {
                 e.id = EventId::hash_of(e.raw.get().as_bytes());
             }
@@ -289,7 +302,7 @@ mod tests {
             (Vendor::Wallarm, ndjson),
         ] {
             let mut seen = 0;
-            let n = vendor.decode_until(body, &ctx, None, |_| {
+            let n = vendor.decode_until(body, &ctx, None, &[], |_| {
                 seen += 1;
                 if seen == 2 {
                     ControlFlow::Break(())
@@ -299,11 +312,124 @@ mod tests {
             });
             assert_eq!(n, Ok(2), "{vendor:?} {body}");
             // Without a stop the broken tail is reported as before.
-            let all = vendor.decode_until(body, &ctx, None, |_| ControlFlow::Continue(()));
+            let all = vendor.decode_until(body, &ctx, None, &[], |_| ControlFlow::Continue(()));
             assert!(
                 matches!(all, Err(DecodeError::Malformed { .. })),
                 "{vendor:?}: {all:?}"
             );
+        }
+    }
+
+    /// Every vendor's severity words in one table: what the vendor sends, where, and the
+    /// normalized severity. No severity from the vendor is `unknown` (OCSF 0), never a guess;
+    /// Wallarm hits are the one derived case (the attack type ranks them; `wallarm.rs`).
+    #[test]
+    fn severity_words_per_vendor() {
+        use Severity::*;
+        let prisma = |w: &str| format!(r#"{{"alertId":"P-1","severity":"{w}"}}"#);
+        let wallarm_risk = |w: &str| {
+            format!(
+                r#"{{"details":{{"notification_type":"security_issue","security_issue":{{"risk":"{w}"}}}}}}"#
+            )
+        };
+        let wallarm_threat = |w: &str| format!(r#"{{"title":"t","threat":"{w}"}}"#);
+        let wallarm_hit = |t: &str| {
+            format!(r#"{{"details":{{"notification_type":"new_hits","hit":{{"type":"{t}"}}}}}}"#)
+        };
+        let cx_field = |w: &str| {
+            format!(r#"{{"alert_id":"a","fields":[{{"key":"severity","value":"{w}"}}]}}"#)
+        };
+        let cx_sendlog = |w: &str| {
+            format!(r#"{{"logEntries":[{{"severity":3,"text":{{"alert_severity":"{w}"}}}}]}}"#)
+        };
+        let cx_priority = |w: &str| format!(r#"{{"alert_name":"n","alert_priority":"{w}"}}"#);
+        let generic = |w: &str| format!(r#"{{"id":"g","severity":"{w}"}}"#);
+        let table: Vec<(Vendor, String, Severity)> = vec![
+            (Vendor::PrismaCloud, prisma("informational"), Informational),
+            (Vendor::PrismaCloud, prisma("low"), Low),
+            (Vendor::PrismaCloud, prisma("medium"), Medium),
+            (Vendor::PrismaCloud, prisma("high"), High),
+            (Vendor::PrismaCloud, prisma("critical"), Critical),
+            (Vendor::PrismaCloud, prisma("HIGH"), High),
+            (Vendor::PrismaCloud, prisma("P1"), Unknown),
+            (Vendor::PrismaCloud, r#"{"alertId":"P-0"}"#.into(), Unknown),
+            (Vendor::Wallarm, wallarm_risk("Critical"), Critical),
+            (Vendor::Wallarm, wallarm_risk("High"), High),
+            (Vendor::Wallarm, wallarm_risk("Medium"), Medium),
+            (Vendor::Wallarm, wallarm_risk("Low"), Low),
+            (Vendor::Wallarm, wallarm_risk("Info"), Informational),
+            (Vendor::Wallarm, wallarm_risk("severe"), Unknown),
+            (Vendor::Wallarm, wallarm_threat("Low"), Low),
+            (Vendor::Wallarm, wallarm_threat("Medium"), Medium),
+            (Vendor::Wallarm, wallarm_threat("High"), High),
+            (Vendor::Wallarm, wallarm_hit("sqli"), High),
+            (Vendor::Wallarm, wallarm_hit("xss"), Medium),
+            (Vendor::Wallarm, wallarm_hit("scanner"), Low),
+            (
+                Vendor::Wallarm,
+                r#"{"summary":"[Wallarm] Trigger","details":{"notification_type":"ip_blocked"}}"#
+                    .into(),
+                Unknown,
+            ),
+            (Vendor::Coralogix, cx_field("Info"), Informational),
+            (Vendor::Coralogix, cx_field("Warning"), Medium),
+            (Vendor::Coralogix, cx_field("Error"), High),
+            (Vendor::Coralogix, cx_field("Critical"), Critical),
+            (Vendor::Coralogix, cx_field("CRITICAL"), Critical),
+            (Vendor::Coralogix, cx_field("debug"), Informational),
+            (Vendor::Coralogix, cx_field("verbose"), Informational),
+            (Vendor::Coralogix, cx_field("warn"), Medium),
+            (Vendor::Coralogix, cx_field("$EVENT_SEVERITY"), Unknown),
+            (Vendor::Coralogix, cx_sendlog("Critical"), Critical),
+            (Vendor::Coralogix, cx_sendlog("Error"), High),
+            (Vendor::Coralogix, cx_priority("P1"), Critical),
+            (Vendor::Coralogix, cx_priority("P2"), High),
+            (Vendor::Coralogix, cx_priority("P3"), Medium),
+            (Vendor::Coralogix, cx_priority("P4"), Low),
+            (Vendor::Coralogix, cx_priority("P5"), Informational),
+            (
+                Vendor::Immuta,
+                r#"{"type":"apiKeyRevoked"}"#.into(),
+                Unknown,
+            ),
+            (Vendor::Generic, generic("info"), Informational),
+            (Vendor::Generic, generic("informational"), Informational),
+            (Vendor::Generic, generic("debug"), Informational),
+            (Vendor::Generic, generic("low"), Low),
+            (Vendor::Generic, generic("warning"), Low),
+            (Vendor::Generic, generic("medium"), Medium),
+            (Vendor::Generic, generic("moderate"), Medium),
+            (Vendor::Generic, generic("error"), Medium),
+            (Vendor::Generic, generic("high"), High),
+            (Vendor::Generic, generic("critical"), Critical),
+            (Vendor::Generic, generic("fatal"), Critical),
+            (Vendor::Generic, generic("unknown"), Unknown),
+            (Vendor::Generic, generic("P1"), Unknown),
+            (Vendor::Generic, r#"{"id":"g"}"#.into(), Unknown),
+        ];
+        let ctx = Context {
+            source: "s",
+            received_at: Timestamp(0),
+        };
+        for (vendor, body, want) in &table {
+            let mut got = Vec::new();
+            vendor
+                .decode(body, &ctx, |e| {
+                    got.push((e.severity, e.normalization_warnings.clone()))
+                })
+                .unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(got.len(), 1, "{body}");
+            let (severity, warnings) = &got[0];
+            assert_eq!(severity, want, "{} {body}", vendor.as_str());
+            // Unknown says why, unless the vendor's own word was "unknown".
+            if *want == Unknown && !body.contains(r#""unknown""#) {
+                assert!(
+                    warnings
+                        .iter()
+                        .any(|w| *w == NO_SEVERITY || w.ends_with("unknown word")),
+                    "an unknown severity always says why: {body} {warnings:?}"
+                );
+            }
         }
     }
 }

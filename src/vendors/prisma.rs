@@ -203,7 +203,32 @@ fn normalize<'a>(
         e.normalization_warnings
             .push("alertId: missing, id is a hash of the alert");
     }
+    if !a.recognised() {
+        e.mark_unrecognized();
+    }
     Ok(e)
+}
+
+impl Alert<'_> {
+    /// Whether the object carries any field of either Prisma shape that identifies an alert.
+    fn recognised(&self) -> bool {
+        [
+            self.alert_id,
+            self.alert_id_snake,
+            self.alert_status,
+            self.alert_status_snake,
+            self.notification_type,
+            self.policy_name,
+            self.policy_name_snake,
+            self.severity,
+            self.alert_ts,
+            self.resource_id,
+            self.resource_id_snake,
+            self.sender,
+        ]
+        .iter()
+        .any(Option::is_some)
+    }
 }
 
 #[cfg(test)]

@@ -188,8 +188,9 @@ fn normalize<'a>(
 ) -> Result<Event<'a>, DecodeError> {
     let top: Fields<'a> = parse_object(raw, offset)?;
     let mut e = Event::new(Vendor::Wallarm, ctx.source, raw, ctx.received_at);
-    // Triggers and system events, and whatever Wallarm adds next: informational Detection
-    // Findings (the `Event::new` defaults) of kind system. The shapes below override this.
+    // Triggers and system events, and whatever Wallarm adds next: Detection Findings of kind
+    // system and unknown severity (the `Event::new` defaults: Wallarm sends none for them).
+    // The shapes below override this.
     e.kind = Kind::System;
     e.title = text(
         top.summary,
@@ -239,6 +240,18 @@ fn normalize<'a>(
             "link: not a string",
             &mut e.normalization_warnings,
         );
+        if [
+            top.summary,
+            top.description,
+            top.title,
+            top.link,
+            top.object_type,
+        ]
+        .iter()
+        .all(Option::is_none)
+        {
+            e.mark_unrecognized();
+        }
         None
     };
     match time {
@@ -669,7 +682,15 @@ mod tests {
     fn ip_blocked_trigger() {
         let e = one(IP_BLOCKED);
         assert_eq!(e["kind"], "system");
-        assert_eq!(e["severity"], "informational");
+        assert_eq!(e["severity"], "unknown", "triggers carry no severity");
+        assert_eq!(e["severity_id"], 0);
+        assert_eq!(
+            warnings(&e),
+            [
+                "time: missing, received_at used",
+                crate::vendors::NO_SEVERITY
+            ]
+        );
         assert_eq!(e["ocsf"]["class_uid"], 2004);
         assert_eq!(
             e["title"],
@@ -729,7 +750,7 @@ mod tests {
         assert_eq!(e["kind"], "system");
         assert_eq!(e["ocsf"]["class_uid"], 3001);
         assert_eq!(e["ocsf"]["category_uid"], 3);
-        assert_eq!(e["severity"], "informational");
+        assert_eq!(e["severity"], "unknown");
         assert_eq!(e["title"], "New user was created");
         assert_eq!(e["resource"], json!({"name": "johnsmith@example.com"}));
         raw_matches(&[e], FLAT_USER);
@@ -742,7 +763,7 @@ mod tests {
                 "details":{"notification_type":"attacks_exceeded","client_name":"c","link":"u"}}]"#,
         );
         assert_eq!(e["kind"], "system");
-        assert_eq!(e["severity"], "informational");
+        assert_eq!(e["severity"], "unknown");
         assert_eq!(e["ocsf"]["class_uid"], 2004);
         assert_eq!(e["title"], "[Wallarm] Trigger: attacks exceeded");
         assert_eq!(e["description"], "d");
@@ -772,6 +793,11 @@ mod tests {
         let e = one(r#"{"anything":1}"#);
         assert_eq!(e["kind"], "system");
         assert!(is_hash_id(&e));
+        assert_eq!(e["severity_id"], 0);
+        assert!(
+            warnings(&e).contains(&crate::normalize::UNRECOGNIZED),
+            "{e}"
+        );
     }
 
     #[test]
@@ -808,14 +834,18 @@ mod tests {
         assert_eq!(e["title"], "s");
         assert_eq!(
             warnings(&e),
-            ["details: not an object", "time: missing, received_at used"]
+            [
+                "details: not an object",
+                "time: missing, received_at used",
+                crate::vendors::NO_SEVERITY
+            ]
         );
         let e = one(
             r#"[{"details":{"notification_type":"security_issue","security_issue":{"risk":"severe","id":12}}}]"#,
         );
         assert_eq!(e["id"], "12");
         assert_eq!(e["vendor_severity"], "severe");
-        assert_eq!(e["severity"], "informational");
+        assert_eq!(e["severity"], "unknown");
         assert_eq!(
             warnings(&e),
             ["risk: unknown word", "time: missing, received_at used"]

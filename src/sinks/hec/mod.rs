@@ -541,6 +541,26 @@ mod tests {
     }
 
     #[test]
+    fn unknown_severity_is_an_indexed_field_and_severity_id_0() {
+        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
+        let e = Event::new(
+            crate::vendors::Vendor::Immuta,
+            "im",
+            raw,
+            crate::normalize::Timestamp(0),
+        );
+        let enc = HecEncoder {
+            meta: Box::default(),
+        };
+        let mut out = BytesMut::new();
+        enc.encode(&e, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["fields"]["severity"], "unknown");
+        assert_eq!(v["event"]["severity"], "unknown");
+        assert_eq!(v["event"]["severity_id"], 0);
+    }
+
+    #[test]
     fn parses_answers_with_and_without_event_numbers() {
         let a = HecAnswer::parse(
             br#"{"text":"Invalid data format","code":6,"invalid-event-number":2}"#,

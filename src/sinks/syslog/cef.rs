@@ -73,7 +73,11 @@ pub fn encode(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> bool {
     }
     out.put_u8(b'|');
     let mut buf = [0u8; 20];
-    out.extend_from_slice(int_digits(i64::from(sev10(event.severity)), &mut buf));
+    // CEF's Severity takes 0-10 or the words Unknown, Low, Medium, High, Very-High.
+    match sev10(event.severity) {
+        Some(sev) => out.extend_from_slice(int_digits(i64::from(sev), &mut buf)),
+        None => out.extend_from_slice(b"Unknown"),
+    }
     out.put_u8(b'|');
 
     let esc = value_escape;
@@ -317,6 +321,15 @@ mod tests {
                  cs3Label=region cs3=us-west-2 deviceExternalId=p"
             )
         );
+    }
+
+    #[test]
+    fn unknown_severity_is_the_word_unknown() {
+        let raw = raw();
+        let e = Event::new(Vendor::Immuta, "i", raw, Timestamp(0));
+        assert_eq!(e.severity, Severity::Unknown);
+        let (body, _) = encode_str(&e, 65_000);
+        assert_eq!(parse(&body).header[6], "Unknown", "{body}");
     }
 
     const NASTY: &str = "a^b|c=d\\e\rf\ng\th – Zugriff verweigert – ü 日本 \\";

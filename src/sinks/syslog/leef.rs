@@ -29,15 +29,17 @@ use crate::normalize::{Event, Severity};
 /// The product version written in the LEEF and CEF headers.
 pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The LEEF / CEF severity: critical 10, high 8, medium 5, low 3, informational 1.
-pub fn sev10(s: Severity) -> u8 {
-    match s {
+/// The LEEF / CEF severity: critical 10, high 8, medium 5, low 3, informational 1; `None` for
+/// unknown, which has no number (LEEF then leaves `sev` out, CEF writes `Unknown`).
+pub fn sev10(s: Severity) -> Option<u8> {
+    Some(match s {
+        Severity::Unknown => return None,
         Severity::Critical => 10,
         Severity::High => 8,
         Severity::Medium => 5,
         Severity::Low => 3,
         Severity::Informational => 1,
-    }
+    })
 }
 
 /// Appends the event id name `<vendor>:<kind>:<status>` (e.g. `prisma_cloud:alert:open`).
@@ -126,7 +128,12 @@ pub fn encode(event: &Event<'_>, delimiter: u8, budget: usize, out: &mut BytesMu
     let res = &event.resource;
     let mut a = Attrs::new(out, start, budget, delim, false);
     a.int("devTime", event.time.0);
-    a.int("sev", i64::from(sev10(event.severity)));
+    // No made-up number for an unknown severity: without `sev` QRadar applies the severity
+    // of the event's QID mapping, and `severity=unknown` says why.
+    match sev10(event.severity) {
+        Some(sev) => a.int("sev", i64::from(sev)),
+        None => a.str("severity", Some(Severity::Unknown.as_str()), &esc),
+    }
     a.str("cat", Some(event.kind.as_str()), &esc);
     a.display("externalId", &event.id, &esc);
     a.str("status", Some(event.status.as_str()), &esc);
@@ -515,11 +522,12 @@ pub(super) mod tests {
 
     #[test]
     fn sev10_and_words() {
-        assert_eq!(sev10(Severity::Critical), 10);
-        assert_eq!(sev10(Severity::High), 8);
-        assert_eq!(sev10(Severity::Medium), 5);
-        assert_eq!(sev10(Severity::Low), 3);
-        assert_eq!(sev10(Severity::Informational), 1);
+        assert_eq!(sev10(Severity::Critical), Some(10));
+        assert_eq!(sev10(Severity::High), Some(8));
+        assert_eq!(sev10(Severity::Medium), Some(5));
+        assert_eq!(sev10(Severity::Low), Some(3));
+        assert_eq!(sev10(Severity::Informational), Some(1));
+        assert_eq!(sev10(Severity::Unknown), None);
         // event_name's words are the serde (JSON) spelling.
         for k in [
             Kind::Alert,
@@ -620,12 +628,13 @@ pub(super) mod tests {
         e.description = Some("".into());
         let (body, cut) = encode_str(&e, b'^', 65_000);
         assert!(!cut);
-        // EventId::Unset writes nothing: externalId is left out too.
+        // EventId::Unset writes nothing: externalId is left out too. An unknown severity has
+        // no `sev` number; `severity=unknown` says so.
         assert_eq!(
             body,
             format!(
                 "LEEF:2.0|siemgate|generic|{VERSION}|generic:alert:new|^|\
-                 devTime=-5^sev=1^cat=alert^status=new^siemgateSource=gen"
+                 devTime=-5^severity=unknown^cat=alert^status=new^siemgateSource=gen"
             )
         );
     }

@@ -28,9 +28,12 @@ use super::{EncodeError, Encoder};
 use crate::config::{SyslogFormat, SyslogFraming, SyslogHeader, SyslogSettings, SyslogTransport};
 use crate::normalize::{Event, EventId, Severity};
 
-/// Syslog severity (RFC 5424 §6.2.1) for an event severity.
+/// Syslog severity (RFC 5424 §6.2.1) for an event severity. Unknown is Notice (5), as Low: a
+/// receiver that keeps notice and above (or info and above) never drops an event only because
+/// its vendor gave no severity; the structured data says `severity="unknown"`.
 fn syslog_severity(s: Severity) -> u8 {
     match s {
+        Severity::Unknown => 5,
         Severity::Critical => 2,
         Severity::High => 3,
         Severity::Medium => 4,
@@ -181,7 +184,7 @@ fn write_json(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> Result<bo
         return Ok(false);
     }
     let mut lean = event.clone();
-    lean.raw = serde_json::value::RawValue::NULL;
+    lean.raw = std::borrow::Cow::Borrowed(serde_json::value::RawValue::NULL);
     for step in 0..5 {
         match step {
             0 => {}
@@ -693,5 +696,27 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn unknown_severity_is_notice_and_says_unknown() {
+        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
+        let enc = SyslogEncoder::new(
+            &settings(
+                SyslogHeader::Rfc5424,
+                SyslogFormat::Json,
+                SyslogTransport::Tcp,
+            ),
+            Counter::noop(),
+        );
+        let mut e = event(raw);
+        e.severity = Severity::Unknown;
+        let mut out = BytesMut::new();
+        enc.encode(&e, &mut out).unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        // Facility 13 * 8 + Notice (5).
+        assert!(text.contains(r#"<109>1 "#), "{text}");
+        assert!(text.contains(r#"severity="unknown""#), "{text}");
+        assert!(text.contains(r#""severity_id":0"#), "{text}");
     }
 }
