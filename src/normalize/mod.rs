@@ -5,6 +5,6 @@ pub mod event;
 pub mod severity;
 pub mod time;
 
-pub use event::{Event, EventId, Kind, Network, Ocsf, Resource, Status};
+pub use event::{Disposition, Event, EventId, Finding, Kind, Network, Ocsf, Resource, Status};
 pub use severity::Severity;
 pub use time::Timestamp;

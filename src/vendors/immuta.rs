@@ -3,7 +3,10 @@
 //! id, `type`/`notificationType`/`eventType`/`action` the title, `message`/`description` the
 //! description, `timestamp`/`time`/`createdAt` (RFC 3339 or epoch ms) the time. Events are
 //! access-governance notifications: kind `system`, severity informational, OCSF User Access
-//! Management (3005). The body may be one object or an array of objects.
+//! Management (3005). The body may be one object or an array of objects. The "Test webhook"
+//! button's payload is not published either: a notification whose type names a test (a word
+//! `test` in `type`/`notificationType`/`eventType`/`action`, e.g. `webhook.test`,
+//! `testWebhook`) or that carries `"test": true` is `kind = test`.
 //!
 //! Verification is the `hmac_sha256` scheme over the raw body; see the README for the header and
 //! encoding assumptions.
@@ -43,6 +46,8 @@ struct Notification<'a> {
     time: Option<&'a RawValue>,
     #[serde(borrow, rename = "createdAt")]
     created_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    test: Option<&'a RawValue>,
 }
 
 pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
@@ -79,12 +84,41 @@ fn normalize<'a>(
         "type: not a string",
         w,
     );
+    if e.title.as_deref().is_some_and(names_a_test) || n.test.is_some_and(|t| t.get() == "true") {
+        e.kind = Kind::Test;
+    }
     e.description = text(n.message.or(n.description), "message: not a string", w);
     match time(n.timestamp.or(n.time).or(n.created_at), w) {
         Some(t) => e.time = t,
         None => w.push("time: missing, received_at used"),
     }
     Ok(e)
+}
+
+/// True when one word of a type name is `test`, any case: words are split at `.`, `_`, `-`,
+/// spaces and lower-to-upper case changes (`webhook.test`, `TEST_WEBHOOK`, `testWebhook`).
+fn names_a_test(name: &str) -> bool {
+    let b = name.as_bytes();
+    let mut start = 0;
+    for i in 0..=b.len() {
+        let boundary = i == b.len()
+            || matches!(b[i], b'.' | b'_' | b'-' | b' ' | b':' | b'/')
+            || (i > start && b[i].is_ascii_uppercase() && b[i - 1].is_ascii_lowercase());
+        if boundary {
+            if name
+                .get(start..i)
+                .is_some_and(|w| w.eq_ignore_ascii_case("test"))
+            {
+                return true;
+            }
+            start = if i < b.len() && b[i].is_ascii_uppercase() {
+                i
+            } else {
+                i + 1
+            };
+        }
+    }
+    false
 }
 
 fn time(raw: Option<&RawValue>, w: &mut Warnings) -> Option<Timestamp> {
@@ -135,6 +169,24 @@ mod tests {
         assert_eq!(e["time"], "2026-01-20T10:00:00.000Z");
         assert_eq!(e["ocsf"]["class_uid"], 3005);
         assert_eq!(e["raw"]["extra"]["a"], 1);
+    }
+
+    #[test]
+    fn test_webhooks_are_kind_test() {
+        for (body, test) in [
+            (r#"{"type":"webhook.test"}"#, true),
+            (r#"{"notificationType":"testWebhook"}"#, true),
+            (r#"{"eventType":"TEST_NOTIFICATION"}"#, true),
+            (r#"{"action":"test"}"#, true),
+            (r#"{"type":"policy.updated","test":true}"#, true),
+            (r#"{"type":"attestation.updated"}"#, false),
+            (r#"{"type":"latestQuery"}"#, false),
+            (r#"{"type":"policy.updated","test":false}"#, false),
+        ] {
+            let e = &run(body)[0];
+            let want = if test { "test" } else { "system" };
+            assert_eq!(e["kind"], want, "{body}");
+        }
     }
 
     #[test]

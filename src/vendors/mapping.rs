@@ -270,7 +270,7 @@ impl Mapping {
             "status",
             &fields.status,
             |v| Status::from_word(v).is_some(),
-            "new, open, updated, resolved, dismissed, snoozed",
+            "new, open, resolved, dismissed, snoozed",
         );
         check_const(
             "severity",

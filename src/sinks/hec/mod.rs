@@ -105,6 +105,10 @@ impl Encoder for HecEncoder {
         out.extend_from_slice(event.severity.as_str().as_bytes());
         out.extend_from_slice(b"\",\"kind\":\"");
         out.extend_from_slice(event.kind.as_str().as_bytes());
+        if let Some(d) = event.disposition {
+            out.extend_from_slice(b"\",\"disposition\":\"");
+            out.extend_from_slice(d.as_str().as_bytes());
+        }
         out.extend_from_slice(b"\"}}\n");
         Ok(())
     }
