@@ -1,7 +1,8 @@
 //! Immuta webhook notifications. Immuta publishes no payload sample, so this decoder is a
 //! built-in generic mapping that keeps `raw`: the first present of `id`/`uid`/`eventId` is the
 //! id, `type`/`notificationType`/`eventType`/`action` the title, `message`/`description` the
-//! description, `timestamp`/`time`/`createdAt` (RFC 3339 or epoch ms) the time. Events are
+//! description, `timestamp`/`time`/`createdAt` (RFC 3339, RFC 2822, `YYYY-MM-DD HH:MM:SS` in
+//! UTC, or epoch ms; text that does not parse is kept in a warning) the time. Events are
 //! access-governance notifications: kind `system`, severity informational, OCSF User Access
 //! Management (3005). The body may be one object or an array of objects. The "Test webhook"
 //! button's payload is not published either: a notification whose type names a test (a word
@@ -14,7 +15,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::fields::{epoch_millis, rfc3339, text, text_or_number, Warnings};
+use super::fields::{epoch_millis, text, text_or_number, Warnings};
 use super::json::parse_object;
 use super::{emit_each_object, Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Kind, Ocsf, Timestamp};
@@ -88,7 +89,11 @@ fn normalize<'a>(
         e.kind = Kind::Test;
     }
     e.description = text(n.message.or(n.description), "message: not a string", w);
-    match time(n.timestamp.or(n.time).or(n.created_at), w) {
+    match time(
+        n.timestamp.or(n.time).or(n.created_at),
+        w,
+        &mut e.unparsed_time,
+    ) {
         Some(t) => e.time = t,
         None => w.push("time: missing, received_at used"),
     }
@@ -121,10 +126,21 @@ fn names_a_test(name: &str) -> bool {
     false
 }
 
-fn time(raw: Option<&RawValue>, w: &mut Warnings) -> Option<Timestamp> {
+/// A time string in any form `Timestamp::parse_auto` reads (text that does not parse is kept
+/// in `unparsed`), or epoch milliseconds.
+fn time<'a>(
+    raw: Option<&'a RawValue>,
+    w: &mut Warnings,
+    unparsed: &mut Option<std::borrow::Cow<'a, str>>,
+) -> Option<Timestamp> {
     let raw = raw?;
     if raw.get().starts_with('"') {
-        rfc3339(Some(raw), "time: not RFC 3339", w)
+        let s = text(Some(raw), "time: not a string", w)?;
+        let t = Timestamp::parse_auto(&s);
+        if t.is_none() {
+            *unparsed = Some(s);
+        }
+        t
     } else {
         epoch_millis(Some(raw), "time: not epoch milliseconds", w)
     }
