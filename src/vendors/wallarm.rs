@@ -389,7 +389,8 @@ fn hit_id<'a>(raw: Option<&'a RawValue>, w: &mut Warnings) -> Option<EventId<'a>
     }
 }
 
-/// Every attack type code of Wallarm's attack list (`attacks-vulns-list.md`, "Wallarm code"):
+/// Every attack type code of Wallarm's attack list (`attacks-vulns-list.md`, "Wallarm code",
+/// titled as the list heads them; a few codes of newer or older lists are kept too):
 /// the code, its readable name, and the severity siemgate gives the hit. Hits carry no severity;
 /// the severity ranks the type by what a successful attack does: injection and server-side
 /// attacks high; client-side, access-control, credential and abuse attacks medium;
@@ -398,7 +399,7 @@ const ATTACKS: &[(&str, &str, Severity)] = &[
     ("sqli", "SQL injection", Severity::High),
     ("nosqli", "NoSQL injection", Severity::High),
     ("rce", "Remote code execution", Severity::High),
-    ("ssi", "Server-side includes injection", Severity::High),
+    ("ssi", "SSI injection", Severity::High),
     ("ssti", "Server-side template injection", Severity::High),
     ("ldapi", "LDAP injection", Severity::High),
     ("mail_injection", "Email injection", Severity::High),
@@ -431,7 +432,11 @@ const ATTACKS: &[(&str, &str, Severity)] = &[
     ),
     ("broken_access", "Broken access control", Severity::Medium),
     ("mass_assignment", "Mass assignment", Severity::Medium),
-    ("api_abuse", "API abuse", Severity::Medium),
+    ("api_abuse", "Suspicious API activity", Severity::Medium),
+    ("enum", "Enumeration attack", Severity::Medium),
+    ("vuln_component", "Vulnerable component", Severity::Medium),
+    ("weak_auth", "Weak JWT", Severity::Medium),
+    ("apileak", "API leak", Severity::Medium),
     ("account_takeover", "Account takeover", Severity::Medium),
     (
         "credential_stuffing",
@@ -497,9 +502,17 @@ const ATTACKS: &[(&str, &str, Severity)] = &[
     ("invalid_request", "Invalid request", Severity::Low),
     ("invalid_xml", "Invalid XML", Severity::Low),
     ("query_anomaly", "Query anomaly", Severity::Low),
+    ("gql_doc_size", "GraphQL query size", Severity::Low),
+    ("gql_value_size", "GraphQL value size", Severity::Low),
+    ("gql_depth", "GraphQL query depth", Severity::Low),
+    ("gql_aliases", "GraphQL aliases", Severity::Low),
+    ("gql_docs_per_batch", "GraphQL batching", Severity::Low),
+    ("gql_introspection", "GraphQL introspection", Severity::Low),
+    ("gql_debug", "GraphQL debug", Severity::Low),
 ];
 
-/// GraphQL policy violations are a family of codes (`gql_depth`, `gql_aliases`, ...).
+/// GraphQL policy violations are a family of codes (`gql_depth`, `gql_aliases`, ...); one
+/// Wallarm adds later is still named as one.
 const GQL: (&str, &str, Severity) = ("gql_", "GraphQL policy violation", Severity::Low);
 
 /// The table row of an attack type code, any case; `None` for a code not in Wallarm's list
@@ -992,7 +1005,10 @@ mod tests {
             ("credential_stuffing", "Credential stuffing", Medium),
             ("scanner", "Resource scanning", Low),
             ("dirbust", "Forced browsing", Low),
-            ("gql_depth", "GraphQL policy violation", Low),
+            ("gql_depth", "GraphQL query depth", Low),
+            ("gql_new_limit", "GraphQL policy violation", Low),
+            ("Enum", "Enumeration attack", Medium),
+            ("weak_auth", "Weak JWT", Medium),
             ("undefined_endpoint", "Undefined endpoint", Low),
         ];
         for &(code, name, sev) in table {
