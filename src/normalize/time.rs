@@ -714,6 +714,37 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any second of years 0-9999, written as a pattern, RFC 2822 and the SQL form would
+        /// write it, reads back to itself.
+        #[test]
+        fn written_times_read_back(secs in -62_167_219_200i64..253_402_300_800) {
+            let days = secs.div_euclid(86_400);
+            let sod = secs.rem_euclid(86_400);
+            let (y, m, d) = civil_from_days(days);
+            let (h, mi, s) = (sod / 3600, sod / 60 % 60, sod % 60);
+            let mon = MONTHS[m as usize - 1];
+            let want = Some(Timestamp(secs * 1000));
+            let text = format!("{} {d:02}, {y:04} {h:02}:{mi:02}:{s:02} UTC", mon.to_uppercase());
+            let p = Pattern::parse("%b %d, %Y %H:%M:%S %Z").unwrap();
+            proptest::prop_assert_eq!(p.read(&text), want, "{}", text);
+            let rfc2822 = format!("{d} {mon} {y:04} {h:02}:{mi:02}:{s:02} +0000");
+            proptest::prop_assert_eq!(Timestamp::parse_rfc2822(&rfc2822), want, "{}", rfc2822);
+            let plain = format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}");
+            proptest::prop_assert_eq!(Timestamp::parse_plain_utc(&plain), want, "{}", plain);
+        }
+
+        /// Any text through any supported pattern: no panic.
+        #[test]
+        fn any_text_any_pattern_never_panics(
+            text in "\\PC{0,40}",
+            pattern in proptest::sample::select(&["%b %d, %Y %Z", "%F %T%z", "%s.%f", "%a, %e %B %y %I:%M %p", "%Y %j"][..]),
+        ) {
+            let _ = Pattern::parse(pattern).unwrap().read(&text);
+            let _ = Timestamp::parse_auto(&text);
+        }
+    }
+
     #[test]
     fn rfc2822_and_plain_utc() {
         let p = Timestamp::parse_rfc2822;
