@@ -495,6 +495,36 @@ mod tests {
     }
 
     #[test]
+    fn templates_name_the_finding_disposition_and_vendor_context() {
+        use crate::normalize::Disposition;
+        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
+        let mut e = Event::new(Vendor::PrismaCloud, "p", raw, Timestamp(0));
+        e.finding.policy_id = Some("pid".into());
+        e.finding.policy_name = Some("pname".into());
+        e.finding.policy_type = Some("network".into());
+        e.finding.rule = Some("rule \"1\"".into());
+        e.finding.type_code = Some("sqli".into());
+        e.finding.first_seen = Some(Timestamp(1_000));
+        e.remediation = Some("fix it".into());
+        e.status_detail = Some("USER_REOPENED".into());
+        e.disposition = Some(Disposition::Detected);
+        e.vendor_cloud = Some("EU".into());
+        let t = Template::parse(
+            r#"{"a":"{{finding.policy.id}}","b":"{{finding.policy.name}}","c":"{{finding.policy.type}}","d":"{{finding.rule}}","e":"{{finding.type}}","f":"{{finding.first_seen}}","g":"{{finding.last_seen}}","h":"{{remediation}}","i":"{{status_detail}}","j":"{{disposition}}","k":"{{vendor_cloud}}"}"#,
+        )
+        .unwrap();
+        let mut out = BytesMut::new();
+        t.render(&e, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a": "pid", "b": "pname", "c": "network", "d": "rule \"1\"",
+                "e": "sqli", "f": "1970-01-01T00:00:01.000Z", "g": "", "h": "fix it",
+                "i": "USER_REOPENED", "j": "detected", "k": "EU"})
+        );
+    }
+
+    #[test]
     fn refuses_unknown_and_unclosed_placeholders() {
         let e = Template::parse("{{titel}}").unwrap_err();
         assert!(e.contains("unknown placeholder {{titel}}"), "{e}");
