@@ -5,7 +5,8 @@
 //! Coralogix leaves placeholders that do not apply as literal text (`"$SERVICE"`), writes
 //! missing values as the string `"null"`, and sends most numbers as strings; all of these are
 //! read as absent or parsed leniently. The id is `<alertUniqueIdentifier>:<action>:<timestampMs>`
-//! (the unique identifier survives edits of the alert; the time tells repeated triggers apart).
+//! (the unique identifier survives edits of the alert; the time tells repeated triggers apart);
+//! without a time it is a hash of the object.
 
 use std::borrow::Cow;
 
@@ -261,11 +262,10 @@ fn normalize<'a>(
         w,
     )
     .or_else(|| rendered(a.alert_id, "alert_id: not a string", w));
-    if let Some(uid) = uid {
-        e.id = match time {
-            Some(t) => EventId::Occurrence(uid, word, t.millis()),
-            None => EventId::Joined(uid, word),
-        };
+    // Without a time two triggers of one alert would share `<uid>:<action>`; the hash of the
+    // object (left to `Vendor::decode`) differs whenever the notification does.
+    if let (Some(uid), Some(t)) = (uid, time) {
+        e.id = EventId::Occurrence(uid, word, t.millis());
     }
     Ok(e)
 }
@@ -356,5 +356,15 @@ mod tests {
             e["normalization_warnings"],
             serde_json::json!(["fields: entry without a string key"])
         );
+    }
+
+    #[test]
+    fn without_a_time_the_id_is_the_hash_of_the_notification() {
+        let a = r#"{"alert_id":"a1","alert_action":"trigger","description":"3 hits"}"#;
+        let b = r#"{"alert_id":"a1","alert_action":"trigger","description":"5 hits"}"#;
+        let id = |body: &str| run(body).unwrap()[0]["id"].clone();
+        assert_eq!(id(a), id(a), "a retry keeps its id");
+        assert_ne!(id(a), id(b), "another trigger of the same alert");
+        assert_eq!(id(a).as_str().unwrap().len(), 32);
     }
 }
