@@ -105,6 +105,25 @@ const KEYS: &[&str] = &[
     "callbackUrl",
     "complianceMetadata",
     "sender",
+    "reason",
+    "alertRuleName",
+    "policyId",
+    "policy_id",
+    "policyType",
+    "policyRecommendation",
+    "firstSeen",
+    "lastSeen",
+    "resource",
+    "regionId",
+    "resourceTags",
+    // generic common names
+    "event_id",
+    "rule",
+    "level",
+    "priority",
+    "created_at",
+    "@timestamp",
+    "test",
     // wallarm
     "summary",
     "details",
@@ -131,6 +150,7 @@ const KEYS: &[&str] = &[
     "title",
     "threat",
     "risk",
+    "block_status",
     // coralogix
     "name",
     "alert_action",
@@ -187,6 +207,29 @@ const WORDS: &[&str] = &[
     "resolved",
     "dismissed",
     "pending_resolution",
+    "snoozed",
+    "NEW_ALERT",
+    "USER_REOPENED",
+    "SNOOZED_AUTO_REOPEN",
+    "MDC_REOPEN_FOR_ACCIDENTAL_DELETE",
+    "MDC_REOPE",
+    "alert.updated",
+    "alert.dismissed",
+    "blocked",
+    "monitored",
+    "passed",
+    "0",
+    "0.0.0.0",
+    "gql_",
+    "gql_depth",
+    "webhook.test",
+    "testWebhook",
+    "Tue, 1 Jul 2003 10:52:37 +0200",
+    "Tue, 1 Jul 2003 10:52:37",
+    "1 Jul 03 08:52 Z",
+    "2024-02-29 12:34:56",
+    "2024-02-29 12:34:56.1234",
+    "Jan 21, 2018 UTC",
     "alert.created",
     "alert.resolved",
     "trigger",
@@ -913,5 +956,62 @@ fn generic_time_of_i64_min_does_not_panic() {
         let out = request_path(Vendor::Generic, body);
         assert_eq!(out.result, Ok(1));
         check(body, &out).unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prisma Cloud ids: a retry of one notification keeps its id, another notification of the same
+// alert gets another.
+
+/// The Event id of a one-alert Prisma body.
+fn prisma_id(body: &str) -> String {
+    let out = request_path(Vendor::PrismaCloud, body.as_bytes());
+    assert_eq!(out.result, Ok(1), "{body}");
+    let record = out.records[0].as_ref().expect("encodes");
+    let v: serde_json::Value = serde_json::from_slice(record).expect("a JSON record");
+    v["id"].as_str().expect("an id").to_owned()
+}
+
+fn prisma_body(
+    id: &str,
+    status: &str,
+    reason: Option<&str>,
+    last_seen: i64,
+    extra: &str,
+) -> String {
+    let reason = reason.map_or(String::new(), |r| {
+        format!(r#","reason":{}"#, serde_json::json!(r))
+    });
+    format!(
+        r#"[{{"alertId":{},"alertStatus":"{status}"{reason},"alertTs":1700000000000,"lastSeen":{last_seen}{extra}}}]"#,
+        serde_json::json!(id)
+    )
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn prisma_ids_tell_notifications_apart_and_survive_retries(
+        id in "P-[0-9]{1,8}",
+        status in select(&["open", "resolved", "dismissed", "snoozed", "pending_resolution"][..]),
+        reasons in (
+            select(&["NEW_ALERT", "USER_REOPENED", "SNOOZED_AUTO_REOPEN", "USER_DISMISSED", "RESOURCE_UPDATED"][..]),
+            select(&["NEW_ALERT", "USER_REOPENED", "SNOOZED_AUTO_REOPEN", "USER_DISMISSED", "RESOURCE_UPDATED"][..]),
+        ),
+        seen in (0i64..4_000_000_000_000, 0i64..4_000_000_000_000),
+    ) {
+        let (r1, r2) = reasons;
+        let (s1, s2) = seen;
+        let first = prisma_body(&id, status, Some(r1), s1, "");
+        // A retry is the same body; fields siemgate does not read do not change the id either.
+        prop_assert_eq!(prisma_id(&first), prisma_id(&first));
+        let padded = prisma_body(&id, status, Some(r1), s1, r#","policyLabels":["x"]"#);
+        prop_assert_eq!(prisma_id(&first), prisma_id(&padded));
+        // Another reason or another time of change is another notification.
+        let other = prisma_body(&id, status, Some(r2), s2, "");
+        prop_assert_eq!(prisma_id(&first) == prisma_id(&other), r1 == r2 && s1 == s2);
+        let prefix = format!("{id}:");
+        prop_assert!(prisma_id(&first).starts_with(&prefix));
     }
 }

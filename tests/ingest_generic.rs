@@ -209,3 +209,40 @@ src_ip = "/client/ip"
     assert_eq!(a.json()["error"], "unexpected_shape");
     gw.stop().await;
 }
+
+/// Prisma Cloud Compute's `#time` macro renders `Jan 21, 2018 UTC`: a mapping with a strftime
+/// `time_format` reads it, and a time that does not match keeps its text in a warning.
+#[tokio::test]
+async fn generic_mapping_reads_a_strftime_time_format() {
+    let config = format!(
+        r#"{PLAIN_SERVER}{FILE_SINK}
+[[sources]]
+id = "compute"
+sinks = ["out"]
+auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
+[sources.mapping]
+title = "/type"
+time = "/time"
+time_format = "%b %d, %Y %Z"
+"#
+    );
+    let gw = start(&config).await;
+    let body = r#"[{"type":"Container Runtime","time":"Jan 21, 2018 UTC"},
+        {"type":"Container Runtime","time":"21/01/2018"}]"#;
+    let a = send(gw.addr(), post(gw.addr(), "compute", &[AUTH], body)).await;
+    assert_eq!(a.json(), serde_json::json!({"accepted": 2}));
+    let out = gw.out();
+    eventually("2 lines", || read_lines(&out).len() == 2).await;
+    let lines = gw.lines();
+    assert_eq!(lines[0]["time"], "2018-01-21T00:00:00.000Z");
+    assert!(lines[0].get("normalization_warnings").is_none());
+    assert_eq!(lines[1]["time"], lines[1]["received_at"]);
+    assert_eq!(
+        lines[1]["normalization_warnings"],
+        serde_json::json!([
+            "time: missing, received_at used",
+            "time: not understood: \"21/01/2018\""
+        ])
+    );
+    gw.stop().await;
+}

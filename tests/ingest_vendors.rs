@@ -535,7 +535,7 @@ async fn prisma_batch_of_1000_alerts_in_one_request() {
             let mut a = alert.clone();
             let id = format!("P-{}", 100_000 + i);
             a["alertId"] = json!(id);
-            ids.insert(format!("{id}:open"));
+            ids.insert(format!("{id}:open:NEW_ALERT:1700000100000"));
             a
         })
         .collect();
@@ -618,10 +618,10 @@ async fn filters_forward_matching_events_and_count_the_rest() {
     assert_eq!(
         ids,
         [
-            json!("P-203:open"),
-            json!("P-204:open"),
-            json!("P-205:open"),
-            json!("P-206:open")
+            json!("P-203:open:NEW_ALERT:1700000100000"),
+            json!("P-204:open:NEW_ALERT:1700000100000"),
+            json!("P-205:open:NEW_ALERT:1700000100000"),
+            json!("P-206:open:NEW_ALERT:1700000100000")
         ]
     );
     assert_eq!(parse(&all[3])["severity"], "unknown");

@@ -237,7 +237,7 @@ vendors = ["wallarm"]"#
             "prisma",
             prisma,
             "prisma_cloud-webhook-alert-open.json",
-            "P-51307:open",
+            "P-51307:open:NEW_ALERT:1700000100000",
         ), // alert, high
         (
             "wallarm",
@@ -255,7 +255,7 @@ vendors = ["wallarm"]"#
             "prisma",
             prisma,
             "prisma_cloud-webhook-test-p0.json",
-            "P-0:open",
+            "P-0:open:1600293588125",
         ), // test, informational
     ];
     for (source, header, f, _) in sends {

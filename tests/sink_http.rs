@@ -377,8 +377,8 @@ auth = {{ scheme = "token", secret = "{PRISMA_TOKEN}" }}
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let lines = gw.lines();
-    assert_eq!(lines[0]["id"], "P-51307:open");
-    assert_eq!(lines[1]["id"], "P-12345678:open");
+    assert_eq!(lines[0]["id"], "P-51307:open:NEW_ALERT:1700000100000");
+    assert_eq!(lines[1]["id"], "P-12345678:open:1705314600000");
     for (path, method) in [("/in/events", "POST"), ("/put/here", "PUT")] {
         let reqs = rx.requests_to(path);
         assert_eq!(reqs.len(), 2, "{path}: one request per event: {reqs:#?}");
@@ -1137,7 +1137,11 @@ auth = {{ scheme = "token", secret = "{PRISMA_TOKEN}" }}
             .iter()
             .map(|l| l["id"].as_str().unwrap())
             .collect::<Vec<_>>(),
-        ["P-51307:open", "P-12345678:open", "P-12345678:resolved"]
+        [
+            "P-51307:open:NEW_ALERT:1700000100000",
+            "P-12345678:open:1705314600000",
+            "P-12345678:resolved:1705320000000"
+        ]
     );
     assert_eq!(
         sink_counter(&a, "siemgate_events_delivered_total", "to_b").await,

@@ -41,7 +41,7 @@ fn fixture_element(file: &str) -> Value {
 
 const PRISMA_SEVERITIES: [&str; 5] = ["high", "medium", "low", "critical", "informational"];
 
-/// Prisma alert number `i`: id `P-<1000+i>:open` once normalized, `alertTs` with milliseconds
+/// Prisma alert number `i`: id `P-<1000+i>:open:NEW_ALERT:<lastSeen>` once normalized, `alertTs` with milliseconds
 /// that differ per alert, severity cycling through `PRISMA_SEVERITIES`.
 fn prisma_alert(i: usize) -> Value {
     let mut a = fixture_element("prisma_cloud-webhook-alert-open.json");
@@ -56,7 +56,7 @@ fn prisma_ts(i: usize) -> i64 {
 }
 
 fn prisma_id(i: usize) -> String {
-    format!("P-{}:open", 1000 + i)
+    format!("P-{}:open:NEW_ALERT:1700000100000", 1000 + i)
 }
 
 fn prisma_ids(range: std::ops::Range<usize>) -> Vec<String> {

@@ -55,7 +55,7 @@ fn fixture_element(file: &str) -> Value {
     }
 }
 
-/// Prisma alert number `i`: id `P-<1000+i>:open` once normalized.
+/// Prisma alert number `i`: id `P-<1000+i>:open:NEW_ALERT:<lastSeen>` once normalized.
 fn prisma_alert(i: usize) -> Value {
     let mut a = fixture_element("prisma_cloud-webhook-alert-open.json");
     a["alertId"] = json!(format!("P-{}", 1000 + i));
@@ -64,7 +64,7 @@ fn prisma_alert(i: usize) -> Value {
 }
 
 fn prisma_id(i: usize) -> String {
-    format!("P-{}:open", 1000 + i)
+    format!("P-{}:open:NEW_ALERT:1700000100000", 1000 + i)
 }
 
 fn prisma_ids(range: std::ops::Range<usize>) -> Vec<String> {

@@ -355,6 +355,7 @@ fn expected_leef(ev: &Value, delim: char) -> Vec<(String, String)> {
     put("cat", s("/kind"));
     put("externalId", s("/id"));
     put("status", s("/status"));
+    put("disposition", s("/disposition"));
     put("policy", s("/title"));
     put("src", s("/network/src_ip"));
     put(
@@ -373,9 +374,27 @@ fn expected_leef(ev: &Value, delim: char) -> Vec<(String, String)> {
     put("requestPath", s("/network/path"));
     put("requestMethod", s("/network/method"));
     put("vendorSeverity", s("/vendor_severity"));
+    put("policyId", s("/finding/policy/id"));
+    put("policyType", s("/finding/policy/type"));
+    put("alertRule", s("/finding/rule"));
+    put("attackType", s("/finding/type"));
+    put("statusDetail", s("/status_detail"));
+    put("firstSeen", seen_ms(ev, "/finding/first_seen"));
+    put("lastSeen", seen_ms(ev, "/finding/last_seen"));
+    put("vendorCloud", s("/vendor_cloud"));
     put("siemgateSource", s("/source"));
+    put(
+        "resourceTags",
+        ev.pointer("/resource/tags").map(Value::to_string),
+    );
+    put("remediation", s("/remediation"));
     put("description", s("/description"));
     out
+}
+
+/// A `finding` time of the event as epoch milliseconds, when present.
+fn seen_ms(ev: &Value, pointer: &str) -> Option<String> {
+    text(ev, pointer).map(|t| rfc3339_millis(t).to_string())
 }
 
 /// A C0 control, DEL or Unicode line break: written as a space in LEEF and CEF (CEF values
@@ -410,6 +429,7 @@ fn expected_cef(ev: &Value) -> Vec<(String, String)> {
     put("externalId", s("/id"));
     put("cat", s("/kind"));
     put("outcome", s("/status"));
+    put("act", s("/disposition"));
     put("src", s("/network/src_ip"));
     put(
         "spt",
@@ -431,7 +451,27 @@ fn expected_cef(ev: &Value) -> Vec<(String, String)> {
             put(&format!("cs{n}"), Some(v));
         }
     }
+    for (n, label, ptr) in [
+        (1, "policyId", "/finding/policy/id"),
+        (2, "attackType", "/finding/type"),
+    ] {
+        if let Some(v) = s(ptr) {
+            put(&format!("flexString{n}Label"), Some(label.to_owned()));
+            put(&format!("flexString{n}"), Some(v));
+        }
+    }
+    put("reason", s("/status_detail"));
+    put("start", seen_ms(ev, "/finding/first_seen"));
+    put("end", seen_ms(ev, "/finding/last_seen"));
     put("deviceExternalId", s("/source"));
+    put("policyType", s("/finding/policy/type"));
+    put("alertRule", s("/finding/rule"));
+    put("vendorCloud", s("/vendor_cloud"));
+    put(
+        "resourceTags",
+        ev.pointer("/resource/tags").map(Value::to_string),
+    );
+    put("remediation", s("/remediation"));
     put("msg", s("/description"));
     out
 }
@@ -632,7 +672,10 @@ app_name = "siemgate-it""#,
             ("cat", "alert".to_owned()),
             (
                 "externalId",
-                format!("{}:open", a["alertId"].as_str().unwrap()),
+                format!(
+                    "{}:open:NEW_ALERT:1700000100000",
+                    a["alertId"].as_str().unwrap()
+                ),
             ),
             ("status", "open".to_owned()),
             ("policy", a["policyName"].as_str().unwrap().to_owned()),
@@ -645,7 +688,17 @@ app_name = "siemgate-it""#,
             ("accountName", "Test".to_owned()),
             ("cloud", "aws".to_owned()),
             ("vendorSeverity", word.to_string()),
+            (
+                "policyId",
+                "630d3779-d932-4fbf-9cce-6e8d793c6916".to_owned(),
+            ),
+            ("policyType", "config".to_owned()),
+            ("alertRule", "Default Alert Rule".to_owned()),
+            ("statusDetail", "NEW_ALERT".to_owned()),
+            ("firstSeen", "1700000000000".to_owned()),
+            ("lastSeen", "1700000100000".to_owned()),
             ("siemgateSource", "prisma".to_owned()),
+            ("remediation", "illustrative remediation text".to_owned()),
             ("description", "illustrative policy description".to_owned()),
         ]
         .into_iter()
@@ -664,7 +717,20 @@ app_name = "siemgate-it""#,
         );
         assert_eq!(l.get("sev"), Some("8"));
         assert_eq!(l.get("cat"), Some("attack"));
-        assert_eq!(l.get("policy"), hit["type"].as_str());
+        let name = ["SQL injection", "Path traversal"][j];
+        assert_eq!(l.get("policy"), Some(name), "the attack's name");
+        assert_eq!(l.get("attackType"), hit["type"].as_str());
+        assert_eq!(
+            l.get("disposition"),
+            Some("detected"),
+            "block_status monitored"
+        );
+        assert_eq!(l.get("vendorCloud"), Some("EU"));
+        assert_eq!(
+            l.get("region"),
+            None,
+            "Wallarm's cloud is not the resource's region"
+        );
         assert_eq!(l.get("src"), hit["remote_addr4"].as_str());
         assert_eq!(
             l.get("srcPort").unwrap(),
@@ -806,7 +872,10 @@ hostname = "gw"
     assert_eq!(t.get("externalId"), Some("ev \"1\" \\ ]^|="));
     assert_eq!(t.get("requestPath"), Some("/a=b?c=d|e^f\\g"));
     let c = body(&caret, 1);
-    assert_eq!(c.get("externalId"), Some("P-9| :open"));
+    assert_eq!(
+        c.get("externalId"),
+        Some("P-9| :open:NEW_ALERT:1700000100000")
+    );
     assert_eq!(
         c.get("policy"),
         Some("a b|c=d\\e f g h – Zugriff verweigert – ü 日本 😀")
@@ -915,7 +984,10 @@ enterprise_number = 99999"#,
     assert_eq!(c.name, "policy one");
     assert_eq!(c.severity, "10");
     assert_eq!(c.get("rt"), Some("1700000100001"));
-    assert_eq!(c.get("externalId"), Some("P-101:open"));
+    assert_eq!(
+        c.get("externalId"),
+        Some("P-101:open:NEW_ALERT:1700000100000")
+    );
     assert_eq!(c.get("cs1Label"), Some("resourceId"));
     assert_eq!(c.get("cs1"), Some("my-public-bucket"));
     assert_eq!(c.get("cs4Label"), Some("account"));

@@ -1513,6 +1513,22 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_time_format_is_reported_with_its_path() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/config/invalid/mapping-bad-time-format.toml"
+        ))
+        .unwrap();
+        let issues = issues_of(&text);
+        assert!(
+            issues
+                .iter()
+                .any(|i| i.starts_with("sources[0].mapping.time_format: ") && i.contains("%Q")),
+            "{issues:#?}"
+        );
+    }
+
+    #[test]
     fn sink_problems_are_reported_with_their_paths() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),

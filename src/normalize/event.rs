@@ -27,13 +27,13 @@ pub enum Kind {
     Test,
 }
 
-/// Lifecycle of the vendor's alert; `New` where the vendor has no lifecycle.
+/// Where the vendor's alert stands (its state, not what just happened to it: that is the OCSF
+/// activity, `ocsf.activity_id`); `New` where the vendor has no lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     New,
     Open,
-    Updated,
     Resolved,
     Dismissed,
     Snoozed,
@@ -72,7 +72,6 @@ impl Status {
         match self {
             Status::New => "new",
             Status::Open => "open",
-            Status::Updated => "updated",
             Status::Resolved => "resolved",
             Status::Dismissed => "dismissed",
             Status::Snoozed => "snoozed",
@@ -81,10 +80,9 @@ impl Status {
 
     /// The config and wire name (`new`, `open`, ...), any case.
     pub fn from_word(word: &str) -> Option<Status> {
-        const ALL: [(&str, Status); 6] = [
+        const ALL: [(&str, Status); 5] = [
             ("new", Status::New),
             ("open", Status::Open),
-            ("updated", Status::Updated),
             ("resolved", Status::Resolved),
             ("dismissed", Status::Dismissed),
             ("snoozed", Status::Snoozed),
@@ -110,6 +108,15 @@ pub enum EventId<'a> {
     Pair(Cow<'a, str>, Cow<'a, str>),
     /// One occurrence of a recurring alert, written `id:word:millis`.
     Occurrence(Cow<'a, str>, &'static str, i64),
+    /// One status notification of an alert that is notified again in the same status (a
+    /// reopen), written `id:status[:reason][:millis]`: the reason and the time of the change
+    /// tell the notifications apart, and a retry of one notification repeats all of them.
+    Change(
+        Cow<'a, str>,
+        &'static str,
+        Option<Cow<'a, str>>,
+        Option<i64>,
+    ),
 }
 
 impl EventId<'_> {
@@ -135,6 +142,16 @@ impl fmt::Display for EventId<'_> {
             EventId::Joined(id, word) => write!(f, "{id}:{word}"),
             EventId::Pair(a, b) => write!(f, "{a}:{b}"),
             EventId::Occurrence(id, word, n) => write!(f, "{id}:{word}:{n}"),
+            EventId::Change(id, word, reason, at) => {
+                write!(f, "{id}:{word}")?;
+                if let Some(r) = reason {
+                    write!(f, ":{r}")?;
+                }
+                match at {
+                    Some(n) => write!(f, ":{n}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -146,7 +163,7 @@ impl Serialize for EventId<'_> {
 }
 
 /// The cloud resource an alert is about.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Resource<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<Cow<'a, str>>,
@@ -162,11 +179,114 @@ pub struct Resource<'a> {
     pub account_name: Option<Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud: Option<Cow<'a, str>>,
+    /// The resource's tags as the vendor sent them (a JSON object), e.g. Prisma `resourceTags`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<&'a RawValue>,
 }
+
+impl PartialEq for Resource<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        let tags = |r: &Self| r.tags.map(RawValue::get);
+        (&self.id, &self.name, &self.kind, &self.region) == (&o.id, &o.name, &o.kind, &o.region)
+            && (&self.account_id, &self.account_name, &self.cloud)
+                == (&o.account_id, &o.account_name, &o.cloud)
+            && tags(self) == tags(o)
+    }
+}
+
+impl Eq for Resource<'_> {}
 
 impl Resource<'_> {
     pub fn is_empty(&self) -> bool {
         *self == Resource::default()
+    }
+}
+
+/// What the vendor's rule or policy says about the finding (OCSF `finding_info` and `policy`:
+/// `analytic`, `types`, `first_seen_time`, `last_seen_time`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Finding<'a> {
+    /// The policy that fired: Prisma `policyId`, `policyName`, `policyType` (config, network, ...).
+    pub policy_id: Option<Cow<'a, str>>,
+    pub policy_name: Option<Cow<'a, str>>,
+    pub policy_type: Option<Cow<'a, str>>,
+    /// The vendor rule that routed the notification (Prisma `alertRuleName`).
+    pub rule: Option<Cow<'a, str>>,
+    /// The vendor's code for what was found (Wallarm attack type `sqli`, ...); the readable
+    /// name is the event `title`.
+    pub type_code: Option<Cow<'a, str>>,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+}
+
+impl Finding<'_> {
+    pub fn is_empty(&self) -> bool {
+        *self == Finding::default()
+    }
+}
+
+impl Serialize for Finding<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Policy<'p> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id: Option<&'p str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            name: Option<&'p str>,
+            #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+            kind: Option<&'p str>,
+        }
+        let mut st = s.serialize_struct("Finding", 5)?;
+        let policy = Policy {
+            id: self.policy_id.as_deref(),
+            name: self.policy_name.as_deref(),
+            kind: self.policy_type.as_deref(),
+        };
+        if policy.id.is_some() || policy.name.is_some() || policy.kind.is_some() {
+            st.serialize_field("policy", &policy)?;
+        }
+        if let Some(v) = &self.rule {
+            st.serialize_field("rule", v)?;
+        }
+        if let Some(v) = &self.type_code {
+            st.serialize_field("type", v)?;
+        }
+        if let Some(v) = &self.first_seen {
+            st.serialize_field("first_seen", v)?;
+        }
+        if let Some(v) = &self.last_seen {
+            st.serialize_field("last_seen", v)?;
+        }
+        st.end()
+    }
+}
+
+/// What the vendor did with the request or activity (OCSF `disposition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Disposition {
+    Allowed,
+    Blocked,
+    /// Seen and reported, not stopped (Wallarm's monitoring mode).
+    Detected,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::Allowed => "allowed",
+            Disposition::Blocked => "blocked",
+            Disposition::Detected => "detected",
+        }
+    }
+
+    /// OCSF `disposition_id`: 1 Allowed, 2 Blocked, 15 Detected.
+    pub fn ocsf_id(self) -> u8 {
+        match self {
+            Disposition::Allowed => 1,
+            Disposition::Blocked => 2,
+            Disposition::Detected => 15,
+        }
     }
 }
 
@@ -282,9 +402,21 @@ pub struct Event<'a> {
     pub resource: Resource<'a>,
     pub network: Network<'a>,
     pub url: Option<Cow<'a, str>>,
+    pub finding: Finding<'a>,
+    /// The vendor's fix text (Prisma `policyRecommendation`; OCSF `remediation.desc`).
+    pub remediation: Option<Cow<'a, str>>,
+    /// Why the status is what it is (Prisma `reason`, e.g. `USER_REOPENED`; OCSF `status_detail`).
+    pub status_detail: Option<Cow<'a, str>>,
+    pub disposition: Option<Disposition>,
+    /// The vendor's own cloud that holds the account (Wallarm `cloud`: EU, US), not the
+    /// resource's region.
+    pub vendor_cloud: Option<Cow<'a, str>>,
     pub ocsf: Ocsf,
     /// Fields that could not be normalized; the event still carries `raw`.
     pub normalization_warnings: Vec<&'static str>,
+    /// A time the vendor wrote that could not be read, kept as sent; serialized as one more
+    /// `normalization_warnings` entry (`time: not understood: "<text>"`).
+    pub unparsed_time: Option<Cow<'a, str>>,
     /// Borrowed from the body unless a credential field had to be redacted.
     pub raw: Cow<'a, RawValue>,
 }
@@ -294,7 +426,7 @@ pub const UNRECOGNIZED: &str = "shape: none of the vendor's fields were recognis
 
 impl Serialize for Event<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Event", 20)?;
+        let mut st = s.serialize_struct("Event", 27)?;
         st.serialize_field("id", &self.id)?;
         st.serialize_field("time", &self.time)?;
         st.serialize_field("received_at", &self.received_at)?;
@@ -323,12 +455,54 @@ impl Serialize for Event<'_> {
         if let Some(v) = &self.url {
             st.serialize_field("url", v)?;
         }
+        if !self.finding.is_empty() {
+            st.serialize_field("finding", &self.finding)?;
+        }
+        if let Some(v) = &self.remediation {
+            st.serialize_field("remediation", v)?;
+        }
+        if let Some(v) = &self.status_detail {
+            st.serialize_field("status_detail", v)?;
+        }
+        if let Some(v) = self.disposition {
+            st.serialize_field("disposition", &v)?;
+            st.serialize_field("disposition_id", &v.ocsf_id())?;
+        }
+        if let Some(v) = &self.vendor_cloud {
+            st.serialize_field("vendor_cloud", v)?;
+        }
         st.serialize_field("ocsf", &self.ocsf)?;
-        if !self.normalization_warnings.is_empty() {
-            st.serialize_field("normalization_warnings", &self.normalization_warnings)?;
+        if !self.normalization_warnings.is_empty() || self.unparsed_time.is_some() {
+            st.serialize_field("normalization_warnings", &Warnings(self))?;
         }
         st.serialize_field("raw", &*self.raw)?;
         st.end()
+    }
+}
+
+/// The warnings list as serialized: the static entries, then the unparsed time with its text.
+struct Warnings<'e, 'a>(&'e Event<'a>);
+
+impl Serialize for Warnings<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let e = self.0;
+        let mut seq = s.serialize_seq(None)?;
+        for w in &e.normalization_warnings {
+            seq.serialize_element(w)?;
+        }
+        if let Some(t) = &e.unparsed_time {
+            seq.serialize_element(&Unparsed(t))?;
+        }
+        seq.end()
+    }
+}
+
+struct Unparsed<'t>(&'t str);
+
+impl Serialize for Unparsed<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("time: not understood: {:?}", self.0))
     }
 }
 
@@ -356,8 +530,14 @@ impl<'a> Event<'a> {
             resource: Resource::default(),
             network: Network::default(),
             url: None,
+            finding: Finding::default(),
+            remediation: None,
+            status_detail: None,
+            disposition: None,
+            vendor_cloud: None,
             ocsf: Ocsf::DETECTION_FINDING,
             normalization_warnings: Vec::new(),
+            unparsed_time: None,
             raw: Cow::Borrowed(raw),
         }
     }
@@ -399,6 +579,45 @@ mod tests {
     }
 
     #[test]
+    fn new_fields_serialize_only_when_set_and_unparsed_time_is_a_warning() {
+        let raw: &RawValue = serde_json::from_str("{}").unwrap();
+        let tags: &RawValue = serde_json::from_str(r#"{"env":"prod"}"#).unwrap();
+        let mut e = Event::new(Vendor::Generic, "src", raw, Timestamp(0));
+        let line = serde_json::to_string(&e).unwrap();
+        for absent in [
+            "finding",
+            "disposition",
+            "remediation",
+            "status_detail",
+            "vendor_cloud",
+        ] {
+            assert!(!line.contains(absent), "{line}");
+        }
+        e.finding.policy_id = Some("p-1".into());
+        e.finding.type_code = Some("sqli".into());
+        e.finding.first_seen = Some(Timestamp(1000));
+        e.disposition = Some(Disposition::Blocked);
+        e.resource.tags = Some(tags);
+        e.normalization_warnings.push("x: y");
+        e.unparsed_time = Some("Jan 99, 2018".into());
+        let v: serde_json::Value = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v["finding"],
+            serde_json::json!({"policy": {"id": "p-1"}, "type": "sqli",
+                               "first_seen": "1970-01-01T00:00:01.000Z"})
+        );
+        assert_eq!(
+            (&v["disposition"], &v["disposition_id"]),
+            (&"blocked".into(), &2.into())
+        );
+        assert_eq!(v["resource"]["tags"]["env"], "prod");
+        assert_eq!(
+            v["normalization_warnings"],
+            serde_json::json!(["x: y", "time: not understood: \"Jan 99, 2018\""])
+        );
+    }
+
+    #[test]
     fn hash_id_is_stable_and_hex() {
         let a = EventId::hash_of(b"{\"x\":1}");
         assert_eq!(a, EventId::hash_of(b"{\"x\":1}"));
@@ -408,5 +627,15 @@ mod tests {
         assert!(text.bytes().all(|b| b.is_ascii_hexdigit()));
         let joined = EventId::Joined("P-1".into(), "open");
         assert_eq!(serde_json::to_string(&joined).unwrap(), r#""P-1:open""#);
+        let change = |reason: Option<&'static str>, at| {
+            EventId::Change("P-1".into(), "open", reason.map(Into::into), at).to_string()
+        };
+        assert_eq!(
+            change(Some("USER_REOPENED"), Some(9)),
+            "P-1:open:USER_REOPENED:9"
+        );
+        assert_eq!(change(None, Some(9)), "P-1:open:9");
+        assert_eq!(change(Some("NEW_ALERT"), None), "P-1:open:NEW_ALERT");
+        assert_eq!(change(None, None), "P-1:open");
     }
 }

@@ -5,6 +5,8 @@ pub mod event;
 pub mod severity;
 pub mod time;
 
-pub use event::{Event, EventId, Kind, Network, Ocsf, Resource, Status, UNRECOGNIZED};
+pub use event::{
+    Disposition, Event, EventId, Finding, Kind, Network, Ocsf, Resource, Status, UNRECOGNIZED,
+};
 pub use severity::Severity;
 pub use time::Timestamp;

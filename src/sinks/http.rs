@@ -53,9 +53,20 @@ enum Field {
     Domain,
     Path,
     Method,
+    Disposition,
+    Remediation,
+    StatusDetail,
+    VendorCloud,
+    PolicyId,
+    PolicyName,
+    PolicyType,
+    Rule,
+    FindingType,
+    FirstSeen,
+    LastSeen,
 }
 
-const FIELDS: [(&str, Field); 28] = [
+const FIELDS: [(&str, Field); 39] = [
     ("event", Field::Event),
     ("raw", Field::Raw),
     ("id", Field::Id),
@@ -84,6 +95,17 @@ const FIELDS: [(&str, Field); 28] = [
     ("network.domain", Field::Domain),
     ("network.path", Field::Path),
     ("network.method", Field::Method),
+    ("disposition", Field::Disposition),
+    ("remediation", Field::Remediation),
+    ("status_detail", Field::StatusDetail),
+    ("vendor_cloud", Field::VendorCloud),
+    ("finding.policy.id", Field::PolicyId),
+    ("finding.policy.name", Field::PolicyName),
+    ("finding.policy.type", Field::PolicyType),
+    ("finding.rule", Field::Rule),
+    ("finding.type", Field::FindingType),
+    ("finding.first_seen", Field::FirstSeen),
+    ("finding.last_seen", Field::LastSeen),
 ];
 
 #[derive(Debug, Clone)]
@@ -236,6 +258,25 @@ fn write_field(field: Field, e: &Event<'_>, out: &mut BytesMut) -> Result<(), En
         Field::Domain => write_opt(e.network.domain.as_deref(), out),
         Field::Path => write_opt(e.network.path.as_deref(), out),
         Field::Method => write_opt(e.network.method.as_deref(), out),
+        Field::Disposition => write_opt(e.disposition.map(|d| d.as_str()), out),
+        Field::Remediation => write_opt(e.remediation.as_deref(), out),
+        Field::StatusDetail => write_opt(e.status_detail.as_deref(), out),
+        Field::VendorCloud => write_opt(e.vendor_cloud.as_deref(), out),
+        Field::PolicyId => write_opt(e.finding.policy_id.as_deref(), out),
+        Field::PolicyName => write_opt(e.finding.policy_name.as_deref(), out),
+        Field::PolicyType => write_opt(e.finding.policy_type.as_deref(), out),
+        Field::Rule => write_opt(e.finding.rule.as_deref(), out),
+        Field::FindingType => write_opt(e.finding.type_code.as_deref(), out),
+        Field::FirstSeen => {
+            if let Some(t) = e.finding.first_seen {
+                escape_json(t.rfc3339(&mut ts), out);
+            }
+        }
+        Field::LastSeen => {
+            if let Some(t) = e.finding.last_seen {
+                escape_json(t.rfc3339(&mut ts), out);
+            }
+        }
     }
     Ok(())
 }
@@ -451,6 +492,36 @@ mod tests {
         assert_eq!(v["s"], "high");
         assert_eq!(v["r"]["a"], 1);
         assert_eq!(v["p"], "");
+    }
+
+    #[test]
+    fn templates_name_the_finding_disposition_and_vendor_context() {
+        use crate::normalize::Disposition;
+        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
+        let mut e = Event::new(Vendor::PrismaCloud, "p", raw, Timestamp(0));
+        e.finding.policy_id = Some("pid".into());
+        e.finding.policy_name = Some("pname".into());
+        e.finding.policy_type = Some("network".into());
+        e.finding.rule = Some("rule \"1\"".into());
+        e.finding.type_code = Some("sqli".into());
+        e.finding.first_seen = Some(Timestamp(1_000));
+        e.remediation = Some("fix it".into());
+        e.status_detail = Some("USER_REOPENED".into());
+        e.disposition = Some(Disposition::Detected);
+        e.vendor_cloud = Some("EU".into());
+        let t = Template::parse(
+            r#"{"a":"{{finding.policy.id}}","b":"{{finding.policy.name}}","c":"{{finding.policy.type}}","d":"{{finding.rule}}","e":"{{finding.type}}","f":"{{finding.first_seen}}","g":"{{finding.last_seen}}","h":"{{remediation}}","i":"{{status_detail}}","j":"{{disposition}}","k":"{{vendor_cloud}}"}"#,
+        )
+        .unwrap();
+        let mut out = BytesMut::new();
+        t.render(&e, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a": "pid", "b": "pname", "c": "network", "d": "rule \"1\"",
+                "e": "sqli", "f": "1970-01-01T00:00:01.000Z", "g": "", "h": "fix it",
+                "i": "USER_REOPENED", "j": "detected", "k": "EU"})
+        );
     }
 
     #[test]

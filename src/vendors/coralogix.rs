@@ -16,7 +16,8 @@
 //! string, and the filler text Coralogix ships in its templates (`*insert computer name*`,
 //! `<Insert your desired integration description>`, `<same-uuid>`). Numbers may come as
 //! strings. The id is `<alertUniqueIdentifier or alert_id>:<action>:<time in ms>` (the unique
-//! identifier survives edits of the alert; the time tells repeated triggers apart).
+//! identifier survives edits of the alert; the time tells repeated triggers apart); without a
+//! time it is a hash of the object.
 //! Application and subsystem names label the log source, not a cloud resource: they stay in
 //! `raw` and never fill `resource`. The send-log template's `privateKey` (a Send-Your-Data API
 //! key) is redacted before the event leaves the decoder (see `redact.rs`).
@@ -504,11 +505,11 @@ fn normalize<'a>(
         .take(Slot::Ip)
         .filter(|s| s.parse::<std::net::IpAddr>().is_ok());
 
-    if let Some(uid) = facts.take(Slot::Uid).or_else(|| facts.take(Slot::AlertId)) {
-        e.id = match time {
-            Some(t) => EventId::Occurrence(uid, word, t.millis()),
-            None => EventId::Joined(uid, word),
-        };
+    // Without a time two triggers of one alert would share `<uid>:<action>`; the hash of the
+    // object (left to `Vendor::decode`) differs whenever the notification does.
+    let uid = facts.take(Slot::Uid).or_else(|| facts.take(Slot::AlertId));
+    if let (Some(uid), Some(t)) = (uid, time) {
+        e.id = EventId::Occurrence(uid, word, t.millis());
     }
     if !facts.known {
         e.mark_unrecognized();
@@ -688,5 +689,15 @@ mod tests {
             .as_array()
             .unwrap()
             .contains(&serde_json::json!(crate::normalize::UNRECOGNIZED)));
+    }
+
+    #[test]
+    fn without_a_time_the_id_is_the_hash_of_the_notification() {
+        let a = r#"{"alert_id":"a1","alert_action":"trigger","description":"3 hits"}"#;
+        let b = r#"{"alert_id":"a1","alert_action":"trigger","description":"5 hits"}"#;
+        let id = |body: &str| run(body).unwrap()[0]["id"].clone();
+        assert_eq!(id(a), id(a), "a retry keeps its id");
+        assert_ne!(id(a), id(b), "another trigger of the same alert");
+        assert_eq!(id(a).as_str().unwrap().len(), 32);
     }
 }

@@ -1,34 +1,65 @@
 //! The `generic` decoder: any JSON object, or array of objects, is one event per object.
 //!
-//! Without a mapping, `id` is the object's `id` field (string or number) or a hash of the
-//! object, and `severity` is read from a `severity` field when it holds a known word. With a
-//! `[sources.mapping]` (see `mapping.rs`), every Event field comes from the pointer or constant
-//! the config names, and the records may sit inside the body (`records = "/alerts"`).
+//! Without a mapping, the common field names are read (the first present wins): id from
+//! `id`/`uid`/`event_id`, title from `title`/`name`/`summary`/`rule`, description from
+//! `description`/`message`/`details`, severity from `severity`/`level`/`priority` (a word, or a
+//! number: 0-5 as OCSF `severity_id`, and `priority` 1-5 as P1 critical .. P5 informational),
+//! time from `time`/`timestamp`/`created_at`/`@timestamp` (see [`auto_time`]). The id is taken
+//! to name one notification: a body whose `id` names an alert notified several times should
+//! leave it out (the hash of the whole object then tells the notifications apart) or use a
+//! mapping. With a `[sources.mapping]` (see `mapping.rs`), every Event field comes from the
+//! pointer or constant the config names, and the records may sit inside the body
+//! (`records = "/alerts"`).
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use std::borrow::Cow;
 
-use super::fields::{
-    epoch_millis, epoch_seconds, integer, rfc3339, severity, text_or_number, Warnings,
-};
-use super::json::{first_byte, malformed, offset_in, parse_object};
+use super::fields::{epoch_millis, epoch_seconds, integer, text, text_or_number, Warnings};
+use super::json::{first_byte, malformed, offset_in, parse_object, string};
 use super::mapping::{Mapping, Source, TimeFormat, Value};
 use super::{emit_each_object, Context, DecodeError, Vendor};
-use crate::normalize::{Event, EventId, Kind, Status, Timestamp};
+use crate::normalize::{Event, EventId, Kind, Severity, Status, Timestamp};
 
-/// The few fields the generic decoder looks at; everything else is skipped without copying.
+/// The common field names the generic decoder looks at; everything else is skipped without
+/// copying. Several names per Event field, read in this order.
 #[derive(Deserialize)]
 struct Probe<'a> {
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    uid: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    event_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    title: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    summary: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    rule: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    description: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    details: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     severity: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    level: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    priority: Option<&'a RawValue>,
     #[serde(borrow, default)]
     time: Option<&'a RawValue>,
     #[serde(borrow, default)]
     timestamp: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    created_at: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "@timestamp")]
+    at_timestamp: Option<&'a RawValue>,
 }
 
 pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
@@ -43,40 +74,129 @@ where
     )
 }
 
-/// Without a mapping: `id`, `severity` and `time`/`timestamp` by their common names.
+/// The first field that is present and not null.
+fn first<'a>(fields: &[Option<&'a RawValue>]) -> Option<&'a RawValue> {
+    fields.iter().flatten().copied().find(|r| r.get() != "null")
+}
+
+/// The first field that holds a non-empty string; a present field of another type adds `warn`
+/// and the next one is tried.
+fn first_text<'a>(
+    fields: &[Option<&'a RawValue>],
+    warn: &'static str,
+    w: &mut Warnings,
+) -> Option<Cow<'a, str>> {
+    fields.iter().find_map(|f| text(*f, warn, w))
+}
+
+/// A severity as a number: `priority` 1-5 is P1 (critical) .. P5 (informational), as alerting
+/// tools write it; anything else 1-5 is OCSF's `severity_id`; 0 and other numbers are unknown.
+fn severity_number(n: i64, is_priority: bool) -> Option<Severity> {
+    const OCSF: [Severity; 5] = [
+        Severity::Informational,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+    let i = usize::try_from(n).ok().filter(|i| (1..=5).contains(i))?;
+    Some(if is_priority {
+        OCSF[5 - i]
+    } else {
+        OCSF[i - 1]
+    })
+}
+
+/// Without a mapping: the common field names (module docs).
 fn normalize<'a>(
     raw: &'a RawValue,
     offset: usize,
     ctx: &Context<'a>,
 ) -> Result<Event<'a>, DecodeError> {
-    let probe: Probe<'a> = parse_object(raw, offset)?;
-    let mut event = Event::new(Vendor::Generic, ctx.source, raw, ctx.received_at);
-    let id = text_or_number(
-        probe.id,
+    let p: Probe<'a> = parse_object(raw, offset)?;
+    let mut e = Event::new(Vendor::Generic, ctx.source, raw, ctx.received_at);
+    let w = &mut e.normalization_warnings;
+    if let Some(id) = text_or_number(
+        first(&[p.id, p.uid, p.event_id]),
         "id: not a string or number",
-        &mut event.normalization_warnings,
-    );
-    if let Some(id) = id {
-        event.id = EventId::Vendor(id);
+        w,
+    ) {
+        e.id = EventId::Vendor(id);
     }
-    severity(&mut event, probe.severity);
+    e.title = first_text(
+        &[p.title, p.name, p.summary, p.rule],
+        "title: not a string",
+        w,
+    );
+    e.description = first_text(
+        &[p.description, p.message, p.details],
+        "description: not a string",
+        w,
+    );
+    let sev = [(p.severity, false), (p.level, false), (p.priority, true)]
+        .into_iter()
+        .find(|(f, _)| f.is_some_and(|r| r.get() != "null"));
+    if let Some((Some(r), is_priority)) = sev {
+        let t = r.get();
+        if t.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            if let Some(n) = integer(Some(r), "severity: not a whole number", w) {
+                match severity_number(n, is_priority) {
+                    Some(s) => e.severity = s,
+                    None => w.push("severity: unknown number"),
+                }
+            }
+            e.vendor_severity = Some(Cow::Borrowed(t));
+        } else if let Some(word) = string(r) {
+            let number = word.trim().parse::<i64>().ok();
+            match number.map_or_else(
+                || Severity::from_word(&word),
+                |n| severity_number(n, is_priority),
+            ) {
+                Some(s) => e.severity = s,
+                None if number.is_some() => w.push("severity: unknown number"),
+                None => w.push("severity: unknown word"),
+            }
+            e.vendor_severity = Some(word);
+        } else {
+            w.push("severity: not a string or number");
+        }
+    }
     let time = auto_time(
-        probe.time.or(probe.timestamp),
-        &mut event.normalization_warnings,
+        first(&[p.time, p.timestamp, p.created_at, p.at_timestamp]),
+        &mut e.normalization_warnings,
+        &mut e.unparsed_time,
     );
     match time {
-        Some(t) => event.time = t,
-        None => event
+        Some(t) => e.time = t,
+        None => e
             .normalization_warnings
             .push("time: missing, received_at used"),
     }
-    if [probe.id, probe.severity, probe.time, probe.timestamp]
-        .iter()
-        .all(Option::is_none)
+    if [
+        p.id,
+        p.uid,
+        p.event_id,
+        p.title,
+        p.name,
+        p.summary,
+        p.rule,
+        p.description,
+        p.message,
+        p.details,
+        p.severity,
+        p.level,
+        p.priority,
+        p.time,
+        p.timestamp,
+        p.created_at,
+        p.at_timestamp,
+    ]
+    .iter()
+    .all(Option::is_none)
     {
-        event.mark_unrecognized();
+        e.mark_unrecognized();
     }
-    Ok(event)
+    Ok(e)
 }
 
 /// Decodes with a field mapping.
@@ -135,12 +255,33 @@ fn mapped_text<'a>(
 
 const TIME_WARN: &str = "time: not in the configured time format";
 
-/// A time written as an RFC 3339 string, or as epoch seconds or milliseconds (told apart by
-/// magnitude: epoch milliseconds passed 10^11 in 1973, epoch seconds will not until 5138).
-fn auto_time(raw: Option<&RawValue>, w: &mut Warnings) -> Option<Timestamp> {
+/// A time string read with `parse`; text that does not parse is kept in `unparsed` (it is
+/// written as a warning with the text), another JSON type adds [`TIME_WARN`].
+fn time_text<'a>(
+    r: &'a RawValue,
+    parse: impl FnOnce(&str) -> Option<Timestamp>,
+    w: &mut Warnings,
+    unparsed: &mut Option<Cow<'a, str>>,
+) -> Option<Timestamp> {
+    let s = text(Some(r), TIME_WARN, w)?;
+    let t = parse(&s);
+    if t.is_none() {
+        *unparsed = Some(s);
+    }
+    t
+}
+
+/// A time written as a string (RFC 3339, `YYYY-MM-DD HH:MM:SS` in UTC, or RFC 2822), or as
+/// epoch seconds or milliseconds (told apart by magnitude: epoch milliseconds passed 10^11 in
+/// 1973, epoch seconds will not until 5138).
+fn auto_time<'a>(
+    raw: Option<&'a RawValue>,
+    w: &mut Warnings,
+    unparsed: &mut Option<Cow<'a, str>>,
+) -> Option<Timestamp> {
     let r = raw.filter(|r| r.get() != "null")?;
     if r.get().starts_with('"') {
-        rfc3339(Some(r), TIME_WARN, w)
+        time_text(r, Timestamp::parse_auto, w, unparsed)
     } else {
         let n = integer(Some(r), TIME_WARN, w)?;
         let millis = if n.unsigned_abs() >= 100_000_000_000 {
@@ -155,14 +296,20 @@ fn auto_time(raw: Option<&RawValue>, w: &mut Warnings) -> Option<Timestamp> {
     }
 }
 
-fn mapped_time(m: &Mapping, raw: &RawValue, w: &mut Warnings) -> Option<Timestamp> {
+fn mapped_time<'a>(
+    m: &'a Mapping,
+    raw: &'a RawValue,
+    w: &mut Warnings,
+    unparsed: &mut Option<Cow<'a, str>>,
+) -> Option<Timestamp> {
     match Value::of(m.fields.time.as_ref(), raw)? {
         Value::Const(c) => Timestamp::parse_rfc3339(c),
-        Value::Raw(r) => match m.time_format {
-            TimeFormat::Rfc3339 => rfc3339(Some(r), TIME_WARN, w),
+        Value::Raw(r) => match &m.time_format {
+            TimeFormat::Rfc3339 => time_text(r, Timestamp::parse_rfc3339, w, unparsed),
             TimeFormat::EpochSeconds => epoch_seconds(Some(r), TIME_WARN, w),
             TimeFormat::EpochMillis => epoch_millis(Some(r), TIME_WARN, w),
-            TimeFormat::Auto => auto_time(Some(r), w),
+            TimeFormat::Auto => auto_time(Some(r), w, unparsed),
+            TimeFormat::Pattern(p) => time_text(r, |s| p.read(s), w, unparsed),
         },
     }
 }
@@ -174,7 +321,7 @@ fn normalize_mapped<'a>(raw: &'a RawValue, ctx: &Context<'a>, m: &'a Mapping) ->
     if let Some(id) = mapped_text(&f.id, raw, "id: not a string or number", w) {
         e.id = EventId::Vendor(id);
     }
-    match mapped_time(m, raw, w) {
+    match mapped_time(m, raw, w, &mut e.unparsed_time) {
         Some(t) => e.time = t,
         None => w.push("time: missing, received_at used"),
     }
@@ -417,12 +564,145 @@ mod tests {
 
     #[test]
     fn wrong_types_warn_but_keep_the_event() {
-        let lines = run(r#"{"id":{"n":1},"severity":5}"#).unwrap();
+        let lines = run(r#"{"id":{"n":1},"severity":[5]}"#).unwrap();
         assert!(
             lines[0].contains("id: not a string or number"),
             "{}",
             lines[0]
         );
-        assert!(lines[0].contains("severity: not a string"), "{}", lines[0]);
+        assert!(
+            lines[0].contains("severity: not a string or number"),
+            "{}",
+            lines[0]
+        );
+    }
+
+    fn one(body: &str) -> serde_json::Value {
+        serde_json::from_str(&run(body).unwrap()[0]).unwrap()
+    }
+
+    #[test]
+    fn common_field_names_without_a_mapping() {
+        let e = one(
+            r#"{"uid":"u-1","name":"Disk full","message":"/var at 99%","level":"error",
+                "created_at":"2024-01-02 03:04:05"}"#,
+        );
+        assert_eq!(e["id"], "u-1");
+        assert_eq!(e["title"], "Disk full");
+        assert_eq!(e["description"], "/var at 99%");
+        assert_eq!(
+            (&e["severity"], &e["vendor_severity"]),
+            (&"medium".into(), &"error".into())
+        );
+        assert_eq!(
+            e["time"], "2024-01-02T03:04:05.000Z",
+            "plain date-time is UTC"
+        );
+        let e = one(
+            r#"{"event_id":7,"summary":"s","rule":"r","details":"d","@timestamp":"Tue, 2 Jan 2024 04:04:05 +0100"}"#,
+        );
+        assert_eq!(
+            (&e["id"], &e["title"], &e["description"]),
+            (&"7".into(), &"s".into(), &"d".into())
+        );
+        assert_eq!(e["time"], "2024-01-02T03:04:05.000Z", "RFC 2822");
+        // The first name present wins, in the documented order.
+        let e =
+            one(r#"{"id":"a","uid":"b","title":"t","name":"n","description":"x","message":"m"}"#);
+        assert_eq!(
+            (&e["id"], &e["title"], &e["description"]),
+            (&"a".into(), &"t".into(), &"x".into())
+        );
+        let e = one(r#"{"rule":"only the rule"}"#);
+        assert_eq!(e["title"], "only the rule");
+    }
+
+    /// Severity words and numbers: (field and value, severity, warning).
+    #[test]
+    fn severity_words_and_numbers() {
+        let table: &[(&str, &str, Option<&str>)] = &[
+            (r#""severity":"HIGH""#, "high", None),
+            (r#""severity":4"#, "high", None),
+            (r#""severity":"5""#, "critical", None),
+            (
+                r#""severity":"sev9""#,
+                "informational",
+                Some("severity: unknown word"),
+            ),
+            (
+                r#""severity":0"#,
+                "informational",
+                Some("severity: unknown number"),
+            ),
+            (r#""level":"warning""#, "low", None),
+            (r#""level":2"#, "low", None),
+            (r#""priority":1"#, "critical", None),
+            (r#""priority":"2""#, "high", None),
+            (r#""priority":5"#, "informational", None),
+            (r#""priority":"medium""#, "medium", None),
+            (
+                r#""priority":9"#,
+                "informational",
+                Some("severity: unknown number"),
+            ),
+            (r#""severity":null,"level":"critical""#, "critical", None),
+        ];
+        for &(field, sev, warn) in table {
+            let e = one(&format!("{{{field},\"time\":0}}"));
+            assert_eq!(e["severity"], sev, "{field}");
+            let warnings = e.get("normalization_warnings").cloned().unwrap_or_default();
+            match warn {
+                Some(w) => assert_eq!(warnings, serde_json::json!([w]), "{field}"),
+                None => assert!(warnings.is_null(), "{field}: {warnings}"),
+            }
+        }
+    }
+
+    #[test]
+    fn times_that_do_not_parse_keep_their_text() {
+        let e = one(r#"{"timestamp":"yesterday at noon"}"#);
+        assert_eq!(
+            e["normalization_warnings"],
+            serde_json::json!([
+                "time: missing, received_at used",
+                "time: not understood: \"yesterday at noon\""
+            ])
+        );
+        assert_eq!(e["time"], e["received_at"]);
+    }
+
+    #[test]
+    fn mapping_time_format_takes_a_strftime_pattern() {
+        let mapping = r#"
+            time = "/t"
+            time_format = "%b %d, %Y %Z"
+        "#;
+        let events = run_mapped(
+            r#"[{"t":"Jan 21, 2018 UTC"},{"t":"Oct 14, 2023 09:16:04 UTC"},{"t":5}]"#,
+            mapping,
+        )
+        .unwrap();
+        assert_eq!(events[0]["time"], "2018-01-21T00:00:00.000Z");
+        assert!(events[0].get("normalization_warnings").is_none());
+        assert_eq!(
+            events[1]["normalization_warnings"],
+            serde_json::json!([
+                "time: missing, received_at used",
+                "time: not understood: \"Oct 14, 2023 09:16:04 UTC\""
+            ])
+        );
+        assert_eq!(
+            events[2]["normalization_warnings"],
+            serde_json::json!([
+                "time: not in the configured time format",
+                "time: missing, received_at used"
+            ])
+        );
+        let xsiam = "time = \"/t\"\ntime_format = \"%b %d, %Y %H:%M:%S %Z\"";
+        let e = &run_mapped(r#"{"t":"Oct 14, 2023 09:16:04 UTC"}"#, xsiam).unwrap()[0];
+        assert_eq!(e["time"], "2023-10-14T09:16:04.000Z");
+        let auto = "time = \"/t\"";
+        let e = &run_mapped(r#"{"t":"Sat, 14 Oct 2023 11:16:04 +0200"}"#, auto).unwrap()[0];
+        assert_eq!(e["time"], "2023-10-14T09:16:04.000Z", "auto reads RFC 2822");
     }
 }

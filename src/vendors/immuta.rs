@@ -1,9 +1,14 @@
 //! Immuta webhook notifications. Immuta publishes no payload sample, so this decoder is a
 //! built-in generic mapping that keeps `raw`: the first present of `id`/`uid`/`eventId` is the
 //! id, `type`/`notificationType`/`eventType`/`action` the title, `message`/`description` the
-//! description, `timestamp`/`time`/`createdAt` (RFC 3339 or epoch ms) the time. Events are
+//! description, `timestamp`/`time`/`createdAt` (RFC 3339, RFC 2822, `YYYY-MM-DD HH:MM:SS` in
+//! UTC, or epoch ms; text that does not parse is kept in a warning) the time. Events are
 //! access-governance notifications: kind `system`, OCSF User Access Management (3005), and
-//! severity `unknown` (Immuta sends none, so siemgate does not invent one). The body may be one object or an array of objects.
+//! severity `unknown` (Immuta sends none, so siemgate does not invent one). The body may be
+//! one object or an array of objects. The "Test webhook"
+//! button's payload is not published either: a notification whose type names a test (a word
+//! `test` in `type`/`notificationType`/`eventType`/`action`, e.g. `webhook.test`,
+//! `testWebhook`) or that carries `"test": true` is `kind = test`.
 //!
 //! Verification is the `hmac_sha256` scheme over the raw body; see the README for the header and
 //! encoding assumptions.
@@ -11,7 +16,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::fields::{epoch_millis, rfc3339, text, text_or_number, Warnings};
+use super::fields::{epoch_millis, text, text_or_number, Warnings};
 use super::json::parse_object;
 use super::{emit_each_object, Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Kind, Ocsf, Timestamp};
@@ -43,6 +48,8 @@ struct Notification<'a> {
     time: Option<&'a RawValue>,
     #[serde(borrow, rename = "createdAt")]
     created_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    test: Option<&'a RawValue>,
 }
 
 pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
@@ -79,8 +86,15 @@ fn normalize<'a>(
         "type: not a string",
         w,
     );
+    if e.title.as_deref().is_some_and(names_a_test) || n.test.is_some_and(|t| t.get() == "true") {
+        e.kind = Kind::Test;
+    }
     e.description = text(n.message.or(n.description), "message: not a string", w);
-    match time(n.timestamp.or(n.time).or(n.created_at), w) {
+    match time(
+        n.timestamp.or(n.time).or(n.created_at),
+        w,
+        &mut e.unparsed_time,
+    ) {
         Some(t) => e.time = t,
         None => w.push("time: missing, received_at used"),
     }
@@ -101,10 +115,47 @@ fn normalize<'a>(
     Ok(e)
 }
 
-fn time(raw: Option<&RawValue>, w: &mut Warnings) -> Option<Timestamp> {
+/// True when one word of a type name is `test`, any case: words are split at `.`, `_`, `-`,
+/// spaces and lower-to-upper case changes (`webhook.test`, `TEST_WEBHOOK`, `testWebhook`).
+fn names_a_test(name: &str) -> bool {
+    let b = name.as_bytes();
+    let mut start = 0;
+    for i in 0..=b.len() {
+        let boundary = i == b.len()
+            || matches!(b[i], b'.' | b'_' | b'-' | b' ' | b':' | b'/')
+            || (i > start && b[i].is_ascii_uppercase() && b[i - 1].is_ascii_lowercase());
+        if boundary {
+            if name
+                .get(start..i)
+                .is_some_and(|w| w.eq_ignore_ascii_case("test"))
+            {
+                return true;
+            }
+            start = if i < b.len() && b[i].is_ascii_uppercase() {
+                i
+            } else {
+                i + 1
+            };
+        }
+    }
+    false
+}
+
+/// A time string in any form `Timestamp::parse_auto` reads (text that does not parse is kept
+/// in `unparsed`), or epoch milliseconds.
+fn time<'a>(
+    raw: Option<&'a RawValue>,
+    w: &mut Warnings,
+    unparsed: &mut Option<std::borrow::Cow<'a, str>>,
+) -> Option<Timestamp> {
     let raw = raw?;
     if raw.get().starts_with('"') {
-        rfc3339(Some(raw), "time: not RFC 3339", w)
+        let s = text(Some(raw), "time: not a string", w)?;
+        let t = Timestamp::parse_auto(&s);
+        if t.is_none() {
+            *unparsed = Some(s);
+        }
+        t
     } else {
         epoch_millis(Some(raw), "time: not epoch milliseconds", w)
     }
@@ -149,6 +200,24 @@ mod tests {
         assert_eq!(e["time"], "2026-01-20T10:00:00.000Z");
         assert_eq!(e["ocsf"]["class_uid"], 3005);
         assert_eq!(e["raw"]["extra"]["a"], 1);
+    }
+
+    #[test]
+    fn test_webhooks_are_kind_test() {
+        for (body, test) in [
+            (r#"{"type":"webhook.test"}"#, true),
+            (r#"{"notificationType":"testWebhook"}"#, true),
+            (r#"{"eventType":"TEST_NOTIFICATION"}"#, true),
+            (r#"{"action":"test"}"#, true),
+            (r#"{"type":"policy.updated","test":true}"#, true),
+            (r#"{"type":"attestation.updated"}"#, false),
+            (r#"{"type":"latestQuery"}"#, false),
+            (r#"{"type":"policy.updated","test":false}"#, false),
+        ] {
+            let e = &run(body)[0];
+            let want = if test { "test" } else { "system" };
+            assert_eq!(e["kind"], want, "{body}");
+        }
     }
 
     #[test]

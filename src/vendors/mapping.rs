@@ -13,6 +13,7 @@ use serde::de::{DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAc
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::normalize::time::Pattern;
 use crate::normalize::{Kind, Severity, Status};
 
 /// A JSON pointer, split into reference tokens with `~1`/`~0` already unescaped.
@@ -138,16 +139,37 @@ pub enum FieldConfig {
     Const { value: String },
 }
 
-/// How the mapped `time` is written.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// How the mapped `time` is written: `time_format` = `auto`, `rfc3339`, `epoch_seconds`,
+/// `epoch_millis`, or a strftime pattern (any text with a `%`, e.g. `"%b %d, %Y %Z"`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub enum TimeFormat {
-    /// A string is RFC 3339; a number is epoch milliseconds above 10^11, else epoch seconds.
+    /// A string is RFC 3339, RFC 2822 or `YYYY-MM-DD HH:MM:SS` (UTC); a number is epoch
+    /// milliseconds above 10^11, else epoch seconds.
     #[default]
     Auto,
     Rfc3339,
     EpochSeconds,
     EpochMillis,
+    Pattern(Pattern),
+}
+
+impl TimeFormat {
+    /// The config word or pattern; `Err` says what is accepted.
+    pub fn parse(text: &str) -> Result<TimeFormat, String> {
+        Ok(match text {
+            "auto" => TimeFormat::Auto,
+            "rfc3339" => TimeFormat::Rfc3339,
+            "epoch_seconds" => TimeFormat::EpochSeconds,
+            "epoch_millis" => TimeFormat::EpochMillis,
+            p if p.contains('%') => TimeFormat::Pattern(Pattern::parse(p)?),
+            other => {
+                return Err(format!(
+                    "{other:?} is not auto, rfc3339, epoch_seconds, epoch_millis or a strftime \
+                     pattern such as \"%b %d, %Y %Z\""
+                ))
+            }
+        })
+    }
 }
 
 /// `[sources.mapping]` as written.
@@ -159,8 +181,8 @@ pub struct MappingConfig {
     pub records: Option<String>,
     pub id: Option<FieldConfig>,
     pub time: Option<FieldConfig>,
-    #[serde(default)]
-    pub time_format: TimeFormat,
+    /// `auto` (the default), `rfc3339`, `epoch_seconds`, `epoch_millis`, or a strftime pattern.
+    pub time_format: Option<String>,
     pub severity: Option<FieldConfig>,
     /// Vendor severity words (any case) to normalized severities, e.g. `P1 = "critical"`;
     /// checked before the common words.
@@ -313,7 +335,7 @@ impl Mapping {
             "status",
             &fields.status,
             |v| Status::from_word(v).is_some(),
-            "new, open, updated, resolved, dismissed, snoozed",
+            "new, open, resolved, dismissed, snoozed",
         );
         check_const(
             "severity",
@@ -321,6 +343,14 @@ impl Mapping {
             |v| Severity::from_word(v).is_some(),
             "informational, low, medium, high, critical",
         );
+        let time_format = match cfg.time_format.as_deref().map(TimeFormat::parse) {
+            None => TimeFormat::Auto,
+            Some(Ok(f)) => f,
+            Some(Err(m)) => {
+                problems.push(("time_format".to_owned(), m));
+                TimeFormat::Auto
+            }
+        };
         let records = match cfg.records.as_deref().map(Pointer::parse) {
             None => None,
             Some(Ok(p)) => Some(p),
@@ -334,7 +364,7 @@ impl Mapping {
         }
         Ok(Mapping {
             records,
-            time_format: cfg.time_format,
+            time_format,
             severity_map: cfg
                 .severity_map
                 .iter()
@@ -425,12 +455,23 @@ mod tests {
             kind = { value = "weird" }
             status = { value = "open" }
             severity_map = { P1 = "critical" }
+            time_format = "%Y-%m-%d %Q"
             "#,
         )
         .unwrap();
         let problems = Mapping::build(&cfg).unwrap_err();
         let keys: Vec<_> = problems.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["kind", "records"], "{problems:?}");
+        assert_eq!(keys, ["kind", "time_format", "records"], "{problems:?}");
+        assert!(problems[1].1.contains("%Q"), "{problems:?}");
+        for (text, ok) in [
+            ("auto", true),
+            ("epoch_millis", true),
+            ("%b %d, %Y %Z", true),
+            ("%H:%M", false),
+            ("iso", false),
+        ] {
+            assert_eq!(TimeFormat::parse(text).is_ok(), ok, "{text}");
+        }
         let ok: MappingConfig = toml::from_str("severity_map = { P1 = \"critical\" }").unwrap();
         let m = Mapping::build(&ok).unwrap();
         assert_eq!(m.severity("p1"), Some(Severity::Critical));

@@ -182,15 +182,32 @@ fn scrub(e: &mut Event<'_>, secrets: &[String]) {
         &mut e.network.domain,
         &mut e.network.path,
         &mut e.network.method,
+        &mut e.finding.policy_id,
+        &mut e.finding.policy_name,
+        &mut e.finding.policy_type,
+        &mut e.finding.rule,
+        &mut e.finding.type_code,
+        &mut e.remediation,
+        &mut e.status_detail,
+        &mut e.vendor_cloud,
+        &mut e.unparsed_time,
     ];
     for f in fields {
         if f.as_deref().is_some_and(hit) {
             *f = Some(Cow::Borrowed(REDACTED));
         }
     }
+    // Tags are a borrowed slice of the body: dropped whole when a redacted value is inside.
+    if e.resource
+        .tags
+        .is_some_and(|t| secrets.iter().any(|x| t.get().contains(x.as_str())))
+    {
+        e.resource.tags = None;
+    }
     let id_leaks = match &e.id {
         EventId::Vendor(a) | EventId::Joined(a, _) | EventId::Occurrence(a, _, _) => hit(a),
         EventId::Pair(a, b) => hit(a) || hit(b),
+        EventId::Change(a, _, reason, _) => hit(a) || reason.as_deref().is_some_and(hit),
         EventId::Unset | EventId::Hash(_) => false,
     };
     if id_leaks {

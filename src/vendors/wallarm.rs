@@ -20,7 +20,9 @@ use serde_json::value::RawValue;
 use super::fields::{epoch_seconds, integer, text, text_or_number, Warnings};
 use super::json::{first_byte, for_each_object, malformed, offset_in, parse_object, string};
 use super::{Context, DecodeError, Vendor};
-use crate::normalize::{Event, EventId, Kind, Ocsf, Severity, Timestamp};
+use std::borrow::Cow;
+
+use crate::normalize::{Disposition, Event, EventId, Kind, Ocsf, Severity, Timestamp};
 
 /// Every field siemgate reads at any level: the envelope, `details`, a hit, a vulnerability or
 /// security issue, and the flat legacy objects. Wallarm reuses the same names at every level
@@ -84,6 +86,8 @@ struct Fields<'a> {
     remote_port: Option<&'a RawValue>,
     #[serde(borrow)]
     request_time: Option<&'a RawValue>,
+    #[serde(borrow)]
+    block_status: Option<&'a RawValue>,
     // Vulnerability / security issue (nested or flat).
     #[serde(borrow)]
     title: Option<&'a RawValue>,
@@ -277,9 +281,10 @@ fn envelope<'a>(e: &mut Event<'a>, top: &Fields<'a>) -> Option<Timestamp> {
     }
     let w = &mut e.normalization_warnings;
     let d = object(top.details, "details: not an object", w)?;
-    // `client_name` is the Wallarm tenant; `cloud` (EU/US) is Wallarm's own region.
+    // `client_name` is the Wallarm tenant; `cloud` (EU/US) is the Wallarm cloud that holds the
+    // account, not the region of the attacked resource.
     e.resource.account_name = text(d.client_name, "client_name: not a string", w);
-    e.resource.region = text(d.cloud, "cloud: not a string", w);
+    e.vendor_cloud = text(d.cloud, "cloud: not a string", w);
     e.url = text(
         d.security_issue_link.or(d.vuln_link).or(d.link),
         "link: not a string",
@@ -333,23 +338,39 @@ fn hit<'a>(e: &mut Event<'a>, h: &Fields<'a>) -> Option<Timestamp> {
     e.kind = Kind::Attack;
     e.ocsf = Ocsf::DETECTION_FINDING;
     let attack = text(h.kind, "type: not a string", w);
-    e.severity = attack.as_deref().map_or(Severity::Medium, attack_severity);
-    // The title is the attack type (sqli, xss, ...). The summary is the same boilerplate for
-    // every hit ("[Wallarm] New hit detected"), which `kind` and `product` already say, and the
-    // flat format has no summary at all; "<summary>: <type>" would cost a String per hit. The
-    // summary stays the title only when the hit names no type.
-    if attack.is_some() {
-        e.title = attack;
+    let known = attack.as_deref().and_then(attack_type);
+    e.severity = known.map_or(Severity::Medium, |a| a.2);
+    // The title is the attack's readable name ("SQL injection"), the code (`sqli`) is
+    // `finding.type`. The summary is the same boilerplate for every hit ("[Wallarm] New hit
+    // detected"), which `kind` and `product` already say, and the flat format has no summary at
+    // all; it stays the title only when the hit names no type.
+    match (known, &attack) {
+        (Some(&(_, name, _)), _) => e.title = Some(Cow::Borrowed(name)),
+        (None, Some(code)) => e.title = Some(code.clone()),
+        (None, None) => {}
     }
-    e.network.src_ip = text(h.remote_addr4, "remote_addr4: not a string", w)
-        .or_else(|| text(h.remote_addr6, "remote_addr6: not a string", w));
-    e.network.src_port = integer(h.remote_port, "remote_port: not a number", w).and_then(|p| {
-        let port = u16::try_from(p).ok();
-        if port.is_none() {
-            w.push("remote_port: out of range");
+    e.finding.type_code = attack;
+    if let Some(word) = text(h.block_status, "block_status: not a string", w) {
+        e.disposition = disposition(&word);
+        if e.disposition.is_none() {
+            w.push("block_status: unknown word");
         }
-        port
-    });
+    }
+    // An address or a port of 0, or empty, is no address (Wallarm writes 0 where it has none).
+    e.network.src_ip = text(h.remote_addr4, "remote_addr4: not a string", w)
+        .filter(|a| is_address(a))
+        .or_else(|| {
+            text(h.remote_addr6, "remote_addr6: not a string", w).filter(|a| is_address(a))
+        });
+    e.network.src_port = integer(h.remote_port, "remote_port: not a number", w)
+        .filter(|&p| p != 0)
+        .and_then(|p| {
+            let port = u16::try_from(p).ok();
+            if port.is_none() {
+                w.push("remote_port: out of range");
+            }
+            port
+        });
     // `host` since 2023, `domain` before.
     e.network.domain =
         text(h.host, "host: not a string", w).or_else(|| text(h.domain, "domain: not a string", w));
@@ -382,34 +403,170 @@ fn hit_id<'a>(raw: Option<&'a RawValue>, w: &mut Warnings) -> Option<EventId<'a>
     }
 }
 
-/// Hits carry no severity; this fixed table ranks the attack type (Wallarm codes from
-/// `attacks-vulns-list.md`) by what a successful attack of that type does. Injection and
-/// server-side attacks are high; client-side, access-control and credential attacks medium;
-/// reconnaissance low; any other type medium. `vendor_severity` stays empty: Wallarm sent none.
-fn attack_severity(attack: &str) -> Severity {
-    const HIGH: &[&str] = &[
-        "rce",
-        "sqli",
-        "xxe",
-        "ssti",
-        "ssrf",
-        "ptrav",
-        "nosqli",
-        "ldapi",
-        "ssi",
-        "mail_injection",
+/// Every attack type code of Wallarm's attack list (`attacks-vulns-list.md`, "Wallarm code",
+/// titled as the list heads them; a few codes of newer or older lists are kept too):
+/// the code, its readable name, and the severity siemgate gives the hit. Hits carry no severity;
+/// the severity ranks the type by what a successful attack does: injection and server-side
+/// attacks high; client-side, access-control, credential and abuse attacks medium;
+/// reconnaissance and policy violations low.
+const ATTACKS: &[(&str, &str, Severity)] = &[
+    ("sqli", "SQL injection", Severity::High),
+    ("nosqli", "NoSQL injection", Severity::High),
+    ("rce", "Remote code execution", Severity::High),
+    ("ssi", "SSI injection", Severity::High),
+    ("ssti", "Server-side template injection", Severity::High),
+    ("ldapi", "LDAP injection", Severity::High),
+    ("mail_injection", "Email injection", Severity::High),
+    ("ssrf", "Server-side request forgery", Severity::High),
+    ("ptrav", "Path traversal", Severity::High),
+    ("xxe", "XML external entity", Severity::High),
+    ("file_read", "File read", Severity::High),
+    ("file_delete", "File delete", Severity::High),
+    (
+        "request_smuggling",
+        "HTTP request smuggling",
+        Severity::High,
+    ),
+    ("buffer_overflow", "Buffer overflow", Severity::High),
+    ("xss", "Cross-site scripting", Severity::Medium),
+    ("redir", "Open redirect", Severity::Medium),
+    ("crlf", "CRLF injection", Severity::Medium),
+    ("csrf", "Cross-site request forgery", Severity::Medium),
+    ("brute", "Brute-force attack", Severity::Medium),
+    ("idor", "Insecure direct object reference", Severity::Medium),
+    (
+        "bola",
+        "Broken object level authorization",
+        Severity::Medium,
+    ),
+    (
+        "bfla",
+        "Broken function level authorization",
+        Severity::Medium,
+    ),
+    ("broken_access", "Broken access control", Severity::Medium),
+    ("mass_assignment", "Mass assignment", Severity::Medium),
+    ("api_abuse", "Suspicious API activity", Severity::Medium),
+    ("enum", "Enumeration attack", Severity::Medium),
+    ("vuln_component", "Vulnerable component", Severity::Medium),
+    ("weak_auth", "Weak JWT", Severity::Medium),
+    ("apileak", "API leak", Severity::Medium),
+    ("account_takeover", "Account takeover", Severity::Medium),
+    (
+        "credential_stuffing",
+        "Credential stuffing",
+        Severity::Medium,
+    ),
+    (
+        "resource_consumption",
+        "Unrestricted resource consumption",
+        Severity::Medium,
+    ),
+    (
+        "ai_prompt_injection",
+        "AI prompt injection",
+        Severity::Medium,
+    ),
+    (
+        "ai_prompt_retrieval",
+        "AI prompt retrieval",
+        Severity::Medium,
+    ),
+    ("graphql_attacks", "GraphQL attack", Severity::Medium),
+    ("data_bomb", "Data bomb", Severity::Medium),
+    (
+        "processing_overlimit",
+        "Processing overlimit",
+        Severity::Medium,
+    ),
+    ("overlimit_res", "Resource overlimit", Severity::Medium),
+    ("dos", "Denial of service", Severity::Medium),
+    ("auth", "Authentication bypass", Severity::Medium),
+    ("missing_auth", "Missing authentication", Severity::Medium),
+    ("api_leak", "API leak", Severity::Medium),
+    ("infoleak", "Information exposure", Severity::Medium),
+    (
+        "file_upload_violation",
+        "File upload violation",
+        Severity::Medium,
+    ),
+    ("vpatch", "Virtual patch", Severity::Medium),
+    ("scanner", "Resource scanning", Severity::Low),
+    ("dirbust", "Forced browsing", Severity::Low),
+    ("security_crawlers", "Security crawlers", Severity::Low),
+    ("scraping", "Scraping", Severity::Low),
+    (
+        "blocked_source",
+        "Request from a denylisted source",
+        Severity::Low,
+    ),
+    (
+        "api_specification",
+        "API specification violation",
+        Severity::Low,
+    ),
+    ("undefined_endpoint", "Undefined endpoint", Severity::Low),
+    ("undefined_parameter", "Undefined parameter", Severity::Low),
+    (
+        "invalid_parameter_value",
+        "Invalid parameter value",
+        Severity::Low,
+    ),
+    ("missing_parameter", "Missing parameter", Severity::Low),
+    ("invalid_request", "Invalid request", Severity::Low),
+    ("invalid_xml", "Invalid XML", Severity::Low),
+    ("query_anomaly", "Query anomaly", Severity::Low),
+    ("gql_doc_size", "GraphQL query size", Severity::Low),
+    ("gql_value_size", "GraphQL value size", Severity::Low),
+    ("gql_depth", "GraphQL query depth", Severity::Low),
+    ("gql_aliases", "GraphQL aliases", Severity::Low),
+    ("gql_docs_per_batch", "GraphQL batching", Severity::Low),
+    ("gql_introspection", "GraphQL introspection", Severity::Low),
+    ("gql_debug", "GraphQL debug", Severity::Low),
+];
+
+/// GraphQL policy violations are a family of codes (`gql_depth`, `gql_aliases`, ...); one
+/// Wallarm adds later is still named as one.
+const GQL: (&str, &str, Severity) = ("gql_", "GraphQL policy violation", Severity::Low);
+
+/// The table row of an attack type code, any case; `None` for a code not in Wallarm's list
+/// (the hit is then medium, titled with its code).
+fn attack_type(code: &str) -> Option<&'static (&'static str, &'static str, Severity)> {
+    let code = code.trim();
+    ATTACKS
+        .iter()
+        .find(|(c, ..)| c.eq_ignore_ascii_case(code))
+        .or_else(|| {
+            let prefix = code.get(..GQL.0.len())?;
+            (prefix.eq_ignore_ascii_case(GQL.0) && code.len() > GQL.0.len()).then_some(&GQL)
+        })
+}
+
+/// A hit's `block_status`: `blocked`, `monitored` (seen and let through in monitoring mode),
+/// or `passed`/`allowed`/`not_blocked` (let through on purpose).
+fn disposition(word: &str) -> Option<Disposition> {
+    const TABLE: &[(&str, Disposition)] = &[
+        ("blocked", Disposition::Blocked),
+        ("monitored", Disposition::Detected),
+        ("passed", Disposition::Allowed),
+        ("allowed", Disposition::Allowed),
+        ("not_blocked", Disposition::Allowed),
     ];
-    // Medium, listed for the record: xss, redir, crlf, idor, bola, brute, credential_stuffing,
-    // account_takeover; they fall to the default.
-    const LOW: &[&str] = &["scanner", "dirbust", "security_crawlers", "scraping"];
-    let attack = attack.trim();
-    if HIGH.iter().any(|a| a.eq_ignore_ascii_case(attack)) {
-        Severity::High
-    } else if LOW.iter().any(|a| a.eq_ignore_ascii_case(attack)) {
-        Severity::Low
-    } else {
-        Severity::Medium
-    }
+    let word = word.trim();
+    TABLE
+        .iter()
+        .find(|(w, _)| w.eq_ignore_ascii_case(word))
+        .map(|&(_, d)| d)
+}
+
+/// A usable source address: not empty, not `0`, not the unspecified `0.0.0.0` or `::`.
+fn is_address(a: &str) -> bool {
+    let a = a.trim();
+    !a.is_empty()
+        && a != "0"
+        && !a
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified())
 }
 
 /// A vulnerability or security issue (nested, or the flat legacy object).
@@ -564,22 +721,26 @@ mod tests {
         assert_eq!(e["severity"], "high");
         assert!(e.get("vendor_severity").is_none());
         assert_eq!(e["time"], "2023-12-25T15:57:03.000Z");
-        assert_eq!(e["title"], "sqli");
+        assert_eq!(e["title"], "SQL injection");
+        assert_eq!(e["finding"], json!({"type": "sqli"}));
+        assert_eq!(e["disposition"], "detected", "block_status monitored");
+        assert_eq!(e["disposition_id"], 15);
         assert!(e.get("description").is_none());
         assert_eq!(
             e["network"],
             json!({"src_ip": "8.8.8.8", "src_port": 41253, "domain": "example.com",
                    "path": "/", "method": "GET"})
         );
+        assert_eq!(e["resource"], json!({"account_name": "Test Company"}));
         assert_eq!(
-            e["resource"],
-            json!({"account_name": "Test Company", "region": "EU"})
+            e["vendor_cloud"], "EU",
+            "Wallarm's cloud, not the resource's region"
         );
         assert_eq!(e["ocsf"]["class_uid"], 2004);
         assert_eq!(e["ocsf"]["type_uid"], 200401);
         assert!(e.get("normalization_warnings").is_none(), "{e}");
         let e = &events[1];
-        assert_eq!(e["title"], "ptrav");
+        assert_eq!(e["title"], "Path traversal");
         assert_eq!(e["severity"], "high");
         assert_eq!(e["time"], "2023-12-25T15:57:06.000Z");
         assert_eq!(e["network"]["path"], "/etc/passwd");
@@ -665,10 +826,8 @@ mod tests {
                 .starts_with(&format!("Notification type: {word}\n")));
             assert_eq!(e["url"], "https://us1.my.wallarm.com/object/555");
             assert_eq!(e["network"], json!({"domain": "example.com"}));
-            assert_eq!(
-                e["resource"],
-                json!({"account_name": "TestCompany", "region": "US"})
-            );
+            assert_eq!(e["resource"], json!({"account_name": "TestCompany"}));
+            assert_eq!(e["vendor_cloud"], "US");
             assert!(is_hash_id(e), "id is null: {}", e["id"]);
             assert_eq!(e["time"], "1970-01-01T00:00:00.005Z", "received_at");
             assert_eq!(warnings(e), ["time: missing, received_at used"]);
@@ -699,8 +858,9 @@ mod tests {
         assert_eq!(e["network"], json!({"src_ip": "1.1.1.1"}));
         assert_eq!(
             e["resource"],
-            json!({"name": "Application #8", "account_name": "TestCompany", "region": "EU"})
+            json!({"name": "Application #8", "account_name": "TestCompany"})
         );
+        assert_eq!(e["vendor_cloud"], "EU");
         assert!(is_hash_id(&e));
         assert_eq!(
             e["time"], "1970-01-01T00:00:00.005Z",
@@ -719,7 +879,7 @@ mod tests {
         );
         assert_eq!(e["severity"], "high");
         assert_eq!(e["time"], "2020-06-04T09:02:47.000Z");
-        assert_eq!(e["title"], "sqli");
+        assert_eq!(e["title"], "SQL injection");
         assert_eq!(
             e["network"],
             json!({"src_ip": "111.17.1.1", "src_port": 41616, "domain": "example.com",
@@ -808,13 +968,14 @@ mod tests {
             "domain":"d.example","id":["i"]}}}]"#;
         let e = one(body);
         assert_eq!(e["kind"], "attack");
-        assert_eq!(e["title"], "rce");
+        assert_eq!(e["title"], "Remote code execution");
         assert_eq!(e["severity"], "high");
         assert_eq!(
             e["network"],
             json!({"src_ip": "::1", "domain": "d.example"})
         );
-        assert_eq!(e["resource"], json!({"region": "EU"}));
+        assert!(e.get("resource").is_none(), "{e}");
+        assert_eq!(e["vendor_cloud"], "EU");
         assert!(is_hash_id(&e));
         assert_eq!(
             warnings(&e),
@@ -854,10 +1015,53 @@ mod tests {
 
     #[test]
     fn attack_table_and_test_prefix() {
-        assert_eq!(attack_severity("SQLi"), Severity::High);
-        assert_eq!(attack_severity("xss"), Severity::Medium);
-        assert_eq!(attack_severity("dirbust"), Severity::Low);
-        assert_eq!(attack_severity("gql_depth"), Severity::Medium);
+        use Severity::{High, Low, Medium};
+        // The whole mapping a reader needs: code -> (title, severity), as Wallarm lists them.
+        let table: &[(&str, &str, Severity)] = &[
+            ("sqli", "SQL injection", High),
+            ("SQLi", "SQL injection", High),
+            ("nosqli", "NoSQL injection", High),
+            ("rce", "Remote code execution", High),
+            ("ssti", "Server-side template injection", High),
+            ("ldapi", "LDAP injection", High),
+            ("ssrf", "Server-side request forgery", High),
+            ("ptrav", "Path traversal", High),
+            ("xxe", "XML external entity", High),
+            ("xss", "Cross-site scripting", Medium),
+            ("redir", "Open redirect", Medium),
+            ("crlf", "CRLF injection", Medium),
+            ("brute", "Brute-force attack", Medium),
+            ("bola", "Broken object level authorization", Medium),
+            ("idor", "Insecure direct object reference", Medium),
+            ("credential_stuffing", "Credential stuffing", Medium),
+            ("scanner", "Resource scanning", Low),
+            ("dirbust", "Forced browsing", Low),
+            ("gql_depth", "GraphQL query depth", Low),
+            ("gql_new_limit", "GraphQL policy violation", Low),
+            ("Enum", "Enumeration attack", Medium),
+            ("weak_auth", "Weak JWT", Medium),
+            ("undefined_endpoint", "Undefined endpoint", Low),
+        ];
+        for &(code, name, sev) in table {
+            let row = attack_type(code).unwrap_or_else(|| panic!("{code}"));
+            assert_eq!((row.1, row.2), (name, sev), "{code}");
+        }
+        assert!(attack_type("gql_").is_none() && attack_type("newthing").is_none());
+        let codes: std::collections::BTreeSet<&str> = ATTACKS.iter().map(|r| r.0).collect();
+        assert_eq!(codes.len(), ATTACKS.len(), "a code listed twice");
+        for (word, d) in [
+            ("blocked", Some(Disposition::Blocked)),
+            ("monitored", Some(Disposition::Detected)),
+            ("passed", Some(Disposition::Allowed)),
+            ("Allowed", Some(Disposition::Allowed)),
+            ("dropped", None),
+        ] {
+            assert_eq!(disposition(word), d, "{word}");
+        }
+        for (a, ok) in [("8.8.8.8", true), ("::1", true), ("0", false), ("", false)] {
+            assert_eq!(is_address(a), ok, "{a:?}");
+        }
+        assert!(!is_address("0.0.0.0") && !is_address("::"));
         assert!(is_test_message(
             "[Test message] [Test partner(US)] New vulnerability detected"
         ));

@@ -105,6 +105,10 @@ impl Encoder for HecEncoder {
         out.extend_from_slice(event.severity.as_str().as_bytes());
         out.extend_from_slice(b"\",\"kind\":\"");
         out.extend_from_slice(event.kind.as_str().as_bytes());
+        if let Some(d) = event.disposition {
+            out.extend_from_slice(b"\",\"disposition\":\"");
+            out.extend_from_slice(d.as_str().as_bytes());
+        }
         out.extend_from_slice(b"\"}}\n");
         Ok(())
     }
@@ -525,6 +529,27 @@ impl HecSink {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn disposition_is_an_indexed_field_when_the_vendor_gives_one() {
+        use crate::normalize::{Disposition, Timestamp};
+        use crate::vendors::Vendor;
+        let enc = HecEncoder {
+            meta: Box::from(&b""[..]),
+        };
+        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
+        let mut e = Event::new(Vendor::Wallarm, "w", raw, Timestamp(0));
+        let fields = |e: &Event<'_>| {
+            let mut out = BytesMut::new();
+            enc.encode(e, &mut out).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            v["fields"].clone()
+        };
+        assert!(fields(&e).get("disposition").is_none());
+        e.disposition = Some(Disposition::Blocked);
+        assert_eq!(fields(&e)["disposition"], "blocked");
+        assert_eq!(fields(&e)["kind"], "alert");
+    }
 
     #[test]
     fn epoch_seconds_keep_milliseconds_and_sign() {

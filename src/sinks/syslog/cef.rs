@@ -88,6 +88,7 @@ pub fn encode(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> bool {
     a.display("externalId", &event.id, &esc);
     a.str("cat", Some(event.kind.as_str()), &esc);
     a.str("outcome", Some(event.status.as_str()), &esc);
+    a.str("act", event.disposition.map(|d| d.as_str()), &esc);
     a.str("src", net.src_ip.as_deref(), &esc);
     if let Some(port) = net.src_port {
         a.int("spt", i64::from(port));
@@ -106,7 +107,31 @@ pub fn encode(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> bool {
         event.vendor_severity.as_deref(),
         &esc,
     );
+    let f = &event.finding;
+    a.str(
+        "flexString1Label=policyId flexString1",
+        f.policy_id.as_deref(),
+        &esc,
+    );
+    a.str(
+        "flexString2Label=attackType flexString2",
+        f.type_code.as_deref(),
+        &esc,
+    );
+    a.str("reason", event.status_detail.as_deref(), &esc);
+    if let Some(t) = f.first_seen {
+        a.int("start", t.0);
+    }
+    if let Some(t) = f.last_seen {
+        a.int("end", t.0);
+    }
     a.str("deviceExternalId", Some(event.source), &esc);
+    // Keys with no CEF dictionary home, as custom extension keys.
+    a.str("policyType", f.policy_type.as_deref(), &esc);
+    a.str("alertRule", f.rule.as_deref(), &esc);
+    a.str("vendorCloud", event.vendor_cloud.as_deref(), &esc);
+    a.str("resourceTags", res.tags.map(|t| t.get()), &esc);
+    a.str("remediation", event.remediation.as_deref(), &esc);
     a.str("msg", event.description.as_deref(), &esc);
     a.finish()
 }

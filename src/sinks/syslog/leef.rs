@@ -137,6 +137,7 @@ pub fn encode(event: &Event<'_>, delimiter: u8, budget: usize, out: &mut BytesMu
     a.str("cat", Some(event.kind.as_str()), &esc);
     a.display("externalId", &event.id, &esc);
     a.str("status", Some(event.status.as_str()), &esc);
+    a.str("disposition", event.disposition.map(|d| d.as_str()), &esc);
     a.str("policy", event.title.as_deref(), &esc);
     a.str("src", net.src_ip.as_deref(), &esc);
     if let Some(port) = net.src_port {
@@ -154,7 +155,22 @@ pub fn encode(event: &Event<'_>, delimiter: u8, budget: usize, out: &mut BytesMu
     a.str("requestPath", net.path.as_deref(), &esc);
     a.str("requestMethod", net.method.as_deref(), &esc);
     a.str("vendorSeverity", event.vendor_severity.as_deref(), &esc);
+    let f = &event.finding;
+    a.str("policyId", f.policy_id.as_deref(), &esc);
+    a.str("policyType", f.policy_type.as_deref(), &esc);
+    a.str("alertRule", f.rule.as_deref(), &esc);
+    a.str("attackType", f.type_code.as_deref(), &esc);
+    a.str("statusDetail", event.status_detail.as_deref(), &esc);
+    if let Some(t) = f.first_seen {
+        a.int("firstSeen", t.0);
+    }
+    if let Some(t) = f.last_seen {
+        a.int("lastSeen", t.0);
+    }
+    a.str("vendorCloud", event.vendor_cloud.as_deref(), &esc);
     a.str("siemgateSource", Some(event.source), &esc);
+    a.str("resourceTags", res.tags.map(|t| t.get()), &esc);
+    a.str("remediation", event.remediation.as_deref(), &esc);
     a.str("description", event.description.as_deref(), &esc);
     a.finish()
 }
@@ -544,7 +560,6 @@ pub(super) mod tests {
         for s in [
             Status::New,
             Status::Open,
-            Status::Updated,
             Status::Resolved,
             Status::Dismissed,
             Status::Snoozed,
