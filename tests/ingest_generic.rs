@@ -235,12 +235,17 @@ time_format = "%b %d, %Y %Z"
     eventually("2 lines", || read_lines(&out).len() == 2).await;
     let lines = gw.lines();
     assert_eq!(lines[0]["time"], "2018-01-21T00:00:00.000Z");
-    assert!(lines[0].get("normalization_warnings").is_none());
+    // The mapping names no severity: that is the first record's only warning.
+    assert_eq!(
+        lines[0]["normalization_warnings"],
+        serde_json::json!(["severity: not given by the vendor, unknown"])
+    );
     assert_eq!(lines[1]["time"], lines[1]["received_at"]);
     assert_eq!(
         lines[1]["normalization_warnings"],
         serde_json::json!([
             "time: missing, received_at used",
+            "severity: not given by the vendor, unknown",
             "time: not understood: \"21/01/2018\""
         ])
     );

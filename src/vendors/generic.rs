@@ -626,12 +626,12 @@ mod tests {
             (r#""severity":"5""#, "critical", None),
             (
                 r#""severity":"sev9""#,
-                "informational",
+                "unknown",
                 Some("severity: unknown word"),
             ),
             (
                 r#""severity":0"#,
-                "informational",
+                "unknown",
                 Some("severity: unknown number"),
             ),
             (r#""level":"warning""#, "low", None),
@@ -642,7 +642,7 @@ mod tests {
             (r#""priority":"medium""#, "medium", None),
             (
                 r#""priority":9"#,
-                "informational",
+                "unknown",
                 Some("severity: unknown number"),
             ),
             (r#""severity":null,"level":"critical""#, "critical", None),
@@ -683,11 +683,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(events[0]["time"], "2018-01-21T00:00:00.000Z");
-        assert!(events[0].get("normalization_warnings").is_none());
+        // The mapping names no severity: that is the only warning of the first record.
+        assert_eq!(
+            events[0]["normalization_warnings"],
+            serde_json::json!([crate::vendors::NO_SEVERITY])
+        );
         assert_eq!(
             events[1]["normalization_warnings"],
             serde_json::json!([
                 "time: missing, received_at used",
+                crate::vendors::NO_SEVERITY,
                 "time: not understood: \"Oct 14, 2023 09:16:04 UTC\""
             ])
         );
@@ -695,7 +700,8 @@ mod tests {
             events[2]["normalization_warnings"],
             serde_json::json!([
                 "time: not in the configured time format",
-                "time: missing, received_at used"
+                "time: missing, received_at used",
+                crate::vendors::NO_SEVERITY
             ])
         );
         let xsiam = "time = \"/t\"\ntime_format = \"%b %d, %Y %H:%M:%S %Z\"";
