@@ -305,19 +305,23 @@ fn syslog_severity(sev: &str) -> u8 {
         "critical" => 2,
         "high" => 3,
         "medium" => 4,
-        "low" => 5,
+        // Notice, like low: a receiver keeping notice and above never drops it.
+        "low" | "unknown" => 5,
         "informational" => 6,
         other => panic!("severity {other}"),
     }
 }
 
-fn sev10(sev: &str) -> u8 {
+/// The 0-10 number of a severity; `None` for `unknown`, which has none (LEEF then writes
+/// `severity=unknown` instead of `sev`, CEF the word `Unknown`).
+fn sev10(sev: &str) -> Option<u8> {
     match sev {
-        "critical" => 10,
-        "high" => 8,
-        "medium" => 5,
-        "low" => 3,
-        "informational" => 1,
+        "critical" => Some(10),
+        "high" => Some(8),
+        "medium" => Some(5),
+        "low" => Some(3),
+        "informational" => Some(1),
+        "unknown" => None,
         other => panic!("severity {other}"),
     }
 }
@@ -351,7 +355,10 @@ fn expected_leef(ev: &Value, delim: char) -> Vec<(String, String)> {
     };
     let s = |p: &str| text(ev, p).map(str::to_owned);
     put("devTime", Some(epoch_ms(ev).to_string()));
-    put("sev", Some(sev10(field(ev, "/severity")).to_string()));
+    match sev10(field(ev, "/severity")) {
+        Some(n) => put("sev", Some(n.to_string())),
+        None => put("severity", Some("unknown".to_owned())),
+    }
     put("cat", s("/kind"));
     put("externalId", s("/id"));
     put("status", s("/status"));
@@ -571,7 +578,7 @@ fn check_cef_header(p: &Cef, ev: &Value, body: &str) {
     assert_eq!(p.name, name, "{body}");
     assert_eq!(
         p.severity,
-        sev10(field(ev, "/severity")).to_string(),
+        sev10(field(ev, "/severity")).map_or_else(|| "Unknown".to_owned(), |n| n.to_string()),
         "{body}"
     );
 }
@@ -715,7 +722,9 @@ app_name = "siemgate-it""#,
             l.get("devTime").unwrap(),
             (hit["request_time"].as_i64().unwrap() * 1000).to_string()
         );
-        assert_eq!(l.get("sev"), Some("8"));
+        // Hits carry no severity: no `sev` number, and `severity=unknown` says why.
+        assert_eq!(l.get("sev"), None);
+        assert_eq!(l.get("severity"), Some("unknown"));
         assert_eq!(l.get("cat"), Some("attack"));
         let name = ["SQL injection", "Path traversal"][j];
         assert_eq!(l.get("policy"), Some(name), "the attack's name");

@@ -322,7 +322,7 @@ mod tests {
 
     /// Every vendor's severity words in one table: what the vendor sends, where, and the
     /// normalized severity. No severity from the vendor is `unknown` (OCSF 0), never a guess;
-    /// Wallarm hits are the one derived case (the attack type ranks them; `wallarm.rs`).
+    /// Wallarm hits carry none, so they are `unknown` too.
     #[test]
     fn severity_words_per_vendor() {
         use Severity::*;
@@ -362,9 +362,9 @@ mod tests {
             (Vendor::Wallarm, wallarm_threat("Low"), Low),
             (Vendor::Wallarm, wallarm_threat("Medium"), Medium),
             (Vendor::Wallarm, wallarm_threat("High"), High),
-            (Vendor::Wallarm, wallarm_hit("sqli"), High),
-            (Vendor::Wallarm, wallarm_hit("xss"), Medium),
-            (Vendor::Wallarm, wallarm_hit("scanner"), Low),
+            // Hits carry no severity: the attack type names the hit, it does not grade it.
+            (Vendor::Wallarm, wallarm_hit("sqli"), Unknown),
+            (Vendor::Wallarm, wallarm_hit("scanner"), Unknown),
             (
                 Vendor::Wallarm,
                 r#"{"summary":"[Wallarm] Trigger","details":{"notification_type":"ip_blocked"}}"#

@@ -339,13 +339,14 @@ fn hit<'a>(e: &mut Event<'a>, h: &Fields<'a>) -> Option<Timestamp> {
     e.ocsf = Ocsf::DETECTION_FINDING;
     let attack = text(h.kind, "type: not a string", w);
     let known = attack.as_deref().and_then(attack_type);
-    e.severity = known.map_or(Severity::Medium, |a| a.2);
+    // Hits carry no severity and siemgate invents none: `unknown` (OCSF 0), with the attack
+    // type in `finding.type` for rules that rank by it.
     // The title is the attack's readable name ("SQL injection"), the code (`sqli`) is
     // `finding.type`. The summary is the same boilerplate for every hit ("[Wallarm] New hit
     // detected"), which `kind` and `product` already say, and the flat format has no summary at
     // all; it stays the title only when the hit names no type.
     match (known, &attack) {
-        (Some(&(_, name, _)), _) => e.title = Some(Cow::Borrowed(name)),
+        (Some(&(_, name)), _) => e.title = Some(Cow::Borrowed(name)),
         (None, Some(code)) => e.title = Some(code.clone()),
         (None, None) => {}
     }
@@ -405,133 +406,82 @@ fn hit_id<'a>(raw: Option<&'a RawValue>, w: &mut Warnings) -> Option<EventId<'a>
 
 /// Every attack type code of Wallarm's attack list (`attacks-vulns-list.md`, "Wallarm code",
 /// titled as the list heads them; a few codes of newer or older lists are kept too):
-/// the code, its readable name, and the severity siemgate gives the hit. Hits carry no severity;
-/// the severity ranks the type by what a successful attack does: injection and server-side
-/// attacks high; client-side, access-control, credential and abuse attacks medium;
-/// reconnaissance and policy violations low.
-const ATTACKS: &[(&str, &str, Severity)] = &[
-    ("sqli", "SQL injection", Severity::High),
-    ("nosqli", "NoSQL injection", Severity::High),
-    ("rce", "Remote code execution", Severity::High),
-    ("ssi", "SSI injection", Severity::High),
-    ("ssti", "Server-side template injection", Severity::High),
-    ("ldapi", "LDAP injection", Severity::High),
-    ("mail_injection", "Email injection", Severity::High),
-    ("ssrf", "Server-side request forgery", Severity::High),
-    ("ptrav", "Path traversal", Severity::High),
-    ("xxe", "XML external entity", Severity::High),
-    ("file_read", "File read", Severity::High),
-    ("file_delete", "File delete", Severity::High),
-    (
-        "request_smuggling",
-        "HTTP request smuggling",
-        Severity::High,
-    ),
-    ("buffer_overflow", "Buffer overflow", Severity::High),
-    ("xss", "Cross-site scripting", Severity::Medium),
-    ("redir", "Open redirect", Severity::Medium),
-    ("crlf", "CRLF injection", Severity::Medium),
-    ("csrf", "Cross-site request forgery", Severity::Medium),
-    ("brute", "Brute-force attack", Severity::Medium),
-    ("idor", "Insecure direct object reference", Severity::Medium),
-    (
-        "bola",
-        "Broken object level authorization",
-        Severity::Medium,
-    ),
-    (
-        "bfla",
-        "Broken function level authorization",
-        Severity::Medium,
-    ),
-    ("broken_access", "Broken access control", Severity::Medium),
-    ("mass_assignment", "Mass assignment", Severity::Medium),
-    ("api_abuse", "Suspicious API activity", Severity::Medium),
-    ("enum", "Enumeration attack", Severity::Medium),
-    ("vuln_component", "Vulnerable component", Severity::Medium),
-    ("weak_auth", "Weak JWT", Severity::Medium),
-    ("apileak", "API leak", Severity::Medium),
-    ("account_takeover", "Account takeover", Severity::Medium),
-    (
-        "credential_stuffing",
-        "Credential stuffing",
-        Severity::Medium,
-    ),
-    (
-        "resource_consumption",
-        "Unrestricted resource consumption",
-        Severity::Medium,
-    ),
-    (
-        "ai_prompt_injection",
-        "AI prompt injection",
-        Severity::Medium,
-    ),
-    (
-        "ai_prompt_retrieval",
-        "AI prompt retrieval",
-        Severity::Medium,
-    ),
-    ("graphql_attacks", "GraphQL attack", Severity::Medium),
-    ("data_bomb", "Data bomb", Severity::Medium),
-    (
-        "processing_overlimit",
-        "Processing overlimit",
-        Severity::Medium,
-    ),
-    ("overlimit_res", "Resource overlimit", Severity::Medium),
-    ("dos", "Denial of service", Severity::Medium),
-    ("auth", "Authentication bypass", Severity::Medium),
-    ("missing_auth", "Missing authentication", Severity::Medium),
-    ("api_leak", "API leak", Severity::Medium),
-    ("infoleak", "Information exposure", Severity::Medium),
-    (
-        "file_upload_violation",
-        "File upload violation",
-        Severity::Medium,
-    ),
-    ("vpatch", "Virtual patch", Severity::Medium),
-    ("scanner", "Resource scanning", Severity::Low),
-    ("dirbust", "Forced browsing", Severity::Low),
-    ("security_crawlers", "Security crawlers", Severity::Low),
-    ("scraping", "Scraping", Severity::Low),
-    (
-        "blocked_source",
-        "Request from a denylisted source",
-        Severity::Low,
-    ),
-    (
-        "api_specification",
-        "API specification violation",
-        Severity::Low,
-    ),
-    ("undefined_endpoint", "Undefined endpoint", Severity::Low),
-    ("undefined_parameter", "Undefined parameter", Severity::Low),
-    (
-        "invalid_parameter_value",
-        "Invalid parameter value",
-        Severity::Low,
-    ),
-    ("missing_parameter", "Missing parameter", Severity::Low),
-    ("invalid_request", "Invalid request", Severity::Low),
-    ("invalid_xml", "Invalid XML", Severity::Low),
-    ("query_anomaly", "Query anomaly", Severity::Low),
-    ("gql_doc_size", "GraphQL query size", Severity::Low),
-    ("gql_value_size", "GraphQL value size", Severity::Low),
-    ("gql_depth", "GraphQL query depth", Severity::Low),
-    ("gql_aliases", "GraphQL aliases", Severity::Low),
-    ("gql_docs_per_batch", "GraphQL batching", Severity::Low),
-    ("gql_introspection", "GraphQL introspection", Severity::Low),
-    ("gql_debug", "GraphQL debug", Severity::Low),
+/// the code and its readable name. Hits carry no severity, so their events say `unknown`.
+const ATTACKS: &[(&str, &str)] = &[
+    ("sqli", "SQL injection"),
+    ("nosqli", "NoSQL injection"),
+    ("rce", "Remote code execution"),
+    ("ssi", "SSI injection"),
+    ("ssti", "Server-side template injection"),
+    ("ldapi", "LDAP injection"),
+    ("mail_injection", "Email injection"),
+    ("ssrf", "Server-side request forgery"),
+    ("ptrav", "Path traversal"),
+    ("xxe", "XML external entity"),
+    ("file_read", "File read"),
+    ("file_delete", "File delete"),
+    ("request_smuggling", "HTTP request smuggling"),
+    ("buffer_overflow", "Buffer overflow"),
+    ("xss", "Cross-site scripting"),
+    ("redir", "Open redirect"),
+    ("crlf", "CRLF injection"),
+    ("csrf", "Cross-site request forgery"),
+    ("brute", "Brute-force attack"),
+    ("idor", "Insecure direct object reference"),
+    ("bola", "Broken object level authorization"),
+    ("bfla", "Broken function level authorization"),
+    ("broken_access", "Broken access control"),
+    ("mass_assignment", "Mass assignment"),
+    ("api_abuse", "Suspicious API activity"),
+    ("enum", "Enumeration attack"),
+    ("vuln_component", "Vulnerable component"),
+    ("weak_auth", "Weak JWT"),
+    ("apileak", "API leak"),
+    ("account_takeover", "Account takeover"),
+    ("credential_stuffing", "Credential stuffing"),
+    ("resource_consumption", "Unrestricted resource consumption"),
+    ("ai_prompt_injection", "AI prompt injection"),
+    ("ai_prompt_retrieval", "AI prompt retrieval"),
+    ("graphql_attacks", "GraphQL attack"),
+    ("data_bomb", "Data bomb"),
+    ("processing_overlimit", "Processing overlimit"),
+    ("overlimit_res", "Resource overlimit"),
+    ("dos", "Denial of service"),
+    ("auth", "Authentication bypass"),
+    ("missing_auth", "Missing authentication"),
+    ("api_leak", "API leak"),
+    ("infoleak", "Information exposure"),
+    ("file_upload_violation", "File upload violation"),
+    ("vpatch", "Virtual patch"),
+    ("scanner", "Resource scanning"),
+    ("dirbust", "Forced browsing"),
+    ("security_crawlers", "Security crawlers"),
+    ("scraping", "Scraping"),
+    ("blocked_source", "Request from a denylisted source"),
+    ("api_specification", "API specification violation"),
+    ("undefined_endpoint", "Undefined endpoint"),
+    ("undefined_parameter", "Undefined parameter"),
+    ("invalid_parameter_value", "Invalid parameter value"),
+    ("missing_parameter", "Missing parameter"),
+    ("invalid_request", "Invalid request"),
+    ("invalid_xml", "Invalid XML"),
+    ("query_anomaly", "Query anomaly"),
+    ("gql_doc_size", "GraphQL query size"),
+    ("gql_value_size", "GraphQL value size"),
+    ("gql_depth", "GraphQL query depth"),
+    ("gql_aliases", "GraphQL aliases"),
+    ("gql_docs_per_batch", "GraphQL batching"),
+    ("gql_introspection", "GraphQL introspection"),
+    ("gql_debug", "GraphQL debug"),
 ];
 
 /// GraphQL policy violations are a family of codes (`gql_depth`, `gql_aliases`, ...); one
 /// Wallarm adds later is still named as one.
-const GQL: (&str, &str, Severity) = ("gql_", "GraphQL policy violation", Severity::Low);
+const GQL: (&str, &str) = ("gql_", "GraphQL policy violation");
 
 /// The table row of an attack type code, any case; `None` for a code not in Wallarm's list
-/// (the hit is then medium, titled with its code).
-fn attack_type(code: &str) -> Option<&'static (&'static str, &'static str, Severity)> {
+/// (the hit is then titled with its code).
+fn attack_type(code: &str) -> Option<&'static (&'static str, &'static str)> {
     let code = code.trim();
     ATTACKS
         .iter()
@@ -642,6 +592,7 @@ fn is_test_message(s: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::vendors::NO_SEVERITY;
     use serde_json::{json, Value};
 
     const HITS: &str = include_str!("../../fixtures/vendors/wallarm-new_hits-array-2023.json");
@@ -718,7 +669,7 @@ mod tests {
         assert_eq!(e["product"], "Wallarm");
         assert_eq!(e["kind"], "attack");
         assert_eq!(e["status"], "new");
-        assert_eq!(e["severity"], "high");
+        assert_eq!(e["severity"], "unknown", "hits carry no severity");
         assert!(e.get("vendor_severity").is_none());
         assert_eq!(e["time"], "2023-12-25T15:57:03.000Z");
         assert_eq!(e["title"], "SQL injection");
@@ -738,10 +689,10 @@ mod tests {
         );
         assert_eq!(e["ocsf"]["class_uid"], 2004);
         assert_eq!(e["ocsf"]["type_uid"], 200401);
-        assert!(e.get("normalization_warnings").is_none(), "{e}");
+        assert_eq!(warnings(e), [NO_SEVERITY], "{e}");
         let e = &events[1];
         assert_eq!(e["title"], "Path traversal");
-        assert_eq!(e["severity"], "high");
+        assert_eq!(e["severity"], "unknown", "hits carry no severity");
         assert_eq!(e["time"], "2023-12-25T15:57:06.000Z");
         assert_eq!(e["network"]["path"], "/etc/passwd");
         assert_eq!(e["network"]["src_port"], 41254);
@@ -766,7 +717,7 @@ mod tests {
             {"summary": "[Wallarm] x",
              "details": {"notification_type": "new_hits", "hit": {"type": "xss"}}}
         "#;
-        assert_eq!(one(pretty)["severity"], "medium");
+        assert_eq!(one(pretty)["severity"], "unknown");
     }
 
     #[test]
@@ -877,7 +828,7 @@ mod tests {
             e["id"],
             "hits_production_6396_202006_v_1:vpuRfnIBVc0URvOZ6ALA"
         );
-        assert_eq!(e["severity"], "high");
+        assert_eq!(e["severity"], "unknown", "hits carry no severity");
         assert_eq!(e["time"], "2020-06-04T09:02:47.000Z");
         assert_eq!(e["title"], "SQL injection");
         assert_eq!(
@@ -886,7 +837,7 @@ mod tests {
                    "path": "/", "method": "GET"})
         );
         assert!(e.get("resource").is_none());
-        assert!(e.get("normalization_warnings").is_none(), "{e}");
+        assert_eq!(warnings(&e), [NO_SEVERITY], "{e}");
         raw_matches(&[e], FLAT_HIT);
 
         let e = one(FLAT_VULN);
@@ -936,19 +887,20 @@ mod tests {
             r#"{"summary":"[TEST MESSAGE] New hit","details":{"notification_type":"new_hits","hit":{"type":"scanner","id":[1,2]}}}"#,
         );
         assert_eq!(e["kind"], "test");
-        assert_eq!(e["severity"], "low");
+        assert_eq!(e["severity"], "unknown");
         assert_eq!(
             warnings(&e),
             [
                 "id: not an [index, doc_id] pair",
-                "time: missing, received_at used"
+                "time: missing, received_at used",
+                NO_SEVERITY
             ]
         );
         // Renamed type still carrying a hit; an object with nothing known at all.
         let e = one(r#"{"details":{"notification_type":"siem","hit":{"type":"xss","id":"h1"}}}"#);
         assert_eq!(
             (&e["kind"], &e["id"], &e["severity"]),
-            (&json!("attack"), &json!("h1"), &json!("medium"))
+            (&json!("attack"), &json!("h1"), &json!("unknown"))
         );
         let e = one(r#"{"anything":1}"#);
         assert_eq!(e["kind"], "system");
@@ -969,7 +921,7 @@ mod tests {
         let e = one(body);
         assert_eq!(e["kind"], "attack");
         assert_eq!(e["title"], "Remote code execution");
-        assert_eq!(e["severity"], "high");
+        assert_eq!(e["severity"], "unknown", "hits carry no severity");
         assert_eq!(
             e["network"],
             json!({"src_ip": "::1", "domain": "d.example"})
@@ -988,6 +940,7 @@ mod tests {
                 "id: not an [index, doc_id] pair",
                 "request_time: not epoch seconds",
                 "time: missing, received_at used",
+                NO_SEVERITY,
             ]
         );
         raw_matches(&[e], body);
@@ -1017,34 +970,34 @@ mod tests {
     fn attack_table_and_test_prefix() {
         use Severity::{High, Low, Medium};
         // The whole mapping a reader needs: code -> (title, severity), as Wallarm lists them.
-        let table: &[(&str, &str, Severity)] = &[
-            ("sqli", "SQL injection", High),
-            ("SQLi", "SQL injection", High),
-            ("nosqli", "NoSQL injection", High),
-            ("rce", "Remote code execution", High),
-            ("ssti", "Server-side template injection", High),
-            ("ldapi", "LDAP injection", High),
-            ("ssrf", "Server-side request forgery", High),
-            ("ptrav", "Path traversal", High),
-            ("xxe", "XML external entity", High),
-            ("xss", "Cross-site scripting", Medium),
-            ("redir", "Open redirect", Medium),
-            ("crlf", "CRLF injection", Medium),
-            ("brute", "Brute-force attack", Medium),
-            ("bola", "Broken object level authorization", Medium),
-            ("idor", "Insecure direct object reference", Medium),
-            ("credential_stuffing", "Credential stuffing", Medium),
-            ("scanner", "Resource scanning", Low),
-            ("dirbust", "Forced browsing", Low),
-            ("gql_depth", "GraphQL query depth", Low),
-            ("gql_new_limit", "GraphQL policy violation", Low),
-            ("Enum", "Enumeration attack", Medium),
-            ("weak_auth", "Weak JWT", Medium),
-            ("undefined_endpoint", "Undefined endpoint", Low),
+        let table: &[(&str, &str)] = &[
+            ("sqli", "SQL injection"),
+            ("SQLi", "SQL injection"),
+            ("nosqli", "NoSQL injection"),
+            ("rce", "Remote code execution"),
+            ("ssti", "Server-side template injection"),
+            ("ldapi", "LDAP injection"),
+            ("ssrf", "Server-side request forgery"),
+            ("ptrav", "Path traversal"),
+            ("xxe", "XML external entity"),
+            ("xss", "Cross-site scripting"),
+            ("redir", "Open redirect"),
+            ("crlf", "CRLF injection"),
+            ("brute", "Brute-force attack"),
+            ("bola", "Broken object level authorization"),
+            ("idor", "Insecure direct object reference"),
+            ("credential_stuffing", "Credential stuffing"),
+            ("scanner", "Resource scanning"),
+            ("dirbust", "Forced browsing"),
+            ("gql_depth", "GraphQL query depth"),
+            ("gql_new_limit", "GraphQL policy violation"),
+            ("Enum", "Enumeration attack"),
+            ("weak_auth", "Weak JWT"),
+            ("undefined_endpoint", "Undefined endpoint"),
         ];
-        for &(code, name, sev) in table {
+        for &(code, name) in table {
             let row = attack_type(code).unwrap_or_else(|| panic!("{code}"));
-            assert_eq!((row.1, row.2), (name, sev), "{code}");
+            assert_eq!(row.1, name, "{code}");
         }
         assert!(attack_type("gql_").is_none() && attack_type("newthing").is_none());
         let codes: std::collections::BTreeSet<&str> = ATTACKS.iter().map(|r| r.0).collect();
