@@ -968,7 +968,6 @@ mod tests {
 
     #[test]
     fn attack_table_and_test_prefix() {
-        use Severity::{High, Low, Medium};
         // The whole mapping a reader needs: code -> (title, severity), as Wallarm lists them.
         let table: &[(&str, &str)] = &[
             ("sqli", "SQL injection"),
