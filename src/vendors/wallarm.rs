@@ -968,7 +968,7 @@ mod tests {
 
     #[test]
     fn attack_table_and_test_prefix() {
-        // The whole mapping a reader needs: code -> (title, severity), as Wallarm lists them.
+        // The whole mapping a reader needs: code -> title, as Wallarm lists them.
         let table: &[(&str, &str)] = &[
             ("sqli", "SQL injection"),
             ("SQLi", "SQL injection"),
