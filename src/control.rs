@@ -21,11 +21,10 @@ use crate::config::{
     self, ConfigError, ConfigFile, ConfigIssue, Limits, Settings, SinkSettings, SourceConfig,
     SourceSettings,
 };
-use crate::dispatch::{Source, SourceStats, Target};
+use crate::dedup::Dedup;
 use crate::metrics::{Registry, SourceMetrics};
 use crate::normalize::Timestamp;
-use crate::server::dedup::Dedup;
-use crate::server::ingest::Routes;
+use crate::routes::{Accepted, Routes, Source, SourceStats, Target};
 use crate::sinks::{Encoder, Encoding, Sink, SinkHandle, TestOutcome};
 use crate::vendors::{Context, Vendor};
 
@@ -66,7 +65,7 @@ pub struct SourceEntry {
     pub settings: Arc<SourceSettings>,
     pub sink_ids: Vec<String>,
     metrics: Arc<SourceMetrics>,
-    dedup: Option<Arc<Dedup>>,
+    dedup: Option<Arc<Dedup<Accepted>>>,
     pub stats: Arc<SourceStats>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

@@ -17,7 +17,11 @@
 //! * `auth`: per-source sender verification (token, basic, HMAC, Standard Webhooks).
 //! * `vendors`: payload decoders (`generic`, ...) and shared JSON helpers.
 //! * `normalize`: the `Event` schema, severities, timestamps.
-//! * `dispatch`: decode -> filter -> encode per sink -> enqueue all or nothing.
+//! * `routes`: the runtime source in one place: the routing table, each source's settings,
+//!   metric handles, target sinks and live counters, and the receipt a request gets.
+//! * `dedup`: per-source windows of accepted requests (vendor retries, replays).
+//! * `dispatch`: decode -> filter -> encode per sink -> enqueue all or nothing; hands back the
+//!   wait until the events are durable (its own `DispatchError`, turned into `Reject` once).
 //! * `queue`: bounded per-sink queues of encoded events.
 //! * `sinks`: encoders, the worker loop, retry classification, client TLS and HTTP, and each
 //!   sink (`file`, `hec` for Splunk, `syslog` with LEEF/CEF/JSON bodies, `http`).
@@ -35,10 +39,12 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod dedup;
 pub mod dispatch;
 pub mod metrics;
 pub mod normalize;
 pub mod queue;
+pub mod routes;
 pub mod secret;
 pub mod server;
 pub mod shutdown;
