@@ -21,8 +21,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
 
 use crate::normalize::Timestamp;
-use crate::queue::disk::Written;
 use crate::queue::Reservation;
+use crate::queue::Written;
 use crate::routes::{Accepted, Source};
 use crate::sinks::{Encoder, SinkHandle};
 use crate::vendors::{json, Context, DecodeError};
