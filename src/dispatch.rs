@@ -71,7 +71,7 @@ pub struct Dispatched {
 
 /// The wait until a dispatched request's events are durable: nothing for memory queues; for
 /// disk queues until each has written (and fsynced, per its policy) the events to its log,
-/// each within [`DISK_WRITE_TIMEOUT`].
+/// each within `DISK_WRITE_TIMEOUT` (5 s).
 #[must_use = "a request is answered only once its events are durable"]
 pub struct Durable {
     written: Vec<Written>,

@@ -1,4 +1,4 @@
-//! The disk queue: a sink's in-memory [`Window`] backed by a [`SegmentLog`], so that every event
+//! The disk queue: a sink's in-memory `Window` backed by a [`SegmentLog`], so that every event
 //! whose request got a 2xx survives a restart or `kill -9` until its sink delivers it.
 //!
 //! One writer thread per disk queue owns the log. Requests hand it their encoded events over a

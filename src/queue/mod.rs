@@ -5,7 +5,7 @@
 //!
 //! # The API every queue implements
 //!
-//! [`Queue`] is the one type callers see; what backs it is a closed set ([`Backing`]), matched
+//! [`Queue`] is the one type callers see; what backs it is a closed set (`Backing`), matched
 //! in each method, so a new kind of queue is one variant and one arm per method, with no
 //! dynamic dispatch on the request path. Callers use only:
 //!

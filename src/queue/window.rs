@@ -394,7 +394,7 @@ impl Window {
     }
 }
 
-/// Room held in a queue for one request's events; see [`Window::try_reserve`].
+/// Room held in a queue for one request's events; see [`Queue::try_reserve`](super::Queue::try_reserve).
 #[derive(Debug)]
 pub struct Reservation<'q> {
     queue: &'q Window,
