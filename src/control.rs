@@ -5,6 +5,11 @@
 //! touches anything, writes the API's store if it must, and ends by swapping the routing table
 //! whole: a request sees the old table or the new one, never a mix, and open connections are not
 //! touched. Sinks whose settings did not change keep their queue, worker and connection.
+//!
+//! A reload runs in three steps: `check` (pure: refuses a file that conflicts with what
+//! runs), `Plan::new` (pure: which sinks are added, changed, removed or kept, which sources,
+//! and the report), then `apply`. A source's entry is made in one place
+//! (`SourceEntry::build`), and its routing-table `Source` in another (`SourceEntry::route`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,11 +26,10 @@ use crate::config::{
     self, ConfigError, ConfigFile, ConfigIssue, Limits, Settings, SinkSettings, SourceConfig,
     SourceSettings,
 };
-use crate::dispatch::{Source, SourceStats, Target};
+use crate::dedup::Dedup;
 use crate::metrics::{Registry, SourceMetrics};
 use crate::normalize::Timestamp;
-use crate::server::dedup::Dedup;
-use crate::server::ingest::Routes;
+use crate::routes::{Accepted, Routes, Source, SourceStats, Target};
 use crate::sinks::{Encoder, Encoding, Sink, SinkHandle, TestOutcome};
 use crate::vendors::{Context, Vendor};
 
@@ -66,12 +70,70 @@ pub struct SourceEntry {
     pub settings: Arc<SourceSettings>,
     pub sink_ids: Vec<String>,
     metrics: Arc<SourceMetrics>,
-    dedup: Option<Arc<Dedup>>,
+    dedup: Option<Arc<Dedup<Accepted>>>,
     pub stats: Arc<SourceStats>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     /// API sources: the stored definition (with its secrets) and grace secrets.
     pub api: Option<ApiRecord>,
+}
+
+impl SourceEntry {
+    /// The one place a source's entry is made. `prev`, the entry it replaces, hands over its
+    /// counters, metric handles, creation time, and de-duplication memory while that memory's
+    /// settings stay the same; `updated_at` moves to `now` unless the definition is the same.
+    fn build(
+        origin: Origin,
+        config: SourceConfig,
+        settings: SourceSettings,
+        prev: Option<&SourceEntry>,
+        registry: &Registry,
+        now: Timestamp,
+    ) -> SourceEntry {
+        let dedup = match (prev.and_then(|p| p.dedup.as_ref()), settings.dedup) {
+            (Some(d), Some(new)) if d.settings() == new => Some(d.clone()),
+            (_, new) => new.map(|d| Arc::new(Dedup::new(d))),
+        };
+        SourceEntry {
+            origin,
+            sink_ids: in_given_order(&config.sinks),
+            metrics: match prev {
+                Some(p) => p.metrics.clone(),
+                None => Arc::new(registry.source(&settings.id)),
+            },
+            stats: prev.map(|p| p.stats.clone()).unwrap_or_default(),
+            created_at: prev.map_or(now, |p| p.created_at),
+            updated_at: match prev {
+                Some(p) if p.config == config => p.updated_at,
+                _ => now,
+            },
+            dedup,
+            config,
+            settings: Arc::new(settings),
+            api: None,
+        }
+    }
+
+    /// The source as the request path sees it, routed to those of its sinks that run.
+    fn route(&self, sinks: &BTreeMap<String, RunningSink>) -> Source {
+        let targets = self
+            .sink_ids
+            .iter()
+            .filter_map(|id| sinks.get(id))
+            .map(|r| Target {
+                sink: r.handle.clone(),
+                filter: r.settings.filter.clone(),
+                encoding: Encoding::for_target(&r.settings, &self.settings, &r.handle.metrics),
+            })
+            .collect();
+        Source {
+            settings: self.settings.clone(),
+            metrics: self.metrics.clone(),
+            targets,
+            dedup: self.dedup.clone(),
+            stats: self.stats.clone(),
+        }
+    }
 }
 
 /// What the control plane owns; behind one lock.
@@ -209,31 +271,14 @@ impl Control {
         for (s, sink) in built {
             sinks.insert(s.id.clone(), RunningSink::spawn(s, sink, &abort));
         }
-        let client_ca = settings
-            .file
-            .server
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.client_ca.is_some());
+        let client_ca = client_ca(&settings.file);
         let now = Timestamp::now();
         let mut sources = BTreeMap::new();
         for (cfg, s) in settings.file.sources.iter().zip(settings.sources) {
             if matches!(s.verifier, crate::auth::Verifier::None) {
                 tracing::warn!(source = %s.id, "source accepts unauthenticated requests (allow_unauthenticated = true)");
             }
-            let sink_ids = in_given_order(&cfg.sinks);
-            let entry = SourceEntry {
-                origin: Origin::Config,
-                config: cfg.clone(),
-                metrics: Arc::new(registry.source(&s.id)),
-                dedup: s.dedup.map(|d| Arc::new(Dedup::new(d))),
-                stats: Arc::default(),
-                settings: Arc::new(s),
-                sink_ids,
-                created_at: now,
-                updated_at: now,
-                api: None,
-            };
+            let entry = SourceEntry::build(Origin::Config, cfg.clone(), s, None, &registry, now);
             sources.insert(entry.settings.id.clone(), entry);
         }
         let mut state = State {
@@ -338,114 +383,45 @@ impl Control {
         Ok(report)
     }
 
-    /// Checks a new config against what runs, then applies it. Nothing changes when a check
-    /// fails.
+    /// Checks a new config against what runs, plans what it changes, then applies the plan.
+    /// Nothing changes when the check fails, nor when a new sink's disk queue cannot open.
     async fn apply_config(
         &self,
         st: &mut State,
         settings: Settings,
     ) -> Result<ReloadReport, ChangeError> {
-        let file = &settings.file;
-        let mut issues = Vec::new();
-        let issue = |path: String, message: String| ConfigIssue { path, message };
-        for (i, s) in file.sources.iter().enumerate() {
-            if st
-                .sources
-                .get(&s.id)
-                .is_some_and(|e| e.origin == Origin::Api)
-            {
-                issues.push(issue(
-                    format!("sources[{i}].id"),
-                    format!("{:?} is a source made through the admin API; delete it there or use another id", s.id),
-                ));
-            }
-        }
-        for e in st.sources.values().filter(|e| e.origin == Origin::Api) {
-            for id in &e.sink_ids {
-                if !file.sinks.iter().any(|s| s.id() == id) {
-                    issues.push(issue(
-                        "sinks".to_owned(),
-                        format!(
-                            "sink {id:?} is used by admin API source {:?}; it cannot be removed",
-                            e.settings.id
-                        ),
-                    ));
-                }
-            }
-        }
         st.retired.retain(|(_, w)| !w.is_finished());
-        for (i, s) in file.sinks.iter().enumerate() {
-            if let Some(running) = st.sinks.get(s.id()) {
-                if running.config_type != s.type_name() {
-                    issues.push(issue(
-                        format!("sinks[{i}].type"),
-                        format!(
-                            "sink {:?} is a {} sink; changing its type needs a new id (its queued events are in the {} format)",
-                            s.id(),
-                            running.config_type,
-                            running.config_type
-                        ),
-                    ));
-                }
-            }
-            if let Some((h, _)) = st.retired.iter().find(|(h, _)| h.id == s.id()) {
-                issues.push(issue(
-                    format!("sinks[{i}].id"),
-                    format!(
-                        "sink {:?} was removed by an earlier reload and is still delivering its queue ({} events); add it back once that is done",
-                        s.id(),
-                        h.queue.depth().events
-                    ),
-                ));
-            }
-        }
-        if !issues.is_empty() {
-            return Err(ChangeError::InvalidConfig(issues));
-        }
+        check(st, &settings.file)?;
+        let plan = Plan::new(st, settings);
+        self.apply(st, plan).await
+    }
 
-        let mut report = ReloadReport::default();
-        // New sinks first: opening a disk queue can fail, and then nothing has changed yet.
-        let mut to_build = Vec::new();
-        let mut old_configs: HashMap<String, usize> = HashMap::new();
-        for (i, s) in st.file.sinks.iter().enumerate() {
-            old_configs.insert(s.id().to_owned(), i);
-        }
-        let mut changed = Vec::new();
-        for (i, (cfg, s)) in file.sinks.iter().zip(settings.sinks).enumerate() {
-            match old_configs.get(cfg.id()) {
-                Some(&j) if st.file.sinks[j] == *cfg => {}
-                Some(&j) => {
-                    if st.file.sinks[j].queue() != cfg.queue() {
-                        report.restart_needed.push(format!(
-                            "sinks[{i}].queue (sink {:?} keeps its current queue until the next start)",
-                            cfg.id()
-                        ));
-                    }
-                    changed.push(s);
-                }
-                None => to_build.push(s),
-            }
-        }
+    /// Carries out a checked plan: new sinks first (opening a disk queue can fail, and then
+    /// nothing has changed yet), then removed and changed sinks, then the sources.
+    async fn apply(&self, st: &mut State, plan: Plan) -> Result<ReloadReport, ChangeError> {
+        let Plan {
+            add,
+            change,
+            remove,
+            sources,
+            report,
+            limits,
+            client_ca,
+            file,
+        } = plan;
         let registry = self.registry.clone();
-        let fresh = tokio::task::spawn_blocking(move || build_sinks(to_build, &registry))
+        let fresh = tokio::task::spawn_blocking(move || build_sinks(add, &registry))
             .await
             .map_err(|e| ChangeError::Internal(format!("sink start-up task failed: {e}")))?
             .map_err(|(sink, e)| {
-                ChangeError::InvalidConfig(vec![issue(
-                    format!("sinks (sink {sink:?})"),
-                    format!("cannot open the disk queue: {e}"),
-                )])
+                ChangeError::InvalidConfig(vec![ConfigIssue {
+                    path: format!("sinks (sink {sink:?})"),
+                    message: format!("cannot open the disk queue: {e}"),
+                }])
             })?;
 
         // Removed sinks stop taking events and deliver what they hold, then close.
-        let new_ids: Vec<&str> = file.sinks.iter().map(|s| s.id()).collect();
-        let removed: Vec<String> = st
-            .sinks
-            .keys()
-            .filter(|id| !new_ids.contains(&id.as_str()))
-            .cloned()
-            .collect();
-        for id in removed {
+        for id in remove {
             if let Some(r) = st.sinks.remove(&id) {
                 r.handle.queue.close();
                 let handle = r.handle.clone();
@@ -461,12 +437,11 @@ impl Control {
                     tracing::info!(sink = %handle.id, "removed sink finished delivering its queue");
                 });
                 st.retired.push((r.handle, done));
-                report.sinks.removed.push(id);
             }
         }
         // Changed sinks: the worker stops, and a new one takes the same queue to the new
         // destination. What was in flight is sent again (at least once).
-        for s in changed {
+        for s in change {
             let Some(old) = st.sinks.remove(&s.id) else {
                 continue;
             };
@@ -480,89 +455,30 @@ impl Control {
                 let _ = worker.await;
             }
             let sink = Sink::with_handle(&s, &self.registry, old.handle);
-            report.sinks.changed.push(s.id.clone());
             st.sinks
                 .insert(s.id.clone(), RunningSink::spawn(s, sink, &self.abort));
         }
         for (s, sink) in fresh {
-            report.sinks.added.push(s.id.clone());
             st.sinks
                 .insert(s.id.clone(), RunningSink::spawn(s, sink, &self.abort));
         }
 
-        // Config sources: rebuilt from the file, keeping counters and de-duplication memory.
+        // Config sources: rebuilt from the file, keeping counters and de-duplication memory;
+        // API sources stay as they are.
         let now = Timestamp::now();
-        let mut old: BTreeMap<String, SourceEntry> = std::mem::take(&mut st.sources);
-        let mut sources: BTreeMap<String, SourceEntry> = BTreeMap::new();
-        for (id, e) in std::mem::take(&mut old) {
-            if e.origin == Origin::Api {
-                sources.insert(id, e);
-            } else {
-                old.insert(id, e);
-            }
+        let (api, old): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut st.sources)
+            .into_iter()
+            .partition(|(_, e)| e.origin == Origin::Api);
+        let mut entries = api;
+        for (cfg, s) in sources {
+            let prev = old.get(&s.id);
+            let entry = SourceEntry::build(Origin::Config, cfg, s, prev, &self.registry, now);
+            entries.insert(entry.settings.id.clone(), entry);
         }
-        for (cfg, s) in file.sources.iter().zip(settings.sources) {
-            let sink_ids = in_given_order(&cfg.sinks);
-            let prev = old.remove(&s.id);
-            let (created_at, updated_at, stats, metrics, dedup) = match prev {
-                Some(p) => {
-                    let same = p.config == *cfg;
-                    if !same {
-                        report.sources.changed.push(s.id.clone());
-                    }
-                    let dedup = match (&p.dedup, s.dedup) {
-                        (Some(d), Some(new)) if d.settings() == new => Some(d.clone()),
-                        (_, new) => new.map(|d| Arc::new(Dedup::new(d))),
-                    };
-                    (
-                        p.created_at,
-                        if same { p.updated_at } else { now },
-                        p.stats,
-                        p.metrics,
-                        dedup,
-                    )
-                }
-                None => {
-                    report.sources.added.push(s.id.clone());
-                    (
-                        now,
-                        now,
-                        Arc::default(),
-                        Arc::new(self.registry.source(&s.id)),
-                        s.dedup.map(|d| Arc::new(Dedup::new(d))),
-                    )
-                }
-            };
-            sources.insert(
-                s.id.clone(),
-                SourceEntry {
-                    origin: Origin::Config,
-                    config: cfg.clone(),
-                    settings: Arc::new(s),
-                    sink_ids,
-                    metrics,
-                    dedup,
-                    stats,
-                    created_at,
-                    updated_at,
-                    api: None,
-                },
-            );
-        }
-        report.sources.removed = old.into_keys().collect();
-        st.sources = sources;
-
-        report
-            .restart_needed
-            .extend(restart_needed(&st.file, &settings.file));
-        st.limits = settings.server.limits;
-        st.client_ca = settings
-            .file
-            .server
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.client_ca.is_some());
-        st.file = settings.file;
+        st.sources = entries;
+        st.limits = limits;
+        st.client_ca = client_ca;
+        st.file = file;
         Ok(report)
     }
 
@@ -738,6 +654,165 @@ fn encode_test_payload(
     }
 }
 
+/// Whether the hooks listener asks for client certificates: decided once per config file, and
+/// what API sources are validated against.
+fn client_ca(file: &ConfigFile) -> bool {
+    file.server
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.client_ca.is_some())
+}
+
+/// Checks a new config file against what runs, touching nothing: config sources may not take
+/// an API source's id, sinks that API sources use may not go, a sink keeps its type, and a
+/// sink still delivering after an earlier removal cannot come back yet.
+fn check(st: &State, file: &ConfigFile) -> Result<(), ChangeError> {
+    let mut issues = Vec::new();
+    let issue = |path: String, message: String| ConfigIssue { path, message };
+    for (i, s) in file.sources.iter().enumerate() {
+        if st
+            .sources
+            .get(&s.id)
+            .is_some_and(|e| e.origin == Origin::Api)
+        {
+            issues.push(issue(
+                format!("sources[{i}].id"),
+                format!("{:?} is a source made through the admin API; delete it there or use another id", s.id),
+            ));
+        }
+    }
+    for e in st.sources.values().filter(|e| e.origin == Origin::Api) {
+        for id in &e.sink_ids {
+            if !file.sinks.iter().any(|s| s.id() == id) {
+                issues.push(issue(
+                    "sinks".to_owned(),
+                    format!(
+                        "sink {id:?} is used by admin API source {:?}; it cannot be removed",
+                        e.settings.id
+                    ),
+                ));
+            }
+        }
+    }
+    for (i, s) in file.sinks.iter().enumerate() {
+        if let Some(running) = st.sinks.get(s.id()) {
+            if running.config_type != s.type_name() {
+                issues.push(issue(
+                    format!("sinks[{i}].type"),
+                    format!(
+                        "sink {:?} is a {} sink; changing its type needs a new id (its queued events are in the {} format)",
+                        s.id(),
+                        running.config_type,
+                        running.config_type
+                    ),
+                ));
+            }
+        }
+        if let Some((h, _)) = st.retired.iter().find(|(h, _)| h.id == s.id()) {
+            issues.push(issue(
+                format!("sinks[{i}].id"),
+                format!(
+                    "sink {:?} was removed by an earlier reload and is still delivering its queue ({} events); add it back once that is done",
+                    s.id(),
+                    h.queue.depth().events
+                ),
+            ));
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(ChangeError::InvalidConfig(issues))
+    }
+}
+
+/// What a checked config file changes in the running configuration. Sinks in none of the
+/// lists are kept as they run, with their queue, worker and connection.
+struct Plan {
+    /// Sinks that do not run now: built (disk queues opened) before anything else changes.
+    add: Vec<SinkSettings>,
+    /// Running sinks whose settings changed: a new worker takes over the same queue.
+    change: Vec<SinkSettings>,
+    /// Running sinks the file no longer has: they deliver what they hold, then close.
+    remove: Vec<String>,
+    /// The file's sources, in order; each replaces the config source of its id, if any.
+    sources: Vec<(SourceConfig, SourceSettings)>,
+    /// What the reload reports: sinks and sources added, changed and removed, and the
+    /// settings that take effect only at the next start.
+    report: ReloadReport,
+    limits: Limits,
+    client_ca: bool,
+    file: ConfigFile,
+}
+
+impl Plan {
+    /// Compares the new settings with what runs; changes nothing.
+    fn new(st: &State, settings: Settings) -> Plan {
+        let file = settings.file;
+        let mut report = ReloadReport::default();
+        let old_configs: HashMap<&str, &config::SinkConfig> =
+            st.file.sinks.iter().map(|s| (s.id(), s)).collect();
+        let (mut add, mut change) = (Vec::new(), Vec::new());
+        for (i, (cfg, s)) in file.sinks.iter().zip(settings.sinks).enumerate() {
+            match old_configs.get(cfg.id()) {
+                Some(&old) if old == cfg => {}
+                Some(&old) => {
+                    if old.queue() != cfg.queue() {
+                        report.restart_needed.push(format!(
+                            "sinks[{i}].queue (sink {:?} keeps its current queue until the next start)",
+                            cfg.id()
+                        ));
+                    }
+                    change.push(s);
+                }
+                None => add.push(s),
+            }
+        }
+        let remove: Vec<String> = st
+            .sinks
+            .keys()
+            .filter(|id| !file.sinks.iter().any(|s| s.id() == id.as_str()))
+            .cloned()
+            .collect();
+        report.sinks.removed.clone_from(&remove);
+        report.sinks.changed = change.iter().map(|s| s.id.clone()).collect();
+        report.sinks.added = add.iter().map(|s| s.id.clone()).collect();
+
+        let sources: Vec<(SourceConfig, SourceSettings)> =
+            file.sources.iter().cloned().zip(settings.sources).collect();
+        for (cfg, s) in &sources {
+            match st.sources.get(&s.id) {
+                Some(p) if p.origin == Origin::Config => {
+                    if p.config != *cfg {
+                        report.sources.changed.push(s.id.clone());
+                    }
+                }
+                _ => report.sources.added.push(s.id.clone()),
+            }
+        }
+        report.sources.removed = st
+            .sources
+            .values()
+            .filter(|e| e.origin == Origin::Config)
+            .filter(|e| !sources.iter().any(|(_, s)| s.id == e.settings.id))
+            .map(|e| e.settings.id.clone())
+            .collect();
+        report
+            .restart_needed
+            .extend(restart_needed(&st.file, &file));
+        Plan {
+            add,
+            change,
+            remove,
+            sources,
+            report,
+            limits: settings.server.limits,
+            client_ca: client_ca(&file),
+            file,
+        }
+    }
+}
+
 /// A source's sink ids in the order its definition gives them, each once.
 fn in_given_order(ids: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(ids.len());
@@ -775,26 +850,7 @@ impl State {
     fn routes(&self) -> Routes {
         let mut sources = HashMap::with_capacity(self.sources.len());
         for e in self.sources.values().filter(|e| e.settings.enabled) {
-            let targets = e
-                .sink_ids
-                .iter()
-                .filter_map(|id| self.sinks.get(id))
-                .map(|r| Target {
-                    sink: r.handle.clone(),
-                    filter: r.settings.filter.clone(),
-                    encoding: Encoding::for_target(&r.settings, &e.settings, &r.handle.metrics),
-                })
-                .collect();
-            sources.insert(
-                e.settings.id.clone(),
-                Arc::new(Source {
-                    settings: e.settings.clone(),
-                    metrics: e.metrics.clone(),
-                    targets,
-                    dedup: e.dedup.clone(),
-                    stats: e.stats.clone(),
-                }),
-            );
+            sources.insert(e.settings.id.clone(), Arc::new(e.route(&self.sinks)));
         }
         Routes {
             sources,
@@ -835,25 +891,13 @@ impl State {
             let verifier = config::build_verifier(&auth, settings.vendor)?;
             settings.grace = Some((verifier, grace.until()));
         }
-        let targets = in_given_order(&config.sinks);
-        let dedup = match (prev.and_then(|p| p.dedup.as_ref()), settings.dedup) {
-            (Some(d), Some(new)) if d.settings() == new => Some(d.clone()),
-            (_, new) => new.map(|d| Arc::new(Dedup::new(d))),
-        };
+        let created_at = Timestamp(record.created_at);
+        let updated_at = Timestamp(record.updated_at);
         Ok(SourceEntry {
-            origin: Origin::Api,
-            metrics: match prev {
-                Some(p) => p.metrics.clone(),
-                None => Arc::new(registry.source(&settings.id)),
-            },
-            stats: prev.map(|p| p.stats.clone()).unwrap_or_default(),
-            created_at: Timestamp(record.created_at),
-            updated_at: Timestamp(record.updated_at),
-            config,
-            settings: Arc::new(settings),
-            sink_ids: targets,
-            dedup,
+            created_at,
+            updated_at,
             api: Some(record),
+            ..SourceEntry::build(Origin::Api, config, settings, prev, registry, updated_at)
         })
     }
 

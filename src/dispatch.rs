@@ -14,19 +14,18 @@
 //! runtime's threads from the small requests and the probes.
 
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
 
-use crate::config::{SinkFilter, SourceSettings};
-use crate::metrics::SourceMetrics;
 use crate::normalize::Timestamp;
 use crate::queue::Reservation;
-use crate::server::reject::Reject;
-use crate::sinks::{Encoder, Encoding, SinkHandle};
-use crate::vendors::{json, Context};
+use crate::queue::Written;
+use crate::routes::{Accepted, Source};
+use crate::sinks::{Encoder, SinkHandle};
+use crate::vendors::{json, Context, DecodeError};
 
 /// Bodies up to this size are decoded and encoded inline on the runtime thread (typical webhook
 /// calls are a few KB, and a hop to another thread would cost more than the work); larger ones
@@ -38,81 +37,62 @@ pub const INLINE_BODY_BYTES: usize = 64 * 1024;
 const RESERVE_AHEAD_EVENTS: u64 = 64;
 const RESERVE_AHEAD_BYTES: u64 = 64 * 1024;
 
-/// A configured source with what the request path needs at hand.
-pub struct Source {
-    pub settings: Arc<SourceSettings>,
-    pub metrics: Arc<SourceMetrics>,
-    /// The source's sinks, in a fixed order.
-    pub targets: Vec<Target>,
-    /// Remembered requests, when de-duplication is on.
-    pub dedup: Option<Arc<crate::server::dedup::Dedup>>,
-    /// Counters the admin API shows; they outlive changes to the source.
-    pub stats: Arc<SourceStats>,
+/// How long a request waits for its events to reach a disk queue's log before it is refused
+/// (vendors give up after 10-15 s; the events may still land, and be delivered).
+const DISK_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a body was not dispatched; the server turns each into its answer (`Reject`).
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// More events than `max_events_per_request`: the request can never be taken whole.
+    #[error("more than {limit} events in one request")]
+    TooManyEvents { limit: usize },
+    /// More events (or bytes) for one sink than its whole queue holds: it can never fit.
+    #[error("more events for sink {sink} than its whole queue holds")]
+    BatchTooLarge { sink: String },
+    /// No room in a sink's queue now (or its disk writer is too far behind).
+    #[error("the queue of sink {sink} is full")]
+    QueueFull { sink: String },
+    /// A disk queue could not write (or fsync) the events in time.
+    #[error("a disk queue could not write the events in time")]
+    QueueWrite,
+    #[error("{0}")]
+    Internal(&'static str),
 }
 
-/// A source's live counters since the process started.
-#[derive(Debug, Default)]
-pub struct SourceStats {
-    pub events_accepted: AtomicU64,
-    /// Unix milliseconds of the last accepted request with events; 0 before the first.
-    pub last_event_ms: AtomicI64,
-    pub auth_failures: AtomicU64,
-    /// Unix milliseconds of the last warning logged about unrecognised bodies; at most one a
-    /// minute per source, so a misconfigured sender cannot flood the log.
-    pub unrecognized_logged_ms: AtomicI64,
+/// A dispatched request: what it delivered, and the wait until it is durable.
+#[must_use = "a request is answered only once its events are durable"]
+pub struct Dispatched {
+    pub accepted: Accepted,
+    pub durable: Durable,
 }
 
-impl SourceStats {
-    /// Counts a request's accepted events, received at `at`.
-    pub fn accepted(&self, events: usize, at: Timestamp) {
-        if events == 0 {
-            return;
+/// The wait until a dispatched request's events are durable: nothing for memory queues; for
+/// disk queues until each has written (and fsynced, per its policy) the events to its log,
+/// each within `DISK_WRITE_TIMEOUT` (5 s).
+#[must_use = "a request is answered only once its events are durable"]
+pub struct Durable {
+    written: Vec<Written>,
+}
+
+impl Durable {
+    /// Resolves once every disk queue the request went to has its events in its log;
+    /// `QueueWrite` when one failed or took too long (the events may still land).
+    pub async fn wait(self, source: &str) -> Result<(), DispatchError> {
+        for w in self.written {
+            match tokio::time::timeout(DISK_WRITE_TIMEOUT, w).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::error!(source = %source, error = %e, "disk queue write failed");
+                    return Err(DispatchError::QueueWrite);
+                }
+                Ok(Err(_)) | Err(_) => return Err(DispatchError::QueueWrite),
+            }
         }
-        self.events_accepted
-            .fetch_add(events as u64, Ordering::Relaxed);
-        self.last_event_ms.store(at.millis(), Ordering::Relaxed);
+        Ok(())
     }
-
-    pub fn auth_failure(&self) {
-        self.auth_failures.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Whether a warning about unrecognised bodies may be logged at `at`: true at most once per
-    /// [`UNRECOGNIZED_LOG_INTERVAL_MS`].
-    pub fn may_log_unrecognized(&self, at: Timestamp) -> bool {
-        let last = self.unrecognized_logged_ms.load(Ordering::Relaxed);
-        let due = last == 0 || at.millis().saturating_sub(last) >= UNRECOGNIZED_LOG_INTERVAL_MS;
-        due && self
-            .unrecognized_logged_ms
-            .compare_exchange(
-                last,
-                at.millis().max(1),
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-    }
-}
-
-/// At most one warning a minute per source about bodies of an unrecognised shape.
-pub const UNRECOGNIZED_LOG_INTERVAL_MS: i64 = 60_000;
-
-/// One sink a source routes to: the sink, its filter, and this source's encoding for it.
-pub struct Target {
-    pub sink: Arc<SinkHandle>,
-    pub filter: SinkFilter,
-    pub encoding: Encoding,
-}
-
-/// What a request delivered into the queues.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Accepted {
-    /// Events decoded from the body.
-    pub events: usize,
-    /// Of those, events the source's filter dropped on purpose.
-    pub filtered: usize,
-    /// The source is suppressed: the events were counted and not forwarded.
-    pub suppressed: bool,
 }
 
 /// One target sink's share of a request: its encoded events back to back, where each ends,
@@ -129,7 +109,7 @@ impl<'q> Encoded<'q> {
     /// Makes sure the queue holds room for every event encoded so far, reserving a little ahead.
     /// `BatchTooLarge` when they are more than the whole queue holds, `QueueFull` when they
     /// are more than its room now; the room held so far is kept for the caller to drop.
-    fn cover(&mut self, sink: &'q SinkHandle) -> Result<(), Reject> {
+    fn cover(&mut self, sink: &'q SinkHandle) -> Result<(), DispatchError> {
         let (events, bytes) = (self.ends.len() as u64, self.buf.len() as u64);
         let (held_events, held_bytes) = self.reservation.as_ref().map_or((0, 0), Reservation::held);
         if events <= held_events && bytes <= held_bytes {
@@ -137,11 +117,11 @@ impl<'q> Encoded<'q> {
         }
         let limits = sink.queue.limits();
         if events > limits.max_events || bytes > limits.max_bytes {
-            return Err(Reject::BatchTooLarge {
+            return Err(DispatchError::BatchTooLarge {
                 sink: sink.id.clone(),
             });
         }
-        let full = || Reject::QueueFull {
+        let full = || DispatchError::QueueFull {
             sink: sink.id.clone(),
         };
         let reservation = match &mut self.reservation {
@@ -162,9 +142,6 @@ impl<'q> Encoded<'q> {
     }
 }
 
-/// Events of disk queues on their way to disk: the request answers once each is written.
-pub type Pending = Vec<crate::queue::disk::Written>;
-
 /// How many large bodies are decoded and encoded at once, off the runtime: half the CPUs, at
 /// least one, so that they never take every core from the small requests.
 pub fn heavy_permits() -> usize {
@@ -183,20 +160,20 @@ pub async fn dispatch_body(
     body: Bytes,
     received_at: Timestamp,
     max_events: usize,
-) -> Result<(Accepted, Pending), Reject> {
+) -> Result<Dispatched, DispatchError> {
     if body.len() <= INLINE_BODY_BYTES {
         return dispatch_raw(&source, &body, received_at, max_events);
     }
     let permit = heavy()
         .acquire()
         .await
-        .map_err(|_| Reject::Internal("the decoding pool is closed"))?;
+        .map_err(|_| DispatchError::Internal("the decoding pool is closed"))?;
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         dispatch_raw(&source, &body, received_at, max_events)
     })
     .await
-    .unwrap_or(Err(Reject::Internal("decoding the body failed")))
+    .unwrap_or(Err(DispatchError::Internal("decoding the body failed")))
 }
 
 fn dispatch_raw(
@@ -204,9 +181,9 @@ fn dispatch_raw(
     body: &[u8],
     received_at: Timestamp,
     max_events: usize,
-) -> Result<(Accepted, Pending), Reject> {
-    let text = json::utf8(body).map_err(Reject::Decode)?;
-    json::check_limits(text).map_err(Reject::Decode)?;
+) -> Result<Dispatched, DispatchError> {
+    let text = json::utf8(body).map_err(DispatchError::Decode)?;
+    json::check_limits(text).map_err(DispatchError::Decode)?;
     dispatch(source, text, received_at, max_events)
 }
 
@@ -217,7 +194,7 @@ pub fn dispatch(
     body: &str,
     received_at: Timestamp,
     max_events: usize,
-) -> Result<(Accepted, Pending), Reject> {
+) -> Result<Dispatched, DispatchError> {
     let ctx = Context {
         source: &source.settings.id,
         received_at,
@@ -240,9 +217,9 @@ pub fn dispatch(
                     ControlFlow::Continue(())
                 }
             })
-            .map_err(Reject::Decode)?;
+            .map_err(DispatchError::Decode)?;
         if events > max_events {
-            return Err(Reject::TooManyEvents { limit: max_events });
+            return Err(DispatchError::TooManyEvents { limit: max_events });
         }
         source.metrics.events_received.increment(events as u64);
         source.metrics.events_suppressed.increment(events as u64);
@@ -252,7 +229,12 @@ pub fn dispatch(
             filtered: 0,
             suppressed: true,
         };
-        return Ok((accepted, Vec::new()));
+        return Ok(Dispatched {
+            accepted,
+            durable: Durable {
+                written: Vec::new(),
+            },
+        });
     }
     let mut encoded: Vec<Encoded<'_>> = source
         .targets
@@ -266,14 +248,14 @@ pub fn dispatch(
         })
         .collect();
     let mut filtered = 0;
-    let mut stopped: Option<Reject> = None;
+    let mut stopped: Option<DispatchError> = None;
     let events = source
         .settings
         .vendor
         .decode_until(body, &ctx, mapping, redact, |event| {
             seen += 1;
             if seen > max_events {
-                stopped = Some(Reject::TooManyEvents { limit: max_events });
+                stopped = Some(DispatchError::TooManyEvents { limit: max_events });
                 return ControlFlow::Break(());
             }
             unrecognized += usize::from(event.is_unrecognized());
@@ -293,7 +275,9 @@ pub fn dispatch(
                 let start = out.buf.len();
                 if target.encoding.encode(&event, &mut out.buf).is_err() {
                     out.buf.truncate(start);
-                    stopped = Some(Reject::Internal("an event could not be encoded for a sink"));
+                    stopped = Some(DispatchError::Internal(
+                        "an event could not be encoded for a sink",
+                    ));
                     return ControlFlow::Break(());
                 }
                 out.ends.push(out.buf.len());
@@ -304,7 +288,7 @@ pub fn dispatch(
             }
             ControlFlow::Continue(())
         })
-        .map_err(Reject::Decode)?;
+        .map_err(DispatchError::Decode)?;
     // Dropping `encoded` gives back every queue's room held so far.
     if let Some(refused) = stopped {
         return Err(refused);
@@ -316,7 +300,7 @@ pub fn dispatch(
     };
     count(source, accepted, &encoded);
     count_unrecognized(source, unrecognized, received_at);
-    let mut pending = Vec::new();
+    let mut written = Vec::new();
     for (out, target) in encoded.into_iter().zip(&source.targets) {
         let Some(mut reservation) = out.reservation else {
             continue;
@@ -335,19 +319,22 @@ pub fn dispatch(
             })
             .collect();
         match sink.queue.commit(reservation, items) {
-            Ok(Some(written)) => pending.push(written),
+            Ok(Some(w)) => written.push(w),
             Ok(None) => {}
             // The disk writer is too far behind: refuse (queues committed before this one
             // keep their copy; the sender's retry may duplicate it, never lose it).
             Err(_) => {
-                return Err(Reject::QueueFull {
+                return Err(DispatchError::QueueFull {
                     sink: sink.id.clone(),
                 })
             }
         }
         sink.update_depth_gauges();
     }
-    Ok((accepted, pending))
+    Ok(Dispatched {
+        accepted,
+        durable: Durable { written },
+    })
 }
 
 /// Counts a request's events once they are accepted (a refused request counts nothing, so a
@@ -386,24 +373,5 @@ fn count_unrecognized(source: &Source, unrecognized: usize, at: Timestamp) {
             events = unrecognized,
             "a body carried none of the vendor's recognisable fields; forwarded with severity unknown (check the sender's payload template)"
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unrecognized_warning_at_most_once_a_minute() {
-        let stats = SourceStats::default();
-        let t0 = Timestamp(1_700_000_000_000);
-        assert!(stats.may_log_unrecognized(t0));
-        assert!(!stats.may_log_unrecognized(t0));
-        assert!(
-            !stats.may_log_unrecognized(Timestamp(t0.millis() + UNRECOGNIZED_LOG_INTERVAL_MS - 1))
-        );
-        assert!(stats.may_log_unrecognized(Timestamp(t0.millis() + UNRECOGNIZED_LOG_INTERVAL_MS)));
-        // A clock that stepped back does not log again before the minute is over.
-        assert!(!stats.may_log_unrecognized(t0));
     }
 }

@@ -17,8 +17,13 @@
 //! * `auth`: per-source sender verification (token, basic, HMAC, Standard Webhooks).
 //! * `vendors`: payload decoders (`generic`, ...) and shared JSON helpers.
 //! * `normalize`: the `Event` schema, severities, timestamps.
-//! * `dispatch`: decode -> filter -> encode per sink -> enqueue all or nothing.
-//! * `queue`: bounded per-sink queues of encoded events.
+//! * `routes`: the runtime source in one place: the routing table, each source's settings,
+//!   metric handles, target sinks and live counters, and the receipt a request gets.
+//! * `dedup`: per-source windows of accepted requests (vendor retries, replays).
+//! * `dispatch`: decode -> filter -> encode per sink -> enqueue all or nothing; hands back the
+//!   wait until the events are durable (its own `DispatchError`, turned into `Reject` once).
+//! * `queue`: bounded per-sink queues of encoded events behind one narrow API (`Queue`): an
+//!   in-memory `window`, and for disk queues a segment log (`log`) with its writer (`disk`).
 //! * `sinks`: encoders, the worker loop, retry classification, client TLS and HTTP, and each
 //!   sink (`file`, `hec` for Splunk, `syslog` with LEEF/CEF/JSON bodies, `http`).
 //! * `metrics`: metric names and the handles registered once per source and sink, in a series
@@ -28,6 +33,39 @@
 //!   it: admin API calls and reloads.
 //! * `admin`: the admin API's listener handler, its input rules, its store, and the throttle on
 //!   failed authentication (`throttle`).
+//!
+//! # A request, from accept to the sink's bytes
+//!
+//! 1. `server` accepts the connection (per-address and total caps, TLS handshake under a
+//!    timeout) and hyper hands each request to `server::ingest::handle`.
+//! 2. `ingest` looks the path up in the current `routes::Routes` (one atomic load: a reload
+//!    swaps the table whole), checks method, address and client certificate, verifies the
+//!    headers (`auth`), reads the body under its size cap and the in-flight budget, verifies
+//!    the body, and asks the source's `dedup` window whether it saw the request before.
+//! 3. `dispatch` decodes the borrowed body with the source's vendor, applies the source's
+//!    filter, and encodes each event at once into every target sink's wire format, reserving
+//!    queue room as it goes; then it commits to every target queue, all or nothing, and hands
+//!    back `Accepted` with a `Durable` wait (disk queues: until the events are in the log).
+//!    Its `DispatchError` becomes a `Reject`, and `server::reject` picks status, metric reason
+//!    and log level in its one match.
+//! 4. Each sink's worker (`sinks`) takes batches off its queue (`next_batch`), sends them with
+//!    the sink's transport, and acknowledges what was delivered (`ack`); failures are retried
+//!    with backoff or dead-lettered, as `sinks::retry` classifies them.
+//!
+//! Three seams are meant to be extended:
+//!
+//! * **Decoder** (a new vendor): one file in `vendors/` with a `decode` function that walks a
+//!   borrowed body and emits `normalize::Event<'a>`s (stopping when the callback says so),
+//!   plus one `vendors::Vendor` variant and its arm in `Vendor::decode_until`.
+//! * **Encoder and sink transport** (a new destination): a config type in `config`, an
+//!   encoder implementing `sinks::Encoder` (one event appended to a reused buffer, no
+//!   allocation per event) as an `sinks::Encoding` variant, and a transport as a
+//!   `sinks::Transport` variant whose `send` delivers a batch of encoded events and says how
+//!   it failed (`sinks::retry::SendError`, retryable or permanent); the generic worker does
+//!   batching, retries and acknowledgements.
+//! * **Queue** (a new backing store): one `queue::Queue` backing variant, mapping the queue's
+//!   API (reserve and commit for dispatch, next batch and ack for the worker, depth) onto
+//!   where its events are kept; see `queue`'s module docs.
 
 #![forbid(unsafe_code)]
 
@@ -35,10 +73,12 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod dedup;
 pub mod dispatch;
 pub mod metrics;
 pub mod normalize;
 pub mod queue;
+pub mod routes;
 pub mod secret;
 pub mod server;
 pub mod shutdown;

@@ -974,7 +974,7 @@ async fn list_sinks(c: &Control) -> Reply {
             "type": kind,
             "ready": h.is_healthy(),
             "queue": {
-                "type": if h.queue.is_disk() { "disk" } else { "memory" },
+                "type": h.queue.kind(),
                 "events": depth.events,
                 "bytes": depth.bytes,
                 "oldest_event_age_seconds": h.queue.oldest_age().as_secs_f64(),

@@ -117,7 +117,7 @@ impl Verifier {
 }
 
 /// What a verified request's signature covers besides its body: what tells a sender's own
-/// retry, a byte-identical replay and a different message apart (see `server::dedup`).
+/// retry, a byte-identical replay and a different message apart (see `dedup`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signed<'h> {
     /// Standard Webhooks: the message id (`webhook-id`) and timestamp are signed with the body,

@@ -620,7 +620,7 @@ pub struct SourceSettings {
     pub grace: Option<(Verifier, std::time::SystemTime)>,
 }
 
-/// A source's memory of accepted requests (see `server::dedup`).
+/// A source's memory of accepted requests (see `dedup`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DedupSettings {
     /// How long an accepted request is remembered at least; zero when only replay protection

@@ -1,4 +1,4 @@
-//! The disk queue: a sink's [`MemoryQueue`] backed by a [`SegmentLog`], so that every event
+//! The disk queue: a sink's in-memory `Window` backed by a [`SegmentLog`], so that every event
 //! whose request got a 2xx survives a restart or `kill -9` until its sink delivers it.
 //!
 //! One writer thread per disk queue owns the log. Requests hand it their encoded events over a
@@ -29,7 +29,7 @@ use metrics::{Counter, Histogram};
 use tokio::sync::oneshot;
 
 use super::log::{LogError, SegmentLog};
-use super::{MemoryQueue, Room};
+use super::window::{Room, Window};
 use crate::config::{QueueFsync, QueueLimits};
 
 /// Requests waiting for the writer; beyond this a request is refused with 503 rather than
@@ -70,7 +70,20 @@ pub struct DiskMetrics {
 }
 
 /// Whether a request's events are durable (per the fsync policy) and visible to the worker.
-pub type Written = oneshot::Receiver<Result<(), String>>;
+pub type Written = oneshot::Receiver<Result<(), WriteError>>;
+
+/// Why a disk queue did not make a request's events durable. The message is the log's or the
+/// file system's, shared by every request of the failed write.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// Appending to the log failed: the events are not in it (their room is given back).
+    #[error("{0}")]
+    Append(Arc<str>),
+    /// The fsync after the append failed: the events are in the log and will be delivered,
+    /// but may not survive a crash.
+    #[error("{0}")]
+    Fsync(Arc<str>),
+}
 
 /// The writer has too many requests waiting (or has stopped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +94,7 @@ struct Append {
     items: Vec<Bytes>,
     events: u64,
     bytes: u64,
-    reply: oneshot::Sender<Result<(), String>>,
+    reply: oneshot::Sender<Result<(), WriteError>>,
 }
 
 /// What the writer is sent.
@@ -91,7 +104,7 @@ enum Msg {
     Refill,
 }
 
-pub struct DiskWriter {
+pub(super) struct DiskWriter {
     tx: Mutex<Option<SyncSender<Msg>>>,
     /// Events the worker acknowledged since start.
     acked: Arc<AtomicU64>,
@@ -105,10 +118,10 @@ pub struct DiskWriter {
 impl DiskWriter {
     /// Opens and recovers the log, counts its undelivered events into `mem`, and starts the
     /// writer thread, which reads the oldest of them back into the window first.
-    pub fn open(
+    pub(super) fn open(
         sink_id: &str,
         settings: &DiskSettings,
-        mem: Arc<MemoryQueue>,
+        mem: Arc<Window>,
         metrics: DiskMetrics,
     ) -> Result<DiskWriter, LogError> {
         let (log, recovered) = SegmentLog::open(&settings.dir, settings.segment_bytes)?;
@@ -163,7 +176,7 @@ impl DiskWriter {
 
     /// Hands a request's events to the writer. `Err` with the room to give back when the
     /// writer is too far behind.
-    pub fn append(
+    pub(super) fn append(
         &self,
         items: Vec<Bytes>,
         events: u64,
@@ -186,13 +199,13 @@ impl DiskWriter {
     }
 
     /// The worker delivered the `n` oldest events.
-    pub fn acked(&self, n: u64) {
+    pub(super) fn acked(&self, n: u64) {
         self.acked.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Asks the writer to read the next events back into the window now rather than at its
     /// next tick. Never blocks: when its channel is full the writer is busy and looks anyway.
-    pub fn refill(&self) {
+    pub(super) fn refill(&self) {
         if self.wake.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -203,7 +216,7 @@ impl DiskWriter {
     }
 
     /// Reads back from the log that failed since start (the events stayed on disk).
-    pub fn read_errors(&self) -> u64 {
+    pub(super) fn read_errors(&self) -> u64 {
         self.read_errors.load(Ordering::Relaxed)
     }
 }
@@ -211,7 +224,7 @@ impl DiskWriter {
 impl DiskWriter {
     /// Stops the writer once it has written what it was given, fsynced (unless the policy is
     /// `never`) and recorded the last acknowledgements. Blocks; call it off the runtime.
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         // Closing the channel ends the writer's loop.
         self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -230,7 +243,7 @@ impl Drop for DiskWriter {
 struct Writer {
     sink_id: String,
     log: SegmentLog,
-    mem: Arc<MemoryQueue>,
+    mem: Arc<Window>,
     fsync: QueueFsync,
     /// The committed position at start, which is the sequence number of the queue's head
     /// then; with `acked` it gives the committed position now.
@@ -319,7 +332,7 @@ impl Writer {
         self.scratch = all;
         if let Err(e) = appended {
             tracing::error!(sink = %self.sink_id, error = %e, "cannot write to the disk queue; the requests are refused");
-            let reason = e.to_string();
+            let reason = WriteError::Append(e.to_string().into());
             for m in batch.drain(..) {
                 self.mem.release(m.events, m.bytes);
                 let _ = m.reply.send(Err(reason.clone()));
@@ -328,7 +341,8 @@ impl Writer {
         }
         self.unsynced = true;
         let synced = if self.fsync == QueueFsync::Always {
-            self.sync().map_err(|e| e.to_string())
+            self.sync()
+                .map_err(|e| WriteError::Fsync(e.to_string().into()))
         } else {
             Ok(())
         };
@@ -345,7 +359,7 @@ impl Writer {
     }
 
     /// Reads the events after the window back from the log into it, in order: once the window
-    /// has drained to half (see [`MemoryQueue::wants_refill`]), until it is full or nothing
+    /// has drained to half (see [`Window::wants_refill`]), until it is full or nothing
     /// waits on disk, at most [`READS_PER_TURN`] reads per call. True when there is more to
     /// read now. A failed read leaves the events on disk, is logged and counted, and is tried
     /// again after a growing wait.

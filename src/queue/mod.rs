@@ -1,45 +1,71 @@
 //! Per-sink queues of encoded events: bounded by events and bytes, filled all-or-nothing by
-//! dispatch (`try_reserve` then `commit`) and drained by the sink's worker (`next_batch` then
-//! `ack`). Events stay in the queue until their sink acknowledges them, so a batch that fails is
-//! still there to retry, and queue depth counts what is not yet delivered.
+//! dispatch and drained by the sink's worker. Events stay in the queue until their sink
+//! acknowledges them, so a batch that fails is still there to retry, and queue depth counts
+//! what is not yet delivered.
+//!
+//! # The API every queue implements
+//!
+//! [`Queue`] is the one type callers see; what backs it is a closed set (`Backing`), matched
+//! in each method, so a new kind of queue is one variant and one arm per method, with no
+//! dynamic dispatch on the request path. Callers use only:
+//!
+//! * producer (dispatch): [`limits`](Queue::limits), [`try_reserve`](Queue::try_reserve) then
+//!   [`Reservation::grow`] as events are encoded, then [`commit`](Queue::commit), which answers
+//!   at once or with a [`Written`] receipt once the events are durable;
+//! * consumer (the sink's worker): [`next_batch`](Queue::next_batch) then
+//!   [`ack`](Queue::ack) for the oldest events once delivered;
+//! * observers: [`depth`](Queue::depth), [`oldest_age`](Queue::oldest_age), and, for the
+//!   admin API and tests, [`resident`](Queue::resident), [`kind`](Queue::kind) and
+//!   [`read_errors`](Queue::read_errors);
+//! * lifecycle: [`close`](Queue::close) (no more commits; the worker drains) and
+//!   [`close_disk`](Queue::close_disk) (flush the backing store; blocks).
+//!
+//! Every backing keeps a `Window` (`window.rs`) in memory: the worker's view of the oldest
+//! undelivered events, and the accounting of the whole queue's bounds that reservations are
+//! taken against. What differs is where committed events go before the worker sees them and
+//! what an acknowledgement becomes: nothing more for memory; for disk, the segment log
+//! (`log.rs`) through its writer thread (`disk.rs`), and the log's committed position. A
+//! Kafka-backed queue fits the same shape: `commit` produces to the topic and answers
+//! through `Written` once the broker acknowledged, the window is refilled from the consumer,
+//! and `ack` commits the consumer offset. Disk-only operations (recovery, read back, fsync)
+//! stay inside this module.
 
 pub mod disk;
 pub mod log;
-pub mod memory;
+mod window;
 
-pub use memory::{Depth, MemoryQueue, QueueFull, Reservation, Room};
+pub use disk::{WriteError, Written};
+pub use window::{Depth, QueueFull, Reservation};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::config::QueueLimits;
-use disk::{DiskMetrics, DiskSettings, DiskWriter, Written};
+use disk::{DiskMetrics, DiskSettings, DiskWriter};
 use log::LogError;
+use window::Window;
 
-/// A sink's queue: in memory only, or on disk with a window of its oldest events in memory.
-/// Reads, bounds and depth are the memory queue's (for a disk queue the depth counts the events
-/// waiting on disk too); a disk queue also writes each request's events to its log before they
-/// become visible, reads the events beyond the window back as the window drains, and turns
-/// acknowledgements into the log's committed position.
+/// A sink's queue (see the module docs for its API).
 pub struct Queue {
-    mem: Arc<MemoryQueue>,
-    disk: Option<DiskWriter>,
+    window: Arc<Window>,
+    backing: Backing,
 }
 
-impl std::ops::Deref for Queue {
-    type Target = MemoryQueue;
-
-    fn deref(&self) -> &MemoryQueue {
-        &self.mem
-    }
+/// Where a queue's events are kept beyond its in-memory window.
+enum Backing {
+    /// Nowhere: the window is the whole queue.
+    Memory,
+    /// A segment log on disk, written by its own thread; the window holds the oldest events.
+    Disk(DiskWriter),
 }
 
 impl Queue {
     pub fn memory(limits: QueueLimits) -> Queue {
         Queue {
-            mem: Arc::new(MemoryQueue::new(limits)),
-            disk: None,
+            window: Arc::new(Window::new(limits)),
+            backing: Backing::Memory,
         }
     }
 
@@ -51,12 +77,24 @@ impl Queue {
         settings: &DiskSettings,
         metrics: DiskMetrics,
     ) -> Result<Queue, LogError> {
-        let mem = Arc::new(MemoryQueue::with_window(limits, settings.memory));
-        let disk = DiskWriter::open(sink_id, settings, mem.clone(), metrics)?;
+        let window = Arc::new(Window::spilling(limits, settings.memory));
+        let disk = DiskWriter::open(sink_id, settings, window.clone(), metrics)?;
         Ok(Queue {
-            mem,
-            disk: Some(disk),
+            window,
+            backing: Backing::Disk(disk),
         })
+    }
+
+    /// The bounds of the whole queue.
+    pub fn limits(&self) -> QueueLimits {
+        self.window.limits()
+    }
+
+    /// Reserves room for `events` events of `bytes` bytes in total, or refuses if the queue
+    /// would exceed either bound. The room is given back when the reservation is dropped
+    /// uncommitted.
+    pub fn try_reserve(&self, events: u64, bytes: u64) -> Result<Reservation<'_>, QueueFull> {
+        self.window.try_reserve(events, bytes)
     }
 
     /// Puts a request's events in the queue. A memory queue takes them at once (`None`); a
@@ -67,36 +105,43 @@ impl Queue {
         reservation: Reservation<'_>,
         items: Vec<Bytes>,
     ) -> Result<Option<Written>, QueueFull> {
-        match &self.disk {
-            None => {
+        match &self.backing {
+            Backing::Memory => {
                 reservation.commit(items.into_iter());
                 Ok(None)
             }
-            Some(disk) => {
+            Backing::Disk(disk) => {
                 let (events, bytes) = reservation.detach();
                 disk.append(items, events, bytes).map(Some).map_err(|_| {
-                    self.mem.release(events, bytes);
+                    self.window.release(events, bytes);
                     QueueFull
                 })
             }
         }
     }
 
-    pub fn is_disk(&self) -> bool {
-        self.disk.is_some()
-    }
-
-    /// Disk queues: waits for the writer to fsync and record the last deliveries. Blocks.
-    pub fn close_disk(&self) {
-        if let Some(d) = &self.disk {
-            d.close();
-        }
+    /// Waits for at least one event after the first `skip` (events already handed to the
+    /// destination and awaiting its confirmation), then up to `linger` for the batch to fill,
+    /// and puts the oldest such events within the bounds in `out` (reference-counted, not
+    /// copied). They stay queued until [`ack`](Self::ack). `None` once the queue is closed
+    /// with nothing after `skip`.
+    pub async fn next_batch(
+        &self,
+        skip: usize,
+        max_events: usize,
+        max_bytes: usize,
+        linger: Duration,
+        out: &mut Vec<Bytes>,
+    ) -> Option<()> {
+        self.window
+            .next_batch(skip, max_events, max_bytes, linger, out)
+            .await
     }
 
     /// Removes the `n` oldest events after their sink delivered them.
     pub fn ack(&self, n: usize) {
-        let refill = self.mem.ack(n);
-        if let Some(d) = &self.disk {
+        let refill = self.window.ack(n);
+        if let Backing::Disk(d) = &self.backing {
             d.acked(n as u64);
             if refill {
                 d.refill();
@@ -104,9 +149,56 @@ impl Queue {
         }
     }
 
+    /// Undelivered events of the whole queue, in memory and beyond.
+    pub fn depth(&self) -> Depth {
+        self.window.depth()
+    }
+
+    /// How long the oldest undelivered event has waited (zero when the queue is empty).
+    pub fn oldest_age(&self) -> Duration {
+        self.window.oldest_age()
+    }
+
+    /// The events held in memory (all of them for a memory queue).
+    pub fn resident(&self) -> Depth {
+        self.window.resident()
+    }
+
+    /// The most events and the most bytes ever held in memory at once (each its own maximum).
+    pub fn resident_peak(&self) -> Depth {
+        self.window.resident_peak()
+    }
+
+    /// What backs the queue, as the configuration names it: `memory` or `disk`.
+    pub fn kind(&self) -> &'static str {
+        match self.backing {
+            Backing::Memory => "memory",
+            Backing::Disk(_) => "disk",
+        }
+    }
+
+    pub fn is_disk(&self) -> bool {
+        matches!(self.backing, Backing::Disk(_))
+    }
+
+    /// Stops further commits; the worker delivers what is queued and then sees `None`.
+    pub fn close(&self) {
+        self.window.close();
+    }
+
+    /// Disk queues: waits for the writer to fsync and record the last deliveries. Blocks.
+    pub fn close_disk(&self) {
+        if let Backing::Disk(d) = &self.backing {
+            d.close();
+        }
+    }
+
     /// Disk queues: reads of queued events back from the log that failed since start (the
     /// events stay on disk and the read is tried again). Zero for memory queues.
     pub fn read_errors(&self) -> u64 {
-        self.disk.as_ref().map_or(0, DiskWriter::read_errors)
+        match &self.backing {
+            Backing::Memory => 0,
+            Backing::Disk(d) => d.read_errors(),
+        }
     }
 }

@@ -2,7 +2,6 @@
 //! Each request is answered exactly once, counted once, and, if refused, logged once with its
 //! source id and remote address.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -15,17 +14,14 @@ use hyper::body::Incoming;
 use metrics::Counter;
 
 use super::budget::{BodyBudget, Reservation};
-use super::dedup::Seen;
 use super::reject::{json_response, Reject};
 use super::ConnInfo;
 use crate::auth::{AuthError, Signed, Verifier};
 use crate::config::Limits;
-use crate::dispatch::{dispatch_body, Accepted, Source};
+use crate::dedup::Seen;
+use crate::dispatch::dispatch_body;
 use crate::normalize::Timestamp;
-
-/// How long a request waits for its events to reach a disk queue's log before it is refused
-/// (vendors give up after 10-15 s; the events may still land, and be delivered).
-const DISK_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+use crate::routes::{Accepted, Routes, Source};
 
 /// Everything the hooks listener needs to answer requests.
 pub struct Ingest {
@@ -36,14 +32,6 @@ pub struct Ingest {
     /// Body bytes in flight across every connection (`max_inflight_body_bytes`): bounds what
     /// unauthenticated or slow senders can make the server buffer at once.
     pub budget: BodyBudget,
-}
-
-/// What requests are routed by: every enabled source, the per-request limits, and the active
-/// sinks. Replaced atomically, so a request sees one version from start to end.
-pub struct Routes {
-    pub sources: HashMap<String, Arc<Source>>,
-    pub limits: Limits,
-    pub sinks: Vec<Arc<crate::sinks::SinkHandle>>,
 }
 
 pub async fn handle(
@@ -225,7 +213,7 @@ async fn accept(
             Seen::InFlight => return Err(Reject::DuplicateInFlight),
         },
     };
-    let (accepted, written) = dispatch_body(
+    let dispatched = dispatch_body(
         source.clone(),
         body,
         received_at,
@@ -233,16 +221,8 @@ async fn accept(
     )
     .await?;
     // Disk queues answer once the events are in their logs (fsynced, per policy).
-    for w in written {
-        match tokio::time::timeout(DISK_WRITE_TIMEOUT, w).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => {
-                tracing::error!(source = %source.settings.id, error = %e, "disk queue write failed");
-                return Err(Reject::QueueWrite);
-            }
-            Ok(Err(_)) | Err(_) => return Err(Reject::QueueWrite),
-        }
-    }
+    dispatched.durable.wait(&source.settings.id).await?;
+    let accepted = dispatched.accepted;
     if let Some(p) = pending {
         p.done(accepted);
     }

@@ -8,7 +8,6 @@
 
 pub mod budget;
 pub mod conns;
-pub mod dedup;
 pub mod ingest;
 pub mod ops;
 pub mod reject;

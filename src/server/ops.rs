@@ -21,7 +21,7 @@ pub const HIGH_WATER_MARK: f64 = 0.9;
 pub struct Ops {
     pub registry: Arc<Registry>,
     /// The routing table; its sinks are the ones that run.
-    pub routes: Arc<arc_swap::ArcSwap<super::ingest::Routes>>,
+    pub routes: Arc<arc_swap::ArcSwap<crate::routes::Routes>>,
     /// Set once the hooks listener is bound; cleared when shutdown begins.
     pub accepting: AtomicBool,
 }

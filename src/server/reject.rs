@@ -9,6 +9,7 @@ use serde::Serialize;
 use tracing::Level;
 
 use crate::auth::AuthError;
+use crate::dispatch::DispatchError;
 use crate::vendors::DecodeError;
 
 /// Seconds a sender is asked to wait when a queue is full.
@@ -52,6 +53,19 @@ pub enum Reject {
     /// A disk queue could not write (or fsync) the events in time.
     QueueWrite,
     Internal(&'static str),
+}
+
+impl From<DispatchError> for Reject {
+    fn from(e: DispatchError) -> Reject {
+        match e {
+            DispatchError::Decode(e) => Reject::Decode(e),
+            DispatchError::TooManyEvents { limit } => Reject::TooManyEvents { limit },
+            DispatchError::BatchTooLarge { sink } => Reject::BatchTooLarge { sink },
+            DispatchError::QueueFull { sink } => Reject::QueueFull { sink },
+            DispatchError::QueueWrite => Reject::QueueWrite,
+            DispatchError::Internal(why) => Reject::Internal(why),
+        }
+    }
 }
 
 impl Reject {

@@ -1,9 +1,10 @@
-//! `MemoryQueue`: a bounded in-memory queue of encoded events (one `Bytes` each).
+//! `Window`: the in-memory part of a queue, a bounded FIFO of encoded events (one `Bytes`
+//! each) that the sink's worker reads, with the accounting of the whole queue's bounds.
 //!
-//! A memory queue holds every event it accepted. A disk queue's `MemoryQueue` holds only a
-//! window: the oldest undelivered events, up to its own bounds; the events after them are
-//! counted here (as "spilled") but held only in the disk queue's log, which reads them back into
-//! the window, in log order, as deliveries make room. Depth and the queue bounds count both.
+//! A memory queue's window holds every event it accepted. A disk queue's window holds only the
+//! oldest undelivered events, up to its own bounds; the events after them are counted here (as
+//! "spilled") but held only in the disk queue's log, which reads them back into the window, in
+//! log order, as deliveries make room. Depth and the queue bounds count both.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -26,7 +27,7 @@ pub struct QueueFull;
 
 /// A bounded FIFO of encoded events, shared by dispatch (producer) and one sink worker.
 #[derive(Debug)]
-pub struct MemoryQueue {
+pub(super) struct Window {
     limits: QueueLimits,
     /// Disk queues: the most events and bytes held in memory; `None`: everything is (a memory
     /// queue).
@@ -104,7 +105,7 @@ pub struct Depth {
     pub bytes: u64,
 }
 
-/// What a disk queue's writer may read back from its log now; see [`MemoryQueue::refill_room`].
+/// What a disk queue's writer may read back from its log now; see [`Window::refill_room`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Room {
     /// Events and bytes the window can still take.
@@ -116,10 +117,10 @@ pub struct Room {
     pub spilled: u64,
 }
 
-impl MemoryQueue {
+impl Window {
     /// A memory queue: every event it holds is in memory.
-    pub fn new(limits: QueueLimits) -> MemoryQueue {
-        MemoryQueue {
+    pub(super) fn new(limits: QueueLimits) -> Window {
+        Window {
             limits,
             window: None,
             inner: Mutex::new(Inner::default()),
@@ -127,22 +128,18 @@ impl MemoryQueue {
         }
     }
 
-    /// A disk queue's events in memory: at most `window` of the oldest (see the module docs).
-    pub fn with_window(limits: QueueLimits, window: QueueLimits) -> MemoryQueue {
-        MemoryQueue {
+    /// A disk queue's window: at most `window` of its oldest events in memory, the rest
+    /// counted as spilled to its log (see the module docs).
+    pub(super) fn spilling(limits: QueueLimits, window: QueueLimits) -> Window {
+        Window {
             window: Some(window),
-            ..MemoryQueue::new(limits)
+            ..Window::new(limits)
         }
     }
 
     /// The bounds of the whole queue.
-    pub fn limits(&self) -> QueueLimits {
+    pub(super) fn limits(&self) -> QueueLimits {
         self.limits
-    }
-
-    /// Disk queues: the bounds of what is held in memory.
-    pub fn window(&self) -> Option<QueueLimits> {
-        self.window
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -154,7 +151,11 @@ impl MemoryQueue {
     /// Reserves room for `events` events of `bytes` bytes in total, or refuses if the queue
     /// would exceed either bound. The room is released when the reservation is dropped
     /// uncommitted.
-    pub fn try_reserve(&self, events: u64, bytes: u64) -> Result<Reservation<'_>, QueueFull> {
+    pub(super) fn try_reserve(
+        &self,
+        events: u64,
+        bytes: u64,
+    ) -> Result<Reservation<'_>, QueueFull> {
         self.reserve_more(events, bytes)?;
         Ok(Reservation {
             queue: self,
@@ -182,7 +183,7 @@ impl MemoryQueue {
     /// How long the oldest undelivered event has waited (zero when the queue is empty).
     /// Events loaded from a disk queue at start count from the start. Over a long backlog the
     /// ages of events after the oldest are rounded up (see `MAX_STAMPS`).
-    pub fn oldest_age(&self) -> Duration {
+    pub(super) fn oldest_age(&self) -> Duration {
         self.lock()
             .stamps
             .front()
@@ -190,7 +191,7 @@ impl MemoryQueue {
     }
 
     /// Undelivered events of the whole queue: in memory and, for a disk queue, in its log only.
-    pub fn depth(&self) -> Depth {
+    pub(super) fn depth(&self) -> Depth {
         let inner = self.lock();
         Depth {
             events: inner.items.len() as u64 + inner.spilled_events,
@@ -199,7 +200,7 @@ impl MemoryQueue {
     }
 
     /// The events held in memory (a disk queue's window).
-    pub fn resident(&self) -> Depth {
+    pub(super) fn resident(&self) -> Depth {
         let inner = self.lock();
         Depth {
             events: inner.items.len() as u64,
@@ -208,7 +209,7 @@ impl MemoryQueue {
     }
 
     /// The most events and the most bytes ever held in memory at once (each its own maximum).
-    pub fn resident_peak(&self) -> Depth {
+    pub(super) fn resident_peak(&self) -> Depth {
         let inner = self.lock();
         Depth {
             events: inner.peak_events,
@@ -217,7 +218,7 @@ impl MemoryQueue {
     }
 
     /// Stops further commits; the worker delivers what is queued and then sees `None`.
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_waiters();
         self.ready.notify_one();
@@ -228,7 +229,7 @@ impl MemoryQueue {
     /// and returns copies (reference-counted, not byte copies) of the oldest such events within
     /// the bounds. The events stay queued until [`ack`](Self::ack). `None` once the queue is
     /// closed with nothing after `skip`, in memory or on disk.
-    pub async fn next_batch(
+    pub(super) async fn next_batch(
         &self,
         skip: usize,
         max_events: usize,
@@ -284,7 +285,12 @@ impl MemoryQueue {
     /// Appends events whose room a detached reservation holds (see [`Reservation::detach`]),
     /// in the order the disk queue wrote them: into memory while they fit the window and
     /// nothing is waiting on disk before them, else counted as waiting on disk only.
-    pub fn push_reserved(&self, events: u64, bytes: u64, items: impl Iterator<Item = Bytes>) {
+    pub(super) fn push_reserved(
+        &self,
+        events: u64,
+        bytes: u64,
+        items: impl Iterator<Item = Bytes>,
+    ) {
         let mut inner = self.lock();
         inner.reserved_events -= events.min(inner.reserved_events);
         inner.reserved_bytes -= bytes.min(inner.reserved_bytes);
@@ -304,7 +310,7 @@ impl MemoryQueue {
     }
 
     /// Gives back the room of a detached reservation whose events were not written.
-    pub fn release(&self, events: u64, bytes: u64) {
+    pub(super) fn release(&self, events: u64, bytes: u64) {
         let mut inner = self.lock();
         inner.reserved_events -= events.min(inner.reserved_events);
         inner.reserved_bytes -= bytes.min(inner.reserved_bytes);
@@ -313,7 +319,7 @@ impl MemoryQueue {
     /// Counts the undelivered events a disk queue recovered at start, all on disk only until
     /// the writer reads the window back; whatever the bounds say (a smaller bound than before
     /// only makes new requests wait). Their age counts from now.
-    pub fn recovered(&self, events: u64, bytes: u64) {
+    pub(super) fn recovered(&self, events: u64, bytes: u64) {
         let mut inner = self.lock();
         inner.spilled_events += events;
         inner.spilled_bytes += bytes;
@@ -323,7 +329,7 @@ impl MemoryQueue {
     /// Whether a disk queue's window has drained enough to be worth refilling from the log:
     /// events wait on disk and the window is at most half full (by events and by bytes), so
     /// reads come in large chunks rather than one per acknowledgement.
-    pub fn wants_refill(&self) -> bool {
+    pub(super) fn wants_refill(&self) -> bool {
         Self::wants(&self.lock(), self.window)
     }
 
@@ -337,7 +343,7 @@ impl MemoryQueue {
     }
 
     /// What the window can take now, or `None` when nothing waits on disk or it is full.
-    pub fn refill_room(&self) -> Option<Room> {
+    pub(super) fn refill_room(&self) -> Option<Room> {
         let w = self.window?;
         let inner = self.lock();
         let room = Room {
@@ -351,7 +357,7 @@ impl MemoryQueue {
 
     /// Moves events the writer read back from the log (the next ones after the window, in
     /// order) into memory, and wakes the worker.
-    pub fn push_read(&self, items: impl Iterator<Item = Bytes>) {
+    pub(super) fn push_read(&self, items: impl Iterator<Item = Bytes>) {
         let mut inner = self.lock();
         for item in items {
             inner.spilled_events = inner.spilled_events.saturating_sub(1);
@@ -364,7 +370,7 @@ impl MemoryQueue {
 
     /// Removes the `n` oldest events after their sink delivered them. True when a disk queue's
     /// window should now be refilled from its log (see [`wants_refill`](Self::wants_refill)).
-    pub fn ack(&self, n: usize) -> bool {
+    pub(super) fn ack(&self, n: usize) -> bool {
         let mut inner = self.lock();
         let mut left = n.min(inner.items.len());
         while left > 0 {
@@ -388,10 +394,10 @@ impl MemoryQueue {
     }
 }
 
-/// Room held in a queue for one request's events; see [`MemoryQueue::try_reserve`].
+/// Room held in a queue for one request's events; see [`Queue::try_reserve`](super::Queue::try_reserve).
 #[derive(Debug)]
 pub struct Reservation<'q> {
-    queue: &'q MemoryQueue,
+    queue: &'q Window,
     events: u64,
     bytes: u64,
 }
@@ -421,9 +427,9 @@ impl Reservation<'_> {
         }
     }
 
-    /// Hands the reserved room to someone who will call [`MemoryQueue::push_reserved`] or
-    /// [`MemoryQueue::release`] later; returns `(events, bytes)`.
-    pub fn detach(mut self) -> (u64, u64) {
+    /// Hands the reserved room to someone who will call [`Window::push_reserved`] or
+    /// [`Window::release`] later; returns `(events, bytes)`.
+    pub(super) fn detach(mut self) -> (u64, u64) {
         let held = (self.events, self.bytes);
         self.events = 0;
         self.bytes = 0;
@@ -432,7 +438,7 @@ impl Reservation<'_> {
 
     /// Appends the events (exactly the reserved number and size) and wakes the worker. For
     /// memory queues; a disk queue's events go through its writer.
-    pub fn commit(mut self, items: impl Iterator<Item = Bytes>) {
+    pub(super) fn commit(mut self, items: impl Iterator<Item = Bytes>) {
         let (events, bytes) = (self.events, self.bytes);
         self.events = 0;
         self.bytes = 0;
@@ -455,8 +461,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn q(events: u64, bytes: u64) -> MemoryQueue {
-        MemoryQueue::new(QueueLimits {
+    fn q(events: u64, bytes: u64) -> Window {
+        Window::new(QueueLimits {
             max_events: events,
             max_bytes: bytes,
         })
@@ -610,8 +616,8 @@ mod tests {
         assert_eq!(out, [Bytes::from_static(b"ccc")]);
     }
 
-    fn windowed(events: u64, bytes: u64) -> MemoryQueue {
-        MemoryQueue::with_window(
+    fn windowed(events: u64, bytes: u64) -> Window {
+        Window::spilling(
             QueueLimits {
                 max_events: 1000,
                 max_bytes: 100_000,
@@ -623,7 +629,7 @@ mod tests {
         )
     }
 
-    fn push(q: &MemoryQueue, items: &[&'static [u8]]) {
+    fn push(q: &Window, items: &[&'static [u8]]) {
         let bytes: u64 = items.iter().map(|i| i.len() as u64).sum();
         let (e, b) = q.try_reserve(items.len() as u64, bytes).unwrap().detach();
         q.push_reserved(e, b, items.iter().map(|i| Bytes::from_static(i)));

@@ -24,39 +24,48 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Signed;
 use crate::config::DedupSettings;
-use crate::dispatch::Accepted;
 
 type Key = [u8; 32];
 
 #[derive(Debug, Clone, Copy)]
-enum State {
+enum State<R> {
     InFlight,
-    Done(Accepted),
+    Done(R),
 }
 
-pub struct Dedup {
+/// The memory of one source's requests; `R` is the receipt a duplicate is answered with (the
+/// request path's `routes::Accepted`).
+pub struct Dedup<R> {
     settings: DedupSettings,
-    inner: Mutex<Inner>,
+    inner: Mutex<Inner<R>>,
 }
 
 /// One remembered request.
 #[derive(Debug, Clone, Copy)]
-struct Entry {
+struct Entry<R> {
     /// When it was first seen: identifies this entry in `order`.
     at: Instant,
     /// Forgotten from then on (once queued).
     until: Instant,
-    state: State,
+    state: State<R>,
 }
 
-#[derive(Default)]
-struct Inner {
-    seen: HashMap<Key, Entry>,
+struct Inner<R> {
+    seen: HashMap<Key, Entry<R>>,
     /// Keys in insertion order, for expiry and the size bound.
     order: VecDeque<(Key, Instant)>,
 }
 
-impl Inner {
+impl<R> Default for Inner<R> {
+    fn default() -> Self {
+        Inner {
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<R> Inner<R> {
     /// Drops the oldest key, unless it was seen again since (a newer entry owns it then).
     fn forget_front(&mut self, k: Key, at: Instant) {
         self.order.pop_front();
@@ -82,26 +91,26 @@ impl Inner {
 }
 
 /// What a request is, seen from the window.
-pub enum Seen<'a> {
+pub enum Seen<'a, R> {
     /// First time: queue it, then [`Pending::done`].
-    New(Pending<'a>),
+    New(Pending<'a, R>),
     /// Queued before, within the window: answer with this receipt.
-    Duplicate(Accepted),
+    Duplicate(R),
     /// The same request is being queued right now.
     InFlight,
 }
 
 /// A first request being queued; dropped without `done`, it is forgotten.
-pub struct Pending<'a> {
-    dedup: &'a Dedup,
+pub struct Pending<'a, R> {
+    dedup: &'a Dedup<R>,
     key: Key,
     /// How long to remember it once queued.
     keep: Duration,
     armed: bool,
 }
 
-impl Pending<'_> {
-    pub fn done(mut self, accepted: Accepted) {
+impl<R> Pending<'_, R> {
+    pub fn done(mut self, accepted: R) {
         self.armed = false;
         let mut inner = self.dedup.lock();
         if let Some(entry) = inner.seen.get_mut(&self.key) {
@@ -111,7 +120,7 @@ impl Pending<'_> {
     }
 }
 
-impl Drop for Pending<'_> {
+impl<R> Drop for Pending<'_, R> {
     fn drop(&mut self) {
         if self.armed {
             self.dedup.lock().seen.remove(&self.key);
@@ -119,8 +128,15 @@ impl Drop for Pending<'_> {
     }
 }
 
-impl Dedup {
-    pub fn new(settings: DedupSettings) -> Dedup {
+impl<R> Dedup<R> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<R>> {
+        // Every update is a map insert or remove; a poisoned lock holds consistent data.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<R: Copy> Dedup<R> {
+    pub fn new(settings: DedupSettings) -> Dedup<R> {
         Dedup {
             settings,
             inner: Mutex::new(Inner::default()),
@@ -130,11 +146,6 @@ impl Dedup {
     /// What this memory was built from (a reload keeps it when these stay the same).
     pub fn settings(&self) -> DedupSettings {
         self.settings
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // Every update is a map insert or remove; a poisoned lock holds consistent data.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The key of a verified request: what its sender signed (see the module docs).
@@ -161,7 +172,7 @@ impl Dedup {
 
     /// Looks a request up, and remembers it if it is new. Once queued it is remembered for the
     /// window, or for `replayable` if longer (how long a replay of it would still verify).
-    pub fn check(&self, key: Key, replayable: Duration) -> Seen<'_> {
+    pub fn check(&self, key: Key, replayable: Duration) -> Seen<'_, R> {
         let now = Instant::now();
         let mut inner = self.lock();
         inner.expire(now);
@@ -203,7 +214,7 @@ impl Dedup {
 
     /// [`check`](Self::check) for a verified request: its key and how long a replay of it
     /// would still verify, from what it signed.
-    pub fn check_request(&self, signed: &Signed<'_>, body: &[u8]) -> Seen<'_> {
+    pub fn check_request(&self, signed: &Signed<'_>, body: &[u8]) -> Seen<'_, R> {
         self.check(
             Self::key(signed, body),
             signed.replayable_for(SystemTime::now()),
@@ -214,6 +225,9 @@ impl Dedup {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::routes::Accepted;
+
+    type Dedup = super::Dedup<Accepted>;
 
     fn accepted(n: usize) -> Accepted {
         Accepted {

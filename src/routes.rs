@@ -1,0 +1,119 @@
+//! The runtime source, in one place: the routing table the hooks listener reads ([`Routes`]),
+//! each configured source as the request path uses it ([`Source`]: settings, metric handles,
+//! target sinks, de-duplication window, live counters), and the receipt a request gets
+//! ([`Accepted`]). Built by `control` from validated settings, swapped whole on a reload, read
+//! by `server::ingest` and `dispatch`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::config::{Limits, SinkFilter, SourceSettings};
+use crate::dedup::Dedup;
+use crate::metrics::SourceMetrics;
+use crate::normalize::Timestamp;
+use crate::sinks::{Encoding, SinkHandle};
+
+/// What requests are routed by: every enabled source, the per-request limits, and the active
+/// sinks. Replaced atomically, so a request sees one version from start to end.
+pub struct Routes {
+    pub sources: HashMap<String, Arc<Source>>,
+    pub limits: Limits,
+    pub sinks: Vec<Arc<SinkHandle>>,
+}
+
+/// A configured source with what the request path needs at hand.
+pub struct Source {
+    pub settings: Arc<SourceSettings>,
+    pub metrics: Arc<SourceMetrics>,
+    /// The source's sinks, in a fixed order.
+    pub targets: Vec<Target>,
+    /// Remembered requests, when de-duplication is on.
+    pub dedup: Option<Arc<Dedup<Accepted>>>,
+    /// Counters the admin API shows; they outlive changes to the source.
+    pub stats: Arc<SourceStats>,
+}
+
+/// A source's live counters since the process started.
+#[derive(Debug, Default)]
+pub struct SourceStats {
+    pub events_accepted: AtomicU64,
+    /// Unix milliseconds of the last accepted request with events; 0 before the first.
+    pub last_event_ms: AtomicI64,
+    pub auth_failures: AtomicU64,
+    /// Unix milliseconds of the last warning logged about unrecognised bodies; at most one a
+    /// minute per source, so a misconfigured sender cannot flood the log.
+    pub unrecognized_logged_ms: AtomicI64,
+}
+
+impl SourceStats {
+    /// Counts a request's accepted events, received at `at`.
+    pub fn accepted(&self, events: usize, at: Timestamp) {
+        if events == 0 {
+            return;
+        }
+        self.events_accepted
+            .fetch_add(events as u64, Ordering::Relaxed);
+        self.last_event_ms.store(at.millis(), Ordering::Relaxed);
+    }
+
+    pub fn auth_failure(&self) {
+        self.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether a warning about unrecognised bodies may be logged at `at`: true at most once per
+    /// [`UNRECOGNIZED_LOG_INTERVAL_MS`].
+    pub fn may_log_unrecognized(&self, at: Timestamp) -> bool {
+        let last = self.unrecognized_logged_ms.load(Ordering::Relaxed);
+        let due = last == 0 || at.millis().saturating_sub(last) >= UNRECOGNIZED_LOG_INTERVAL_MS;
+        due && self
+            .unrecognized_logged_ms
+            .compare_exchange(
+                last,
+                at.millis().max(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+}
+
+/// At most one warning a minute per source about bodies of an unrecognised shape.
+pub const UNRECOGNIZED_LOG_INTERVAL_MS: i64 = 60_000;
+
+/// One sink a source routes to: the sink, its filter, and this source's encoding for it.
+pub struct Target {
+    pub sink: Arc<SinkHandle>,
+    pub filter: SinkFilter,
+    pub encoding: Encoding,
+}
+
+/// What a request delivered into the queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// Events decoded from the body.
+    pub events: usize,
+    /// Of those, events the source's filter dropped on purpose.
+    pub filtered: usize,
+    /// The source is suppressed: the events were counted and not forwarded.
+    pub suppressed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unrecognized_warning_at_most_once_a_minute() {
+        let stats = SourceStats::default();
+        let t0 = Timestamp(1_700_000_000_000);
+        assert!(stats.may_log_unrecognized(t0));
+        assert!(!stats.may_log_unrecognized(t0));
+        assert!(
+            !stats.may_log_unrecognized(Timestamp(t0.millis() + UNRECOGNIZED_LOG_INTERVAL_MS - 1))
+        );
+        assert!(stats.may_log_unrecognized(Timestamp(t0.millis() + UNRECOGNIZED_LOG_INTERVAL_MS)));
+        // A clock that stepped back does not log again before the minute is over.
+        assert!(!stats.may_log_unrecognized(t0));
+    }
+}
