@@ -14,7 +14,6 @@ mod common;
 mod hec;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
@@ -26,18 +25,6 @@ const TOKEN: &str = "5b0c7c4e-8a0f-4f3e-9d57-2f1c0e6a9b11";
 const TOKEN2: &str = "e1d2c3b4-a596-4877-8899-aabbccddeeff";
 /// How long "nothing more arrives" is watched for after the expected events arrived.
 const QUIET: Duration = Duration::from_millis(300);
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture_element(file: &str) -> Value {
-    let body = std::fs::read_to_string(repo().join("fixtures/vendors").join(file)).unwrap();
-    match serde_json::from_str::<Value>(&body).unwrap() {
-        Value::Array(mut a) => a.remove(0),
-        v => v,
-    }
-}
 
 const PRISMA_SEVERITIES: [&str; 5] = ["high", "medium", "low", "critical", "informational"];
 
@@ -95,11 +82,7 @@ linger = "0ms"
 
 /// A source without auth (loopback tests) routing to `sinks`; `extra` may hold `[sources.hec]`.
 fn source(id: &str, vendor: &str, sinks: &[&str], extra: &str) -> String {
-    let sinks = sinks
-        .iter()
-        .map(|s| format!("{s:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let sinks = toml_list(sinks.iter().copied());
     format!(
         r#"
 [[sources]]
@@ -144,22 +127,16 @@ async fn post_events(gw: &TestGateway, source: &str, events: &[Value]) {
     );
 }
 
-async fn metrics_text(gw: &TestGateway) -> String {
-    let (status, text) = get_text(gw.metrics_addr(), "/metrics").await;
-    assert_eq!(status, StatusCode::OK);
-    text
-}
-
 /// A sink metric (absent counts as 0).
 async fn sink_metric(gw: &TestGateway, name: &str, sink: &str) -> f64 {
-    metric(&metrics_text(gw).await, name, &[("sink", sink)]).unwrap_or(0.0)
+    metric(&gw.metrics_text().await, name, &[("sink", sink)]).unwrap_or(0.0)
 }
 
 /// Polls `/metrics` (bounded, 10 s) until `name{sink}` is at least `want`; returns its value.
 async fn sink_metric_reaches(gw: &TestGateway, name: &str, sink: &str, want: f64) -> f64 {
     let mut text = String::new();
     for _ in 0..200 {
-        text = metrics_text(gw).await;
+        text = gw.metrics_text().await;
         if let Some(v) = metric(&text, name, &[("sink", sink)]) {
             if v >= want {
                 return v;
@@ -168,27 +145,6 @@ async fn sink_metric_reaches(gw: &TestGateway, name: &str, sink: &str, want: f64
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{name}{{sink={sink:?}}} never reached {want}:\n{text}");
-}
-
-async fn readyz(gw: &TestGateway) -> (StatusCode, Value) {
-    let (status, body) = get_text(gw.metrics_addr(), "/readyz").await;
-    let v =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/readyz not JSON ({e}): {body}"));
-    (status, v)
-}
-
-/// Polls `/readyz` (bounded, 10 s) until it answers `want`; returns the last body.
-async fn readyz_becomes(gw: &TestGateway, want: StatusCode) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..200 {
-        let (status, body) = readyz(gw).await;
-        if status == want {
-            return body;
-        }
-        last = body;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("/readyz never answered {want}; last: {last}");
 }
 
 /// Asserts a not-ready `/readyz` body names `sink` in one of its reasons.
@@ -436,7 +392,7 @@ async fn batches_arrive_complete_with_the_right_envelope() {
         }
     }
 
-    let text = metrics_text(&gw).await;
+    let text = gw.metrics_text().await;
     for sink in ["splunk", "splunk_plain"] {
         assert_eq!(
             metric(&text, "siemgate_events_delivered_total", &[("sink", sink)]),
@@ -664,10 +620,10 @@ async fn token_error_holds_the_queue_until_it_works() {
         hec.event_request_count() >= 3
     })
     .await;
-    let body = readyz_becomes(&gw, StatusCode::SERVICE_UNAVAILABLE).await;
+    let body = gw.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
     assert_names_sink(&body, "splunk");
     assert_eq!(hec.indexed_count(), 0);
-    let text = metrics_text(&gw).await;
+    let text = gw.metrics_text().await;
     let m = |name: &str| metric(&text, name, &[("sink", "splunk")]).unwrap_or(0.0);
     assert_eq!(m("siemgate_events_delivered_total"), 0.0, "{text}");
     assert_eq!(
@@ -685,14 +641,14 @@ async fn token_error_holds_the_queue_until_it_works() {
         assert_eq!(r.ids(), prisma_ids(0..6), "request {i}: the held batch");
     }
     // Still not ready while it keeps failing.
-    let (status, body) = readyz(&gw).await;
+    let (status, body) = gw.readyz_json().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 
     hec.set_fallback(Scripted::success());
     let indexed = wait_indexed(&hec, 6).await;
     let ids: Vec<String> = indexed.iter().map(HecEvent::id).collect();
     assert_eq!(ids, prisma_ids(0..6), "indexed once each, in order");
-    readyz_becomes(&gw, StatusCode::OK).await;
+    gw.readyz_becomes(StatusCode::OK).await;
     assert_eq!(
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         6.0
@@ -714,7 +670,7 @@ async fn server_down_at_first_then_up_gets_every_event() {
     let alerts: Vec<Value> = (0..5).map(prisma_alert).collect();
     post_events(&gw, "prisma", &alerts).await;
 
-    let body = readyz_becomes(&gw, StatusCode::SERVICE_UNAVAILABLE).await;
+    let body = gw.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
     assert_names_sink(&body, "splunk");
     sink_metric_reaches(&gw, "siemgate_sink_retries_total", "splunk", 1.0).await;
     assert_eq!(
@@ -726,7 +682,7 @@ async fn server_down_at_first_then_up_gets_every_event() {
     let indexed = wait_indexed(&hec, 5).await;
     let ids: Vec<String> = indexed.iter().map(HecEvent::id).collect();
     assert_eq!(ids, prisma_ids(0..5), "indexed once each, in order");
-    readyz_becomes(&gw, StatusCode::OK).await;
+    gw.readyz_becomes(StatusCode::OK).await;
     assert_eq!(
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         5.0
@@ -858,7 +814,7 @@ async fn other_config_errors_hold_the_queue_too() {
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         4.0
     );
-    readyz_becomes(&gw, StatusCode::OK).await;
+    gw.readyz_becomes(StatusCode::OK).await;
     gw.stop().await;
     hec.assert_no_problems();
 }
@@ -871,7 +827,7 @@ async fn wrong_token_at_start_is_found_by_the_health_probe() {
     let hec = HecServer::start("some-other-token").await;
     let gw = start(&one_sink_config(&hec.url(), "", 50)).await;
 
-    let body = readyz_becomes(&gw, StatusCode::SERVICE_UNAVAILABLE).await;
+    let body = gw.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
     assert_names_sink(&body, "splunk");
     eventually("a second health probe while not ready", || {
         hec.health_requests().len() >= 2
@@ -893,7 +849,7 @@ async fn wrong_token_at_start_is_found_by_the_health_probe() {
     );
 
     hec.set_token(TOKEN);
-    readyz_becomes(&gw, StatusCode::OK).await;
+    gw.readyz_becomes(StatusCode::OK).await;
     let alerts: Vec<Value> = (0..3).map(prisma_alert).collect();
     post_events(&gw, "prisma", &alerts).await;
     let indexed = wait_indexed(&hec, 3).await;

@@ -33,7 +33,6 @@ mod common;
 mod syslog;
 
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -57,30 +56,11 @@ const NASTY: &str = "a^b|c=d\\e\rf\ng\th – Zugriff verweigert – ü 日本 �
 // Config
 // ---------------------------------------------------------------------------------------------
 
-/// One `[[sinks]]` table of type syslog, no linger; `keys` are more `key = value` lines.
-fn syslog_sink(id: &str, addr: SocketAddr, keys: &str) -> String {
-    format!(
-        r#"
-[[sinks]]
-id = "{id}"
-type = "syslog"
-address = "{addr}"
-{keys}
-[sinks.batch]
-linger = "0ms"
-"#
-    )
-}
-
 /// The server, the file sink `out`, the given syslog sinks and four sources routed to `out`
 /// and every syslog sink: `prisma` (prisma_cloud), `wallarm`, `plain` (generic, no mapping)
 /// and `mapped` (generic with a mapping of every Event field).
 fn config(sinks: &[String], ids: &[&str]) -> String {
-    let list = std::iter::once("out")
-        .chain(ids.iter().copied())
-        .map(|s| format!("{s:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = toml_list(std::iter::once("out").chain(ids.iter().copied()));
     let auth = r#"auth = { scheme = "token", header = "Authorization", prefix = "Bearer ", secret = "tok" }"#;
     format!(
         r#"{PLAIN_SERVER}{FILE_SINK}{sinks}
@@ -215,33 +195,8 @@ fn file_line_texts(gw: &TestGateway) -> Vec<String> {
         .collect()
 }
 
-async fn metrics_text(gw: &TestGateway) -> String {
-    let (status, text) = get_text(gw.metrics_addr(), "/metrics").await;
-    assert_eq!(status, StatusCode::OK);
-    text
-}
-
 async fn sink_metric(gw: &TestGateway, name: &str, sink: &str) -> Option<f64> {
-    metric(&metrics_text(gw).await, name, &[("sink", sink)])
-}
-
-/// Polls an async condition every 50 ms for up to `bound`.
-async fn poll_until<F, Fut>(what: &str, bound: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + bound;
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {bound:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    metric(&gw.metrics_text().await, name, &[("sink", sink)])
 }
 
 /// Waits until the sample `name{sink}` equals `want`, for up to [`BOUND`].
@@ -264,7 +219,7 @@ async fn wait_metric(gw: &TestGateway, name: &str, sink: &str, want: f64) {
 async fn wait_readyz(gw: &TestGateway, want: StatusCode, needle: &str) -> String {
     let deadline = Instant::now() + BOUND;
     loop {
-        let (status, body) = get_text(gw.metrics_addr(), "/readyz").await;
+        let (status, body) = gw.readyz().await;
         if status == want && body.contains(needle) {
             return body;
         }
@@ -748,7 +703,7 @@ app_name = "siemgate-it""#,
     }
 
     wait_metric(&gw, "siemgate_events_delivered_total", "qradar", 7.0).await;
-    let text = metrics_text(&gw).await;
+    let text = gw.metrics_text().await;
     let m = |name: &str| metric(&text, name, &[("sink", "qradar")]);
     assert_eq!(
         m("siemgate_events_failed_total").unwrap_or(0.0),
@@ -1509,7 +1464,7 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
     );
     assert!(r2.connections() >= 1);
 
-    let text = metrics_text(&gw).await;
+    let text = gw.metrics_text().await;
     let m = |name: &str| metric(&text, name, &[("sink", "siem")]);
     assert!(
         m("siemgate_sink_reconnects_total").unwrap_or(0.0) >= 1.0,
@@ -1613,7 +1568,7 @@ async fn untrusted_tls_certificate_holds_the_queue() {
         0,
         "nothing delivered over an untrusted connection"
     );
-    let text = metrics_text(&gw).await;
+    let text = gw.metrics_text().await;
     let m = |name: &str| metric(&text, name, &[("sink", "qradar")]);
     assert_eq!(m("siemgate_queue_events"), Some(3.0), "all held: {text}");
     assert_eq!(m("siemgate_events_delivered_total").unwrap_or(0.0), 0.0);

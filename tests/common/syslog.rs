@@ -44,6 +44,21 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// One `[[sinks]]` table of type syslog, no linger; `keys` are more `key = value` lines.
+pub fn syslog_sink(id: &str, addr: SocketAddr, keys: &str) -> String {
+    format!(
+        r#"
+[[sinks]]
+id = "{id}"
+type = "syslog"
+address = "{addr}"
+{keys}
+[sinks.batch]
+linger = "0ms"
+"#
+    )
+}
+
 /// Largest MSG-LEN the stream receivers accept (the sink's upper bound is 65,000).
 pub const MAX_FRAME: usize = 1_000_000;
 

@@ -33,13 +33,15 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 
-use crate::binary::Process;
+use crate::common::binary::Process;
 use crate::common::{get_text, metric, post, read_lines, send, send_tls, tls_client, Answer};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
-use syslog::{first_control, parse_cef, parse_leef, parse_rfc5424, Framing, Pki, StreamReceiver};
+use syslog::{
+    first_control, parse_cef, parse_leef, parse_rfc5424, syslog_sink, Framing, Pki, StreamReceiver,
+};
 
 /// Bound on waiting for a sink to deliver (or to give up).
 const BOUND: Duration = Duration::from_secs(10);
@@ -64,21 +66,6 @@ async fn within_bound(mut f: impl FnMut() -> bool) -> bool {
 const CONTROLS: &str = "n\0e\x1bb\x07v\x0bf\x0cd\x7ft\tr\rl\nN\u{85}L\u{2028}P\u{2029}end";
 /// `CONTROLS` as LEEF and CEF headers carry it: every one of them a space.
 const SPACED: &str = "n e b v f d t r l N L P end";
-
-/// A `[[sinks]]` table of type syslog, no linger; `keys` are more `key = value` lines.
-fn syslog_sink(id: &str, addr: std::net::SocketAddr, keys: &str) -> String {
-    format!(
-        r#"
-[[sinks]]
-id = "{id}"
-type = "syslog"
-address = "{addr}"
-{keys}
-[sinks.batch]
-linger = "0ms"
-"#
-    )
-}
 
 #[tokio::test]
 async fn control_characters_reach_syslog_as_spaces() {
