@@ -274,6 +274,40 @@ pub fn tls_client(
     Arc::new(cfg)
 }
 
+/// Certificate params of a CA named `cn` as `openssl req -x509` makes one: CA:TRUE
+/// (unconstrained), keyCertSign, cRLSign and digitalSignature, no subjectAltName.
+pub fn ca_params(cn: &str) -> rcgen::CertificateParams {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p
+}
+
+/// A rustls server config (ring, safe default protocol versions, no client authentication)
+/// presenting `chain` with `key`.
+pub fn tls_server_config(
+    chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    key: &rcgen::KeyPair,
+) -> Arc<rustls::ServerConfig> {
+    let key_der = rustls_pki_types::PrivateKeyDer::Pkcs8(
+        rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
+    );
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .unwrap();
+    Arc::new(server)
+}
+
 /// Sends one request over TLS (HTTP/2 if `h2`, else HTTP/1.1); returns the answer and the
 /// negotiated ALPN protocol.
 pub async fn send_tls(
