@@ -587,7 +587,26 @@ app_name = "siemgate-it""#,
     post_ok(&gw, "wallarm", WALLARM.to_owned(), 2).await;
     let events = file_events(&gw, 7).await;
     wait_count("the receiver", || r.count(), 7).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_metric(&gw, "siemgate_events_delivered_total", "qradar", 7.0).await;
+    let text = gw.metrics_text().await;
+    let m = |name: &str| metric(&text, name, &[("sink", "qradar")]);
+    assert_eq!(
+        m("siemgate_events_failed_total").unwrap_or(0.0),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        m("siemgate_sink_truncations_total").unwrap_or(0.0),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        m("siemgate_sink_reconnects_total").unwrap_or(0.0),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(m("siemgate_queue_events"), Some(0.0), "{text}");
+    gw.stop().await;
     let msgs = r.messages();
     assert_eq!(msgs.len(), 7, "one message per event");
     assert_no_receiver_errors(&r, "receiver");
@@ -702,26 +721,6 @@ app_name = "siemgate-it""#,
         );
     }
 
-    wait_metric(&gw, "siemgate_events_delivered_total", "qradar", 7.0).await;
-    let text = gw.metrics_text().await;
-    let m = |name: &str| metric(&text, name, &[("sink", "qradar")]);
-    assert_eq!(
-        m("siemgate_events_failed_total").unwrap_or(0.0),
-        0.0,
-        "{text}"
-    );
-    assert_eq!(
-        m("siemgate_sink_truncations_total").unwrap_or(0.0),
-        0.0,
-        "{text}"
-    );
-    assert_eq!(
-        m("siemgate_sink_reconnects_total").unwrap_or(0.0),
-        0.0,
-        "{text}"
-    );
-    assert_eq!(m("siemgate_queue_events"), Some(0.0), "{text}");
-    gw.stop().await;
     assert_no_receiver_errors(&r, "receiver after shutdown");
 }
 
@@ -912,7 +911,7 @@ enterprise_number = 99999"#,
     .await;
     let events = file_events(&gw, 9).await;
     wait_count("the receiver", || r.count(), 9).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.stop().await;
     assert_no_receiver_errors(&r, "receiver");
     let msgs = r.messages();
     assert_eq!(
@@ -989,7 +988,6 @@ enterprise_number = 99999"#,
     let (c, _) = &cefs[8];
     assert_eq!(c.name, "generic:alert:new", "no title: the event id name");
     assert_eq!(c.severity, "3");
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -1018,7 +1016,8 @@ app_name = "siemgate-json"
     let events = file_events(&gw, 8).await;
     let lines = file_line_texts(&gw);
     wait_count("the TLS receiver", || r.count(), 8).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_metric(&gw, "siemgate_events_delivered_total", "json", 8.0).await;
+    gw.stop().await;
     assert_no_receiver_errors(&r, "TLS receiver");
     let msgs = r.messages();
     assert_eq!(msgs.len(), 8);
@@ -1044,8 +1043,6 @@ app_name = "siemgate-json"
         assert!(json.get("truncated").is_none());
     }
     assert_eq!(events[7]["title"], NASTY);
-    wait_metric(&gw, "siemgate_events_delivered_total", "json", 8.0).await;
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -1070,7 +1067,8 @@ hostname = "gw-udp""#,
     .await;
     let events = file_events(&gw, 8).await;
     wait_count("the UDP receiver", || r.count(), 8).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_metric(&gw, "siemgate_sink_truncations_total", "udp", 1.0).await;
+    gw.stop().await;
     let msgs = r.messages();
     assert_eq!(msgs.len(), 8, "one datagram per event, nothing split");
     let h = Header {
@@ -1096,8 +1094,6 @@ hostname = "gw-udp""#,
             check_leef(body, ev, '^');
         }
     }
-    wait_metric(&gw, "siemgate_sink_truncations_total", "udp", 1.0).await;
-    gw.stop().await;
 }
 
 /// UDP datagrams never exceed `max_message_bytes`, even for events whose non-cuttable parts
@@ -1151,7 +1147,7 @@ hostname = "gw""#,
         async move { done }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.stop().await;
     let mut over = Vec::new();
     for (name, r) in [("udp_json", &rj), ("udp_leef", &rl)] {
         for m in r.messages() {
@@ -1169,7 +1165,6 @@ hostname = "gw""#,
             }
         }
     }
-    gw.stop().await;
     assert_eq!(
         over,
         Vec::<String>::new(),
