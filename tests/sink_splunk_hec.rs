@@ -23,8 +23,6 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "5b0c7c4e-8a0f-4f3e-9d57-2f1c0e6a9b11";
 const TOKEN2: &str = "e1d2c3b4-a596-4877-8899-aabbccddeeff";
-/// How long "nothing more arrives" is watched for after the expected events arrived.
-const QUIET: Duration = Duration::from_millis(300);
 
 const PRISMA_SEVERITIES: [&str; 5] = ["high", "medium", "low", "critical", "informational"];
 
@@ -157,11 +155,10 @@ fn assert_names_sink(body: &Value, sink: &str) {
     assert!(named, "/readyz reasons do not name sink {sink:?}: {body}");
 }
 
-/// Waits (bounded) until `hec` indexed `n` events, then a little more, and checks it indexed
-/// exactly `n`.
+/// Waits (bounded) until `hec` indexed `n` events and checks it indexed exactly `n`;
+/// [`stop_with_nothing_more`] checks at the end of the test that nothing more arrived.
 async fn wait_indexed(hec: &HecServer, n: usize) -> Vec<HecEvent> {
     eventually(&format!("{n} events indexed"), || hec.indexed_count() >= n).await;
-    tokio::time::sleep(QUIET).await;
     let all = hec.indexed();
     assert_eq!(
         all.len(),
@@ -170,6 +167,16 @@ async fn wait_indexed(hec: &HecServer, n: usize) -> Vec<HecEvent> {
         hec.indexed_ids()
     );
     all
+}
+
+/// Stops the gateway, which drains every queue before it ends, and checks that each of
+/// `hecs` indexed nothing during the drain: nothing more arrived after the expected events.
+async fn stop_with_nothing_more(gw: TestGateway, hecs: &[&HecServer]) {
+    let before: Vec<Vec<String>> = hecs.iter().map(|h| h.indexed_ids()).collect();
+    gw.stop().await;
+    for (hec, before) in hecs.iter().zip(before) {
+        assert_eq!(hec.indexed_ids(), before, "more events indexed than sent");
+    }
 }
 
 /// Every id appears exactly once among `events`.
@@ -405,7 +412,7 @@ async fn batches_arrive_complete_with_the_right_envelope() {
             "{sink}"
         );
     }
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&gz, &plain]).await;
     gz.assert_no_problems();
     plain.assert_no_problems();
 }
@@ -461,7 +468,7 @@ async fn retryable_answers_are_retried_and_every_event_arrives_once() {
         sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
         0.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -533,7 +540,7 @@ async fn data_error_drops_only_the_invalid_event() {
         sink_metric(&gw, "siemgate_dead_letters_total", "splunk").await,
         1.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -573,7 +580,7 @@ async fn payload_too_large_halves_the_batch() {
         sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
         0.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -602,7 +609,7 @@ async fn payload_too_large_for_one_event_refuses_it() {
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         1.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -657,7 +664,7 @@ async fn token_error_holds_the_queue_until_it_works() {
         sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
         0.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -687,7 +694,7 @@ async fn server_down_at_first_then_up_gets_every_event() {
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         5.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -734,7 +741,7 @@ async fn max_request_bytes_caps_every_body_without_splitting_events() {
         "{} requests for {total} bytes under a cap of {CAP}",
         requests.len()
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -771,7 +778,7 @@ async fn data_error_without_an_event_number_refuses_the_first_event() {
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         2.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -815,7 +822,7 @@ async fn other_config_errors_hold_the_queue_too() {
         4.0
     );
     gw.readyz_becomes(StatusCode::OK).await;
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -865,7 +872,7 @@ async fn wrong_token_at_start_is_found_by_the_health_probe() {
             p.path
         );
     }
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -904,7 +911,7 @@ async fn time_keeps_its_value_before_1970() {
             e.time_text
         );
     }
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -933,7 +940,7 @@ async fn request_timeout_gives_up_on_a_silent_collector() {
         sink_metric_reaches(&gw, "siemgate_sink_retries_total", "splunk", 1.0).await,
         1.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -988,6 +995,6 @@ async fn outage_with_a_disk_queue_accepts_to_the_bound_then_delivers_in_order() 
     assert_each_once(&indexed);
     post_events(&gw, "prisma", &[prisma_alert(20)]).await;
     wait_indexed(&hec, 9).await;
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
