@@ -721,15 +721,8 @@ async fn pretty_printed_raw_stays_on_one_line() {
 #[tokio::test]
 async fn credentials_in_bodies_are_redacted_by_default_and_by_pointer() {
     let mut c = PLAIN_SERVER.to_owned();
-    c += r#"
-[[sinks]]
-id = "out"
-type = "file"
-path = "{dir}/out.ndjson"
-fsync = "never"
-[sinks.batch]
-linger = "0ms"
-[[sources]]
+    c += FILE_SINK;
+    c += r#"[[sources]]
 id = "cx"
 vendor = "coralogix"
 sinks = ["out"]
