@@ -20,25 +20,21 @@
 //!   answers) or anywhere in the process's stderr; every change is audited with the token name.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "common/binary.rs"]
-mod binary;
 mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
-use binary::{Process, READY_TIMEOUT};
 use bytes::Bytes;
-use common::{read_lines, Answer};
-use hmac::{Hmac, Mac};
+use common::binary::{Process, READY_TIMEOUT};
+use common::{hmac_sha256, read_lines, unix_now, Answer};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 /// Admin tokens: `ops` may change things, `viewer` may only read.
 const OPS: &str = "ops-admin-token-5d8e1c47a93f0b62";
@@ -60,7 +56,6 @@ const POLL: Duration = Duration::from_millis(20);
 /// The gateway's environment: debug logging, so the leak check sees as much as there is.
 const LOG: &[(&str, &str)] = &[("SIEMGATE_LOG", "debug")];
 
-type HmacSha256 = Hmac<Sha256>;
 type Headers = Vec<(String, String)>;
 
 /// The config file: plaintext hooks, metrics and admin listeners on 127.0.0.1:0, the two admin
@@ -159,7 +154,7 @@ impl Run {
 
     fn write_config(&self, extra_sinks: &str, extra_sources: &str) {
         let dir = self.dir.path();
-        binary::write_config(dir, &config(dir, extra_sinks, extra_sources));
+        common::binary::write_config(dir, &config(dir, extra_sinks, extra_sources));
     }
 
     fn store_path(&self) -> PathBuf {
@@ -536,26 +531,11 @@ fn issue_paths(j: &Value) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Signing hook requests.
 
-fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(key).unwrap();
-    for p in parts {
-        m.update(p);
-    }
-    m.finalize().into_bytes().to_vec()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// `X-Signature: hex(HMAC-SHA256(secret, body))`.
 fn hmac_signed(secret: &str, body: &str) -> Headers {
     vec![(
         "X-Signature".to_owned(),
-        hex::encode(mac(secret.as_bytes(), &[body.as_bytes()])),
+        hex::encode(hmac_sha256(secret.as_bytes(), &[body.as_bytes()])),
     )]
 }
 
@@ -564,8 +544,8 @@ fn swh_signed(secret: &str, msg_id: &str, body: &str) -> Headers {
     let key = STANDARD
         .decode(secret.strip_prefix("whsec_").expect("a whsec_ secret"))
         .expect("base64 after whsec_");
-    let ts = now();
-    let tag = mac(
+    let ts = unix_now();
+    let tag = hmac_sha256(
         &key,
         &[format!("{msg_id}.{ts}.").as_bytes(), body.as_bytes()],
     );

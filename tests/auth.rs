@@ -8,16 +8,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use common::*;
-use hmac::{Hmac, Mac};
 use http::StatusCode;
-use sha2::Sha256;
-
-type HmacSha256 = Hmac<Sha256>;
 
 const TOKEN_OLD: &str = "tok-old-7f3a9c";
 const TOKEN_NEW: &str = "tok-new-b21e58";
@@ -127,24 +122,9 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "{TOKEN_NEW}" }}
     )
 }
 
-fn mac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(key).unwrap();
-    for p in parts {
-        m.update(p);
-    }
-    m.finalize().into_bytes().to_vec()
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 /// `webhook-signature` entry for Standard Webhooks: `v1,` + base64(HMAC(key, id.ts.body)).
 fn swh_sig(key: &[u8], id: &str, ts: u64, body: &str) -> String {
-    let tag = mac(key, &[format!("{id}.{ts}.").as_bytes(), body.as_bytes()]);
+    let tag = hmac_sha256(key, &[format!("{id}.{ts}.").as_bytes(), body.as_bytes()]);
     format!("v1,{}", STANDARD.encode(tag))
 }
 
@@ -434,7 +414,7 @@ async fn hmac_hex_with_prefix_and_base64() {
     let sig = |key: &str, body: &str| {
         format!(
             "sha256={}",
-            hex::encode(mac(key.as_bytes(), &[body.as_bytes()]))
+            hex::encode(hmac_sha256(key.as_bytes(), &[body.as_bytes()]))
         )
     };
     let hn = "X-Hub-Signature-256";
@@ -490,7 +470,8 @@ async fn hmac_hex_with_prefix_and_base64() {
     .await;
 
     let s = "hmac_b64";
-    let sig = |key: &str, body: &str| STANDARD.encode(mac(key.as_bytes(), &[body.as_bytes()]));
+    let sig =
+        |key: &str, body: &str| STANDARD.encode(hmac_sha256(key.as_bytes(), &[body.as_bytes()]));
     let hn = "X-Signature";
     let b = r.body(s);
     r.ok("first secret", s, h(&[(hn, &sig(HMAC_OLD, &b.1))]), b)
@@ -508,7 +489,7 @@ async fn hmac_hex_with_prefix_and_base64() {
         .await;
     let b = r.body(s);
     // The hex form of the right tag is not accepted where base64 is configured.
-    let wrong_enc = hex::encode(mac(HMAC_NEW.as_bytes(), &[b.1.as_bytes()]));
+    let wrong_enc = hex::encode(hmac_sha256(HMAC_NEW.as_bytes(), &[b.1.as_bytes()]));
     r.refused(
         "hex instead of base64",
         s,
@@ -548,14 +529,14 @@ async fn hmac_with_signed_timestamp() {
     let mut r = Run::new().await;
     let s = "hmac_ts";
     let sig = |key: &str, ts: u64, body: &str| {
-        hex::encode(mac(
+        hex::encode(hmac_sha256(
             key.as_bytes(),
             &[format!("{ts}.").as_bytes(), body.as_bytes()],
         ))
     };
     let hdrs = |sig: &str, ts: u64| h(&[("X-Signature", sig), ("X-Timestamp", &ts.to_string())]);
 
-    let t = now();
+    let t = unix_now();
     let b = r.body(s);
     r.ok("first secret", s, hdrs(&sig(HMAC_OLD, t, &b.1), t), b)
         .await;
@@ -639,7 +620,7 @@ async fn hmac_with_signed_timestamp() {
     .await;
     let b = r.body(s);
     // The body alone signed (no timestamp) does not pass either.
-    let body_only = hex::encode(mac(HMAC_NEW.as_bytes(), &[b.1.as_bytes()]));
+    let body_only = hex::encode(hmac_sha256(HMAC_NEW.as_bytes(), &[b.1.as_bytes()]));
     r.refused(
         "body-only signature",
         s,
@@ -670,7 +651,7 @@ async fn standard_webhooks_with_rotation_and_several_signatures() {
             ("webhook-signature", sig),
         ])
     };
-    let t = now();
+    let t = unix_now();
 
     let b = r.body(s);
     r.ok(

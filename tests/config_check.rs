@@ -4,85 +4,22 @@
 //! an invalid config before binding anything.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_siemgate");
+use std::net::TcpListener;
+use std::path::Path;
+
+use common::binary::{write_config, Run};
+
 /// An environment variable the child must not see (removed with `env_remove`).
 const UNSET_VAR: &str = "SIEMGATE_CHECK_TEST_UNSET_VAR_4F1C";
 /// A literal secret that must never be printed.
 const SECRET: &str = "s3cr3t-value-xyz";
-/// Upper bound for any one run of the binary.
-const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What one run of the binary left behind.
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-}
-
-/// Runs `siemgate <args>` in `cwd` with `UNSET_VAR` removed from its environment, waiting at most
-/// `RUN_TIMEOUT` (the child is killed and the test fails after that).
+/// Runs `siemgate <args>` in `cwd` to its end (bounded), with `UNSET_VAR` and `SIEMGATE_LOG`
+/// removed from its environment.
 fn run(cwd: &Path, args: &[&str]) -> Run {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove(UNSET_VAR)
-        .env_remove("SIEMGATE_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn siemgate");
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_thread = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out.read_to_end(&mut b);
-        String::from_utf8_lossy(&b).into_owned()
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err.read_to_end(&mut b);
-        String::from_utf8_lossy(&b).into_owned()
-    });
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "siemgate {args:?} still running after {RUN_TIMEOUT:?}; stderr so far:\n{}",
-                err_thread.join().unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        status,
-        stdout: out_thread.join().unwrap(),
-        stderr: err_thread.join().unwrap(),
-    }
-}
-
-/// Writes `text` (with `{dir}` replaced by the temp dir) to `{dir}/siemgate.toml`.
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("siemgate.toml");
-    std::fs::write(&path, text.replace("{dir}", dir.to_str().unwrap())).unwrap();
-    path
+    common::binary::run(cwd, args, &[UNSET_VAR, "SIEMGATE_LOG"])
 }
 
 fn check(dir: &Path, text: &str) -> Run {

@@ -31,7 +31,12 @@ async fn post_body(gw: &TestGateway, headers: &[(&str, &str)], body: &str) -> An
 }
 
 fn ids(gw: &TestGateway) -> Vec<String> {
-    gw.lines()
+    ids_in(gw.dir.path())
+}
+
+/// The ids in `{dir}/out.ndjson`, in order.
+fn ids_in(dir: &std::path::Path) -> Vec<String> {
+    read_lines(&dir.join("out.ndjson"))
         .iter()
         .map(|l| l["id"].as_str().unwrap().to_owned())
         .collect()
@@ -55,8 +60,6 @@ async fn a_retried_request_is_answered_200_and_queued_once() {
 
     let out = gw.out();
     eventually("3 events written", || read_lines(&out).len() >= 3).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(ids(&gw), ["a-1", "a-2", "b-1"], "each event once");
     let (_, text) = get_text(gw.metrics_addr(), "/metrics").await;
     assert_eq!(
         metric(
@@ -76,6 +79,9 @@ async fn a_retried_request_is_answered_200_and_queued_once() {
         Some(3.0),
         "{text}"
     );
+    // Stopping drains the queue: whatever was still on its way is written by now.
+    let dir = gw.stop().await;
+    assert_eq!(ids_in(dir.path()), ["a-1", "a-2", "b-1"], "each event once");
 }
 
 /// A token source signs nothing, so an unsigned `webhook-id` header names nothing: the key is
@@ -97,8 +103,8 @@ async fn an_unsigned_webhook_id_is_not_the_key() {
     );
     let out = gw.out();
     eventually("2 events written", || read_lines(&out).len() >= 2).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(ids(&gw), ["w-1", "w-2"]);
+    let dir = gw.stop().await;
+    assert_eq!(ids_in(dir.path()), ["w-1", "w-2"]);
 }
 
 #[tokio::test]

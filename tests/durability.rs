@@ -15,8 +15,6 @@
 //! The next start points the sink at `{dir}/out.ndjson`, a regular file, and keeps the queue.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "common/binary.rs"]
-mod binary;
 mod common;
 #[path = "common/hec.rs"]
 mod hec;
@@ -25,12 +23,13 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use binary::{Process, READY_TIMEOUT};
+use common::binary::{Process, READY_TIMEOUT};
+use common::mkfifo;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
@@ -219,14 +218,6 @@ fn assert_ok(reply: &Reply, n: usize, stderr: impl FnOnce() -> String) {
     );
 }
 
-fn mkfifo(path: &Path) {
-    let status = Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .expect("run mkfifo");
-    assert!(status.success(), "mkfifo {}", path.display());
-}
-
 /// Creates `{dir}/afile`, a regular file, so that paths under it can be neither created nor
 /// opened.
 fn make_afile(dir: &Path) -> PathBuf {
@@ -380,17 +371,11 @@ fn record_id(payload: &[u8]) -> String {
         .to_owned()
 }
 
-async fn metrics_text(server: &Server) -> String {
-    let (status, text) = common::get_text(server.metrics, "/metrics").await;
-    assert_eq!(status, http::StatusCode::OK, "{text}");
-    text
-}
-
 /// Waits (bounded) until the sink's queue gauge reads 0.
 async fn wait_queue_empty(server: &Server) {
     let mut last = None;
     for _ in 0..100 {
-        let text = metrics_text(server).await;
+        let text = common::metrics_text(server.metrics).await;
         last = common::metric(&text, "siemgate_queue_events", &[("sink", "out")]);
         if last == Some(0.0) {
             return;
@@ -513,7 +498,7 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
     // The sink is jammed: nothing delivered, everything acknowledged still queued.
     // (The count first: every 200 counted is in the gauge read after it.)
     let oks_at_check = oks.load(Ordering::Relaxed);
-    let text = metrics_text(&server).await;
+    let text = common::metrics_text(server.metrics).await;
     let delivered = common::metric(&text, "siemgate_events_delivered_total", &[("sink", "out")]);
     let queued = common::metric(&text, "siemgate_queue_events", &[("sink", "out")]);
     assert!(
@@ -600,7 +585,7 @@ async fn kill_9_while_delivering(fsync: &str) {
     assert!(!config.contains(slow));
     let mut server = Server::start(dir.path(), &config);
     let (clients, oks) = start_load(server.hooks);
-    let text = metrics_text(&server).await;
+    let text = common::metrics_text(server.metrics).await;
     let backlog = common::metric(&text, "siemgate_queue_events", &[("sink", "out")]);
     let oks_at_kill = oks.load(Ordering::Relaxed);
     let delivered_at_kill = read_ids(&dir.path().join("out.ndjson"), false).len();
@@ -701,7 +686,7 @@ async fn kill_9_after_partial_delivery_keeps_exactly_the_undelivered() {
     // Let the delivery be acknowledged and committed (the queue commits every 50 ms or so).
     let mut delivered = None;
     for _ in 0..50 {
-        let text = metrics_text(&server).await;
+        let text = common::metrics_text(server.metrics).await;
         delivered = common::metric(&text, "siemgate_events_delivered_total", &[("sink", "out")]);
         if delivered == Some(DELIVERED as f64) {
             break;
@@ -837,7 +822,7 @@ async fn torn_tail_case(tear: Tear, segment_bytes: u64) {
     );
     assert_eq!(counts.len(), n, "{tear:?}: {counts:?}");
 
-    let text = metrics_text(&server).await;
+    let text = common::metrics_text(server.metrics).await;
     let torn = common::metric(&text, "siemgate_queue_torn_bytes_total", &[("sink", "out")]);
     assert!(
         torn.is_some_and(|t| t > 0.0),
@@ -929,7 +914,7 @@ async fn events_left_at_sigterm_are_delivered_after_restart() {
     // Second start, sink still stuck: the queue is loaded back (the gauge says so), takes more
     // events on top, and a second SIGTERM keeps both.
     let mut server = Server::start(dir.path(), &config(FAILING_OUT, queue, ""));
-    let text = metrics_text(&server).await;
+    let text = common::metrics_text(server.metrics).await;
     assert_eq!(
         common::metric(&text, "siemgate_queue_events", &[("sink", "out")]),
         Some(all.len() as f64),
@@ -980,7 +965,7 @@ async fn events_left_at_sigterm_are_delivered_after_restart() {
     let before = std::fs::read_to_string(&out).unwrap();
     let server = Server::start(dir.path(), &config(OUT, queue, ""));
     std::thread::sleep(Duration::from_secs(1));
-    let text = metrics_text(&server).await;
+    let text = common::metrics_text(server.metrics).await;
     let after = std::fs::read_to_string(&out).unwrap();
     assert!(
         after == before,
@@ -1209,7 +1194,7 @@ async fn bound_case(bound: Bound) {
     // A two-event request does not fit either, and is refused whole.
     let reply = post(server.hooks, events_body(&ids("pair", 0..2))).await;
     assert_eq!(reply.status, 503, "{bound:?}: {reply:?}");
-    let text = metrics_text(&server).await;
+    let text = common::metrics_text(server.metrics).await;
     assert_eq!(
         common::metric(&text, "siemgate_queue_events", &[("sink", "out")]),
         Some(accepted_n as f64),
@@ -1320,7 +1305,7 @@ async fn post_padded(server: &Server, prefix: &str, range: std::ops::Range<usize
 }
 
 async fn queue_metric(server: &Server, name: &str) -> f64 {
-    let text = metrics_text(server).await;
+    let text = common::metrics_text(server.metrics).await;
     common::metric(&text, name, &[("sink", "out")])
         .unwrap_or_else(|| panic!("no {name}{{sink=\"out\"}} in:\n{text}"))
 }

@@ -15,12 +15,12 @@ fn fuzz_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
 
-/// Every file under `root/decode_<vendor>/` (recursively), with its vendor.
+/// Every file under `root/decode_<vendor>/` (recursively), with its vendor. A missing or
+/// empty `root` fails the test: a replay of nothing would pass without checking anything.
 fn inputs(root: &Path) -> Vec<(Vendor, PathBuf)> {
     let mut out = Vec::new();
-    let Ok(dirs) = std::fs::read_dir(root) else {
-        return out;
-    };
+    let dirs = std::fs::read_dir(root)
+        .unwrap_or_else(|e| panic!("{}: cannot read the corpus: {e}", root.display()));
     for dir in dirs {
         let dir = dir.unwrap().path();
         if !dir.is_dir() {
@@ -43,6 +43,11 @@ fn inputs(root: &Path) -> Vec<(Vendor, PathBuf)> {
             }
         }
     }
+    assert!(
+        !out.is_empty(),
+        "{}: no decode_<vendor>/ file to replay",
+        root.display()
+    );
     out.sort_by(|a, b| a.1.cmp(&b.1));
     out
 }

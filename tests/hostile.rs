@@ -9,8 +9,6 @@
 //!   admin authentication, refusal logs at a bounded rate, `.`/`..` ids, config errors that
 //!   never print a value.
 
-#[path = "common/binary.rs"]
-mod binary;
 mod common;
 
 #[path = "hostile/connections.rs"]

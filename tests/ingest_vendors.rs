@@ -309,10 +309,6 @@ fn mask(record: &str) -> String {
     out.replace(['\n', '\r'], " ")
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn bless() -> bool {
     std::env::var("SIEMGATE_BLESS").is_ok_and(|v| v == "1")
 }
@@ -493,11 +489,6 @@ async fn malformed_wallarm_ndjson_is_refused_with_a_byte_offset() {
     );
     assert_no_secrets(&gw);
     gw.stop().await;
-}
-
-fn fixture_element(file: &str) -> Value {
-    let body = std::fs::read_to_string(repo().join("fixtures/vendors").join(file)).unwrap();
-    originals(&body).remove(0)
 }
 
 /// Sends a batch of 1,000 objects in one request and checks the receipt, the 1,000 records,
@@ -730,15 +721,8 @@ async fn pretty_printed_raw_stays_on_one_line() {
 #[tokio::test]
 async fn credentials_in_bodies_are_redacted_by_default_and_by_pointer() {
     let mut c = PLAIN_SERVER.to_owned();
-    c += r#"
-[[sinks]]
-id = "out"
-type = "file"
-path = "{dir}/out.ndjson"
-fsync = "never"
-[sinks.batch]
-linger = "0ms"
-[[sources]]
+    c += FILE_SINK;
+    c += r#"[[sources]]
 id = "cx"
 vendor = "coralogix"
 sinks = ["out"]

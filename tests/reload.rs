@@ -49,11 +49,7 @@ linger = "0ms"
 }
 
 fn source(id: &str, sinks: &[&str]) -> String {
-    let list = sinks
-        .iter()
-        .map(|s| format!("{s:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = toml_list(sinks.iter().copied());
     format!(
         r#"
 [[sources]]

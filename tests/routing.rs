@@ -14,7 +14,6 @@ mod common;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::*;
 use http::StatusCode;
@@ -77,16 +76,32 @@ async fn send_ok(gw: &TestGateway, source: &str, header: (&str, &str), body: Str
     a
 }
 
-/// Waits until `sink` holds exactly `want` (by id, in order), then checks that nothing more
-/// arrives for a moment.
+/// Waits until `sink` holds `want.len()` records and checks that they are `want` (by id, in
+/// order); [`stop_with_nothing_more`] checks at the end that nothing more arrived.
 async fn expect_ids(gw: &TestGateway, sink: &str, want: &[&str]) {
     let path = sink_file(gw, sink);
     eventually(&format!("{sink} has {} records", want.len()), || {
         records(&path).len() >= want.len()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(ids(gw, sink), want, "sink {sink}");
+}
+
+/// Stops the gateway, which drains every queue before it ends, and checks that each of
+/// `sinks` holds the same records after the drain as before it: nothing more arrived.
+async fn stop_with_nothing_more(gw: TestGateway, sinks: &[&str]) {
+    let before: Vec<Vec<String>> = sinks.iter().map(|s| ids(&gw, s)).collect();
+    let dir = gw.stop().await;
+    for (sink, before) in sinks.iter().zip(before) {
+        let after: Vec<String> = records(&dir.path().join(format!("{sink}.ndjson")))
+            .iter()
+            .map(|l| l["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            after, before,
+            "sink {sink}: more arrived after the expected records"
+        );
+    }
 }
 
 #[tokio::test]
@@ -183,7 +198,7 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
         Some(0.0),
         "{text}"
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &["all", "high"]).await;
 }
 
 #[tokio::test]
@@ -276,7 +291,18 @@ vendors = ["wallarm"]"#
     expect_ids(&gw, "wallarm_sys_vuln", &[all[2], all[3]]).await;
     expect_ids(&gw, "prisma_attacks", &[]).await;
     expect_ids(&gw, "high_wallarm", &[all[0]]).await;
-    gw.stop().await;
+    stop_with_nothing_more(
+        gw,
+        &[
+            "all",
+            "attacks",
+            "prisma_only",
+            "wallarm_sys_vuln",
+            "prisma_attacks",
+            "high_wallarm",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -326,7 +352,7 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
             "{text}"
         );
     }
-    gw.stop().await;
+    stop_with_nothing_more(gw, &["high", "attacks"]).await;
 }
 
 /// Accepts connections on 127.0.0.1:0 and reads whatever comes, but never answers.

@@ -4,8 +4,6 @@
 //! no load exits 0 promptly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "common/binary.rs"]
-mod binary;
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -17,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use binary::Process;
+use common::binary::Process;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 

@@ -28,17 +28,13 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
 use common::*;
-use hmac::{Hmac, Mac};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use sha2::Sha256;
 use tokio::net::TcpListener;
-
-type HmacSha256 = Hmac<Sha256>;
 
 // ---------------------------------------------------------------------------------------------
 // The loopback receiver
@@ -262,40 +258,13 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-async fn metrics_text(gw: &TestGateway) -> String {
-    let (status, text) = get_text(gw.metrics_addr(), "/metrics").await;
-    assert_eq!(status, StatusCode::OK);
-    text
-}
-
 /// A counter of one sink; absent counts as 0.
 async fn sink_counter(gw: &TestGateway, name: &str, sink: &str) -> f64 {
-    metric(&metrics_text(gw).await, name, &[("sink", sink)]).unwrap_or(0.0)
-}
-
-/// Polls an async condition for up to 10 s.
-async fn eventually_async<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for: {what}");
-}
-
-async fn readyz(gw: &TestGateway) -> (StatusCode, String) {
-    get_text(gw.metrics_addr(), "/readyz").await
+    metric(&gw.metrics_text().await, name, &[("sink", sink)]).unwrap_or(0.0)
 }
 
 fn hmac_of(secret: &str, body: &[u8]) -> Vec<u8> {
-    let mut m = HmacSha256::new_from_slice(secret.as_bytes()).unwrap();
-    m.update(body);
-    m.finalize().into_bytes().to_vec()
+    hmac_sha256(secret.as_bytes(), &[body])
 }
 
 /// The file sink's lines, by event id.
@@ -572,9 +541,10 @@ linger = "0ms"
     let out = gw.out();
     eventually("1 line in the file sink", || read_lines(&out).len() == 1).await;
     eventually("1 request at the receiver", || rx.count() >= 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stopping drains the queue: a second request would have been sent by now.
+    let dir = gw.stop().await;
 
-    let line = &gw.lines()[0];
+    let line = &read_lines(&dir.path().join("out.ndjson"))[0];
     assert_eq!(line["title"], title, "the mapping kept the title as sent");
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 1, "one request per event");
@@ -608,7 +578,6 @@ linger = "0ms"
     );
     // Only the template: nothing around it.
     assert!(text.trim_start().starts_with(r#"{"text": ""#), "{text}");
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -781,7 +750,7 @@ async fn status_400_refuses_that_event_and_the_next_is_delivered() {
         sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
         1.0
     );
-    let (status, body) = readyz(&gw).await;
+    let (status, body) = gw.readyz().await;
     assert_eq!(
         status,
         StatusCode::OK,
@@ -814,12 +783,12 @@ async fn held_until_200(status: u16) {
     eventually_async(
         &format!("{status}: /readyz 503 naming the sink"),
         || async {
-            let (code, body) = readyz(&gw).await;
+            let (code, body) = gw.readyz().await;
             code == StatusCode::SERVICE_UNAVAILABLE && body.contains("hook")
         },
     )
     .await;
-    let (_, body) = readyz(&gw).await;
+    let (_, body) = gw.readyz().await;
     let ready: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(ready["status"], "not_ready", "{status}: {body}");
     assert!(
@@ -862,7 +831,7 @@ async fn held_until_200(status: u16) {
         "{status}: in order, once each"
     );
     eventually_async(&format!("{status}: /readyz 200 again"), || async {
-        readyz(&gw).await.0 == StatusCode::OK
+        gw.readyz().await.0 == StatusCode::OK
     })
     .await;
     assert_eq!(
@@ -942,7 +911,7 @@ async fn connection_refused_is_retried_until_the_receiver_is_up() {
     eventually_async(
         "/readyz 503 naming the sink while it cannot connect",
         || async {
-            let (code, body) = readyz(&gw).await;
+            let (code, body) = gw.readyz().await;
             code == StatusCode::SERVICE_UNAVAILABLE && body.contains("hook")
         },
     )
@@ -957,13 +926,13 @@ async fn connection_refused_is_retried_until_the_receiver_is_up() {
         !rx.accepted().is_empty()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rx.accepted_ids(), ["late-1"]);
     eventually_async("/readyz 200 again", || async {
-        readyz(&gw).await.0 == StatusCode::OK
+        gw.readyz().await.0 == StatusCode::OK
     })
     .await;
+    // Stopping drains the queue: a second delivery would have been made by now.
     gw.stop().await;
+    assert_eq!(rx.accepted_ids(), ["late-1"]);
 }
 
 #[tokio::test]
@@ -1147,7 +1116,7 @@ auth = {{ scheme = "token", secret = "{PRISMA_TOKEN}" }}
         sink_counter(&a, "siemgate_events_delivered_total", "to_b").await,
         3.0
     );
-    let b_metrics = metrics_text(&b).await;
+    let b_metrics = b.metrics_text().await;
     assert_eq!(
         metric(
             &b_metrics,

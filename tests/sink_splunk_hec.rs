@@ -14,7 +14,6 @@ mod common;
 mod hec;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
@@ -24,20 +23,6 @@ use serde_json::{json, Value};
 
 const TOKEN: &str = "5b0c7c4e-8a0f-4f3e-9d57-2f1c0e6a9b11";
 const TOKEN2: &str = "e1d2c3b4-a596-4877-8899-aabbccddeeff";
-/// How long "nothing more arrives" is watched for after the expected events arrived.
-const QUIET: Duration = Duration::from_millis(300);
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture_element(file: &str) -> Value {
-    let body = std::fs::read_to_string(repo().join("fixtures/vendors").join(file)).unwrap();
-    match serde_json::from_str::<Value>(&body).unwrap() {
-        Value::Array(mut a) => a.remove(0),
-        v => v,
-    }
-}
 
 const PRISMA_SEVERITIES: [&str; 5] = ["high", "medium", "low", "critical", "informational"];
 
@@ -95,11 +80,7 @@ linger = "0ms"
 
 /// A source without auth (loopback tests) routing to `sinks`; `extra` may hold `[sources.hec]`.
 fn source(id: &str, vendor: &str, sinks: &[&str], extra: &str) -> String {
-    let sinks = sinks
-        .iter()
-        .map(|s| format!("{s:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let sinks = toml_list(sinks.iter().copied());
     format!(
         r#"
 [[sources]]
@@ -144,22 +125,16 @@ async fn post_events(gw: &TestGateway, source: &str, events: &[Value]) {
     );
 }
 
-async fn metrics_text(gw: &TestGateway) -> String {
-    let (status, text) = get_text(gw.metrics_addr(), "/metrics").await;
-    assert_eq!(status, StatusCode::OK);
-    text
-}
-
 /// A sink metric (absent counts as 0).
 async fn sink_metric(gw: &TestGateway, name: &str, sink: &str) -> f64 {
-    metric(&metrics_text(gw).await, name, &[("sink", sink)]).unwrap_or(0.0)
+    metric(&gw.metrics_text().await, name, &[("sink", sink)]).unwrap_or(0.0)
 }
 
 /// Polls `/metrics` (bounded, 10 s) until `name{sink}` is at least `want`; returns its value.
 async fn sink_metric_reaches(gw: &TestGateway, name: &str, sink: &str, want: f64) -> f64 {
     let mut text = String::new();
     for _ in 0..200 {
-        text = metrics_text(gw).await;
+        text = gw.metrics_text().await;
         if let Some(v) = metric(&text, name, &[("sink", sink)]) {
             if v >= want {
                 return v;
@@ -168,27 +143,6 @@ async fn sink_metric_reaches(gw: &TestGateway, name: &str, sink: &str, want: f64
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{name}{{sink={sink:?}}} never reached {want}:\n{text}");
-}
-
-async fn readyz(gw: &TestGateway) -> (StatusCode, Value) {
-    let (status, body) = get_text(gw.metrics_addr(), "/readyz").await;
-    let v =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/readyz not JSON ({e}): {body}"));
-    (status, v)
-}
-
-/// Polls `/readyz` (bounded, 10 s) until it answers `want`; returns the last body.
-async fn readyz_becomes(gw: &TestGateway, want: StatusCode) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..200 {
-        let (status, body) = readyz(gw).await;
-        if status == want {
-            return body;
-        }
-        last = body;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("/readyz never answered {want}; last: {last}");
 }
 
 /// Asserts a not-ready `/readyz` body names `sink` in one of its reasons.
@@ -201,11 +155,10 @@ fn assert_names_sink(body: &Value, sink: &str) {
     assert!(named, "/readyz reasons do not name sink {sink:?}: {body}");
 }
 
-/// Waits (bounded) until `hec` indexed `n` events, then a little more, and checks it indexed
-/// exactly `n`.
+/// Waits (bounded) until `hec` indexed `n` events and checks it indexed exactly `n`;
+/// [`stop_with_nothing_more`] checks at the end of the test that nothing more arrived.
 async fn wait_indexed(hec: &HecServer, n: usize) -> Vec<HecEvent> {
     eventually(&format!("{n} events indexed"), || hec.indexed_count() >= n).await;
-    tokio::time::sleep(QUIET).await;
     let all = hec.indexed();
     assert_eq!(
         all.len(),
@@ -214,6 +167,16 @@ async fn wait_indexed(hec: &HecServer, n: usize) -> Vec<HecEvent> {
         hec.indexed_ids()
     );
     all
+}
+
+/// Stops the gateway, which drains every queue before it ends, and checks that each of
+/// `hecs` indexed nothing during the drain: nothing more arrived after the expected events.
+async fn stop_with_nothing_more(gw: TestGateway, hecs: &[&HecServer]) {
+    let before: Vec<Vec<String>> = hecs.iter().map(|h| h.indexed_ids()).collect();
+    gw.stop().await;
+    for (hec, before) in hecs.iter().zip(before) {
+        assert_eq!(hec.indexed_ids(), before, "more events indexed than sent");
+    }
 }
 
 /// Every id appears exactly once among `events`.
@@ -436,7 +399,7 @@ async fn batches_arrive_complete_with_the_right_envelope() {
         }
     }
 
-    let text = metrics_text(&gw).await;
+    let text = gw.metrics_text().await;
     for sink in ["splunk", "splunk_plain"] {
         assert_eq!(
             metric(&text, "siemgate_events_delivered_total", &[("sink", sink)]),
@@ -449,7 +412,7 @@ async fn batches_arrive_complete_with_the_right_envelope() {
             "{sink}"
         );
     }
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&gz, &plain]).await;
     gz.assert_no_problems();
     plain.assert_no_problems();
 }
@@ -505,7 +468,7 @@ async fn retryable_answers_are_retried_and_every_event_arrives_once() {
         sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
         0.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -577,7 +540,7 @@ async fn data_error_drops_only_the_invalid_event() {
         sink_metric(&gw, "siemgate_dead_letters_total", "splunk").await,
         1.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -617,7 +580,7 @@ async fn payload_too_large_halves_the_batch() {
         sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
         0.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -646,7 +609,7 @@ async fn payload_too_large_for_one_event_refuses_it() {
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         1.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -664,10 +627,10 @@ async fn token_error_holds_the_queue_until_it_works() {
         hec.event_request_count() >= 3
     })
     .await;
-    let body = readyz_becomes(&gw, StatusCode::SERVICE_UNAVAILABLE).await;
+    let body = gw.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
     assert_names_sink(&body, "splunk");
     assert_eq!(hec.indexed_count(), 0);
-    let text = metrics_text(&gw).await;
+    let text = gw.metrics_text().await;
     let m = |name: &str| metric(&text, name, &[("sink", "splunk")]).unwrap_or(0.0);
     assert_eq!(m("siemgate_events_delivered_total"), 0.0, "{text}");
     assert_eq!(
@@ -685,14 +648,14 @@ async fn token_error_holds_the_queue_until_it_works() {
         assert_eq!(r.ids(), prisma_ids(0..6), "request {i}: the held batch");
     }
     // Still not ready while it keeps failing.
-    let (status, body) = readyz(&gw).await;
+    let (status, body) = gw.readyz_json().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 
     hec.set_fallback(Scripted::success());
     let indexed = wait_indexed(&hec, 6).await;
     let ids: Vec<String> = indexed.iter().map(HecEvent::id).collect();
     assert_eq!(ids, prisma_ids(0..6), "indexed once each, in order");
-    readyz_becomes(&gw, StatusCode::OK).await;
+    gw.readyz_becomes(StatusCode::OK).await;
     assert_eq!(
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         6.0
@@ -701,7 +664,7 @@ async fn token_error_holds_the_queue_until_it_works() {
         sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
         0.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -714,7 +677,7 @@ async fn server_down_at_first_then_up_gets_every_event() {
     let alerts: Vec<Value> = (0..5).map(prisma_alert).collect();
     post_events(&gw, "prisma", &alerts).await;
 
-    let body = readyz_becomes(&gw, StatusCode::SERVICE_UNAVAILABLE).await;
+    let body = gw.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
     assert_names_sink(&body, "splunk");
     sink_metric_reaches(&gw, "siemgate_sink_retries_total", "splunk", 1.0).await;
     assert_eq!(
@@ -726,12 +689,12 @@ async fn server_down_at_first_then_up_gets_every_event() {
     let indexed = wait_indexed(&hec, 5).await;
     let ids: Vec<String> = indexed.iter().map(HecEvent::id).collect();
     assert_eq!(ids, prisma_ids(0..5), "indexed once each, in order");
-    readyz_becomes(&gw, StatusCode::OK).await;
+    gw.readyz_becomes(StatusCode::OK).await;
     assert_eq!(
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         5.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -778,7 +741,7 @@ async fn max_request_bytes_caps_every_body_without_splitting_events() {
         "{} requests for {total} bytes under a cap of {CAP}",
         requests.len()
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -815,7 +778,7 @@ async fn data_error_without_an_event_number_refuses_the_first_event() {
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         2.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -858,8 +821,8 @@ async fn other_config_errors_hold_the_queue_too() {
         sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
         4.0
     );
-    readyz_becomes(&gw, StatusCode::OK).await;
-    gw.stop().await;
+    gw.readyz_becomes(StatusCode::OK).await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -871,7 +834,7 @@ async fn wrong_token_at_start_is_found_by_the_health_probe() {
     let hec = HecServer::start("some-other-token").await;
     let gw = start(&one_sink_config(&hec.url(), "", 50)).await;
 
-    let body = readyz_becomes(&gw, StatusCode::SERVICE_UNAVAILABLE).await;
+    let body = gw.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
     assert_names_sink(&body, "splunk");
     eventually("a second health probe while not ready", || {
         hec.health_requests().len() >= 2
@@ -893,7 +856,7 @@ async fn wrong_token_at_start_is_found_by_the_health_probe() {
     );
 
     hec.set_token(TOKEN);
-    readyz_becomes(&gw, StatusCode::OK).await;
+    gw.readyz_becomes(StatusCode::OK).await;
     let alerts: Vec<Value> = (0..3).map(prisma_alert).collect();
     post_events(&gw, "prisma", &alerts).await;
     let indexed = wait_indexed(&hec, 3).await;
@@ -909,7 +872,7 @@ async fn wrong_token_at_start_is_found_by_the_health_probe() {
             p.path
         );
     }
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -948,7 +911,7 @@ async fn time_keeps_its_value_before_1970() {
             e.time_text
         );
     }
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -977,7 +940,7 @@ async fn request_timeout_gives_up_on_a_silent_collector() {
         sink_metric_reaches(&gw, "siemgate_sink_retries_total", "splunk", 1.0).await,
         1.0
     );
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }
 
@@ -1032,6 +995,6 @@ async fn outage_with_a_disk_queue_accepts_to_the_bound_then_delivers_in_order() 
     assert_each_once(&indexed);
     post_events(&gw, "prisma", &[prisma_alert(20)]).await;
     wait_indexed(&hec, 9).await;
-    gw.stop().await;
+    stop_with_nothing_more(gw, &[&hec]).await;
     hec.assert_no_problems();
 }

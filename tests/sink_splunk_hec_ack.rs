@@ -19,7 +19,6 @@ mod common;
 mod hec;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -42,18 +41,6 @@ const QUEUE: &str = "siemgate_queue_events";
 const PENDING: &str = "siemgate_hec_pending_ack_events";
 const TIMEOUTS: &str = "siemgate_hec_ack_timeouts_total";
 const RETRIES: &str = "siemgate_sink_retries_total";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fixture_element(file: &str) -> Value {
-    let body = std::fs::read_to_string(repo().join("fixtures/vendors").join(file)).unwrap();
-    match serde_json::from_str::<Value>(&body).unwrap() {
-        Value::Array(mut a) => a.remove(0),
-        v => v,
-    }
-}
 
 /// Prisma alert number `i`: id `P-<1000+i>:open:NEW_ALERT:<lastSeen>` once normalized.
 fn prisma_alert(i: usize) -> Value {
@@ -140,15 +127,9 @@ async fn post_events(gw: &TestGateway, events: &[Value]) {
     );
 }
 
-async fn metrics_text(gw: &TestGateway) -> String {
-    let (status, text) = get_text(gw.metrics_addr(), "/metrics").await;
-    assert_eq!(status, StatusCode::OK);
-    text
-}
-
 /// The sink's metrics `names` from one scrape (absent counts as 0), and the scrape.
 async fn sink_metrics<const N: usize>(gw: &TestGateway, names: [&str; N]) -> ([f64; N], String) {
-    let text = metrics_text(gw).await;
+    let text = gw.metrics_text().await;
     let values = names.map(|n| metric(&text, n, &[("sink", SINK)]).unwrap_or(0.0));
     (values, text)
 }
@@ -158,7 +139,7 @@ async fn metric_becomes(gw: &TestGateway, name: &str, want: f64) {
     let start = Instant::now();
     let mut text = String::new();
     while start.elapsed() < BOUND {
-        text = metrics_text(gw).await;
+        text = gw.metrics_text().await;
         if metric(&text, name, &[("sink", SINK)]).unwrap_or(0.0) == want {
             return;
         }
@@ -559,10 +540,10 @@ async fn success_without_ack_id_is_delivered_at_once() {
         assert_eq!(r.status, 200);
         assert_eq!(r.answer.get("ackId"), None);
     }
-    tokio::time::sleep(QUIET).await;
+    // Stopping drains the sink: a poll or a resend would have been made by now.
+    gw.stop().await;
     assert_eq!(hec.ack_poll_count(), 0, "nothing to poll for");
     assert_eq!(ids_of(&hec.indexed()), prisma_ids(0..4));
-    gw.stop().await;
     hec.assert_no_problems();
 }
 
@@ -810,28 +791,6 @@ async fn resend_answered_413_halves_the_request() {
     hec.assert_no_problems();
 }
 
-async fn readyz(gw: &TestGateway) -> (StatusCode, Value) {
-    let (status, body) = get_text(gw.metrics_addr(), "/readyz").await;
-    let v =
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/readyz not JSON ({e}): {body}"));
-    (status, v)
-}
-
-/// Polls `/readyz` (bounded) until it answers `want`; returns the last body.
-async fn readyz_becomes(gw: &TestGateway, want: StatusCode) -> Value {
-    let start = Instant::now();
-    let mut last = Value::Null;
-    while start.elapsed() < BOUND {
-        let (status, body) = readyz(gw).await;
-        if status == want {
-            return body;
-        }
-        last = body;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("/readyz never answered {want}; last: {last}");
-}
-
 /// The re-send after an ack timeout answered 403 code 4 is a configuration error as without
 /// acks: `/readyz` answers 503 naming the sink, nothing is dropped; once the collector accepts
 /// again the events are delivered and the sink is ready.
@@ -848,7 +807,7 @@ async fn resend_answered_403_makes_the_sink_not_ready() {
         hec.event_request_count() >= 2
     })
     .await;
-    let body = readyz_becomes(&gw, StatusCode::SERVICE_UNAVAILABLE).await;
+    let body = gw.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
     let named = body["reasons"].as_array().is_some_and(|r| {
         r.iter()
             .any(|r| r.as_str().is_some_and(|r| r.contains(SINK)))
@@ -859,7 +818,7 @@ async fn resend_answered_403_makes_the_sink_not_ready() {
     hec.set_fallback(Scripted::success());
     metric_becomes(&gw, DELIVERED, 3.0).await;
     metric_becomes(&gw, QUEUE, 0.0).await;
-    readyz_becomes(&gw, StatusCode::OK).await;
+    gw.readyz_becomes(StatusCode::OK).await;
     assert_eq!(sink_metrics(&gw, [FAILED]).await.0[0], 0.0);
     gw.stop().await;
     hec.assert_no_problems();

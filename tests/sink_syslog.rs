@@ -33,7 +33,6 @@ mod common;
 mod syslog;
 
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -57,30 +56,11 @@ const NASTY: &str = "a^b|c=d\\e\rf\ng\th – Zugriff verweigert – ü 日本 �
 // Config
 // ---------------------------------------------------------------------------------------------
 
-/// One `[[sinks]]` table of type syslog, no linger; `keys` are more `key = value` lines.
-fn syslog_sink(id: &str, addr: SocketAddr, keys: &str) -> String {
-    format!(
-        r#"
-[[sinks]]
-id = "{id}"
-type = "syslog"
-address = "{addr}"
-{keys}
-[sinks.batch]
-linger = "0ms"
-"#
-    )
-}
-
 /// The server, the file sink `out`, the given syslog sinks and four sources routed to `out`
 /// and every syslog sink: `prisma` (prisma_cloud), `wallarm`, `plain` (generic, no mapping)
 /// and `mapped` (generic with a mapping of every Event field).
 fn config(sinks: &[String], ids: &[&str]) -> String {
-    let list = std::iter::once("out")
-        .chain(ids.iter().copied())
-        .map(|s| format!("{s:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let list = toml_list(std::iter::once("out").chain(ids.iter().copied()));
     let auth = r#"auth = { scheme = "token", header = "Authorization", prefix = "Bearer ", secret = "tok" }"#;
     format!(
         r#"{PLAIN_SERVER}{FILE_SINK}{sinks}
@@ -215,33 +195,8 @@ fn file_line_texts(gw: &TestGateway) -> Vec<String> {
         .collect()
 }
 
-async fn metrics_text(gw: &TestGateway) -> String {
-    let (status, text) = get_text(gw.metrics_addr(), "/metrics").await;
-    assert_eq!(status, StatusCode::OK);
-    text
-}
-
 async fn sink_metric(gw: &TestGateway, name: &str, sink: &str) -> Option<f64> {
-    metric(&metrics_text(gw).await, name, &[("sink", sink)])
-}
-
-/// Polls an async condition every 50 ms for up to `bound`.
-async fn poll_until<F, Fut>(what: &str, bound: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + bound;
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {bound:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    metric(&gw.metrics_text().await, name, &[("sink", sink)])
 }
 
 /// Waits until the sample `name{sink}` equals `want`, for up to [`BOUND`].
@@ -264,7 +219,7 @@ async fn wait_metric(gw: &TestGateway, name: &str, sink: &str, want: f64) {
 async fn wait_readyz(gw: &TestGateway, want: StatusCode, needle: &str) -> String {
     let deadline = Instant::now() + BOUND;
     loop {
-        let (status, body) = get_text(gw.metrics_addr(), "/readyz").await;
+        let (status, body) = gw.readyz().await;
         if status == want && body.contains(needle) {
             return body;
         }
@@ -639,7 +594,26 @@ app_name = "siemgate-it""#,
     post_ok(&gw, "wallarm", WALLARM.to_owned(), 2).await;
     let events = file_events(&gw, 7).await;
     wait_count("the receiver", || r.count(), 7).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_metric(&gw, "siemgate_events_delivered_total", "qradar", 7.0).await;
+    let text = gw.metrics_text().await;
+    let m = |name: &str| metric(&text, name, &[("sink", "qradar")]);
+    assert_eq!(
+        m("siemgate_events_failed_total").unwrap_or(0.0),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        m("siemgate_sink_truncations_total").unwrap_or(0.0),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        m("siemgate_sink_reconnects_total").unwrap_or(0.0),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(m("siemgate_queue_events"), Some(0.0), "{text}");
+    gw.stop().await;
     let msgs = r.messages();
     assert_eq!(msgs.len(), 7, "one message per event");
     assert_no_receiver_errors(&r, "receiver");
@@ -756,26 +730,6 @@ app_name = "siemgate-it""#,
         );
     }
 
-    wait_metric(&gw, "siemgate_events_delivered_total", "qradar", 7.0).await;
-    let text = metrics_text(&gw).await;
-    let m = |name: &str| metric(&text, name, &[("sink", "qradar")]);
-    assert_eq!(
-        m("siemgate_events_failed_total").unwrap_or(0.0),
-        0.0,
-        "{text}"
-    );
-    assert_eq!(
-        m("siemgate_sink_truncations_total").unwrap_or(0.0),
-        0.0,
-        "{text}"
-    );
-    assert_eq!(
-        m("siemgate_sink_reconnects_total").unwrap_or(0.0),
-        0.0,
-        "{text}"
-    );
-    assert_eq!(m("siemgate_queue_events"), Some(0.0), "{text}");
-    gw.stop().await;
     assert_no_receiver_errors(&r, "receiver after shutdown");
 }
 
@@ -966,7 +920,7 @@ enterprise_number = 99999"#,
     .await;
     let events = file_events(&gw, 9).await;
     wait_count("the receiver", || r.count(), 9).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    gw.stop().await;
     assert_no_receiver_errors(&r, "receiver");
     let msgs = r.messages();
     assert_eq!(
@@ -1043,7 +997,6 @@ enterprise_number = 99999"#,
     let (c, _) = &cefs[8];
     assert_eq!(c.name, "generic:alert:new", "no title: the event id name");
     assert_eq!(c.severity, "3");
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -1072,7 +1025,8 @@ app_name = "siemgate-json"
     let events = file_events(&gw, 8).await;
     let lines = file_line_texts(&gw);
     wait_count("the TLS receiver", || r.count(), 8).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_metric(&gw, "siemgate_events_delivered_total", "json", 8.0).await;
+    gw.stop().await;
     assert_no_receiver_errors(&r, "TLS receiver");
     let msgs = r.messages();
     assert_eq!(msgs.len(), 8);
@@ -1098,8 +1052,6 @@ app_name = "siemgate-json"
         assert!(json.get("truncated").is_none());
     }
     assert_eq!(events[7]["title"], NASTY);
-    wait_metric(&gw, "siemgate_events_delivered_total", "json", 8.0).await;
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -1124,7 +1076,8 @@ hostname = "gw-udp""#,
     .await;
     let events = file_events(&gw, 8).await;
     wait_count("the UDP receiver", || r.count(), 8).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_metric(&gw, "siemgate_sink_truncations_total", "udp", 1.0).await;
+    gw.stop().await;
     let msgs = r.messages();
     assert_eq!(msgs.len(), 8, "one datagram per event, nothing split");
     let h = Header {
@@ -1150,8 +1103,6 @@ hostname = "gw-udp""#,
             check_leef(body, ev, '^');
         }
     }
-    wait_metric(&gw, "siemgate_sink_truncations_total", "udp", 1.0).await;
-    gw.stop().await;
 }
 
 /// UDP datagrams never exceed `max_message_bytes`, even for events whose non-cuttable parts
@@ -1205,7 +1156,7 @@ hostname = "gw""#,
         async move { done }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    gw.stop().await;
     let mut over = Vec::new();
     for (name, r) in [("udp_json", &rj), ("udp_leef", &rl)] {
         for m in r.messages() {
@@ -1223,7 +1174,6 @@ hostname = "gw""#,
             }
         }
     }
-    gw.stop().await;
     assert_eq!(
         over,
         Vec::<String>::new(),
@@ -1518,7 +1468,7 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
     );
     assert!(r2.connections() >= 1);
 
-    let text = metrics_text(&gw).await;
+    let text = gw.metrics_text().await;
     let m = |name: &str| metric(&text, name, &[("sink", "siem")]);
     assert!(
         m("siemgate_sink_reconnects_total").unwrap_or(0.0) >= 1.0,
@@ -1622,7 +1572,7 @@ async fn untrusted_tls_certificate_holds_the_queue() {
         0,
         "nothing delivered over an untrusted connection"
     );
-    let text = metrics_text(&gw).await;
+    let text = gw.metrics_text().await;
     let m = |name: &str| metric(&text, name, &[("sink", "qradar")]);
     assert_eq!(m("siemgate_queue_events"), Some(3.0), "all held: {text}");
     assert_eq!(m("siemgate_events_delivered_total").unwrap_or(0.0), 0.0);

@@ -5,13 +5,11 @@
 //! minute at most, however many arrive.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "common/binary.rs"]
-mod binary;
 mod common;
 
 use std::time::Duration;
 
-use binary::Process;
+use common::binary::Process;
 use common::*;
 use http::StatusCode;
 use serde_json::{json, Value};

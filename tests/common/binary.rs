@@ -3,10 +3,10 @@
 //! a thread into a shared buffer (the child never blocks on a full pipe, and every line stays
 //! readable); the waits for the listeners' ready lines and for the exit are bounded; signals go
 //! through `kill(1)`; a process still running when its [`Process`] is dropped is killed, so a
-//! failed assertion never leaves it behind.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! failed assertion never leaves it behind. [`run`] runs a command that ends by itself (`check`,
+//! a `serve` that must refuse its config) to its end, bounded, and keeps stdout and stderr.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_siemgate");
 /// Bound on waiting for the ready lines (and for a start that must fail to end).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bound on one run of [`run`].
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a wait for the exit looks again.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -206,4 +208,67 @@ pub fn ready_addr(line: &str, what: &str) -> Option<SocketAddr> {
         .next()?
         .parse()
         .ok()
+}
+
+/// What one finished run of the binary left behind.
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Stdout followed by stderr.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `siemgate <args>` in `cwd`, with the variables `env_remove` removed from its
+/// environment, to its end; waits at most [`RUN_TIMEOUT`] (the child is killed and the test
+/// fails after that). Both pipes are drained by threads, so the child never blocks on them.
+pub fn run(cwd: &Path, args: &[&str], env_remove: &[&str]) -> Run {
+    let mut command = Command::new(BIN);
+    command.args(args).current_dir(cwd);
+    for var in env_remove {
+        command.env_remove(var);
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn siemgate");
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    });
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "siemgate {args:?} still running after {RUN_TIMEOUT:?}; stderr so far:\n{}",
+                err_thread.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(POLL);
+    };
+    Run {
+        status,
+        stdout: out_thread.join().unwrap(),
+        stderr: err_thread.join().unwrap(),
+    }
 }

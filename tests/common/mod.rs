@@ -1,16 +1,24 @@
 //! Test harness: start a gateway on 127.0.0.1:0 from a config text, and talk to it with a real
-//! HTTP/1.1 or HTTP/2 client, over plaintext or TLS.
+//! HTTP/1.1 or HTTP/2 client, over plaintext or TLS; the helpers every test file shares
+//! (scrapes of `/metrics` and `/readyz`, bounded waits, vendor fixtures, HMAC signing, FIFOs);
+//! and, in [`binary`], the real binary as a child process.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod binary;
+
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use hmac::{Hmac, Mac};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use sha2::Sha256;
 use siemgate::Gateway;
 use tokio::net::TcpStream;
 
@@ -36,6 +44,40 @@ impl TestGateway {
 
     pub fn lines(&self) -> Vec<serde_json::Value> {
         read_lines(&self.out())
+    }
+
+    /// `/metrics` of this gateway, as text (see [`metrics_text`]).
+    pub async fn metrics_text(&self) -> String {
+        metrics_text(self.metrics_addr()).await
+    }
+
+    /// `/readyz` of this gateway: status and body text.
+    pub async fn readyz(&self) -> (StatusCode, String) {
+        get_text(self.metrics_addr(), "/readyz").await
+    }
+
+    /// `/readyz` of this gateway: status and body, which must be JSON.
+    pub async fn readyz_json(&self) -> (StatusCode, Value) {
+        let (status, body) = self.readyz().await;
+        let v = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("/readyz not JSON ({e}): {body}"));
+        (status, v)
+    }
+
+    /// Polls `/readyz` (bounded by [`READYZ_BOUND`]) until it answers `want`; returns that
+    /// body.
+    pub async fn readyz_becomes(&self, want: StatusCode) -> Value {
+        let start = Instant::now();
+        let mut last = Value::Null;
+        while start.elapsed() < READYZ_BOUND {
+            let (status, body) = self.readyz_json().await;
+            if status == want {
+                return body;
+            }
+            last = body;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("/readyz never answered {want}; last: {last}");
     }
 
     /// Stops the gateway cleanly and waits for it.
@@ -180,6 +222,16 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
+/// `/metrics` of the metrics listener at `addr`, as text; the scrape must answer 200.
+pub async fn metrics_text(addr: SocketAddr) -> String {
+    let (status, text) = get_text(addr, "/metrics").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    text
+}
+
+/// How long [`TestGateway::readyz_becomes`] polls.
+pub const READYZ_BOUND: Duration = Duration::from_secs(10);
+
 /// Waits until `f` holds, polling for up to 10 s.
 pub async fn eventually<F: FnMut() -> bool>(what: &str, mut f: F) {
     for _ in 0..1000 {
@@ -222,6 +274,40 @@ pub fn tls_client(
     Arc::new(cfg)
 }
 
+/// Certificate params of a CA named `cn` as `openssl req -x509` makes one: CA:TRUE
+/// (unconstrained), keyCertSign, cRLSign and digitalSignature, no subjectAltName.
+pub fn ca_params(cn: &str) -> rcgen::CertificateParams {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose};
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p
+}
+
+/// A rustls server config (ring, safe default protocol versions, no client authentication)
+/// presenting `chain` with `key`.
+pub fn tls_server_config(
+    chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    key: &rcgen::KeyPair,
+) -> Arc<rustls::ServerConfig> {
+    let key_der = rustls_pki_types::PrivateKeyDer::Pkcs8(
+        rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
+    );
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .unwrap();
+    Arc::new(server)
+}
+
 /// Sends one request over TLS (HTTP/2 if `h2`, else HTTP/1.1); returns the answer and the
 /// negotiated ALPN protocol.
 pub async fn send_tls(
@@ -253,4 +339,88 @@ pub async fn send_tls(
         sender.send_request(req).await.map_err(|e| e.to_string())?
     };
     Ok((collect(resp).await, alpn))
+}
+
+/// `items` as the inside of a TOML array of strings: `"a", "b"`.
+pub fn toml_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    items
+        .into_iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Polls an async condition every 50 ms for up to `bound`; fails naming `what` after that.
+pub async fn poll_until<F, Fut>(what: &str, bound: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + bound;
+    loop {
+        if f().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {bound:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls an async condition every 50 ms for up to 10 s.
+pub async fn eventually_async<F, Fut>(what: &str, f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    poll_until(what, Duration::from_secs(10), f).await;
+}
+
+/// The repository root (where `fixtures/`, `config/` and `fuzz/` are).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The first object of `fixtures/vendors/<file>`: its first element if the file holds a JSON
+/// array, else its first JSON value (one object, or the first line of NDJSON).
+pub fn fixture_element(file: &str) -> Value {
+    let path = repo().join("fixtures/vendors").join(file);
+    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let first = serde_json::Deserializer::from_str(&body)
+        .into_iter::<Value>()
+        .next()
+        .unwrap_or_else(|| panic!("{}: no JSON value", path.display()))
+        .unwrap();
+    match first {
+        Value::Array(mut a) => a.remove(0),
+        v => v,
+    }
+}
+
+/// HMAC-SHA256 of the concatenated `parts` under `key`.
+pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().to_vec()
+}
+
+/// Seconds since the Unix epoch, as a signed timestamp header carries them.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Creates a named pipe at `path` with `mkfifo(1)`.
+pub fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
 }

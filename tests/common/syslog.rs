@@ -36,13 +36,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose,
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::common::{ca_params, tls_server_config};
+
+/// One `[[sinks]]` table of type syslog, no linger; `keys` are more `key = value` lines.
+pub fn syslog_sink(id: &str, addr: SocketAddr, keys: &str) -> String {
+    format!(
+        r#"
+[[sinks]]
+id = "{id}"
+type = "syslog"
+address = "{addr}"
+{keys}
+[sinks.batch]
+linger = "0ms"
+"#
+    )
+}
 
 /// Largest MSG-LEN the stream receivers accept (the sink's upper bound is 65,000).
 pub const MAX_FRAME: usize = 1_000_000;
@@ -63,16 +79,8 @@ pub struct Pki {
 impl Pki {
     /// A fresh CA named `ca_name` and a server certificate from it.
     pub fn new(ca_name: &str) -> Pki {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, ca_name);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
         let ca: CertifiedIssuer<'static, KeyPair> =
-            CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+            CertifiedIssuer::self_signed(ca_params(ca_name), KeyPair::generate().unwrap()).unwrap();
 
         let key = KeyPair::generate().unwrap();
         let mut p =
@@ -82,21 +90,10 @@ impl Pki {
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let cert = p.signed_by(&key, &*ca).unwrap();
 
-        let chain = vec![cert.der().clone()];
-        let key_der = rustls_pki_types::PrivateKeyDer::Pkcs8(
-            rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
-        );
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain, key_der)
-            .unwrap();
         Pki {
             ca_pem: ca.pem(),
             server_cert_pem: cert.pem(),
-            server: Arc::new(server),
+            server: tls_server_config(vec![cert.der().clone()], &key),
         }
     }
 

@@ -17,17 +17,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::binary::Process;
-use crate::common::{get_text, metric};
+use crate::common::binary::Process;
+use crate::common::{hmac_sha256, metric, metrics_text};
 
 const SECRET: &str = "connections-hostile-secret";
 const PROBER_IP: &str = "127.0.0.2";
@@ -70,9 +68,7 @@ secrets = ["{SECRET}"]
 }
 
 fn sign(body: &[u8]) -> String {
-    let mut m = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    m.update(body);
-    hex::encode(m.finalize().into_bytes())
+    hex::encode(hmac_sha256(SECRET.as_bytes(), &[body]))
 }
 
 /// Connects to `addr` from the loopback address `from`.
@@ -276,10 +272,6 @@ async fn sink_holds_exactly(dir: &std::path::Path, n: usize) {
         n,
         "only signed requests reach the sink"
     );
-}
-
-async fn metrics_text(addr: SocketAddr) -> String {
-    get_text(addr, "/metrics").await.1
 }
 
 fn hooks_counter(text: &str, name: &str, reason: &str) -> f64 {

@@ -23,7 +23,6 @@
 #[path = "../common/syslog.rs"]
 mod syslog;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -33,13 +32,18 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 
-use crate::binary::Process;
-use crate::common::{get_text, metric, post, read_lines, send, send_tls, tls_client, Answer};
+use crate::common::binary::Process;
+use crate::common::{
+    ca_params, get_text, metric, post, read_lines, send, send_tls, tls_client, tls_server_config,
+    Answer,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
-use syslog::{first_control, parse_cef, parse_leef, parse_rfc5424, Framing, Pki, StreamReceiver};
+use syslog::{
+    first_control, parse_cef, parse_leef, parse_rfc5424, syslog_sink, Framing, Pki, StreamReceiver,
+};
 
 /// Bound on waiting for a sink to deliver (or to give up).
 const BOUND: Duration = Duration::from_secs(10);
@@ -64,21 +68,6 @@ async fn within_bound(mut f: impl FnMut() -> bool) -> bool {
 const CONTROLS: &str = "n\0e\x1bb\x07v\x0bf\x0cd\x7ft\tr\rl\nN\u{85}L\u{2028}P\u{2029}end";
 /// `CONTROLS` as LEEF and CEF headers carry it: every one of them a space.
 const SPACED: &str = "n e b v f d t r l N L P end";
-
-/// A `[[sinks]]` table of type syslog, no linger; `keys` are more `key = value` lines.
-fn syslog_sink(id: &str, addr: std::net::SocketAddr, keys: &str) -> String {
-    format!(
-        r#"
-[[sinks]]
-id = "{id}"
-type = "syslog"
-address = "{addr}"
-{keys}
-[sinks.batch]
-linger = "0ms"
-"#
-    )
-}
 
 #[tokio::test]
 async fn control_characters_reach_syslog_as_spaces() {
@@ -183,30 +172,12 @@ description = "/desc"
 /// basicConstraints CA:TRUE, no subjectAltName, no extended key usage; and a TLS server
 /// presenting it.
 fn openssl_style_self_signed(cn: &str) -> (Pki, Vec<u8>) {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
     let key = KeyPair::generate().unwrap();
-    let cert = p.self_signed(&key).unwrap();
-    let key_der = rustls_pki_types::PrivateKeyDer::Pkcs8(
-        rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()),
-    );
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.der().clone()], key_der)
-        .unwrap();
+    let cert = ca_params(cn).self_signed(&key).unwrap();
     let pki = Pki {
         ca_pem: cert.pem(),
         server_cert_pem: cert.pem(),
-        server: Arc::new(server),
+        server: tls_server_config(vec![cert.der().clone()], &key),
     };
     (pki, cert.der().to_vec())
 }

@@ -5,17 +5,15 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use http::StatusCode;
-use sha2::Sha256;
 
-use crate::common::{post, read_lines, send, Answer};
+use crate::common::{hmac_sha256, post, read_lines, send, unix_now, Answer};
 
-use crate::binary::Process;
+use crate::common::binary::Process;
 
 const HMAC_KEY: &str = "hostile-hmac-key-3f9a";
 /// Standard Webhooks key: `whsec_` + base64 of the raw key.
@@ -23,11 +21,7 @@ const SWH_RAW_KEY: &[u8] = b"hostile-standard-webhooks-key-77";
 const PROBE_TOKEN: &str = "hostile-probe-token-a1c4";
 
 fn hmac_hex(parts: &[&[u8]]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(HMAC_KEY.as_bytes()).unwrap();
-    for p in parts {
-        mac.update(p);
-    }
-    hex::encode(mac.finalize().into_bytes())
+    hex::encode(hmac_sha256(HMAC_KEY.as_bytes(), parts))
 }
 
 fn swh_secret() -> String {
@@ -35,17 +29,12 @@ fn swh_secret() -> String {
 }
 
 fn swh_signature(id: &str, ts: &str, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SWH_RAW_KEY).unwrap();
-    mac.update(format!("{id}.{ts}.{body}").as_bytes());
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    let tag = hmac_sha256(SWH_RAW_KEY, &[format!("{id}.{ts}.{body}").as_bytes()]);
+    format!("v1,{}", STANDARD.encode(tag))
 }
 
 fn now_secs() -> String {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string()
+    unix_now().to_string()
 }
 
 /// Plaintext hooks on loopback; a file sink per source (`{dir}/<id>.ndjson`), so what each

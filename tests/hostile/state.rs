@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::binary::{self, Process};
+use crate::common::binary::{self, Process};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpSocket;
 
-use crate::common::{collect, get_text, metric, Answer};
+use crate::common::{collect, metric, metrics_text, Answer};
 
 /// The admin token of these tests.
 const OPS: &str = "ops-admin-token-3f9a61c0e7d2b548";
@@ -165,12 +165,6 @@ fn rss_kib(dir: &Path) -> u64 {
         }
     }
     panic!("no siemgate process for {config:?} in /proc");
-}
-
-async fn metrics_text(addr: SocketAddr) -> String {
-    let (status, text) = get_text(addr, "/metrics").await;
-    assert_eq!(status, StatusCode::OK);
-    text
 }
 
 /// Creating, using and deleting sources through the admin API, many times over, leaves
