@@ -17,6 +17,7 @@
 //! * `auth`: per-source sender verification (token, basic, HMAC, Standard Webhooks).
 //! * `vendors`: payload decoders (`generic`, ...) and shared JSON helpers.
 //! * `normalize`: the `Event` schema, severities, timestamps.
+//! * `normalize_cli`: `siemgate normalize`, a payload's events without a server.
 //! * `dispatch`: decode -> filter -> encode per sink -> enqueue all or nothing.
 //! * `queue`: bounded per-sink queues of encoded events.
 //! * `sinks`: encoders, the worker loop, retry classification, client TLS and HTTP, and each
@@ -38,6 +39,7 @@ pub mod control;
 pub mod dispatch;
 pub mod metrics;
 pub mod normalize;
+pub mod normalize_cli;
 pub mod queue;
 pub mod secret;
 pub mod server;
