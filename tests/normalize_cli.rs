@@ -290,3 +290,156 @@ fn an_unknown_vendor_is_a_usage_error() {
     let r = run(&["normalize"], b"{}");
     assert_eq!(r.code, Some(2), "{}", r.stderr);
 }
+
+/// The fenced blocks of `lang` in a Markdown page, in order.
+fn fenced<'a>(page: &'a str, lang: &str) -> Vec<&'a str> {
+    let open = format!("```{lang}\n");
+    page.split(open.as_str())
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .collect()
+}
+
+fn vendor_pages() -> Vec<(String, String)> {
+    let mut pages: Vec<(String, String)> = std::fs::read_dir(repo().join("docs/vendors"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_str().unwrap().to_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    pages.sort();
+    pages
+}
+
+/// Every vendor guide's source snippet is a valid source: `siemgate check` accepts it in a
+/// config with the example's `events_file` sink (its `${VAR}` secrets set to stand-ins).
+#[test]
+fn every_vendor_guide_source_passes_check() {
+    let pages = vendor_pages();
+    let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "coralogix.md",
+            "generic.md",
+            "immuta.md",
+            "prisma-cloud-compute.md",
+            "prisma-cloud.md",
+            "wallarm.md"
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (name, page) in &pages {
+        let snippets = fenced(page, "toml");
+        assert_eq!(snippets.len(), 1, "{name}: one source snippet");
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nplaintext = true\n[metrics]\nenabled = false\n\
+             [[sinks]]\nid = \"events_file\"\ntype = \"file\"\npath = \"{}/events.ndjson\"\n{}",
+            dir.path().display(),
+            snippets[0]
+        );
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let vars: Vec<String> = snippets[0]
+            .split("${")
+            .skip(1)
+            .map(|rest| rest.split('}').next().unwrap().to_owned())
+            .collect();
+        let out = Command::new(BIN)
+            .args(["check", "--config", path.to_str().unwrap()])
+            .envs(
+                vars.iter()
+                    .map(|v| (v.as_str(), "stand-in-secret-0123456789")),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Each guide's event is what `siemgate normalize` prints for the body the page names: a
+/// fixture (`siemgate normalize ... < fixtures/...`), the body piped by `echo`, or the page's
+/// first JSON block with its `[sources.mapping]` (Prisma Cloud Compute). Compared without
+/// `received_at`, the time of the run (and `time` where it fell back to it).
+#[test]
+fn every_vendor_guide_shows_the_event_normalize_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = Vec::new();
+    for (name, page) in vendor_pages() {
+        let commands = fenced(&page, "sh");
+        let shown = fenced(&page, "json");
+        let (args, body): (Vec<String>, Vec<u8>) = if let Some(c) = commands
+            .iter()
+            .find(|c| c.starts_with("siemgate normalize ") && c.contains("< fixtures/"))
+        {
+            let (args, file) = c.trim().split_once(" < ").unwrap();
+            let args = args.split_whitespace().skip(1).map(str::to_owned).collect();
+            (args, std::fs::read(repo().join(file)).unwrap())
+        } else if let Some(c) = commands.iter().find(|c| c.starts_with("echo '")) {
+            let (body, rest) = c["echo '".len()..].split_once('\'').unwrap();
+            let args = rest.split("siemgate ").nth(1).unwrap();
+            let args = args.split_whitespace().map(str::to_owned).collect();
+            (args, body.as_bytes().to_vec())
+        } else {
+            let toml = fenced(&page, "toml")[0];
+            let (_, mapping) = toml.split_once("[sources.mapping]\n").unwrap();
+            let file = dir.path().join("mapping.toml");
+            std::fs::write(&file, mapping).unwrap();
+            let args = vec![
+                "normalize".to_owned(),
+                "--vendor".to_owned(),
+                "generic".to_owned(),
+                "--mapping".to_owned(),
+                file.to_str().unwrap().to_owned(),
+                "--source".to_owned(),
+                "prisma-compute".to_owned(),
+            ];
+            (args, shown[0].as_bytes().to_vec())
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(&args, &body);
+        assert_eq!(r.code, Some(0), "{name}: {args:?}: {}", r.stderr);
+        let events: Vec<Value> = shown
+            .iter()
+            .filter_map(|j| serde_json::from_str::<Value>(j).ok())
+            .filter(|v| v.get("received_at").is_some())
+            .collect();
+        assert_eq!(events.len(), 1, "{name}: one event shown");
+        let without_run_time = |v: &Value, keep_raw: bool| {
+            let mut v = v.clone();
+            let o = v.as_object_mut().unwrap();
+            if o.get("time") == o.get("received_at") {
+                o.remove("time");
+            }
+            o.remove("received_at");
+            // A page may leave out a long `raw` (`{"...": ...}`); the rest must be as printed.
+            if !keep_raw || o.get("raw").is_some_and(|r| r.get("...").is_some()) {
+                o.remove("raw");
+            }
+            v
+        };
+        let want = without_run_time(&events[0], true);
+        let keep_raw = want.get("raw").is_some();
+        let printed: Vec<Value> = r
+            .stdout
+            .lines()
+            .map(|l| without_run_time(&parse(l), keep_raw))
+            .collect();
+        assert!(
+            printed.contains(&want),
+            "{name}: the event shown is not what normalize prints:\n{}",
+            r.stdout
+        );
+        checked.push(name);
+    }
+    assert_eq!(checked.len(), 6, "{checked:?}");
+}
