@@ -24,6 +24,7 @@
 //!   wait until the events are durable (its own `DispatchError`, turned into `Reject` once).
 //! * `queue`: bounded per-sink queues of encoded events behind one narrow API (`Queue`): an
 //!   in-memory `window`, and for disk queues a segment log (`log`) with its writer (`disk`).
+//! * `normalize_cli`: `siemgate normalize`, a payload's events without a server.
 //! * `sinks`: encoders, the worker loop, retry classification, client TLS and HTTP, and each
 //!   sink (`file`, `hec` for Splunk, `syslog` with LEEF/CEF/JSON bodies, `http`).
 //! * `metrics`: metric names and the handles registered once per source and sink, in a series
@@ -77,6 +78,7 @@ pub mod dedup;
 pub mod dispatch;
 pub mod metrics;
 pub mod normalize;
+pub mod normalize_cli;
 pub mod queue;
 pub mod routes;
 pub mod secret;

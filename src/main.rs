@@ -1,5 +1,5 @@
-//! The `siemgate` binary: `serve` runs the gateway, `check` validates a config. The only place
-//! `anyhow` is used.
+//! The `siemgate` binary: `serve` runs the gateway, `check` validates a config, `normalize`
+//! prints the events a payload would become. The only place `anyhow` is used.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use siemgate::config::{self, ConfigError};
+use siemgate::normalize_cli;
 
 #[derive(Parser)]
 #[command(
@@ -32,7 +33,40 @@ enum Command {
         #[arg(long, short, default_value = "config/siemgate.toml")]
         config: PathBuf,
     },
+    /// Print the events a webhook body would become, one JSON event a line, exactly as the file
+    /// sink writes them, without a server. The body is read from standard input with the
+    /// default request limits (`[server.limits]`: 1 MiB, 10,000 events).
+    #[command(after_help = NORMALIZE_HELP)]
+    Normalize {
+        /// The payload family, as a source's `vendor`: generic, prisma_cloud, wallarm,
+        /// coralogix or immuta.
+        #[arg(long)]
+        vendor: String,
+        /// A TOML file with the keys of a `[sources.mapping]` table (without the header),
+        /// for `--vendor generic`.
+        #[arg(long, value_name = "FILE")]
+        mapping: Option<PathBuf>,
+        /// The source id the events carry.
+        #[arg(long = "source", value_name = "ID", default_value = normalize_cli::DEFAULT_SOURCE)]
+        source: String,
+        /// A JSON pointer to redact in every event besides the vendor's credential fields, as
+        /// a source's `redact`; may be given several times.
+        #[arg(long, value_name = "POINTER")]
+        redact: Vec<String>,
+    },
 }
+
+const NORMALIZE_HELP: &str = "\
+Example:
+  siemgate normalize --vendor wallarm --source wallarm < fixtures/vendors/wallarm-new_hits-array-2023.json
+
+Exit codes:
+  0  the events were printed (none for a body without events)
+  1  standard input could not be read or standard output written
+  2  usage error: unknown vendor, bad --source, --mapping file or --redact pointer
+  3  the gateway would refuse the body: over the size cap, not UTF-8, nested too deep,
+     malformed JSON (the message gives the byte offset), the wrong shape, or too many events
+Nothing is printed on standard output for a refused body.";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -47,6 +81,19 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => return check(&config),
+        Command::Normalize {
+            vendor,
+            mapping,
+            source,
+            redact,
+        } => {
+            return normalize(normalize_cli::Options {
+                vendor,
+                mapping,
+                source,
+                redact,
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,6 +125,25 @@ fn check(path: &std::path::Path) -> ExitCode {
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn normalize(options: normalize_cli::Options) -> ExitCode {
+    let result = normalize_cli::prepare(&options).and_then(|prepared| {
+        normalize_cli::run(
+            &prepared,
+            normalize_cli::Limits::default(),
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+            siemgate::normalize::Timestamp::now(),
+        )
+    });
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("siemgate normalize: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

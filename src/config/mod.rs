@@ -736,7 +736,35 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    let file = parse_located(&text).map_err(|(key, e)| {
+    let file: ConfigFile = parse_file(path, &text)?;
+    let mut settings = validate(file).map_err(ConfigError::Invalid)?;
+    settings.path = Some(path.to_owned());
+    Ok(settings)
+}
+
+/// Reads and validates a file holding one generic field mapping: the keys of a
+/// `[sources.mapping]` table at the top level (for `siemgate normalize --mapping`). Errors
+/// carry key paths relative to the file, as `check` reports them under `sources[i].mapping`.
+pub fn load_mapping(path: &Path) -> Result<Mapping, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let cfg: MappingConfig = parse_file(path, &text)?;
+    Mapping::build(&cfg).map_err(|problems| {
+        ConfigError::Invalid(
+            problems
+                .into_iter()
+                .map(|(path, message)| ConfigIssue { path, message })
+                .collect(),
+        )
+    })
+}
+
+/// Parses TOML `text` read from `path` into `T`; a failure names the key path, line and
+/// column, without the values (see [`parse_error`]).
+fn parse_file<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    parse_located(text).map_err(|(key, e)| {
         let at = e.span().map_or(0, |s| s.start).min(text.len());
         let before = &text.as_bytes()[..at];
         let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
@@ -754,10 +782,16 @@ pub fn load(path: &Path) -> Result<Settings, ConfigError> {
             column,
             message,
         }
-    })?;
-    let mut settings = validate(file).map_err(ConfigError::Invalid)?;
-    settings.path = Some(path.to_owned());
-    Ok(settings)
+    })
+}
+
+/// Whether `id` may name a source (its hook URL and its queue directories); the rule when not.
+pub fn check_source_id(id: &str) -> Result<(), &'static str> {
+    if valid_id(id) {
+        Ok(())
+    } else {
+        Err(ID_RULE)
+    }
 }
 
 pub fn parse(text: &str) -> Result<ConfigFile, toml::de::Error> {
@@ -765,7 +799,9 @@ pub fn parse(text: &str) -> Result<ConfigFile, toml::de::Error> {
 }
 
 /// Parses like [`parse`], and on failure also names the key path where serde stopped.
-fn parse_located(text: &str) -> Result<ConfigFile, (String, toml::de::Error)> {
+fn parse_located<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, (String, toml::de::Error)> {
     let de = toml::Deserializer::parse(text).map_err(|e| (String::new(), e))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = parse_error::key_path(e.path());
