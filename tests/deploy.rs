@@ -7,8 +7,6 @@
 //! queries must also parse as PromQL (`promtool check rules`, where promtool is installed).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "common/binary.rs"]
-mod binary;
 mod common;
 #[path = "common/hec.rs"]
 mod hec;
@@ -17,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use binary::Process;
+use common::binary::Process;
 use common::*;
 use hec::{AckPolicy, HecServer};
 use http::StatusCode;
