@@ -2,6 +2,7 @@
 //! and the helpers every vendor decoder shares (stable ids, time formatting).
 
 pub mod event;
+pub mod ocsf;
 pub mod severity;
 pub mod time;
 

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BatchLimits, SinkKind, SinkSettings, SourceSettings};
 use crate::metrics::{Registry, SinkMetrics};
+use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
 use crate::normalize::Event;
 use crate::queue::disk::DiskMetrics;
 use crate::queue::log::LogError;
@@ -70,6 +71,19 @@ impl Encoder for Ndjson {
         let start = out.len();
         serde_json::to_writer(out.writer(), event)?;
         one_line(&mut out[start..]);
+        out.put_u8(b'\n');
+        Ok(())
+    }
+}
+
+/// One event as one OCSF class object on one JSON line (`encoding = "ocsf"` of the file sink;
+/// see `normalize::ocsf`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OcsfNdjson(pub OcsfVersion);
+
+impl Encoder for OcsfNdjson {
+    fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
+        serde_json::to_writer(out.writer(), &OcsfEvent::new(event, self.0))?;
         out.put_u8(b'\n');
         Ok(())
     }
