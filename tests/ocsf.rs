@@ -4,7 +4,15 @@
 //! committed OCSF 1.1.0 and 1.8.0 JSON Schemas of its class (`fixtures/ocsf/`), and its
 //! `type_uid`, `category_uid` and `*_name` labels agree (the schemas do not check those).
 //! Also the mapping of each vendor's alert kinds to classes and attributes.
+//!
+//! End to end: the real binary on 127.0.0.1 with one `encoding = "ocsf"` file sink writes one
+//! valid OCSF object per line for Prisma, Wallarm and Coralogix alerts, beside a default sink
+//! that still writes siemgate's Event; the config refuses OCSF where the sink is not JSON.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "common/binary.rs"]
+mod binary;
+mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -470,4 +478,186 @@ fn overlong_text_is_capped_and_an_overlong_raw_left_out() {
     assert!(o.get("raw_data").is_none());
     let short = one(Vendor::Generic, r#"{"id":"g-3","title":"t"}"#);
     assert_eq!(short["raw_data"], r#"{"id":"g-3","title":"t"}"#);
+}
+
+fn config_issues(toml_text: &str) -> Vec<String> {
+    let file = siemgate::config::parse(toml_text).unwrap();
+    match siemgate::config::validate(file) {
+        Ok(_) => Vec::new(),
+        Err(issues) => issues.iter().map(|i| i.to_string()).collect(),
+    }
+}
+
+const SERVER: &str = "[server]\nlisten = \"127.0.0.1:0\"\nplaintext = true\n";
+const SOURCE: &str =
+    "[[sources]]\nid = \"a\"\nsinks = [\"s\"]\nauth = { scheme = \"token\", secret = \"t\" }\n";
+
+#[test]
+fn ocsf_encoding_is_accepted_only_where_json_is_sent() {
+    let ok = [
+        "type = \"file\"\npath = \"/tmp/siemgate-ocsf-never-written.ndjson\"\nencoding = \"ocsf\"",
+        "type = \"file\"\npath = \"/tmp/siemgate-ocsf-never-written.ndjson\"\nencoding = \"ocsf\"\nocsf_version = \"1.8.0\"",
+        "type = \"splunk_hec\"\nurl = \"http://127.0.0.1:8088\"\ntoken = \"x\"\nencoding = \"ocsf\"",
+        "type = \"http\"\nurl = \"http://127.0.0.1:9\"\nbody = \"ndjson\"\nencoding = \"ocsf\"",
+        "type = \"syslog\"\naddress = \"127.0.0.1:514\"\nformat = \"json\"\nencoding = \"ocsf\"",
+    ];
+    for sink in ok {
+        let cfg = format!("{SERVER}[[sinks]]\nid = \"s\"\n{sink}\n{SOURCE}");
+        assert_eq!(config_issues(&cfg), Vec::<String>::new(), "{sink}");
+    }
+    let bad = [
+        (
+            "type = \"syslog\"\naddress = \"127.0.0.1:514\"\nformat = \"leef\"\nencoding = \"ocsf\"",
+            "sinks[0].encoding",
+            "format = \"json\"",
+        ),
+        (
+            "type = \"syslog\"\naddress = \"127.0.0.1:514\"\nformat = \"cef\"\nencoding = \"ocsf\"",
+            "sinks[0].encoding",
+            "LEEF and CEF",
+        ),
+        (
+            "type = \"http\"\nurl = \"http://127.0.0.1:9\"\nbody = \"template\"\ntemplate = \"{{title}}\"\nencoding = \"ocsf\"",
+            "sinks[0].encoding",
+            "template",
+        ),
+        (
+            "type = \"file\"\npath = \"/tmp/x.ndjson\"\nencoding = \"ocsf\"\nocsf_version = \"1.3\"",
+            "sinks[0].ocsf_version",
+            "1.8.0",
+        ),
+        (
+            "type = \"file\"\npath = \"/tmp/x.ndjson\"\nocsf_version = \"1.8.0\"",
+            "sinks[0].ocsf_version",
+            "only used with encoding",
+        ),
+    ];
+    for (sink, key, words) in bad {
+        let cfg = format!("{SERVER}[[sinks]]\nid = \"s\"\n{sink}\n{SOURCE}");
+        let issues = config_issues(&cfg);
+        assert!(
+            issues.iter().any(|i| i.contains(key) && i.contains(words)),
+            "{sink}: {issues:?}"
+        );
+    }
+    let unknown = format!(
+        "{SERVER}[[sinks]]\nid = \"s\"\ntype = \"file\"\npath = \"/tmp/x\"\nencoding = \"ucsf\"\n{SOURCE}"
+    );
+    assert!(siemgate::config::parse(&unknown).is_err());
+}
+
+#[tokio::test]
+async fn the_binary_writes_one_valid_ocsf_object_per_line_to_an_ocsf_file_sink() {
+    use common::*;
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"{PLAIN_SERVER}
+[[sinks]]
+id = "ocsf"
+type = "file"
+path = '{{dir}}/ocsf.ndjson'
+fsync = "never"
+encoding = "ocsf"
+ocsf_version = "1.8.0"
+[sinks.batch]
+linger = "0ms"
+[[sinks]]
+id = "plain"
+type = "file"
+path = '{{dir}}/plain.ndjson'
+fsync = "never"
+[sinks.batch]
+linger = "0ms"
+[[sources]]
+id = "pc"
+vendor = "prisma_cloud"
+sinks = ["ocsf", "plain"]
+auth = {{ scheme = "token", secret = "pc-ocsf-tok-71d2" }}
+[[sources]]
+id = "wl"
+vendor = "wallarm"
+sinks = ["ocsf", "plain"]
+auth = {{ scheme = "token", secret = "wl-ocsf-tok-93a0" }}
+"#
+    );
+    let mut proc = binary::Process::start(dir.path(), &config, &[]);
+    let [hooks] = proc.wait_ready(["hooks"]);
+    let posts = [
+        (
+            "pc",
+            "X-Redlock-Auth",
+            "pc-ocsf-tok-71d2",
+            "prisma_cloud-webhook-alert-open.json",
+        ),
+        (
+            "wl",
+            "X-Auth-Token",
+            "wl-ocsf-tok-93a0",
+            "wallarm-new_hits-array-2023.json",
+        ),
+        (
+            "wl",
+            "X-Auth-Token",
+            "wl-ocsf-tok-93a0",
+            "wallarm-vuln-flat-legacy-2020.json",
+        ),
+        (
+            "wl",
+            "X-Auth-Token",
+            "wl-ocsf-tok-93a0",
+            "wallarm-create_user-flat-legacy-from-screenshot.json",
+        ),
+    ];
+    let mut accepted = 0;
+    for (source, header, token, file) in posts {
+        let a = send(
+            hooks,
+            post(hooks, source, &[(header, token)], fixture(file)),
+        )
+        .await;
+        assert_eq!(a.status, http::StatusCode::OK, "{file}: {:?}", a.body);
+        accepted += a.json()["accepted"].as_u64().unwrap_or(0) as usize;
+    }
+    assert!(accepted >= 4, "{accepted}");
+    let ocsf_path = dir.path().join("ocsf.ndjson");
+    let plain_path = dir.path().join("plain.ndjson");
+    let (mut ocsf, mut plain) = (Vec::new(), Vec::new());
+    for _ in 0..300 {
+        ocsf = read_lines(&ocsf_path);
+        plain = read_lines(&plain_path);
+        if ocsf.len() >= accepted && plain.len() >= accepted {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(ocsf.len(), accepted, "{ocsf:?}");
+    assert_eq!(plain.len(), accepted);
+    let mut classes = std::collections::BTreeSet::new();
+    for obj in &ocsf {
+        assert!(problems(obj).is_empty(), "{:?}\n{obj}", problems(obj));
+        assert_eq!(obj["metadata"]["version"], "1.8.0");
+        classes.insert(obj["class_uid"].as_u64().unwrap());
+    }
+    assert_eq!(
+        classes.into_iter().collect::<Vec<_>>(),
+        vec![2002, 2003, 2004, 3001]
+    );
+    // The default sink still writes siemgate's Event, for the same events.
+    for e in &plain {
+        assert!(
+            e.get("raw").is_some() && e.get("class_uid").is_none(),
+            "{e}"
+        );
+    }
+    let ids = |v: &[Value], key: &dyn Fn(&Value) -> Value| {
+        let mut ids: Vec<String> = v.iter().map(|o| key(o).to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        ids(&ocsf, &|o| o["metadata"]["uid"].clone()),
+        ids(&plain, &|e| e["id"].clone())
+    );
+    proc.signal("-TERM");
+    proc.wait_exit(std::time::Duration::from_secs(10));
 }

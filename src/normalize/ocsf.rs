@@ -335,6 +335,8 @@ pub struct OcsfEvent<'e, 'a> {
     version: OcsfVersion,
     class: OcsfClass,
     extra: Extra<'e>,
+    /// Leaves out `raw_data` and the descriptions (for a size-limited syslog message).
+    lean: bool,
 }
 
 impl<'e, 'a> OcsfEvent<'e, 'a> {
@@ -364,7 +366,14 @@ impl<'e, 'a> OcsfEvent<'e, 'a> {
             version,
             class,
             extra,
+            lean: false,
         }
+    }
+
+    /// The same object without `raw_data` and descriptions, for a size limit.
+    pub fn lean(mut self) -> Self {
+        self.lean = true;
+        self
     }
 
     pub fn class(&self) -> OcsfClass {
@@ -416,7 +425,7 @@ impl Serialize for OcsfEvent<'_, '_> {
                 let (status_id, status) = finding_status(e.status);
                 m.serialize_entry("status_id", &status_id)?;
                 m.serialize_entry("status", status)?;
-                m.serialize_entry("finding_info", &FindingInfo(e))?;
+                m.serialize_entry("finding_info", &FindingInfo(e, self.lean))?;
                 let has_resource = e.resource.id.is_some() || e.resource.name.is_some();
                 match class {
                     OcsfClass::DetectionFinding => {
@@ -446,7 +455,10 @@ impl Serialize for OcsfEvent<'_, '_> {
                             m.serialize_entry("resource", &ResourceDetails(e))?;
                         }
                         if let Extra::Cwe(cwe) = self.extra {
-                            m.serialize_entry("vulnerabilities", &[Vulnerability(e, cwe)])?;
+                            m.serialize_entry(
+                                "vulnerabilities",
+                                &[Vulnerability(e, cwe, self.lean)],
+                            )?;
                         }
                     }
                     OcsfClass::AccountChange => {}
@@ -456,7 +468,7 @@ impl Serialize for OcsfEvent<'_, '_> {
         // 1.1.0 caps `raw_data` at 65,535 characters; a cut raw object would not be the
         // original, so a longer one is left out (the siemgate encoding still carries it).
         let raw = e.raw.get();
-        if raw.len() <= MAX_CHARS || raw.chars().count() <= MAX_CHARS {
+        if !self.lean && (raw.len() <= MAX_CHARS || raw.chars().count() <= MAX_CHARS) {
             m.serialize_entry("raw_data", raw)?;
         }
         m.serialize_entry("unmapped", &Unmapped(self))?;
@@ -551,7 +563,7 @@ impl Serialize for User<'_, '_> {
     }
 }
 
-struct FindingInfo<'e, 'a>(&'e Event<'a>);
+struct FindingInfo<'e, 'a>(&'e Event<'a>, bool);
 
 impl Serialize for FindingInfo<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -566,7 +578,7 @@ impl Serialize for FindingInfo<'_, '_> {
                 m.serialize_entry("title", &format_args!("{} {}", e.product, e.kind.as_str()))?
             }
         }
-        if let Some(v) = text(&e.description) {
+        if let Some(v) = text(&e.description).filter(|_| !self.1) {
             m.serialize_entry("desc", &v)?;
         }
         match text(&f.type_code) {
@@ -676,7 +688,7 @@ impl Serialize for TextList<'_, '_> {
     }
 }
 
-struct Vulnerability<'e, 'a>(&'e Event<'a>, &'static str);
+struct Vulnerability<'e, 'a>(&'e Event<'a>, &'static str, bool);
 
 impl Serialize for Vulnerability<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -691,7 +703,7 @@ impl Serialize for Vulnerability<'_, '_> {
         if let Some(v) = text(&e.title) {
             m.serialize_entry("title", &v)?;
         }
-        if let Some(v) = text(&e.description) {
+        if let Some(v) = text(&e.description).filter(|_| !self.2) {
             m.serialize_entry("desc", &v)?;
         }
         if let Some(v) = text(&e.vendor_severity) {
@@ -828,7 +840,7 @@ impl Serialize for Unmapped<'_, '_, '_> {
             if let Some(v) = text(&e.url) {
                 m.serialize_entry("url", &v)?;
             }
-            if let Some(v) = text(&e.description) {
+            if let Some(v) = text(&e.description).filter(|_| !o.lean) {
                 m.serialize_entry("description", &v)?;
             }
         }

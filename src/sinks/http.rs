@@ -18,6 +18,7 @@ use super::http_client::HttpClient;
 use super::retry::SendError;
 use super::{one_line, EncodeError, Encoder};
 use crate::config::{HttpBodySettings, HttpSettings, SignatureEncodingConfig, SignatureSettings};
+use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
 use crate::normalize::Event;
 
 const USER_AGENT_VALUE: &str = concat!("siemgate/", env!("CARGO_PKG_VERSION"));
@@ -300,6 +301,10 @@ pub enum HttpEncoder {
     Ndjson,
     /// One request body: the rendered template.
     Template(Template),
+    /// One request body: the OCSF object.
+    OcsfEvent(OcsfVersion),
+    /// One OCSF object per line; a batch of them is one request.
+    OcsfNdjson(OcsfVersion),
 }
 
 impl HttpEncoder {
@@ -308,6 +313,15 @@ impl HttpEncoder {
             HttpBodySettings::Event => HttpEncoder::Event,
             HttpBodySettings::Ndjson => HttpEncoder::Ndjson,
             HttpBodySettings::Template(t) => HttpEncoder::Template(t.clone()),
+        }
+    }
+
+    /// With `encoding = "ocsf"` (validation allows it only for `event` and `ndjson` bodies).
+    pub fn with_ocsf(self, ocsf: Option<OcsfVersion>) -> HttpEncoder {
+        match (self, ocsf) {
+            (HttpEncoder::Event, Some(v)) => HttpEncoder::OcsfEvent(v),
+            (HttpEncoder::Ndjson, Some(v)) => HttpEncoder::OcsfNdjson(v),
+            (e, _) => e,
         }
     }
 }
@@ -322,6 +336,10 @@ impl Encoder for HttpEncoder {
             }
             HttpEncoder::Ndjson => super::Ndjson.encode(event, out)?,
             HttpEncoder::Template(t) => t.render(event, out)?,
+            HttpEncoder::OcsfEvent(v) => {
+                serde_json::to_writer(out.writer(), &OcsfEvent::new(event, *v))?;
+            }
+            HttpEncoder::OcsfNdjson(v) => super::OcsfNdjson(*v).encode(event, out)?,
         }
         Ok(())
     }

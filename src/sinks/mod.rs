@@ -104,6 +104,7 @@ pub fn one_line(json: &mut [u8]) {
 /// per (source, sink) pair, so per-source settings such as HEC's index are baked in once.
 pub enum Encoding {
     Ndjson(Ndjson),
+    OcsfNdjson(OcsfNdjson),
     Hec(hec::HecEncoder),
     Syslog(syslog::SyslogEncoder),
     Http(http::HttpEncoder),
@@ -115,13 +116,16 @@ impl Encoding {
         source: &SourceSettings,
         metrics: &SinkMetrics,
     ) -> Encoding {
-        match &sink.kind {
-            SinkKind::File(_) => Encoding::Ndjson(Ndjson),
-            SinkKind::SplunkHec(h) => Encoding::Hec(hec::HecEncoder::new(h, source)),
-            SinkKind::Syslog(s) => {
-                Encoding::Syslog(syslog::SyslogEncoder::new(s, metrics.truncations.clone()))
+        match (&sink.kind, sink.ocsf) {
+            (SinkKind::File(_), None) => Encoding::Ndjson(Ndjson),
+            (SinkKind::File(_), Some(v)) => Encoding::OcsfNdjson(OcsfNdjson(v)),
+            (SinkKind::SplunkHec(h), ocsf) => {
+                Encoding::Hec(hec::HecEncoder::new(h, source).with_ocsf(ocsf))
             }
-            SinkKind::Http(h) => Encoding::Http(http::HttpEncoder::new(h)),
+            (SinkKind::Syslog(s), ocsf) => Encoding::Syslog(
+                syslog::SyslogEncoder::new(s, metrics.truncations.clone()).with_ocsf(ocsf),
+            ),
+            (SinkKind::Http(h), ocsf) => Encoding::Http(http::HttpEncoder::new(h).with_ocsf(ocsf)),
         }
     }
 }
@@ -130,6 +134,7 @@ impl Encoder for Encoding {
     fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
             Encoding::Ndjson(e) => e.encode(event, out),
+            Encoding::OcsfNdjson(e) => e.encode(event, out),
             Encoding::Hec(e) => e.encode(event, out),
             Encoding::Syslog(e) => e.encode(event, out),
             Encoding::Http(e) => e.encode(event, out),
