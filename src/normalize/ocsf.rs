@@ -722,7 +722,9 @@ fn valid_ip<'e>(e: &'e Event<'_>) -> Option<Text<'e>> {
     e.network
         .src_ip
         .as_deref()
-        .filter(|ip| ip.parse::<IpAddr>().is_ok())
+        // OCSF `ip_t` is at most 40 characters (an IPv4-mapped IPv6 address written in full
+        // parses but is longer).
+        .filter(|ip| ip.len() <= 40 && ip.parse::<IpAddr>().is_ok())
         .map(Text)
 }
 
