@@ -494,6 +494,33 @@ mod tests {
     use crate::vendors::Vendor;
 
     #[test]
+    fn ocsf_bodies_are_the_ocsf_object_alone_or_one_per_line() {
+        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
+        let mut e = Event::new(Vendor::Generic, "g", raw, Timestamp(5));
+        e.severity = Severity::High;
+        let encode = |enc: &HttpEncoder| {
+            let mut out = BytesMut::new();
+            enc.encode(&e, &mut out).unwrap();
+            String::from_utf8(out.to_vec()).unwrap()
+        };
+        let body = encode(&HttpEncoder::Event.with_ocsf(Some(OcsfVersion::V1_8_0)));
+        assert!(!body.ends_with('\n'));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (v["class_uid"].as_u64(), v["severity_id"].as_u64()),
+            (Some(2004), Some(4))
+        );
+        assert_eq!(v["metadata"]["version"], "1.8.0");
+        let line = encode(&HttpEncoder::Ndjson.with_ocsf(Some(OcsfVersion::V1_1_0)));
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(v["metadata"]["version"], "1.1.0");
+        // Without OCSF the body stays the Event.
+        let plain = encode(&HttpEncoder::Event.with_ocsf(None));
+        assert!(plain.contains("\"raw\":{}"), "{plain}");
+    }
+
+    #[test]
     fn templates_escape_strings_and_embed_json() {
         let raw: &serde_json::value::RawValue = serde_json::from_str("{\"a\":\n1}").unwrap();
         let mut e = Event::new(Vendor::Wallarm, "w", raw, Timestamp(0));
