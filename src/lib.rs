@@ -16,7 +16,7 @@
 //!   metrics/health listener (`ops`).
 //! * `auth`: per-source sender verification (token, basic, HMAC, Standard Webhooks).
 //! * `vendors`: payload decoders (`generic`, ...) and shared JSON helpers.
-//! * `normalize`: the `Event` schema, severities, timestamps.
+//! * `normalize`: the `Event` schema, severities, timestamps, and its OCSF 1.x encoding.
 //! * `dispatch`: decode -> filter -> encode per sink -> enqueue all or nothing.
 //! * `queue`: bounded per-sink queues of encoded events.
 //! * `sinks`: encoders, the worker loop, retry classification, client TLS and HTTP, and each
