@@ -1,7 +1,9 @@
 //! Encoder throughput, events per second, for every sink wire format on decoded fixture
 //! events: NDJSON (the file sink; the baseline the others are compared with in the same run),
 //! the Splunk HEC envelope, syslog RFC 5424 with LEEF, CEF and JSON bodies (octet-counted),
-//! RFC 3164 with LEEF over UDP, and an HTTP body template.
+//! RFC 3164 with LEEF over UDP, an HTTP body template, and OCSF (`encoding = "ocsf"`: the file
+//! sink's OCSF object per line and the HEC envelope around it; the Prisma alert is a Compliance
+//! Finding, so it includes reading `complianceMetadata` from `raw`).
 //!
 //! `cargo bench --bench encode`
 
@@ -63,10 +65,23 @@ type = "http"
 url = "http://127.0.0.1:9000/in"
 body = "template"
 template = '{"text":"{{title}} on {{resource.id}}","severity":"{{severity}}","id":"{{id}}"}'
+[[sinks]]
+id = "ocsf-ndjson"
+type = "file"
+path = "target/bench-unused-ocsf.ndjson"
+encoding = "ocsf"
+[[sinks]]
+id = "ocsf-hec"
+type = "splunk_hec"
+url = "http://127.0.0.1:8088"
+token = "t"
+host = "gw-01"
+encoding = "ocsf"
 [[sources]]
 id = "bench"
 vendor = "generic"
-sinks = ["ndjson", "hec", "leef", "cef", "syslog-json", "leef-3164-udp", "http-template"]
+sinks = ["ndjson", "hec", "leef", "cef", "syslog-json", "leef-3164-udp", "http-template",
+         "ocsf-ndjson", "ocsf-hec"]
 auth = { scheme = "none", allow_unauthenticated = true }
 "#;
 

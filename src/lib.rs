@@ -16,7 +16,7 @@
 //!   metrics/health listener (`ops`).
 //! * `auth`: per-source sender verification (token, basic, HMAC, Standard Webhooks).
 //! * `vendors`: payload decoders (`generic`, ...) and shared JSON helpers.
-//! * `normalize`: the `Event` schema, severities, timestamps.
+//! * `normalize`: the `Event` schema, severities, timestamps, and its OCSF 1.x encoding.
 //! * `routes`: the runtime source in one place: the routing table, each source's settings,
 //!   metric handles, target sinks and live counters, and the receipt a request gets.
 //! * `dedup`: per-source windows of accepted requests (vendor retries, replays).

@@ -9,6 +9,7 @@ use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use super::{ConfigDuration, Issues, SecretRef};
+use crate::normalize::ocsf::OcsfVersion;
 use crate::normalize::{Kind, Severity};
 use crate::secret::Secret;
 use crate::sinks::http::Template;
@@ -103,6 +104,17 @@ impl SinkConfig {
         }
     }
 
+    /// The `encoding` and `ocsf_version` keys.
+    pub fn encoding(&self) -> (EventEncoding, Option<&str>) {
+        let (e, v) = match self {
+            SinkConfig::File(s) => (s.encoding, &s.ocsf_version),
+            SinkConfig::SplunkHec(s) => (s.encoding, &s.ocsf_version),
+            SinkConfig::Syslog(s) => (s.encoding, &s.ocsf_version),
+            SinkConfig::Http(s) => (s.encoding, &s.ocsf_version),
+        };
+        (e, v.as_deref())
+    }
+
     pub fn queue(&self) -> &QueueConfig {
         match self {
             SinkConfig::File(s) => &s.queue,
@@ -117,6 +129,13 @@ impl SinkConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
     pub id: String,
+    /// What each event is written as: `siemgate` (the normalized Event) or `ocsf` (one OCSF
+    /// class object, valid against OCSF 1.1.0 and 1.8.0).
+    #[serde(default)]
+    pub encoding: EventEncoding,
+    /// With `encoding = "ocsf"`: the OCSF version written in `metadata.version`, "1.1.0"
+    /// (default; what Amazon Security Lake validates against) or "1.8.0".
+    pub ocsf_version: Option<String>,
     pub path: PathBuf,
     #[serde(default)]
     pub fsync: FsyncPolicy,
@@ -142,6 +161,13 @@ pub struct FileSinkConfig {
 #[serde(deny_unknown_fields)]
 pub struct HecSinkConfig {
     pub id: String,
+    /// What each event is written as: `siemgate` (the normalized Event) or `ocsf` (one OCSF
+    /// class object, valid against OCSF 1.1.0 and 1.8.0).
+    #[serde(default)]
+    pub encoding: EventEncoding,
+    /// With `encoding = "ocsf"`: the OCSF version written in `metadata.version`, "1.1.0"
+    /// (default; what Amazon Security Lake validates against) or "1.8.0".
+    pub ocsf_version: Option<String>,
     /// Base URL; the sink adds `/services/collector/event`.
     pub url: String,
     pub token: SecretRef,
@@ -203,6 +229,13 @@ impl Default for AckConfig {
 #[serde(deny_unknown_fields)]
 pub struct SyslogSinkConfig {
     pub id: String,
+    /// What each event is written as: `siemgate` (the normalized Event) or `ocsf` (one OCSF
+    /// class object, valid against OCSF 1.1.0 and 1.8.0).
+    #[serde(default)]
+    pub encoding: EventEncoding,
+    /// With `encoding = "ocsf"`: the OCSF version written in `metadata.version`, "1.1.0"
+    /// (default; what Amazon Security Lake validates against) or "1.8.0".
+    pub ocsf_version: Option<String>,
     /// `host:port` of the receiver.
     pub address: String,
     #[serde(default)]
@@ -245,6 +278,13 @@ pub struct SyslogSinkConfig {
 #[serde(deny_unknown_fields)]
 pub struct HttpSinkConfig {
     pub id: String,
+    /// What each event is written as: `siemgate` (the normalized Event) or `ocsf` (one OCSF
+    /// class object, valid against OCSF 1.1.0 and 1.8.0).
+    #[serde(default)]
+    pub encoding: EventEncoding,
+    /// With `encoding = "ocsf"`: the OCSF version written in `metadata.version`, "1.1.0"
+    /// (default; what Amazon Security Lake validates against) or "1.8.0".
+    pub ocsf_version: Option<String>,
     pub url: String,
     #[serde(default)]
     pub method: HttpMethod,
@@ -300,6 +340,17 @@ pub enum HttpMethod {
     POST,
     #[serde(alias = "put")]
     PUT,
+}
+
+/// What a JSON sink writes for each event.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventEncoding {
+    /// The normalized Event (DESIGN §3).
+    #[default]
+    Siemgate,
+    /// One OCSF class object per event (`normalize::ocsf`).
+    Ocsf,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -605,6 +656,8 @@ pub struct SinkSettings {
     pub disk: Option<crate::queue::disk::DiskSettings>,
     /// Retryable failures of one batch for longer than this dead-letter it; `None`: forever.
     pub max_retry_duration: Option<Duration>,
+    /// `Some(version)` with `encoding = "ocsf"`: events are written as OCSF objects.
+    pub ocsf: Option<OcsfVersion>,
     pub kind: SinkKind,
 }
 
@@ -866,6 +919,7 @@ pub(super) fn validate_sink(
             _ => {}
         }
     }
+    let ocsf = validate_encoding(sink, path, issues);
     let queue = validate_queue(queue, &format!("{path}.queue"), issues);
     let batch = validate_batch(batch, &format!("{path}.batch"), issues);
     let filter = validate_filter(filter, &format!("{path}.filter"), issues);
@@ -886,8 +940,52 @@ pub(super) fn validate_sink(
         dead_letter_path: dead_letter_path.clone(),
         disk,
         max_retry_duration: max_retry.map(|d| d.0),
+        ocsf,
         kind: kind?,
     })
+}
+
+/// `encoding` and `ocsf_version`: OCSF is JSON, so only where the sink sends JSON.
+fn validate_encoding(sink: &SinkConfig, path: &str, issues: &mut Issues) -> Option<OcsfVersion> {
+    let (encoding, version) = sink.encoding();
+    if encoding == EventEncoding::Siemgate {
+        if version.is_some() {
+            issues.push(
+                format!("{path}.ocsf_version"),
+                "only used with encoding = \"ocsf\"",
+            );
+        }
+        return None;
+    }
+    match sink {
+        SinkConfig::Syslog(s) if s.format != SyslogFormat::Json => issues.push(
+            format!("{path}.encoding"),
+            "\"ocsf\" is JSON: it needs format = \"json\" (LEEF and CEF carry siemgate's \
+             own fields)",
+        ),
+        SinkConfig::Http(h) if h.body == HttpBody::Template => issues.push(
+            format!("{path}.encoding"),
+            "\"ocsf\" needs body = \"event\" or \"ndjson\" (a template renders siemgate's \
+             own fields)",
+        ),
+        _ => {}
+    }
+    match version {
+        None => Some(OcsfVersion::default()),
+        Some(v) => {
+            let parsed = OcsfVersion::from_name(v);
+            if parsed.is_none() {
+                issues.push(
+                    format!("{path}.ocsf_version"),
+                    format!(
+                        "{v:?} is not a supported OCSF version: use one of {:?}",
+                        OcsfVersion::NAMES
+                    ),
+                );
+            }
+            parsed
+        }
+    }
 }
 
 fn validate_file(f: &FileSinkConfig, path: &str, issues: &mut Issues) -> Option<SinkKind> {

@@ -1,7 +1,9 @@
 //! Normalization: the one `Event` schema every vendor maps into (DESIGN §3), its vocabularies,
-//! and the helpers every vendor decoder shares (stable ids, time formatting).
+//! its OCSF encoding (`ocsf`), and the helpers every vendor decoder shares (stable ids, time
+//! formatting).
 
 pub mod event;
+pub mod ocsf;
 pub mod severity;
 pub mod time;
 

@@ -18,6 +18,7 @@ use super::http_client::HttpClient;
 use super::retry::SendError;
 use super::{one_line, EncodeError, Encoder};
 use crate::config::{HttpBodySettings, HttpSettings, SignatureEncodingConfig, SignatureSettings};
+use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
 use crate::normalize::Event;
 
 const USER_AGENT_VALUE: &str = concat!("siemgate/", env!("CARGO_PKG_VERSION"));
@@ -300,6 +301,10 @@ pub enum HttpEncoder {
     Ndjson,
     /// One request body: the rendered template.
     Template(Template),
+    /// One request body: the OCSF object.
+    OcsfEvent(OcsfVersion),
+    /// One OCSF object per line; a batch of them is one request.
+    OcsfNdjson(OcsfVersion),
 }
 
 impl HttpEncoder {
@@ -308,6 +313,15 @@ impl HttpEncoder {
             HttpBodySettings::Event => HttpEncoder::Event,
             HttpBodySettings::Ndjson => HttpEncoder::Ndjson,
             HttpBodySettings::Template(t) => HttpEncoder::Template(t.clone()),
+        }
+    }
+
+    /// With `encoding = "ocsf"` (validation allows it only for `event` and `ndjson` bodies).
+    pub fn with_ocsf(self, ocsf: Option<OcsfVersion>) -> HttpEncoder {
+        match (self, ocsf) {
+            (HttpEncoder::Event, Some(v)) => HttpEncoder::OcsfEvent(v),
+            (HttpEncoder::Ndjson, Some(v)) => HttpEncoder::OcsfNdjson(v),
+            (e, _) => e,
         }
     }
 }
@@ -322,6 +336,10 @@ impl Encoder for HttpEncoder {
             }
             HttpEncoder::Ndjson => super::Ndjson.encode(event, out)?,
             HttpEncoder::Template(t) => t.render(event, out)?,
+            HttpEncoder::OcsfEvent(v) => {
+                serde_json::to_writer(out.writer(), &OcsfEvent::new(event, *v))?;
+            }
+            HttpEncoder::OcsfNdjson(v) => super::OcsfNdjson(*v).encode(event, out)?,
         }
         Ok(())
     }
@@ -474,6 +492,33 @@ mod tests {
     use super::*;
     use crate::normalize::{Severity, Timestamp};
     use crate::vendors::Vendor;
+
+    #[test]
+    fn ocsf_bodies_are_the_ocsf_object_alone_or_one_per_line() {
+        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
+        let mut e = Event::new(Vendor::Generic, "g", raw, Timestamp(5));
+        e.severity = Severity::High;
+        let encode = |enc: &HttpEncoder| {
+            let mut out = BytesMut::new();
+            enc.encode(&e, &mut out).unwrap();
+            String::from_utf8(out.to_vec()).unwrap()
+        };
+        let body = encode(&HttpEncoder::Event.with_ocsf(Some(OcsfVersion::V1_8_0)));
+        assert!(!body.ends_with('\n'));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (v["class_uid"].as_u64(), v["severity_id"].as_u64()),
+            (Some(2004), Some(4))
+        );
+        assert_eq!(v["metadata"]["version"], "1.8.0");
+        let line = encode(&HttpEncoder::Ndjson.with_ocsf(Some(OcsfVersion::V1_1_0)));
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(v["metadata"]["version"], "1.1.0");
+        // Without OCSF the body stays the Event.
+        let plain = encode(&HttpEncoder::Event.with_ocsf(None));
+        assert!(plain.contains("\"raw\":{}"), "{plain}");
+    }
 
     #[test]
     fn templates_escape_strings_and_embed_json() {

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{BatchLimits, SinkKind, SinkSettings, SourceSettings};
 use crate::metrics::{Registry, SinkMetrics};
+use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
 use crate::normalize::Event;
 use crate::queue::disk::DiskMetrics;
 use crate::queue::log::LogError;
@@ -75,6 +76,19 @@ impl Encoder for Ndjson {
     }
 }
 
+/// One event as one OCSF class object on one JSON line (`encoding = "ocsf"` of the file sink;
+/// see `normalize::ocsf`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OcsfNdjson(pub OcsfVersion);
+
+impl Encoder for OcsfNdjson {
+    fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
+        serde_json::to_writer(out.writer(), &OcsfEvent::new(event, self.0))?;
+        out.put_u8(b'\n');
+        Ok(())
+    }
+}
+
 /// Turns the line breaks of a pretty-printed `raw` into spaces so the event stays on one line.
 /// JSON strings cannot hold a raw CR or LF (they are escaped as `\n`/`\r`), so every CR or LF
 /// in encoded JSON is whitespace between tokens, and a space means the same.
@@ -90,6 +104,7 @@ pub fn one_line(json: &mut [u8]) {
 /// per (source, sink) pair, so per-source settings such as HEC's index are baked in once.
 pub enum Encoding {
     Ndjson(Ndjson),
+    OcsfNdjson(OcsfNdjson),
     Hec(hec::HecEncoder),
     Syslog(syslog::SyslogEncoder),
     Http(http::HttpEncoder),
@@ -101,13 +116,16 @@ impl Encoding {
         source: &SourceSettings,
         metrics: &SinkMetrics,
     ) -> Encoding {
-        match &sink.kind {
-            SinkKind::File(_) => Encoding::Ndjson(Ndjson),
-            SinkKind::SplunkHec(h) => Encoding::Hec(hec::HecEncoder::new(h, source)),
-            SinkKind::Syslog(s) => {
-                Encoding::Syslog(syslog::SyslogEncoder::new(s, metrics.truncations.clone()))
+        match (&sink.kind, sink.ocsf) {
+            (SinkKind::File(_), None) => Encoding::Ndjson(Ndjson),
+            (SinkKind::File(_), Some(v)) => Encoding::OcsfNdjson(OcsfNdjson(v)),
+            (SinkKind::SplunkHec(h), ocsf) => {
+                Encoding::Hec(hec::HecEncoder::new(h, source).with_ocsf(ocsf))
             }
-            SinkKind::Http(h) => Encoding::Http(http::HttpEncoder::new(h)),
+            (SinkKind::Syslog(s), ocsf) => Encoding::Syslog(
+                syslog::SyslogEncoder::new(s, metrics.truncations.clone()).with_ocsf(ocsf),
+            ),
+            (SinkKind::Http(h), ocsf) => Encoding::Http(http::HttpEncoder::new(h).with_ocsf(ocsf)),
         }
     }
 }
@@ -116,6 +134,7 @@ impl Encoder for Encoding {
     fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
             Encoding::Ndjson(e) => e.encode(event, out),
+            Encoding::OcsfNdjson(e) => e.encode(event, out),
             Encoding::Hec(e) => e.encode(event, out),
             Encoding::Syslog(e) => e.encode(event, out),
             Encoding::Http(e) => e.encode(event, out),

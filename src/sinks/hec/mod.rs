@@ -29,8 +29,9 @@ use serde::Deserialize;
 use super::http_client::{HttpClient, Reply};
 use super::retry::SendError;
 use super::{one_line, EncodeError, Encoder};
-use crate::config::{HecSettings, SourceSettings};
+use crate::config::{HecSettings, SourceSettings, DEFAULT_HEC_SOURCETYPE};
 use crate::metrics::HecAckMetrics;
+use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
 use crate::normalize::Event;
 use acks::Acks;
 pub use acks::Confirmed;
@@ -46,6 +47,10 @@ const USER_AGENT_VALUE: &str = concat!("siemgate/", env!("CARGO_PKG_VERSION"));
 pub struct HecEncoder {
     /// The `,"host":...` part, the same for every event of one source: built once.
     meta: Box<[u8]>,
+    /// `Some` with `encoding = "ocsf"`: the event is the OCSF object.
+    ocsf: Option<OcsfVersion>,
+    /// With OCSF and no sourcetype configured: `ocsf:<class>` per event (left out of `meta`).
+    class_sourcetype: bool,
 }
 
 impl HecEncoder {
@@ -77,8 +82,35 @@ impl HecEncoder {
         }
         HecEncoder {
             meta: meta.into_boxed_slice(),
+            ocsf: None,
+            class_sourcetype: false,
         }
     }
+
+    /// With `encoding = "ocsf"`: the OCSF object is the `event`, and unless a sourcetype is
+    /// configured (on the sink, other than the default, or on the source) the sourcetype
+    /// names its class, e.g. `ocsf:detection_finding`.
+    pub fn with_ocsf(self, ocsf: Option<OcsfVersion>) -> HecEncoder {
+        let Some(version) = ocsf else { return self };
+        let default = format!(",\"sourcetype\":\"{DEFAULT_HEC_SOURCETYPE}\"");
+        let mut meta = self.meta.into_vec();
+        let class_sourcetype = match find(&meta, default.as_bytes()) {
+            Some(at) => {
+                meta.drain(at..at + default.len());
+                true
+            }
+            None => false,
+        };
+        HecEncoder {
+            meta: meta.into_boxed_slice(),
+            ocsf: Some(version),
+            class_sourcetype,
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Epoch seconds with exactly three decimals (HEC reads `time` as seconds; milliseconds as an
@@ -94,10 +126,24 @@ impl Encoder for HecEncoder {
         out.extend_from_slice(b"{\"time\":");
         write_epoch_seconds(event.time.millis(), out);
         out.extend_from_slice(&self.meta);
-        out.extend_from_slice(b",\"event\":");
-        let start = out.len();
-        serde_json::to_writer(out.writer(), event)?;
-        one_line(&mut out[start..]);
+        match self.ocsf {
+            None => {
+                out.extend_from_slice(b",\"event\":");
+                let start = out.len();
+                serde_json::to_writer(out.writer(), event)?;
+                one_line(&mut out[start..]);
+            }
+            Some(version) => {
+                let ocsf = OcsfEvent::new(event, version);
+                if self.class_sourcetype {
+                    out.extend_from_slice(b",\"sourcetype\":\"ocsf:");
+                    out.extend_from_slice(ocsf.class().snake_name().as_bytes());
+                    out.put_u8(b'"');
+                }
+                out.extend_from_slice(b",\"event\":");
+                serde_json::to_writer(out.writer(), &ocsf)?;
+            }
+        }
         // Indexed fields must be flat strings (nested values are HEC code 15).
         out.extend_from_slice(b",\"fields\":{\"vendor\":\"");
         out.extend_from_slice(event.vendor.as_str().as_bytes());
@@ -536,6 +582,8 @@ mod tests {
         use crate::vendors::Vendor;
         let enc = HecEncoder {
             meta: Box::from(&b""[..]),
+            ocsf: None,
+            class_sourcetype: false,
         };
         let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
         let mut e = Event::new(Vendor::Wallarm, "w", raw, Timestamp(0));
@@ -549,6 +597,50 @@ mod tests {
         e.disposition = Some(Disposition::Blocked);
         assert_eq!(fields(&e)["disposition"], "blocked");
         assert_eq!(fields(&e)["kind"], "alert");
+    }
+
+    #[test]
+    fn ocsf_event_with_a_class_sourcetype_unless_one_is_configured() {
+        use crate::normalize::{Ocsf, Timestamp};
+        let meta = |st: &str| -> Box<[u8]> {
+            format!(",\"host\":\"h\",\"sourcetype\":\"{st}\"")
+                .into_bytes()
+                .into_boxed_slice()
+        };
+        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
+        let mut e = Event::new(crate::vendors::Vendor::Wallarm, "w", raw, Timestamp(0));
+        e.ocsf = Ocsf::DETECTION_FINDING;
+        let encode = |enc: &HecEncoder, e: &Event<'_>| {
+            let mut out = BytesMut::new();
+            enc.encode(e, &mut out).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        };
+        let plain = HecEncoder {
+            meta: meta(DEFAULT_HEC_SOURCETYPE),
+            ocsf: None,
+            class_sourcetype: false,
+        };
+        let ocsf = HecEncoder {
+            meta: meta(DEFAULT_HEC_SOURCETYPE),
+            ocsf: None,
+            class_sourcetype: false,
+        }
+        .with_ocsf(Some(OcsfVersion::V1_1_0));
+        let v = encode(&ocsf, &e);
+        assert_eq!(v["sourcetype"], "ocsf:detection_finding");
+        assert_eq!(v["event"]["class_uid"], 2004);
+        assert_eq!(v["event"]["metadata"]["version"], "1.1.0");
+        assert_eq!(v["host"], "h");
+        assert_eq!(encode(&plain, &e)["sourcetype"], DEFAULT_HEC_SOURCETYPE);
+        let custom = HecEncoder {
+            meta: meta("mine"),
+            ocsf: None,
+            class_sourcetype: false,
+        }
+        .with_ocsf(Some(OcsfVersion::V1_8_0));
+        let v = encode(&custom, &e);
+        assert_eq!(v["sourcetype"], "mine");
+        assert_eq!(v["event"]["metadata"]["version"], "1.8.0");
     }
 
     #[test]
@@ -576,6 +668,8 @@ mod tests {
         );
         let enc = HecEncoder {
             meta: Box::default(),
+            ocsf: None,
+            class_sourcetype: false,
         };
         let mut out = BytesMut::new();
         enc.encode(&e, &mut out).unwrap();

@@ -26,6 +26,7 @@ use tokio_rustls::TlsConnector;
 use super::retry::SendError;
 use super::{EncodeError, Encoder};
 use crate::config::{SyslogFormat, SyslogFraming, SyslogHeader, SyslogSettings, SyslogTransport};
+use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
 use crate::normalize::{Event, EventId, Severity};
 
 /// Syslog severity (RFC 5424 §6.2.1) for an event severity. Unknown is Notice (5), as Low: a
@@ -92,6 +93,8 @@ pub struct SyslogEncoder {
     max_message_bytes: usize,
     delimiter: u8,
     truncations: Counter,
+    /// `Some` with `encoding = "ocsf"` (only with `format = "json"`).
+    ocsf: Option<OcsfVersion>,
 }
 
 impl SyslogEncoder {
@@ -109,7 +112,14 @@ impl SyslogEncoder {
             max_message_bytes: s.max_message_bytes,
             delimiter: s.leef_delimiter,
             truncations,
+            ocsf: None,
         }
+    }
+
+    /// With `encoding = "ocsf"`: the JSON body is the event's OCSF object.
+    pub fn with_ocsf(mut self, ocsf: Option<OcsfVersion>) -> SyslogEncoder {
+        self.ocsf = ocsf;
+        self
     }
 
     fn write_header(&self, event: &Event<'_>, out: &mut BytesMut) {
@@ -168,7 +178,10 @@ impl SyslogEncoder {
         Ok(match self.format {
             SyslogFormat::Leef => leef::encode(event, self.delimiter, budget, out),
             SyslogFormat::Cef => cef::encode(event, budget, out),
-            SyslogFormat::Json => write_json(event, budget, out)?,
+            SyslogFormat::Json => match self.ocsf {
+                None => write_json(event, budget, out)?,
+                Some(v) => write_ocsf(event, v, budget, out)?,
+            },
         })
     }
 }
@@ -211,6 +224,26 @@ fn write_json(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> Result<bo
             break;
         }
     }
+    Ok(true)
+}
+
+/// The event's OCSF object as one line. Over budget it loses `raw_data` and the long
+/// descriptions (still a valid OCSF object); what is still too long the frame limit cuts.
+fn write_ocsf(
+    event: &Event<'_>,
+    version: OcsfVersion,
+    budget: usize,
+    out: &mut BytesMut,
+) -> Result<bool, EncodeError> {
+    let start = out.len();
+    serde_json::to_writer(out.writer(), &OcsfEvent::new(event, version))?;
+    json_one_line(out, start);
+    if out.len() - start <= budget {
+        return Ok(false);
+    }
+    out.truncate(start);
+    serde_json::to_writer(out.writer(), &OcsfEvent::new(event, version).lean())?;
+    json_one_line(out, start);
     Ok(true)
 }
 
@@ -573,6 +606,39 @@ mod tests {
         e.severity = Severity::High;
         e.id = crate::normalize::EventId::Vendor("P-1\"]\\".into());
         e
+    }
+
+    #[test]
+    fn ocsf_json_body_loses_raw_data_and_descriptions_over_budget() {
+        use crate::normalize::ocsf::OcsfVersion;
+        let long = format!("{{\"note\":\"{}\"}}", "x".repeat(3000));
+        let raw: &serde_json::value::RawValue = serde_json::from_str(&long).unwrap();
+        let mut e = event(raw);
+        e.title = Some("t".into());
+        e.description = Some("d".repeat(2000).into());
+        let mut s = settings(
+            SyslogHeader::Rfc5424,
+            SyslogFormat::Json,
+            SyslogTransport::Tcp,
+        );
+        let body = |s: &SyslogSettings| {
+            let enc = SyslogEncoder::new(s, Counter::noop()).with_ocsf(Some(OcsfVersion::V1_1_0));
+            let mut out = BytesMut::new();
+            enc.encode(&e, &mut out).unwrap();
+            let text = String::from_utf8(out.to_vec()).unwrap();
+            let json = &text[text.find("] ").unwrap() + 2..];
+            serde_json::from_str::<serde_json::Value>(json).unwrap()
+        };
+        s.max_message_bytes = 60_000;
+        let full = body(&s);
+        assert_eq!(full["class_uid"], 2004);
+        assert!(full["raw_data"].is_string());
+        assert!(full["finding_info"]["desc"].is_string());
+        s.max_message_bytes = 2048;
+        let lean = body(&s);
+        assert!(lean.get("raw_data").is_none(), "{lean}");
+        assert!(lean["finding_info"].get("desc").is_none(), "{lean}");
+        assert_eq!(lean["finding_info"]["title"], "t");
     }
 
     #[test]
