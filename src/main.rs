@@ -53,6 +53,13 @@ enum Command {
         /// a source's `redact`; may be given several times.
         #[arg(long, value_name = "POINTER")]
         redact: Vec<String>,
+        /// `siemgate` (the Event) or `ocsf` (one OCSF class object per event), as a sink's
+        /// `encoding`.
+        #[arg(long, value_name = "ENCODING", default_value = "siemgate")]
+        encoding: String,
+        /// With `--encoding ocsf`: 1.1.0 (the default) or 1.8.0, as a sink's `ocsf_version`.
+        #[arg(long, value_name = "VERSION")]
+        ocsf_version: Option<String>,
     },
 }
 
@@ -63,7 +70,8 @@ Example:
 Exit codes:
   0  the events were printed (none for a body without events)
   1  standard input could not be read or standard output written
-  2  usage error: unknown vendor, bad --source, --mapping file or --redact pointer
+  2  usage error: unknown vendor, bad --source, --mapping file, --redact pointer,
+     --encoding or --ocsf-version
   3  the gateway would refuse the body: over the size cap, not UTF-8, nested too deep,
      malformed JSON (the message gives the byte offset), the wrong shape, or too many events
 Nothing is printed on standard output for a refused body.";
@@ -86,12 +94,16 @@ fn main() -> ExitCode {
             mapping,
             source,
             redact,
+            encoding,
+            ocsf_version,
         } => {
             return normalize(normalize_cli::Options {
                 vendor,
                 mapping,
                 source,
                 redact,
+                encoding,
+                ocsf_version,
             })
         }
     };

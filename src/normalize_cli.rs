@@ -18,8 +18,9 @@ use bytes::BytesMut;
 use crate::config::{
     self, ConfigError, ConfigIssue, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENTS_PER_REQUEST,
 };
+use crate::normalize::ocsf::OcsfVersion;
 use crate::normalize::Timestamp;
-use crate::sinks::{Encoder, Ndjson};
+use crate::sinks::{Encoder, Ndjson, OcsfNdjson};
 use crate::vendors::mapping::{Mapping, Pointer};
 use crate::vendors::{json, redact, Context, DecodeError, Vendor};
 
@@ -46,6 +47,10 @@ pub struct Options {
     pub source: String,
     /// JSON pointers redacted besides the vendor's credential fields, as a source's `redact`.
     pub redact: Vec<String>,
+    /// `siemgate` (the Event, as the file sink writes it) or `ocsf`, as a sink's `encoding`.
+    pub encoding: String,
+    /// The OCSF version of `--encoding ocsf`, as a sink's `ocsf_version`; `None`: the default.
+    pub ocsf_version: Option<String>,
 }
 
 /// The limits the hooks listener applies to one request, at their defaults: a sample that
@@ -74,6 +79,8 @@ pub struct Prepared {
     source: String,
     mapping: Option<Mapping>,
     redact: Vec<Pointer>,
+    /// `Some` for `--encoding ocsf`: each event as an OCSF class object of this version.
+    ocsf: Option<OcsfVersion>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +97,10 @@ pub enum NormalizeError {
     Mapping { path: PathBuf, error: ConfigError },
     #[error("--redact {pointer:?}: {message}")]
     BadRedact { pointer: String, message: String },
+    #[error("--encoding {0:?}: must be siemgate or ocsf")]
+    BadEncoding(String),
+    #[error("--ocsf-version {0:?}: must be 1.1.0 or 1.8.0, with --encoding ocsf")]
+    BadOcsfVersion(String),
     #[error("cannot read the body from standard input: {0}")]
     ReadInput(#[source] std::io::Error),
     #[error("body larger than max_body_bytes ({limit} bytes)")]
@@ -138,7 +149,9 @@ impl NormalizeError {
             | NormalizeError::BadSource { .. }
             | NormalizeError::MappingNotGeneric { .. }
             | NormalizeError::Mapping { .. }
-            | NormalizeError::BadRedact { .. } => EXIT_USAGE,
+            | NormalizeError::BadRedact { .. }
+            | NormalizeError::BadEncoding(_)
+            | NormalizeError::BadOcsfVersion(_) => EXIT_USAGE,
             NormalizeError::TooLarge { .. }
             | NormalizeError::Decode(_)
             | NormalizeError::TooManyEvents { .. } => EXIT_PAYLOAD,
@@ -185,11 +198,21 @@ pub fn prepare(options: &Options) -> Result<Prepared, NormalizeError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let ocsf = match (options.encoding.as_str(), &options.ocsf_version) {
+        ("siemgate", None) => None,
+        ("siemgate", Some(v)) => return Err(NormalizeError::BadOcsfVersion(v.clone())),
+        ("ocsf", None) => Some(OcsfVersion::default()),
+        ("ocsf", Some(v)) => Some(
+            OcsfVersion::from_name(v).ok_or_else(|| NormalizeError::BadOcsfVersion(v.clone()))?,
+        ),
+        (other, _) => return Err(NormalizeError::BadEncoding(other.to_owned())),
+    };
     Ok(Prepared {
         vendor,
         source: options.source.clone(),
         mapping,
         redact,
+        ocsf,
     })
 }
 
@@ -221,7 +244,8 @@ pub fn run(
     Ok(lines.iter().filter(|&&b| b == b'\n').count())
 }
 
-/// The NDJSON lines of every event of `body`, as a file sink would write them.
+/// The NDJSON lines of every event of `body`, as a file sink would write them (with its
+/// `encoding`).
 pub fn normalize_body(
     prepared: &Prepared,
     limits: Limits,
@@ -250,7 +274,11 @@ pub fn normalize_body(
                 });
                 return ControlFlow::Break(());
             }
-            match Ndjson.encode(&event, &mut out) {
+            let encoded = match prepared.ocsf {
+                None => Ndjson.encode(&event, &mut out),
+                Some(version) => OcsfNdjson(version).encode(&event, &mut out),
+            };
+            match encoded {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(e) => {
                     failed = Some(e.into());
@@ -276,6 +304,8 @@ mod tests {
             mapping: None,
             source: DEFAULT_SOURCE.to_owned(),
             redact: Vec::new(),
+            encoding: "siemgate".to_owned(),
+            ocsf_version: None,
         }
     }
 
@@ -309,6 +339,34 @@ mod tests {
         assert_eq!(got[0]["severity"], "high");
         assert_eq!(got[0]["raw"]["token"], "[redacted]");
         assert_eq!(got[1]["id"], "b");
+    }
+
+    #[test]
+    fn ocsf_encoding_prints_ocsf_class_objects_of_the_version_asked() {
+        let mut o = options("generic");
+        o.encoding = "ocsf".to_owned();
+        let body = r#"[{"id":"a","severity":"high","title":"t"}]"#;
+        let got = lines(&prepare(&o).unwrap(), Limits::default(), body).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["class_uid"], 2004);
+        assert_eq!(got[0]["metadata"]["version"], "1.1.0");
+        assert_eq!(got[0]["metadata"]["uid"], "a");
+        assert_eq!(got[0]["severity_id"], 4);
+        o.ocsf_version = Some("1.8.0".to_owned());
+        let got = lines(&prepare(&o).unwrap(), Limits::default(), body).unwrap();
+        assert_eq!(got[0]["metadata"]["version"], "1.8.0");
+        for (encoding, version) in [
+            ("ocsf", Some("2.0")),
+            ("siemgate", Some("1.1.0")),
+            ("cef", None),
+        ] {
+            let mut o = options("generic");
+            o.encoding = encoding.to_owned();
+            o.ocsf_version = version.map(str::to_owned);
+            let e = prepare(&o).unwrap_err();
+            assert_eq!(e.exit_code(), EXIT_USAGE, "{e}");
+            assert!(e.to_string().starts_with("--"), "{e}");
+        }
     }
 
     #[test]

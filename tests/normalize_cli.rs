@@ -163,6 +163,58 @@ fn every_fixture_prints_its_golden_events() {
     );
 }
 
+/// `--encoding ocsf` prints, for each fixture, one OCSF class object per event the default
+/// encoding prints, in the same order and with the event id as `metadata.uid`; `--ocsf-version`
+/// picks the version written. (tests/ocsf.rs validates these objects against the schemas.)
+#[test]
+fn ocsf_encoding_prints_one_class_object_per_event() {
+    for (file, vendor) in [
+        ("prisma_cloud-webhook-alert-open.json", "prisma_cloud"),
+        ("wallarm-new_hits-array-2023.json", "wallarm"),
+    ] {
+        let body = std::fs::read(repo().join("fixtures/vendors").join(file)).unwrap();
+        let plain = run(&["normalize", "--vendor", vendor], &body);
+        assert_eq!(plain.code, Some(0), "{file}: {}", plain.stderr);
+        for version in ["1.1.0", "1.8.0"] {
+            let r = run(
+                &[
+                    "normalize",
+                    "--vendor",
+                    vendor,
+                    "--encoding",
+                    "ocsf",
+                    "--ocsf-version",
+                    version,
+                ],
+                &body,
+            );
+            assert_eq!(r.code, Some(0), "{file}: {}", r.stderr);
+            let ids: Vec<Value> = plain
+                .stdout
+                .lines()
+                .map(|l| parse(l)["id"].clone())
+                .collect();
+            let ocsf: Vec<Value> = r.stdout.lines().map(parse).collect();
+            assert_eq!(ocsf.len(), ids.len(), "{file}");
+            for (o, id) in ocsf.iter().zip(&ids) {
+                assert_eq!(&o["metadata"]["uid"], id, "{file}");
+                assert_eq!(o["metadata"]["version"], version, "{file}");
+                let class = o["class_uid"].as_u64().unwrap();
+                assert_eq!(
+                    o["type_uid"],
+                    class * 100 + o["activity_id"].as_u64().unwrap()
+                );
+            }
+        }
+    }
+    let r = run(
+        &["normalize", "--vendor", "generic", "--encoding", "leef"],
+        b"{}",
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("--encoding \"leef\""), "{}", r.stderr);
+}
+
 #[test]
 fn a_mapping_file_shapes_generic_events() {
     let dir = tempfile::tempdir().unwrap();
