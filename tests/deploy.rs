@@ -211,6 +211,8 @@ async fn dashboard_and_alert_rules_query_only_metrics_the_binary_exposes() {
         "siemgate_hec_pending_ack_events",
         "siemgate_queue_fsync_duration_seconds",
         "siemgate_connections_open",
+        "siemgate_queue_max_events",
+        "siemgate_queue_max_bytes",
     ] {
         assert!(
             in_dashboard.contains(name),
