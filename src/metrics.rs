@@ -34,6 +34,8 @@ pub const SINK_RETRIES: &str = "siemgate_sink_retries_total";
 pub const QUEUE_EVENTS: &str = "siemgate_queue_events";
 pub const QUEUE_BYTES: &str = "siemgate_queue_bytes";
 pub const QUEUE_OLDEST_AGE: &str = "siemgate_queue_oldest_event_age_seconds";
+pub const QUEUE_MAX_EVENTS: &str = "siemgate_queue_max_events";
+pub const QUEUE_MAX_BYTES: &str = "siemgate_queue_max_bytes";
 pub const FILE_TORN_TAIL_BYTES: &str = "siemgate_file_torn_tail_bytes_total";
 pub const DEAD_LETTERS: &str = "siemgate_dead_letters_total";
 pub const SINK_EVENTS_FILTERED: &str = "siemgate_sink_events_filtered_total";
@@ -371,6 +373,8 @@ impl Registry {
             queue_events: self.gauge(QUEUE_EVENTS, &[("sink", sink)]),
             queue_bytes: self.gauge(QUEUE_BYTES, &[("sink", sink)]),
             queue_oldest_age: self.gauge(QUEUE_OLDEST_AGE, &[("sink", sink)]),
+            queue_max_events: self.gauge(QUEUE_MAX_EVENTS, &[("sink", sink)]),
+            queue_max_bytes: self.gauge(QUEUE_MAX_BYTES, &[("sink", sink)]),
             torn_tail_bytes: self.counter(FILE_TORN_TAIL_BYTES, &[("sink", sink)]),
             filtered: self.counter(SINK_EVENTS_FILTERED, &[("sink", sink)]),
             dead_letters: self.counter(DEAD_LETTERS, &[("sink", sink)]),
@@ -491,6 +495,11 @@ pub struct SinkMetrics {
     pub queue_events: Gauge,
     pub queue_bytes: Gauge,
     pub queue_oldest_age: Gauge,
+    /// The bounds the sink's queue runs with (`[sinks.queue] max_events`, `max_bytes`), so an
+    /// alert can compare the depth with them; set once when the queue is built (a reload keeps
+    /// the running queue, and its bounds, until the next start).
+    pub queue_max_events: Gauge,
+    pub queue_max_bytes: Gauge,
     pub torn_tail_bytes: Counter,
     pub filtered: Counter,
     pub dead_letters: Counter,

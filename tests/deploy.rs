@@ -5,6 +5,8 @@
 //! queue and indexer acknowledgement (against the loopback collector), so every family the
 //! files use exists, and it serves accepted, refused and unrouted requests first. The dashboard's
 //! queries must also parse as PromQL (`promtool check rules`, where promtool is installed).
+//! Each sink's queue bounds, which the queue alert divides by, are gauges with exactly the
+//! configured values (two sinks with different bounds, across a reload and a restart).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -209,6 +211,8 @@ async fn dashboard_and_alert_rules_query_only_metrics_the_binary_exposes() {
         "siemgate_hec_pending_ack_events",
         "siemgate_queue_fsync_duration_seconds",
         "siemgate_connections_open",
+        "siemgate_queue_max_events",
+        "siemgate_queue_max_bytes",
     ] {
         assert!(
             in_dashboard.contains(name),
@@ -237,6 +241,150 @@ async fn dashboard_and_alert_rules_query_only_metrics_the_binary_exposes() {
         proc.stderr_text()
     );
     hec.assert_no_problems();
+}
+
+/// Two file sinks with their own queue bounds (one a memory queue, one a disk queue), and a
+/// source to both; `small_events` is the memory queue's `max_events`, and `with_big` whether the
+/// disk queue's sink is in the file.
+fn bounds_config(small_events: u64, with_big: bool) -> String {
+    let big = if with_big {
+        r#"
+[[sinks]]
+id = "big"
+type = "file"
+path = "{dir}/big.ndjson"
+[sinks.queue]
+type = "disk"
+max_events = 250000
+max_bytes = 536870912
+"#
+    } else {
+        ""
+    };
+    let sinks = if with_big {
+        r#"["small", "big"]"#
+    } else {
+        r#"["small"]"#
+    };
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+plaintext = true
+shutdown_grace = "10s"
+data_dir = '{{dir}}/data'
+[metrics]
+listen = "127.0.0.1:0"
+
+[[sinks]]
+id = "small"
+type = "file"
+path = "{{dir}}/small.ndjson"
+[sinks.queue]
+max_events = {small_events}
+max_bytes = 1048576
+{big}
+[[sources]]
+id = "prisma"
+vendor = "prisma_cloud"
+sinks = {sinks}
+auth = {{ scheme = "token", secret = "{TOKEN}" }}
+"#
+    )
+}
+
+/// Each sink's configured queue bounds are gauges with exactly the configured values, the
+/// denominators of the queue alert's ratio. A reload that changes a running sink's bounds
+/// keeps its queue (and so the gauges) until the next start; a reload that removes a sink
+/// removes its gauges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_bound_gauges_show_each_sinks_configured_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = Process::start(dir.path(), &bounds_config(500, true), &[]);
+    let [_hooks, metrics] = proc.wait_ready(["hooks", "metrics"]);
+
+    let scrape = get_text(metrics, "/metrics").await.1;
+    let gauge = |text: &str, name: &str, sink: &str| metric(text, name, &[("sink", sink)]);
+    for (sink, events, bytes) in [
+        ("small", 500.0, 1_048_576.0),
+        ("big", 250_000.0, 536_870_912.0),
+    ] {
+        assert_eq!(
+            gauge(&scrape, "siemgate_queue_max_events", sink),
+            Some(events),
+            "{sink}: {scrape}"
+        );
+        assert_eq!(
+            gauge(&scrape, "siemgate_queue_max_bytes", sink),
+            Some(bytes),
+            "{sink}: {scrape}"
+        );
+    }
+    for name in ["siemgate_queue_max_events", "siemgate_queue_max_bytes"] {
+        assert!(
+            scrape.contains(&format!("# TYPE {name} gauge")),
+            "{name} is not a gauge: {scrape}"
+        );
+    }
+
+    // Reload: "small" asks for other bounds (they apply at the next start), "big" goes.
+    common::binary::write_config(dir.path(), &bounds_config(700, false));
+    proc.signal("-HUP");
+    let mut scrape = String::new();
+    for _ in 0..250 {
+        scrape = get_text(metrics, "/metrics").await.1;
+        if gauge(&scrape, "siemgate_queue_max_events", "big").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        gauge(&scrape, "siemgate_queue_max_events", "big"),
+        None,
+        "{scrape}"
+    );
+    assert_eq!(
+        gauge(&scrape, "siemgate_queue_max_bytes", "big"),
+        None,
+        "{scrape}"
+    );
+    assert_eq!(
+        gauge(&scrape, "siemgate_queue_max_events", "small"),
+        Some(500.0),
+        "the running queue keeps its bounds until the next start: {scrape}"
+    );
+    assert_eq!(
+        gauge(&scrape, "siemgate_queue_max_bytes", "small"),
+        Some(1_048_576.0),
+        "{scrape}"
+    );
+
+    // The next start runs with the new bounds.
+    proc.signal("-TERM");
+    assert!(
+        proc.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        proc.stderr_text()
+    );
+    let mut proc = Process::spawn(dir.path(), &[]);
+    let [_hooks, metrics] = proc.wait_ready(["hooks", "metrics"]);
+    let scrape = get_text(metrics, "/metrics").await.1;
+    assert_eq!(
+        gauge(&scrape, "siemgate_queue_max_events", "small"),
+        Some(700.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        gauge(&scrape, "siemgate_queue_max_events", "big"),
+        None,
+        "{scrape}"
+    );
+    proc.signal("-TERM");
+    assert!(
+        proc.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        proc.stderr_text()
+    );
 }
 
 #[test]

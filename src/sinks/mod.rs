@@ -161,6 +161,13 @@ impl SinkHandle {
         self.metrics.up.set(if healthy { 1.0 } else { 0.0 });
     }
 
+    /// Publishes the queue's bounds to their gauges: once, when the queue is built.
+    fn publish_bounds(&self) {
+        let limits = self.queue.limits();
+        self.metrics.queue_max_events.set(limits.max_events as f64);
+        self.metrics.queue_max_bytes.set(limits.max_bytes as f64);
+    }
+
     /// Publishes the queue depth to the gauges.
     pub fn update_depth_gauges(&self) {
         let d = self.queue.depth();
@@ -346,6 +353,7 @@ impl Sink {
             metrics,
             healthy: AtomicBool::new(true),
         });
+        handle.publish_bounds();
         Ok(Sink::with_handle(settings, registry, handle))
     }
 
