@@ -473,15 +473,16 @@ impl Serialize for Event<'_> {
         }
         st.serialize_field("ocsf", &self.ocsf)?;
         if !self.normalization_warnings.is_empty() || self.unparsed_time.is_some() {
-            st.serialize_field("normalization_warnings", &Warnings(self))?;
+            st.serialize_field("normalization_warnings", &Warnings(self, usize::MAX))?;
         }
         st.serialize_field("raw", &*self.raw)?;
         st.end()
     }
 }
 
-/// The warnings list as serialized: the static entries, then the unparsed time with its text.
-struct Warnings<'e, 'a>(&'e Event<'a>);
+/// The warnings list as serialized: the static entries, then the unparsed time with its text,
+/// cut to at most the given number of characters (OCSF caps its strings; the Event does not).
+pub(crate) struct Warnings<'e, 'a>(pub &'e Event<'a>, pub usize);
 
 impl Serialize for Warnings<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -492,7 +493,11 @@ impl Serialize for Warnings<'_, '_> {
             seq.serialize_element(w)?;
         }
         if let Some(t) = &e.unparsed_time {
-            seq.serialize_element(&Unparsed(t))?;
+            let text = match t.char_indices().nth(self.1) {
+                Some((at, _)) => &t[..at],
+                None => t,
+            };
+            seq.serialize_element(&Unparsed(text))?;
         }
         seq.end()
     }

@@ -847,36 +847,12 @@ impl Serialize for Unmapped<'_, '_, '_> {
             }
         }
         if !e.normalization_warnings.is_empty() || e.unparsed_time.is_some() {
-            m.serialize_entry("normalization_warnings", &Warnings(e))?;
+            m.serialize_entry(
+                "normalization_warnings",
+                &crate::normalize::event::Warnings(e, 4096),
+            )?;
         }
         m.end()
-    }
-}
-
-struct Warnings<'e, 'a>(&'e Event<'a>);
-
-impl Serialize for Warnings<'_, '_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let e = self.0;
-        let mut seq = s.serialize_seq(None)?;
-        for w in &e.normalization_warnings {
-            seq.serialize_element(w)?;
-        }
-        if let Some(t) = &e.unparsed_time {
-            seq.serialize_element(&Unparsed(t))?;
-        }
-        seq.end()
-    }
-}
-
-struct Unparsed<'t>(&'t str);
-
-impl Serialize for Unparsed<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!(
-            "time: not understood: {:?}",
-            capped_to(self.0, 4096)
-        ))
     }
 }
 
