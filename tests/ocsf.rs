@@ -8,9 +8,19 @@
 //! End to end: the real binary on 127.0.0.1 with one `encoding = "ocsf"` file sink writes one
 //! valid OCSF object per line for Prisma, Wallarm and Coralogix alerts, beside a default sink
 //! that still writes siemgate's Event; the config refuses OCSF where the sink is not JSON.
+//! And every vendor fixture in `fixtures/vendors/` posted to the real binary comes out valid,
+//! one object per accepted event, through each network sink with `encoding = "ocsf"`: Splunk
+//! HEC (`event` objects, sourcetype `ocsf:<class>`) to the loopback HEC collector, HTTP with
+//! `body = "ndjson"` to a loopback HTTP receiver, and syslog `format = "json"` over TCP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/hec.rs"]
+mod hec;
+#[path = "common/http_rx.rs"]
+mod http_rx;
+#[path = "common/syslog.rs"]
+mod syslog;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -656,6 +666,169 @@ auth = {{ scheme = "token", secret = "wl-ocsf-tok-93a0" }}
         ids(&ocsf, &|o| o["metadata"]["uid"].clone()),
         ids(&plain, &|e| e["id"].clone())
     );
+    proc.signal("-TERM");
+    proc.wait_exit(std::time::Duration::from_secs(10));
+}
+
+/// Posts every vendor fixture of `fixtures/vendors/` (but the malformed ones) to a gateway
+/// whose one source per vendor routes to `sink` (a `[[sinks]]` table with id `out`); waits
+/// until `delivered()` reaches the number of events accepted, and returns that number.
+async fn post_every_vendor_fixture(
+    sink: &str,
+    delivered: impl Fn() -> usize,
+) -> (usize, common::binary::Process, tempfile::TempDir) {
+    use common::*;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = format!("{PLAIN_SERVER}{sink}");
+    let vendors = ["prisma_cloud", "wallarm", "coralogix", "immuta", "generic"];
+    for v in vendors {
+        config += &format!(
+            r#"
+[[sources]]
+id = "{v}"
+vendor = "{v}"
+sinks = ["out"]
+auth = {{ scheme = "none", allow_unauthenticated = true }}
+"#
+        );
+    }
+    let mut proc = common::binary::Process::start(dir.path(), &config, &[]);
+    let [hooks] = proc.wait_ready(["hooks"]);
+    let mut names: Vec<String> = std::fs::read_dir(root().join("fixtures/vendors"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.contains("malformed"))
+        .collect();
+    names.sort();
+    let mut accepted = 0;
+    let mut by_vendor = BTreeMap::new();
+    for name in &names {
+        let vendor = name.split('-').next().unwrap();
+        assert!(vendors.contains(&vendor), "{name}");
+        let a = send(hooks, post(hooks, vendor, &[], fixture(name))).await;
+        let n = a.json()["accepted"].as_u64().unwrap_or(0) as usize;
+        accepted += n;
+        *by_vendor.entry(vendor).or_insert(0) += n;
+    }
+    // Every vendor had events accepted, so every vendor's mapping went through the sink.
+    assert_eq!(by_vendor.len(), vendors.len(), "{by_vendor:?}");
+    assert!(by_vendor.values().all(|&n| n > 0), "{by_vendor:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while delivered() < accepted && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    (accepted, proc, dir)
+}
+
+/// Checks OCSF objects a sink delivered: `accepted` of them, each valid, every class seen.
+fn assert_valid_ocsf(objects: &[Value], accepted: usize) {
+    assert_eq!(objects.len(), accepted, "delivered vs accepted");
+    let mut classes = std::collections::BTreeSet::new();
+    let mut failures = Vec::new();
+    for obj in objects {
+        for p in problems(obj) {
+            failures.push(format!("{p}\n  {obj}"));
+        }
+        assert_eq!(obj["metadata"]["version"], "1.1.0", "{obj}");
+        classes.insert(obj["class_uid"].as_u64().unwrap_or(0));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        classes.into_iter().collect::<Vec<_>>(),
+        vec![2002, 2003, 2004, 3001]
+    );
+}
+
+#[tokio::test]
+async fn a_splunk_hec_sink_sends_valid_ocsf_events_with_the_class_as_sourcetype() {
+    let hec = hec::HecServer::start("hec-ocsf-tok-4c19").await;
+    let sink = format!(
+        r#"
+[[sinks]]
+id = "out"
+type = "splunk_hec"
+url = "{}"
+token = "hec-ocsf-tok-4c19"
+encoding = "ocsf"
+[sinks.batch]
+linger = "0ms"
+"#,
+        hec.url()
+    );
+    let (accepted, mut proc, _dir) = post_every_vendor_fixture(&sink, || hec.indexed_count()).await;
+    let indexed = hec.indexed();
+    hec.assert_no_problems();
+    for e in &indexed {
+        let class_uid = e.event["class_uid"].as_u64().unwrap_or(0);
+        let class = CLASSES
+            .iter()
+            .find(|c| c.0 == class_uid)
+            .map_or("?", |c| c.1);
+        assert_eq!(e.sourcetype, format!("ocsf:{class}"), "{}", e.text);
+    }
+    let events: Vec<Value> = indexed.into_iter().map(|e| e.event).collect();
+    assert_valid_ocsf(&events, accepted);
+    proc.signal("-TERM");
+    proc.wait_exit(std::time::Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn an_http_ndjson_sink_sends_one_valid_ocsf_object_per_line() {
+    let rx = http_rx::Receiver::start(vec![]).await;
+    let sink = format!(
+        r#"
+[[sinks]]
+id = "out"
+type = "http"
+url = "{}"
+body = "ndjson"
+encoding = "ocsf"
+[sinks.batch]
+linger = "0ms"
+"#,
+        rx.url("/ocsf")
+    );
+    let lines = |rx: &http_rx::Receiver| -> Vec<Value> {
+        rx.accepted()
+            .iter()
+            .flat_map(|r| {
+                let text = std::str::from_utf8(&r.body).unwrap().to_owned();
+                assert!(text.ends_with('\n'), "{text}");
+                text.lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (accepted, mut proc, _dir) = post_every_vendor_fixture(&sink, || lines(&rx).len()).await;
+    for r in rx.requests() {
+        assert_eq!(r.path, "/ocsf");
+        assert_eq!(r.method, "POST");
+    }
+    assert_valid_ocsf(&lines(&rx), accepted);
+    proc.signal("-TERM");
+    proc.wait_exit(std::time::Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn a_syslog_json_sink_over_tcp_sends_valid_ocsf_bodies() {
+    let rx = syslog::StreamReceiver::tcp(syslog::Framing::Lf).await;
+    let sink = syslog::syslog_sink(
+        "out",
+        rx.addr(),
+        "transport = \"tcp\"\nframing = \"lf\"\nformat = \"json\"\nencoding = \"ocsf\"",
+    );
+    let (accepted, mut proc, _dir) = post_every_vendor_fixture(&sink, || rx.count()).await;
+    assert!(rx.errors().is_empty(), "{:?}", rx.errors());
+    let bodies: Vec<Value> = rx
+        .messages()
+        .iter()
+        .map(|m| {
+            let p = syslog::parse_rfc5424(&m.bytes).unwrap_or_else(|e| panic!("{e}"));
+            serde_json::from_str(p.msg_str()).unwrap_or_else(|e| panic!("{e}: {}", p.msg_str()))
+        })
+        .collect();
+    assert_valid_ocsf(&bodies, accepted);
     proc.signal("-TERM");
     proc.wait_exit(std::time::Duration::from_secs(10));
 }

@@ -168,20 +168,32 @@ fn vendor_company(v: Vendor) -> Option<&'static str> {
 
 /// The CWE of a Wallarm vulnerability type, as Wallarm documents its vulnerability types;
 /// `None` for a type without one CWE (then the event is a Detection Finding).
+///
+/// Source: Wallarm's "Attack and Vulnerability Types" page, `docs/latest/attacks-vulns-list.md`
+/// in github.com/wallarm/product-documentation (published at
+/// <https://docs.wallarm.com/attacks-vulns-list/>), which gives the CWE code(s) and the Wallarm
+/// code of each type. Only types Wallarm reports as vulnerabilities are listed, each with the
+/// one CWE the page gives it (for `infoleak` the primary one: the others are "see also");
+/// `info` is the code older versions of the page give Information exposure. Types the page
+/// gives several CWEs are left out rather than reduced to one of them: `rce` (CWE-78, CWE-94
+/// "and others"), `ssti` (CWE-94, CWE-159), `vuln_component` (CWE-937, CWE-1035, CWE-1104)
+/// and `weak_auth` (CWE-1270, CWE-1294).
 pub fn wallarm_cwe(kind: &str) -> Option<&'static str> {
     const CWES: &[(&str, &str)] = &[
-        ("info", "CWE-200"),
         ("sqli", "CWE-89"),
-        ("xss", "CWE-79"),
+        ("nosqli", "CWE-943"),
+        ("ldapi", "CWE-90"),
+        ("ssrf", "CWE-918"),
         ("ptrav", "CWE-22"),
+        ("xxe", "CWE-611"),
+        ("xss", "CWE-79"),
         ("redir", "CWE-601"),
         ("crlf", "CWE-93"),
-        ("xxe", "CWE-611"),
-        ("ssrf", "CWE-918"),
-        ("ldapi", "CWE-90"),
-        ("nosqli", "CWE-943"),
-        ("ssti", "CWE-1336"),
+        ("idor", "CWE-639"),
+        ("auth", "CWE-288"),
         ("csrf", "CWE-352"),
+        ("infoleak", "CWE-200"),
+        ("info", "CWE-200"),
     ];
     CWES.iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(kind.trim()))
@@ -890,6 +902,21 @@ mod tests {
             Some("CWE-79")
         );
         assert_eq!(wallarm_vuln_cwe(r#"{"type":"something new"}"#), None);
+        // As Wallarm's attacks-vulns-list documents them.
+        for (kind, cwe) in [
+            ("infoleak", Some("CWE-200")),
+            ("idor", Some("CWE-639")),
+            ("auth", Some("CWE-288")),
+            ("csrf", Some("CWE-352")),
+            ("nosqli", Some("CWE-943")),
+            // Several CWEs documented: none picked.
+            ("ssti", None),
+            ("rce", None),
+            ("vuln_component", None),
+            ("weak_auth", None),
+        ] {
+            assert_eq!(wallarm_cwe(kind), cwe, "{kind}");
+        }
         assert_eq!(wallarm_vuln_cwe(r#"{"type":7}"#), None);
     }
 
