@@ -12,75 +12,22 @@
 //! * An unknown vendor exits 2 and lists the known ones.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_siemgate");
-/// Bound on one run of the binary: it reads a small body and exits.
-const RUN_TIMEOUT: Duration = Duration::from_secs(20);
+mod common;
+
+use common::binary::{run_with_stdin, Run};
+use common::repo;
+
 const MALFORMED: &str = "wallarm-new_hits-ndjson-2023-asdocumented-malformed.ndjson";
 const MARKER: &str = "<received_at>";
 const TIME_MISSING: &str = "time: missing, received_at used";
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `siemgate <args>` with `stdin` as its standard input; waits at most [`RUN_TIMEOUT`].
+/// Runs `siemgate <args>` with `stdin` as its standard input (bounded by the shared runner).
 fn run(args: &[&str], stdin: &[u8]) -> Run {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let body = stdin.to_vec();
-    // A refused body may be left unread; the write then fails with a broken pipe, which is fine.
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&body);
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).unwrap();
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).unwrap();
-        s
-    });
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > RUN_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("siemgate {args:?} did not exit within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    writer.join().unwrap();
-    Run {
-        code: status.code(),
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    run_with_stdin(&repo(), args, stdin)
 }
 
 fn parse(record: &str) -> Value {
@@ -138,7 +85,7 @@ fn every_fixture_prints_its_golden_events() {
             &["normalize", "--vendor", vendor, "--source", vendor],
             &body,
         );
-        assert_eq!(r.code, Some(0), "{file}: {}", r.stderr);
+        assert_eq!(r.status.code(), Some(0), "{file}: {}", r.stderr);
         assert!(r.stdout.ends_with('\n'), "{file}: unterminated output");
         let got: Vec<String> = r.stdout.lines().map(mask).collect();
         let want = expected_lines(
@@ -174,7 +121,7 @@ fn ocsf_encoding_prints_one_class_object_per_event() {
     ] {
         let body = std::fs::read(repo().join("fixtures/vendors").join(file)).unwrap();
         let plain = run(&["normalize", "--vendor", vendor], &body);
-        assert_eq!(plain.code, Some(0), "{file}: {}", plain.stderr);
+        assert_eq!(plain.status.code(), Some(0), "{file}: {}", plain.stderr);
         for version in ["1.1.0", "1.8.0"] {
             let r = run(
                 &[
@@ -188,7 +135,7 @@ fn ocsf_encoding_prints_one_class_object_per_event() {
                 ],
                 &body,
             );
-            assert_eq!(r.code, Some(0), "{file}: {}", r.stderr);
+            assert_eq!(r.status.code(), Some(0), "{file}: {}", r.stderr);
             let ids: Vec<Value> = plain
                 .stdout
                 .lines()
@@ -211,7 +158,7 @@ fn ocsf_encoding_prints_one_class_object_per_event() {
         &["normalize", "--vendor", "generic", "--encoding", "leef"],
         b"{}",
     );
-    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("--encoding \"leef\""), "{}", r.stderr);
 }
 
@@ -246,7 +193,7 @@ title = "/rule"
         ],
         body,
     );
-    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
     let lines: Vec<Value> = r.stdout.lines().map(parse).collect();
     assert_eq!(lines.len(), 1, "{}", r.stdout);
     let e = &lines[0];
@@ -271,7 +218,7 @@ title = "/rule"
         ],
         body,
     );
-    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
     assert!(
         r.stderr.contains("title: \"rule\" is not a JSON pointer"),
@@ -289,7 +236,7 @@ title = "/rule"
         ],
         body,
     );
-    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
     assert!(
         r.stderr.contains("line 1, column 1") && r.stderr.contains("unknown field `titel`"),
         "{}",
@@ -301,7 +248,7 @@ title = "/rule"
 fn a_malformed_body_exits_3_with_the_byte_offset_and_prints_nothing() {
     let body = std::fs::read(repo().join("fixtures/vendors").join(MALFORMED)).unwrap();
     let r = run(&["normalize", "--vendor", "wallarm"], &body);
-    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert_eq!(r.status.code(), Some(3), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "printed {:?}", r.stdout);
     let at = r
         .stderr
@@ -317,7 +264,7 @@ fn a_malformed_body_exits_3_with_the_byte_offset_and_prints_nothing() {
     assert!(offset > 0 && offset <= body.len(), "{offset} {}", r.stderr);
     // A body that is not even UTF-8 says where too.
     let r = run(&["normalize", "--vendor", "generic"], b"{\"a\":\"\xff\"}");
-    assert_eq!(r.code, Some(3), "{}", r.stderr);
+    assert_eq!(r.status.code(), Some(3), "{}", r.stderr);
     assert!(
         r.stderr
             .contains("not valid UTF-8: invalid byte at offset 6"),
@@ -329,7 +276,7 @@ fn a_malformed_body_exits_3_with_the_byte_offset_and_prints_nothing() {
 #[test]
 fn an_unknown_vendor_is_a_usage_error() {
     let r = run(&["normalize", "--vendor", "splunk"], b"{}");
-    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
     assert!(r.stdout.is_empty());
     assert!(
         r.stderr.contains("unknown vendor \"splunk\"")
@@ -340,7 +287,7 @@ fn an_unknown_vendor_is_a_usage_error() {
     );
     // A missing --vendor is clap's usage error, with the same code.
     let r = run(&["normalize"], b"{}");
-    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
 }
 
 /// The fenced blocks of `lang` in a Markdown page, in order.
@@ -402,7 +349,7 @@ fn every_vendor_guide_source_passes_check() {
             .skip(1)
             .map(|rest| rest.split('}').next().unwrap().to_owned())
             .collect();
-        let out = Command::new(BIN)
+        let out = std::process::Command::new(common::binary::BIN)
             .args(["check", "--config", path.to_str().unwrap()])
             .envs(
                 vars.iter()
@@ -459,7 +406,7 @@ fn every_vendor_guide_shows_the_event_normalize_prints() {
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = run(&args, &body);
-        assert_eq!(r.code, Some(0), "{name}: {args:?}: {}", r.stderr);
+        assert_eq!(r.status.code(), Some(0), "{name}: {args:?}: {}", r.stderr);
         let events: Vec<Value> = shown
             .iter()
             .filter_map(|j| serde_json::from_str::<Value>(j).ok())

@@ -228,17 +228,38 @@ impl Run {
 /// environment, to its end; waits at most [`RUN_TIMEOUT`] (the child is killed and the test
 /// fails after that). Both pipes are drained by threads, so the child never blocks on them.
 pub fn run(cwd: &Path, args: &[&str], env_remove: &[&str]) -> Run {
+    run_with(cwd, args, env_remove, None)
+}
+
+/// [`run`] with `stdin` written to the child's standard input (by a thread, then closed; a
+/// child that exits without reading all of it leaves a broken pipe, which is fine).
+pub fn run_with_stdin(cwd: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    run_with(cwd, args, &[], Some(stdin.to_vec()))
+}
+
+fn run_with(cwd: &Path, args: &[&str], env_remove: &[&str], stdin: Option<Vec<u8>>) -> Run {
     let mut command = Command::new(BIN);
     command.args(args).current_dir(cwd);
     for var in env_remove {
         command.env_remove(var);
     }
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn siemgate");
+    let writer = stdin.map(|body| {
+        let mut input = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = input.write_all(&body);
+        })
+    });
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out_thread = std::thread::spawn(move || {
@@ -266,6 +287,9 @@ pub fn run(cwd: &Path, args: &[&str], env_remove: &[&str]) -> Run {
         }
         std::thread::sleep(POLL);
     };
+    if let Some(w) = writer {
+        w.join().unwrap();
+    }
     Run {
         status,
         stdout: out_thread.join().unwrap(),
