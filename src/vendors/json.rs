@@ -33,7 +33,11 @@ pub fn check_limits(body: &str) -> Result<(), DecodeError> {
             b'"' => {
                 i += 1;
                 while i < bytes.len() && bytes[i] != b'"' {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'u') {
+                        i += unicode_escape(bytes, i)?;
+                    } else {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
                 }
             }
             b'[' | b'{' => {
@@ -69,6 +73,34 @@ pub fn check_limits(body: &str) -> Result<(), DecodeError> {
         i += 1;
     }
     Ok(())
+}
+
+/// The length of the `\\uXXXX` escape at `at` (12 bytes for a surrogate pair). A UTF-16
+/// surrogate that is not half of a pair is refused: it names no character, so no string can
+/// hold it, and a record carrying it in `raw` would not parse downstream. Malformed hex is left
+/// to the decoder, which reports it with its offset.
+fn unicode_escape(bytes: &[u8], at: usize) -> Result<usize, DecodeError> {
+    let unit = |from: usize| -> Option<u16> {
+        let hex = std::str::from_utf8(bytes.get(from..from + 4)?).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let lone = || DecodeError::Malformed {
+        offset: at,
+        message: "a \\u escape is half of a UTF-16 surrogate pair".to_owned(),
+    };
+    match unit(at + 2) {
+        Some(0xD800..=0xDBFF) => {
+            let pair = bytes.get(at + 6..at + 8) == Some(b"\\u".as_slice())
+                && matches!(unit(at + 8), Some(0xDC00..=0xDFFF));
+            if pair {
+                Ok(12)
+            } else {
+                Err(lone())
+            }
+        }
+        Some(0xDC00..=0xDFFF) => Err(lone()),
+        _ => Ok(2),
+    }
 }
 
 /// The byte offset of `inner` within `outer` (both from the same body).
@@ -222,6 +254,29 @@ pub fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_lone_surrogate_escape_is_refused_and_a_pair_passes() {
+        for body in [
+            r#"{"k":"\uD83D\uDE00"}"#,
+            r#"{"k":"\u00e9\u0041"}"#,
+            r#"{"a\\u":1}"#,
+        ] {
+            assert_eq!(check_limits(body), Ok(()), "{body}");
+        }
+        for (body, at) in [
+            (r#"{"clo\udAccount":1}"#, 5),
+            (r#"{"k":"\uD83Dx"}"#, 6),
+            (r#"{"k":"\uD83D\u0041"}"#, 6),
+            (r#"{"k":"\uDE00"}"#, 6),
+            (r#"{"k":"\uD83D"#, 6),
+        ] {
+            match check_limits(body) {
+                Err(DecodeError::Malformed { offset, .. }) => assert_eq!(offset, at, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn streams_elements_and_reports_offsets() {
