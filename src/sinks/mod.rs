@@ -12,6 +12,7 @@ pub mod hec;
 pub mod http;
 pub mod http_client;
 pub mod retry;
+pub mod sent;
 pub mod syslog;
 pub mod tls;
 
