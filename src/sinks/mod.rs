@@ -14,7 +14,6 @@ pub mod http_client;
 pub mod retry;
 pub mod sent;
 pub mod syslog;
-pub mod tls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
