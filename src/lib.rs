@@ -37,9 +37,9 @@
 //!   callers hand it labels (a refusal's reason), not their types.
 //! * `shutdown`: the signal future the binary waits on.
 //! * `control`: the running configuration (sinks, sources, routing table) and every change to
-//!   it: admin API calls and reloads.
-//! * `admin`: the admin API's listener handler, its input rules, its store, and the throttle on
-//!   failed authentication (`throttle`).
+//!   it: admin API calls and reloads; the store of the sources made through the API (`store`).
+//! * `admin`: the admin API's listener handler, its input rules, and the throttle on failed
+//!   authentication (`throttle`).
 //!
 //! # A request, from accept to the sink's bytes
 //!
