@@ -14,7 +14,6 @@ pub mod http_client;
 pub mod retry;
 pub mod sent;
 pub mod syslog;
-pub mod tls;
 pub mod transport;
 pub mod worker;
 
