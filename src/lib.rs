@@ -32,8 +32,9 @@
 //! * `shutdown`: the signal future the binary waits on.
 //! * `control`: the running configuration (sinks, sources, routing table) and every change to
 //!   it: admin API calls and reloads.
-//! * `admin`: the admin API's listener handler, its input rules, its store, and the throttle on
-//!   failed authentication (`throttle`).
+//! * `admin`: the admin API's listener handler, its input rules, its store, its dead-letter
+//!   routes (`sinks::dead_letter` keeps the file), and the throttle on failed authentication
+//!   (`throttle`).
 //!
 //! # A request, from accept to the sink's bytes
 //!

@@ -323,7 +323,8 @@ pub struct Sink {
     pub handle: Arc<SinkHandle>,
     transport: Transport,
     batch: BatchLimits,
-    dead_letters: dead_letter::DeadLetters,
+    /// Shared with the admin API (list, replay, purge); a reload that keeps the file keeps it.
+    pub dead_letters: Arc<dead_letter::DeadLetters>,
     /// Retryable failures of one batch for longer than this dead-letter it.
     max_retry: Option<Duration>,
 }
@@ -370,11 +371,11 @@ impl Sink {
         // A changed destination starts from a clean slate, as at start; its first send or
         // probe tells.
         handle.set_healthy(true);
-        let dead_letters = dead_letter::DeadLetters::new(
+        let dead_letters = Arc::new(dead_letter::DeadLetters::new(
             &settings.id,
             settings.dead_letter_path.clone(),
-            handle.metrics.dead_letters.clone(),
-        );
+            &handle.metrics,
+        ));
         Sink {
             dead_letters,
             handle,
