@@ -34,6 +34,7 @@ use crate::dedup::Dedup;
 use crate::metrics::{Registry, SourceMetrics};
 use crate::normalize::Timestamp;
 use crate::routes::{Accepted, Routes, Source, SourceStats, Target};
+use crate::sinks::dead_letter::DeadLetters;
 use crate::sinks::{Encoder, Encoding, Sink, SinkHandle, TestOutcome};
 use crate::vendors::{Context, Vendor};
 
@@ -61,6 +62,8 @@ struct RunningSink {
     config_type: &'static str,
     settings: Arc<SinkSettings>,
     handle: Arc<SinkHandle>,
+    /// The sink's dead letters, for the admin API.
+    dead_letters: Arc<DeadLetters>,
     worker: JoinHandle<()>,
     /// Stops this worker alone (a reload that changes the sink); a child of the shutdown
     /// abort.
@@ -230,11 +233,16 @@ impl RunningSink {
     fn spawn(settings: SinkSettings, sink: Sink, abort: &CancellationToken) -> RunningSink {
         let stop = abort.child_token();
         let handle = sink.handle.clone();
+        let dead_letters = sink.dead_letters.clone();
+        // Counting what waits in the file reads it: off the runtime.
+        let counting = dead_letters.clone();
+        tokio::task::spawn_blocking(move || counting.recount());
         let worker = tokio::spawn(sink.run(stop.clone()));
         RunningSink {
             config_type: sink_type(&settings),
             settings: Arc::new(settings),
             handle,
+            dead_letters,
             worker,
             stop,
         }
@@ -458,7 +466,12 @@ impl Control {
                 worker.abort();
                 let _ = worker.await;
             }
-            let sink = Sink::with_handle(&s, &self.registry, old.handle);
+            let mut sink = Sink::with_handle(&s, &self.registry, old.handle);
+            // The same file keeps the same dead letters, so a replay running across the
+            // reload and a new one never act on one file side by side.
+            if old.dead_letters.path() == sink.dead_letters.path() {
+                sink.dead_letters = old.dead_letters;
+            }
             st.sinks
                 .insert(s.id.clone(), RunningSink::spawn(s, sink, &self.abort));
         }
@@ -877,6 +890,10 @@ impl State {
 
     pub fn sink_handle(&self, id: &str) -> Option<&Arc<SinkHandle>> {
         self.sinks.get(id).map(|r| &r.handle)
+    }
+
+    pub fn dead_letters(&self, id: &str) -> Option<&Arc<DeadLetters>> {
+        self.sinks.get(id).map(|r| &r.dead_letters)
     }
 
     /// Builds the entry of an API source from its stored record, validated against the sinks

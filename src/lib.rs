@@ -39,7 +39,7 @@
 //! * `control`: the running configuration (sinks, sources, routing table) and every change to
 //!   it: admin API calls and reloads; the store of the sources made through the API (`store`).
 //! * `admin`: the admin API's listener handler, its input rules, and the throttle on failed
-//!   authentication (`throttle`).
+//!   authentication (`throttle`), and its dead-letter routes (`sinks::dead_letter` keeps the file).
 //!
 //! # A request, from accept to the sink's bytes
 //!

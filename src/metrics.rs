@@ -36,6 +36,9 @@ pub const QUEUE_MAX_EVENTS: &str = "siemgate_queue_max_events";
 pub const QUEUE_MAX_BYTES: &str = "siemgate_queue_max_bytes";
 pub const FILE_TORN_TAIL_BYTES: &str = "siemgate_file_torn_tail_bytes_total";
 pub const DEAD_LETTERS: &str = "siemgate_dead_letters_total";
+pub const DEAD_LETTERS_WAITING: &str = "siemgate_dead_letters_waiting";
+pub const DEAD_LETTER_REPLAYS: &str = "siemgate_dead_letter_replays_total";
+pub const DEAD_LETTER_PURGES: &str = "siemgate_dead_letter_purges_total";
 pub const SINK_EVENTS_FILTERED: &str = "siemgate_sink_events_filtered_total";
 pub const SINK_TRUNCATIONS: &str = "siemgate_sink_truncations_total";
 pub const SINK_RECONNECTS: &str = "siemgate_sink_reconnects_total";
@@ -210,6 +213,21 @@ impl Registry {
             DEAD_LETTERS,
             None,
             "Events a destination refused for good, written to the dead-letter file (or the log), by sink.",
+        );
+        c(
+            DEAD_LETTER_REPLAYS,
+            None,
+            "Dead letters put back into their sink's queue through the admin API, by sink.",
+        );
+        c(
+            DEAD_LETTER_PURGES,
+            None,
+            "Dead letters marked purged through the admin API (never to be replayed), by sink.",
+        );
+        self.recorder.describe_gauge(
+            KeyName::from_const_str(DEAD_LETTERS_WAITING),
+            None,
+            "Entries of a sink's dead-letter file waiting for a replay or purge, by sink.".into(),
         );
         c(
             SINK_EVENTS_FILTERED,
@@ -413,6 +431,9 @@ impl Registry {
             torn_tail_bytes: self.counter(FILE_TORN_TAIL_BYTES, &[("sink", sink)]),
             filtered: self.counter(SINK_EVENTS_FILTERED, &[("sink", sink)]),
             dead_letters: self.counter(DEAD_LETTERS, &[("sink", sink)]),
+            dead_letters_waiting: self.gauge(DEAD_LETTERS_WAITING, &[("sink", sink)]),
+            dead_letter_replays: self.counter(DEAD_LETTER_REPLAYS, &[("sink", sink)]),
+            dead_letter_purges: self.counter(DEAD_LETTER_PURGES, &[("sink", sink)]),
             truncations: self.counter(SINK_TRUNCATIONS, &[("sink", sink)]),
             reconnects: self.counter(SINK_RECONNECTS, &[("sink", sink)]),
             up: self.gauge(SINK_UP, &[("sink", sink)]),
@@ -551,6 +572,12 @@ pub struct SinkMetrics {
     pub torn_tail_bytes: Counter,
     pub filtered: Counter,
     pub dead_letters: Counter,
+    /// Entries of the dead-letter file waiting for a replay or purge.
+    pub dead_letters_waiting: Gauge,
+    /// Dead letters put back into the queue by the admin API.
+    pub dead_letter_replays: Counter,
+    /// Dead letters marked purged by the admin API.
+    pub dead_letter_purges: Counter,
     pub truncations: Counter,
     pub reconnects: Counter,
     pub up: Gauge,

@@ -136,11 +136,13 @@ impl Spec {
         assert!(errors.is_empty(), "{instance} is not a {name}: {errors:#?}");
     }
 
-    /// The path template matching a concrete path, and its path item.
+    /// The path template matching a concrete path, and its path item. As OpenAPI says, a
+    /// literal segment wins over a template (`/dead-letters/replay` over
+    /// `/dead-letters/{entry}`); two equally literal matches are an error in the document.
     fn route(&self, path: &str) -> Option<(&str, &Value)> {
         let path = path.split('?').next().unwrap_or(path);
         let segments: Vec<&str> = path.split('/').collect();
-        let mut found = None;
+        let mut found: Option<(usize, &str, &Value)> = None;
         for (template, item) in self.doc["paths"].as_object().expect("paths") {
             let parts: Vec<&str> = template.split('/').collect();
             let matches = parts.len() == segments.len()
@@ -148,11 +150,17 @@ impl Spec {
                     (t.starts_with('{') && t.ends_with('}') && !s.is_empty()) || t == s
                 });
             if matches {
-                assert!(found.is_none(), "{path} matches two path templates");
-                found = Some((template.as_str(), item));
+                let literal = parts.iter().filter(|t| !t.starts_with('{')).count();
+                match found {
+                    Some((best, _, _)) if best > literal => {}
+                    Some((best, _, _)) if best == literal => {
+                        panic!("{path} matches two path templates")
+                    }
+                    _ => found = Some((literal, template.as_str(), item)),
+                }
             }
         }
-        found
+        found.map(|(_, t, item)| (t, item))
     }
 
     /// Checks one answer against the document; `request` is the JSON request body, if any.
@@ -490,6 +498,7 @@ id = "splunk"
 type = "splunk_hec"
 url = "{hec_url}"
 token = "{HEC_TOKEN}"
+dead_letter_path = "{{dir}}/dead/splunk.ndjson"
 [sinks.batch]
 linger = "0ms"
 
@@ -818,6 +827,7 @@ async fn admin_api_answers_as_its_openapi_document_says() {
     sources_are_upserted_in_bulk(&admin).await;
     sources_are_deleted(&admin, hooks).await;
     changes_wait_for_the_store(&admin, &dir.path().join("data")).await;
+    dead_letters_are_listed_replayed_and_purged(&admin, hooks, &hec).await;
     the_config_file_is_reloaded(&admin, &config_path, &hec.url(), closed).await;
     reload_needs_a_config_file(&spec).await;
     failed_authentications_are_throttled(&spec).await;
@@ -871,7 +881,8 @@ async fn every_operation_needs_a_token_and_writes_an_admin_one(admin: &Admin<'_>
         } else {
             "cfg"
         };
-        let path = template.replace("{id}", id);
+        // No dead letter exists yet: entry 0 is a 404 even for a good token.
+        let path = template.replace("{id}", id).replace("{entry}", "0");
         let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
         let body = || {
             if method == Method::POST || method == Method::PUT {
@@ -893,7 +904,9 @@ async fn every_operation_needs_a_token_and_writes_an_admin_one(admin: &Admin<'_>
                 "{method} {path}"
             );
         }
-        if method == Method::GET {
+        if method == Method::GET && template.contains("{entry}") {
+            admin.call(method.clone(), &path, READ, body(), 404).await;
+        } else if method == Method::GET {
             admin.call(method.clone(), &path, READ, body(), 200).await;
         } else {
             admin.call(method.clone(), &path, READ, body(), 403).await;
@@ -941,6 +954,10 @@ async fn unknown_routes_and_methods(admin: &Admin<'_>) {
         (Method::GET, "/api/v1/reload"),
         (Method::GET, "/api/v1/sources/cfg/reset-secret"),
         (Method::GET, "/api/v1/sinks/out/test"),
+        (Method::POST, "/api/v1/sinks/out/dead-letters"),
+        (Method::DELETE, "/api/v1/sinks/out/dead-letters/0"),
+        (Method::GET, "/api/v1/sinks/out/dead-letters/replay"),
+        (Method::GET, "/api/v1/sinks/out/dead-letters/purge"),
         (Method::PUT, "/api/v1/openapi.json"),
     ] {
         // `check` compares Allow with the document's methods for the path.
@@ -1706,6 +1723,187 @@ async fn sources_are_deleted(admin: &Admin<'_>, hooks: SocketAddr) {
             .await;
     }
     assert!(admin.source("cfg").await.is_some());
+}
+
+/// Events HEC refuses for good land in the `splunk` sink's dead letters: listed newest first
+/// and paged, fetched one by one, replayed once (a second request sends nothing), purged, with
+/// 400 for bad selections and queries, 404 for unknown sinks and entries, 403 for a read token.
+async fn dead_letters_are_listed_replayed_and_purged(
+    admin: &Admin<'_>,
+    hooks: SocketAddr,
+    hec: &hec::HecServer,
+) {
+    let base = "/api/v1/sinks/splunk/dead-letters";
+    let empty = admin.get(base, 200).await;
+    assert_eq!(empty["entries"], json!([]));
+    assert_eq!(empty["waiting"], 0);
+    assert!(
+        empty["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("dead/splunk.ndjson"),
+        "{empty}"
+    );
+    let none = admin.get("/api/v1/sinks/out/dead-letters", 200).await;
+    assert_eq!(
+        none["path"],
+        Value::Null,
+        "the file sink has no dead_letter_path"
+    );
+
+    admin
+        .post(
+            "/api/v1/sources",
+            token_source("dl", Some("dl-secret"), &["splunk"]),
+            201,
+        )
+        .await;
+    hec.script([
+        hec::Scripted::data_error(6, 0),
+        hec::Scripted::data_error(6, 0),
+    ]);
+    for (n, id) in ["dl-1", "dl-2"].into_iter().enumerate() {
+        let body = format!(r#"[{{"id":"{id}","severity":"high","title":"Title {id}"}}]"#);
+        let a = send(
+            hooks,
+            post(hooks, "dl", &[("authorization", "dl-secret")], body),
+        )
+        .await;
+        assert_eq!(a.status, 200);
+        let mut waiting = 0;
+        for _ in 0..200 {
+            waiting = admin.get(base, 200).await["waiting"].as_u64().unwrap();
+            if waiting == n as u64 + 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(waiting, n as u64 + 1, "{id} dead-lettered");
+    }
+    let list = admin.get(base, 200).await;
+    let entries = list["entries"].as_array().unwrap();
+    let event_ids: Vec<&str> = entries
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(event_ids, ["dl-2", "dl-1"], "newest first: {list}");
+    for e in entries {
+        assert_eq!(e["state"], "waiting");
+        assert_eq!(e["vendor"], "generic");
+        assert!(e["reason"].as_str().unwrap().contains("code 6"), "{e}");
+    }
+    assert_eq!(entries[1]["title"], "Title dl-1");
+    let (dl2, dl1) = (
+        entries[0]["entry"].as_u64().unwrap(),
+        entries[1]["entry"].as_u64().unwrap(),
+    );
+    assert_eq!(dl1, 0, "the first line of the file");
+
+    // Paging: one a page, `next` leads to the older one.
+    let first = admin.get(&format!("{base}?limit=1"), 200).await;
+    assert_eq!(first["entries"][0]["entry"], dl2);
+    let next = first["next"].as_u64().expect("a next page");
+    let second = admin
+        .get(&format!("{base}?limit=1&before={next}&state=waiting"), 200)
+        .await;
+    assert_eq!(second["entries"][0]["entry"], dl1);
+    assert_eq!(second["next"], Value::Null);
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "state=nope",
+        "before=x",
+        "colour=red",
+    ] {
+        admin.get(&format!("{base}?{bad}"), 400).await;
+    }
+
+    let one = admin.get(&format!("{base}/{dl1}"), 200).await;
+    assert_eq!(one["sink"], "splunk");
+    let envelope: Value = serde_json::from_str(one["event"].as_str().unwrap()).unwrap();
+    assert_eq!(envelope["event"]["id"], "dl-1", "the HEC envelope: {one}");
+    for missing in [
+        format!("{base}/{}", dl1 + 1),
+        format!("{base}/999999"),
+        format!("{base}/abc"),
+        "/api/v1/sinks/nope/dead-letters".to_owned(),
+        "/api/v1/sinks/nope/dead-letters/0".to_owned(),
+    ] {
+        admin.get(&missing, 404).await;
+    }
+
+    // Replay: a read token may not; bad selections are 400; unknown ones 404.
+    let replay = format!("{base}/replay");
+    let purge = format!("{base}/purge");
+    for path in [&replay, &purge] {
+        admin
+            .call(
+                Method::POST,
+                path,
+                READ,
+                Body::Json(json!({"all": true})),
+                403,
+            )
+            .await;
+        for bad in [
+            json!({}),
+            json!({"all": false}),
+            json!({"entries": []}),
+            json!({"entries": ["x"]}),
+            json!({"filter": {"colour": "red"}}),
+            json!({"filter": {"since": "yesterday"}}),
+            json!({"all": true, "entries": [0]}),
+        ] {
+            admin.post(path, bad, 400).await;
+        }
+        admin.post(path, json!({"entries": [dl1 + 1]}), 404).await;
+        admin
+            .post(
+                &path.replace("/splunk/", "/nope/"),
+                json!({"all": true}),
+                404,
+            )
+            .await;
+    }
+    let before = hec.indexed_ids();
+    let r = admin.post(&replay, json!({"entries": [dl1]}), 200).await;
+    assert_eq!(
+        r,
+        json!({"sink": "splunk", "replayed": 1, "skipped": 0, "remaining": 0})
+    );
+    eventually("the replayed event indexed", || {
+        hec.indexed_ids().len() > before.len()
+    })
+    .await;
+    let again = admin.post(&replay, json!({"entries": [dl1]}), 200).await;
+    assert_eq!(again["replayed"], 0);
+    assert_eq!(again["skipped"], 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let indexed = hec.indexed_ids();
+    assert_eq!(
+        indexed.iter().filter(|i| *i == "dl-1").count(),
+        1,
+        "replayed once: {indexed:?}"
+    );
+
+    let purged = admin
+        .post(&purge, json!({"filter": {"event_id": "dl-2"}}), 200)
+        .await;
+    assert_eq!(purged, json!({"sink": "splunk", "purged": 1, "skipped": 0}));
+    let all = admin.post(&replay, json!({"all": true}), 200).await;
+    assert_eq!(all["replayed"], 0, "nothing waits: {all}");
+    let states = admin.get(&format!("{base}?state=all"), 200).await;
+    let states: Vec<&str> = states["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["purged", "replayed"]);
+    assert_eq!(admin.get(base, 200).await["waiting"], 0);
+    admin
+        .call(Method::DELETE, "/api/v1/sources/dl", ADMIN, Body::None, 204)
+        .await;
 }
 
 async fn the_config_file_is_reloaded(

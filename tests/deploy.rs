@@ -213,6 +213,9 @@ async fn dashboard_and_alert_rules_query_only_metrics_the_binary_exposes() {
         "siemgate_connections_open",
         "siemgate_queue_max_events",
         "siemgate_queue_max_bytes",
+        "siemgate_dead_letters_waiting",
+        "siemgate_dead_letter_replays_total",
+        "siemgate_dead_letter_purges_total",
     ] {
         assert!(
             in_dashboard.contains(name),

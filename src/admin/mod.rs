@@ -3,6 +3,7 @@
 //! reload the config file without a restart. The contract is `api/openapi.json`, served at
 //! `GET /api/v1/openapi.json`.
 
+mod dead_letters;
 pub mod input;
 pub mod throttle;
 
@@ -190,6 +191,10 @@ enum Route<'a> {
     Bulk,
     Sinks,
     TestSink(&'a str),
+    DeadLetters(&'a str),
+    DeadLetter(&'a str, &'a str),
+    Replay(&'a str),
+    Purge(&'a str),
     Reload,
 }
 
@@ -205,6 +210,12 @@ impl Route<'_> {
             ["sources-bulk"] => Route::Bulk,
             ["sinks"] => Route::Sinks,
             ["sinks", id, "test"] if !id.is_empty() => Route::TestSink(id),
+            ["sinks", id, "dead-letters"] if !id.is_empty() => Route::DeadLetters(id),
+            ["sinks", id, "dead-letters", "replay"] if !id.is_empty() => Route::Replay(id),
+            ["sinks", id, "dead-letters", "purge"] if !id.is_empty() => Route::Purge(id),
+            ["sinks", id, "dead-letters", entry] if !id.is_empty() && !entry.is_empty() => {
+                Route::DeadLetter(id, entry)
+            }
             ["reload"] => Route::Reload,
             _ => return None,
         })
@@ -219,6 +230,10 @@ impl Route<'_> {
             Route::Bulk => "sources_bulk",
             Route::Sinks => "sinks",
             Route::TestSink(_) => "sink_test",
+            Route::DeadLetters(_) => "sink_dead_letters",
+            Route::DeadLetter(..) => "sink_dead_letter",
+            Route::Replay(_) => "sink_dead_letters_replay",
+            Route::Purge(_) => "sink_dead_letters_purge",
             Route::Reload => "reload",
         }
     }
@@ -227,7 +242,7 @@ impl Route<'_> {
         match self {
             Route::Sources => "GET, POST",
             Route::Source(_) => "GET, PUT, DELETE",
-            Route::Sinks => "GET",
+            Route::Sinks | Route::DeadLetters(_) | Route::DeadLetter(..) => "GET",
             _ => "POST",
         }
     }
@@ -235,6 +250,7 @@ impl Route<'_> {
 
 async fn route(admin: &Admin, peer: IpAddr, req: Request<Incoming>) -> (&'static str, Reply) {
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
     let method = req.method().clone();
     if path == "/api/v1/openapi.json" {
         // GET is answered in `handle`.
@@ -296,6 +312,10 @@ async fn route(admin: &Admin, peer: IpAddr, req: Request<Incoming>) -> (&'static
         (Route::Bulk, _) => bulk(c, caller, body, admin.limits.max_sources).await,
         (Route::Sinks, _) => list_sinks(c).await,
         (Route::TestSink(id), _) => test_sink(c, caller, id).await,
+        (Route::DeadLetters(id), _) => dead_letters::list(c, id, &query).await,
+        (Route::DeadLetter(id, entry), _) => dead_letters::get(c, id, entry).await,
+        (Route::Replay(id), _) => dead_letters::replay(c, caller.name, id, body).await,
+        (Route::Purge(id), _) => dead_letters::purge(c, caller.name, id, body).await,
         (Route::Reload, _) => reload(c, caller.name).await,
     };
     (label, reply)

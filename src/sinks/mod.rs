@@ -185,6 +185,8 @@ impl SinkHandle {
 /// A sink ready to run: its shared handle and its worker.
 pub struct Sink {
     pub handle: Arc<SinkHandle>,
+    /// Shared with the admin API (list, replay, purge).
+    pub dead_letters: Arc<dead_letter::DeadLetters>,
     worker: worker::Worker<SinkTransport>,
 }
 
@@ -230,13 +232,14 @@ impl Sink {
         // A changed destination starts from a clean slate, as at start; its first send or
         // probe tells.
         handle.set_healthy(true);
-        let dead_letters = dead_letter::DeadLetters::new(
+        let dead_letters = Arc::new(dead_letter::DeadLetters::new(
             &settings.id,
             settings.dead_letter_path.clone(),
-            handle.metrics.dead_letters.clone(),
-        );
+            &handle.metrics,
+        ));
         Sink {
             handle: handle.clone(),
+            dead_letters: dead_letters.clone(),
             worker: worker::Worker::new(
                 handle,
                 transport,

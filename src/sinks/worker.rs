@@ -33,7 +33,7 @@ pub struct Worker<T> {
     pub(super) handle: Arc<SinkHandle>,
     transport: T,
     batch: BatchLimits,
-    dead_letters: DeadLetters,
+    dead_letters: Arc<DeadLetters>,
     /// Retryable failures of one batch for longer than this dead-letter it.
     max_retry: Option<Duration>,
     backoff: Backoff,
@@ -56,7 +56,7 @@ impl<T: Transport> Worker<T> {
         handle: Arc<SinkHandle>,
         transport: T,
         batch: BatchLimits,
-        dead_letters: DeadLetters,
+        dead_letters: Arc<DeadLetters>,
         max_retry: Option<Duration>,
     ) -> Worker<T> {
         Worker {
@@ -494,11 +494,11 @@ mod tests {
                 max_bytes: 10_000,
                 linger: Duration::ZERO,
             };
-            let dead_letters = DeadLetters::new(
+            let dead_letters = Arc::new(DeadLetters::new(
                 "t",
                 Some(self.dead.clone()),
-                self.handle.metrics.dead_letters.clone(),
-            );
+                &self.handle.metrics,
+            ));
             Worker::new(
                 self.handle.clone(),
                 transport,
