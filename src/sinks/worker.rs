@@ -30,7 +30,7 @@ const GAVE_UP: &str = "retried for longer than max_retry_duration";
 
 /// A sink's worker: its transport and what it needs to act on the answers.
 pub struct Worker<T> {
-    pub(super) handle: Arc<SinkHandle>,
+    handle: Arc<SinkHandle>,
     transport: T,
     batch: BatchLimits,
     dead_letters: DeadLetters,
