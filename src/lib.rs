@@ -30,8 +30,10 @@
 //! * `tls`: the listener's and the sinks' rustls configs, read by one PEM loader (`tls::pem`):
 //!   client certificates and their identities (`tls::server`), CA files, pins and self-signed
 //!   receivers (`tls::client`).
-//! * `sinks`: encoders, the worker loop, retry classification, the HTTP client, and each
-//!   sink (`file`, `hec` for Splunk, `syslog` with LEEF/CEF/JSON bodies, `http`).
+//! * `sinks`: encoders, the `Transport` seam (`transport`) and the answers it gives (`sent`),
+//!   the one worker loop (`worker`), retry classification and backoff (`retry`), dead letters,
+//!   the HTTP client, and each sink (`file`, `hec` for Splunk with its indexer
+//!   acknowledgements, `syslog` with LEEF/CEF/JSON bodies, `http`).
 //! * `metrics`: metric names and the handles registered once per source, sink and listener, in
 //!   a series store (`metrics::store`) that forgets removed sources' and sinks' series. A leaf:
 //!   callers hand it labels (a refusal's reason), not their types.
@@ -55,9 +57,12 @@
 //!    back `Accepted` with a `Durable` wait (disk queues: until the events are in the log).
 //!    Its `DispatchError` becomes a `Reject`, and `server::reject` picks status, metric reason
 //!    and log level in its one match.
-//! 4. Each sink's worker (`sinks`) takes batches off its queue (`next_batch`), sends them with
-//!    the sink's transport, and acknowledges what was delivered (`ack`); failures are retried
-//!    with backoff or dead-lettered, as `sinks::retry` classifies them.
+//! 4. Each sink's worker (`sinks::worker`) takes batches off its queue (`next_batch`) and sends
+//!    them with the sink's transport, which answers per batch (`sinks::sent::Sent`): delivered,
+//!    refused or to retry per event, or handed off to a destination that confirms later. The
+//!    worker acknowledges what is delivered or refused (`ack`) in queue order, dead-letters what
+//!    is refused, and backs off before a retry (`sinks::retry`); what was handed off leaves the
+//!    queue when the transport reports it settled (Splunk HEC indexer acknowledgement).
 //!
 //! Three seams are meant to be extended:
 //!
@@ -66,10 +71,15 @@
 //!   plus one `Vendor` variant (`normalize/vendor.rs`) and its arm in `Vendor::decode_until`.
 //! * **Encoder and sink transport** (a new destination): a config type in `config/sinks/`, an
 //!   encoder implementing `sinks::Encoder` (one event appended to a reused buffer, no
-//!   allocation per event) as an `sinks::Encoding` variant, and a transport as a
-//!   `sinks::Transport` variant whose `send` delivers a batch of encoded events and says how
-//!   it failed (`sinks::retry::SendError`, retryable or permanent); the generic worker does
-//!   batching, retries and acknowledgements.
+//!   allocation per event) as a `sinks::Encoding` variant, and a transport implementing
+//!   `sinks::transport::Transport`, added as a `SinkTransport` variant. Only `send` is
+//!   required: it sends a batch, or its first events, and answers `Sent::Delivered(n)`,
+//!   `Sent::Partial` (per event: refused for good with a reason, or to retry, the rest
+//!   delivered) or an error the sink classifies once (`SendError`: retryable or a
+//!   configuration problem). `probe` (a real check of the destination), `last_status` and
+//!   `close` have defaults; `settled` matters only to a transport that answers
+//!   `Sent::HandedOff` and confirms later. The generic worker does batching, queue order,
+//!   backoff, retries of single events, dead letters, metrics and readiness.
 //! * **Queue** (a new backing store): one `queue::Queue` backing variant, mapping the queue's
 //!   API (reserve and commit for dispatch, next batch and ack for the worker, depth) onto
 //!   where its events are kept; see `queue`'s module docs.

@@ -1,7 +1,12 @@
-//! Sinks: the runtime handle each sink is reached by (queue, encoder, metrics, health), the
-//! `Encoder` shape every wire format shares, and the one worker loop all sinks run:
-//! dequeue -> send -> ack | retry with backoff | hold on a configuration error | count and log
-//! the events a destination refuses for good.
+//! Sinks: the runtime handle each sink is reached by (queue, metrics, health), the `Encoder`
+//! shape every wire format shares, and the wiring of each sink's transport to the one worker
+//! loop all sinks run (`worker`): dequeue -> send -> ack | retry with backoff | hold on a
+//! configuration error | dead-letter what a destination refuses for good.
+//!
+//! A sink is a config type, an encoder (`Encoding`) and a transport (`transport::Transport`,
+//! one `SinkTransport` variant): the transport says what became of each send (`sent`), and
+//! nothing of its protocol reaches the worker. Splunk HEC's indexer acknowledgements (polls,
+//! timeouts, resends, the cap on pending events) live in `hec`, behind `Transport::settled`.
 //!
 //! Encoding happens at the edge, inside the request (DESIGN §2): the queue holds each event's
 //! final wire bytes, so retries and batching never re-encode.

@@ -31,7 +31,8 @@ pub enum Probe {
 /// A sink's connection to its destination, driven by one worker (one call at a time).
 ///
 /// Every future must be safe to drop at an `.await` when the worker shuts down; `settled` is
-/// also dropped whenever a batch arrives first, and must lose nothing then.
+/// also dropped whenever a batch arrives first, and must lose nothing then (work it had begun
+/// may be done again, by the next `send` or `settled`).
 pub trait Transport {
     /// Sends the batch, or its first events, and says what became of them (see [`Sent`]).
     /// `Err` means nothing of this call counts; the worker backs off and sends again.

@@ -30,7 +30,7 @@ const GAVE_UP: &str = "retried for longer than max_retry_duration";
 
 /// A sink's worker: its transport and what it needs to act on the answers.
 pub struct Worker<T> {
-    pub(super) handle: Arc<SinkHandle>,
+    handle: Arc<SinkHandle>,
     transport: T,
     batch: BatchLimits,
     dead_letters: Arc<DeadLetters>,
@@ -757,5 +757,54 @@ mod tests {
             calls.len() as f64,
             "one retry per answer that asked for one"
         );
+    }
+
+    /// A delivered prefix (an HTTP receiver that took one event per request, then failed)
+    /// leaves the queue at once; the rest goes again after a backoff, counted as one retry.
+    #[tokio::test(start_paused = true)]
+    async fn delivered_prefix_leaves_the_queue_and_the_rest_goes_again() {
+        let rig = Rig::new(&["p0", "p1", "p2"]);
+        let answers = vec![Ok(Sent::Delivered(1)), Err(SendError::retryable("reset"))];
+        let worker = rig.worker(answers, Sent::Delivered, None, None);
+        drain(&rig, worker).await;
+
+        let calls = rig.calls();
+        let sent: Vec<_> = calls.iter().map(|c| (c.events.clone(), c.depth)).collect();
+        assert_eq!(
+            sent,
+            [
+                (bytes(&["p0", "p1", "p2"]), 3),
+                (bytes(&["p1", "p2"]), 2),
+                (bytes(&["p1", "p2"]), 2),
+            ]
+        );
+        assert_eq!(rig.counts(), [3.0, 0.0, 1.0, 0.0]);
+    }
+
+    /// A configuration error holds the batch (the sink not ready meanwhile) and is never
+    /// given up on, whatever `max_retry_duration` says; once fixed, everything is delivered.
+    #[tokio::test(start_paused = true)]
+    async fn configuration_errors_hold_the_batch_past_max_retry_duration() {
+        let rig = Rig::new(&["c0", "c1"]);
+        let answers = (0..12)
+            .map(|_| Err(SendError::Config("HEC answered 403, code 4".to_owned())))
+            .collect();
+        let worker = rig.worker(answers, Sent::Delivered, None, Some(Duration::from_secs(1)));
+        rig.handle.queue.close();
+        let run = tokio::spawn(worker.run(CancellationToken::new()));
+        until("a few refusals", || rig.calls().len() >= 3).await;
+        assert!(!rig.handle.is_healthy(), "not ready while refused");
+        tokio::time::timeout(Duration::from_secs(600), run)
+            .await
+            .expect("delivered once the refusals stop")
+            .unwrap();
+
+        let calls = rig.calls();
+        assert_eq!(calls.len(), 13);
+        assert!(calls.last().unwrap().at - calls[0].at > Duration::from_secs(1));
+        assert!(calls.iter().all(|c| c.events == bytes(&["c0", "c1"])));
+        assert_eq!(rig.dead_letters(), []);
+        assert_eq!(rig.counts(), [2.0, 0.0, 12.0, 0.0]);
+        assert!(rig.handle.is_healthy());
     }
 }

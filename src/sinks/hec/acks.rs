@@ -112,6 +112,13 @@ impl Acks {
         });
     }
 
+    /// Whether any request awaits its ack.
+    pub fn is_waiting(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| matches!(e, Entry::Waiting { .. }))
+    }
+
     /// The ackIds to poll.
     pub fn waiting_ids(&self) -> Vec<u64> {
         self.entries

@@ -1,6 +1,7 @@
-//! The Splunk HTTP Event Collector sink: the HEC event encoder (one envelope per event, built
-//! at the edge) and the transport that posts batches to `/services/collector/event` and reads
-//! every answer's HEC code.
+//! The Splunk HTTP Event Collector sink: the HEC event encoder (`encoder`) and the transport
+//! that posts batches to `/services/collector/event` and reads every answer's HEC code, with
+//! indexer acknowledgement when it is on (`acks`: polls, timeouts, resends and the cap on
+//! pending events stay here; the worker sees handed-off events and what settled).
 //!
 //! How answers are classified (Splunk's "Possible error codes" table, reference/siem-outputs.md
 //! §1.5):
@@ -15,12 +16,13 @@
 //!   (fluent-bit#3699), which loses data a fixed token would have delivered.
 
 mod acks;
+mod encoder;
 
 use std::io::Write as _;
 
 use tokio::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
@@ -30,136 +32,16 @@ use super::http_client::{HttpClient, Reply};
 use super::retry::SendError;
 use super::sent::{Partial, Sent, Settled};
 use super::transport::{Probe, Transport};
-use super::{one_line, EncodeError, Encoder};
-use crate::config::{HecSettings, SourceSettings, DEFAULT_HEC_SOURCETYPE};
+use crate::config::HecSettings;
 use crate::metrics::HecAckMetrics;
-use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
-use crate::normalize::Event;
 use acks::Acks;
+pub use encoder::HecEncoder;
 
 const EVENT_PATH: &str = "/services/collector/event";
 const HEALTH_PATH: &str = "/services/collector/health";
 const ACK_PATH: &str = "/services/collector/ack";
 const CHANNEL_HEADER: &str = "x-splunk-request-channel";
 const USER_AGENT_VALUE: &str = concat!("siemgate/", env!("CARGO_PKG_VERSION"));
-
-/// Encodes one event as a HEC event envelope followed by a newline:
-/// `{"time":<s.mmm>,"host":..,"source":..,"sourcetype":..,"index":..,"event":{Event},"fields":{..}}`.
-pub struct HecEncoder {
-    /// The `,"host":...` part, the same for every event of one source: built once.
-    meta: Box<[u8]>,
-    /// `Some` with `encoding = "ocsf"`: the event is the OCSF object.
-    ocsf: Option<OcsfVersion>,
-    /// With OCSF and no sourcetype configured: `ocsf:<class>` per event (left out of `meta`).
-    class_sourcetype: bool,
-}
-
-impl HecEncoder {
-    pub fn new(settings: &HecSettings, source: &SourceSettings) -> HecEncoder {
-        let o = &source.hec;
-        let default_source = format!("siemgate:{}", source.id);
-        let host = o.host.as_deref().unwrap_or(&settings.host);
-        let src = o
-            .source
-            .as_deref()
-            .or(settings.source.as_deref())
-            .unwrap_or(&default_source);
-        let sourcetype = o.sourcetype.as_deref().unwrap_or(&settings.sourcetype);
-        let index = o.index.as_deref().or(settings.index.as_deref());
-        let mut meta = Vec::with_capacity(128);
-        for (key, value) in [
-            ("host", Some(host)),
-            ("source", Some(src)),
-            ("sourcetype", Some(sourcetype)),
-            ("index", index),
-        ] {
-            if let Some(v) = value {
-                meta.extend_from_slice(b",\"");
-                meta.extend_from_slice(key.as_bytes());
-                meta.extend_from_slice(b"\":");
-                // Serializing a &str cannot fail.
-                let _ = serde_json::to_writer(&mut meta, v);
-            }
-        }
-        HecEncoder {
-            meta: meta.into_boxed_slice(),
-            ocsf: None,
-            class_sourcetype: false,
-        }
-    }
-
-    /// With `encoding = "ocsf"`: the OCSF object is the `event`, and unless a sourcetype is
-    /// configured (on the sink, other than the default, or on the source) the sourcetype
-    /// names its class, e.g. `ocsf:detection_finding`.
-    pub fn with_ocsf(self, ocsf: Option<OcsfVersion>) -> HecEncoder {
-        let Some(version) = ocsf else { return self };
-        let default = format!(",\"sourcetype\":\"{DEFAULT_HEC_SOURCETYPE}\"");
-        let mut meta = self.meta.into_vec();
-        let class_sourcetype = match find(&meta, default.as_bytes()) {
-            Some(at) => {
-                meta.drain(at..at + default.len());
-                true
-            }
-            None => false,
-        };
-        HecEncoder {
-            meta: meta.into_boxed_slice(),
-            ocsf: Some(version),
-            class_sourcetype,
-        }
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Epoch seconds with exactly three decimals (HEC reads `time` as seconds; milliseconds as an
-/// integer would land events 50,000 years ahead).
-fn write_epoch_seconds(millis: i64, out: &mut BytesMut) {
-    let sign = if millis < 0 { "-" } else { "" };
-    let abs = millis.unsigned_abs();
-    let _ = write!(out.writer(), "{sign}{}.{:03}", abs / 1000, abs % 1000);
-}
-
-impl Encoder for HecEncoder {
-    fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
-        out.extend_from_slice(b"{\"time\":");
-        write_epoch_seconds(event.time.millis(), out);
-        out.extend_from_slice(&self.meta);
-        match self.ocsf {
-            None => {
-                out.extend_from_slice(b",\"event\":");
-                let start = out.len();
-                serde_json::to_writer(out.writer(), event)?;
-                one_line(&mut out[start..]);
-            }
-            Some(version) => {
-                let ocsf = OcsfEvent::new(event, version);
-                if self.class_sourcetype {
-                    out.extend_from_slice(b",\"sourcetype\":\"ocsf:");
-                    out.extend_from_slice(ocsf.class().snake_name().as_bytes());
-                    out.put_u8(b'"');
-                }
-                out.extend_from_slice(b",\"event\":");
-                serde_json::to_writer(out.writer(), &ocsf)?;
-            }
-        }
-        // Indexed fields must be flat strings (nested values are HEC code 15).
-        out.extend_from_slice(b",\"fields\":{\"vendor\":\"");
-        out.extend_from_slice(event.vendor.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"severity\":\"");
-        out.extend_from_slice(event.severity.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"kind\":\"");
-        out.extend_from_slice(event.kind.as_str().as_bytes());
-        if let Some(d) = event.disposition {
-            out.extend_from_slice(b"\",\"disposition\":\"");
-            out.extend_from_slice(d.as_str().as_bytes());
-        }
-        out.extend_from_slice(b"\"}}\n");
-        Ok(())
-    }
-}
 
 /// The `{"text","code"}` body HEC answers with.
 #[derive(Debug, Default, Deserialize)]
@@ -199,7 +81,7 @@ enum Posted {
 }
 
 /// How a request of the leading events of a slice ended, 413s already handled.
-enum Request413 {
+enum Leading {
     /// HEC took the first `n` events, with this ackId if it gave one.
     Took(usize, Option<u64>),
     /// HEC indexed the events before `bad` and refused event `bad`.
@@ -356,31 +238,31 @@ impl HecSink {
 
     /// Sends the leading events of `batch` (at most `cap`) as one request; a 413 halves the
     /// events per request and tries again, down to one event, which it refuses.
-    async fn post_leading(&mut self, batch: &[Bytes], cap: usize) -> Request413 {
+    async fn post_leading(&mut self, batch: &[Bytes], cap: usize) -> Leading {
         loop {
             let n = self.request_len(batch).min(cap);
             match self.exchange(&batch[..n]).await {
                 Ok(ack_id) => {
                     self.max_events = self.max_events.saturating_mul(2);
-                    return Request413::Took(n, ack_id);
+                    return Leading::Took(n, ack_id);
                 }
                 Err(Posted::TooLarge) if n > 1 => {
                     self.max_events = n / 2;
                     tracing::warn!(sink = %self.sink_id, events = n, now = self.max_events, "HEC answered 413; halving the events per request");
                 }
                 Err(Posted::TooLarge) => {
-                    return Request413::Refused {
+                    return Leading::Refused {
                         bad: 0,
                         reason: TOO_LARGE.to_owned(),
                     }
                 }
                 Err(Posted::Refused { bad, reason }) => {
-                    return Request413::Refused {
+                    return Leading::Refused {
                         bad: bad.min(n - 1),
                         reason,
                     }
                 }
-                Err(Posted::Failed(e)) => return Request413::Failed(e),
+                Err(Posted::Failed(e)) => return Leading::Failed(e),
             }
         }
     }
@@ -393,14 +275,14 @@ impl HecSink {
         let mut refused = Vec::new();
         while done < batch.len() {
             match self.post_leading(&batch[done..], usize::MAX).await {
-                Request413::Took(n, _) if refused.is_empty() => return Ok(Sent::Delivered(n)),
-                Request413::Took(n, _) => done += n,
-                Request413::Refused { bad, reason } => {
+                Leading::Took(n, _) if refused.is_empty() => return Ok(Sent::Delivered(n)),
+                Leading::Took(n, _) => done += n,
+                Leading::Refused { bad, reason } => {
                     refused.push((done + bad, reason));
                     done += bad + 1;
                 }
-                Request413::Failed(e) if refused.is_empty() => return Err(e),
-                Request413::Failed(e) => {
+                Leading::Failed(e) if refused.is_empty() => return Err(e),
+                Leading::Failed(e) => {
                     return Ok(Sent::Partial(Partial {
                         refused,
                         retry: (done..batch.len()).collect(),
@@ -426,15 +308,15 @@ impl HecSink {
             return Err(SendError::retryable("acknowledgement state missing"));
         };
         match outcome {
-            Request413::Took(n, ack_id) => {
+            Leading::Took(n, ack_id) => {
                 acks.sent(&batch[..n], ack_id);
                 Ok(Sent::HandedOff(n))
             }
-            Request413::Refused { bad, reason } => {
+            Leading::Refused { bad, reason } => {
                 acks.refused(&batch[..=bad], reason);
                 Ok(Sent::HandedOff(bad + 1))
             }
-            Request413::Failed(e) => Err(e),
+            Leading::Failed(e) => Err(e),
         }
     }
 
@@ -605,7 +487,7 @@ impl Transport for HecSink {
                 self.resend().await?;
                 continue;
             }
-            if acks.waiting_ids().is_empty() {
+            if !acks.is_waiting() {
                 return std::future::pending().await;
             }
             tokio::time::sleep_until(acks.next_poll).await;
@@ -621,111 +503,7 @@ impl Transport for HecSink {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn disposition_is_an_indexed_field_when_the_vendor_gives_one() {
-        use crate::normalize::{Disposition, Timestamp};
-        use crate::vendors::Vendor;
-        let enc = HecEncoder {
-            meta: Box::from(&b""[..]),
-            ocsf: None,
-            class_sourcetype: false,
-        };
-        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
-        let mut e = Event::new(Vendor::Wallarm, "w", raw, Timestamp(0));
-        let fields = |e: &Event<'_>| {
-            let mut out = BytesMut::new();
-            enc.encode(e, &mut out).unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-            v["fields"].clone()
-        };
-        assert!(fields(&e).get("disposition").is_none());
-        e.disposition = Some(Disposition::Blocked);
-        assert_eq!(fields(&e)["disposition"], "blocked");
-        assert_eq!(fields(&e)["kind"], "alert");
-    }
-
-    #[test]
-    fn ocsf_event_with_a_class_sourcetype_unless_one_is_configured() {
-        use crate::normalize::{Ocsf, Timestamp};
-        let meta = |st: &str| -> Box<[u8]> {
-            format!(",\"host\":\"h\",\"sourcetype\":\"{st}\"")
-                .into_bytes()
-                .into_boxed_slice()
-        };
-        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
-        let mut e = Event::new(crate::vendors::Vendor::Wallarm, "w", raw, Timestamp(0));
-        e.ocsf = Ocsf::DETECTION_FINDING;
-        let encode = |enc: &HecEncoder, e: &Event<'_>| {
-            let mut out = BytesMut::new();
-            enc.encode(e, &mut out).unwrap();
-            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
-        };
-        let plain = HecEncoder {
-            meta: meta(DEFAULT_HEC_SOURCETYPE),
-            ocsf: None,
-            class_sourcetype: false,
-        };
-        let ocsf = HecEncoder {
-            meta: meta(DEFAULT_HEC_SOURCETYPE),
-            ocsf: None,
-            class_sourcetype: false,
-        }
-        .with_ocsf(Some(OcsfVersion::V1_1_0));
-        let v = encode(&ocsf, &e);
-        assert_eq!(v["sourcetype"], "ocsf:detection_finding");
-        assert_eq!(v["event"]["class_uid"], 2004);
-        assert_eq!(v["event"]["metadata"]["version"], "1.1.0");
-        assert_eq!(v["host"], "h");
-        assert_eq!(encode(&plain, &e)["sourcetype"], DEFAULT_HEC_SOURCETYPE);
-        let custom = HecEncoder {
-            meta: meta("mine"),
-            ocsf: None,
-            class_sourcetype: false,
-        }
-        .with_ocsf(Some(OcsfVersion::V1_8_0));
-        let v = encode(&custom, &e);
-        assert_eq!(v["sourcetype"], "mine");
-        assert_eq!(v["event"]["metadata"]["version"], "1.8.0");
-    }
-
-    #[test]
-    fn epoch_seconds_keep_milliseconds_and_sign() {
-        for (ms, text) in [
-            (1_700_000_000_123, "1700000000.123"),
-            (5, "0.005"),
-            (-1, "-0.001"),
-            (-1500, "-1.500"),
-        ] {
-            let mut out = BytesMut::new();
-            write_epoch_seconds(ms, &mut out);
-            assert_eq!(&out[..], text.as_bytes());
-        }
-    }
-
-    #[test]
-    fn unknown_severity_is_an_indexed_field_and_severity_id_0() {
-        let raw: &serde_json::value::RawValue = serde_json::from_str("{}").unwrap();
-        let e = Event::new(
-            crate::vendors::Vendor::Immuta,
-            "im",
-            raw,
-            crate::normalize::Timestamp(0),
-        );
-        let enc = HecEncoder {
-            meta: Box::default(),
-            ocsf: None,
-            class_sourcetype: false,
-        };
-        let mut out = BytesMut::new();
-        enc.encode(&e, &mut out).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["fields"]["severity"], "unknown");
-        assert_eq!(v["event"]["severity"], "unknown");
-        assert_eq!(v["event"]["severity_id"], 0);
-    }
 
     #[test]
     fn parses_answers_with_and_without_event_numbers() {
