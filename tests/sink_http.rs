@@ -151,9 +151,16 @@ auth = {{ scheme = "token", secret = "{PRISMA_TOKEN}" }}
         rx.requests_to("/in/events").len() >= 2 && rx.requests_to("/put/here").len() >= 2
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for sink in ["hook", "hook_put"] {
+        eventually_async(&format!("delivered_total{{sink={sink}}} == 2"), || async {
+            sink_counter(&gw, "siemgate_events_delivered_total", sink).await == 2.0
+        })
+        .await;
+    }
+    // Stopping drains the queues: what the sinks would still send has been sent.
+    let _dir = gw.stop().await;
 
-    let lines = gw.lines();
+    let lines = read_lines(&out);
     assert_eq!(lines[0]["id"], "P-51307:open:NEW_ALERT:1700000100000");
     assert_eq!(lines[1]["id"], "P-12345678:open:1705314600000");
     for (path, method) in [("/in/events", "POST"), ("/put/here", "PUT")] {
@@ -197,15 +204,6 @@ auth = {{ scheme = "token", secret = "{PRISMA_TOKEN}" }}
             "the source's credential is not forwarded"
         );
     }
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
-        2.0
-    );
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook_put").await,
-        2.0
-    );
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -252,11 +250,15 @@ linger = "200ms"
             .sum()
     };
     eventually("6 events at the receiver", || total(&rx) >= 6).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-
     let out = gw.out();
     eventually("6 lines in the file sink", || read_lines(&out).len() == 6).await;
-    let lines = gw.lines();
+    eventually_async("delivered_total{sink=hook} == 6", || async {
+        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 6.0
+    })
+    .await;
+    // Stopping drains the queues: what the sinks would still send has been sent.
+    let _dir = gw.stop().await;
+    let lines = read_lines(&out);
     let reqs = rx.requests();
     let mut got = Vec::new();
     for r in &reqs {
@@ -287,11 +289,6 @@ linger = "200ms"
         "one request per batch, not per event: {} requests",
         reqs.len()
     );
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
-        6.0
-    );
-    gw.stop().await;
 }
 
 /// A generic source with a mapping, so the event has a title, a resource and a source address.
@@ -485,22 +482,22 @@ async fn retryable_503_then_200_delivers_once() {
     let gw = start(&hook_config(&rx.url("/r"), r#"request_timeout = "5s""#)).await;
     send_demo(&gw, event("r-1", "high")).await;
     eventually("delivered after a 503", || !rx.accepted().is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let reqs = rx.requests();
-    assert_eq!(reqs.len(), 2, "one 503, one 200: {reqs:#?}");
-    assert_eq!(reqs[0].status, 503);
-    assert_eq!(reqs[0].body, reqs[1].body);
-    assert_eq!(rx.accepted_ids(), ["r-1"], "delivered exactly once");
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
-        1.0
-    );
+    eventually_async("delivered_total{sink=hook} == 1", || async {
+        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 1.0
+    })
+    .await;
     assert!(sink_counter(&gw, "siemgate_sink_retries_total", "hook").await >= 1.0);
     assert_eq!(
         sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
         0.0
     );
+    // Stopping drains the queue: a second delivery would have been made by now.
     gw.stop().await;
+    let reqs = rx.requests();
+    assert_eq!(reqs.len(), 2, "one 503, one 200: {reqs:#?}");
+    assert_eq!(reqs[0].status, 503);
+    assert_eq!(reqs[0].body, reqs[1].body);
+    assert_eq!(rx.accepted_ids(), ["r-1"], "delivered exactly once");
 }
 
 #[tokio::test]
@@ -542,20 +539,12 @@ async fn status_400_refuses_that_event_and_the_next_is_delivered() {
     .await;
     send_demo(&gw, event("good-2", "high")).await;
     eventually("the next event delivered", || !rx.accepted().is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let reqs = rx.requests();
-    let ids: Vec<String> = reqs
-        .iter()
-        .map(|r| r.json()["id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(ids, ["bad-1", "good-2"], "400 is not retried");
-    assert_eq!(rx.accepted_ids(), ["good-2"]);
+    eventually_async("delivered_total{sink=hook} == 1", || async {
+        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 1.0
+    })
+    .await;
     assert_eq!(
         sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
-        1.0
-    );
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
         1.0
     );
     let (status, body) = gw.readyz().await;
@@ -575,7 +564,15 @@ async fn status_400_refuses_that_event_and_the_next_is_delivered() {
         sink_counter(&gw, "siemgate_dead_letters_total", "hook").await,
         1.0
     );
+    // Stopping drains the queue: a retry of the refused event would have been sent by now.
     gw.stop().await;
+    let reqs = rx.requests();
+    let ids: Vec<String> = reqs
+        .iter()
+        .map(|r| r.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["bad-1", "good-2"], "400 is not retried");
+    assert_eq!(rx.accepted_ids(), ["good-2"]);
 }
 
 /// The receiver answers `status` until told otherwise: the sink holds its queue (the first event
@@ -632,27 +629,26 @@ async fn held_until_200(status: u16) {
         || rx.accepted().len() >= 2,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        rx.accepted_ids(),
-        ["held-1", "held-2"],
-        "{status}: in order, once each"
-    );
     eventually_async(&format!("{status}: /readyz 200 again"), || async {
         gw.readyz().await.0 == StatusCode::OK
     })
     .await;
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
-        2.0,
-        "{status}"
-    );
+    eventually_async(&format!("{status}: delivered_total == 2"), || async {
+        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 2.0
+    })
+    .await;
     assert_eq!(
         sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
         0.0,
         "{status}"
     );
+    // Stopping drains the queue: a second copy of either would have been sent by now.
     gw.stop().await;
+    assert_eq!(
+        rx.accepted_ids(),
+        ["held-1", "held-2"],
+        "{status}: in order, once each"
+    );
 }
 
 #[tokio::test]
@@ -678,7 +674,16 @@ async fn other_4xx_refuse_permanently_and_408_is_retried() {
     .await;
     send_demo(&gw, event("q-2", "high")).await;
     eventually("q-2 delivered after a 408", || !rx.accepted().is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually_async("delivered_total{sink=hook} == 1", || async {
+        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 1.0
+    })
+    .await;
+    assert_eq!(
+        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        1.0
+    );
+    // Stopping drains the queue: a retry of q-1 or a second q-2 would have been sent by now.
+    gw.stop().await;
     let ids: Vec<(String, u16)> = rx
         .requests()
         .iter()
@@ -689,15 +694,6 @@ async fn other_4xx_refuse_permanently_and_408_is_retried() {
         .map(|(i, s)| ((*i).to_owned(), *s))
         .collect();
     assert_eq!(ids, want);
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
-        1.0
-    );
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
-        1.0
-    );
-    gw.stop().await;
 }
 
 #[tokio::test]

@@ -1439,7 +1439,8 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
         async move { done }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // An empty queue has nothing left to send again.
+    wait_metric(&gw, "siemgate_queue_events", "siem", 0.0).await;
 
     let ids1 = ids_of(&r1.messages());
     let ids2 = ids_of(&r2.messages());
@@ -1501,7 +1502,11 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
         post_ok(&gw, "plain", plain_event(id), 1).await;
     }
     wait_count("the third receiver", || r3.count(), 3).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now = sink_metric(&gw, "siemgate_sink_reconnects_total", "siem")
+        .await
+        .unwrap_or(0.0);
+    // Stopping drains the queue: anything more would have been sent by now.
+    gw.stop().await;
     assert_eq!(
         ids_of(&r3.messages()),
         again,
@@ -1515,11 +1520,7 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
     assert_no_receiver_errors(&r2, "second receiver");
     assert_no_receiver_errors(&r3, "third receiver");
     assert_eq!(r2.cut_by_kill(), Vec::<String>::new());
-    let now = sink_metric(&gw, "siemgate_sink_reconnects_total", "siem")
-        .await
-        .unwrap_or(0.0);
     assert!(now > reconnects, "reconnect counted: {reconnects} -> {now}");
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -1566,7 +1567,11 @@ async fn untrusted_tls_certificate_holds_the_queue() {
         !bad.handshake_failures().is_empty(),
         "the sink tried the handshake"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    poll_until("the sink tries the handshake again", BOUND, || {
+        let again = bad.handshake_failures().len() >= 2;
+        async move { again }
+    })
+    .await;
     assert_eq!(
         bad.count(),
         0,
@@ -1591,6 +1596,6 @@ async fn untrusted_tls_certificate_holds_the_queue() {
     assert_eq!(got, ids.iter().map(|s| s.to_string()).collect());
     wait_readyz(&gw, StatusCode::OK, "").await;
     wait_metric(&gw, "siemgate_queue_events", "qradar", 0.0).await;
-    assert_eq!(bad.count(), 0);
     gw.stop().await;
+    assert_eq!(bad.count(), 0);
 }
