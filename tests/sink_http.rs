@@ -61,11 +61,6 @@ async fn send_demo(gw: &TestGateway, body: impl Into<Bytes>) -> Answer {
     a
 }
 
-fn fixture(name: &str) -> String {
-    let path = format!("{}/fixtures/vendors/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 /// A counter of one sink; absent counts as 0.
 async fn sink_counter(gw: &TestGateway, name: &str, sink: &str) -> f64 {
     metric(&gw.metrics_text().await, name, &[("sink", sink)]).unwrap_or(0.0)

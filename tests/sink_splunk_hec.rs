@@ -26,26 +26,11 @@ const TOKEN2: &str = "e1d2c3b4-a596-4877-8899-aabbccddeeff";
 
 const PRISMA_SEVERITIES: [&str; 5] = ["high", "medium", "low", "critical", "informational"];
 
-/// Prisma alert number `i`: id `P-<1000+i>:open:NEW_ALERT:<lastSeen>` once normalized, `alertTs` with milliseconds
-/// that differ per alert, severity cycling through `PRISMA_SEVERITIES`.
+/// [`common::prisma_alert`] `i`, its severity cycling through `PRISMA_SEVERITIES`.
 fn prisma_alert(i: usize) -> Value {
-    let mut a = fixture_element("prisma_cloud-webhook-alert-open.json");
-    a["alertId"] = json!(format!("P-{}", 1000 + i));
-    a["alertTs"] = json!(prisma_ts(i));
+    let mut a = common::prisma_alert(i);
     a["severity"] = json!(PRISMA_SEVERITIES[i % PRISMA_SEVERITIES.len()]);
     a
-}
-
-fn prisma_ts(i: usize) -> i64 {
-    1_700_000_100_000 + i as i64 * 1_001 + 123
-}
-
-fn prisma_id(i: usize) -> String {
-    format!("P-{}:open:NEW_ALERT:1700000100000", 1000 + i)
-}
-
-fn prisma_ids(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(prisma_id).collect()
 }
 
 /// Wallarm hit number `i`: id `hits_production_1111_202312_v_1:doc<i>` once normalized.
@@ -106,23 +91,6 @@ fn one_sink_config(url: &str, sink_extra: &str, batch_max_events: usize) -> Stri
             batch_max_events,
         )
         + &source("prisma", "prisma_cloud", &["splunk"], "")
-}
-
-/// POSTs `events` as one JSON array to `/hooks/<source>` and expects all of them accepted.
-async fn post_events(gw: &TestGateway, source: &str, events: &[Value]) {
-    let body = serde_json::to_string(events).unwrap();
-    let addr = gw.addr();
-    let a = send(
-        addr,
-        post(addr, source, &[("content-type", "application/json")], body),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::OK, "POST /hooks/{source}: {a:?}");
-    assert_eq!(
-        a.json(),
-        json!({"accepted": events.len()}),
-        "POST /hooks/{source}"
-    );
 }
 
 /// A sink metric (absent counts as 0).

@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::common::binary::Process;
+use crate::common::binary::{memory_kib, Process};
 use crate::common::{hmac_sha256, metric, metrics_text};
 
 const SECRET: &str = "connections-hostile-secret";
@@ -179,18 +179,6 @@ impl Prober {
     }
 }
 
-/// Resident memory of a process in bytes, from /proc.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
-    kib * 1024
-}
-
 /// Samples the RSS of `pid` every 20 ms until stopped; the task returns the peak.
 fn watch_rss(pid: u32) -> (Arc<AtomicBool>, JoinHandle<u64>) {
     let stop = Arc::new(AtomicBool::new(false));
@@ -199,7 +187,7 @@ fn watch_rss(pid: u32) -> (Arc<AtomicBool>, JoinHandle<u64>) {
     let task = tokio::spawn(async move {
         // Bounded: at most 60 s of samples.
         for _ in 0..3000 {
-            peak.fetch_max(rss_bytes(pid), Ordering::Relaxed);
+            peak.fetch_max(memory_kib(pid).rss * 1024, Ordering::Relaxed);
             if flag.load(Ordering::Relaxed) {
                 break;
             }
@@ -513,7 +501,7 @@ async fn h2_streams_without_credentials_are_refused_before_their_bodies() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let before = rss_bytes(p.pid());
+    let before = p.memory_kib().rss * 1024;
     let (stop_rss, peak) = watch_rss(p.pid());
 
     let body = Bytes::from(vec![b'x'; 1024 * 1024]);

@@ -323,31 +323,6 @@ auth = {{ scheme = "hmac_sha256", header = "X-Sig", timestamp_header = "X-Ts", t
     assert_eq!(out, ["swh-1", "hmac-1", "hmac-1"]);
 }
 
-/// The resident set of the process started in `dir` (its working directory), from
-/// `/proc/<pid>/status`: `(VmRSS, VmHWM)` in KiB — now, and the most it ever was.
-fn rss_kib(dir: &Path) -> (u64, u64) {
-    let dir = dir.canonicalize().unwrap();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let path = entry.path();
-        if std::fs::read_link(path.join("cwd")).ok().as_deref() != Some(dir.as_path()) {
-            continue;
-        }
-        let Ok(status) = std::fs::read_to_string(path.join("status")) else {
-            continue;
-        };
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        };
-        if let (Some(rss), Some(hwm)) = (field("VmRSS:"), field("VmHWM:")) {
-            return (rss, hwm);
-        }
-    }
-    panic!("no process runs in {}", dir.display());
-}
-
 /// `[{},{},...]` with `n` empty objects: 3 bytes an event.
 fn empty_objects(n: usize) -> String {
     let mut body = String::with_capacity(3 * n + 1);
@@ -383,7 +358,7 @@ auth = {{ scheme = "token", secret = "{ATTACK_TOKEN}" }}
     );
     let (p, addr) = start(dir.path(), "max_body_bytes = 4194304", &sources);
     probe(addr, 0).await;
-    let (before, _) = rss_kib(dir.path());
+    let before = p.memory_kib().rss;
 
     let one_mib = bytes::Bytes::from(empty_objects(349_524));
     assert!(one_mib.len() <= 1024 * 1024, "{}", one_mib.len());
@@ -422,7 +397,7 @@ auth = {{ scheme = "token", secret = "{ATTACK_TOKEN}" }}
             })
         );
     }
-    let (_, peak) = rss_kib(dir.path());
+    let peak = p.memory_kib().peak;
     let grown_mib = peak.saturating_sub(before) / 1024;
     assert!(
         grown_mib < 64,
