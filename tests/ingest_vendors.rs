@@ -284,17 +284,10 @@ struct Case {
     body: String,
 }
 
-const MALFORMED: &str = "wallarm-new_hits-ndjson-2023-asdocumented-malformed.ndjson";
-
 /// Every fixture in `fixtures/vendors/` but the malformed one, sorted by name, plus the inline
 /// bodies for the vendors without a published fixture.
 fn cases() -> Vec<Case> {
-    let mut names: Vec<String> = std::fs::read_dir(repo().join("fixtures/vendors"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != MALFORMED)
-        .collect();
-    names.sort();
+    let names = vendor_fixtures();
     let mut cases: Vec<Case> = names
         .iter()
         .map(|file| {
@@ -420,7 +413,7 @@ async fn every_fixture_matches_its_expected_ndjson() {
 async fn malformed_wallarm_ndjson_is_refused_with_a_byte_offset() {
     let gw = start(&config(None)).await;
     let wallarm = src("wallarm");
-    let body = std::fs::read_to_string(repo().join("fixtures/vendors").join(MALFORMED)).unwrap();
+    let body = fixture(MALFORMED_FIXTURE);
     let a = send_to(&gw, wallarm, body.clone()).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{:?}", a.body);
     let j = a.json();

@@ -21,8 +21,6 @@ mod common;
 use common::binary::{run_with_stdin, Run};
 use common::{mask, parse_record, repo};
 
-const MALFORMED: &str = "wallarm-new_hits-ndjson-2023-asdocumented-malformed.ndjson";
-
 /// Runs `siemgate <args>` with `stdin` as its standard input (bounded by the shared runner).
 fn run(args: &[&str], stdin: &[u8]) -> Run {
     run_with_stdin(&repo(), args, stdin)
@@ -38,12 +36,7 @@ fn expected_lines(path: &Path) -> Vec<String> {
 
 #[test]
 fn every_fixture_prints_its_golden_events() {
-    let mut names: Vec<String> = std::fs::read_dir(repo().join("fixtures/vendors"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != MALFORMED)
-        .collect();
-    names.sort();
+    let names = common::vendor_fixtures();
     let mut vendors = std::collections::BTreeSet::new();
     let mut mismatches = Vec::new();
     for file in &names {
@@ -216,7 +209,12 @@ title = "/rule"
 
 #[test]
 fn a_malformed_body_exits_3_with_the_byte_offset_and_prints_nothing() {
-    let body = std::fs::read(repo().join("fixtures/vendors").join(MALFORMED)).unwrap();
+    let body = std::fs::read(
+        repo()
+            .join("fixtures/vendors")
+            .join(common::MALFORMED_FIXTURE),
+    )
+    .unwrap();
     let r = run(&["normalize", "--vendor", "wallarm"], &body);
     assert_eq!(r.status.code(), Some(3), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "printed {:?}", r.stdout);

@@ -383,6 +383,20 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The vendor fixture that is not valid JSON (a documented NDJSON example with a broken line).
+pub const MALFORMED_FIXTURE: &str = "wallarm-new_hits-ndjson-2023-asdocumented-malformed.ndjson";
+
+/// The names of the files in `fixtures/vendors/` but [`MALFORMED_FIXTURE`], sorted.
+pub fn vendor_fixtures() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("fixtures/vendors"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != MALFORMED_FIXTURE)
+        .collect();
+    names.sort();
+    names
+}
+
 /// `fixtures/vendors/<file>`, as text.
 pub fn fixture(file: &str) -> String {
     let path = repo().join("fixtures/vendors").join(file);
