@@ -61,11 +61,6 @@ async fn send_demo(gw: &TestGateway, body: impl Into<Bytes>) -> Answer {
     a
 }
 
-/// A counter of one sink; absent counts as 0.
-async fn sink_counter(gw: &TestGateway, name: &str, sink: &str) -> f64 {
-    metric(&gw.metrics_text().await, name, &[("sink", sink)]).unwrap_or(0.0)
-}
-
 fn hmac_of(secret: &str, body: &[u8]) -> Vec<u8> {
     hmac_sha256(secret.as_bytes(), &[body])
 }
@@ -148,7 +143,10 @@ auth = {{ scheme = "token", secret = "{PRISMA_TOKEN}" }}
     .await;
     for sink in ["hook", "hook_put"] {
         eventually_async(&format!("delivered_total{{sink={sink}}} == 2"), || async {
-            sink_counter(&gw, "siemgate_events_delivered_total", sink).await == 2.0
+            gw.sink_metric("siemgate_events_delivered_total", sink)
+                .await
+                .unwrap_or(0.0)
+                == 2.0
         })
         .await;
     }
@@ -248,7 +246,10 @@ linger = "200ms"
     let out = gw.out();
     eventually("6 lines in the file sink", || read_lines(&out).len() == 6).await;
     eventually_async("delivered_total{sink=hook} == 6", || async {
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 6.0
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 6.0
     })
     .await;
     // Stopping drains the queues: what the sinks would still send has been sent.
@@ -457,15 +458,23 @@ async fn request_timeout_is_retried_and_the_event_arrives() {
         "the same body is sent again"
     );
     eventually_async("siemgate_sink_retries_total{sink=hook} >= 1", || async {
-        sink_counter(&gw, "siemgate_sink_retries_total", "hook").await >= 1.0
+        gw.sink_metric("siemgate_sink_retries_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
     })
     .await;
     eventually_async("delivered 1", || async {
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 1.0
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
     })
     .await;
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         0.0
     );
     gw.stop().await;
@@ -478,12 +487,22 @@ async fn retryable_503_then_200_delivers_once() {
     send_demo(&gw, event("r-1", "high")).await;
     eventually("delivered after a 503", || !rx.accepted().is_empty()).await;
     eventually_async("delivered_total{sink=hook} == 1", || async {
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 1.0
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
     })
     .await;
-    assert!(sink_counter(&gw, "siemgate_sink_retries_total", "hook").await >= 1.0);
+    assert!(
+        gw.sink_metric("siemgate_sink_retries_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
+    );
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         0.0
     );
     // Stopping drains the queue: a second delivery would have been made by now.
@@ -529,17 +548,25 @@ async fn status_400_refuses_that_event_and_the_next_is_delivered() {
     send_demo(&gw, event("bad-1", "high")).await;
     eventually("the first request answered 400", || rx.count() >= 1).await;
     eventually_async("failed_total{sink=hook} == 1", || async {
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await == 1.0
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
     })
     .await;
     send_demo(&gw, event("good-2", "high")).await;
     eventually("the next event delivered", || !rx.accepted().is_empty()).await;
     eventually_async("delivered_total{sink=hook} == 1", || async {
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 1.0
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
     })
     .await;
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         1.0
     );
     let (status, body) = gw.readyz().await;
@@ -556,7 +583,9 @@ async fn status_400_refuses_that_event_and_the_next_is_delivered() {
     let body: serde_json::Value = serde_json::from_str(dead[0]["event"].as_str().unwrap()).unwrap();
     assert_eq!(body["id"], "bad-1");
     assert_eq!(
-        sink_counter(&gw, "siemgate_dead_letters_total", "hook").await,
+        gw.sink_metric("siemgate_dead_letters_total", "hook")
+            .await
+            .unwrap_or(0.0),
         1.0
     );
     // Stopping drains the queue: a retry of the refused event would have been sent by now.
@@ -608,12 +637,16 @@ async fn held_until_200(status: u16) {
         );
     }
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         0.0,
         "{status}: nothing dropped while held"
     );
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0),
         0.0,
         "{status}"
     );
@@ -629,11 +662,16 @@ async fn held_until_200(status: u16) {
     })
     .await;
     eventually_async(&format!("{status}: delivered_total == 2"), || async {
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 2.0
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 2.0
     })
     .await;
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         0.0,
         "{status}"
     );
@@ -664,17 +702,25 @@ async fn other_4xx_refuse_permanently_and_408_is_retried() {
     let gw = start(&hook_config(&rx.url("/q"), r#"request_timeout = "5s""#)).await;
     send_demo(&gw, event("q-1", "high")).await;
     eventually_async("422 counted failed", || async {
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await == 1.0
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
     })
     .await;
     send_demo(&gw, event("q-2", "high")).await;
     eventually("q-2 delivered after a 408", || !rx.accepted().is_empty()).await;
     eventually_async("delivered_total{sink=hook} == 1", || async {
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 1.0
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
     })
     .await;
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         1.0
     );
     // Stopping drains the queue: a retry of q-1 or a second q-2 would have been sent by now.
@@ -704,7 +750,10 @@ async fn connection_refused_is_retried_until_the_receiver_is_up() {
     .await;
     send_demo(&gw, event("late-1", "high")).await;
     eventually_async("a refused connection counted as a retry", || async {
-        sink_counter(&gw, "siemgate_sink_retries_total", "hook").await >= 1.0
+        gw.sink_metric("siemgate_sink_retries_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
     })
     .await;
     eventually_async(
@@ -716,7 +765,9 @@ async fn connection_refused_is_retried_until_the_receiver_is_up() {
     )
     .await;
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         0.0,
         "a connection error drops nothing"
     );
@@ -912,7 +963,9 @@ auth = {{ scheme = "token", secret = "{PRISMA_TOKEN}" }}
         ]
     );
     assert_eq!(
-        sink_counter(&a, "siemgate_events_delivered_total", "to_b").await,
+        a.sink_metric("siemgate_events_delivered_total", "to_b")
+            .await
+            .unwrap_or(0.0),
         3.0
     );
     let b_metrics = b.metrics_text().await;
@@ -953,7 +1006,9 @@ async fn max_retry_duration_dead_letters_a_batch_that_keeps_failing() {
         "retried for longer than max_retry_duration"
     );
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         1.0
     );
     rx.set_default(Reply::status(200));

@@ -93,24 +93,11 @@ fn one_sink_config(url: &str, sink_extra: &str, batch_max_events: usize) -> Stri
         + &source("prisma", "prisma_cloud", &["splunk"], "")
 }
 
-/// A sink metric (absent counts as 0).
-async fn sink_metric(gw: &TestGateway, name: &str, sink: &str) -> f64 {
-    metric(&gw.metrics_text().await, name, &[("sink", sink)]).unwrap_or(0.0)
-}
-
-/// Polls `/metrics` (bounded, 10 s) until `name{sink}` is at least `want`; returns its value.
+/// Polls `/metrics` (bounded) until `name{sink}` is at least `want`; returns its value.
 async fn sink_metric_reaches(gw: &TestGateway, name: &str, sink: &str, want: f64) -> f64 {
-    let mut text = String::new();
-    for _ in 0..200 {
-        text = gw.metrics_text().await;
-        if let Some(v) = metric(&text, name, &[("sink", sink)]) {
-            if v >= want {
-                return v;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{name}{{sink={sink:?}}} never reached {want}:\n{text}");
+    gw.sink_metric_until(name, sink, |v| v.is_some_and(|v| v >= want))
+        .await
+        .unwrap_or_default()
 }
 
 /// Asserts a not-ready `/readyz` body names `sink` in one of its reasons.
@@ -429,11 +416,15 @@ async fn retryable_answers_are_retried_and_every_event_arrives_once() {
         4.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         5.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
+        gw.sink_metric("siemgate_events_failed_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         0.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -490,7 +481,9 @@ async fn data_error_drops_only_the_invalid_event() {
         1.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         4.0
     );
     // The refused event is in the dead-letter file: the HEC envelope it would have been, the
@@ -505,7 +498,9 @@ async fn data_error_drops_only_the_invalid_event() {
     assert_eq!(envelope["event"]["id"], prisma_id(2), "{envelope}");
     assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
     assert_eq!(
-        sink_metric(&gw, "siemgate_dead_letters_total", "splunk").await,
+        gw.sink_metric("siemgate_dead_letters_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         1.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -541,11 +536,15 @@ async fn payload_too_large_halves_the_batch() {
         assert_eq!(r.status, 200, "request {i}");
     }
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         8.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
+        gw.sink_metric("siemgate_events_failed_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         0.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -574,7 +573,9 @@ async fn payload_too_large_for_one_event_refuses_it() {
         "the refused event was sent again"
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         1.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -625,11 +626,15 @@ async fn token_error_holds_the_queue_until_it_works() {
     assert_eq!(ids, prisma_ids(0..6), "indexed once each, in order");
     gw.readyz_becomes(StatusCode::OK).await;
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         6.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
+        gw.sink_metric("siemgate_events_failed_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         0.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -649,7 +654,9 @@ async fn server_down_at_first_then_up_gets_every_event() {
     assert_names_sink(&body, "splunk");
     sink_metric_reaches(&gw, "siemgate_sink_retries_total", "splunk", 1.0).await;
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
+        gw.sink_metric("siemgate_events_failed_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         0.0
     );
 
@@ -659,7 +666,9 @@ async fn server_down_at_first_then_up_gets_every_event() {
     assert_eq!(ids, prisma_ids(0..5), "indexed once each, in order");
     gw.readyz_becomes(StatusCode::OK).await;
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         5.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -743,7 +752,9 @@ async fn data_error_without_an_event_number_refuses_the_first_event() {
         1.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         2.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -781,12 +792,16 @@ async fn other_config_errors_hold_the_queue_too() {
         assert_eq!(r.ids(), prisma_ids(0..4), "request {i}: the held batch");
     }
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
+        gw.sink_metric("siemgate_events_failed_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         0.0,
         "nothing dropped"
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         4.0
     );
     gw.readyz_becomes(StatusCode::OK).await;

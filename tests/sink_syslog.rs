@@ -195,24 +195,10 @@ fn file_line_texts(gw: &TestGateway) -> Vec<String> {
         .collect()
 }
 
-async fn sink_metric(gw: &TestGateway, name: &str, sink: &str) -> Option<f64> {
-    metric(&gw.metrics_text().await, name, &[("sink", sink)])
-}
-
-/// Waits until the sample `name{sink}` equals `want`, for up to [`BOUND`].
+/// Waits until the sample `name{sink}` equals `want`.
 async fn wait_metric(gw: &TestGateway, name: &str, sink: &str, want: f64) {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let got = sink_metric(gw, name, sink).await;
-        if got == Some(want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {BOUND:?}: {name}{{sink=\"{sink}\"}} is {got:?}, want {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gw.sink_metric_until(name, sink, |got| got == Some(want))
+        .await;
 }
 
 /// Waits until `/readyz` answers `want` with a body containing `needle`; returns the body.
@@ -1481,7 +1467,8 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
         "{text}"
     );
     wait_metric(&gw, "siemgate_queue_events", "siem", 0.0).await;
-    let delivered = sink_metric(&gw, "siemgate_events_delivered_total", "siem")
+    let delivered = gw
+        .sink_metric("siemgate_events_delivered_total", "siem")
         .await
         .unwrap();
     assert!(
@@ -1492,7 +1479,8 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
 
     // The receiver restarts at once: the sink still holds the dead connection when the next
     // events come, and must notice it before writing to it.
-    let reconnects = sink_metric(&gw, "siemgate_sink_reconnects_total", "siem")
+    let reconnects = gw
+        .sink_metric("siemgate_sink_reconnects_total", "siem")
         .await
         .unwrap_or(0.0);
     r2.kill().await;
@@ -1502,7 +1490,8 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
         post_ok(&gw, "plain", plain_event(id), 1).await;
     }
     wait_count("the third receiver", || r3.count(), 3).await;
-    let now = sink_metric(&gw, "siemgate_sink_reconnects_total", "siem")
+    let now = gw
+        .sink_metric("siemgate_sink_reconnects_total", "siem")
         .await
         .unwrap_or(0.0);
     // Stopping drains the queue: anything more would have been sent by now.

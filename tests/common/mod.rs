@@ -80,6 +80,31 @@ impl TestGateway {
         panic!("/readyz never answered {want}; last: {last}");
     }
 
+    /// The sample `name{sink="<sink>"}` from one scrape of `/metrics`.
+    pub async fn sink_metric(&self, name: &str, sink: &str) -> Option<f64> {
+        metric(&self.metrics_text().await, name, &[("sink", sink)])
+    }
+
+    /// Polls `/metrics` (bounded by [`METRIC_BOUND`]) until `name{sink="<sink>"}` is what `ok`
+    /// wants; returns that sample.
+    pub async fn sink_metric_until(
+        &self,
+        name: &str,
+        sink: &str,
+        ok: impl Fn(Option<f64>) -> bool,
+    ) -> Option<f64> {
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < METRIC_BOUND {
+            last = self.sink_metric(name, sink).await;
+            if ok(last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name}{{sink=\"{sink}\"}} is {last:?} after {METRIC_BOUND:?}, not what the test waits for");
+    }
+
     /// Stops the gateway cleanly and waits for it.
     pub async fn stop(self) -> tempfile::TempDir {
         self.gateway.shutdown();
@@ -228,6 +253,9 @@ pub async fn metrics_text(addr: SocketAddr) -> String {
     assert_eq!(status, StatusCode::OK, "{text}");
     text
 }
+
+/// How long [`TestGateway::sink_metric_until`] polls.
+pub const METRIC_BOUND: Duration = Duration::from_secs(20);
 
 /// How long [`TestGateway::readyz_becomes`] polls.
 pub const READYZ_BOUND: Duration = Duration::from_secs(10);
