@@ -18,9 +18,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
+// tokio's clock: the real one, except in tests that pause it.
+use tokio::time::Instant;
 
 use crate::auth::Signed;
 use crate::config::DedupSettings;
@@ -250,8 +252,8 @@ mod tests {
         Dedup::key(&Signed::Body, body)
     }
 
-    #[test]
-    fn remembers_only_what_was_queued_within_the_window() {
+    #[tokio::test(start_paused = true)]
+    async fn remembers_only_what_was_queued_within_the_window() {
         let d = dedup(Duration::from_millis(50), 100);
         let k = body_key(b"{\"a\":1}");
         let Seen::New(p) = d.check(k, Duration::ZERO) else {
@@ -264,7 +266,7 @@ mod tests {
         };
         p.done(accepted(3));
         assert!(matches!(d.check(k, Duration::ZERO), Seen::Duplicate(a) if a.events == 3));
-        std::thread::sleep(Duration::from_millis(60));
+        tokio::time::advance(Duration::from_millis(60)).await;
         assert!(
             matches!(d.check(k, Duration::ZERO), Seen::New(_)),
             "expired"
@@ -311,15 +313,15 @@ mod tests {
         assert_ne!(body_key(b"x"), Dedup::key(&sw(b"x"), b"x"));
     }
 
-    #[test]
-    fn a_replayable_request_is_remembered_past_the_window_and_the_bound_evicts_the_oldest() {
+    #[tokio::test(start_paused = true)]
+    async fn a_replayable_request_is_remembered_past_the_window_and_the_bound_evicts_the_oldest() {
         let d = dedup(Duration::from_millis(20), 2);
         let k = body_key(b"r");
         let Seen::New(p) = d.check(k, Duration::from_secs(60)) else {
             panic!()
         };
         p.done(accepted(1));
-        std::thread::sleep(Duration::from_millis(40));
+        tokio::time::advance(Duration::from_millis(40)).await;
         assert!(
             matches!(d.check(k, Duration::ZERO), Seen::Duplicate(_)),
             "still replayable: remembered past the window"

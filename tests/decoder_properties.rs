@@ -9,6 +9,7 @@
 //! Set `PROPTEST_CASES` to run more.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 #[path = "../fuzz/common/pipeline.rs"]
 mod pipeline;
 
@@ -19,21 +20,8 @@ use std::sync::LazyLock;
 use pipeline::{check, request_path, Output};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
-use proptest::test_runner::Config;
 use siemgate::vendors::json::MAX_DEPTH;
 use siemgate::vendors::{DecodeError, Vendor};
-
-fn config(cases: u32) -> Config {
-    Config {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        // Failures print the shrunk input; nothing is written into the source tree.
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
 
 fn vendors() -> Vec<Vendor> {
     let v: Vec<Vendor> = Vendor::names()
@@ -613,7 +601,7 @@ fn body_value() -> impl Strategy<Value = J> {
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(common::proptest_config(256))]
 
     /// Random JSON bodies through every decoder.
     #[test]
@@ -717,7 +705,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(common::proptest_config(64))]
 
     /// Nesting around `MAX_DEPTH`: deeper bodies are refused before any decoder sees them.
     #[test]
@@ -989,7 +977,7 @@ fn prisma_body(
 }
 
 proptest! {
-    #![proptest_config(config(256))]
+    #![proptest_config(common::proptest_config(256))]
 
     #[test]
     fn prisma_ids_tell_notifications_apart_and_survive_retries(

@@ -89,15 +89,22 @@ async fn accepted_events_survive_a_restart_and_are_delivered_once() {
         .await;
         assert_eq!(ans.status, StatusCode::OK, "{ans:?}");
     }
-    // The backlog shows as the age of its oldest event.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, text) = get_text(a.metrics_addr().unwrap(), "/metrics").await;
-    let age = metric(
-        &text,
-        "siemgate_queue_oldest_event_age_seconds",
-        &[("sink", "fwd")],
-    )
-    .unwrap();
+    // The backlog shows as the age of its oldest event, which grows while nothing is sent.
+    let metrics = a.metrics_addr().unwrap();
+    let age_of = |text: &str| {
+        metric(
+            text,
+            "siemgate_queue_oldest_event_age_seconds",
+            &[("sink", "fwd")],
+        )
+        .unwrap()
+    };
+    eventually_async("the oldest event 0.3 s old", || async {
+        age_of(&metrics_text(metrics).await) >= 0.3
+    })
+    .await;
+    let text = metrics_text(metrics).await;
+    let age = age_of(&text);
     assert!(age >= 0.3, "oldest event age {age}");
     assert_eq!(
         metric(&text, "siemgate_queue_events", &[("sink", "fwd")]),
@@ -135,11 +142,11 @@ async fn accepted_events_survive_a_restart_and_are_delivered_once() {
     assert_eq!(ids, expected);
     stop(a).await;
 
-    // Delivered events are committed: a third start sends nothing again.
+    // Delivered events are committed: a third start sends nothing again (stopping drains
+    // whatever it would have sent).
     let a = start_a(&q, &url).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(read_lines(&out).len(), 20, "nothing delivered twice");
     stop(a).await;
+    assert_eq!(read_lines(&out).len(), 20, "nothing delivered twice");
 }
 
 #[tokio::test]
@@ -277,8 +284,10 @@ async fn a_backlog_far_larger_than_the_window_is_delivered_once_in_order() {
         (BACKLOG as u64, total_bytes(0..BACKLOG))
     );
     assert!(q.resident().bytes <= WINDOW_BYTES && q.resident().events > 0);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(q.oldest_age() >= Duration::from_millis(20));
+    eventually("the oldest event 20 ms old", || {
+        q.oldest_age() >= Duration::from_millis(20)
+    })
+    .await;
 
     // A consumer drains while more events come, in requests of several events.
     let consumer = {

@@ -29,7 +29,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use common::binary::{Process, READY_TIMEOUT};
-use common::mkfifo;
+use common::{mkfifo, poll_until};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
@@ -40,8 +40,6 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 const CLIENT_OP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bound on waiting for the restarted gateway to deliver what its queue holds.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
-/// After everything expected has arrived, how long to watch for anything more.
-const SETTLE: Duration = Duration::from_millis(700);
 /// Padding of the event that jams the FIFO: well above a pipe's buffer (64 KiB), below the
 /// default body cap (1 MiB).
 const BIG_PAD: usize = 600_000;
@@ -267,9 +265,10 @@ fn read_ids(path: &Path, strict: bool) -> HashMap<String, usize> {
     counts
 }
 
-/// Waits (bounded) until every id of `expected` is in `path`, then [`SETTLE`] more for
-/// anything late, and returns the final counts (read strictly: whole JSON lines only).
-fn wait_for_ids(
+/// Waits (bounded) until every id of `expected` is in `path` and the sink's queue is empty
+/// (nothing is left that could still arrive), and returns the final counts (read strictly:
+/// whole JSON lines only).
+async fn wait_for_ids(
     path: &Path,
     expected: &HashSet<String>,
     server: &Server,
@@ -297,10 +296,23 @@ fn wait_for_ids(
                 server.stderr_text()
             );
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    std::thread::sleep(SETTLE);
+    wait_queue_empty(server).await;
     read_ids(path, true)
+}
+
+/// The committed position a disk queue keeps in `<queue>/committed` (the sequence number of
+/// its first undelivered record; records count from 0): 0 while the file is not there. The
+/// file is `SGC1`, the position (u64, little endian), a CRC-32.
+fn committed_position(queue: &Path) -> u64 {
+    match std::fs::read(queue.join("committed")) {
+        Ok(b) if b.len() == 16 && &b[..4] == b"SGC1" => {
+            u64::from_le_bytes(b[4..12].try_into().unwrap())
+        }
+        Ok(b) => panic!("{}/committed is not a position: {b:?}", queue.display()),
+        Err(_) => 0,
+    }
 }
 
 /// The `.seg` files of a queue directory, sorted by name; each name must be 20 digits.
@@ -544,7 +556,7 @@ async fn kill_9_under_load_loses_no_acknowledged_event() {
 
     let mut server = Server::start(dir.path(), &config(OUT, queue, ""));
     let out = dir.path().join("out.ndjson");
-    let counts = wait_for_ids(&out, &expected, &server);
+    let counts = wait_for_ids(&out, &expected, &server).await;
     let mut stray: Vec<_> = counts.keys().filter(|id| !sent.contains(*id)).collect();
     stray.sort();
     assert!(
@@ -605,7 +617,7 @@ async fn kill_9_while_delivering(fsync: &str) {
     let (sent, expected) = load_ids(&logs);
 
     let server = Server::start(dir.path(), &config);
-    let counts = wait_for_ids(&dir.path().join("out.ndjson"), &expected, &server);
+    let counts = wait_for_ids(&dir.path().join("out.ndjson"), &expected, &server).await;
     let mut stray: Vec<_> = counts.keys().filter(|id| !sent.contains(*id)).collect();
     stray.sort();
     assert!(
@@ -695,7 +707,16 @@ async fn kill_9_after_partial_delivery_keeps_exactly_the_undelivered() {
     }
     assert_eq!(delivered, Some(DELIVERED as f64));
     wait_queue_empty(&server).await;
-    std::thread::sleep(Duration::from_millis(500));
+    let queue_dir = dir.path().join("q");
+    poll_until(
+        "the delivered events committed on disk",
+        DELIVERY_TIMEOUT,
+        || {
+            let done = committed_position(&queue_dir) >= DELIVERED as u64;
+            async move { done }
+        },
+    )
+    .await;
 
     // Jam: nobody reads any more, and this event is larger than the pipe.
     let reply = post(server.hooks, big_body("big")).await;
@@ -710,7 +731,7 @@ async fn kill_9_after_partial_delivery_keeps_exactly_the_undelivered() {
 
     let server = Server::start(dir.path(), &config(OUT, queue, ""));
     let expected: HashSet<String> = after.iter().cloned().collect();
-    let counts = wait_for_ids(&dir.path().join("out.ndjson"), &expected, &server);
+    let counts = wait_for_ids(&dir.path().join("out.ndjson"), &expected, &server).await;
     let mut again: Vec<&String> = counts.keys().filter(|k| k.starts_with('e')).collect();
     again.sort();
     assert!(
@@ -810,7 +831,7 @@ async fn torn_tail_case(tear: Tear, segment_bytes: u64) {
     let out = dir.path().join("out.ndjson");
     let n = if t9_kept { 10 } else { 9 };
     let expected: HashSet<String> = all[..n].iter().cloned().collect();
-    let counts = wait_for_ids(&out, &expected, &server);
+    let counts = wait_for_ids(&out, &expected, &server).await;
     assert!(
         t9_kept || !counts.contains_key("t9"),
         "{tear:?}: the damaged event was delivered: {counts:?}"
@@ -845,7 +866,7 @@ async fn torn_tail_case(tear: Tear, segment_bytes: u64) {
     assert_ok(&reply, 1, || server.stderr_text());
     let mut expected = expected;
     expected.insert("t10".to_owned());
-    let counts = wait_for_ids(&out, &expected, &server);
+    let counts = wait_for_ids(&out, &expected, &server).await;
     assert_eq!(counts.len(), n + 1, "{tear:?}: {counts:?}");
     assert!(duplicates(&counts).is_empty(), "{tear:?}: {counts:?}");
 }
@@ -938,7 +959,7 @@ async fn events_left_at_sigterm_are_delivered_after_restart() {
     let mut server = Server::start(dir.path(), &config(OUT, queue, ""));
     let out = dir.path().join("out.ndjson");
     let expected: HashSet<String> = all.iter().cloned().collect();
-    let counts = wait_for_ids(&out, &expected, &server);
+    let counts = wait_for_ids(&out, &expected, &server).await;
     assert_eq!(
         counts.len(),
         expected.len(),
@@ -963,21 +984,22 @@ async fn events_left_at_sigterm_are_delivered_after_restart() {
 
     // Fourth start after a clean stop with everything delivered: nothing is delivered again.
     let before = std::fs::read_to_string(&out).unwrap();
-    let server = Server::start(dir.path(), &config(OUT, queue, ""));
-    std::thread::sleep(Duration::from_secs(1));
+    let mut server = Server::start(dir.path(), &config(OUT, queue, ""));
     let text = common::metrics_text(server.metrics).await;
-    let after = std::fs::read_to_string(&out).unwrap();
-    assert!(
-        after == before,
-        "a clean restart with an empty queue delivered {} more bytes; queue gauge {:?}; stderr:\n{}",
-        after.len() as i64 - before.len() as i64,
-        common::metric(&text, "siemgate_queue_events", &[("sink", "out")]),
-        server.stderr_text()
-    );
     assert_eq!(
         common::metric(&text, "siemgate_queue_events", &[("sink", "out")]),
         Some(0.0),
         "{text}"
+    );
+    // A clean stop drains the queue: whatever the restart would deliver is delivered by then.
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let after = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        after == before,
+        "a clean restart with an empty queue delivered {} more bytes; stderr:\n{}",
+        after.len() as i64 - before.len() as i64,
+        server.stderr_text()
     );
 }
 
@@ -1011,7 +1033,7 @@ async fn sigterm_with_a_blocked_sink_write_exits_and_delivers_after_restart() {
 
     let server = Server::start(dir.path(), &config(OUT, queue, ""));
     let expected: HashSet<String> = all.iter().cloned().collect();
-    let counts = wait_for_ids(&dir.path().join("out.ndjson"), &expected, &server);
+    let counts = wait_for_ids(&dir.path().join("out.ndjson"), &expected, &server).await;
     assert_eq!(counts.len(), expected.len(), "{counts:?}");
     assert!(duplicates(&counts).is_empty(), "{counts:?}");
     let status = exit.unwrap_or_else(|| {
@@ -1205,7 +1227,7 @@ async fn bound_case(bound: Bound) {
     let server = Server::start(dir.path(), &config(OUT, &queue, ""));
     let out = dir.path().join("out.ndjson");
     let expected: HashSet<String> = accepted_ids.iter().cloned().collect();
-    let counts = wait_for_ids(&out, &expected, &server);
+    let counts = wait_for_ids(&out, &expected, &server).await;
     let mut got: Vec<(&String, &usize)> = counts.iter().collect();
     got.sort();
     assert!(
@@ -1226,7 +1248,7 @@ async fn bound_case(bound: Bound) {
     assert_ok(&reply, 1, || server.stderr_text());
     let mut expected = expected;
     expected.insert("b12".to_owned());
-    let counts = wait_for_ids(&out, &expected, &server);
+    let counts = wait_for_ids(&out, &expected, &server).await;
     assert_eq!(counts.len(), accepted_n + 1, "{bound:?}: {counts:?}");
 }
 
@@ -1368,7 +1390,8 @@ async fn a_backlog_larger_than_the_memory_window_reaches_a_collector_that_comes_
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(SETTLE).await;
+    // Everything delivered and committed: nothing is left to index again.
+    wait_queue_empty(&server).await;
     let indexed = collector.indexed_ids();
     assert!(
         indexed == all,

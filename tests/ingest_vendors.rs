@@ -193,10 +193,6 @@ fn records(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn parse(record: &str) -> Value {
-    serde_json::from_str(record).unwrap_or_else(|e| panic!("bad record {record:?}: {e}"))
-}
-
 /// Waits (bounded) until the sink holds `n` records, then checks it holds exactly `n`.
 async fn wait_records(path: &Path, n: usize) -> Vec<String> {
     eventually(&format!("{n} records in {}", path.display()), || {
@@ -244,7 +240,11 @@ fn redacted_originals(vendor: &str, body: &str) -> Vec<Value> {
 fn assert_raws(what: &str, records: &[String], sent: &[Value]) {
     assert_eq!(records.len(), sent.len(), "{what}: record count");
     for (i, (r, original)) in records.iter().zip(sent).enumerate() {
-        assert_eq!(&parse(r)["raw"], original, "{what}: raw of record {i}");
+        assert_eq!(
+            &parse_record(r)["raw"],
+            original,
+            "{what}: raw of record {i}"
+        );
     }
 }
 
@@ -273,42 +273,6 @@ fn assert_no_secrets(gw: &TestGateway) {
     assert!(files > 0, "no sink file was written");
 }
 
-const MARKER: &str = "<received_at>";
-const TIME_MISSING: &str = "time: missing, received_at used";
-
-/// One sink record as it goes into an expected file: `received_at` masked, `time` masked when
-/// the decoder fell back to `received_at`.
-fn mask(record: &str) -> String {
-    let v = parse(record);
-    let received_at = v["received_at"].as_str().expect("received_at");
-    assert!(
-        received_at.len() == 24 && received_at.ends_with('Z'),
-        "received_at {received_at:?}"
-    );
-    // The top-level fields come before `raw`, so the first occurrence is the event's own.
-    let mut out = record.replacen(
-        &format!(r#""received_at":"{received_at}""#),
-        &format!(r#""received_at":"{MARKER}""#),
-        1,
-    );
-    let warned = v["normalization_warnings"]
-        .as_array()
-        .is_some_and(|w| w.iter().any(|w| w == TIME_MISSING));
-    let fell_back = warned;
-    if fell_back {
-        assert_eq!(v["time"], v["received_at"], "{TIME_MISSING}: {record}");
-        out = out.replacen(
-            &format!(r#""time":"{}""#, v["time"].as_str().unwrap()),
-            &format!(r#""time":"{MARKER}""#),
-            1,
-        );
-    }
-    let masked = parse(&out);
-    assert_eq!(masked["received_at"], MARKER, "{out}");
-    assert_eq!(masked["time"] == MARKER, fell_back, "{out}");
-    out.replace(['\n', '\r'], " ")
-}
-
 fn bless() -> bool {
     std::env::var("SIEMGATE_BLESS").is_ok_and(|v| v == "1")
 }
@@ -320,17 +284,10 @@ struct Case {
     body: String,
 }
 
-const MALFORMED: &str = "wallarm-new_hits-ndjson-2023-asdocumented-malformed.ndjson";
-
 /// Every fixture in `fixtures/vendors/` but the malformed one, sorted by name, plus the inline
 /// bodies for the vendors without a published fixture.
 fn cases() -> Vec<Case> {
-    let mut names: Vec<String> = std::fs::read_dir(repo().join("fixtures/vendors"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != MALFORMED)
-        .collect();
-    names.sort();
+    let names = vendor_fixtures();
     let mut cases: Vec<Case> = names
         .iter()
         .map(|file| {
@@ -389,7 +346,7 @@ async fn every_fixture_matches_its_expected_ndjson() {
         let mine = &all[*before..];
         *before = all.len();
         for r in mine {
-            let v = parse(r);
+            let v = parse_record(r);
             assert_eq!(v["source"], case.source.id, "{}", case.name);
             assert_eq!(v["vendor"], case.source.vendor, "{}", case.name);
         }
@@ -456,7 +413,7 @@ async fn every_fixture_matches_its_expected_ndjson() {
 async fn malformed_wallarm_ndjson_is_refused_with_a_byte_offset() {
     let gw = start(&config(None)).await;
     let wallarm = src("wallarm");
-    let body = std::fs::read_to_string(repo().join("fixtures/vendors").join(MALFORMED)).unwrap();
+    let body = fixture(MALFORMED_FIXTURE);
     let a = send_to(&gw, wallarm, body.clone()).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{:?}", a.body);
     let j = a.json();
@@ -506,7 +463,7 @@ async fn batch_of_1000(gw: &TestGateway, s: &Src, batch: Vec<Value>, ids: BTreeS
     assert_eq!(text.lines().count(), 1000);
     let got: BTreeSet<String> = all
         .iter()
-        .map(|r| parse(r)["id"].as_str().unwrap().to_owned())
+        .map(|r| parse_record(r)["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(got, ids, "1,000 distinct ids, the expected ones");
     assert_raws(s.id, &all, &batch);
@@ -605,7 +562,7 @@ async fn filters_forward_matching_events_and_count_the_rest() {
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     assert_eq!(a.json(), json!({"accepted": 4, "filtered": 3}));
     let all = wait_records(&sink_path(&gw, high), 4).await;
-    let ids: Vec<Value> = all.iter().map(|r| parse(r)["id"].clone()).collect();
+    let ids: Vec<Value> = all.iter().map(|r| parse_record(r)["id"].clone()).collect();
     assert_eq!(
         ids,
         [
@@ -615,7 +572,7 @@ async fn filters_forward_matching_events_and_count_the_rest() {
             json!("P-206:open:NEW_ALERT:1700000100000")
         ]
     );
-    assert_eq!(parse(&all[3])["severity"], "unknown");
+    assert_eq!(parse_record(&all[3])["severity"], "unknown");
     assert_raws(high.id, &all, &batch[3..7]);
 
     // kinds = ["attack"] on Wallarm: every Wallarm JSON fixture in one array; of these ten
@@ -659,7 +616,7 @@ async fn filters_forward_matching_events_and_count_the_rest() {
 
     let all = wait_records(&sink_path(&gw, attacks), 5).await;
     for r in &all {
-        assert_eq!(parse(r)["kind"], "attack", "{r}");
+        assert_eq!(parse_record(r)["kind"], "attack", "{r}");
     }
     let mut forwarded: Vec<Value> = mixed
         .iter()
@@ -771,7 +728,7 @@ redact = ["/auth/token", "/id"]
     assert!(!text.contains("cxtp_7f3Kq9ZrXw2mB8vLp4NsT6yHd1"), "{text}");
     assert!(!text.contains("sk_live_51Hx"), "{text}");
 
-    let cx = parse(&lines[0]);
+    let cx = parse_record(&lines[0]);
     assert_eq!(cx["raw"]["privateKey"], "[redacted]");
     assert_eq!(
         cx["raw"]["logEntries"][0]["text"]["alert_url"],
@@ -792,7 +749,7 @@ redact = ["/auth/token", "/id"]
         "{cx}"
     );
 
-    let g = parse(&lines[1]);
+    let g = parse_record(&lines[1]);
     assert_eq!(
         g["raw"]["auth"],
         json!({"token": "[redacted]", "user": "ana"})

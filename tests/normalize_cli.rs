@@ -19,43 +19,11 @@ use serde_json::Value;
 mod common;
 
 use common::binary::{run_with_stdin, Run};
-use common::repo;
-
-const MALFORMED: &str = "wallarm-new_hits-ndjson-2023-asdocumented-malformed.ndjson";
-const MARKER: &str = "<received_at>";
-const TIME_MISSING: &str = "time: missing, received_at used";
+use common::{mask, parse_record, repo};
 
 /// Runs `siemgate <args>` with `stdin` as its standard input (bounded by the shared runner).
 fn run(args: &[&str], stdin: &[u8]) -> Run {
     run_with_stdin(&repo(), args, stdin)
-}
-
-fn parse(record: &str) -> Value {
-    serde_json::from_str(record).unwrap_or_else(|e| panic!("bad record {record:?}: {e}"))
-}
-
-/// One printed line as it stands in an expected file (the masking of `ingest_vendors`).
-fn mask(record: &str) -> String {
-    let v = parse(record);
-    let received_at = v["received_at"].as_str().expect("received_at");
-    // The top-level fields come before `raw`, so the first occurrence is the event's own.
-    let mut out = record.replacen(
-        &format!(r#""received_at":"{received_at}""#),
-        &format!(r#""received_at":"{MARKER}""#),
-        1,
-    );
-    let fell_back = v["normalization_warnings"]
-        .as_array()
-        .is_some_and(|w| w.iter().any(|w| w == TIME_MISSING));
-    if fell_back {
-        assert_eq!(v["time"], v["received_at"], "{TIME_MISSING}: {record}");
-        out = out.replacen(
-            &format!(r#""time":"{}""#, v["time"].as_str().unwrap()),
-            &format!(r#""time":"{MARKER}""#),
-            1,
-        );
-    }
-    out
 }
 
 fn expected_lines(path: &Path) -> Vec<String> {
@@ -68,12 +36,7 @@ fn expected_lines(path: &Path) -> Vec<String> {
 
 #[test]
 fn every_fixture_prints_its_golden_events() {
-    let mut names: Vec<String> = std::fs::read_dir(repo().join("fixtures/vendors"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != MALFORMED)
-        .collect();
-    names.sort();
+    let names = common::vendor_fixtures();
     let mut vendors = std::collections::BTreeSet::new();
     let mut mismatches = Vec::new();
     for file in &names {
@@ -96,7 +59,7 @@ fn every_fixture_prints_its_golden_events() {
         assert_eq!(got.len(), want.len(), "{file}: number of events");
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             // Compared as JSON values and as text: the bytes are the file sink's bytes.
-            if parse(g) != parse(w) || g != w {
+            if parse_record(g) != parse_record(w) || g != w {
                 mismatches.push(format!("{file} event {i}:\n  got  {g}\n  want {w}"));
             }
         }
@@ -139,9 +102,9 @@ fn ocsf_encoding_prints_one_class_object_per_event() {
             let ids: Vec<Value> = plain
                 .stdout
                 .lines()
-                .map(|l| parse(l)["id"].clone())
+                .map(|l| parse_record(l)["id"].clone())
                 .collect();
-            let ocsf: Vec<Value> = r.stdout.lines().map(parse).collect();
+            let ocsf: Vec<Value> = r.stdout.lines().map(parse_record).collect();
             assert_eq!(ocsf.len(), ids.len(), "{file}");
             for (o, id) in ocsf.iter().zip(&ids) {
                 assert_eq!(&o["metadata"]["uid"], id, "{file}");
@@ -194,7 +157,7 @@ title = "/rule"
         body,
     );
     assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
-    let lines: Vec<Value> = r.stdout.lines().map(parse).collect();
+    let lines: Vec<Value> = r.stdout.lines().map(parse_record).collect();
     assert_eq!(lines.len(), 1, "{}", r.stdout);
     let e = &lines[0];
     assert_eq!(e["id"], "c-1");
@@ -246,7 +209,12 @@ title = "/rule"
 
 #[test]
 fn a_malformed_body_exits_3_with_the_byte_offset_and_prints_nothing() {
-    let body = std::fs::read(repo().join("fixtures/vendors").join(MALFORMED)).unwrap();
+    let body = std::fs::read(
+        repo()
+            .join("fixtures/vendors")
+            .join(common::MALFORMED_FIXTURE),
+    )
+    .unwrap();
     let r = run(&["normalize", "--vendor", "wallarm"], &body);
     assert_eq!(r.status.code(), Some(3), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "printed {:?}", r.stdout);
@@ -431,7 +399,7 @@ fn every_vendor_guide_shows_the_event_normalize_prints() {
         let printed: Vec<Value> = r
             .stdout
             .lines()
-            .map(|l| without_run_time(&parse(l), keep_raw))
+            .map(|l| without_run_time(&parse_record(l), keep_raw))
             .collect();
         assert!(
             printed.contains(&want),

@@ -23,7 +23,6 @@ mod http_rx;
 mod syslog;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{LazyLock, Mutex};
 
 use bytes::BytesMut;
@@ -33,9 +32,7 @@ use siemgate::normalize::Timestamp;
 use siemgate::sinks::{Encoder, OcsfNdjson};
 use siemgate::vendors::{Context, Vendor};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::{fixture, repo};
 
 type Validators = Mutex<HashMap<String, &'static jsonschema::Validator>>;
 
@@ -48,7 +45,7 @@ fn validator(version: &str, file: &str) -> &'static jsonschema::Validator {
     if let Some(v) = map.get(&key) {
         return v;
     }
-    let path = root().join("fixtures/ocsf").join(format!("{key}.json"));
+    let path = repo().join("fixtures/ocsf").join(format!("{key}.json"));
     let schema: Value = serde_json::from_slice(
         &std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
     )
@@ -220,7 +217,7 @@ fn ocsf_objects(vendor: Vendor, body: &str, version: OcsfVersion) -> Vec<Value> 
 /// Every golden body: (name, vendor, body).
 fn golden_bodies() -> Vec<(String, Vendor, String)> {
     let mut out = Vec::new();
-    let dir = root().join("fixtures/vendors");
+    let dir = repo().join("fixtures/vendors");
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -230,7 +227,7 @@ fn golden_bodies() -> Vec<(String, Vendor, String)> {
         let vendor = Vendor::from_name(name.split('-').next().unwrap()).unwrap();
         out.push((name, vendor, std::fs::read_to_string(&path).unwrap()));
     }
-    for entry in std::fs::read_dir(root().join("fixtures/expected")).unwrap() {
+    for entry in std::fs::read_dir(repo().join("fixtures/expected")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let Some(rest) = name.strip_prefix("inline-") else {
@@ -279,7 +276,7 @@ fn every_golden_event_validates_against_ocsf_1_1_0_and_1_8_0() {
 #[test]
 fn the_checker_rejects_what_ocsf_forbids() {
     let body = std::fs::read_to_string(
-        root().join("fixtures/vendors/prisma_cloud-webhook-alert-open.json"),
+        repo().join("fixtures/vendors/prisma_cloud-webhook-alert-open.json"),
     )
     .unwrap();
     let good = ocsf_objects(Vendor::PrismaCloud, &body, OcsfVersion::V1_1_0).remove(0);
@@ -310,10 +307,6 @@ fn one(vendor: Vendor, body: &str) -> Value {
     let obj = all.remove(0);
     assert!(problems(&obj).is_empty(), "{:?}\n{obj}", problems(&obj));
     obj
-}
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(root().join("fixtures/vendors").join(name)).unwrap()
 }
 
 #[test]
@@ -694,7 +687,7 @@ auth = {{ scheme = "none", allow_unauthenticated = true }}
     }
     let mut proc = common::binary::Process::start(dir.path(), &config, &[]);
     let [hooks] = proc.wait_ready(["hooks"]);
-    let mut names: Vec<String> = std::fs::read_dir(root().join("fixtures/vendors"))
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("fixtures/vendors"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| !n.contains("malformed"))

@@ -7,34 +7,19 @@
 //! run more.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use bytes::BytesMut;
 use proptest::prelude::*;
 use proptest::sample::select;
-use proptest::test_runner::Config;
 use serde_json::{Map, Value};
 use siemgate::normalize::ocsf::OcsfVersion;
 use siemgate::normalize::Timestamp;
 use siemgate::sinks::{Encoder, OcsfNdjson};
 use siemgate::vendors::{json, Context, Vendor};
-
-fn config(cases: u32) -> Config {
-    Config {
-        cases: std::env::var("PROPTEST_CASES")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(cases),
-        failure_persistence: None,
-        ..Config::default()
-    }
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The 1.1.0 validators, by schema file name.
 static SCHEMAS: LazyLock<HashMap<String, jsonschema::Validator>> = LazyLock::new(|| {
@@ -47,7 +32,7 @@ static SCHEMAS: LazyLock<HashMap<String, jsonschema::Validator>> = LazyLock::new
     ] {
         for suffix in ["", "+cloud"] {
             let name = format!("{class}{suffix}");
-            let path = root().join(format!("fixtures/ocsf/1.1.0/{name}.json"));
+            let path = common::repo().join(format!("fixtures/ocsf/1.1.0/{name}.json"));
             let schema: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
             out.insert(name, jsonschema::validator_for(&schema).unwrap());
         }
@@ -266,7 +251,7 @@ fn object() -> impl Strategy<Value = Value> {
 /// Every vendor fixture's top-level elements (objects), parsed.
 static FIXTURE_OBJECTS: LazyLock<Vec<Value>> = LazyLock::new(|| {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(root().join("fixtures/vendors")).unwrap() {
+    for entry in std::fs::read_dir(common::repo().join("fixtures/vendors")).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
         for v in serde_json::Deserializer::from_str(&text).into_iter::<Value>() {
@@ -321,7 +306,7 @@ fn mutated_fixture() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(config(48))]
+    #![proptest_config(common::proptest_config(48))]
 
     #[test]
     fn random_vendor_shaped_objects_give_valid_ocsf(obj in object()) {

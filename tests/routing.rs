@@ -65,11 +65,6 @@ fn ids(gw: &TestGateway, sink: &str) -> Vec<String> {
         .collect()
 }
 
-fn fixture(name: &str) -> String {
-    let path = format!("{}/fixtures/vendors/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 async fn send_ok(gw: &TestGateway, source: &str, header: (&str, &str), body: String) -> Answer {
     let a = send(gw.addr(), post(gw.addr(), source, &[header], body)).await;
     assert_eq!(a.status, StatusCode::OK, "{source}: {a:?}");

@@ -235,12 +235,14 @@ fn sigterm_under_load_loses_and_duplicates_nothing() {
         .map(|c| rt.spawn(load_client(addr, c, deadline, oks.clone())))
         .collect();
 
-    // Let the load get going (bounded), then keep it up a little before the signal.
+    // Let the load get going, then keep it up for a few more requests per client before the
+    // signal (both bounded).
     let waited = Instant::now();
-    while oks.load(Ordering::Relaxed) < CLIENTS && waited.elapsed() < Duration::from_secs(15) {
-        std::thread::sleep(Duration::from_millis(10));
+    for target in [CLIENTS, 4 * CLIENTS] {
+        while oks.load(Ordering::Relaxed) < target && waited.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
-    std::thread::sleep(Duration::from_millis(300));
     let oks_at_signal = oks.load(Ordering::Relaxed);
     server.signal("-TERM");
 
@@ -390,17 +392,35 @@ fn request_in_flight_at_sigterm_is_finished_and_written() {
     write!(
         tcp,
         "POST /hooks/load HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\n\
-         Content-Length: {}\r\n\r\n{head}",
+         Expect: 100-continue\r\nContent-Length: {}\r\n\r\n{head}",
         server.hooks,
         body.len()
     )
     .unwrap();
     tcp.flush().unwrap();
-    // Let the server read the headers and start waiting for the body (not a tight bound: the
-    // body timeout is 30 s and the grace period 20 s).
-    std::thread::sleep(Duration::from_millis(500));
+    // `100 Continue` comes once the server has read the headers and started reading the body.
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).unwrap();
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100 "),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
     server.signal("-TERM");
-    std::thread::sleep(Duration::from_millis(300));
+    // The rest of the body only once the gateway is shutting down.
+    let waited = Instant::now();
+    while !server.stderr_text().contains("shutting down") {
+        assert!(
+            waited.elapsed() < EXIT_TIMEOUT,
+            "no shutdown within {EXIT_TIMEOUT:?} of SIGTERM; stderr:\n{}",
+            server.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     tcp.write_all(tail.as_bytes()).unwrap();
     let mut answer = Vec::new();
     let read = tcp.read_to_end(&mut answer);

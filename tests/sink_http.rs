@@ -61,16 +61,6 @@ async fn send_demo(gw: &TestGateway, body: impl Into<Bytes>) -> Answer {
     a
 }
 
-fn fixture(name: &str) -> String {
-    let path = format!("{}/fixtures/vendors/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// A counter of one sink; absent counts as 0.
-async fn sink_counter(gw: &TestGateway, name: &str, sink: &str) -> f64 {
-    metric(&gw.metrics_text().await, name, &[("sink", sink)]).unwrap_or(0.0)
-}
-
 fn hmac_of(secret: &str, body: &[u8]) -> Vec<u8> {
     hmac_sha256(secret.as_bytes(), &[body])
 }
@@ -151,9 +141,19 @@ auth = {{ scheme = "token", secret = "{PRISMA_TOKEN}" }}
         rx.requests_to("/in/events").len() >= 2 && rx.requests_to("/put/here").len() >= 2
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    for sink in ["hook", "hook_put"] {
+        eventually_async(&format!("delivered_total{{sink={sink}}} == 2"), || async {
+            gw.sink_metric("siemgate_events_delivered_total", sink)
+                .await
+                .unwrap_or(0.0)
+                == 2.0
+        })
+        .await;
+    }
+    // Stopping drains the queues: what the sinks would still send has been sent.
+    let _dir = gw.stop().await;
 
-    let lines = gw.lines();
+    let lines = read_lines(&out);
     assert_eq!(lines[0]["id"], "P-51307:open:NEW_ALERT:1700000100000");
     assert_eq!(lines[1]["id"], "P-12345678:open:1705314600000");
     for (path, method) in [("/in/events", "POST"), ("/put/here", "PUT")] {
@@ -197,15 +197,6 @@ auth = {{ scheme = "token", secret = "{PRISMA_TOKEN}" }}
             "the source's credential is not forwarded"
         );
     }
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
-        2.0
-    );
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook_put").await,
-        2.0
-    );
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -252,11 +243,18 @@ linger = "200ms"
             .sum()
     };
     eventually("6 events at the receiver", || total(&rx) >= 6).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
-
     let out = gw.out();
     eventually("6 lines in the file sink", || read_lines(&out).len() == 6).await;
-    let lines = gw.lines();
+    eventually_async("delivered_total{sink=hook} == 6", || async {
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 6.0
+    })
+    .await;
+    // Stopping drains the queues: what the sinks would still send has been sent.
+    let _dir = gw.stop().await;
+    let lines = read_lines(&out);
     let reqs = rx.requests();
     let mut got = Vec::new();
     for r in &reqs {
@@ -287,11 +285,6 @@ linger = "200ms"
         "one request per batch, not per event: {} requests",
         reqs.len()
     );
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
-        6.0
-    );
-    gw.stop().await;
 }
 
 /// A generic source with a mapping, so the event has a title, a resource and a source address.
@@ -465,15 +458,23 @@ async fn request_timeout_is_retried_and_the_event_arrives() {
         "the same body is sent again"
     );
     eventually_async("siemgate_sink_retries_total{sink=hook} >= 1", || async {
-        sink_counter(&gw, "siemgate_sink_retries_total", "hook").await >= 1.0
+        gw.sink_metric("siemgate_sink_retries_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
     })
     .await;
     eventually_async("delivered 1", || async {
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await == 1.0
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
     })
     .await;
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         0.0
     );
     gw.stop().await;
@@ -485,22 +486,32 @@ async fn retryable_503_then_200_delivers_once() {
     let gw = start(&hook_config(&rx.url("/r"), r#"request_timeout = "5s""#)).await;
     send_demo(&gw, event("r-1", "high")).await;
     eventually("delivered after a 503", || !rx.accepted().is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually_async("delivered_total{sink=hook} == 1", || async {
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
+    })
+    .await;
+    assert!(
+        gw.sink_metric("siemgate_sink_retries_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    assert_eq!(
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
+        0.0
+    );
+    // Stopping drains the queue: a second delivery would have been made by now.
+    gw.stop().await;
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 2, "one 503, one 200: {reqs:#?}");
     assert_eq!(reqs[0].status, 503);
     assert_eq!(reqs[0].body, reqs[1].body);
     assert_eq!(rx.accepted_ids(), ["r-1"], "delivered exactly once");
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
-        1.0
-    );
-    assert!(sink_counter(&gw, "siemgate_sink_retries_total", "hook").await >= 1.0);
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
-        0.0
-    );
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -537,25 +548,25 @@ async fn status_400_refuses_that_event_and_the_next_is_delivered() {
     send_demo(&gw, event("bad-1", "high")).await;
     eventually("the first request answered 400", || rx.count() >= 1).await;
     eventually_async("failed_total{sink=hook} == 1", || async {
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await == 1.0
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
     })
     .await;
     send_demo(&gw, event("good-2", "high")).await;
     eventually("the next event delivered", || !rx.accepted().is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let reqs = rx.requests();
-    let ids: Vec<String> = reqs
-        .iter()
-        .map(|r| r.json()["id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(ids, ["bad-1", "good-2"], "400 is not retried");
-    assert_eq!(rx.accepted_ids(), ["good-2"]);
+    eventually_async("delivered_total{sink=hook} == 1", || async {
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
+    })
+    .await;
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
-        1.0
-    );
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         1.0
     );
     let (status, body) = gw.readyz().await;
@@ -572,10 +583,20 @@ async fn status_400_refuses_that_event_and_the_next_is_delivered() {
     let body: serde_json::Value = serde_json::from_str(dead[0]["event"].as_str().unwrap()).unwrap();
     assert_eq!(body["id"], "bad-1");
     assert_eq!(
-        sink_counter(&gw, "siemgate_dead_letters_total", "hook").await,
+        gw.sink_metric("siemgate_dead_letters_total", "hook")
+            .await
+            .unwrap_or(0.0),
         1.0
     );
+    // Stopping drains the queue: a retry of the refused event would have been sent by now.
     gw.stop().await;
+    let reqs = rx.requests();
+    let ids: Vec<String> = reqs
+        .iter()
+        .map(|r| r.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["bad-1", "good-2"], "400 is not retried");
+    assert_eq!(rx.accepted_ids(), ["good-2"]);
 }
 
 /// The receiver answers `status` until told otherwise: the sink holds its queue (the first event
@@ -616,12 +637,16 @@ async fn held_until_200(status: u16) {
         );
     }
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         0.0,
         "{status}: nothing dropped while held"
     );
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0),
         0.0,
         "{status}"
     );
@@ -632,27 +657,31 @@ async fn held_until_200(status: u16) {
         || rx.accepted().len() >= 2,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually_async(&format!("{status}: /readyz 200 again"), || async {
+        gw.readyz().await.0 == StatusCode::OK
+    })
+    .await;
+    eventually_async(&format!("{status}: delivered_total == 2"), || async {
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 2.0
+    })
+    .await;
+    assert_eq!(
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
+        0.0,
+        "{status}"
+    );
+    // Stopping drains the queue: a second copy of either would have been sent by now.
+    gw.stop().await;
     assert_eq!(
         rx.accepted_ids(),
         ["held-1", "held-2"],
         "{status}: in order, once each"
     );
-    eventually_async(&format!("{status}: /readyz 200 again"), || async {
-        gw.readyz().await.0 == StatusCode::OK
-    })
-    .await;
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
-        2.0,
-        "{status}"
-    );
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
-        0.0,
-        "{status}"
-    );
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -673,12 +702,29 @@ async fn other_4xx_refuse_permanently_and_408_is_retried() {
     let gw = start(&hook_config(&rx.url("/q"), r#"request_timeout = "5s""#)).await;
     send_demo(&gw, event("q-1", "high")).await;
     eventually_async("422 counted failed", || async {
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await == 1.0
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
     })
     .await;
     send_demo(&gw, event("q-2", "high")).await;
     eventually("q-2 delivered after a 408", || !rx.accepted().is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually_async("delivered_total{sink=hook} == 1", || async {
+        gw.sink_metric("siemgate_events_delivered_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            == 1.0
+    })
+    .await;
+    assert_eq!(
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
+        1.0
+    );
+    // Stopping drains the queue: a retry of q-1 or a second q-2 would have been sent by now.
+    gw.stop().await;
     let ids: Vec<(String, u16)> = rx
         .requests()
         .iter()
@@ -689,15 +735,6 @@ async fn other_4xx_refuse_permanently_and_408_is_retried() {
         .map(|(i, s)| ((*i).to_owned(), *s))
         .collect();
     assert_eq!(ids, want);
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
-        1.0
-    );
-    assert_eq!(
-        sink_counter(&gw, "siemgate_events_delivered_total", "hook").await,
-        1.0
-    );
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -713,7 +750,10 @@ async fn connection_refused_is_retried_until_the_receiver_is_up() {
     .await;
     send_demo(&gw, event("late-1", "high")).await;
     eventually_async("a refused connection counted as a retry", || async {
-        sink_counter(&gw, "siemgate_sink_retries_total", "hook").await >= 1.0
+        gw.sink_metric("siemgate_sink_retries_total", "hook")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
     })
     .await;
     eventually_async(
@@ -725,7 +765,9 @@ async fn connection_refused_is_retried_until_the_receiver_is_up() {
     )
     .await;
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         0.0,
         "a connection error drops nothing"
     );
@@ -921,7 +963,9 @@ auth = {{ scheme = "token", secret = "{PRISMA_TOKEN}" }}
         ]
     );
     assert_eq!(
-        sink_counter(&a, "siemgate_events_delivered_total", "to_b").await,
+        a.sink_metric("siemgate_events_delivered_total", "to_b")
+            .await
+            .unwrap_or(0.0),
         3.0
     );
     let b_metrics = b.metrics_text().await;
@@ -962,7 +1006,9 @@ async fn max_retry_duration_dead_letters_a_batch_that_keeps_failing() {
         "retried for longer than max_retry_duration"
     );
     assert_eq!(
-        sink_counter(&gw, "siemgate_events_failed_total", "hook").await,
+        gw.sink_metric("siemgate_events_failed_total", "hook")
+            .await
+            .unwrap_or(0.0),
         1.0
     );
     rx.set_default(Reply::status(200));

@@ -26,26 +26,11 @@ const TOKEN2: &str = "e1d2c3b4-a596-4877-8899-aabbccddeeff";
 
 const PRISMA_SEVERITIES: [&str; 5] = ["high", "medium", "low", "critical", "informational"];
 
-/// Prisma alert number `i`: id `P-<1000+i>:open:NEW_ALERT:<lastSeen>` once normalized, `alertTs` with milliseconds
-/// that differ per alert, severity cycling through `PRISMA_SEVERITIES`.
+/// [`common::prisma_alert`] `i`, its severity cycling through `PRISMA_SEVERITIES`.
 fn prisma_alert(i: usize) -> Value {
-    let mut a = fixture_element("prisma_cloud-webhook-alert-open.json");
-    a["alertId"] = json!(format!("P-{}", 1000 + i));
-    a["alertTs"] = json!(prisma_ts(i));
+    let mut a = common::prisma_alert(i);
     a["severity"] = json!(PRISMA_SEVERITIES[i % PRISMA_SEVERITIES.len()]);
     a
-}
-
-fn prisma_ts(i: usize) -> i64 {
-    1_700_000_100_000 + i as i64 * 1_001 + 123
-}
-
-fn prisma_id(i: usize) -> String {
-    format!("P-{}:open:NEW_ALERT:1700000100000", 1000 + i)
-}
-
-fn prisma_ids(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(prisma_id).collect()
 }
 
 /// Wallarm hit number `i`: id `hits_production_1111_202312_v_1:doc<i>` once normalized.
@@ -108,41 +93,11 @@ fn one_sink_config(url: &str, sink_extra: &str, batch_max_events: usize) -> Stri
         + &source("prisma", "prisma_cloud", &["splunk"], "")
 }
 
-/// POSTs `events` as one JSON array to `/hooks/<source>` and expects all of them accepted.
-async fn post_events(gw: &TestGateway, source: &str, events: &[Value]) {
-    let body = serde_json::to_string(events).unwrap();
-    let addr = gw.addr();
-    let a = send(
-        addr,
-        post(addr, source, &[("content-type", "application/json")], body),
-    )
-    .await;
-    assert_eq!(a.status, StatusCode::OK, "POST /hooks/{source}: {a:?}");
-    assert_eq!(
-        a.json(),
-        json!({"accepted": events.len()}),
-        "POST /hooks/{source}"
-    );
-}
-
-/// A sink metric (absent counts as 0).
-async fn sink_metric(gw: &TestGateway, name: &str, sink: &str) -> f64 {
-    metric(&gw.metrics_text().await, name, &[("sink", sink)]).unwrap_or(0.0)
-}
-
-/// Polls `/metrics` (bounded, 10 s) until `name{sink}` is at least `want`; returns its value.
+/// Polls `/metrics` (bounded) until `name{sink}` is at least `want`; returns its value.
 async fn sink_metric_reaches(gw: &TestGateway, name: &str, sink: &str, want: f64) -> f64 {
-    let mut text = String::new();
-    for _ in 0..200 {
-        text = gw.metrics_text().await;
-        if let Some(v) = metric(&text, name, &[("sink", sink)]) {
-            if v >= want {
-                return v;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{name}{{sink={sink:?}}} never reached {want}:\n{text}");
+    gw.sink_metric_until(name, sink, |v| v.is_some_and(|v| v >= want))
+        .await
+        .unwrap_or_default()
 }
 
 /// Asserts a not-ready `/readyz` body names `sink` in one of its reasons.
@@ -461,11 +416,15 @@ async fn retryable_answers_are_retried_and_every_event_arrives_once() {
         4.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         5.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
+        gw.sink_metric("siemgate_events_failed_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         0.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -522,7 +481,9 @@ async fn data_error_drops_only_the_invalid_event() {
         1.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         4.0
     );
     // The refused event is in the dead-letter file: the HEC envelope it would have been, the
@@ -537,7 +498,9 @@ async fn data_error_drops_only_the_invalid_event() {
     assert_eq!(envelope["event"]["id"], prisma_id(2), "{envelope}");
     assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
     assert_eq!(
-        sink_metric(&gw, "siemgate_dead_letters_total", "splunk").await,
+        gw.sink_metric("siemgate_dead_letters_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         1.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -573,11 +536,15 @@ async fn payload_too_large_halves_the_batch() {
         assert_eq!(r.status, 200, "request {i}");
     }
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         8.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
+        gw.sink_metric("siemgate_events_failed_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         0.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -606,7 +573,9 @@ async fn payload_too_large_for_one_event_refuses_it() {
         "the refused event was sent again"
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         1.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -657,11 +626,15 @@ async fn token_error_holds_the_queue_until_it_works() {
     assert_eq!(ids, prisma_ids(0..6), "indexed once each, in order");
     gw.readyz_becomes(StatusCode::OK).await;
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         6.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
+        gw.sink_metric("siemgate_events_failed_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         0.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -681,7 +654,9 @@ async fn server_down_at_first_then_up_gets_every_event() {
     assert_names_sink(&body, "splunk");
     sink_metric_reaches(&gw, "siemgate_sink_retries_total", "splunk", 1.0).await;
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
+        gw.sink_metric("siemgate_events_failed_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         0.0
     );
 
@@ -691,7 +666,9 @@ async fn server_down_at_first_then_up_gets_every_event() {
     assert_eq!(ids, prisma_ids(0..5), "indexed once each, in order");
     gw.readyz_becomes(StatusCode::OK).await;
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         5.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -775,7 +752,9 @@ async fn data_error_without_an_event_number_refuses_the_first_event() {
         1.0
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         2.0
     );
     stop_with_nothing_more(gw, &[&hec]).await;
@@ -813,12 +792,16 @@ async fn other_config_errors_hold_the_queue_too() {
         assert_eq!(r.ids(), prisma_ids(0..4), "request {i}: the held batch");
     }
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_failed_total", "splunk").await,
+        gw.sink_metric("siemgate_events_failed_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         0.0,
         "nothing dropped"
     );
     assert_eq!(
-        sink_metric(&gw, "siemgate_events_delivered_total", "splunk").await,
+        gw.sink_metric("siemgate_events_delivered_total", "splunk")
+            .await
+            .unwrap_or(0.0),
         4.0
     );
     gw.readyz_becomes(StatusCode::OK).await;

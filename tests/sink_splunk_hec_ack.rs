@@ -42,22 +42,6 @@ const PENDING: &str = "siemgate_hec_pending_ack_events";
 const TIMEOUTS: &str = "siemgate_hec_ack_timeouts_total";
 const RETRIES: &str = "siemgate_sink_retries_total";
 
-/// Prisma alert number `i`: id `P-<1000+i>:open:NEW_ALERT:<lastSeen>` once normalized.
-fn prisma_alert(i: usize) -> Value {
-    let mut a = fixture_element("prisma_cloud-webhook-alert-open.json");
-    a["alertId"] = json!(format!("P-{}", 1000 + i));
-    a["alertTs"] = json!(1_700_000_100_000 + i as i64 * 1_001 + 123);
-    a
-}
-
-fn prisma_id(i: usize) -> String {
-    format!("P-{}:open:NEW_ALERT:1700000100000", 1000 + i)
-}
-
-fn prisma_ids(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(prisma_id).collect()
-}
-
 /// The `[sinks.acknowledgements]` table.
 fn acks(poll_interval: &str, timeout: &str, max_pending_events: usize) -> String {
     format!(
@@ -114,17 +98,6 @@ async fn post_raw(gw: &TestGateway, events: &[Value]) -> Answer {
         ),
     )
     .await
-}
-
-/// POSTs `events` as one JSON array to `/hooks/prisma` and expects all of them accepted.
-async fn post_events(gw: &TestGateway, events: &[Value]) {
-    let a = post_raw(gw, events).await;
-    assert_eq!(a.status, StatusCode::OK, "POST /hooks/prisma: {a:?}");
-    assert_eq!(
-        a.json(),
-        json!({"accepted": events.len()}),
-        "POST /hooks/prisma"
-    );
 }
 
 /// The sink's metrics `names` from one scrape (absent counts as 0), and the scrape.
@@ -227,7 +200,7 @@ async fn events_count_as_delivered_only_once_acknowledged() {
     hec.enable_acks(AckPolicy::Nothing);
     let gw = start(&config(&hec.url(), &acks("200ms", "30s", 10_000), 3)).await;
     let alerts: Vec<Value> = (0..6).map(prisma_alert).collect();
-    post_events(&gw, &alerts).await;
+    post_events(&gw, "prisma", &alerts).await;
 
     eventually("6 events indexed", || hec.indexed_count() >= 6).await;
     eventually("2 ackIds issued", || hec.ack_ids_issued().len() >= 2).await;
@@ -315,7 +288,7 @@ async fn unacknowledged_request_is_sent_again_after_the_timeout() {
     hec.enable_acks(AckPolicy::Nothing);
     let gw = start(&config(&hec.url(), &acks("200ms", "2s", 10_000), 50)).await;
     let alerts: Vec<Value> = (0..3).map(prisma_alert).collect();
-    post_events(&gw, &alerts).await;
+    post_events(&gw, "prisma", &alerts).await;
 
     eventually("the first event request", || hec.event_request_count() >= 1).await;
     eventually("the re-send after the ack timeout", || {
@@ -395,9 +368,9 @@ async fn cookies_set_by_the_collector_are_sent_back() {
     hec.enable_acks(AckPolicy::AfterPolls(2));
     hec.set_cookie_once("AWSALB=abc; Path=/");
     let gw = start(&config(&hec.url(), &acks("200ms", "30s", 10_000), 50)).await;
-    post_events(&gw, &(0..3).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(0..3).map(prisma_alert).collect::<Vec<_>>()).await;
     eventually("the first ack poll", || hec.ack_poll_count() >= 1).await;
-    post_events(&gw, &(3..6).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(3..6).map(prisma_alert).collect::<Vec<_>>()).await;
     metric_becomes(&gw, DELIVERED, 6.0).await;
     metric_becomes(&gw, QUEUE, 0.0).await;
 
@@ -468,7 +441,12 @@ async fn max_pending_events_caps_what_is_awaiting_acknowledgement() {
     hec.enable_acks(AckPolicy::Nothing);
     let tables = acks("200ms", "60s", 4) + "\n[sinks.queue]\nmax_events = 10\n";
     let gw = start(&config(&hec.url(), &tables, 2)).await;
-    post_events(&gw, &(0..10).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(
+        &gw,
+        "prisma",
+        &(0..10).map(prisma_alert).collect::<Vec<_>>(),
+    )
+    .await;
 
     eventually("two event requests", || hec.event_request_count() >= 2).await;
     eventually("a few polls", || hec.ack_poll_count() >= 3).await;
@@ -511,7 +489,7 @@ async fn max_pending_events_caps_what_is_awaiting_acknowledgement() {
         prisma_ids(0..10),
         "indexed once each, in order"
     );
-    post_events(&gw, &[prisma_alert(10)]).await;
+    post_events(&gw, "prisma", &[prisma_alert(10)]).await;
     metric_becomes(&gw, DELIVERED, 11.0).await;
     check_metrics(&gw, "after the last event", [11.0, 0.0, 0.0, 0.0]).await;
     assert_polls_well_formed(&hec);
@@ -527,7 +505,7 @@ async fn success_without_ack_id_is_delivered_at_once() {
     let hec = HecServer::start(TOKEN).await; // acks off at the collector
     let gw = start(&config(&hec.url(), &acks("10s", "30s", 10_000), 50)).await;
     let posted = Instant::now();
-    post_events(&gw, &(0..4).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(0..4).map(prisma_alert).collect::<Vec<_>>()).await;
     metric_becomes(&gw, DELIVERED, 4.0).await;
     let took = posted.elapsed();
     assert!(
@@ -558,7 +536,7 @@ async fn success_without_ack_id_behind_a_pending_request_counts_at_once() {
     hec.enable_acks(AckPolicy::Nothing);
     hec.script([Scripted::success(), Scripted::success().without_ack_id()]);
     let gw = start(&config(&hec.url(), &acks("200ms", "30s", 10_000), 3)).await;
-    post_events(&gw, &(0..6).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(0..6).map(prisma_alert).collect::<Vec<_>>()).await;
 
     eventually("two event requests", || hec.event_request_count() >= 2).await;
     let requests = hec.event_requests();
@@ -599,7 +577,7 @@ async fn retries_and_data_errors_behave_as_without_acks() {
     hec.enable_acks(AckPolicy::All);
     hec.script([Scripted::busy(), Scripted::data_error(6, 1)]);
     let gw = start(&config(&hec.url(), &acks("200ms", "30s", 10_000), 50)).await;
-    post_events(&gw, &(0..4).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(0..4).map(prisma_alert).collect::<Vec<_>>()).await;
 
     metric_becomes(&gw, DELIVERED, 3.0).await;
     metric_becomes(&gw, FAILED, 1.0).await;
@@ -637,7 +615,7 @@ async fn max_pending_events_is_not_exceeded_by_a_batch_that_does_not_fit() {
     let hec = HecServer::start(TOKEN).await;
     hec.enable_acks(AckPolicy::Nothing);
     let gw = start(&config(&hec.url(), &acks("200ms", "60s", 4), 3)).await;
-    post_events(&gw, &(0..9).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(0..9).map(prisma_alert).collect::<Vec<_>>()).await;
 
     eventually("a first event request", || hec.event_request_count() >= 1).await;
     eventually("a few polls", || hec.ack_poll_count() >= 3).await;
@@ -688,7 +666,7 @@ async fn resend_answered_429_honours_retry_after() {
     hec.enable_acks(all_but_the_first());
     hec.script([Scripted::success(), Scripted::too_many_requests(2)]);
     let gw = start(&config(&hec.url(), &acks("200ms", "1s", 10_000), 50)).await;
-    post_events(&gw, &(0..3).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(0..3).map(prisma_alert).collect::<Vec<_>>()).await;
 
     eventually("the 429 answer to the re-send", || {
         hec.event_request_count() >= 2
@@ -733,7 +711,7 @@ async fn resend_answered_with_a_data_error_refuses_only_that_event() {
     hec.enable_acks(all_but_the_first());
     hec.script([Scripted::success(), Scripted::data_error(6, 1)]);
     let gw = start(&config(&hec.url(), &acks("200ms", "1s", 10_000), 50)).await;
-    post_events(&gw, &(0..4).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(0..4).map(prisma_alert).collect::<Vec<_>>()).await;
 
     eventually("three event requests", || hec.event_request_count() >= 3).await;
     metric_becomes(&gw, QUEUE, 0.0).await;
@@ -772,7 +750,7 @@ async fn resend_answered_413_halves_the_request() {
     hec.enable_acks(all_but_the_first());
     hec.script([Scripted::success(), Scripted::too_large()]);
     let gw = start(&config(&hec.url(), &acks("200ms", "1s", 10_000), 50)).await;
-    post_events(&gw, &(0..4).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(0..4).map(prisma_alert).collect::<Vec<_>>()).await;
 
     metric_becomes(&gw, DELIVERED, 4.0).await;
     metric_becomes(&gw, QUEUE, 0.0).await;
@@ -799,7 +777,7 @@ async fn resend_answered_403_makes_the_sink_not_ready() {
     let hec = HecServer::start(TOKEN).await;
     hec.enable_acks(all_but_the_first());
     let gw = start(&config(&hec.url(), &acks("200ms", "1s", 10_000), 50)).await;
-    post_events(&gw, &(0..3).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(0..3).map(prisma_alert).collect::<Vec<_>>()).await;
     eventually("the first event request", || hec.event_request_count() >= 1).await;
     hec.set_fallback(Scripted::invalid_token());
 
@@ -862,7 +840,7 @@ async fn shutdown_waits_for_pending_acks() {
     let hec = HecServer::start(TOKEN).await;
     hec.enable_acks(AckPolicy::AfterDelay(ACK_AFTER));
     let gw = start(&config(&hec.url(), &acks("200ms", "30s", 10_000), 50)).await;
-    post_events(&gw, &(0..3).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(0..3).map(prisma_alert).collect::<Vec<_>>()).await;
     eventually("the event request", || !hec.ack_ids_issued().is_empty()).await;
     check_metrics(&gw, "pending before shutdown", [0.0, 3.0, 3.0, 0.0]).await;
     let request_at = hec.request_with_ack_id(0).unwrap().at;
@@ -948,7 +926,7 @@ async fn shutdown_waits_no_longer_than_the_grace_period() {
         50,
     ))
     .await;
-    post_events(&gw, &(0..3).map(prisma_alert).collect::<Vec<_>>()).await;
+    post_events(&gw, "prisma", &(0..3).map(prisma_alert).collect::<Vec<_>>()).await;
     eventually("the event request", || !hec.ack_ids_issued().is_empty()).await;
 
     let shutdown_at = Instant::now();

@@ -195,24 +195,10 @@ fn file_line_texts(gw: &TestGateway) -> Vec<String> {
         .collect()
 }
 
-async fn sink_metric(gw: &TestGateway, name: &str, sink: &str) -> Option<f64> {
-    metric(&gw.metrics_text().await, name, &[("sink", sink)])
-}
-
-/// Waits until the sample `name{sink}` equals `want`, for up to [`BOUND`].
+/// Waits until the sample `name{sink}` equals `want`.
 async fn wait_metric(gw: &TestGateway, name: &str, sink: &str, want: f64) {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let got = sink_metric(gw, name, sink).await;
-        if got == Some(want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {BOUND:?}: {name}{{sink=\"{sink}\"}} is {got:?}, want {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    gw.sink_metric_until(name, sink, |got| got == Some(want))
+        .await;
 }
 
 /// Waits until `/readyz` answers `want` with a body containing `needle`; returns the body.
@@ -1439,7 +1425,8 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
         async move { done }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // An empty queue has nothing left to send again.
+    wait_metric(&gw, "siemgate_queue_events", "siem", 0.0).await;
 
     let ids1 = ids_of(&r1.messages());
     let ids2 = ids_of(&r2.messages());
@@ -1480,7 +1467,8 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
         "{text}"
     );
     wait_metric(&gw, "siemgate_queue_events", "siem", 0.0).await;
-    let delivered = sink_metric(&gw, "siemgate_events_delivered_total", "siem")
+    let delivered = gw
+        .sink_metric("siemgate_events_delivered_total", "siem")
         .await
         .unwrap();
     assert!(
@@ -1491,7 +1479,8 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
 
     // The receiver restarts at once: the sink still holds the dead connection when the next
     // events come, and must notice it before writing to it.
-    let reconnects = sink_metric(&gw, "siemgate_sink_reconnects_total", "siem")
+    let reconnects = gw
+        .sink_metric("siemgate_sink_reconnects_total", "siem")
         .await
         .unwrap_or(0.0);
     r2.kill().await;
@@ -1501,7 +1490,12 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
         post_ok(&gw, "plain", plain_event(id), 1).await;
     }
     wait_count("the third receiver", || r3.count(), 3).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let now = gw
+        .sink_metric("siemgate_sink_reconnects_total", "siem")
+        .await
+        .unwrap_or(0.0);
+    // Stopping drains the queue: anything more would have been sent by now.
+    gw.stop().await;
     assert_eq!(
         ids_of(&r3.messages()),
         again,
@@ -1515,11 +1509,7 @@ async fn receiver_restart_loses_nothing(pki: Option<&Pki>) {
     assert_no_receiver_errors(&r2, "second receiver");
     assert_no_receiver_errors(&r3, "third receiver");
     assert_eq!(r2.cut_by_kill(), Vec::<String>::new());
-    let now = sink_metric(&gw, "siemgate_sink_reconnects_total", "siem")
-        .await
-        .unwrap_or(0.0);
     assert!(now > reconnects, "reconnect counted: {reconnects} -> {now}");
-    gw.stop().await;
 }
 
 #[tokio::test]
@@ -1566,7 +1556,11 @@ async fn untrusted_tls_certificate_holds_the_queue() {
         !bad.handshake_failures().is_empty(),
         "the sink tried the handshake"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    poll_until("the sink tries the handshake again", BOUND, || {
+        let again = bad.handshake_failures().len() >= 2;
+        async move { again }
+    })
+    .await;
     assert_eq!(
         bad.count(),
         0,
@@ -1591,6 +1585,6 @@ async fn untrusted_tls_certificate_holds_the_queue() {
     assert_eq!(got, ids.iter().map(|s| s.to_string()).collect());
     wait_readyz(&gw, StatusCode::OK, "").await;
     wait_metric(&gw, "siemgate_queue_events", "qradar", 0.0).await;
-    assert_eq!(bad.count(), 0);
     gw.stop().await;
+    assert_eq!(bad.count(), 0);
 }

@@ -20,8 +20,7 @@ use serde::Deserialize;
 
 use super::{ConfigDuration, Issues};
 use crate::normalize::ocsf::OcsfVersion;
-use crate::normalize::Vendor;
-use crate::normalize::{Kind, Severity};
+use crate::normalize::{Kind, Severity, Vendor};
 use crate::tls::{client_tls, ClientTls, ClientTlsOptions};
 
 /// [`SinkCommon`] of a sink type's config struct: the shared keys have the same names in

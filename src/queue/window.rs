@@ -8,10 +8,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+// tokio's clock: the real one, except in tests that pause it.
+use tokio::time::Instant;
 
 use crate::config::QueueLimits;
 
@@ -578,14 +580,14 @@ mod tests {
         assert!(q.try_reserve(1, 1).is_err(), "closed queues refuse");
     }
 
-    #[test]
-    fn oldest_age_follows_the_head_across_partial_acks() {
+    #[tokio::test(start_paused = true)]
+    async fn oldest_age_follows_the_head_across_partial_acks() {
         let q = q(100, 1000);
         assert_eq!(q.oldest_age(), Duration::ZERO);
         q.try_reserve(2, 2)
             .unwrap()
             .commit([Bytes::from_static(b"a"), Bytes::from_static(b"b")].into_iter());
-        std::thread::sleep(Duration::from_millis(30));
+        tokio::time::advance(Duration::from_millis(30)).await;
         q.try_reserve(1, 1)
             .unwrap()
             .commit([Bytes::from_static(b"c")].into_iter());
@@ -795,8 +797,8 @@ mod tests {
             .is_none());
     }
 
-    #[test]
-    fn recovered_events_wait_on_disk_and_age_from_the_start() {
+    #[tokio::test(start_paused = true)]
+    async fn recovered_events_wait_on_disk_and_age_from_the_start() {
         let q = windowed(10, 100);
         q.recovered(3, 30);
         assert_eq!(
@@ -808,17 +810,17 @@ mod tests {
         );
         assert_eq!(q.resident().events, 0);
         assert!(q.wants_refill());
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::advance(Duration::from_millis(20)).await;
         assert!(q.oldest_age() >= Duration::from_millis(20));
     }
 
-    #[test]
-    fn age_records_stay_bounded_and_the_oldest_exact() {
+    #[tokio::test(start_paused = true)]
+    async fn age_records_stay_bounded_and_the_oldest_exact() {
         let q = q(u64::MAX, u64::MAX);
         q.try_reserve(1, 1)
             .unwrap()
             .commit([Bytes::from_static(b"x")].into_iter());
-        std::thread::sleep(Duration::from_millis(30));
+        tokio::time::advance(Duration::from_millis(30)).await;
         let runs = 3 * MAX_STAMPS;
         for _ in 0..runs {
             q.try_reserve(1, 1)

@@ -96,6 +96,11 @@ impl Process {
         self.child.id()
     }
 
+    /// The child's resident memory, now and at its peak (see [`memory_kib`]).
+    pub fn memory_kib(&self) -> Memory {
+        memory_kib(self.pid())
+    }
+
     /// Everything the process wrote to stderr so far, one line per line.
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
@@ -197,6 +202,32 @@ impl Drop for Process {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// A process's resident memory in KiB, from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    /// `VmRSS`: resident now.
+    pub rss: u64,
+    /// `VmHWM`: the most it ever was.
+    pub peak: u64,
+}
+
+/// The resident memory of process `pid`, now and at its peak.
+pub fn memory_kib(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+    };
+    Memory {
+        rss: field("VmRSS:"),
+        peak: field("VmHWM:"),
     }
 }
 

@@ -80,6 +80,31 @@ impl TestGateway {
         panic!("/readyz never answered {want}; last: {last}");
     }
 
+    /// The sample `name{sink="<sink>"}` from one scrape of `/metrics`.
+    pub async fn sink_metric(&self, name: &str, sink: &str) -> Option<f64> {
+        metric(&self.metrics_text().await, name, &[("sink", sink)])
+    }
+
+    /// Polls `/metrics` (bounded by [`METRIC_BOUND`]) until `name{sink="<sink>"}` is what `ok`
+    /// wants; returns that sample.
+    pub async fn sink_metric_until(
+        &self,
+        name: &str,
+        sink: &str,
+        ok: impl Fn(Option<f64>) -> bool,
+    ) -> Option<f64> {
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < METRIC_BOUND {
+            last = self.sink_metric(name, sink).await;
+            if ok(last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{name}{{sink=\"{sink}\"}} is {last:?} after {METRIC_BOUND:?}, not what the test waits for");
+    }
+
     /// Stops the gateway cleanly and waits for it.
     pub async fn stop(self) -> tempfile::TempDir {
         self.gateway.shutdown();
@@ -228,6 +253,9 @@ pub async fn metrics_text(addr: SocketAddr) -> String {
     assert_eq!(status, StatusCode::OK, "{text}");
     text
 }
+
+/// How long [`TestGateway::sink_metric_until`] polls.
+pub const METRIC_BOUND: Duration = Duration::from_secs(20);
 
 /// How long [`TestGateway::readyz_becomes`] polls.
 pub const READYZ_BOUND: Duration = Duration::from_secs(10);
@@ -383,11 +411,31 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The vendor fixture that is not valid JSON (a documented NDJSON example with a broken line).
+pub const MALFORMED_FIXTURE: &str = "wallarm-new_hits-ndjson-2023-asdocumented-malformed.ndjson";
+
+/// The names of the files in `fixtures/vendors/` but [`MALFORMED_FIXTURE`], sorted.
+pub fn vendor_fixtures() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("fixtures/vendors"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != MALFORMED_FIXTURE)
+        .collect();
+    names.sort();
+    names
+}
+
+/// `fixtures/vendors/<file>`, as text.
+pub fn fixture(file: &str) -> String {
+    let path = repo().join("fixtures/vendors").join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// The first object of `fixtures/vendors/<file>`: its first element if the file holds a JSON
 /// array, else its first JSON value (one object, or the first line of NDJSON).
 pub fn fixture_element(file: &str) -> Value {
     let path = repo().join("fixtures/vendors").join(file);
-    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let body = fixture(file);
     let first = serde_json::Deserializer::from_str(&body)
         .into_iter::<Value>()
         .next()
@@ -397,6 +445,104 @@ pub fn fixture_element(file: &str) -> Value {
         Value::Array(mut a) => a.remove(0),
         v => v,
     }
+}
+
+/// Prisma Cloud alert number `i`, from the open-alert fixture: `alertId` `P-<1000+i>` and
+/// `alertTs` [`prisma_ts`]`(i)`; normalized, its event id is [`prisma_id`]`(i)`.
+pub fn prisma_alert(i: usize) -> Value {
+    let mut a = fixture_element("prisma_cloud-webhook-alert-open.json");
+    a["alertId"] = serde_json::json!(format!("P-{}", 1000 + i));
+    a["alertTs"] = serde_json::json!(prisma_ts(i));
+    a
+}
+
+/// The `alertTs` of [`prisma_alert`]`(i)`: milliseconds that differ per alert.
+pub fn prisma_ts(i: usize) -> i64 {
+    1_700_000_100_000 + i as i64 * 1_001 + 123
+}
+
+/// The event id of [`prisma_alert`]`(i)` (`alertId:status:reason:lastSeen`).
+pub fn prisma_id(i: usize) -> String {
+    format!("P-{}:open:NEW_ALERT:1700000100000", 1000 + i)
+}
+
+pub fn prisma_ids(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(prisma_id).collect()
+}
+
+/// POSTs `events` as one JSON array to `/hooks/<source>` (a source without credentials) and
+/// expects all of them accepted.
+pub async fn post_events(gw: &TestGateway, source: &str, events: &[Value]) {
+    let body = serde_json::to_string(events).unwrap();
+    let addr = gw.addr();
+    let a = send(
+        addr,
+        post(addr, source, &[("content-type", "application/json")], body),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "POST /hooks/{source}: {a:?}");
+    assert_eq!(
+        a.json(),
+        serde_json::json!({"accepted": events.len()}),
+        "POST /hooks/{source}"
+    );
+}
+
+/// The proptest settings of the property tests: `cases` unless `PROPTEST_CASES` says
+/// otherwise, and failures print the shrunk input without writing into the source tree.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    proptest::test_runner::Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(cases),
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Golden event records (tests/ingest_vendors.rs, tests/normalize_cli.rs)
+
+pub const MARKER: &str = "<received_at>";
+pub const TIME_MISSING: &str = "time: missing, received_at used";
+
+/// One sink record as it goes into an expected file: `received_at` masked, `time` masked when
+/// the decoder fell back to `received_at`.
+pub fn mask(record: &str) -> String {
+    let v = parse_record(record);
+    let received_at = v["received_at"].as_str().expect("received_at");
+    assert!(
+        received_at.len() == 24 && received_at.ends_with('Z'),
+        "received_at {received_at:?}"
+    );
+    // The top-level fields come before `raw`, so the first occurrence is the event's own.
+    let mut out = record.replacen(
+        &format!(r#""received_at":"{received_at}""#),
+        &format!(r#""received_at":"{MARKER}""#),
+        1,
+    );
+    let warned = v["normalization_warnings"]
+        .as_array()
+        .is_some_and(|w| w.iter().any(|w| w == TIME_MISSING));
+    let fell_back = warned;
+    if fell_back {
+        assert_eq!(v["time"], v["received_at"], "{TIME_MISSING}: {record}");
+        out = out.replacen(
+            &format!(r#""time":"{}""#, v["time"].as_str().unwrap()),
+            &format!(r#""time":"{MARKER}""#),
+            1,
+        );
+    }
+    let masked = parse_record(&out);
+    assert_eq!(masked["received_at"], MARKER, "{out}");
+    assert_eq!(masked["time"] == MARKER, fell_back, "{out}");
+    out.replace(['\n', '\r'], " ")
+}
+
+/// One event record (a sink's NDJSON line), which must be JSON.
+pub fn parse_record(record: &str) -> Value {
+    serde_json::from_str(record).unwrap_or_else(|e| panic!("bad record {record:?}: {e}"))
 }
 
 /// HMAC-SHA256 of the concatenated `parts` under `key`.

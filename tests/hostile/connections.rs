@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::common::binary::Process;
+use crate::common::binary::{memory_kib, Process};
 use crate::common::{hmac_sha256, metric, metrics_text};
 
 const SECRET: &str = "connections-hostile-secret";
@@ -179,18 +179,6 @@ impl Prober {
     }
 }
 
-/// Resident memory of a process in bytes, from /proc.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
-    kib * 1024
-}
-
 /// Samples the RSS of `pid` every 20 ms until stopped; the task returns the peak.
 fn watch_rss(pid: u32) -> (Arc<AtomicBool>, JoinHandle<u64>) {
     let stop = Arc::new(AtomicBool::new(false));
@@ -199,7 +187,7 @@ fn watch_rss(pid: u32) -> (Arc<AtomicBool>, JoinHandle<u64>) {
     let task = tokio::spawn(async move {
         // Bounded: at most 60 s of samples.
         for _ in 0..3000 {
-            peak.fetch_max(rss_bytes(pid), Ordering::Relaxed);
+            peak.fetch_max(memory_kib(pid).rss * 1024, Ordering::Relaxed);
             if flag.load(Ordering::Relaxed) {
                 break;
             }
@@ -258,15 +246,16 @@ fn header_value<'h>(head: &'h str, name: &str) -> Option<&'h str> {
     })
 }
 
-/// Waits (bounded) until the file sink holds `n` events, then checks it holds no more: only
-/// signed requests reach the sink.
-async fn sink_holds_exactly(dir: &std::path::Path, n: usize) {
+/// Waits (bounded) until the file sink holds `n` events, then stops the gateway, which drains
+/// its queue, and checks the sink holds no more: only signed requests reach the sink.
+async fn sink_holds_exactly(mut p: Process, dir: &std::path::Path, n: usize) {
     let path = dir.join("out.ndjson");
     let deadline = Instant::now() + BOUND;
     while crate::common::read_lines(&path).len() < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    p.signal("-TERM");
+    p.wait_exit(Duration::from_secs(30));
     assert_eq!(
         crate::common::read_lines(&path).len(),
         n,
@@ -398,8 +387,7 @@ async fn idle_h2_connections_are_closed_and_signed_senders_keep_being_served() {
         Some(1.0),
         "{text}"
     );
-    sink_holds_exactly(dir.path(), probes + answered).await;
-    drop(p);
+    sink_holds_exactly(p, dir.path(), probes + answered).await;
 }
 
 /// 300 slow or silent HTTP/1 connections from one address: all beyond
@@ -491,8 +479,7 @@ async fn slow_and_idle_h1_connections_from_one_address_are_capped() {
         (1..=5).contains(&logged),
         "{logged} log lines for 260 refusals"
     );
-    sink_holds_exactly(dir.path(), probes + 1).await;
-    drop(p);
+    sink_holds_exactly(p, dir.path(), probes + 1).await;
 }
 
 /// 4 HTTP/2 connections x 64 streams, each starting a 1 MiB body without a signature: every
@@ -504,8 +491,17 @@ async fn h2_streams_without_credentials_are_refused_before_their_bodies() {
     let mut p = Process::start(dir.path(), &config(""), &[]);
     let [hooks, metrics] = p.wait_ready(["hooks", "metrics"]);
     let prober = Prober::start(hooks);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = rss_bytes(p.pid());
+    // The baseline once the gateway has served and delivered a few probes.
+    let out = dir.path().join("out.ndjson");
+    let deadline = Instant::now() + BOUND;
+    while crate::common::read_lines(&out).len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no 3 probes delivered within {BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before = p.memory_kib().rss * 1024;
     let (stop_rss, peak) = watch_rss(p.pid());
 
     let body = Bytes::from(vec![b'x'; 1024 * 1024]);
@@ -588,8 +584,7 @@ async fn h2_streams_without_credentials_are_refused_before_their_bodies() {
         Some(4.0 + 256.0),
         "{text}"
     );
-    sink_holds_exactly(dir.path(), probes).await;
-    drop(p);
+    sink_holds_exactly(p, dir.path(), probes).await;
 }
 
 /// Bodies with forged signatures hold the in-flight body budget: once one address's share is
@@ -690,8 +685,7 @@ async fn forged_bodies_past_the_budget_get_503_before_they_are_read() {
         "{text}"
     );
     drop((holders, again));
-    sink_holds_exactly(dir.path(), probes).await;
-    drop(p);
+    sink_holds_exactly(p, dir.path(), probes).await;
 }
 
 /// An HTTP/2 frame header: length, type, flags, stream id.
@@ -784,8 +778,7 @@ async fn h2_peer_that_stops_answering_pings_is_dropped() {
         started.elapsed()
     );
     let probes = prober.finish().await;
-    sink_holds_exactly(dir.path(), probes).await;
-    drop(p);
+    sink_holds_exactly(p, dir.path(), probes).await;
 }
 
 /// Over TLS with HTTP/2 (ALPN) the same holds: 100 connections from ten addresses that each
@@ -852,6 +845,5 @@ async fn idle_tls_h2_connections_are_closed() {
         idle >= 1.0 && evicted >= 1.0 && idle + evicted >= 100.0,
         "{text}"
     );
-    sink_holds_exactly(dir.path(), probes).await;
-    drop(p);
+    sink_holds_exactly(p, dir.path(), probes).await;
 }

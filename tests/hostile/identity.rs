@@ -538,7 +538,9 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
     // Only the allowed requests reached the sink.
     let out = dir.path().join("out.ndjson");
     assert!(within_bound(|| read_lines(&out).len() >= 4).await);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Stopping drains the queue: anything more would be in the file by now.
+    proc.signal("-TERM");
+    proc.wait_exit(Duration::from_secs(30));
     let mut ids: Vec<String> = read_lines(&out)
         .iter()
         .map(|l| l["id"].as_str().unwrap().to_owned())

@@ -101,18 +101,26 @@ async fn probe(addr: SocketAddr, n: usize) {
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
-/// Waits (bounded) until the file holds `n` lines, then a little longer to see no more come;
-/// returns the events' ids.
-async fn settled_ids(path: &Path, n: usize) -> Vec<String> {
+/// Waits (bounded) until each file holds its number of lines, then stops the gateway, which
+/// drains its queues; returns the events' ids in each file, where nothing more can come.
+async fn ids_after_stop<const N: usize>(
+    mut p: Process,
+    files: [(&Path, usize); N],
+) -> [Vec<String>; N] {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while read_lines(path).len() < n && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for (path, n) in files {
+        while read_lines(path).len() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    read_lines(path)
-        .iter()
-        .map(|l| l["id"].as_str().unwrap().to_owned())
-        .collect()
+    p.signal("-TERM");
+    p.wait_exit(Duration::from_secs(30));
+    files.map(|(path, _)| {
+        read_lines(path)
+            .iter()
+            .map(|l| l["id"].as_str().unwrap().to_owned())
+            .collect()
+    })
 }
 
 fn is_duplicate(a: &Answer) -> bool {
@@ -136,7 +144,7 @@ auth = {{ scheme = "hmac_sha256", header = "X-Sig", secret = "{HMAC_KEY}" }}
 window = "10m"
 "#
     );
-    let (_p, addr) = start(dir.path(), "", &sources);
+    let (p, addr) = start(dir.path(), "", &sources);
     let captured = r#"{"id":"real-1","severity":"high"}"#;
     let sig = hmac_hex(&[captured.as_bytes()]);
     let first = send(
@@ -196,14 +204,13 @@ window = "10m"
     )
     .await;
     assert_eq!(real.json(), serde_json::json!({"accepted": 1}), "{real:?}");
-    assert_eq!(
-        settled_ids(&dir.path().join("out.ndjson"), 2).await,
-        ["real-1", "real-2"]
+    let (out, probes) = (
+        dir.path().join("out.ndjson"),
+        dir.path().join("probe.ndjson"),
     );
-    assert_eq!(
-        settled_ids(&dir.path().join("probe.ndjson"), 4).await.len(),
-        4
-    );
+    let [out, probes] = ids_after_stop(p, [(&out, 2), (&probes, 4)]).await;
+    assert_eq!(out, ["real-1", "real-2"]);
+    assert_eq!(probes.len(), 4);
 }
 
 /// With no de-duplication configured, schemes that sign a timestamp remember what they
@@ -230,7 +237,7 @@ auth = {{ scheme = "hmac_sha256", header = "X-Sig", timestamp_header = "X-Ts", t
 "#,
         swh = swh_secret()
     );
-    let (_p, addr) = start(dir.path(), "", &sources);
+    let (p, addr) = start(dir.path(), "", &sources);
 
     let body = r#"{"id":"swh-1"}"#;
     let ts = now_secs();
@@ -312,35 +319,8 @@ auth = {{ scheme = "hmac_sha256", header = "X-Sig", timestamp_header = "X-Ts", t
     )
     .await;
     assert_eq!(stale.status, StatusCode::FORBIDDEN, "{stale:?}");
-    assert_eq!(
-        settled_ids(&dir.path().join("out.ndjson"), 3).await,
-        ["swh-1", "hmac-1", "hmac-1"]
-    );
-}
-
-/// The resident set of the process started in `dir` (its working directory), from
-/// `/proc/<pid>/status`: `(VmRSS, VmHWM)` in KiB — now, and the most it ever was.
-fn rss_kib(dir: &Path) -> (u64, u64) {
-    let dir = dir.canonicalize().unwrap();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let path = entry.path();
-        if std::fs::read_link(path.join("cwd")).ok().as_deref() != Some(dir.as_path()) {
-            continue;
-        }
-        let Ok(status) = std::fs::read_to_string(path.join("status")) else {
-            continue;
-        };
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        };
-        if let (Some(rss), Some(hwm)) = (field("VmRSS:"), field("VmHWM:")) {
-            return (rss, hwm);
-        }
-    }
-    panic!("no process runs in {}", dir.display());
+    let [out] = ids_after_stop(p, [(&dir.path().join("out.ndjson"), 3)]).await;
+    assert_eq!(out, ["swh-1", "hmac-1", "hmac-1"]);
 }
 
 /// `[{},{},...]` with `n` empty objects: 3 bytes an event.
@@ -376,9 +356,9 @@ sinks = ["out"]
 auth = {{ scheme = "token", secret = "{ATTACK_TOKEN}" }}
 "#
     );
-    let (_p, addr) = start(dir.path(), "max_body_bytes = 4194304", &sources);
+    let (p, addr) = start(dir.path(), "max_body_bytes = 4194304", &sources);
     probe(addr, 0).await;
-    let (before, _) = rss_kib(dir.path());
+    let before = p.memory_kib().rss;
 
     let one_mib = bytes::Bytes::from(empty_objects(349_524));
     assert!(one_mib.len() <= 1024 * 1024, "{}", one_mib.len());
@@ -417,19 +397,15 @@ auth = {{ scheme = "token", secret = "{ATTACK_TOKEN}" }}
             })
         );
     }
-    let (_, peak) = rss_kib(dir.path());
+    let peak = p.memory_kib().peak;
     let grown_mib = peak.saturating_sub(before) / 1024;
     assert!(
         grown_mib < 64,
         "peak RSS grew by {grown_mib} MiB (from {before} KiB) for five refused requests of 7 MB in all"
     );
     probe(addr, n).await;
-    assert_eq!(
-        settled_ids(&dir.path().join("probe.ndjson"), n + 1)
-            .await
-            .len(),
-        n + 1
-    );
+    let [probes] = ids_after_stop(p, [(&dir.path().join("probe.ndjson"), n + 1)]).await;
+    assert_eq!(probes.len(), n + 1);
     assert!(read_lines(&dir.path().join("out.ndjson")).is_empty());
 }
 
@@ -461,7 +437,7 @@ sinks = ["out", "small"]
 auth = {{ scheme = "token", secret = "{ATTACK_TOKEN}" }}
 "#
     );
-    let (_p, addr) = start(dir.path(), "max_events_per_request = 200", &sources);
+    let (p, addr) = start(dir.path(), "max_events_per_request = 200", &sources);
     let events = |n: usize, tag: &str| {
         let items: Vec<String> = (0..n).map(|i| format!(r#"{{"id":"{tag}-{i}"}}"#)).collect();
         format!("[{}]", items.join(","))
@@ -499,12 +475,11 @@ auth = {{ scheme = "token", secret = "{ATTACK_TOKEN}" }}
     let ok = hit(events(60, "fits")).await;
     assert_eq!(ok.json(), serde_json::json!({"accepted": 60}), "{ok:?}");
     let expected: Vec<String> = (0..60).map(|i| format!("fits-{i}")).collect();
-    assert_eq!(
-        settled_ids(&dir.path().join("out.ndjson"), 60).await,
-        expected
+    let (out, small) = (
+        dir.path().join("out.ndjson"),
+        dir.path().join("small.ndjson"),
     );
-    assert_eq!(
-        settled_ids(&dir.path().join("small.ndjson"), 60).await,
-        expected
-    );
+    let [out, small] = ids_after_stop(p, [(&out, 60), (&small, 60)]).await;
+    assert_eq!(out, expected);
+    assert_eq!(small, expected);
 }

@@ -15,7 +15,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::binary::{self, Process};
@@ -137,36 +136,6 @@ async fn probe(hooks: SocketAddr, n: usize) {
     );
 }
 
-/// Resident memory of the process running on `dir`'s config, in KiB (from /proc).
-fn rss_kib(dir: &Path) -> u64 {
-    let config = binary::config_path(dir);
-    let needle = config.to_str().unwrap().as_bytes().to_vec();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let p = entry.path();
-        let Ok(cmdline) = std::fs::read(p.join("cmdline")) else {
-            continue;
-        };
-        if !cmdline
-            .windows(needle.len())
-            .any(|w| w == needle.as_slice())
-        {
-            continue;
-        }
-        if !cmdline.starts_with(binary::BIN.as_bytes()) {
-            continue;
-        }
-        let status = std::fs::read_to_string(p.join("status")).unwrap_or_default();
-        if let Some(kib) = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        {
-            return kib;
-        }
-    }
-    panic!("no siemgate process for {config:?} in /proc");
-}
-
 /// Creating, using and deleting sources through the admin API, many times over, leaves
 /// `/metrics` as long as it was and memory bounded; the legitimate sender is served
 /// throughout. `admin.max_sources` refuses a source (and a bulk) past the cap.
@@ -218,7 +187,7 @@ async fn admin_source_churn_leaves_metrics_and_memory_bounded() {
     cycle(0).await;
     let before = metrics_text(metrics).await;
     let lines_before = before.lines().count();
-    let rss_before = rss_kib(dir.path());
+    let rss_before = p.memory_kib().rss;
 
     for i in 1..=CYCLES {
         cycle(i).await;
@@ -244,7 +213,7 @@ async fn admin_source_churn_leaves_metrics_and_memory_bounded() {
         lines_after <= lines_before + 4,
         "/metrics grew from {lines_before} to {lines_after} lines over {CYCLES} cycles"
     );
-    let rss_after = rss_kib(dir.path());
+    let rss_after = p.memory_kib().rss;
     // Without removal each cycle kept ~50 series: 500 cycles grew RSS by ~13 MiB (and
     // /metrics by ~26,000 lines); with it, well under 1 MiB. The bound leaves room for the
     // allocator, not for a leak per cycle.
