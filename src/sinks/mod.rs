@@ -150,6 +150,8 @@ pub struct SinkHandle {
     pub metrics: SinkMetrics,
     /// False while the destination is failing; `/readyz` reports it.
     healthy: AtomicBool,
+    /// The last send failure (when, why), for the admin API and console.
+    pub last_error: std::sync::Mutex<Option<(crate::normalize::Timestamp, String)>>,
 }
 
 impl SinkHandle {
@@ -354,6 +356,7 @@ impl Sink {
             queue,
             metrics,
             healthy: AtomicBool::new(true),
+            last_error: std::sync::Mutex::new(None),
         });
         handle.publish_bounds();
         Ok(Sink::with_handle(settings, registry, handle))
@@ -533,6 +536,9 @@ impl Sink {
         let handle = &self.handle;
         handle.set_healthy(false);
         handle.metrics.retries.increment(1);
+        if let Ok(mut last) = handle.last_error.lock() {
+            *last = Some((crate::normalize::Timestamp::now(), e.to_string()));
+        }
         let events = handle.queue.depth().events;
         match e {
             SendError::Config(reason) => {
