@@ -20,11 +20,12 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
 
+use crate::normalize::Event;
 use crate::normalize::Timestamp;
 use crate::queue::Reservation;
 use crate::queue::Written;
-use crate::routes::{Accepted, Source};
-use crate::sinks::{Encoder, SinkHandle};
+use crate::routes::{Accepted, RecentEvent, Source, RECENT_EVENTS, RECENT_EVENT_BYTES};
+use crate::sinks::{Encoder, Ndjson, SinkHandle};
 use crate::vendors::{json, Context, DecodeError};
 
 /// Bodies up to this size are decoded and encoded inline on the runtime thread (typical webhook
@@ -204,6 +205,8 @@ pub fn dispatch(
     let redact = &source.settings.redact;
     let mut seen = 0usize;
     let mut unrecognized = 0usize;
+    // The request's first few events, for the console (a few encodes per request, not per event).
+    let mut recent: Vec<RecentEvent> = Vec::new();
     if source.settings.suppressed {
         let events = source
             .settings
@@ -214,6 +217,9 @@ pub fn dispatch(
                     ControlFlow::Break(())
                 } else {
                     unrecognized += usize::from(e.is_unrecognized());
+                    if recent.len() < RECENT_EVENTS {
+                        recent.push(remembered(&e, received_at));
+                    }
                     ControlFlow::Continue(())
                 }
             })
@@ -224,6 +230,7 @@ pub fn dispatch(
         source.metrics.events_received.increment(events as u64);
         source.metrics.events_suppressed.increment(events as u64);
         count_unrecognized(source, unrecognized, received_at);
+        source.stats.remember(recent);
         let accepted = Accepted {
             events,
             filtered: 0,
@@ -259,6 +266,9 @@ pub fn dispatch(
                 return ControlFlow::Break(());
             }
             unrecognized += usize::from(event.is_unrecognized());
+            if recent.len() < RECENT_EVENTS {
+                recent.push(remembered(&event, received_at));
+            }
             if !filter.is_empty() && !filter.accepts(event.severity, event.kind, event.status) {
                 filtered += 1;
                 return ControlFlow::Continue(());
@@ -300,6 +310,7 @@ pub fn dispatch(
     };
     count(source, accepted, &encoded);
     count_unrecognized(source, unrecognized, received_at);
+    source.stats.remember(recent);
     let mut written = Vec::new();
     for (out, target) in encoded.into_iter().zip(&source.targets) {
         let Some(mut reservation) = out.reservation else {
@@ -335,6 +346,18 @@ pub fn dispatch(
         accepted,
         durable: Durable { written },
     })
+}
+
+/// An event as the console shows it: normalized and redacted, as the file sink writes it.
+fn remembered(event: &Event<'_>, received_at: Timestamp) -> RecentEvent {
+    let mut buf = BytesMut::new();
+    let ok = Ndjson.encode(event, &mut buf).is_ok();
+    let bytes = buf.len();
+    RecentEvent {
+        received_at,
+        json: (ok && bytes <= RECENT_EVENT_BYTES).then(|| buf.freeze()),
+        bytes,
+    }
 }
 
 /// Counts a request's events once they are accepted (a refused request counts nothing, so a

@@ -329,6 +329,12 @@ impl Registry {
     }
 
     /// Forgets every series of a sink that no longer exists (and has finished its queue).
+    /// The value of a sink's counter `name` (for the admin API; not for the hot path).
+    pub fn sink_counter(&self, name: &'static str, sink: &str) -> u64 {
+        self.recorder
+            .counter_value(&Self::key(name, &[("sink", sink)]))
+    }
+
     pub fn remove_sink(&self, sink: &str) -> usize {
         self.recorder.retain_labelled("sink", |s| s != sink)
     }

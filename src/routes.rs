@@ -4,9 +4,11 @@
 //! ([`Accepted`]). Built by `control` from validated settings, swapped whole on a reload, read
 //! by `server::ingest` and `dispatch`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
 
 use crate::config::{Limits, SinkFilter, SourceSettings};
 use crate::dedup::Dedup;
@@ -44,6 +46,27 @@ pub struct SourceStats {
     /// Unix milliseconds of the last warning logged about unrecognised bodies; at most one a
     /// minute per source, so a misconfigured sender cannot flood the log.
     pub unrecognized_logged_ms: AtomicI64,
+    /// The last few accepted events, normalized, for the console: at most [`RECENT_EVENTS`],
+    /// each at most [`RECENT_EVENT_BYTES`], so a source costs a bounded few kilobytes.
+    recent: Mutex<VecDeque<RecentEvent>>,
+    /// The last few refused requests (time and reason), at most [`RECENT_REFUSALS`].
+    refusals: Mutex<VecDeque<(Timestamp, &'static str)>>,
+}
+
+/// Events kept per source for the console.
+pub const RECENT_EVENTS: usize = 5;
+/// Largest normalized event kept whole; a larger one is kept as its size alone.
+pub const RECENT_EVENT_BYTES: usize = 16 * 1024;
+/// Refusals kept per source for the console.
+pub const RECENT_REFUSALS: usize = 20;
+
+/// One accepted event as the file sink would write it (normalized and redacted, with the
+/// vendor's object in `raw`); `None` when it was over [`RECENT_EVENT_BYTES`].
+#[derive(Debug, Clone)]
+pub struct RecentEvent {
+    pub received_at: Timestamp,
+    pub json: Option<Bytes>,
+    pub bytes: usize,
 }
 
 impl SourceStats {
@@ -59,6 +82,38 @@ impl SourceStats {
 
     pub fn auth_failure(&self) {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Remembers a request's first events (see [`RECENT_EVENTS`]), newest last.
+    pub fn remember(&self, events: impl IntoIterator<Item = RecentEvent>) {
+        let mut r = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        for e in events {
+            if r.len() == RECENT_EVENTS {
+                r.pop_front();
+            }
+            r.push_back(e);
+        }
+    }
+
+    /// The remembered events, oldest first.
+    pub fn recent(&self) -> Vec<RecentEvent> {
+        let r = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        r.iter().cloned().collect()
+    }
+
+    /// Remembers a refused request.
+    pub fn refused(&self, reason: &'static str, at: Timestamp) {
+        let mut r = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        if r.len() == RECENT_REFUSALS {
+            r.pop_front();
+        }
+        r.push_back((at, reason));
+    }
+
+    /// The remembered refusals, oldest first.
+    pub fn refusals(&self) -> Vec<(Timestamp, &'static str)> {
+        let r = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        r.iter().copied().collect()
     }
 
     /// Whether a warning about unrecognised bodies may be logged at `at`: true at most once per

@@ -828,6 +828,7 @@ async fn admin_api_answers_as_its_openapi_document_says() {
     sources_are_deleted(&admin, hooks).await;
     changes_wait_for_the_store(&admin, &dir.path().join("data")).await;
     dead_letters_are_listed_replayed_and_purged(&admin, hooks, &hec).await;
+    recent_events_and_the_calling_token(&admin, hooks, dir.path()).await;
     the_config_file_is_reloaded(&admin, &config_path, &hec.url(), closed).await;
     reload_needs_a_config_file(&spec).await;
     failed_authentications_are_throttled(&spec).await;
@@ -915,10 +916,11 @@ async fn every_operation_needs_a_token_and_writes_an_admin_one(admin: &Admin<'_>
 }
 
 async fn unknown_routes_and_methods(admin: &Admin<'_>) {
+    // `/` is the console (tests/console.rs); other paths outside the API are 404.
     for path in [
         "/api/v1/nothing-here",
         "/api/v2/sources",
-        "/",
+        "/console.js.map",
         "/api/v1/sources/cfg/nope",
     ] {
         admin.call(Method::GET, path, ADMIN, Body::None, 404).await;
@@ -1904,6 +1906,65 @@ async fn dead_letters_are_listed_replayed_and_purged(
     admin
         .call(Method::DELETE, "/api/v1/sources/dl", ADMIN, Body::None, 204)
         .await;
+}
+
+/// A source's last events (normalized, `raw` inside) and refusals, newest first; the calling
+/// token's name and role; the sinks' counters.
+async fn recent_events_and_the_calling_token(admin: &Admin<'_>, hooks: SocketAddr, dir: &Path) {
+    let (status, _) = hook(hooks, "cfg", &[("authorization", "wrong-token")]).await;
+    assert_eq!(status, 403);
+    let a = send(
+        hooks,
+        post(
+            hooks,
+            "cfg",
+            &[("authorization", CFG_SECRET)],
+            r#"[{"id":"recent-1","severity":"low","title":"Seen"}]"#,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    let recent = admin.get("/api/v1/sources/cfg/recent", 200).await;
+    assert_eq!(recent["id"], "cfg");
+    let newest = &recent["events"][0];
+    assert_eq!(newest["event"]["id"], "recent-1", "{recent}");
+    assert_eq!(newest["event"]["source"], "cfg");
+    assert_eq!(newest["event"]["raw"]["title"], "Seen");
+    // Exactly what the file sink wrote (its redaction included).
+    let out = dir.join("out.ndjson");
+    eventually("recent-1 in the file sink", || {
+        read_lines(&out).iter().any(|l| l["id"] == "recent-1")
+    })
+    .await;
+    let written = read_lines(&out)
+        .into_iter()
+        .find(|l| l["id"] == "recent-1")
+        .unwrap();
+    assert_eq!(newest["event"], written);
+    assert!(recent["events"].as_array().unwrap().len() <= 5);
+    assert_eq!(
+        recent["refusals"][0]["reason"], "invalid_credential",
+        "{recent}"
+    );
+    admin.get("/api/v1/sources/nope/recent", 404).await;
+
+    let me = admin.get("/api/v1/token", 200).await;
+    assert_eq!(me, json!({"name": "viewer", "role": "read"}));
+    let me = admin
+        .call(Method::GET, "/api/v1/token", ADMIN, Body::None, 200)
+        .await
+        .json;
+    assert_eq!(me, json!({"name": "ops", "role": "admin"}));
+
+    let sinks = admin.get("/api/v1/sinks", 200).await;
+    let out = sinks["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "out")
+        .unwrap();
+    assert!(out["delivered"].as_u64().unwrap() >= 1, "{out}");
+    assert_eq!(out["failed"], 0);
 }
 
 async fn the_config_file_is_reloaded(

@@ -3,6 +3,7 @@
 //! reload the config file without a restart. The contract is `api/openapi.json`, served at
 //! `GET /api/v1/openapi.json`.
 
+mod console;
 mod dead_letters;
 pub mod input;
 pub mod throttle;
@@ -173,6 +174,16 @@ pub async fn handle(
         );
         return resp;
     }
+    if req.method() == Method::GET {
+        if let Some(resp) = console::asset(req.uri().path()) {
+            admin
+                .control
+                .registry()
+                .admin_request("console", 200)
+                .increment(1);
+            return resp;
+        }
+    }
     let (route, reply) = route(&admin, peer, req).await;
     admin
         .control
@@ -188,6 +199,8 @@ enum Route<'a> {
     Source(&'a str),
     ResetSecret(&'a str),
     TestSource(&'a str),
+    Recent(&'a str),
+    Token,
     Bulk,
     Sinks,
     TestSink(&'a str),
@@ -207,7 +220,9 @@ impl Route<'_> {
             ["sources", id] if !id.is_empty() => Route::Source(id),
             ["sources", id, "reset-secret"] if !id.is_empty() => Route::ResetSecret(id),
             ["sources", id, "test"] if !id.is_empty() => Route::TestSource(id),
+            ["sources", id, "recent"] if !id.is_empty() => Route::Recent(id),
             ["sources-bulk"] => Route::Bulk,
+            ["token"] => Route::Token,
             ["sinks"] => Route::Sinks,
             ["sinks", id, "test"] if !id.is_empty() => Route::TestSink(id),
             ["sinks", id, "dead-letters"] if !id.is_empty() => Route::DeadLetters(id),
@@ -227,6 +242,8 @@ impl Route<'_> {
             Route::Source(_) => "source",
             Route::ResetSecret(_) => "source_reset_secret",
             Route::TestSource(_) => "source_test",
+            Route::Recent(_) => "source_recent",
+            Route::Token => "token",
             Route::Bulk => "sources_bulk",
             Route::Sinks => "sinks",
             Route::TestSink(_) => "sink_test",
@@ -242,7 +259,11 @@ impl Route<'_> {
         match self {
             Route::Sources => "GET, POST",
             Route::Source(_) => "GET, PUT, DELETE",
-            Route::Sinks | Route::DeadLetters(_) | Route::DeadLetter(..) => "GET",
+            Route::Sinks
+            | Route::Recent(_)
+            | Route::Token
+            | Route::DeadLetters(_)
+            | Route::DeadLetter(..) => "GET",
             _ => "POST",
         }
     }
@@ -309,6 +330,14 @@ async fn route(admin: &Admin, peer: IpAddr, req: Request<Incoming>) -> (&'static
         (Route::Source(id), _) => delete_source(c, caller, id).await,
         (Route::ResetSecret(id), _) => reset_secret(c, caller, id, body).await,
         (Route::TestSource(id), _) => test_source(c, caller, id).await,
+        (Route::Recent(id), _) => recent(c, id).await,
+        (Route::Token, _) => Reply::json(
+            StatusCode::OK,
+            json!({"name": caller.name, "role": match caller.role {
+                AdminRole::Read => "read",
+                AdminRole::Admin => "admin",
+            }}),
+        ),
         (Route::Bulk, _) => bulk(c, caller, body, admin.limits.max_sources).await,
         (Route::Sinks, _) => list_sinks(c).await,
         (Route::TestSink(id), _) => test_sink(c, caller, id).await,
@@ -980,6 +1009,40 @@ async fn test_source(c: &Control, caller: Caller<'_>, id: &str) -> Reply {
     Reply::json(StatusCode::OK, reply)
 }
 
+/// `GET /api/v1/sources/{id}/recent`: the source's last events (normalized and redacted, with
+/// the vendor's object in `raw`) and refusals, newest first.
+async fn recent(c: &Control, id: &str) -> Reply {
+    let stats = {
+        let st = c.lock().await;
+        match st.sources.get(id) {
+            Some(e) => e.stats.clone(),
+            None => return no_source(id),
+        }
+    };
+    let events: Vec<Value> = stats
+        .recent()
+        .iter()
+        .rev()
+        .map(|e| {
+            let event = e
+                .json
+                .as_ref()
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok());
+            json!({"received_at": rfc3339(e.received_at), "bytes": e.bytes, "event": event})
+        })
+        .collect();
+    let refusals: Vec<Value> = stats
+        .refusals()
+        .iter()
+        .rev()
+        .map(|(at, reason)| json!({"at": rfc3339(*at), "reason": reason}))
+        .collect();
+    Reply::json(
+        StatusCode::OK,
+        json!({"id": id, "events": events, "refusals": refusals}),
+    )
+}
+
 async fn list_sinks(c: &Control) -> Reply {
     let st = c.lock().await;
     let mut sinks = Vec::new();
@@ -988,10 +1051,21 @@ async fn list_sinks(c: &Control) -> Reply {
             continue;
         };
         let depth = h.queue.depth();
+        let last_error = h
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|l| l.clone())
+            .map(|(at, message)| json!({"at": rfc3339(at), "message": message}));
+        let registry = c.registry();
         sinks.push(json!({
             "id": id,
             "type": kind,
             "ready": h.is_healthy(),
+            "delivered": registry.sink_counter(crate::metrics::EVENTS_DELIVERED, id),
+            "failed": registry.sink_counter(crate::metrics::EVENTS_FAILED, id),
+            "last_error": last_error,
+            "dead_letters_waiting": st.dead_letters(id).map_or(0, |d| d.waiting()),
             "queue": {
                 "type": h.queue.kind(),
                 "events": depth.events,

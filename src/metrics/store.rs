@@ -112,6 +112,12 @@ impl Store {
         before - s.len()
     }
 
+    /// The value of a counter series (0 when there is none).
+    pub fn counter_value(&self, key: &Key) -> u64 {
+        let s = self.series.read().unwrap_or_else(PoisonError::into_inner);
+        s.counters.get(key).map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
     /// How many series exist.
     pub fn len(&self) -> usize {
         self.series

@@ -67,6 +67,7 @@ pub async fn handle(
             let (status, reason, level) = reject.class();
             log_reject(level, &source, conn, status, reason, &reject);
             source.metrics.rejected(reason);
+            source.stats.refused(reason, Timestamp::now());
             if let Reject::Auth(e) = &reject {
                 source.metrics.auth_failure(e.reason());
                 source.stats.auth_failure();

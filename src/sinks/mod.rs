@@ -157,6 +157,8 @@ pub struct SinkHandle {
     pub metrics: SinkMetrics,
     /// False while the destination is failing; `/readyz` reports it.
     healthy: AtomicBool,
+    /// The last send failure (when, why), for the admin API and console.
+    pub last_error: std::sync::Mutex<Option<(crate::normalize::Timestamp, String)>>,
 }
 
 impl SinkHandle {
@@ -220,6 +222,7 @@ impl Sink {
             queue,
             metrics,
             healthy: AtomicBool::new(true),
+            last_error: std::sync::Mutex::new(None),
         });
         handle.publish_bounds();
         Ok(Sink::with_handle(settings, registry, handle))

@@ -177,6 +177,9 @@ impl<T: Transport> Worker<T> {
         let handle = &self.handle;
         handle.set_healthy(false);
         handle.metrics.retries.increment(1);
+        if let Ok(mut last) = handle.last_error.lock() {
+            *last = Some((crate::normalize::Timestamp::now(), e.to_string()));
+        }
         let events = handle.queue.depth().events;
         let delay = self
             .backoff
@@ -464,6 +467,7 @@ mod tests {
                 queue,
                 metrics: registry.sink("t"),
                 healthy: AtomicBool::new(true),
+                last_error: std::sync::Mutex::new(None),
             });
             let dir = tempfile::tempdir().unwrap();
             Rig {
