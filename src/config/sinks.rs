@@ -17,6 +17,9 @@ use crate::sinks::http_client::Endpoint;
 use crate::sinks::tls::{client_tls, ClientTls, ClientTlsOptions};
 use crate::vendors::Vendor;
 
+mod elasticsearch;
+pub use elasticsearch::*;
+
 /// Default queue bound in events per sink.
 pub const DEFAULT_QUEUE_MAX_EVENTS: u64 = 100_000;
 /// Default queue bound in encoded bytes per sink.
@@ -82,6 +85,7 @@ pub enum SinkConfig {
     SplunkHec(HecSinkConfig),
     Syslog(SyslogSinkConfig),
     Http(HttpSinkConfig),
+    Elasticsearch(ElasticsearchSinkConfig),
 }
 
 impl SinkConfig {
@@ -91,6 +95,7 @@ impl SinkConfig {
             SinkConfig::SplunkHec(s) => &s.id,
             SinkConfig::Syslog(s) => &s.id,
             SinkConfig::Http(s) => &s.id,
+            SinkConfig::Elasticsearch(s) => &s.id,
         }
     }
 
@@ -101,6 +106,7 @@ impl SinkConfig {
             SinkConfig::SplunkHec(_) => "splunk_hec",
             SinkConfig::Syslog(_) => "syslog",
             SinkConfig::Http(_) => "http",
+            SinkConfig::Elasticsearch(_) => "elasticsearch",
         }
     }
 
@@ -111,6 +117,7 @@ impl SinkConfig {
             SinkConfig::SplunkHec(s) => (s.encoding, &s.ocsf_version),
             SinkConfig::Syslog(s) => (s.encoding, &s.ocsf_version),
             SinkConfig::Http(s) => (s.encoding, &s.ocsf_version),
+            SinkConfig::Elasticsearch(s) => (s.encoding, &s.ocsf_version),
         };
         (e, v.as_deref())
     }
@@ -121,6 +128,7 @@ impl SinkConfig {
             SinkConfig::SplunkHec(s) => &s.queue,
             SinkConfig::Syslog(s) => &s.queue,
             SinkConfig::Http(s) => &s.queue,
+            SinkConfig::Elasticsearch(s) => &s.queue,
         }
     }
 }
@@ -699,6 +707,7 @@ pub enum SinkKind {
     SplunkHec(HecSettings),
     Syslog(SyslogSettings),
     Http(HttpSettings),
+    Elasticsearch(ElasticsearchSettings),
 }
 
 #[derive(Debug, Clone)]
@@ -860,6 +869,13 @@ pub(super) fn validate_sink(
             &s.dead_letter_path,
             s.max_retry_duration,
         ),
+        SinkConfig::Elasticsearch(s) => (
+            &s.queue,
+            &s.batch,
+            &s.filter,
+            &s.dead_letter_path,
+            s.max_retry_duration,
+        ),
     };
     if max_retry.is_some_and(|d| d.0.is_zero()) {
         issues.push(
@@ -928,6 +944,7 @@ pub(super) fn validate_sink(
         SinkConfig::SplunkHec(h) => validate_hec(h, path, issues),
         SinkConfig::Syslog(s) => validate_syslog(s, path, issues),
         SinkConfig::Http(h) => validate_http(h, path, issues),
+        SinkConfig::Elasticsearch(e) => elasticsearch::validate(e, path, issues),
     };
     if issues.0.len() != before {
         return None;

@@ -7,6 +7,7 @@
 //! final wire bytes, so retries and batching never re-encode.
 
 pub mod dead_letter;
+pub mod elasticsearch;
 pub mod file;
 pub mod hec;
 pub mod http;
@@ -31,6 +32,7 @@ use crate::queue::disk::DiskMetrics;
 use crate::queue::log::LogError;
 use crate::queue::Queue;
 use retry::{Backoff, SendError};
+use sent::{Partial, Sent};
 
 /// Turns an event into one record of a sink's wire format, appended to `out`.
 pub trait Encoder {
@@ -109,6 +111,7 @@ pub enum Encoding {
     Hec(hec::HecEncoder),
     Syslog(syslog::SyslogEncoder),
     Http(http::HttpEncoder),
+    Elasticsearch(elasticsearch::EsEncoder),
 }
 
 impl Encoding {
@@ -127,6 +130,9 @@ impl Encoding {
                 syslog::SyslogEncoder::new(s, metrics.truncations.clone()).with_ocsf(ocsf),
             ),
             (SinkKind::Http(h), ocsf) => Encoding::Http(http::HttpEncoder::new(h).with_ocsf(ocsf)),
+            (SinkKind::Elasticsearch(e), ocsf) => {
+                Encoding::Elasticsearch(elasticsearch::EsEncoder::new(e, ocsf))
+            }
         }
     }
 }
@@ -139,6 +145,7 @@ impl Encoder for Encoding {
             Encoding::Hec(e) => e.encode(event, out),
             Encoding::Syslog(e) => e.encode(event, out),
             Encoding::Http(e) => e.encode(event, out),
+            Encoding::Elasticsearch(e) => e.encode(event, out),
         }
     }
 }
@@ -150,11 +157,28 @@ pub struct SinkHandle {
     pub metrics: SinkMetrics,
     /// False while the destination is failing; `/readyz` reports it.
     healthy: AtomicBool,
+    /// Why the destination last failed, for `/readyz` (a missing role, a refused token).
+    failure: std::sync::Mutex<Option<String>>,
 }
 
 impl SinkHandle {
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Why the destination is failing, while it is.
+    pub fn failure(&self) -> Option<String> {
+        if self.is_healthy() {
+            return None;
+        }
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    fn set_failure(&self, reason: &str) {
+        if let Ok(mut f) = self.failure.lock() {
+            *f = Some(reason.to_owned());
+        }
+        self.set_healthy(false);
     }
 
     fn set_healthy(&self, healthy: bool) {
@@ -186,6 +210,7 @@ pub enum Transport {
     Hec(Box<hec::HecSink>),
     Syslog(Box<syslog::SyslogSink>),
     Http(Box<http::HttpSink>),
+    Elasticsearch(Box<elasticsearch::ElasticsearchSink>),
 }
 
 impl Transport {
@@ -207,6 +232,9 @@ impl Transport {
                 metrics.reconnects.clone(),
             ))),
             SinkKind::Http(h) => Transport::Http(Box::new(http::HttpSink::new(h))),
+            SinkKind::Elasticsearch(e) => Transport::Elasticsearch(Box::new(
+                elasticsearch::ElasticsearchSink::new(&settings.id, e),
+            )),
         }
     }
 
@@ -218,6 +246,27 @@ impl Transport {
             Transport::Hec(h) => h.send(batch).await,
             Transport::Syslog(s) => s.send(batch).await,
             Transport::Http(h) => h.send(batch).await,
+            Transport::Elasticsearch(e) => match e.send(batch).await {
+                Ok(Sent::Delivered(n) | Sent::HandedOff(n)) => Ok(n),
+                Ok(Sent::Partial(p)) => Err(partial_as_error(p)),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Whether the destination answers per event ([`Sent::Partial`]); such a transport is
+    /// driven through [`send_items`](Self::send_items).
+    fn per_item(&self) -> bool {
+        matches!(self, Transport::Elasticsearch(_))
+    }
+
+    /// Sends the batch to a destination that answers per event.
+    async fn send_items(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
+        match self {
+            Transport::Elasticsearch(e) => e.send(batch).await,
+            Transport::File(_) | Transport::Hec(_) | Transport::Syslog(_) | Transport::Http(_) => {
+                self.send(batch).await.map(Sent::Delivered)
+            }
         }
     }
 
@@ -226,7 +275,10 @@ impl Transport {
     async fn probe(&mut self) -> Result<(), SendError> {
         match self {
             Transport::Hec(h) => h.probe().await,
-            Transport::File(_) | Transport::Syslog(_) | Transport::Http(_) => Ok(()),
+            Transport::File(_)
+            | Transport::Syslog(_)
+            | Transport::Http(_)
+            | Transport::Elasticsearch(_) => Ok(()),
         }
     }
 
@@ -302,6 +354,7 @@ impl Transport {
         match self {
             Transport::Hec(h) => h.last_status(),
             Transport::Http(h) => h.last_status(),
+            Transport::Elasticsearch(e) => e.last_status(),
             Transport::File(_) | Transport::Syslog(_) => None,
         }
     }
@@ -310,7 +363,7 @@ impl Transport {
         match self {
             Transport::File(f) => f.close().await,
             Transport::Syslog(s) => s.close().await,
-            Transport::Hec(_) | Transport::Http(_) => {}
+            Transport::Hec(_) | Transport::Http(_) | Transport::Elasticsearch(_) => {}
         }
     }
 }
@@ -353,6 +406,7 @@ impl Sink {
             queue,
             metrics,
             healthy: AtomicBool::new(true),
+            failure: std::sync::Mutex::new(None),
         });
         handle.publish_bounds();
         Ok(Sink::with_handle(settings, registry, handle))
@@ -402,7 +456,7 @@ impl Sink {
             () = abort.cancelled() => Ok(()),
         };
         if let Err(e) = probed {
-            handle.set_healthy(false);
+            handle.set_failure(&e.to_string());
             tracing::error!(sink = %handle.id, reason = %e, "destination check failed; events will be held until it works");
         }
         loop {
@@ -530,7 +584,7 @@ impl Sink {
     /// Marks the sink failing, counts the retry, logs, and says how long to back off.
     fn failure_delay(&self, e: SendError, backoff: &mut Backoff) -> Duration {
         let handle = &self.handle;
-        handle.set_healthy(false);
+        handle.set_failure(&e.to_string());
         handle.metrics.retries.increment(1);
         let events = handle.queue.depth().events;
         match e {
@@ -566,6 +620,9 @@ impl Sink {
         backoff: &mut Backoff,
         abort: &CancellationToken,
     ) -> bool {
+        if self.transport.per_item() {
+            return self.deliver_items(batch, backoff, abort).await;
+        }
         let handle = &self.handle;
         let mut done = 0;
         let mut failing_since: Option<std::time::Instant> = None;
@@ -645,6 +702,108 @@ impl Sink {
             }
         }
         true
+    }
+}
+
+impl Sink {
+    /// [`deliver`](Self::deliver) for a destination that answers per event: refused events go
+    /// to the dead letters, events to retry are sent again alone after a backoff, and the
+    /// batch leaves the queue, in order, once every event in it is settled.
+    async fn deliver_items(
+        &mut self,
+        batch: &[Bytes],
+        backoff: &mut Backoff,
+        abort: &CancellationToken,
+    ) -> bool {
+        let handle = self.handle.clone();
+        let mut pending: Vec<Bytes> = batch.to_vec();
+        let mut failing_since: Option<std::time::Instant> = None;
+        while !pending.is_empty() {
+            let sent = tokio::select! {
+                r = self.transport.send_items(&pending) => r,
+                () = abort.cancelled() => return false,
+            };
+            let delay = match sent {
+                Ok(Sent::Delivered(n) | Sent::HandedOff(n)) => {
+                    let n = n.clamp(1, pending.len());
+                    handle.metrics.delivered.increment(n as u64);
+                    pending.drain(..n);
+                    handle.set_healthy(true);
+                    backoff.reset();
+                    failing_since = None;
+                    continue;
+                }
+                Ok(Sent::Partial(p)) => {
+                    let sent = pending.len();
+                    handle.metrics.delivered.increment(p.delivered(sent) as u64);
+                    handle.metrics.failed.increment(p.refused.len() as u64);
+                    handle.set_healthy(true);
+                    for (i, reason) in &p.refused {
+                        if let Some(e) = pending.get(*i) {
+                            tracing::error!(sink = %handle.id, %reason, "destination refused an event for good; it goes to the dead letters");
+                            self.dead_letters.record(reason, vec![e.clone()]).await;
+                        }
+                    }
+                    pending = p
+                        .retry
+                        .iter()
+                        .filter_map(|&i| pending.get(i).cloned())
+                        .collect();
+                    if pending.is_empty() {
+                        continue;
+                    }
+                    handle.metrics.retries.increment(1);
+                    let delay = backoff
+                        .next_delay()
+                        .max(p.retry_after.unwrap_or(Duration::ZERO));
+                    let reason = p.retry_reason.as_deref().unwrap_or("");
+                    tracing::warn!(sink = %handle.id, %reason, events = pending.len(), ?delay, "destination asked for some events again; resending them alone");
+                    delay
+                }
+                Err(e) => {
+                    let retryable = matches!(e, SendError::Retryable { .. });
+                    let delay = self.failure_delay(e, backoff);
+                    let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                    if retryable && self.max_retry.is_some_and(|max| since.elapsed() >= max) {
+                        tracing::error!(sink = %handle.id, events = pending.len(), "retried for longer than max_retry_duration; the rest of the batch goes to the dead letters");
+                        handle.metrics.failed.increment(pending.len() as u64);
+                        self.dead_letters
+                            .record(
+                                "retried for longer than max_retry_duration",
+                                std::mem::take(&mut pending),
+                            )
+                            .await;
+                        break;
+                    }
+                    delay
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = abort.cancelled() => return false,
+            }
+        }
+        backoff.reset();
+        handle.queue.ack(batch.len());
+        true
+    }
+}
+
+/// A per-event answer as one error, for callers that take the first answer as the result
+/// (test sends).
+fn partial_as_error(p: Partial) -> SendError {
+    match p.refused.into_iter().next() {
+        Some((_, reason)) => SendError::Rejected {
+            delivered: 0,
+            rejected: 1,
+            reason,
+        },
+        None => SendError::Retryable {
+            reason: p
+                .retry_reason
+                .unwrap_or_else(|| "events to send again".to_owned()),
+            retry_after: p.retry_after,
+        },
     }
 }
 
