@@ -244,6 +244,7 @@ fn sink_type(settings: &SinkSettings) -> &'static str {
         config::SinkKind::Syslog(_) => "syslog",
         config::SinkKind::Http(_) => "http",
         config::SinkKind::Elasticsearch(_) => "elasticsearch",
+        config::SinkKind::Sentinel(_) => "sentinel",
     }
 }
 

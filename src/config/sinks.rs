@@ -18,7 +18,9 @@ use crate::sinks::tls::{client_tls, ClientTls, ClientTlsOptions};
 use crate::vendors::Vendor;
 
 mod elasticsearch;
+mod sentinel;
 pub use elasticsearch::*;
+pub use sentinel::*;
 
 /// Default queue bound in events per sink.
 pub const DEFAULT_QUEUE_MAX_EVENTS: u64 = 100_000;
@@ -86,6 +88,7 @@ pub enum SinkConfig {
     Syslog(SyslogSinkConfig),
     Http(HttpSinkConfig),
     Elasticsearch(ElasticsearchSinkConfig),
+    Sentinel(SentinelSinkConfig),
 }
 
 impl SinkConfig {
@@ -96,6 +99,7 @@ impl SinkConfig {
             SinkConfig::Syslog(s) => &s.id,
             SinkConfig::Http(s) => &s.id,
             SinkConfig::Elasticsearch(s) => &s.id,
+            SinkConfig::Sentinel(s) => &s.id,
         }
     }
 
@@ -107,6 +111,7 @@ impl SinkConfig {
             SinkConfig::Syslog(_) => "syslog",
             SinkConfig::Http(_) => "http",
             SinkConfig::Elasticsearch(_) => "elasticsearch",
+            SinkConfig::Sentinel(_) => "sentinel",
         }
     }
 
@@ -118,6 +123,7 @@ impl SinkConfig {
             SinkConfig::Syslog(s) => (s.encoding, &s.ocsf_version),
             SinkConfig::Http(s) => (s.encoding, &s.ocsf_version),
             SinkConfig::Elasticsearch(s) => (s.encoding, &s.ocsf_version),
+            SinkConfig::Sentinel(s) => (s.encoding(), &s.ocsf_version),
         };
         (e, v.as_deref())
     }
@@ -129,6 +135,7 @@ impl SinkConfig {
             SinkConfig::Syslog(s) => &s.queue,
             SinkConfig::Http(s) => &s.queue,
             SinkConfig::Elasticsearch(s) => &s.queue,
+            SinkConfig::Sentinel(s) => &s.queue,
         }
     }
 }
@@ -708,6 +715,7 @@ pub enum SinkKind {
     Syslog(SyslogSettings),
     Http(HttpSettings),
     Elasticsearch(ElasticsearchSettings),
+    Sentinel(SentinelSettings),
 }
 
 #[derive(Debug, Clone)]
@@ -876,6 +884,13 @@ pub(super) fn validate_sink(
             &s.dead_letter_path,
             s.max_retry_duration,
         ),
+        SinkConfig::Sentinel(s) => (
+            &s.queue,
+            &s.batch,
+            &s.filter,
+            &s.dead_letter_path,
+            s.max_retry_duration,
+        ),
     };
     if max_retry.is_some_and(|d| d.0.is_zero()) {
         issues.push(
@@ -945,6 +960,7 @@ pub(super) fn validate_sink(
         SinkConfig::Syslog(s) => validate_syslog(s, path, issues),
         SinkConfig::Http(h) => validate_http(h, path, issues),
         SinkConfig::Elasticsearch(e) => elasticsearch::validate(e, path, issues),
+        SinkConfig::Sentinel(s) => sentinel::validate(s, path, issues),
     };
     if issues.0.len() != before {
         return None;

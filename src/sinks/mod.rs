@@ -14,6 +14,7 @@ pub mod http;
 pub mod http_client;
 pub mod retry;
 pub mod sent;
+pub mod sentinel;
 pub mod syslog;
 pub mod tls;
 
@@ -112,6 +113,7 @@ pub enum Encoding {
     Syslog(syslog::SyslogEncoder),
     Http(http::HttpEncoder),
     Elasticsearch(elasticsearch::EsEncoder),
+    Sentinel(sentinel::SentinelEncoder),
 }
 
 impl Encoding {
@@ -133,6 +135,9 @@ impl Encoding {
             (SinkKind::Elasticsearch(e), ocsf) => {
                 Encoding::Elasticsearch(elasticsearch::EsEncoder::new(e, ocsf))
             }
+            (SinkKind::Sentinel(_), ocsf) => {
+                Encoding::Sentinel(sentinel::SentinelEncoder::new(ocsf))
+            }
         }
     }
 }
@@ -146,6 +151,7 @@ impl Encoder for Encoding {
             Encoding::Syslog(e) => e.encode(event, out),
             Encoding::Http(e) => e.encode(event, out),
             Encoding::Elasticsearch(e) => e.encode(event, out),
+            Encoding::Sentinel(e) => e.encode(event, out),
         }
     }
 }
@@ -211,6 +217,7 @@ pub enum Transport {
     Syslog(Box<syslog::SyslogSink>),
     Http(Box<http::HttpSink>),
     Elasticsearch(Box<elasticsearch::ElasticsearchSink>),
+    Sentinel(Box<sentinel::SentinelSink>),
 }
 
 impl Transport {
@@ -235,6 +242,9 @@ impl Transport {
             SinkKind::Elasticsearch(e) => Transport::Elasticsearch(Box::new(
                 elasticsearch::ElasticsearchSink::new(&settings.id, e),
             )),
+            SinkKind::Sentinel(st) => {
+                Transport::Sentinel(Box::new(sentinel::SentinelSink::new(&settings.id, st)))
+            }
         }
     }
 
@@ -246,24 +256,22 @@ impl Transport {
             Transport::Hec(h) => h.send(batch).await,
             Transport::Syslog(s) => s.send(batch).await,
             Transport::Http(h) => h.send(batch).await,
-            Transport::Elasticsearch(e) => match e.send(batch).await {
-                Ok(Sent::Delivered(n) | Sent::HandedOff(n)) => Ok(n),
-                Ok(Sent::Partial(p)) => Err(partial_as_error(p)),
-                Err(e) => Err(e),
-            },
+            Transport::Elasticsearch(e) => sent_as_count(e.send(batch).await),
+            Transport::Sentinel(st) => sent_as_count(st.send(batch).await),
         }
     }
 
     /// Whether the destination answers per event ([`Sent::Partial`]); such a transport is
     /// driven through [`send_items`](Self::send_items).
     fn per_item(&self) -> bool {
-        matches!(self, Transport::Elasticsearch(_))
+        matches!(self, Transport::Elasticsearch(_) | Transport::Sentinel(_))
     }
 
     /// Sends the batch to a destination that answers per event.
     async fn send_items(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
         match self {
             Transport::Elasticsearch(e) => e.send(batch).await,
+            Transport::Sentinel(st) => st.send(batch).await,
             Transport::File(_) | Transport::Hec(_) | Transport::Syslog(_) | Transport::Http(_) => {
                 self.send(batch).await.map(Sent::Delivered)
             }
@@ -275,6 +283,7 @@ impl Transport {
     async fn probe(&mut self) -> Result<(), SendError> {
         match self {
             Transport::Hec(h) => h.probe().await,
+            Transport::Sentinel(st) => st.probe().await,
             Transport::File(_)
             | Transport::Syslog(_)
             | Transport::Http(_)
@@ -355,6 +364,7 @@ impl Transport {
             Transport::Hec(h) => h.last_status(),
             Transport::Http(h) => h.last_status(),
             Transport::Elasticsearch(e) => e.last_status(),
+            Transport::Sentinel(st) => st.last_status(),
             Transport::File(_) | Transport::Syslog(_) => None,
         }
     }
@@ -363,7 +373,10 @@ impl Transport {
         match self {
             Transport::File(f) => f.close().await,
             Transport::Syslog(s) => s.close().await,
-            Transport::Hec(_) | Transport::Http(_) | Transport::Elasticsearch(_) => {}
+            Transport::Hec(_)
+            | Transport::Http(_)
+            | Transport::Elasticsearch(_)
+            | Transport::Sentinel(_) => {}
         }
     }
 }
@@ -786,6 +799,16 @@ impl Sink {
         backoff.reset();
         handle.queue.ack(batch.len());
         true
+    }
+}
+
+/// A per-event answer as a count of delivered events, or one error, for callers that take the
+/// first answer as the result (test sends).
+fn sent_as_count(sent: Result<Sent, SendError>) -> Result<usize, SendError> {
+    match sent {
+        Ok(Sent::Delivered(n) | Sent::HandedOff(n)) => Ok(n),
+        Ok(Sent::Partial(p)) => Err(partial_as_error(p)),
+        Err(e) => Err(e),
     }
 }
 
