@@ -30,6 +30,7 @@ use serde::Deserialize;
 use super::http_client::{HttpClient, Reply};
 use super::retry::SendError;
 use super::sent::{Partial, Sent};
+use super::transport::Transport;
 use super::{one_line, EncodeError, Encoder};
 use crate::config::{ElasticsearchSettings, EsOpType, IndexTemplate};
 use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
@@ -216,10 +217,6 @@ impl ElasticsearchSink {
         }
     }
 
-    pub fn last_status(&self) -> Option<u16> {
-        self.client.last_status()
-    }
-
     /// How many events from the front of `items` go in one request (at least one).
     fn request_len(&self, items: &[Bytes]) -> usize {
         let mut bytes = 0;
@@ -277,10 +274,12 @@ impl ElasticsearchSink {
         let reply = self.client.send(req).await.map_err(SendError::from)?;
         classify_reply(&reply, items.len(), self.create)
     }
+}
 
+impl Transport for ElasticsearchSink {
     /// Sends the whole batch (in several requests when it is over `max_request_bytes`) and
     /// says, per event, what became of it.
-    pub async fn send(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
+    async fn send(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
         let mut partial = Partial::default();
         let mut at = 0;
         while at < batch.len() {
@@ -323,6 +322,10 @@ impl ElasticsearchSink {
             at += n;
         }
         Ok(settle(partial, batch.len()))
+    }
+
+    fn last_status(&self) -> Option<u16> {
+        self.client.last_status()
     }
 }
 

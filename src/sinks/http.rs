@@ -16,6 +16,8 @@ use sha2::Sha256;
 
 use super::http_client::HttpClient;
 use super::retry::SendError;
+use super::sent::{Partial, Sent};
+use super::transport::Transport;
 use super::{one_line, EncodeError, Encoder};
 use crate::config::{HttpBodySettings, HttpSettings, SignatureEncodingConfig, SignatureSettings};
 use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
@@ -388,11 +390,6 @@ impl Signer {
 }
 
 impl HttpSink {
-    /// The destination's status on the last answer, if it answered.
-    pub fn last_status(&self) -> Option<u16> {
-        self.client.last_status()
-    }
-
     pub fn new(settings: &HttpSettings) -> HttpSink {
         HttpSink {
             client: HttpClient::new(
@@ -411,7 +408,8 @@ impl HttpSink {
         }
     }
 
-    async fn post(&mut self, body: Bytes) -> Result<(), SendError> {
+    /// Sends one body and classifies the answer.
+    async fn post(&mut self, body: Bytes) -> Result<(), Posted> {
         let mut req = Request::new(Full::new(body.clone()));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.path.parse().unwrap_or_default();
@@ -427,30 +425,42 @@ impl HttpSink {
                 h.insert(signer.header.clone(), v);
             }
         }
-        let reply = self.client.send(req).await.map_err(SendError::from)?;
+        let reply = self
+            .client
+            .send(req)
+            .await
+            .map_err(|e| Posted::Failed(SendError::from(e)))?;
         let status = reply.status;
         if status.is_success() {
             return Ok(());
         }
         let reason = format!("receiver answered {status}");
         if let Some(retry) = reply.retryable(&reason) {
-            return Err(retry);
+            return Err(Posted::Failed(retry));
         }
         if status.is_redirection()
             || status == StatusCode::UNAUTHORIZED
             || status == StatusCode::FORBIDDEN
             || status == StatusCode::NOT_FOUND
         {
-            return Err(SendError::Config(reason));
+            return Err(Posted::Failed(SendError::Config(reason)));
         }
-        Err(SendError::Rejected {
-            delivered: 0,
-            rejected: 1,
-            reason,
-        })
+        Err(Posted::Refused(reason))
     }
+}
 
-    pub async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
+/// How one request ended, when it did not deliver.
+enum Posted {
+    /// Any other 4xx: the receiver will never take this body as it is.
+    Refused(String),
+    Failed(SendError),
+}
+
+impl Transport for HttpSink {
+    /// `ndjson`: the batch as one request, delivered or refused whole. `event` and `template`:
+    /// one request per event, in order; a refused event does not stop the ones after it, and
+    /// a failure stops the call with what went through reported.
+    async fn send(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
         if self.batched {
             self.body.clear();
             for item in batch {
@@ -458,31 +468,44 @@ impl HttpSink {
             }
             let body = Bytes::copy_from_slice(&self.body);
             return match self.post(body).await {
-                Ok(()) => Ok(batch.len()),
-                Err(SendError::Rejected { reason, .. }) => Err(SendError::Rejected {
-                    delivered: 0,
-                    rejected: batch.len(),
-                    reason,
-                }),
-                Err(e) => Err(e),
+                Ok(()) => Ok(Sent::Delivered(batch.len())),
+                Err(Posted::Refused(reason)) => Ok(Sent::Partial(Partial {
+                    refused: (0..batch.len()).map(|i| (i, reason.clone())).collect(),
+                    ..Partial::default()
+                })),
+                Err(Posted::Failed(e)) => Err(e),
             };
         }
+        let mut refused = Vec::new();
         for (i, item) in batch.iter().enumerate() {
             match self.post(item.clone()).await {
                 Ok(()) => {}
-                Err(SendError::Rejected { reason, .. }) => {
-                    return Err(SendError::Rejected {
-                        delivered: i,
-                        rejected: 1,
-                        reason,
-                    })
-                }
+                Err(Posted::Refused(reason)) => refused.push((i, reason)),
+                Err(Posted::Failed(e)) if refused.is_empty() && i == 0 => return Err(e),
                 // Report what went through; the next call meets the error again and backs off.
-                Err(_) if i > 0 => return Ok(i),
-                Err(e) => return Err(e),
+                Err(Posted::Failed(_)) if refused.is_empty() => return Ok(Sent::Delivered(i)),
+                Err(Posted::Failed(e)) => {
+                    return Ok(Sent::Partial(Partial {
+                        refused,
+                        retry: (i..batch.len()).collect(),
+                        retry_after: e.retry_after(),
+                        retry_reason: Some(e.to_string()),
+                    }))
+                }
             }
         }
-        Ok(batch.len())
+        if refused.is_empty() {
+            Ok(Sent::Delivered(batch.len()))
+        } else {
+            Ok(Sent::Partial(Partial {
+                refused,
+                ..Partial::default()
+            }))
+        }
+    }
+
+    fn last_status(&self) -> Option<u16> {
+        self.client.last_status()
     }
 }
 

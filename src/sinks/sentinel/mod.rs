@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use super::http_client::{HttpClient, Reply};
 use super::retry::SendError;
 use super::sent::{Partial, Sent};
+use super::transport::{Probe, Transport};
 use super::{EncodeError, Encoder};
 use crate::config::SentinelSettings;
 use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
@@ -216,18 +217,6 @@ impl SentinelSink {
         }
     }
 
-    pub fn last_status(&self) -> Option<u16> {
-        self.client
-            .last_status()
-            .or_else(|| self.tokens.last_status().map(|s| s.as_u16()))
-    }
-
-    /// Gets a token before the first batch, so wrong client credentials show on `/readyz` at
-    /// start.
-    pub async fn probe(&mut self) -> Result<(), SendError> {
-        self.tokens.bearer().await.map(|_| ())
-    }
-
     /// Rows from the front of `rows` that fit one request (at least one).
     fn request_len(&self, rows: &[Bytes]) -> usize {
         // `[`, `]` and a comma between rows.
@@ -320,10 +309,12 @@ impl SentinelSink {
             },
         }
     }
+}
 
+impl Transport for SentinelSink {
     /// Sends the whole batch, split under `max_request_bytes`, and says per row what became of
     /// it.
-    pub async fn send(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
+    async fn send(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
         let mut partial = Partial::default();
         let mut settled_any = false;
         // Ranges of rows still to send; the last one goes next.
@@ -381,6 +372,19 @@ impl SentinelSink {
             return Ok(Sent::Delivered(batch.len()));
         }
         Ok(Sent::Partial(partial))
+    }
+
+    /// Gets a token before the first batch, so wrong client credentials show on `/readyz` at
+    /// start. Whether the app may write to the DCR only an ingestion call tells, so a token
+    /// alone never makes a failing sink ready.
+    async fn probe(&mut self) -> Result<Probe, SendError> {
+        self.tokens.bearer().await.map(|_| Probe::Unchecked)
+    }
+
+    fn last_status(&self) -> Option<u16> {
+        self.client
+            .last_status()
+            .or_else(|| self.tokens.last_status().map(|s| s.as_u16()))
     }
 }
 

@@ -139,7 +139,6 @@ impl TokenClient {
                     retry_after,
                 },
                 SendError::Config(reason) => SendError::Config(format!("token endpoint: {reason}")),
-                other => other,
             }
         })?;
         if !reply.status.is_success() {
