@@ -26,7 +26,8 @@
 //!   in-memory `window`, and for disk queues a segment log (`log`) with its writer (`disk`).
 //! * `normalize_cli`: `siemgate normalize`, a payload's events without a server.
 //! * `sinks`: encoders, the worker loop, retry classification, client TLS and HTTP, and each
-//!   sink (`file`, `hec` for Splunk, `syslog` with LEEF/CEF/JSON bodies, `http`).
+//!   sink (`file`, `hec` for Splunk, `syslog` with LEEF/CEF/JSON bodies, `http`, `elasticsearch`
+//!   for Elasticsearch/OpenSearch `_bulk`, `sentinel` for the Azure Monitor Logs Ingestion API).
 //! * `metrics`: metric names and the handles registered once per source and sink, in a series
 //!   store (`metrics::store`) that forgets removed sources' and sinks' series.
 //! * `shutdown`: the signal future the binary waits on.

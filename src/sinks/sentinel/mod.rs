@@ -106,7 +106,12 @@ impl Serialize for Row<'_, '_> {
             ("Method", &e.network.method),
             ("PolicyId", &e.finding.policy_id),
             ("PolicyName", &e.finding.policy_name),
+            ("PolicyType", &e.finding.policy_type),
             ("Rule", &e.finding.rule),
+            ("FindingType", &e.finding.type_code),
+            ("Remediation", &e.remediation),
+            ("StatusDetail", &e.status_detail),
+            ("VendorCloud", &e.vendor_cloud),
         ];
         for (column, value) in text {
             if let Some(v) = value {
@@ -118,6 +123,12 @@ impl Serialize for Row<'_, '_> {
         }
         if let Some(d) = e.disposition {
             m.serialize_entry("Disposition", &d)?;
+        }
+        if let Some(t) = e.finding.first_seen {
+            m.serialize_entry("FirstSeen", &Time(t))?;
+        }
+        if let Some(t) = e.finding.last_seen {
+            m.serialize_entry("LastSeen", &Time(t))?;
         }
         m.serialize_entry("ClassUid", &e.ocsf.class_uid)?;
         m.serialize_entry("Event", e)?;
