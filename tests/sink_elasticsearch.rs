@@ -9,7 +9,8 @@
 //! * an answer lost after indexing: the resend's 409s count delivered, nothing is indexed or
 //!   counted twice;
 //! * 413 halves the request; 401 holds the queue and `/readyz` says why;
-//! * an outage across a restart with a disk queue: nothing lost, order kept;
+//! * an outage across a `kill -9` of the real binary, with a disk queue: nothing lost, nothing
+//!   twice, order kept;
 //! * configuration errors name their key.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -292,44 +293,50 @@ async fn a_413_halves_the_request_and_a_401_holds_the_queue_until_fixed() {
     gw.stop().await;
 }
 
+/// Posts `events` to the binary's hooks listener as one request.
+async fn post_to(hooks: std::net::SocketAddr, source: &str, events: &[Value]) {
+    let body = serde_json::to_vec(events).unwrap();
+    let a = send(hooks, post(hooks, source, &[AUTH], body)).await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+}
+
 #[tokio::test]
-async fn an_outage_across_a_restart_with_a_disk_queue_loses_nothing_and_keeps_order() {
+async fn an_outage_across_a_kill_9_of_the_binary_with_a_disk_queue_loses_nothing_and_keeps_order() {
     let cluster = Cluster::start().await;
     cluster.with(|s| s.whole_status = Some(503));
-    let queue_dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let config = format!(
-        "{}{}{}",
-        PLAIN_SERVER.replace("shutdown_grace = \"10s\"", "shutdown_grace = \"1s\""),
+        "{PLAIN_SERVER}{}{}",
         es_sink(
             "es",
             &cluster.url(),
-            &format!(
-                "[sinks.queue]\ntype = \"disk\"\npath = \"{}\"",
-                queue_dir.path().display()
-            ),
+            "[sinks.queue]\ntype = \"disk\"\npath = \"{dir}/queue\"",
         ),
         demo_source("[\"es\"]"),
     );
     let mut sent = Vec::new();
-    // The cluster is down while a first gateway takes events, in many requests.
-    let gw = start(&config).await;
+    // The cluster is down while the binary takes events, in many requests; then it dies.
+    let mut proc = common::binary::Process::start(dir.path(), &config, &[]);
+    let [hooks, metrics] = proc.wait_ready(["hooks", "metrics"]);
     for r in 0..10 {
         let batch: Vec<Value> = (0..10)
             .map(|i| ev(&format!("o-{:03}", r * 10 + i)))
             .collect();
         sent.extend(batch.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
-        post_events(&gw, &batch).await;
+        post_to(hooks, "Demo", &batch).await;
     }
     poll_until("retries while down", Duration::from_secs(10), || async {
-        counter(&gw, "siemgate_sink_retries_total", "es").await >= 2.0
+        let text = metrics_text(metrics).await;
+        metric(&text, "siemgate_sink_retries_total", &[("sink", "es")]).unwrap_or(0.0) >= 2.0
     })
     .await;
-    gw.stop().await;
-    // A second gateway on the same queue takes more, then the cluster comes back (429 first).
-    let gw = start(&config).await;
+    proc.kill9();
+    // A new process on the same queue takes more; the cluster comes back, busy (429) first.
+    let mut proc = common::binary::Process::spawn(dir.path(), &[]);
+    let [hooks, _] = proc.wait_ready(["hooks", "metrics"]);
     let batch: Vec<Value> = (100..120).map(|i| ev(&format!("o-{i:03}"))).collect();
     sent.extend(batch.iter().map(|e| e["id"].as_str().unwrap().to_owned()));
-    post_events(&gw, &batch).await;
+    post_to(hooks, "Demo", &batch).await;
     cluster.with(|s| s.whole_status = Some(429));
     tokio::time::sleep(Duration::from_millis(300)).await;
     cluster.with(|s| s.whole_status = None);
@@ -338,7 +345,8 @@ async fn an_outage_across_a_restart_with_a_disk_queue_loses_nothing_and_keeps_or
     assert_eq!(cluster.ids(), sent, "every event, once, in the order taken");
     let attempts = cluster.with(|s| s.attempts.clone());
     assert!(attempts.values().all(|&n| n == 1), "{attempts:?}");
-    gw.stop().await;
+    proc.signal("-TERM");
+    assert!(proc.wait_exit(Duration::from_secs(20)).success());
 }
 
 #[test]
