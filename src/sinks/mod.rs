@@ -16,7 +16,6 @@ pub mod retry;
 pub mod sent;
 pub mod sentinel;
 pub mod syslog;
-pub mod tls;
 pub mod transport;
 pub mod worker;
 

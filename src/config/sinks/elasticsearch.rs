@@ -12,12 +12,11 @@ use serde::Deserialize;
 
 use super::super::{ConfigDuration, Issues, SecretRef};
 use super::{
-    endpoint_and_tls, positive, BatchConfig, ClientTlsConfig, EventEncoding, QueueConfig,
-    SinkFilterConfig, SinkKind,
+    endpoint_and_tls, positive, BatchConfig, ClientTlsConfig, Endpoint, EventEncoding, QueueConfig,
+    SinkCommon, SinkFilterConfig, SinkKind, SinkKindConfig,
 };
 use crate::normalize::Event;
-use crate::sinks::http_client::Endpoint;
-use crate::sinks::tls::ClientTls;
+use crate::tls::ClientTls;
 
 /// Elastic suggests bulk requests of 5 to 15 MB; 5 MB stays under the 10 MiB body limit of
 /// the smallest managed OpenSearch instances.
@@ -213,11 +212,21 @@ impl IndexTemplate {
     }
 }
 
-pub(in crate::config) fn validate(
-    c: &ElasticsearchSinkConfig,
-    path: &str,
-    issues: &mut Issues,
-) -> Option<SinkKind> {
+impl SinkKindConfig for ElasticsearchSinkConfig {
+    fn type_name(&self) -> &'static str {
+        "elasticsearch"
+    }
+
+    fn common(&self) -> SinkCommon<'_> {
+        common_keys!(self)
+    }
+
+    fn validate(&self, path: &str, issues: &mut Issues) -> Option<SinkKind> {
+        validate(self, path, issues)
+    }
+}
+
+fn validate(c: &ElasticsearchSinkConfig, path: &str, issues: &mut Issues) -> Option<SinkKind> {
     let target = endpoint_and_tls(&c.url, c.tls.as_ref(), path, issues);
     let index = match IndexTemplate::parse(&c.index) {
         Ok(t) => Some(t),

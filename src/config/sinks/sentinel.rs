@@ -9,12 +9,11 @@ use serde::Deserialize;
 
 use super::super::{ConfigDuration, Issues, SecretRef};
 use super::{
-    build_client_tls, endpoint_and_tls, positive, BatchConfig, ClientTlsConfig, EventEncoding,
-    QueueConfig, SinkFilterConfig, SinkKind,
+    build_client_tls, endpoint_and_tls, positive, BatchConfig, ClientTlsConfig, Endpoint,
+    EventEncoding, QueueConfig, SinkCommon, SinkFilterConfig, SinkKind, SinkKindConfig,
 };
 use crate::secret::Secret;
-use crate::sinks::http_client::Endpoint;
-use crate::sinks::tls::ClientTls;
+use crate::tls::ClientTls;
 
 /// The Logs Ingestion API takes at most 1 MB per call; whole events are split under it.
 pub const DEFAULT_SENTINEL_MAX_REQUEST_BYTES: usize = 1_000_000;
@@ -136,11 +135,31 @@ fn word(text: &str, max: usize, extra: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
 }
 
-pub(in crate::config) fn validate(
-    c: &SentinelSinkConfig,
-    path: &str,
-    issues: &mut Issues,
-) -> Option<SinkKind> {
+impl SinkKindConfig for SentinelSinkConfig {
+    fn type_name(&self) -> &'static str {
+        "sentinel"
+    }
+
+    /// `stream_shape` plays the part of the shared `encoding` key.
+    fn common(&self) -> SinkCommon<'_> {
+        SinkCommon {
+            id: &self.id,
+            encoding: self.encoding(),
+            ocsf_version: self.ocsf_version.as_deref(),
+            queue: &self.queue,
+            batch: &self.batch,
+            filter: &self.filter,
+            dead_letter_path: self.dead_letter_path.as_deref(),
+            max_retry_duration: self.max_retry_duration,
+        }
+    }
+
+    fn validate(&self, path: &str, issues: &mut Issues) -> Option<SinkKind> {
+        validate(self, path, issues)
+    }
+}
+
+fn validate(c: &SentinelSinkConfig, path: &str, issues: &mut Issues) -> Option<SinkKind> {
     // `endpoint_and_tls` names the key `url`; this sink calls it `endpoint`.
     let before = issues.0.len();
     let target = endpoint_and_tls(&c.endpoint, c.tls.as_ref(), path, issues);

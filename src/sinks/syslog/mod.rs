@@ -473,7 +473,7 @@ impl SyslogSink {
                 .map_err(|e| {
                     let reason =
                         format!("TLS handshake with {}:{} failed: {e}", self.host, self.port);
-                    if super::tls::is_config_error(&e) {
+                    if crate::tls::client::is_config_error(&e) {
                         SendError::Config(reason)
                     } else {
                         SendError::retryable(reason)
