@@ -9,9 +9,10 @@
 //! backoff.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::dead_letter::DeadLetters;
@@ -378,5 +379,384 @@ async fn sleep_unless(delay: Duration, abort: &CancellationToken) -> bool {
     tokio::select! {
         () = tokio::time::sleep(delay) => true,
         () = abort.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::collections::VecDeque;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Mutex;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::config::QueueLimits;
+    use crate::metrics::Registry;
+    use crate::queue::Queue;
+
+    /// One send the worker made: when, what, and how deep the queue was then.
+    #[derive(Debug, Clone)]
+    struct Call {
+        at: Instant,
+        events: Vec<Bytes>,
+        depth: u64,
+    }
+
+    /// A transport that answers from a script and records every send.
+    struct Scripted {
+        handle: Arc<SinkHandle>,
+        answers: VecDeque<Result<Sent, SendError>>,
+        /// The answer once the script is used up, from the number of events sent.
+        otherwise: fn(usize) -> Sent,
+        calls: Arc<Mutex<Vec<Call>>>,
+        settled: Option<mpsc::Receiver<Settled>>,
+    }
+
+    impl Transport for Scripted {
+        async fn send(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
+            self.calls.lock().unwrap().push(Call {
+                at: Instant::now(),
+                events: batch.to_vec(),
+                depth: self.handle.queue.depth().events,
+            });
+            self.answers
+                .pop_front()
+                .unwrap_or_else(|| Ok((self.otherwise)(batch.len())))
+        }
+
+        async fn settled(&mut self) -> Result<Settled, SendError> {
+            match &mut self.settled {
+                Some(rx) => match rx.recv().await {
+                    Some(s) => Ok(s),
+                    None => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    struct Rig {
+        registry: Registry,
+        handle: Arc<SinkHandle>,
+        calls: Arc<Mutex<Vec<Call>>>,
+        dead: std::path::PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Rig {
+        fn new(events: &[&'static str]) -> Rig {
+            let registry = Registry::new();
+            let queue = Queue::memory(QueueLimits {
+                max_events: 100,
+                max_bytes: 10_000,
+            });
+            let items: Vec<Bytes> = events
+                .iter()
+                .map(|e| Bytes::from_static(e.as_bytes()))
+                .collect();
+            let bytes = items.iter().map(|i| i.len() as u64).sum();
+            let reservation = queue.try_reserve(items.len() as u64, bytes).unwrap();
+            assert!(queue.commit(reservation, items).unwrap().is_none());
+            let handle = Arc::new(SinkHandle {
+                id: "t".to_owned(),
+                queue,
+                metrics: registry.sink("t"),
+                healthy: AtomicBool::new(true),
+                failure: std::sync::Mutex::new(None),
+            });
+            let dir = tempfile::tempdir().unwrap();
+            Rig {
+                dead: dir.path().join("dead.ndjson"),
+                registry,
+                handle,
+                calls: Arc::default(),
+                _dir: dir,
+            }
+        }
+
+        fn worker(
+            &self,
+            answers: Vec<Result<Sent, SendError>>,
+            otherwise: fn(usize) -> Sent,
+            settled: Option<mpsc::Receiver<Settled>>,
+            max_retry: Option<Duration>,
+        ) -> Worker<Scripted> {
+            let transport = Scripted {
+                handle: self.handle.clone(),
+                answers: answers.into(),
+                otherwise,
+                calls: self.calls.clone(),
+                settled,
+            };
+            let batch = BatchLimits {
+                max_events: 10,
+                max_bytes: 10_000,
+                linger: Duration::ZERO,
+            };
+            let dead_letters = DeadLetters::new(
+                "t",
+                Some(self.dead.clone()),
+                self.handle.metrics.dead_letters.clone(),
+            );
+            Worker::new(
+                self.handle.clone(),
+                transport,
+                batch,
+                dead_letters,
+                max_retry,
+            )
+        }
+
+        fn calls(&self) -> Vec<Call> {
+            self.calls.lock().unwrap().clone()
+        }
+
+        /// A counter of sink `t`, from the Prometheus text.
+        fn counter(&self, name: &str) -> f64 {
+            let text = self.registry.render();
+            text.lines()
+                .find(|l| l.starts_with(name) && l.contains("sink=\"t\""))
+                .and_then(|l| l.rsplit(' ').next())
+                .map_or(0.0, |v| v.parse().unwrap())
+        }
+
+        /// `[delivered, failed, retries, dead letters]`
+        fn counts(&self) -> [f64; 4] {
+            [
+                "siemgate_events_delivered_total",
+                "siemgate_events_failed_total",
+                "siemgate_sink_retries_total",
+                "siemgate_dead_letters_total",
+            ]
+            .map(|n| self.counter(n))
+        }
+
+        /// `(event, reason)` of every dead letter written.
+        fn dead_letters(&self) -> Vec<(String, String)> {
+            let text = std::fs::read_to_string(&self.dead).unwrap_or_default();
+            text.lines()
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    (
+                        v["event"].as_str().unwrap().to_owned(),
+                        v["reason"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    fn bytes(events: &[&'static str]) -> Vec<Bytes> {
+        events
+            .iter()
+            .map(|e| Bytes::from_static(e.as_bytes()))
+            .collect()
+    }
+
+    /// Waits (on paused time) until `cond` holds.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        for _ in 0..1000 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    /// Runs the worker over what is queued (the queue closed first) to its end.
+    async fn drain(rig: &Rig, worker: Worker<Scripted>) {
+        rig.handle.queue.close();
+        tokio::time::timeout(
+            Duration::from_secs(600),
+            worker.run(CancellationToken::new()),
+        )
+        .await
+        .expect("the worker finishes once the queue is drained");
+    }
+
+    /// A per-event answer refusing event 1 and asking to retry event 3 after 2 s: the refused
+    /// event is dead-lettered once with its reason, event 3 goes again alone no sooner than
+    /// 2 s later, the others are counted delivered once, and event 4 (delivered) does not
+    /// leave the queue before event 3 does.
+    #[tokio::test(start_paused = true)]
+    async fn partial_answer_refuses_once_and_retries_alone_after_retry_after() {
+        let rig = Rig::new(&["e0", "e1", "e2", "e3", "e4"]);
+        let partial = Partial {
+            refused: vec![(1, "mapper_parsing_exception".to_owned())],
+            retry: vec![3],
+            retry_after: Some(Duration::from_secs(2)),
+            retry_reason: Some("es_rejected_execution_exception".to_owned()),
+        };
+        let worker = rig.worker(
+            vec![Ok(Sent::Partial(partial))],
+            Sent::Delivered,
+            None,
+            None,
+        );
+        drain(&rig, worker).await;
+
+        let calls = rig.calls();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        assert_eq!(calls[0].events, bytes(&["e0", "e1", "e2", "e3", "e4"]));
+        assert_eq!(
+            calls[1].events,
+            bytes(&["e3"]),
+            "the retried event goes alone"
+        );
+        let waited = calls[1].at - calls[0].at;
+        assert!(waited >= Duration::from_secs(2), "retried after {waited:?}");
+        assert_eq!(calls[0].depth, 5);
+        assert_eq!(
+            calls[1].depth, 2,
+            "e0-e2 settled at the head leave; e4 waits behind the retried e3"
+        );
+        assert_eq!(rig.handle.queue.depth().events, 0);
+        assert_eq!(
+            rig.dead_letters(),
+            [("e1".to_owned(), "mapper_parsing_exception".to_owned())]
+        );
+        assert_eq!(
+            rig.counts(),
+            [4.0, 1.0, 1.0, 1.0],
+            "delivered, failed, retries, dead letters"
+        );
+    }
+
+    /// A whole-batch retryable failure with `Retry-After: 3` is sent again whole, no sooner
+    /// than 3 s later, and counted as one retry; nothing is delivered twice.
+    #[tokio::test(start_paused = true)]
+    async fn retryable_failure_waits_for_retry_after() {
+        let rig = Rig::new(&["a", "b"]);
+        let busy = SendError::Retryable {
+            reason: "busy".to_owned(),
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        let worker = rig.worker(vec![Err(busy)], Sent::Delivered, None, None);
+        drain(&rig, worker).await;
+
+        let calls = rig.calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[1].events, bytes(&["a", "b"]));
+        assert!(calls[1].at - calls[0].at >= Duration::from_secs(3));
+        assert_eq!(rig.counts(), [2.0, 0.0, 1.0, 0.0]);
+        assert!(
+            rig.handle.is_healthy(),
+            "ready again after the retry went through"
+        );
+    }
+
+    /// Events handed off stay queued (and are not handed out again) until the transport
+    /// reports them settled; a closed queue's worker waits for that before it stops; what
+    /// settled refused goes to the dead letters once.
+    #[tokio::test(start_paused = true)]
+    async fn handed_off_events_leave_the_queue_only_once_settled() {
+        let rig = Rig::new(&["h0", "h1", "h2"]);
+        let (tx, rx) = mpsc::channel(4);
+        let worker = rig.worker(
+            vec![Ok(Sent::HandedOff(2))],
+            Sent::HandedOff,
+            Some(rx),
+            None,
+        );
+        rig.handle.queue.close();
+        let run = tokio::spawn(worker.run(CancellationToken::new()));
+        until("both sends", || rig.calls().len() == 2).await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let calls = rig.calls();
+        assert_eq!(calls.len(), 2, "nothing handed out twice: {calls:?}");
+        assert_eq!(calls[1].events, bytes(&["h2"]), "the rest of the batch");
+        assert_eq!(
+            rig.handle.queue.depth().events,
+            3,
+            "handed off is still queued"
+        );
+        assert!(!run.is_finished(), "the worker waits for the settlement");
+        assert_eq!(rig.counts(), [0.0, 0.0, 0.0, 0.0]);
+
+        tx.send(Settled {
+            released: 1,
+            delivered: 2,
+            ..Settled::default()
+        })
+        .await
+        .unwrap();
+        until("h0 released", || rig.handle.queue.depth().events == 2).await;
+        assert_eq!(
+            rig.counts(),
+            [2.0, 0.0, 0.0, 0.0],
+            "counted when settled, released in order"
+        );
+        assert!(!run.is_finished());
+
+        tx.send(Settled {
+            released: 2,
+            delivered: 0,
+            refused: vec![(Bytes::from_static(b"h2"), "invalid data format".to_owned())],
+            resent: false,
+        })
+        .await
+        .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the worker stops once everything settled")
+            .unwrap();
+        assert_eq!(rig.handle.queue.depth().events, 0);
+        assert_eq!(rig.counts(), [2.0, 1.0, 0.0, 1.0]);
+        assert_eq!(
+            rig.dead_letters(),
+            [("h2".to_owned(), "invalid data format".to_owned())]
+        );
+    }
+
+    /// `max_retry_duration` also gives up on events a per-event answer keeps asking to retry:
+    /// they go to the dead letters (the refused one with its own reason), each counted failed
+    /// once, and the queue empties.
+    #[tokio::test(start_paused = true)]
+    async fn max_retry_duration_applies_to_events_retried_alone() {
+        let rig = Rig::new(&["m0", "m1", "m2"]);
+        let retry_m1 = || {
+            Ok(Sent::Partial(Partial {
+                retry: vec![0],
+                retry_reason: Some("busy".to_owned()),
+                ..Partial::default()
+            }))
+        };
+        let first = Ok(Sent::Partial(Partial {
+            refused: vec![(2, "bad".to_owned())],
+            retry: vec![1],
+            retry_reason: Some("busy".to_owned()),
+            ..Partial::default()
+        }));
+        let answers = std::iter::once(first)
+            .chain(std::iter::repeat_with(retry_m1).take(500))
+            .collect();
+        let worker = rig.worker(answers, Sent::Delivered, None, Some(Duration::from_secs(5)));
+        drain(&rig, worker).await;
+
+        let calls = rig.calls();
+        assert!(
+            calls[1..].iter().all(|c| c.events == bytes(&["m1"])),
+            "{calls:?}"
+        );
+        let last = calls.last().unwrap();
+        assert!(last.at - calls[0].at >= Duration::from_secs(5));
+        assert_eq!(rig.handle.queue.depth().events, 0);
+        assert_eq!(
+            rig.dead_letters(),
+            [
+                ("m2".to_owned(), "bad".to_owned()),
+                ("m1".to_owned(), GAVE_UP.to_owned())
+            ]
+        );
+        let [delivered, failed, retries, dead] = rig.counts();
+        assert_eq!((delivered, failed, dead), (1.0, 2.0, 2.0));
+        assert_eq!(
+            retries,
+            calls.len() as f64,
+            "one retry per answer that asked for one"
+        );
     }
 }
