@@ -255,6 +255,8 @@ fn sink_type(settings: &SinkSettings) -> &'static str {
         config::SinkKind::SplunkHec(_) => "splunk_hec",
         config::SinkKind::Syslog(_) => "syslog",
         config::SinkKind::Http(_) => "http",
+        config::SinkKind::Elasticsearch(_) => "elasticsearch",
+        config::SinkKind::Sentinel(_) => "sentinel",
     }
 }
 

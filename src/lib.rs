@@ -33,7 +33,8 @@
 //! * `sinks`: encoders, the `Transport` seam (`transport`) and the answers it gives (`sent`),
 //!   the one worker loop (`worker`), retry classification and backoff (`retry`), dead letters,
 //!   the HTTP client, and each sink (`file`, `hec` for Splunk with its indexer
-//!   acknowledgements, `syslog` with LEEF/CEF/JSON bodies, `http`).
+//!   acknowledgements, `syslog` with LEEF/CEF/JSON bodies, `http`, `elasticsearch`
+//!   for Elasticsearch/OpenSearch `_bulk`, `sentinel` for the Azure Monitor Logs Ingestion API).
 //! * `metrics`: metric names and the handles registered once per source, sink and listener, in
 //!   a series store (`metrics::store`) that forgets removed sources' and sinks' series. A leaf:
 //!   callers hand it labels (a refusal's reason), not their types.

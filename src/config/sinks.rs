@@ -1,6 +1,6 @@
 //! The `[[sinks]]` part of the config: the keys every sink has, whatever its type, their
 //! runtime settings and their validation; each type's own keys are in a file of its own
-//! (`sinks/file.rs`, `splunk_hec.rs`, `syslog.rs`, `http.rs`).
+//! (`sinks/file.rs`, `splunk_hec.rs`, `syslog.rs`, `http.rs`, `elasticsearch.rs`, `sentinel.rs`).
 //!
 //! The shared keys (`id`, `encoding`, `ocsf_version`, `queue`, `batch`, `filter`,
 //! `dead_letter_path`, `max_retry_duration`) sit beside a type's own keys in the file, so each
@@ -40,15 +40,19 @@ macro_rules! common_keys {
     };
 }
 
+mod elasticsearch;
 mod endpoint;
 mod file;
 mod http;
+mod sentinel;
 mod splunk_hec;
 mod syslog;
 
+pub use elasticsearch::*;
 pub use endpoint::Endpoint;
 pub use file::*;
 pub use http::*;
+pub use sentinel::*;
 pub use splunk_hec::*;
 pub use syslog::*;
 
@@ -83,6 +87,8 @@ pub enum SinkConfig {
     SplunkHec(HecSinkConfig),
     Syslog(SyslogSinkConfig),
     Http(HttpSinkConfig),
+    Elasticsearch(ElasticsearchSinkConfig),
+    Sentinel(SentinelSinkConfig),
 }
 
 impl SinkConfig {
@@ -93,6 +99,8 @@ impl SinkConfig {
             SinkConfig::SplunkHec(s) => s,
             SinkConfig::Syslog(s) => s,
             SinkConfig::Http(s) => s,
+            SinkConfig::Elasticsearch(s) => s,
+            SinkConfig::Sentinel(s) => s,
         }
     }
 
@@ -386,6 +394,8 @@ pub enum SinkKind {
     SplunkHec(HecSettings),
     Syslog(SyslogSettings),
     Http(HttpSettings),
+    Elasticsearch(ElasticsearchSettings),
+    Sentinel(SentinelSettings),
 }
 
 /// Where and how a disk queue keeps its segment log.

@@ -42,7 +42,12 @@ impl Ops {
         let routes = self.routes.load();
         for sink in &routes.sinks {
             if !sink.is_healthy() {
-                reasons.push(format!("sink {}: destination failing", sink.id));
+                match sink.failure() {
+                    Some(why) => {
+                        reasons.push(format!("sink {}: destination failing: {why}", sink.id))
+                    }
+                    None => reasons.push(format!("sink {}: destination failing", sink.id)),
+                }
             }
             let depth = sink.queue.depth();
             let limits = sink.queue.limits();

@@ -108,6 +108,8 @@ pub struct HttpClient {
     cookies: Vec<(String, String)>,
     /// The status of the last answer, for the admin API's test sends.
     last_status: Option<u16>,
+    /// Bytes of a response body read at most (the rest is not read).
+    max_response_bytes: usize,
 }
 
 impl HttpClient {
@@ -131,7 +133,14 @@ impl HttpClient {
             conn: None,
             cookies: Vec::new(),
             last_status: None,
+            max_response_bytes: MAX_RESPONSE_BYTES,
         }
+    }
+
+    /// Reads response bodies up to `bytes` (an Elasticsearch `_bulk` answer lists every item).
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> HttpClient {
+        self.max_response_bytes = bytes;
+        self
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -225,12 +234,13 @@ impl HttpClient {
             None => self.connect().await?,
         };
         let timeout = self.request_timeout;
+        let max_body = self.max_response_bytes;
         let reply = tokio::time::timeout(timeout, async {
             sender.ready().await?;
             let resp = sender.send_request(req).await?;
             let (parts, body) = resp.into_parts();
             // A body over the cap is cut; the status and headers are what matter.
-            let body = match Limited::new(body, MAX_RESPONSE_BYTES).collect().await {
+            let body = match Limited::new(body, max_body).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(_) => Bytes::new(),
             };

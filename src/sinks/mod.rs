@@ -12,12 +12,14 @@
 //! final wire bytes, so retries and batching never re-encode.
 
 pub mod dead_letter;
+pub mod elasticsearch;
 pub mod file;
 pub mod hec;
 pub mod http;
 pub mod http_client;
 pub mod retry;
 pub mod sent;
+pub mod sentinel;
 pub mod syslog;
 pub mod transport;
 pub mod worker;
@@ -116,6 +118,8 @@ pub enum Encoding {
     Hec(hec::HecEncoder),
     Syslog(syslog::SyslogEncoder),
     Http(http::HttpEncoder),
+    Elasticsearch(elasticsearch::EsEncoder),
+    Sentinel(sentinel::SentinelEncoder),
 }
 
 impl Encoding {
@@ -134,6 +138,12 @@ impl Encoding {
                 syslog::SyslogEncoder::new(s, metrics.truncations.clone()).with_ocsf(ocsf),
             ),
             (SinkKind::Http(h), ocsf) => Encoding::Http(http::HttpEncoder::new(h).with_ocsf(ocsf)),
+            (SinkKind::Elasticsearch(e), ocsf) => {
+                Encoding::Elasticsearch(elasticsearch::EsEncoder::new(e, ocsf))
+            }
+            (SinkKind::Sentinel(_), ocsf) => {
+                Encoding::Sentinel(sentinel::SentinelEncoder::new(ocsf))
+            }
         }
     }
 }
@@ -146,6 +156,8 @@ impl Encoder for Encoding {
             Encoding::Hec(e) => e.encode(event, out),
             Encoding::Syslog(e) => e.encode(event, out),
             Encoding::Http(e) => e.encode(event, out),
+            Encoding::Elasticsearch(e) => e.encode(event, out),
+            Encoding::Sentinel(e) => e.encode(event, out),
         }
     }
 }
@@ -159,11 +171,29 @@ pub struct SinkHandle {
     healthy: AtomicBool,
     /// The last send failure (when, why), for the admin API and console.
     pub last_error: std::sync::Mutex<Option<(crate::normalize::Timestamp, String)>>,
+    /// Why the destination last failed, for `/readyz` (a missing role, a refused token).
+    failure: std::sync::Mutex<Option<String>>,
 }
 
 impl SinkHandle {
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Why the destination is failing, while it is.
+    pub fn failure(&self) -> Option<String> {
+        if self.is_healthy() {
+            return None;
+        }
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Marks the sink failing, for `reason`.
+    fn set_failure(&self, reason: &str) {
+        if let Ok(mut f) = self.failure.lock() {
+            *f = Some(reason.to_owned());
+        }
+        self.set_healthy(false);
     }
 
     fn set_healthy(&self, healthy: bool) {
@@ -223,6 +253,7 @@ impl Sink {
             metrics,
             healthy: AtomicBool::new(true),
             last_error: std::sync::Mutex::new(None),
+            failure: std::sync::Mutex::new(None),
         });
         handle.publish_bounds();
         Ok(Sink::with_handle(settings, registry, handle))

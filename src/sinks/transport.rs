@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::retry::SendError;
 use super::sent::{Sent, Settled};
-use super::{file, hec, http, syslog};
+use super::{elasticsearch, file, hec, http, sentinel, syslog};
 use crate::config::{SinkKind, SinkSettings};
 use crate::metrics::{Registry, SinkMetrics};
 
@@ -69,6 +69,8 @@ pub enum SinkTransport {
     Hec(Box<hec::HecSink>),
     Syslog(Box<syslog::SyslogSink>),
     Http(Box<http::HttpSink>),
+    Elasticsearch(Box<elasticsearch::ElasticsearchSink>),
+    Sentinel(Box<sentinel::SentinelSink>),
 }
 
 impl SinkTransport {
@@ -90,6 +92,12 @@ impl SinkTransport {
                 metrics.reconnects.clone(),
             ))),
             SinkKind::Http(h) => SinkTransport::Http(Box::new(http::HttpSink::new(h))),
+            SinkKind::Elasticsearch(e) => SinkTransport::Elasticsearch(Box::new(
+                elasticsearch::ElasticsearchSink::new(&settings.id, e),
+            )),
+            SinkKind::Sentinel(s) => {
+                SinkTransport::Sentinel(Box::new(sentinel::SentinelSink::new(&settings.id, s)))
+            }
         }
     }
 }
@@ -101,6 +109,8 @@ impl Transport for SinkTransport {
             SinkTransport::Hec(t) => t.send(batch).await,
             SinkTransport::Syslog(t) => t.send(batch).await,
             SinkTransport::Http(t) => t.send(batch).await,
+            SinkTransport::Elasticsearch(t) => t.send(batch).await,
+            SinkTransport::Sentinel(t) => t.send(batch).await,
         }
     }
 
@@ -110,6 +120,8 @@ impl Transport for SinkTransport {
             SinkTransport::Hec(t) => t.probe().await,
             SinkTransport::Syslog(t) => t.probe().await,
             SinkTransport::Http(t) => t.probe().await,
+            SinkTransport::Elasticsearch(t) => t.probe().await,
+            SinkTransport::Sentinel(t) => t.probe().await,
         }
     }
 
@@ -119,6 +131,8 @@ impl Transport for SinkTransport {
             SinkTransport::Hec(t) => t.settled().await,
             SinkTransport::Syslog(t) => t.settled().await,
             SinkTransport::Http(t) => t.settled().await,
+            SinkTransport::Elasticsearch(t) => t.settled().await,
+            SinkTransport::Sentinel(t) => t.settled().await,
         }
     }
 
@@ -128,6 +142,8 @@ impl Transport for SinkTransport {
             SinkTransport::Hec(t) => t.last_status(),
             SinkTransport::Syslog(t) => t.last_status(),
             SinkTransport::Http(t) => t.last_status(),
+            SinkTransport::Elasticsearch(t) => t.last_status(),
+            SinkTransport::Sentinel(t) => t.last_status(),
         }
     }
 
@@ -137,6 +153,8 @@ impl Transport for SinkTransport {
             SinkTransport::Hec(t) => t.close().await,
             SinkTransport::Syslog(t) => t.close().await,
             SinkTransport::Http(t) => t.close().await,
+            SinkTransport::Elasticsearch(t) => t.close().await,
+            SinkTransport::Sentinel(t) => t.close().await,
         }
     }
 }

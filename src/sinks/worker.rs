@@ -125,7 +125,7 @@ impl<T: Transport> Worker<T> {
             }
             Ok(_) => {}
             Err(e) if self.handle.is_healthy() => {
-                self.handle.set_healthy(false);
+                self.handle.set_failure(&e.to_string());
                 tracing::error!(sink = %self.handle.id, reason = %e, "destination check failed; events will be held until it works");
             }
             Err(_) => {}
@@ -175,7 +175,7 @@ impl<T: Transport> Worker<T> {
     /// Marks the sink failing, counts the retry, logs, and says how long to back off.
     fn failure_delay(&mut self, e: SendError) -> Duration {
         let handle = &self.handle;
-        handle.set_healthy(false);
+        handle.set_failure(&e.to_string());
         handle.metrics.retries.increment(1);
         if let Ok(mut last) = handle.last_error.lock() {
             *last = Some((crate::normalize::Timestamp::now(), e.to_string()));
@@ -468,6 +468,7 @@ mod tests {
                 metrics: registry.sink("t"),
                 healthy: AtomicBool::new(true),
                 last_error: std::sync::Mutex::new(None),
+                failure: std::sync::Mutex::new(None),
             });
             let dir = tempfile::tempdir().unwrap();
             Rig {
