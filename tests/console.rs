@@ -5,7 +5,8 @@
 //! the dead letters; the "send the vendor's test" button reaches the destination; once the
 //! destination is fixed, the dead letter's Replay button delivers it once and the sink counts
 //! it. A `read` token sees the same page without a single action button. The page as the admin
-//! sees it is saved to `docs/console.png`, the README's screenshot.
+//! sees it is saved to `target/console.png`, and with `SIEMGATE_BLESS=1` to `docs/console.png`,
+//! the README's screenshot.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -247,10 +248,15 @@ async fn an_operator_sees_events_tests_a_source_and_replays_a_dead_letter() {
     let test = rx.requests().last().unwrap().json();
     assert_eq!(test["kind"], "test", "{test}");
 
-    std::fs::create_dir_all(repo().join("docs")).unwrap();
     let png = c.screenshot().await.unwrap();
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    std::fs::write(repo().join("docs/console.png"), &png).unwrap();
+    // Every run keeps its screenshot under target/; SIEMGATE_BLESS=1 also makes it the
+    // README's, so a test run never leaves the checkout modified.
+    let shot = repo().join("target/console.png");
+    std::fs::write(&shot, &png).unwrap();
+    if std::env::var_os("SIEMGATE_BLESS").is_some() {
+        std::fs::write(repo().join("docs/console.png"), &png).unwrap();
+    }
 
     // Replay the dead letter: delivered once, counted, and gone from the waiting list.
     click(&c, r#"button[data-action="replay"][data-sink="siem"]"#).await;
