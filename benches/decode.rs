@@ -4,6 +4,24 @@
 //! printed before the timings.
 //!
 //! `cargo bench --bench decode`
+//!
+//! The siemgate side runs what a request does with its body: the UTF-8 and limits pre-pass
+//! (`vendors::json::check_limits`), then decode, normalize and NDJSON encode; the baseline
+//! parses the same bytes (checking UTF-8 as it goes) and writes each alert back.
+//!
+//! Instruction counts, repeatable on a busy machine: with `SIEMGATE_BENCH_CASE` set (a case
+//! name such as `wallarm/security_issue`), the binary skips criterion, runs that case
+//! `SIEMGATE_BENCH_ITERS` times (default 2000) through [`run_siemgate`] and then through
+//! [`run_baseline`], and exits; under `valgrind --tool=callgrind` the inclusive cost of each
+//! function divided by iterations x events is the instructions per event (`run_prepass`, the
+//! pre-pass alone, is part of `run_siemgate`):
+//!
+//! ```text
+//! cargo bench --bench decode --no-run
+//! SIEMGATE_BENCH_CASE=coralogix/alert valgrind --tool=callgrind \
+//!   --callgrind-out-file=cg.out target/release/deps/decode-<hash>
+//! callgrind_annotate --inclusive=yes cg.out | grep -E 'run_(siemgate|baseline|prepass) '
+//! ```
 
 // A counting global allocator needs `unsafe`; it only forwards to the system allocator.
 #![allow(unsafe_code)]
@@ -15,7 +33,7 @@ use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use siemgate::normalize::Timestamp;
 use siemgate::sinks::{Encoder, Ndjson};
-use siemgate::vendors::{Context, Vendor};
+use siemgate::vendors::{json, Context, Vendor};
 
 /// Counts allocations so the bench can report allocations per event.
 struct Counting;
@@ -100,18 +118,28 @@ fn cases() -> Vec<(&'static str, Vendor, String)> {
     ]
 }
 
+/// What a request does with its body (`dispatch`): the UTF-8 and limits pre-pass, then decode,
+/// normalize and encode each event.
 fn decode_encode(vendor: Vendor, body: &str, ctx: &Context<'_>, out: &mut BytesMut) -> usize {
     out.clear();
+    let Ok(text) = json::utf8(body.as_bytes()) else {
+        return 0;
+    };
+    if json::check_limits(text).is_err() {
+        return 0;
+    }
     vendor
-        .decode(body, ctx, |e| {
+        .decode(text, ctx, |e| {
             let _ = Ndjson.encode(&e, out);
         })
         .unwrap_or(0)
 }
 
+/// Parses the body bytes (UTF-8 checked as it goes, like the pre-pass above) into a tree and
+/// writes each alert back out.
 fn value_baseline(body: &str, out: &mut Vec<u8>) {
     out.clear();
-    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_slice(body.as_bytes()).unwrap_or_default();
     let items = match v {
         serde_json::Value::Array(items) => items,
         one => vec![one],
@@ -122,7 +150,70 @@ fn value_baseline(body: &str, out: &mut Vec<u8>) {
     }
 }
 
+/// `iters` passes of siemgate's decode + normalize + encode over `body` (callgrind mode).
+#[inline(never)]
+fn run_siemgate(vendor: Vendor, body: &str, ctx: &Context<'_>, out: &mut BytesMut, iters: u64) {
+    for _ in 0..iters {
+        std::hint::black_box(decode_encode(vendor, std::hint::black_box(body), ctx, out));
+    }
+}
+
+/// `iters` passes of the `serde_json::Value` baseline over `body` (callgrind mode).
+#[inline(never)]
+fn run_baseline(body: &str, out: &mut Vec<u8>, iters: u64) {
+    for _ in 0..iters {
+        value_baseline(std::hint::black_box(body), out);
+        std::hint::black_box(&out);
+    }
+}
+
+/// `iters` passes of the pre-pass alone (UTF-8 and limits), part of [`run_siemgate`].
+#[inline(never)]
+fn run_prepass(body: &str, iters: u64) {
+    for _ in 0..iters {
+        let text = json::utf8(std::hint::black_box(body).as_bytes());
+        let _ = std::hint::black_box(text.map(json::check_limits));
+    }
+}
+
+/// The callgrind mode (see the file's doc): runs one case a fixed number of times and prints
+/// what to divide the instruction counts by. Returns false when the mode is off.
+fn fixed_iterations() -> bool {
+    let Ok(name) = std::env::var("SIEMGATE_BENCH_CASE") else {
+        return false;
+    };
+    let iters: u64 = std::env::var("SIEMGATE_BENCH_ITERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    let ctx = Context {
+        source: "bench",
+        received_at: Timestamp(1_700_000_000_000),
+    };
+    let Some((name, vendor, body)) = cases().into_iter().find(|(n, _, _)| *n == name) else {
+        eprintln!(
+            "no case {name}; cases: {:?}",
+            cases().iter().map(|c| c.0).collect::<Vec<_>>()
+        );
+        std::process::exit(2);
+    };
+    let mut out = BytesMut::with_capacity(body.len() * 3);
+    let mut base_out = Vec::with_capacity(body.len() * 3);
+    let events = decode_encode(vendor, &body, &ctx, &mut out);
+    run_siemgate(vendor, &body, &ctx, &mut out, iters);
+    run_baseline(&body, &mut base_out, iters);
+    run_prepass(&body, iters);
+    println!(
+        "case {name}: {iters} iterations x {events} events, {} bytes per body",
+        body.len()
+    );
+    true
+}
+
 fn bench(c: &mut Criterion) {
+    if fixed_iterations() {
+        std::process::exit(0);
+    }
     let ctx = Context {
         source: "bench",
         received_at: Timestamp(1_700_000_000_000),

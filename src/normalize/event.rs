@@ -11,7 +11,6 @@ use std::fmt;
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use super::Vendor;
 use super::{Severity, Timestamp};
@@ -121,10 +120,14 @@ pub enum EventId<'a> {
 
 impl EventId<'_> {
     pub fn hash_of(raw: &[u8]) -> EventId<'static> {
-        let digest = Sha256::digest(raw);
+        // ring's SHA-256 rather than the `sha2` crate's: both take the SHA extensions where
+        // the CPU has them; without them ring's assembly (AVX, SSSE3) takes about 40% fewer
+        // instructions than sha2's portable code. Alerts without an id hash their whole
+        // object, which was the larger part of their decode + encode cost on such hosts.
+        let digest = ring::digest::digest(&ring::digest::SHA256, raw);
         let mut out = [0u8; 32];
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        for (i, b) in digest.iter().take(16).enumerate() {
+        for (i, b) in digest.as_ref().iter().take(16).enumerate() {
             out[2 * i] = HEX[usize::from(b >> 4)];
             out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
         }

@@ -53,6 +53,39 @@ const IDLE_CLOSE_DRAIN: Duration = Duration::from_secs(1);
 /// cap, so one stream never buffers more than a body may hold.
 const H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
 
+/// The largest window hyper's adaptive flow control grows a stream and a connection to
+/// (`BDP_LIMIT` in hyper's `proto/h2/ping.rs`). Adaptive windows follow the bandwidth-delay
+/// product a peer shows, and a peer that delays its PING acknowledgements inflates that product
+/// at will, so the window may reach this size whatever the body cap says.
+const H2_ADAPTIVE_WINDOW_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// How a listener sizes its HTTP/2 receive windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum H2Windows {
+    /// hyper's adaptive (BDP) windows: start at 64 KiB and follow the bandwidth-delay product,
+    /// so a distant sender is not held to one window per round trip. Only when the body cap is
+    /// at least [`H2_ADAPTIVE_WINDOW_LIMIT`]: then no window can outgrow what a body may hold.
+    Adaptive,
+    /// Fixed windows: the stream window is the body cap (at most [`H2_CONNECTION_WINDOW`]), so
+    /// a stream never buffers more than one body may hold, however the peer paces its pings.
+    Fixed { stream: u32, connection: u32 },
+}
+
+impl H2Windows {
+    fn for_body_cap(max_body_bytes: u64) -> H2Windows {
+        if max_body_bytes >= H2_ADAPTIVE_WINDOW_LIMIT {
+            return H2Windows::Adaptive;
+        }
+        let stream = u32::try_from(max_body_bytes)
+            .unwrap_or(u32::MAX)
+            .clamp(1, H2_CONNECTION_WINDOW);
+        H2Windows::Fixed {
+            stream,
+            connection: H2_CONNECTION_WINDOW,
+        }
+    }
+}
+
 /// One listener's name (for logs and metrics) and its connection counters.
 pub struct Listener {
     pub name: &'static str,
@@ -86,17 +119,17 @@ pub async fn serve<H, F>(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    let stream_window = u32::try_from(limits.max_body_bytes)
-        .unwrap_or(u32::MAX)
-        .clamp(1, H2_CONNECTION_WINDOW);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = builder.http2();
+    h2.timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
-        .initial_stream_window_size(stream_window)
-        .initial_connection_window_size(H2_CONNECTION_WINDOW)
         .keep_alive_interval(limits.h2_keepalive_interval)
         .keep_alive_timeout(limits.h2_keepalive_timeout);
+    match H2Windows::for_body_cap(limits.max_body_bytes) {
+        H2Windows::Adaptive => h2.adaptive_window(true),
+        H2Windows::Fixed { stream, connection } => h2
+            .initial_stream_window_size(stream)
+            .initial_connection_window_size(connection),
+    };
     let builder = Arc::new(builder);
 
     loop {
@@ -306,5 +339,43 @@ impl Conn<'_> {
         if let Err(e) = result {
             tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn h2_windows_never_outgrow_the_body_cap() {
+        // The default cap (1 MiB) and anything below hyper's adaptive limit: fixed windows,
+        // the stream window no larger than one body.
+        assert_eq!(
+            H2Windows::for_body_cap(1024 * 1024),
+            H2Windows::Fixed {
+                stream: 1024 * 1024,
+                connection: H2_CONNECTION_WINDOW
+            }
+        );
+        assert_eq!(
+            H2Windows::for_body_cap(4096),
+            H2Windows::Fixed {
+                stream: 4096,
+                connection: H2_CONNECTION_WINDOW
+            }
+        );
+        assert_eq!(
+            H2Windows::for_body_cap(8 * 1024 * 1024),
+            H2Windows::Fixed {
+                stream: H2_CONNECTION_WINDOW,
+                connection: H2_CONNECTION_WINDOW
+            }
+        );
+        // A cap no adaptive window can exceed: adaptive flow control.
+        assert_eq!(
+            H2Windows::for_body_cap(H2_ADAPTIVE_WINDOW_LIMIT),
+            H2Windows::Adaptive
+        );
+        assert_eq!(H2Windows::for_body_cap(u64::MAX), H2Windows::Adaptive);
     }
 }

@@ -102,11 +102,17 @@ impl Encoder for OcsfNdjson {
 /// Turns the line breaks of a pretty-printed `raw` into spaces so the event stays on one line.
 /// JSON strings cannot hold a raw CR or LF (they are escaped as `\n`/`\r`), so every CR or LF
 /// in encoded JSON is whitespace between tokens, and a space means the same.
+///
+/// Jumps from line break to line break with memchr2: a compact body has none, and a byte-by-byte
+/// loop over every encoded event was an eighth of a Prisma Cloud alert's decode + encode cost.
 pub fn one_line(json: &mut [u8]) {
-    for b in json.iter_mut() {
-        if *b == b'\n' || *b == b'\r' {
-            *b = b' ';
-        }
+    let mut at = 0;
+    while let Some(i) = json
+        .get(at..)
+        .and_then(|rest| memchr::memchr2(b'\n', b'\r', rest))
+    {
+        json[at + i] = b' ';
+        at += i + 1;
     }
 }
 

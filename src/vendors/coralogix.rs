@@ -357,6 +357,24 @@ fn read_fields<'a>(
         w.push("fields: not an array");
         return Ok(());
     }
+    // One pass over the list when every entry is a `{key, value}` object; else entry by entry,
+    // where a broken entry is a warning. Both give the same facts and warnings for a list the
+    // first one takes, and reading each entry twice (once to split the list, once to read it)
+    // was a large part of a Coralogix alert's cost.
+    let mut trial = Facts {
+        values: facts.values.clone(),
+        known: facts.known,
+    };
+    let mut trial_warnings = Warnings::new();
+    let one_pass = serde_json::Deserializer::from_str(fields.get()).deserialize_seq(Entries {
+        facts: &mut trial,
+        w: &mut trial_warnings,
+    });
+    if one_pass.is_ok() {
+        *facts = trial;
+        w.append(&mut trial_warnings);
+        return Ok(());
+    }
     for_each_element(fields.get(), |entry| {
         match serde_json::from_str::<Field<'a>>(entry.get()) {
             Ok(Field {
@@ -368,6 +386,30 @@ fn read_fields<'a>(
         }
         Ok(())
     })
+}
+
+/// The `fields` list read in one pass: each `{key, value}` entry goes into `facts` as it is
+/// parsed. Fails on the first entry that is not such an object.
+struct Entries<'f, 'a> {
+    facts: &'f mut Facts<'a>,
+    w: &'f mut Warnings,
+}
+
+impl<'a> Visitor<'a> for Entries<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of {key, value} objects")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'a>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(entry) = seq.next_element::<Field<'a>>()? {
+            if let Some(value) = entry.value {
+                self.facts.put(&entry.key, value, self.w);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Reads the send-log template's `logEntries[]`: each entry's `timestamp` and its `text`

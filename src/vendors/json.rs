@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use memchr::memchr2;
 use serde::de::{Deserializer as _, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -31,13 +32,23 @@ pub fn check_limits(body: &str) -> Result<(), DecodeError> {
     while i < bytes.len() {
         match bytes[i] {
             b'"' => {
+                // A string: jump from escape to escape to its closing quote. Most of a body's
+                // bytes are string contents, and memchr2 passes over them many at a time.
                 i += 1;
-                while i < bytes.len() && bytes[i] != b'"' {
-                    if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'u') {
-                        i += unicode_escape(bytes, i)?;
-                    } else {
-                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                while let Some(at) = bytes.get(i..).and_then(|rest| memchr2(b'"', b'\\', rest)) {
+                    i += at;
+                    if bytes[i] == b'"' {
+                        break;
                     }
+                    i += if bytes.get(i + 1) == Some(&b'u') {
+                        unicode_escape(bytes, i)?
+                    } else {
+                        2
+                    };
+                }
+                if i < bytes.len() && bytes[i] != b'"' {
+                    // No closing quote: the string runs to the end of the body.
+                    i = bytes.len();
                 }
             }
             b'[' | b'{' => {

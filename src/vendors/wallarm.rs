@@ -27,17 +27,18 @@ use crate::normalize::{Disposition, Event, EventId, Kind, Ocsf, Severity, Timest
 /// Every field siemgate reads at any level: the envelope, `details`, a hit, a vulnerability or
 /// security issue, and the flat legacy objects. Wallarm reuses the same names at every level
 /// (`type`, `domain`, `title`, `id`, ...), so one borrowed struct reads each object in one pass;
-/// fields a level does not have simply stay `None`.
+/// fields a level does not have simply stay `None`. `D` says how the nested levels are read
+/// (see [`Nested`]).
 #[derive(Deserialize, Default)]
-#[serde(default)]
-struct Fields<'a> {
+#[serde(default, bound(deserialize = "D: Depth"))]
+struct Fields<'a, D> {
     // Envelope.
     #[serde(borrow)]
     summary: Option<&'a RawValue>,
     #[serde(borrow)]
     description: Option<&'a RawValue>,
     #[serde(borrow)]
-    details: Option<&'a RawValue>,
+    details: Option<Nested<'a, D>>,
     // `details`.
     #[serde(borrow)]
     client_name: Option<&'a RawValue>,
@@ -46,11 +47,11 @@ struct Fields<'a> {
     #[serde(borrow)]
     notification_type: Option<&'a RawValue>,
     #[serde(borrow)]
-    hit: Option<&'a RawValue>,
+    hit: Option<Nested<'a, D>>,
     #[serde(borrow)]
-    vuln: Option<&'a RawValue>,
+    vuln: Option<Nested<'a, D>>,
     #[serde(borrow)]
-    security_issue: Option<&'a RawValue>,
+    security_issue: Option<Nested<'a, D>>,
     #[serde(borrow)]
     vuln_link: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -95,6 +96,72 @@ struct Fields<'a> {
     threat: Option<&'a RawValue>,
     #[serde(borrow)]
     risk: Option<&'a RawValue>,
+    #[serde(skip)]
+    depth: std::marker::PhantomData<D>,
+}
+
+/// A nested level (`details`, `hit`, `vuln`, `security_issue`) of a [`Fields`].
+///
+/// A notification is first read in one pass ([`OnePass`]): each nested object is read into its
+/// own `Fields` as the parser meets it, so the bytes of a hit are scanned once rather than once
+/// per level above it (that re-reading was most of a Wallarm event's cost). Anything unusual
+/// at any level — a nested value that is not an object, a key given twice — fails that pass,
+/// and the notification is read again level by level ([`Rescan`]): nested values kept raw and
+/// read when used, where each such problem is a warning on the event rather than an error.
+/// Both readings give the same event for every notification the first one takes.
+enum Nested<'a, D> {
+    Raw(&'a RawValue),
+    Parsed(Box<Fields<'a, D>>),
+}
+
+/// How [`Nested`] levels are read: [`OnePass`] or [`Rescan`].
+trait Depth: Default {
+    const ONE_PASS: bool;
+}
+
+/// Nested objects are read in the same pass as their parent.
+#[derive(Default)]
+struct OnePass;
+
+/// Nested values are kept raw and read when used.
+#[derive(Default)]
+struct Rescan;
+
+impl Depth for OnePass {
+    const ONE_PASS: bool = true;
+}
+
+impl Depth for Rescan {
+    const ONE_PASS: bool = false;
+}
+
+impl<'de: 'a, 'a, D: Depth> Deserialize<'de> for Nested<'a, D> {
+    fn deserialize<De: serde::Deserializer<'de>>(de: De) -> Result<Self, De::Error> {
+        struct Object<'a, D>(std::marker::PhantomData<Nested<'a, D>>);
+
+        impl<'de: 'a, 'a, D: Depth> serde::de::Visitor<'de> for Object<'a, D> {
+            type Value = Nested<'a, D>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let fields =
+                    Fields::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Nested::Parsed(Box::new(fields)))
+            }
+        }
+
+        if D::ONE_PASS {
+            de.deserialize_map(Object(std::marker::PhantomData))
+        } else {
+            <&'a RawValue>::deserialize(de).map(Nested::Raw)
+        }
+    }
 }
 
 /// The shape named in `Shape` errors for a body that is neither an array nor objects.
@@ -190,7 +257,18 @@ fn normalize<'a>(
     offset: usize,
     ctx: &Context<'a>,
 ) -> Result<Event<'a>, DecodeError> {
-    let top: Fields<'a> = parse_object(raw, offset)?;
+    // One pass over the notification when nothing in it is unusual, else level by level (see
+    // `Nested`); an error is the level-by-level reading's.
+    Ok(
+        match serde_json::from_str::<Fields<'a, OnePass>>(raw.get()) {
+            Ok(top) => fill(raw, top, ctx),
+            Err(_) => fill(raw, parse_object::<Fields<'a, Rescan>>(raw, offset)?, ctx),
+        },
+    )
+}
+
+/// The event of one notification, read into `top`.
+fn fill<'a, D: Depth>(raw: &'a RawValue, mut top: Fields<'a, D>, ctx: &Context<'a>) -> Event<'a> {
     let mut e = Event::new(Vendor::Wallarm, ctx.source, raw, ctx.received_at);
     // Triggers and system events, and whatever Wallarm adds next: Detection Findings of kind
     // system and unknown severity (the `Event::new` defaults: Wallarm sends none for them).
@@ -217,7 +295,7 @@ fn normalize<'a>(
         &mut e.normalization_warnings,
     );
     let time = if top.details.is_some() {
-        envelope(&mut e, &top)
+        envelope(&mut e, top.details.take())
     } else if object_type.as_deref() == Some("hit") {
         hit(&mut e, &top)
     } else if top.title.is_some() && top.threat.is_some() {
@@ -267,12 +345,12 @@ fn normalize<'a>(
     if test_summary || e.title.as_deref().is_some_and(is_test_message) {
         e.kind = Kind::Test;
     }
-    Ok(e)
+    e
 }
 
 /// The current format: account and region from `details`, then the type-specific part.
 /// Returns the event time when the notification has one (hits only).
-fn envelope<'a>(e: &mut Event<'a>, top: &Fields<'a>) -> Option<Timestamp> {
+fn envelope<'a, D: Depth>(e: &mut Event<'a>, details: Option<Nested<'a, D>>) -> Option<Timestamp> {
     enum Shape {
         Hit,
         Issue,
@@ -280,7 +358,7 @@ fn envelope<'a>(e: &mut Event<'a>, top: &Fields<'a>) -> Option<Timestamp> {
         Other,
     }
     let w = &mut e.normalization_warnings;
-    let d = object(top.details, "details: not an object", w)?;
+    let mut d = object(details, "details: not an object", w)?;
     // `client_name` is the Wallarm tenant; `cloud` (EU/US) is the Wallarm cloud that holds the
     // account, not the region of the attacked resource.
     e.resource.account_name = text(d.client_name, "client_name: not a string", w);
@@ -290,7 +368,7 @@ fn envelope<'a>(e: &mut Event<'a>, top: &Fields<'a>) -> Option<Timestamp> {
         "link: not a string",
         w,
     );
-    let issue_raw = d.security_issue.or(d.vuln);
+    let issue_raw = d.security_issue.take().or(d.vuln.take());
     let shape = match text(d.notification_type, "notification_type: not a string", w).as_deref() {
         Some("new_hits") => Shape::Hit,
         // `vuln` was renamed `security_issue`; the objects differ only in host/domain and
@@ -307,7 +385,7 @@ fn envelope<'a>(e: &mut Event<'a>, top: &Fields<'a>) -> Option<Timestamp> {
             if d.hit.is_none() {
                 w.push("hit: missing");
             }
-            let h = object(d.hit, "hit: not an object", w).unwrap_or_default();
+            let h = object(d.hit.take(), "hit: not an object", w).unwrap_or_default();
             hit(e, &h)
         }
         Shape::Issue => {
@@ -333,7 +411,7 @@ fn envelope<'a>(e: &mut Event<'a>, top: &Fields<'a>) -> Option<Timestamp> {
 }
 
 /// A hit: an attack request. Returns `request_time`.
-fn hit<'a>(e: &mut Event<'a>, h: &Fields<'a>) -> Option<Timestamp> {
+fn hit<'a, D>(e: &mut Event<'a>, h: &Fields<'a, D>) -> Option<Timestamp> {
     let w = &mut e.normalization_warnings;
     e.kind = Kind::Attack;
     e.ocsf = Ocsf::DETECTION_FINDING;
@@ -520,7 +598,7 @@ fn is_address(a: &str) -> bool {
 }
 
 /// A vulnerability or security issue (nested, or the flat legacy object).
-fn issue<'a>(e: &mut Event<'a>, v: &Fields<'a>) {
+fn issue<'a, D>(e: &mut Event<'a>, v: &Fields<'a, D>) {
     let w = &mut e.normalization_warnings;
     e.kind = Kind::Vulnerability;
     e.ocsf = Ocsf::VULNERABILITY_FINDING;
@@ -553,7 +631,7 @@ fn issue<'a>(e: &mut Event<'a>, v: &Fields<'a>) {
 
 /// A user created: `email` is the new account (the flat form; no JSON of the current
 /// `create_user` type was ever published, so its `details` are read the same way).
-fn user<'a>(e: &mut Event<'a>, f: &Fields<'a>) {
+fn user<'a, D>(e: &mut Event<'a>, f: &Fields<'a, D>) {
     e.kind = Kind::System;
     e.ocsf = Ocsf::ACCOUNT_CHANGE;
     e.resource.name = text(
@@ -565,12 +643,16 @@ fn user<'a>(e: &mut Event<'a>, f: &Fields<'a>) {
 
 /// A nested object read with [`Fields`]; absent or null is `None`, anything else that is not
 /// an object adds `warn`.
-fn object<'a>(
-    raw: Option<&'a RawValue>,
+fn object<'a, D: Depth>(
+    nested: Option<Nested<'a, D>>,
     warn: &'static str,
     w: &mut Warnings,
-) -> Option<Fields<'a>> {
-    let raw = raw.filter(|r| r.get() != "null")?;
+) -> Option<Fields<'a, D>> {
+    let raw = match nested? {
+        Nested::Parsed(fields) => return Some(*fields),
+        Nested::Raw(raw) => raw,
+    };
+    let raw = Some(raw).filter(|r| r.get() != "null")?;
     if raw.get().starts_with('{') {
         if let Ok(f) = serde_json::from_str(raw.get()) {
             return Some(f);
