@@ -57,9 +57,10 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
     )
 }
 
-/// The stuck sink's FIFO. Until [`Fifo::read`] is called nobody reads it; if the test ends
-/// (or panics) before that, dropping it drains the pipe on a detached thread so the gateway's
-/// blocked write can finish and the runtime can shut down.
+/// The stuck sink's FIFO. Until [`Fifo::read`] is called nobody reads it. When the test ends
+/// (or panics), dropping it keeps a reader on the pipe on a detached thread, reopening it as
+/// often as the gateway does, so a blocked write or open of the in-process gateway's file sink
+/// always finishes and the runtime can shut down.
 struct Fifo {
     path: PathBuf,
     reading: bool,
@@ -85,9 +86,9 @@ impl Fifo {
             let file = std::fs::File::open(&path).expect("open the FIFO for reading");
             for line in BufReader::new(file).lines() {
                 let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
+                // Once the test has stopped listening, the pipe is still drained: closing
+                // the read end would leave the sink's next open of the FIFO blocked forever.
+                let _ = tx.send(line);
             }
         });
         rx
@@ -96,14 +97,19 @@ impl Fifo {
 
 impl Drop for Fifo {
     fn drop(&mut self) {
-        if !self.reading {
-            let path = self.path.clone();
-            std::thread::spawn(move || {
-                if let Ok(mut f) = std::fs::File::open(path) {
-                    let _ = std::io::copy(&mut f, &mut std::io::sink());
+        let path = self.path.clone();
+        // Bounded in count; each open waits for a writer, and the thread is detached, so the
+        // test binary exits whatever it is waiting on.
+        std::thread::spawn(move || {
+            for _ in 0..1000 {
+                match std::fs::File::open(&path) {
+                    Ok(mut f) => {
+                        let _ = std::io::copy(&mut f, &mut std::io::sink());
+                    }
+                    Err(_) => return,
                 }
-            });
-        }
+            }
+        });
     }
 }
 
@@ -223,7 +229,7 @@ async fn full_queue_refuses_with_503_until_the_sink_drains() {
     // Room again: readiness recovers and the same request now goes through.
     let ops = gw.metrics_addr();
     let mut ready = false;
-    for _ in 0..100 {
+    for _ in 0..400 {
         if get_text(ops, "/readyz").await.0 == StatusCode::OK {
             ready = true;
             break;
@@ -283,7 +289,7 @@ async fn all_or_nothing_across_sinks(sinks: &str) {
     }
     // The queue is acknowledged just after the write returns: retry briefly on 503.
     let mut accepted = None;
-    for _ in 0..100 {
+    for _ in 0..400 {
         let a = send_p4(&gw).await;
         if a.status != StatusCode::SERVICE_UNAVAILABLE {
             accepted = Some(a);
