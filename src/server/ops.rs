@@ -44,6 +44,9 @@ impl Ops {
             if !sink.is_healthy() {
                 reasons.push(format!("sink {}: destination failing", sink.id));
             }
+            if let Some(problem) = sink.queue.problem() {
+                reasons.push(format!("sink {}: queue refused: {problem}", sink.id));
+            }
             let depth = sink.queue.depth();
             let limits = sink.queue.limits();
             if depth.events as f64 > limits.max_events as f64 * HIGH_WATER_MARK
