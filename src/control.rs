@@ -10,6 +10,10 @@
 //! runs), `Plan::new` (pure: which sinks are added, changed, removed or kept, which sources,
 //! and the report), then `apply`. A source's entry is made in one place
 //! (`SourceEntry::build`), and its routing-table `Source` in another (`SourceEntry::route`).
+//!
+//! The sources made through the admin API are kept in `store`, so they outlive a restart.
+
+pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,7 +25,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::store::{ApiRecord, Store};
+use self::store::{ApiRecord, Store};
 use crate::config::{
     self, ConfigError, ConfigFile, ConfigIssue, Limits, Settings, SinkSettings, SourceConfig,
     SourceSettings,
@@ -188,7 +192,7 @@ pub enum ControlStartError {
         source: crate::queue::OpenError,
     },
     #[error(transparent)]
-    Store(#[from] crate::admin::store::StoreError),
+    Store(#[from] store::StoreError),
     #[error("start-up task failed: {0}")]
     Task(String),
     #[error("admin API source store {path}: {message}")]

@@ -221,20 +221,22 @@ impl<R: Copy> Dedup<R> {
         )
     }
 }
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::routes::Accepted;
+
+    /// The receipt a duplicate is answered with (the request path's is `routes::Accepted`).
+    #[derive(Debug, Clone, Copy)]
+    struct Accepted {
+        events: usize,
+    }
 
     type Dedup = super::Dedup<Accepted>;
 
     fn accepted(n: usize) -> Accepted {
-        Accepted {
-            events: n,
-            filtered: 0,
-            suppressed: false,
-        }
+        Accepted { events: n }
     }
 
     fn dedup(window: Duration, max_entries: usize) -> Dedup {

@@ -8,15 +8,17 @@
 //! # Layout
 //!
 //! * `config`: the TOML file's types, secret references, and `validate()` into runtime settings;
-//!   parse errors without values (`parse_error`).
+//!   parse errors without values (`parse_error`); the keys every sink has in `config::sinks`,
+//!   each sink type's own in a file under it. It uses no runtime code of `server` or `sinks`.
 //! * `secret`: the `Secret` type that never prints.
 //! * `server`: the accept loop (`mod`), each listener's connection table with its per-address and
-//!   total caps (`conns`), the budget of body bytes in flight (`budget`), TLS (`tls`), the hooks
-//!   handler (`ingest`), the one match that turns refusals into status codes (`reject`), and the
+//!   total caps (`conns`), the budget of body bytes in flight (`budget`), the hooks handler
+//!   (`ingest`), the one match that turns refusals into status codes (`reject`), and the
 //!   metrics/health listener (`ops`).
 //! * `auth`: per-source sender verification (token, basic, HMAC, Standard Webhooks).
 //! * `vendors`: payload decoders (`generic`, ...) and shared JSON helpers.
-//! * `normalize`: the `Event` schema, severities, timestamps, and its OCSF 1.x encoding.
+//! * `normalize`: the `Event` schema, severities, timestamps, the payload families (`Vendor`),
+//!   and its OCSF 1.x encoding. It knows no decoder.
 //! * `routes`: the runtime source in one place: the routing table, each source's settings,
 //!   metric handles, target sinks and live counters, and the receipt a request gets.
 //! * `dedup`: per-source windows of accepted requests (vendor retries, replays).
@@ -25,15 +27,19 @@
 //! * `queue`: bounded per-sink queues of encoded events behind one narrow API (`Queue`): an
 //!   in-memory `window`, and for disk queues a segment log (`log`) with its writer (`disk`).
 //! * `normalize_cli`: `siemgate normalize`, a payload's events without a server.
-//! * `sinks`: encoders, the worker loop, retry classification, client TLS and HTTP, and each
+//! * `tls`: the listener's and the sinks' rustls configs, read by one PEM loader (`tls::pem`):
+//!   client certificates and their identities (`tls::server`), CA files, pins and self-signed
+//!   receivers (`tls::client`).
+//! * `sinks`: encoders, the worker loop, retry classification, the HTTP client, and each
 //!   sink (`file`, `hec` for Splunk, `syslog` with LEEF/CEF/JSON bodies, `http`).
-//! * `metrics`: metric names and the handles registered once per source and sink, in a series
-//!   store (`metrics::store`) that forgets removed sources' and sinks' series.
+//! * `metrics`: metric names and the handles registered once per source, sink and listener, in
+//!   a series store (`metrics::store`) that forgets removed sources' and sinks' series. A leaf:
+//!   callers hand it labels (a refusal's reason), not their types.
 //! * `shutdown`: the signal future the binary waits on.
 //! * `control`: the running configuration (sinks, sources, routing table) and every change to
-//!   it: admin API calls and reloads.
-//! * `admin`: the admin API's listener handler, its input rules, its store, and the throttle on
-//!   failed authentication (`throttle`).
+//!   it: admin API calls and reloads; the store of the sources made through the API (`store`).
+//! * `admin`: the admin API's listener handler, its input rules, and the throttle on failed
+//!   authentication (`throttle`).
 //!
 //! # A request, from accept to the sink's bytes
 //!
@@ -57,8 +63,8 @@
 //!
 //! * **Decoder** (a new vendor): one file in `vendors/` with a `decode` function that walks a
 //!   borrowed body and emits `normalize::Event<'a>`s (stopping when the callback says so),
-//!   plus one `vendors::Vendor` variant and its arm in `Vendor::decode_until`.
-//! * **Encoder and sink transport** (a new destination): a config type in `config`, an
+//!   plus one `Vendor` variant (`normalize/vendor.rs`) and its arm in `Vendor::decode_until`.
+//! * **Encoder and sink transport** (a new destination): a config type in `config/sinks/`, an
 //!   encoder implementing `sinks::Encoder` (one event appended to a reused buffer, no
 //!   allocation per event) as an `sinks::Encoding` variant, and a transport as a
 //!   `sinks::Transport` variant whose `send` delivers a batch of encoded events and says how
@@ -85,6 +91,7 @@ pub mod secret;
 pub mod server;
 pub mod shutdown;
 pub mod sinks;
+pub mod tls;
 pub mod vendors;
 
 use std::net::SocketAddr;

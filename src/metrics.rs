@@ -15,8 +15,6 @@ use metrics_exporter_prometheus::Matcher;
 
 mod store;
 
-use crate::server::reject::Reject;
-
 pub const HTTP_REQUESTS: &str = "siemgate_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "siemgate_http_request_duration_seconds";
 pub const UNROUTED_REQUESTS: &str = "siemgate_unrouted_requests_total";
@@ -65,6 +63,43 @@ pub const AUTH_REASONS: [&str; 7] = [
     "client_cert_required",
     "client_cert_not_allowed",
 ];
+
+/// Refusal reasons (the `reason` label of `siemgate_requests_rejected_total`), each
+/// pre-registered per source; `server::reject` picks one for each refusal in its one match.
+/// The last one, `internal`, stands for any label not listed.
+pub const REJECT_REASONS: [&str; 23] = [
+    "unknown_source",
+    "method_not_allowed",
+    "ip_not_allowed",
+    "client_cert_required",
+    "client_cert_not_allowed",
+    "missing_credential",
+    "invalid_credential",
+    "malformed_credential",
+    "timestamp_out_of_window",
+    "body_too_large",
+    "body_timeout",
+    "body_read_failed",
+    "body_budget_exhausted",
+    "invalid_utf8",
+    "malformed_json",
+    "too_deep",
+    "unexpected_shape",
+    "too_many_events",
+    "batch_too_large",
+    "queue_full",
+    "duplicate_in_flight",
+    "queue_write_failed",
+    "internal",
+];
+
+/// Where `reason` is in [`REJECT_REASONS`] (`internal` if it is not there).
+pub fn reject_reason_index(reason: &str) -> usize {
+    REJECT_REASONS
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or(REJECT_REASONS.len() - 1)
+}
 
 /// Buckets for request latency: the ingest path answers in well under a millisecond when
 /// healthy, so the buckets are fine at the low end.
@@ -315,7 +350,7 @@ impl Registry {
                 let labels = [("source", source), ("code", code_label.as_str())];
                 (code, self.counter(HTTP_REQUESTS, &labels))
             }),
-            rejected: Reject::REASONS.map(|reason| {
+            rejected: REJECT_REASONS.map(|reason| {
                 self.counter(REQUESTS_REJECTED, &[("source", source), ("reason", reason)])
             }),
             auth_failures: AUTH_REASONS.map(|reason| {
@@ -338,7 +373,7 @@ impl Registry {
     }
 
     /// Connection counters of one listener (`hooks`, `metrics`, `admin`).
-    pub fn connections(&self, listener: &'static str) -> crate::server::conns::ConnMetrics {
+    pub fn connections(&self, listener: &'static str) -> ConnMetrics {
         let refused = |reason| {
             self.counter(
                 CONNECTIONS_REFUSED,
@@ -351,7 +386,7 @@ impl Registry {
                 &[("listener", listener), ("reason", reason)],
             )
         };
-        crate::server::conns::ConnMetrics {
+        ConnMetrics {
             refused_per_ip: refused("per_ip_limit"),
             refused_at_capacity: refused("at_capacity"),
             evicted: closed("evicted"),
@@ -404,10 +439,20 @@ impl Registry {
     }
 }
 
+/// Counters and the gauge of one listener's connections, registered once.
+pub struct ConnMetrics {
+    pub refused_per_ip: Counter,
+    pub refused_at_capacity: Counter,
+    pub evicted: Counter,
+    pub closed_idle: Counter,
+    pub closed_max_age: Counter,
+    pub open: Gauge,
+}
+
 /// Handles for one source.
 pub struct SourceMetrics {
     requests: [(u16, Counter); STATUS_CODES.len()],
-    rejected: [Counter; Reject::REASONS.len()],
+    rejected: [Counter; REJECT_REASONS.len()],
     auth_failures: [Counter; AUTH_REASONS.len()],
     pub events_received: Counter,
     pub events_filtered: Counter,
@@ -429,8 +474,8 @@ pub const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(1);
 struct RejectLog {
     epoch: Instant,
     /// Milliseconds after `epoch` (+1, so 0 means never) of the last line, per reason.
-    last: [AtomicU64; Reject::REASONS.len()],
-    unlogged: [AtomicU64; Reject::REASONS.len()],
+    last: [AtomicU64; REJECT_REASONS.len()],
+    unlogged: [AtomicU64; REJECT_REASONS.len()],
 }
 
 impl RejectLog {
@@ -469,15 +514,18 @@ impl SourceMetrics {
         }
     }
 
-    pub fn rejected(&self, reject: &Reject) {
-        self.rejected[reject.reason_index()].increment(1);
+    /// Counts a refusal for `reason`, one of [`REJECT_REASONS`].
+    pub fn rejected(&self, reason: &'static str) {
+        if let Some(c) = self.rejected.get(reject_reason_index(reason)) {
+            c.increment(1);
+        }
     }
 
     /// Whether a refusal of this kind may be logged now: `Some(n)` with the number of refusals
     /// of that kind left out since the last line, or `None` (counted for the next line).
-    pub fn reject_log_permit(&self, reject: &Reject) -> Option<u64> {
+    pub fn reject_log_permit(&self, reason: &'static str) -> Option<u64> {
         self.reject_log
-            .permit(reject.reason_index(), Instant::now())
+            .permit(reject_reason_index(reason), Instant::now())
     }
 
     pub fn auth_failure(&self, reason: &'static str) {

@@ -231,7 +231,7 @@ async fn take(q: &Queue, n: usize) -> Vec<usize> {
     while got.len() < n {
         let more = tokio::time::timeout(
             Duration::from_secs(10),
-            q.next_batch(0, 7.min(n - got.len()), 600, Duration::ZERO, &mut batch),
+            q.next_batch(7.min(n - got.len()), 600, Duration::ZERO, &mut batch),
         )
         .await
         .unwrap_or_else(|_| panic!("no batch within 10 s after {} events", got.len()));
@@ -407,7 +407,7 @@ async fn a_failed_read_back_keeps_the_events_and_is_tried_again_without_spinning
     let mut batch = Vec::new();
     let next = tokio::time::timeout(
         Duration::from_millis(200),
-        q.next_batch(0, 7, 600, Duration::ZERO, &mut batch),
+        q.next_batch(7, 600, Duration::ZERO, &mut batch),
     )
     .await;
     assert!(next.is_err(), "nothing is skipped: {batch:?}");

@@ -5,8 +5,8 @@
 use ring::rand::{SecureRandom, SystemRandom};
 use serde_json::{Map, Value};
 
-use super::store::parse_value;
 use crate::config::{AuthConfig, ConfigIssue, SecretRef, SourceConfig};
+use crate::control::store::parse_value;
 
 /// A definition ready to store, and the secret generated for it, if one was.
 pub struct Prepared {

@@ -4,7 +4,6 @@
 //! `GET /api/v1/openapi.json`.
 
 pub mod input;
-pub mod store;
 pub mod throttle;
 
 use std::net::IpAddr;
@@ -20,10 +19,10 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
 use crate::config::{AdminLimits, AdminRole, AdminToken, ConfigIssue};
+use crate::control::store::{ApiRecord, GraceRecord};
 use crate::control::{ChangeError, Control, Origin, SourceEntry, State};
 use crate::normalize::{Kind, Severity, Status, Timestamp};
 use crate::sinks::TestOutcome;
-use store::{ApiRecord, GraceRecord};
 use throttle::{AuthThrottle, FailureLog, Verdict};
 
 /// The OpenAPI document of this API.

@@ -141,7 +141,7 @@ pub(super) fn validate_admin(
                     "not supported on the admin listener: it authenticates with bearer tokens",
                 );
             }
-            match crate::server::tls::server_config(tls) {
+            match crate::tls::server_config(&tls.options()) {
                 Ok(cfg) => Some(cfg),
                 Err(e) => {
                     issues.push(format!("admin.tls.{}", e.key()), e.to_string());

@@ -20,10 +20,9 @@ use serde::Deserialize;
 
 use crate::auth::hmac::{HmacSettings, SignatureEncoding};
 use crate::auth::{self, Verifier};
-use crate::normalize::{Kind, Severity, Status};
+use crate::normalize::{Kind, Severity, Status, Vendor};
 use crate::secret::Secret;
 use crate::vendors::mapping::{Mapping, MappingConfig};
-use crate::vendors::Vendor;
 
 pub mod admin;
 pub mod kafka;
@@ -116,6 +115,17 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// CA bundle for client certificates (mTLS). Sources opt in with `require_client_cert`.
     pub client_ca: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The files the listener's TLS is built from.
+    pub fn options(&self) -> crate::tls::ServerTlsOptions<'_> {
+        crate::tls::ServerTlsOptions {
+            cert: &self.cert,
+            key: &self.key,
+            client_ca: self.client_ca.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -937,7 +947,7 @@ fn validate_server(server: &ServerConfig, issues: &mut Issues) -> Option<ServerS
             None
         }
         (None, true) => None,
-        (Some(tls), false) => match crate::server::tls::server_config(tls) {
+        (Some(tls), false) => match crate::tls::server_config(&tls.options()) {
             Ok(cfg) => Some(cfg),
             Err(e) => {
                 issues.push(format!("server.tls.{}", e.key()), e.to_string());
@@ -1229,7 +1239,7 @@ fn client_identities(source: &SourceConfig, path: &str, issues: &mut Issues) -> 
     }
     let mut pins = Vec::with_capacity(source.client_cert_sha256.len());
     for (j, text) in source.client_cert_sha256.iter().enumerate() {
-        match sinks::parse_sha256(text) {
+        match crate::tls::parse_sha256(text) {
             Some(p) => pins.push(p),
             None => issues.push(
                 format!("{path}.client_cert_sha256[{j}]"),

@@ -26,8 +26,8 @@ use std::net::IpAddr;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::Vendor;
 use super::{Event, Severity, Status};
-use crate::vendors::Vendor;
 
 /// The OCSF schema version written in `metadata.version`: the two versions every object is
 /// proven valid against (`fixtures/ocsf/`).

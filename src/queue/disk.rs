@@ -18,7 +18,6 @@
 //! events waiting on disk together are exactly the log's uncommitted records, in order. At
 //! start nothing but the window is read back.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -30,7 +29,8 @@ use tokio::sync::oneshot;
 
 use super::log::{LogError, SegmentLog};
 use super::window::{Room, Window};
-use crate::config::{QueueFsync, QueueLimits};
+pub use crate::config::DiskSettings;
+use crate::config::QueueFsync;
 
 /// Requests waiting for the writer; beyond this a request is refused with 503 rather than
 /// blocking the runtime.
@@ -49,15 +49,6 @@ const READS_PER_TURN: usize = 8;
 /// Wait before reading back again after a failed read, doubling up to the maximum.
 const READ_RETRY_FIRST: Duration = Duration::from_millis(250);
 const READ_RETRY_MAX: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone)]
-pub struct DiskSettings {
-    pub dir: PathBuf,
-    pub fsync: QueueFsync,
-    pub segment_bytes: u64,
-    /// The most undelivered events (and bytes of them) held in memory: the oldest ones.
-    pub memory: QueueLimits,
-}
 
 /// Metric handles the writer updates.
 pub struct DiskMetrics {

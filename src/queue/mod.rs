@@ -13,7 +13,8 @@
 //!   [`Reservation::grow`] as events are encoded, then [`commit`](Queue::commit), which answers
 //!   at once or with a [`Written`] receipt once the events are durable;
 //! * consumer (the sink's worker): [`next_batch`](Queue::next_batch) then
-//!   [`ack`](Queue::ack) for the oldest events once delivered;
+//!   [`ack`](Queue::ack) for the oldest events once delivered, and, for destinations that
+//!   confirm later, [`hand_off`](Queue::hand_off) and [`rewind`](Queue::rewind);
 //! * observers: [`depth`](Queue::depth), [`oldest_age`](Queue::oldest_age), and, for the
 //!   admin API and tests, [`resident`](Queue::resident), [`kind`](Queue::kind) and
 //!   [`read_errors`](Queue::read_errors);
@@ -217,22 +218,34 @@ impl Queue {
         }
     }
 
-    /// Waits for at least one event after the first `skip` (events already handed to the
-    /// destination and awaiting its confirmation), then up to `linger` for the batch to fill,
-    /// and puts the oldest such events within the bounds in `out` (reference-counted, not
-    /// copied). They stay queued until [`ack`](Self::ack). `None` once the queue is closed
-    /// with nothing after `skip`.
+    /// Waits for at least one event after those handed off, then up to `linger` for the batch
+    /// to fill, and puts the oldest such events within the bounds in `out` (reference-counted,
+    /// not copied). They stay queued until [`ack`](Self::ack), and the next call returns them
+    /// again unless they were [handed off](Self::hand_off). `None` once the queue is closed
+    /// with nothing left to hand out.
     pub async fn next_batch(
         &self,
-        skip: usize,
         max_events: usize,
         max_bytes: usize,
         linger: Duration,
         out: &mut Vec<Bytes>,
     ) -> Option<()> {
         self.window
-            .next_batch(skip, max_events, max_bytes, linger, out)
+            .next_batch(max_events, max_bytes, linger, out)
             .await
+    }
+
+    /// Marks the next `n` events of the head as handed to a destination that confirms them
+    /// later (Splunk HEC indexer acknowledgement): they stay queued, in order, until
+    /// [`ack`](Self::ack)ed, and later batches start after them.
+    pub fn hand_off(&self, n: usize) {
+        self.window.hand_off(n);
+    }
+
+    /// Forgets what was handed off, so a new worker sends it again: its transport never saw
+    /// those events confirmed.
+    pub fn rewind(&self) {
+        self.window.rewind();
     }
 
     /// Removes the `n` oldest events after their sink delivered them.

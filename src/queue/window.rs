@@ -57,6 +57,9 @@ struct Inner {
     reserved_bytes: u64,
     /// No more commits once closed; the worker drains what is left and stops.
     closed: bool,
+    /// The oldest events in `items` that the worker handed to a destination which confirms
+    /// them later: still queued (undelivered), but batches start after them.
+    handed_off: usize,
 }
 
 impl Inner {
@@ -224,14 +227,14 @@ impl Window {
         self.ready.notify_one();
     }
 
-    /// Waits for at least one event after the first `skip` (events already handed to the
-    /// destination and awaiting its confirmation), then up to `linger` for the batch to fill,
-    /// and returns copies (reference-counted, not byte copies) of the oldest such events within
-    /// the bounds. The events stay queued until [`ack`](Self::ack). `None` once the queue is
-    /// closed with nothing after `skip`, in memory or on disk.
+    /// Waits for at least one event after those handed off (see
+    /// [`hand_off`](Self::hand_off)), then up to `linger` for the batch to fill, and returns
+    /// copies (reference-counted, not byte copies) of the oldest such events within the bounds.
+    /// The events stay queued until [`ack`](Self::ack); the next call returns them again
+    /// unless they were handed off. `None` once the queue is closed with nothing left to hand
+    /// out, in memory or on disk.
     pub(super) async fn next_batch(
         &self,
-        skip: usize,
         max_events: usize,
         max_bytes: usize,
         linger: Duration,
@@ -243,6 +246,7 @@ impl Window {
             // `Some(full)` once there is something to send; the lock is released before waiting.
             let state = {
                 let inner = self.lock();
+                let skip = inner.handed_off;
                 let available = inner.items.len().saturating_sub(skip);
                 if available > 0 {
                     let skipped: u64 = inner.items.iter().take(skip).map(|i| i.len() as u64).sum();
@@ -271,7 +275,7 @@ impl Window {
         }
         let inner = self.lock();
         let mut size = 0usize;
-        for item in inner.items.iter().skip(skip).take(max_events) {
+        for item in inner.items.iter().skip(inner.handed_off).take(max_events) {
             // Always take the first event, even alone over max_bytes, so nothing gets stuck.
             if !out.is_empty() && size + item.len() > max_bytes {
                 break;
@@ -398,10 +402,25 @@ impl Window {
         self.ready.notify_one();
     }
 
+    /// Marks the next `n` events after those already handed off as handed to a destination
+    /// that confirms them later: they stay queued until acknowledged, and batches start after
+    /// them.
+    pub(super) fn hand_off(&self, n: usize) {
+        let mut inner = self.lock();
+        inner.handed_off = (inner.handed_off + n).min(inner.items.len());
+    }
+
+    /// Forgets what was handed off: a new worker sends those events again, since the
+    /// destination connection that awaited their confirmation is gone.
+    pub(super) fn rewind(&self) {
+        self.lock().handed_off = 0;
+    }
+
     /// Removes the `n` oldest events after their sink delivered them. True when a disk queue's
     /// window should now be refilled from its log (see [`wants_refill`](Self::wants_refill)).
     pub(super) fn ack(&self, n: usize) -> bool {
         let mut inner = self.lock();
+        inner.handed_off = inner.handed_off.saturating_sub(n);
         let mut left = n.min(inner.items.len());
         while left > 0 {
             let Some(front) = inner.stamps.front_mut() else {
@@ -570,26 +589,20 @@ mod tests {
             .into_iter(),
         );
         let mut out = Vec::new();
-        q.next_batch(0, 10, 6, Duration::ZERO, &mut out)
-            .await
-            .unwrap();
+        q.next_batch(10, 6, Duration::ZERO, &mut out).await.unwrap();
         assert_eq!(
             out,
             [Bytes::from_static(b"aaa"), Bytes::from_static(b"bbb")]
         );
-        q.next_batch(0, 10, 6, Duration::ZERO, &mut out)
-            .await
-            .unwrap();
+        q.next_batch(10, 6, Duration::ZERO, &mut out).await.unwrap();
         assert_eq!(out.len(), 2, "nothing removed before ack");
         q.ack(2);
         q.close();
-        q.next_batch(0, 10, 6, Duration::ZERO, &mut out)
-            .await
-            .unwrap();
+        q.next_batch(10, 6, Duration::ZERO, &mut out).await.unwrap();
         assert_eq!(out, [Bytes::from_static(b"ccc")]);
         q.ack(1);
         assert!(q
-            .next_batch(0, 10, 6, Duration::ZERO, &mut out)
+            .next_batch(10, 6, Duration::ZERO, &mut out)
             .await
             .is_none());
         assert!(q.try_reserve(1, 1).is_err(), "closed queues refuse");
@@ -619,7 +632,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn batches_can_start_after_events_awaiting_confirmation() {
+    async fn batches_start_after_events_handed_off() {
         let q = q(100, 1000);
         q.try_reserve(3, 9).unwrap().commit(
             [
@@ -630,20 +643,28 @@ mod tests {
             .into_iter(),
         );
         let mut out = Vec::new();
-        q.next_batch(2, 10, 100, Duration::ZERO, &mut out)
+        q.hand_off(2);
+        q.next_batch(10, 100, Duration::ZERO, &mut out)
             .await
             .unwrap();
         assert_eq!(out, [Bytes::from_static(b"ccc")]);
+        q.hand_off(1);
         q.close();
         assert!(q
-            .next_batch(3, 10, 100, Duration::ZERO, &mut out)
+            .next_batch(10, 100, Duration::ZERO, &mut out)
             .await
             .is_none());
+        assert_eq!(q.depth().events, 3, "handed off is still queued");
         q.ack(1);
-        q.next_batch(1, 10, 100, Duration::ZERO, &mut out)
+        q.rewind();
+        q.next_batch(10, 100, Duration::ZERO, &mut out)
             .await
             .unwrap();
-        assert_eq!(out, [Bytes::from_static(b"ccc")]);
+        assert_eq!(
+            out,
+            [Bytes::from_static(b"bbb"), Bytes::from_static(b"ccc")],
+            "after a rewind what was handed off is handed out again"
+        );
     }
 
     fn windowed(events: u64, bytes: u64) -> Window {
@@ -777,7 +798,7 @@ mod tests {
         push(&q, &[b"a", b"b"]);
         q.close();
         let mut out = Vec::new();
-        q.next_batch(0, 10, 100, Duration::from_secs(5), &mut out)
+        q.next_batch(10, 100, Duration::from_secs(5), &mut out)
             .await
             .unwrap();
         assert_eq!(
@@ -788,18 +809,18 @@ mod tests {
         assert!(q.ack(1));
         let waiting = tokio::time::timeout(
             Duration::from_millis(50),
-            q.next_batch(0, 10, 100, Duration::ZERO, &mut out),
+            q.next_batch(10, 100, Duration::ZERO, &mut out),
         )
         .await;
         assert!(waiting.is_err(), "waits for the read back, not None");
         q.push_read([Bytes::from_static(b"b")].into_iter());
-        q.next_batch(0, 10, 100, Duration::ZERO, &mut out)
+        q.next_batch(10, 100, Duration::ZERO, &mut out)
             .await
             .unwrap();
         assert_eq!(out, [Bytes::from_static(b"b")]);
         q.ack(1);
         assert!(q
-            .next_batch(0, 10, 100, Duration::ZERO, &mut out)
+            .next_batch(10, 100, Duration::ZERO, &mut out)
             .await
             .is_none());
     }

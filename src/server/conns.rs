@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use metrics::{Counter, Gauge};
+pub use crate::metrics::ConnMetrics;
 use tokio_util::sync::CancellationToken;
 
 /// The address a per-client limit is keyed on: IPv4-mapped IPv6 addresses count as the IPv4
@@ -33,16 +33,6 @@ pub enum Refused {
     PerIpLimit,
     /// `max_connections` are open and every one has a request in flight.
     AtCapacity,
-}
-
-/// Counters and the gauge of one listener's connections, registered once.
-pub struct ConnMetrics {
-    pub refused_per_ip: Counter,
-    pub refused_at_capacity: Counter,
-    pub evicted: Counter,
-    pub closed_idle: Counter,
-    pub closed_max_age: Counter,
-    pub open: Gauge,
 }
 
 /// What a connection's task and its request handlers share: requests in flight, when the last
@@ -315,6 +305,7 @@ impl LogLimiter {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use metrics::{Counter, Gauge};
 
     fn table(max: usize, per_ip: usize) -> Arc<ConnTable> {
         let m = || Counter::noop();

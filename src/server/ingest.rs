@@ -66,7 +66,7 @@ pub async fn handle(
         Err(reject) => {
             let (status, reason, level) = reject.class();
             log_reject(level, &source, conn, status, reason, &reject);
-            source.metrics.rejected(&reject);
+            source.metrics.rejected(reason);
             if let Reject::Auth(e) = &reject {
                 source.metrics.auth_failure(e.reason());
                 source.stats.auth_failure();
@@ -95,10 +95,10 @@ fn log_reject(
     source: &Source,
     conn: ConnInfo,
     status: StatusCode,
-    reason: &str,
+    reason: &'static str,
     reject: &Reject,
 ) {
-    let Some(unlogged) = source.metrics.reject_log_permit(reject) else {
+    let Some(unlogged) = source.metrics.reject_log_permit(reason) else {
         return;
     };
     let source = source.settings.id.as_str();

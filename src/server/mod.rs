@@ -11,7 +11,6 @@ pub mod conns;
 pub mod ingest;
 pub mod ops;
 pub mod reject;
-pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -34,6 +33,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
+use crate::tls::ClientCert;
 use conns::{ConnMetrics, ConnTable, Slot};
 
 /// What a handler knows about the connection a request came on.
@@ -42,7 +42,7 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The client certificate presented and verified against `client_ca`, read once per
     /// connection: sources with `require_client_cert` match it against their identities.
-    pub client_cert: Option<Arc<tls::ClientCert>>,
+    pub client_cert: Option<Arc<ClientCert>>,
 }
 
 /// How long a connection closed for being idle (or evicted) may take to say goodbye (flush a
@@ -161,7 +161,7 @@ pub async fn serve<H, F>(
                         .1
                         .peer_certificates()
                         .and_then(<[_]>::first)
-                        .map(|c| Arc::new(tls::ClientCert::read(c.as_ref())));
+                        .map(|c| Arc::new(ClientCert::read(c.as_ref())));
                     let info = ConnInfo { peer, client_cert };
                     conn.serve(&builder, stream, info, handler).await;
                 }

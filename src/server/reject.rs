@@ -70,31 +70,7 @@ impl From<DispatchError> for Reject {
 
 impl Reject {
     /// Every reason label, pre-registered per source in metrics.
-    pub const REASONS: [&'static str; 23] = [
-        "unknown_source",
-        "method_not_allowed",
-        "ip_not_allowed",
-        "client_cert_required",
-        "client_cert_not_allowed",
-        "missing_credential",
-        "invalid_credential",
-        "malformed_credential",
-        "timestamp_out_of_window",
-        "body_too_large",
-        "body_timeout",
-        "body_read_failed",
-        "body_budget_exhausted",
-        "invalid_utf8",
-        "malformed_json",
-        "too_deep",
-        "unexpected_shape",
-        "too_many_events",
-        "batch_too_large",
-        "queue_full",
-        "duplicate_in_flight",
-        "queue_write_failed",
-        "internal",
-    ];
+    pub const REASONS: [&'static str; 23] = crate::metrics::REJECT_REASONS;
 
     /// Status, reason label and log level: the only place these are chosen.
     pub fn class(&self) -> (StatusCode, &'static str, Level) {
@@ -174,11 +150,7 @@ impl Reject {
     }
 
     pub fn reason_index(&self) -> usize {
-        let reason = self.class().1;
-        Self::REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(Self::REASONS.len() - 1)
+        crate::metrics::reject_reason_index(self.class().1)
     }
 
     /// Human detail for the error body. Never names a secret or says which one came close.

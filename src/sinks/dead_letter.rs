@@ -43,29 +43,29 @@ impl DeadLetters {
         }
     }
 
-    /// Records `events` as refused for `reason`.
-    pub async fn record(&self, reason: &str, events: Vec<Bytes>) {
-        if events.is_empty() {
+    /// Records each event as refused for its reason (one write for all of them).
+    pub async fn record(&self, events: Vec<(Bytes, String)>) {
+        let Some((_, reason)) = events.first() else {
             return;
-        }
+        };
+        let reason = reason.clone();
         self.counter.increment(events.len() as u64);
         let Some(path) = self.path.clone() else {
-            for e in &events {
+            for (e, reason) in &events {
                 let shown = &e[..e.len().min(LOGGED_BYTES)];
                 tracing::error!(sink = %self.sink_id, %reason, event = %String::from_utf8_lossy(shown), "dead letter (no dead_letter_path configured)");
             }
             return;
         };
         let sink = self.sink_id.clone();
-        let reason_owned = reason.to_owned();
         let written = tokio::task::spawn_blocking(move || {
             let mut text = Vec::new();
             let time = Timestamp::now();
-            for e in &events {
+            for (e, reason) in &events {
                 let line = Line {
                     time,
                     sink: &sink,
-                    reason: &reason_owned,
+                    reason,
                     event: String::from_utf8_lossy(e),
                 };
                 serde_json::to_writer(&mut text, &line)?;

@@ -14,6 +14,8 @@ use bytes::Bytes;
 use metrics::Counter;
 
 use super::retry::SendError;
+use super::sent::Sent;
+use super::transport::Transport;
 use crate::config::{FileSettings, FsyncPolicy};
 
 pub struct FileSink {
@@ -50,9 +52,11 @@ impl FileSink {
             }),
         }
     }
+}
 
-    /// Appends the whole batch; `Ok(n)` means all `n` events are written.
-    pub async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
+impl Transport for FileSink {
+    /// Appends the whole batch: every event is written, or none counts.
+    async fn send(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
         let Some(mut writer) = self.writer.take() else {
             return Err(SendError::retryable("file writer unavailable"));
         };
@@ -66,7 +70,7 @@ impl FileSink {
         match joined {
             Ok((writer, r)) => {
                 self.writer = Some(writer);
-                r.map(|()| batch_len)
+                r.map(|()| Sent::Delivered(batch_len))
                     .map_err(|e| SendError::retryable(e.to_string()))
             }
             Err(e) => Err(SendError::retryable(format!(
@@ -76,7 +80,7 @@ impl FileSink {
     }
 
     /// Syncs what is unsynced (whatever the policy, except `never`) and closes the file.
-    pub async fn close(&mut self) {
+    async fn close(&mut self) {
         if let Some(mut writer) = self.writer.take() {
             let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         }

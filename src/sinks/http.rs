@@ -16,160 +16,27 @@ use sha2::Sha256;
 
 use super::http_client::HttpClient;
 use super::retry::SendError;
+use super::sent::{Partial, Sent};
+use super::transport::Transport;
 use super::{one_line, EncodeError, Encoder};
-use crate::config::{HttpBodySettings, HttpSettings, SignatureEncodingConfig, SignatureSettings};
+use crate::config::{
+    Field, HttpBodySettings, HttpSettings, Segment, SignatureEncodingConfig, SignatureSettings,
+    Template,
+};
 use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
 use crate::normalize::Event;
 
 const USER_AGENT_VALUE: &str = concat!("siemgate/", env!("CARGO_PKG_VERSION"));
 
-/// An Event field a template can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Event,
-    Raw,
-    Id,
-    Time,
-    ReceivedAt,
-    Vendor,
-    Product,
-    Source,
-    Kind,
-    Status,
-    Severity,
-    SeverityId,
-    VendorSeverity,
-    Title,
-    Description,
-    Url,
-    ResourceId,
-    ResourceName,
-    ResourceType,
-    ResourceRegion,
-    ResourceAccountId,
-    ResourceAccountName,
-    ResourceCloud,
-    SrcIp,
-    SrcPort,
-    Domain,
-    Path,
-    Method,
-    Disposition,
-    Remediation,
-    StatusDetail,
-    VendorCloud,
-    PolicyId,
-    PolicyName,
-    PolicyType,
-    Rule,
-    FindingType,
-    FirstSeen,
-    LastSeen,
-}
-
-const FIELDS: [(&str, Field); 39] = [
-    ("event", Field::Event),
-    ("raw", Field::Raw),
-    ("id", Field::Id),
-    ("time", Field::Time),
-    ("received_at", Field::ReceivedAt),
-    ("vendor", Field::Vendor),
-    ("product", Field::Product),
-    ("source", Field::Source),
-    ("kind", Field::Kind),
-    ("status", Field::Status),
-    ("severity", Field::Severity),
-    ("severity_id", Field::SeverityId),
-    ("vendor_severity", Field::VendorSeverity),
-    ("title", Field::Title),
-    ("description", Field::Description),
-    ("url", Field::Url),
-    ("resource.id", Field::ResourceId),
-    ("resource.name", Field::ResourceName),
-    ("resource.type", Field::ResourceType),
-    ("resource.region", Field::ResourceRegion),
-    ("resource.account_id", Field::ResourceAccountId),
-    ("resource.account_name", Field::ResourceAccountName),
-    ("resource.cloud", Field::ResourceCloud),
-    ("network.src_ip", Field::SrcIp),
-    ("network.src_port", Field::SrcPort),
-    ("network.domain", Field::Domain),
-    ("network.path", Field::Path),
-    ("network.method", Field::Method),
-    ("disposition", Field::Disposition),
-    ("remediation", Field::Remediation),
-    ("status_detail", Field::StatusDetail),
-    ("vendor_cloud", Field::VendorCloud),
-    ("finding.policy.id", Field::PolicyId),
-    ("finding.policy.name", Field::PolicyName),
-    ("finding.policy.type", Field::PolicyType),
-    ("finding.rule", Field::Rule),
-    ("finding.type", Field::FindingType),
-    ("finding.first_seen", Field::FirstSeen),
-    ("finding.last_seen", Field::LastSeen),
-];
-
-#[derive(Debug, Clone)]
-enum Segment {
-    Text(Box<str>),
-    Field(Field),
-}
-
-/// A body template: text with `{{field}}` placeholders, parsed once at config load.
-#[derive(Debug, Clone)]
-pub struct Template {
-    segments: Vec<Segment>,
-}
-
-impl Template {
-    /// Parses a template; an unknown or unclosed placeholder is an error naming it.
-    pub fn parse(text: &str) -> Result<Template, String> {
-        let mut segments = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find("{{") {
-            if open > 0 {
-                segments.push(Segment::Text(rest[..open].into()));
-            }
-            let after = &rest[open + 2..];
-            let close = after.find("}}").ok_or_else(|| {
-                format!(
-                    "a placeholder opened at byte {} is never closed with }}}}",
-                    text.len() - rest.len() + open
-                )
-            })?;
-            let name = after[..close].trim();
-            let field = FIELDS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|&(_, f)| f)
-                .ok_or_else(|| {
-                    format!(
-                        "unknown placeholder {{{{{name}}}}}: expected one of {}",
-                        FIELDS
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })?;
-            segments.push(Segment::Field(field));
-            rest = &after[close + 2..];
+/// Renders `template` for `event`: its text as written, its fields JSON-escaped.
+fn render(template: &Template, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
+    for seg in template.segments() {
+        match seg {
+            Segment::Text(t) => out.extend_from_slice(t.as_bytes()),
+            Segment::Field(f) => write_field(*f, event, out)?,
         }
-        if !rest.is_empty() {
-            segments.push(Segment::Text(rest.into()));
-        }
-        Ok(Template { segments })
     }
-
-    fn render(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
-        for seg in &self.segments {
-            match seg {
-                Segment::Text(t) => out.extend_from_slice(t.as_bytes()),
-                Segment::Field(f) => write_field(*f, event, out)?,
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Appends `s` JSON-string-escaped, without quotes (the template supplies them).
@@ -335,7 +202,7 @@ impl Encoder for HttpEncoder {
                 one_line(&mut out[start..]);
             }
             HttpEncoder::Ndjson => super::Ndjson.encode(event, out)?,
-            HttpEncoder::Template(t) => t.render(event, out)?,
+            HttpEncoder::Template(t) => render(t, event, out)?,
             HttpEncoder::OcsfEvent(v) => {
                 serde_json::to_writer(out.writer(), &OcsfEvent::new(event, *v))?;
             }
@@ -388,11 +255,6 @@ impl Signer {
 }
 
 impl HttpSink {
-    /// The destination's status on the last answer, if it answered.
-    pub fn last_status(&self) -> Option<u16> {
-        self.client.last_status()
-    }
-
     pub fn new(settings: &HttpSettings) -> HttpSink {
         HttpSink {
             client: HttpClient::new(
@@ -411,7 +273,8 @@ impl HttpSink {
         }
     }
 
-    async fn post(&mut self, body: Bytes) -> Result<(), SendError> {
+    /// Sends one body and classifies the answer.
+    async fn post(&mut self, body: Bytes) -> Result<(), Posted> {
         let mut req = Request::new(Full::new(body.clone()));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.path.parse().unwrap_or_default();
@@ -427,30 +290,42 @@ impl HttpSink {
                 h.insert(signer.header.clone(), v);
             }
         }
-        let reply = self.client.send(req).await.map_err(SendError::from)?;
+        let reply = self
+            .client
+            .send(req)
+            .await
+            .map_err(|e| Posted::Failed(SendError::from(e)))?;
         let status = reply.status;
         if status.is_success() {
             return Ok(());
         }
         let reason = format!("receiver answered {status}");
         if let Some(retry) = reply.retryable(&reason) {
-            return Err(retry);
+            return Err(Posted::Failed(retry));
         }
         if status.is_redirection()
             || status == StatusCode::UNAUTHORIZED
             || status == StatusCode::FORBIDDEN
             || status == StatusCode::NOT_FOUND
         {
-            return Err(SendError::Config(reason));
+            return Err(Posted::Failed(SendError::Config(reason)));
         }
-        Err(SendError::Rejected {
-            delivered: 0,
-            rejected: 1,
-            reason,
-        })
+        Err(Posted::Refused(reason))
     }
+}
 
-    pub async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
+/// How one request ended, when it did not deliver.
+enum Posted {
+    /// Any other 4xx: the receiver will never take this body as it is.
+    Refused(String),
+    Failed(SendError),
+}
+
+impl Transport for HttpSink {
+    /// `ndjson`: the batch as one request, delivered or refused whole. `event` and `template`:
+    /// one request per event, in order; a refused event does not stop the ones after it, and
+    /// a failure stops the call with what went through reported.
+    async fn send(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
         if self.batched {
             self.body.clear();
             for item in batch {
@@ -458,31 +333,44 @@ impl HttpSink {
             }
             let body = Bytes::copy_from_slice(&self.body);
             return match self.post(body).await {
-                Ok(()) => Ok(batch.len()),
-                Err(SendError::Rejected { reason, .. }) => Err(SendError::Rejected {
-                    delivered: 0,
-                    rejected: batch.len(),
-                    reason,
-                }),
-                Err(e) => Err(e),
+                Ok(()) => Ok(Sent::Delivered(batch.len())),
+                Err(Posted::Refused(reason)) => Ok(Sent::Partial(Partial {
+                    refused: (0..batch.len()).map(|i| (i, reason.clone())).collect(),
+                    ..Partial::default()
+                })),
+                Err(Posted::Failed(e)) => Err(e),
             };
         }
+        let mut refused = Vec::new();
         for (i, item) in batch.iter().enumerate() {
             match self.post(item.clone()).await {
                 Ok(()) => {}
-                Err(SendError::Rejected { reason, .. }) => {
-                    return Err(SendError::Rejected {
-                        delivered: i,
-                        rejected: 1,
-                        reason,
-                    })
-                }
+                Err(Posted::Refused(reason)) => refused.push((i, reason)),
+                Err(Posted::Failed(e)) if refused.is_empty() && i == 0 => return Err(e),
                 // Report what went through; the next call meets the error again and backs off.
-                Err(_) if i > 0 => return Ok(i),
-                Err(e) => return Err(e),
+                Err(Posted::Failed(_)) if refused.is_empty() => return Ok(Sent::Delivered(i)),
+                Err(Posted::Failed(e)) => {
+                    return Ok(Sent::Partial(Partial {
+                        refused,
+                        retry: (i..batch.len()).collect(),
+                        retry_after: e.retry_after(),
+                        retry_reason: Some(e.to_string()),
+                    }))
+                }
             }
         }
-        Ok(batch.len())
+        if refused.is_empty() {
+            Ok(Sent::Delivered(batch.len()))
+        } else {
+            Ok(Sent::Partial(Partial {
+                refused,
+                ..Partial::default()
+            }))
+        }
+    }
+
+    fn last_status(&self) -> Option<u16> {
+        self.client.last_status()
     }
 }
 
@@ -531,7 +419,7 @@ mod tests {
         )
         .unwrap();
         let mut out = BytesMut::new();
-        t.render(&e, &mut out).unwrap();
+        render(&t, &e, &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["t"], "say \"hi\"\\\n\u{1}");
         assert_eq!(v["s"], "high");
@@ -559,7 +447,7 @@ mod tests {
         )
         .unwrap();
         let mut out = BytesMut::new();
-        t.render(&e, &mut out).unwrap();
+        render(&t, &e, &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             v,

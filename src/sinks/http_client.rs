@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONNECTION, COOKIE, HOST, SET_COOKIE};
-use http::{HeaderMap, Request, StatusCode, Uri};
+use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
@@ -16,79 +16,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::retry::SendError;
-use super::tls::ClientTls;
+use crate::config::Endpoint;
+use crate::tls::ClientTls;
 
 /// Responses are small JSON documents; a destination that sends more is not read further.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Cookies kept per sink; a load balancer sets one or two.
 const MAX_COOKIES: usize = 16;
-
-/// Where a sink sends: parsed once from its `url`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub https: bool,
-    pub host: String,
-    pub port: u16,
-    /// The URL's path without a trailing slash (`""` for the root); request paths go after it.
-    pub path: String,
-    /// The URL's query string, kept on every request (some receivers take a key there).
-    query: Option<String>,
-    /// `host:port` as sent in the Host header.
-    authority: String,
-}
-
-impl Endpoint {
-    /// Parses an `http://` or `https://` URL without query or fragment.
-    pub fn parse(url: &str) -> Result<Endpoint, String> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(format!("{url:?} must start with http:// or https://")),
-        };
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| format!("{url:?} has no host"))?;
-        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        let authority = match uri.authority() {
-            Some(a) => a
-                .as_str()
-                .rsplit('@')
-                .next()
-                .unwrap_or(a.as_str())
-                .to_owned(),
-            None => format!("{host}:{port}"),
-        };
-        Ok(Endpoint {
-            https,
-            host,
-            port,
-            path: uri.path().trim_end_matches('/').to_owned(),
-            query: uri.query().map(str::to_owned),
-            authority,
-        })
-    }
-
-    /// The request target: the URL's path, then `suffix`, then the URL's query.
-    pub fn full_path(&self, suffix: &str) -> String {
-        let mut p = format!("{}{}", self.path, suffix);
-        if p.is_empty() {
-            p.push('/');
-        }
-        if let Some(q) = &self.query {
-            p.push('?');
-            p.push_str(q);
-        }
-        p
-    }
-}
 
 /// A response as the sink needs it.
 #[derive(Debug)]
@@ -146,7 +80,7 @@ impl ClientError {
     /// A certificate or TLS setup problem: retrying will not help until someone fixes a config.
     pub fn is_config_error(&self) -> bool {
         match self {
-            ClientError::Tls { source, .. } => super::tls::is_config_error(source),
+            ClientError::Tls { source, .. } => crate::tls::client::is_config_error(source),
             _ => false,
         }
     }
@@ -250,7 +184,7 @@ impl HttpClient {
     /// Sends `req` (its URI a path; Host and cookies are added here) and reads the answer, all
     /// within the request timeout. Any failure closes the connection.
     pub async fn send(&mut self, mut req: Request<Full<Bytes>>) -> Result<Reply, ClientError> {
-        if let Ok(host) = HeaderValue::from_str(&self.endpoint.authority) {
+        if let Ok(host) = HeaderValue::from_str(self.endpoint.authority()) {
             req.headers_mut().insert(HOST, host);
         }
         if !self.cookies.is_empty() {
@@ -330,31 +264,5 @@ impl HttpClient {
                 self.cookies.push((name.to_owned(), value.to_owned()));
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn parses_urls_with_default_ports_and_paths() {
-        let e = Endpoint::parse("https://splunk.example:8088/").unwrap();
-        assert!(e.https);
-        assert_eq!(
-            (e.host.as_str(), e.port, e.path.as_str()),
-            ("splunk.example", 8088, "")
-        );
-        assert_eq!(
-            e.full_path("/services/collector/event"),
-            "/services/collector/event"
-        );
-        let e = Endpoint::parse("http://127.0.0.1/in/hook").unwrap();
-        assert_eq!((e.port, e.full_path("")), (80, "/in/hook".to_owned()));
-        assert!(Endpoint::parse("ftp://x").is_err());
-        let e = Endpoint::parse("http://x/in?key=a%20b").unwrap();
-        assert_eq!(e.full_path(""), "/in?key=a%20b");
-        assert!(Endpoint::parse("not a url").is_err());
     }
 }

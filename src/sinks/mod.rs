@@ -14,7 +14,8 @@ pub mod http_client;
 pub mod retry;
 pub mod sent;
 pub mod syslog;
-pub mod tls;
+pub mod transport;
+pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,13 +24,14 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BatchLimits, SinkKind, SinkSettings, SourceSettings};
+use crate::config::{SinkKind, SinkSettings, SourceSettings};
 use crate::metrics::{Registry, SinkMetrics};
 use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
 use crate::normalize::Event;
 use crate::queue::disk::DiskMetrics;
 use crate::queue::{OpenError, Queue};
-use retry::{Backoff, SendError};
+use sent::Sent;
+use transport::{SinkTransport, Transport};
 
 /// Turns an event into one record of a sink's wire format, appended to `out`.
 pub trait Encoder {
@@ -179,152 +181,10 @@ impl SinkHandle {
     }
 }
 
-/// A sink's connection to its destination (closed set).
-pub enum Transport {
-    File(file::FileSink),
-    Hec(Box<hec::HecSink>),
-    Syslog(Box<syslog::SyslogSink>),
-    Http(Box<http::HttpSink>),
-}
-
-impl Transport {
-    fn build(settings: &SinkSettings, metrics: &SinkMetrics, registry: &Registry) -> Transport {
-        match &settings.kind {
-            SinkKind::File(f) => Transport::File(file::FileSink::new(
-                settings.id.clone(),
-                f.clone(),
-                metrics.torn_tail_bytes.clone(),
-            )),
-            SinkKind::SplunkHec(h) => Transport::Hec(Box::new(hec::HecSink::new(
-                &settings.id,
-                h,
-                h.acks.map(|_| registry.hec_acks(&settings.id)),
-            ))),
-            SinkKind::Syslog(s) => Transport::Syslog(Box::new(syslog::SyslogSink::new(
-                &settings.id,
-                s,
-                metrics.reconnects.clone(),
-            ))),
-            SinkKind::Http(h) => Transport::Http(Box::new(http::HttpSink::new(h))),
-        }
-    }
-
-    /// Sends the batch, or its first events. `Ok(n)`: the first `n` (at least one) are
-    /// delivered and the rest, if any, is sent by the next call.
-    async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
-        match self {
-            Transport::File(f) => f.send(batch).await,
-            Transport::Hec(h) => h.send(batch).await,
-            Transport::Syslog(s) => s.send(batch).await,
-            Transport::Http(h) => h.send(batch).await,
-        }
-    }
-
-    /// Checks the destination before the first batch, so a wrong token or URL shows on
-    /// `/readyz` at start rather than with the first alert.
-    async fn probe(&mut self) -> Result<(), SendError> {
-        match self {
-            Transport::Hec(h) => h.probe().await,
-            Transport::File(_) | Transport::Syslog(_) | Transport::Http(_) => Ok(()),
-        }
-    }
-
-    /// Whether the destination confirms deliveries after accepting them (HEC indexer
-    /// acknowledgement): then events leave the queue only once settled, in order.
-    fn acknowledges(&self) -> bool {
-        matches!(self, Transport::Hec(h) if h.acknowledges())
-    }
-
-    /// Events handed over and not yet released from the queue.
-    fn unconfirmed(&self) -> usize {
-        match self {
-            Transport::Hec(h) => h.unconfirmed(),
-            _ => 0,
-        }
-    }
-
-    /// Events that may be handed over before the destination confirms earlier ones.
-    fn room(&self) -> usize {
-        match self {
-            Transport::Hec(h) => h.room(),
-            _ => usize::MAX,
-        }
-    }
-
-    fn next_poll(&self) -> tokio::time::Instant {
-        match self {
-            Transport::Hec(h) => h.next_poll(),
-            _ => tokio::time::Instant::now(),
-        }
-    }
-
-    fn has_resend(&self) -> bool {
-        matches!(self, Transport::Hec(h) if h.has_resend())
-    }
-
-    async fn resend(&mut self) -> Result<(), SendError> {
-        match self {
-            Transport::Hec(h) => h.resend().await,
-            _ => Ok(()),
-        }
-    }
-
-    /// The events a resend had refused, for the dead letters.
-    fn take_refused(&mut self) -> Vec<Bytes> {
-        match self {
-            Transport::Hec(h) => h.take_refused(),
-            _ => Vec::new(),
-        }
-    }
-
-    fn take_settled(&mut self) -> hec::Confirmed {
-        match self {
-            Transport::Hec(h) => h.take_settled(),
-            _ => hec::Confirmed::default(),
-        }
-    }
-
-    async fn confirm(&mut self) -> Result<(), SendError> {
-        match self {
-            Transport::Hec(h) => h.confirm().await,
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether `probe` really asks the destination (only then can it turn a sink ready).
-    fn probes(&self) -> bool {
-        matches!(self, Transport::Hec(_))
-    }
-
-    /// The destination's HTTP status on the last answer (HTTP destinations only).
-    fn last_status(&self) -> Option<u16> {
-        match self {
-            Transport::Hec(h) => h.last_status(),
-            Transport::Http(h) => h.last_status(),
-            Transport::File(_) | Transport::Syslog(_) => None,
-        }
-    }
-
-    async fn close(&mut self) {
-        match self {
-            Transport::File(f) => f.close().await,
-            Transport::Syslog(s) => s.close().await,
-            Transport::Hec(_) | Transport::Http(_) => {}
-        }
-    }
-}
-
-/// How often an idle sink that is not ready checks its destination again.
-const IDLE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
-
-/// A sink ready to run: its shared handle and the worker state.
+/// A sink ready to run: its shared handle and its worker.
 pub struct Sink {
     pub handle: Arc<SinkHandle>,
-    transport: Transport,
-    batch: BatchLimits,
-    dead_letters: dead_letter::DeadLetters,
-    /// Retryable failures of one batch for longer than this dead-letter it.
-    max_retry: Option<Duration>,
+    worker: worker::Worker<SinkTransport>,
 }
 
 impl Sink {
@@ -374,7 +234,7 @@ impl Sink {
         registry: &Registry,
         handle: Arc<SinkHandle>,
     ) -> Sink {
-        let transport = Transport::build(settings, &handle.metrics, registry);
+        let transport = SinkTransport::build(settings, &handle.metrics, registry);
         // A changed destination starts from a clean slate, as at start; its first send or
         // probe tells.
         handle.set_healthy(true);
@@ -384,275 +244,21 @@ impl Sink {
             handle.metrics.dead_letters.clone(),
         );
         Sink {
-            dead_letters,
-            handle,
-            transport,
-            batch: settings.batch,
-            max_retry: settings.max_retry_duration,
+            handle: handle.clone(),
+            worker: worker::Worker::new(
+                handle,
+                transport,
+                settings.batch,
+                dead_letters,
+                settings.max_retry_duration,
+            ),
         }
     }
 
-    /// Delivers batches until the queue is closed and empty, or `abort` fires (shutdown grace
-    /// over). Each batch stays at the head of the queue until every event in it is delivered or
-    /// refused for good, so nothing overtakes it; retryable failures back off with jitter,
-    /// configuration errors hold the queue and mark the sink not ready.
-    ///
-    /// A destination that confirms later (HEC indexer acknowledgement) gets new batches while
-    /// earlier ones wait, up to its cap; its events leave the queue, in order, only once
-    /// confirmed.
-    pub async fn run(mut self, abort: CancellationToken) {
-        let handle = self.handle.clone();
-        let mut batch = Vec::with_capacity(self.batch.max_events);
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
-        let acking = self.transport.acknowledges();
-        let probed = tokio::select! {
-            r = self.transport.probe() => r,
-            () = abort.cancelled() => Ok(()),
-        };
-        if let Err(e) = probed {
-            handle.set_healthy(false);
-            tracing::error!(sink = %handle.id, reason = %e, "destination check failed; events will be held until it works");
-        }
-        loop {
-            // Requests whose acknowledgement timed out go again before anything new.
-            if self.transport.has_resend() {
-                if !self.resend(&mut backoff, &abort).await {
-                    tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached with events undelivered");
-                    self.transport.close().await;
-                    return;
-                }
-                self.release();
-                handle.update_depth_gauges();
-                continue;
-            }
-            let in_flight = self.transport.unconfirmed();
-            let poll_at = (in_flight > 0).then(|| self.transport.next_poll());
-            let room = self.transport.room();
-            let max_events = self.batch.max_events.min(room);
-            let wake = loop {
-                tokio::select! {
-                    n = handle.queue.next_batch(in_flight, max_events, self.batch.max_bytes, self.batch.linger, &mut batch), if room > 0 => {
-                        break if n.is_some() { Wake::Batch } else { Wake::Drained };
-                    }
-                    () = abort.cancelled() => break Wake::Abort,
-                    () = sleep_until_or_never(poll_at) => break Wake::Confirm,
-                    // While idle and not ready, check again now and then, so the sink turns
-                    // ready when its destination is fixed even if no event comes to prove it.
-                    () = tokio::time::sleep(IDLE_PROBE_INTERVAL), if !handle.is_healthy() => {
-                        if self.transport.probe().await.is_ok() && self.transport.probes() {
-                            handle.set_healthy(true);
-                            tracing::info!(sink = %handle.id, "destination check passed");
-                        }
-                    }
-                }
-            };
-            match wake {
-                Wake::Abort => {
-                    tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached with events undelivered");
-                    self.transport.close().await;
-                    return;
-                }
-                Wake::Drained if in_flight == 0 => break,
-                // Closed and everything sent: wait for the confirmations still due.
-                Wake::Drained => {
-                    tokio::select! {
-                        () = sleep_until_or_never(poll_at) => {}
-                        () = abort.cancelled() => continue,
-                    }
-                    self.confirm(&abort).await;
-                }
-                Wake::Confirm => self.confirm(&abort).await,
-                Wake::Batch => {
-                    if !self.deliver(&batch, acking, &mut backoff, &abort).await {
-                        tracing::error!(sink = %handle.id, events = handle.queue.depth().events, "shutdown deadline reached with events undelivered");
-                        self.transport.close().await;
-                        return;
-                    }
-                    self.release();
-                }
-            }
-            handle.update_depth_gauges();
-        }
-        self.transport.close().await;
-    }
-
-    /// Polls the destination's confirmations and releases what settled.
-    async fn confirm(&mut self, abort: &CancellationToken) {
-        let polled = tokio::select! {
-            r = self.transport.confirm() => r,
-            () = abort.cancelled() => return,
-        };
-        match polled {
-            Ok(()) => {}
-            Err(SendError::Config(reason)) => {
-                self.handle.set_healthy(false);
-                tracing::error!(sink = %self.handle.id, %reason, "acknowledgement poll refused; the events stay pending");
-            }
-            Err(e) => {
-                tracing::warn!(sink = %self.handle.id, reason = %e, "acknowledgement poll failed; the events stay pending");
-            }
-        }
-        self.release();
-    }
-
-    /// Takes the settled events off the head of the queue and counts what settled.
-    fn release(&mut self) {
-        let c = self.transport.take_settled();
-        if c.released > 0 {
-            self.handle.queue.ack(c.released);
-        }
-        self.handle.metrics.delivered.increment(c.delivered as u64);
-        self.handle.metrics.failed.increment(c.failed as u64);
-    }
-
-    /// Sends the requests whose acknowledgement timed out again, backing off on failures as
-    /// a first send does. False when `abort` fired first.
-    async fn resend(&mut self, backoff: &mut Backoff, abort: &CancellationToken) -> bool {
-        while self.transport.has_resend() {
-            let sent = tokio::select! {
-                r = self.transport.resend() => r,
-                () = abort.cancelled() => return false,
-            };
-            match sent {
-                Ok(()) => {
-                    self.handle.set_healthy(true);
-                    backoff.reset();
-                }
-                Err(SendError::Rejected { reason, .. }) => {
-                    tracing::error!(sink = %self.handle.id, %reason, "destination refused a resent event for good; it goes to the dead letters");
-                    let refused = self.transport.take_refused();
-                    self.dead_letters.record(&reason, refused).await;
-                }
-                Err(e) => {
-                    let delay = self.failure_delay(e, backoff);
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = abort.cancelled() => return false,
-                    }
-                }
-            }
-        }
-        true
-    }
-
-    /// Marks the sink failing, counts the retry, logs, and says how long to back off.
-    fn failure_delay(&self, e: SendError, backoff: &mut Backoff) -> Duration {
-        let handle = &self.handle;
-        handle.set_healthy(false);
-        handle.metrics.retries.increment(1);
-        let events = handle.queue.depth().events;
-        match e {
-            SendError::Config(reason) => {
-                let delay = backoff.next_delay();
-                tracing::error!(sink = %handle.id, %reason, events, ?delay, "destination refuses this sink's configuration; holding the queue");
-                delay
-            }
-            SendError::Retryable {
-                reason,
-                retry_after,
-            } => {
-                let delay = backoff
-                    .next_delay()
-                    .max(retry_after.unwrap_or(Duration::ZERO));
-                tracing::warn!(sink = %handle.id, %reason, events, ?delay, "send failed, will retry");
-                delay
-            }
-            SendError::Rejected { reason, .. } => {
-                let delay = backoff.next_delay();
-                tracing::warn!(sink = %handle.id, %reason, events, ?delay, "send failed, will retry");
-                delay
-            }
-        }
-    }
-
-    /// Sends one batch until every event in it is delivered, refused for good, or (with
-    /// confirmations) handed over. False when `abort` fired first.
-    async fn deliver(
-        &mut self,
-        batch: &[Bytes],
-        acking: bool,
-        backoff: &mut Backoff,
-        abort: &CancellationToken,
-    ) -> bool {
-        let handle = &self.handle;
-        let mut done = 0;
-        let mut failing_since: Option<std::time::Instant> = None;
-        while done < batch.len() {
-            let rest = batch.len() - done;
-            let sent = tokio::select! {
-                r = self.transport.send(&batch[done..]) => r,
-                () = abort.cancelled() => return false,
-            };
-            let delay = match sent {
-                Ok(n) if n > 0 => {
-                    let n = n.min(rest);
-                    if !acking {
-                        handle.queue.ack(n);
-                        handle.metrics.delivered.increment(n as u64);
-                    }
-                    handle.set_healthy(true);
-                    backoff.reset();
-                    failing_since = None;
-                    done += n;
-                    continue;
-                }
-                Ok(_) => self.failure_delay(
-                    SendError::retryable("destination accepted none of the batch"),
-                    backoff,
-                ),
-                Err(SendError::Rejected {
-                    delivered,
-                    rejected,
-                    reason,
-                }) => {
-                    let delivered = delivered.min(rest);
-                    let rejected = rejected.clamp(1, rest - delivered);
-                    if !acking {
-                        handle.queue.ack(delivered + rejected);
-                        handle.metrics.delivered.increment(delivered as u64);
-                        handle.metrics.failed.increment(rejected as u64);
-                    }
-                    handle.set_healthy(true);
-                    tracing::error!(sink = %handle.id, %reason, delivered, rejected, "destination refused events for good; they go to the dead letters");
-                    let first = done + delivered;
-                    self.dead_letters
-                        .record(&reason, batch[first..first + rejected].to_vec())
-                        .await;
-                    done += delivered + rejected;
-                    continue;
-                }
-                Err(e) => {
-                    let retryable = matches!(e, SendError::Retryable { .. });
-                    let delay = self.failure_delay(e, backoff);
-                    // Only retryable failures time out: a configuration error holds the queue
-                    // until someone fixes it, however long that takes.
-                    let since = *failing_since.get_or_insert_with(std::time::Instant::now);
-                    if retryable
-                        && !acking
-                        && self.max_retry.is_some_and(|max| since.elapsed() >= max)
-                    {
-                        let rest = batch.len() - done;
-                        tracing::error!(sink = %handle.id, events = rest, "retried for longer than max_retry_duration; the batch goes to the dead letters");
-                        handle.queue.ack(rest);
-                        handle.metrics.failed.increment(rest as u64);
-                        self.dead_letters
-                            .record(
-                                "retried for longer than max_retry_duration",
-                                batch[done..].to_vec(),
-                            )
-                            .await;
-                        backoff.reset();
-                        return true;
-                    }
-                    delay
-                }
-            };
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = abort.cancelled() => return false,
-            }
-        }
-        true
+    /// Delivers batches until the queue is closed and drained, or `abort` fires (shutdown
+    /// grace over); see [`worker`].
+    pub async fn run(self, abort: CancellationToken) {
+        self.worker.run(abort).await;
     }
 }
 
@@ -674,14 +280,27 @@ pub struct TestOutcome {
 pub async fn test_send(settings: &SinkSettings, events: &[Bytes]) -> TestOutcome {
     let registry = Registry::new();
     let metrics = registry.sink(&settings.id);
-    let mut transport = Transport::build(settings, &metrics, &registry);
+    let mut transport = SinkTransport::build(settings, &metrics, &registry);
     let mut sent = 0;
     let mut error = None;
     let run = async {
         while sent < events.len() {
             match transport.send(&events[sent..]).await {
-                Ok(0) => return Err("the destination accepted none of the events".to_owned()),
-                Ok(n) => sent += n,
+                Ok(Sent::Delivered(0) | Sent::HandedOff(0)) => {
+                    return Err("the destination accepted none of the events".to_owned())
+                }
+                Ok(Sent::Delivered(n) | Sent::HandedOff(n)) => sent += n,
+                Ok(Sent::Partial(p)) => {
+                    if let Some((_, reason)) = p.refused.into_iter().next() {
+                        return Err(reason);
+                    }
+                    if !p.retry.is_empty() {
+                        return Err(p
+                            .retry_reason
+                            .unwrap_or_else(|| "the destination asked to retry".to_owned()));
+                    }
+                    sent = events.len();
+                }
                 Err(e) => return Err(e.to_string()),
             }
         }
@@ -698,22 +317,5 @@ pub async fn test_send(settings: &SinkSettings, events: &[Bytes]) -> TestOutcome
         ok: error.is_none(),
         http_status,
         error,
-    }
-}
-
-/// What woke the worker.
-enum Wake {
-    Batch,
-    /// The queue is closed and holds nothing beyond what awaits confirmation.
-    Drained,
-    Confirm,
-    Abort,
-}
-
-/// Sleeps until `at`, or forever when there is nothing to wait for.
-async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

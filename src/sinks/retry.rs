@@ -1,5 +1,7 @@
-//! Send failures classified once, as retryable or permanent, and the backoff the worker loop
-//! applies to retryable ones (exponential, full jitter, capped).
+//! Send failures classified once, as retryable or a configuration problem, and the backoff
+//! the worker loop applies to them (exponential, full jitter, capped). Events a destination
+//! refuses for good are not failures of the send: they are part of its answer
+//! (`sent::Partial::refused`, `sent::Settled::refused`).
 
 use std::time::Duration;
 
@@ -19,14 +21,6 @@ pub enum SendError {
     /// certificate, wrong URL): the sink holds its queue, reports not ready, and keeps trying.
     #[error("{0}")]
     Config(String),
-    /// The first `delivered` events of the batch were accepted, and the `rejected` events after
-    /// them never will be as they are (HEC "invalid data format"); the rest is sent again.
-    #[error("{reason}")]
-    Rejected {
-        delivered: usize,
-        rejected: usize,
-        reason: String,
-    },
 }
 
 impl SendError {
@@ -34,6 +28,14 @@ impl SendError {
         SendError::Retryable {
             reason: reason.into(),
             retry_after: None,
+        }
+    }
+
+    /// How long the destination asked to wait, when it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SendError::Retryable { retry_after, .. } => *retry_after,
+            SendError::Config(_) => None,
         }
     }
 }

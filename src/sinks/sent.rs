@@ -1,9 +1,12 @@
-//! What a transport did with one send of a batch: the answer a destination gives the sink
+//! What a transport did with one send of a batch (`Sent`), and what a transport that hands
+//! events off reports once they settle (`Settled`): the answers a destination gives the sink
 //! worker. Indexes are into the slice passed to that send; the worker keeps the batch at the
 //! head of the queue until every event in it is delivered or refused for good, so events that
 //! are retried alone never let later ones overtake them in the queue.
 
 use std::time::Duration;
+
+use bytes::Bytes;
 
 /// The answer to one send.
 #[derive(Debug, PartialEq, Eq)]
@@ -15,7 +18,9 @@ pub enum Sent {
     /// every event not named in it is delivered.
     Partial(Partial),
     /// The first `n` events are handed over and the destination confirms them later (Splunk
-    /// HEC indexer acknowledgement); the transport settles them on its own.
+    /// HEC indexer acknowledgement); the transport settles them on its own and reports them
+    /// through `Transport::settled`. A transport that hands events off answers every send
+    /// this way (or with an error), so that only its reports release the queue's head.
     HandedOff(usize),
 }
 
@@ -37,6 +42,29 @@ impl Partial {
     /// How many events of the send this answer delivered, out of `sent`.
     pub fn delivered(&self, sent: usize) -> usize {
         sent.saturating_sub(self.refused.len() + self.retry.len())
+    }
+}
+
+/// Events handed off earlier that the destination has now settled, in queue order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Events at the head of what was handed off that leave the queue now: settled, and
+    /// nothing before them still awaits its confirmation.
+    pub released: usize,
+    /// Newly delivered events, wherever they are in the handed-off order (they count at once,
+    /// even while held behind an unconfirmed one).
+    pub delivered: usize,
+    /// Newly refused events, for good, with the reason: dead letters (each counts as failed).
+    pub refused: Vec<(Bytes, String)>,
+    /// The transport sent events again on its own (after a confirmation timed out) and the
+    /// destination took them: it works again.
+    pub resent: bool,
+}
+
+impl Settled {
+    /// Whether there is anything to report.
+    pub fn is_empty(&self) -> bool {
+        self.released == 0 && self.delivered == 0 && self.refused.is_empty() && !self.resent
     }
 }
 

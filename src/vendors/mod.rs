@@ -1,9 +1,11 @@
-//! Vendor decoders: the `Vendor` enum (one variant per payload family), the registration table
-//! that maps config names to variants, and the `DecodeError` every decoder returns.
+//! Vendor decoders: what each payload family (`Vendor`, named in `normalize::vendor`) decodes
+//! with and which headers its senders use by default, and the `DecodeError` every decoder
+//! returns.
 //!
 //! A decoder turns a request body into `Event`s that borrow from it, handing each to a callback
 //! as soon as it is built, so a batch of a thousand alerts never needs a `Vec` of events.
-//! A new vendor is one file here plus one variant and one line in `REGISTRY`.
+//! A new vendor is one file here plus one variant and one line in `REGISTRY`
+//! (`normalize/vendor.rs`) and its arms in the `impl Vendor` below.
 
 pub mod coralogix;
 pub mod fields;
@@ -17,64 +19,15 @@ pub mod wallarm;
 
 use std::ops::ControlFlow;
 
-use serde::Serialize;
-
+pub use crate::normalize::Vendor;
 use crate::normalize::{Event, EventId, Severity, Timestamp};
 
 /// The warning of an event whose vendor gave no severity (the event says `unknown`, OCSF 0).
 pub const NO_SEVERITY: &str = "severity: not given by the vendor, unknown";
 
-/// A payload family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Vendor {
-    Generic,
-    PrismaCloud,
-    Wallarm,
-    Coralogix,
-    Immuta,
-}
-
-/// Config name -> vendor.
-const REGISTRY: &[(&str, Vendor)] = &[
-    ("generic", Vendor::Generic),
-    ("prisma_cloud", Vendor::PrismaCloud),
-    ("wallarm", Vendor::Wallarm),
-    ("coralogix", Vendor::Coralogix),
-    ("immuta", Vendor::Immuta),
-];
-
+// The family's names live with the schema (`normalize::vendor`); what each family's senders
+// and payloads need is here.
 impl Vendor {
-    /// The names accepted as `vendor = "..."` in a source.
-    pub fn names() -> impl Iterator<Item = &'static str> {
-        REGISTRY.iter().map(|&(n, _)| n)
-    }
-
-    pub fn from_name(name: &str) -> Option<Vendor> {
-        REGISTRY.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Vendor::Generic => "generic",
-            Vendor::PrismaCloud => "prisma_cloud",
-            Vendor::Wallarm => "wallarm",
-            Vendor::Coralogix => "coralogix",
-            Vendor::Immuta => "immuta",
-        }
-    }
-
-    /// The Event's `product` field.
-    pub fn product(self) -> &'static str {
-        match self {
-            Vendor::Generic => "generic",
-            Vendor::PrismaCloud => "Prisma Cloud",
-            Vendor::Wallarm => "Wallarm",
-            Vendor::Coralogix => "Coralogix",
-            Vendor::Immuta => "Immuta",
-        }
-    }
-
     /// The header a `token` source of this vendor reads when the config names none.
     pub fn default_token_header(self) -> &'static str {
         match self {

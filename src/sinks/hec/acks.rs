@@ -1,10 +1,11 @@
-//! Indexer-acknowledgement bookkeeping for the HEC sink: the requests sent and not yet
-//! settled, in queue order, and what the worker may release from the head of its queue.
+//! Indexer-acknowledgement bookkeeping for the HEC sink: the requests handed to HEC and not
+//! yet settled, in queue order, and what the worker may release from the head of its queue.
 //!
 //! An entry is waiting for its ack, due to be sent again (its ack timed out), or settled.
 //! Settled events count as delivered or failed at once; they leave the queue only when every
 //! entry before them has settled too, so the queue never drops an event that is still owed an
-//! acknowledgement.
+//! acknowledgement. What this holds is bounded by `max_pending_events` (waiting and resend
+//! entries) and by the worker's queue (settled entries are events still queued).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::config::AckSettings;
 use crate::metrics::HecAckMetrics;
+use crate::sinks::sent::Settled;
 
 enum Entry {
     /// Sent; HEC gave `ack_id`. `items` are kept for a resend after the timeout.
@@ -27,27 +29,19 @@ enum Entry {
     Done { events: usize },
 }
 
-/// What settled since the worker last asked, and how many events leave the queue's head.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Confirmed {
-    /// Newly delivered events, wherever they are in the pending order.
-    pub delivered: usize,
-    /// Newly refused events.
-    pub failed: usize,
-    /// Settled events at the head that leave the queue now.
-    pub released: usize,
-}
-
 pub struct Acks {
     pub settings: AckSettings,
     pub next_poll: Instant,
     entries: VecDeque<Entry>,
-    /// Events in `entries`: handed over and not yet released (the worker's skip count).
+    /// Events in `entries`: handed over and not yet released.
     unreleased: usize,
     /// Events in waiting or resend entries: what `max_pending_events` caps.
     pending: usize,
+    /// Settled since the worker last took them.
     delivered: usize,
-    failed: usize,
+    refused: Vec<(Bytes, String)>,
+    /// A resend went through since the worker last took what settled.
+    resent: bool,
     metrics: HecAckMetrics,
 }
 
@@ -60,7 +54,8 @@ impl Acks {
             unreleased: 0,
             pending: 0,
             delivered: 0,
-            failed: 0,
+            refused: Vec::new(),
+            resent: false,
             metrics,
         }
     }
@@ -69,6 +64,7 @@ impl Acks {
         self.metrics.pending_events.set(self.pending as f64);
     }
 
+    #[cfg(test)]
     pub fn unreleased(&self) -> usize {
         self.unreleased
     }
@@ -102,13 +98,17 @@ impl Acks {
         self.publish();
     }
 
-    /// Records events settled without an ack: the first `delivered` taken, `failed` refused.
-    pub fn refused(&mut self, delivered: usize, failed: usize) {
-        self.unreleased += delivered + failed;
-        self.delivered += delivered;
-        self.failed += failed;
+    /// Records a request HEC answered with a data error: all of `items` but the last were
+    /// indexed, and the last is refused for good (for `reason`).
+    pub fn refused(&mut self, items: &[Bytes], reason: String) {
+        let Some((bad, indexed)) = items.split_last() else {
+            return;
+        };
+        self.unreleased += items.len();
+        self.delivered += indexed.len();
+        self.refused.push((bad.clone(), reason));
         self.entries.push_back(Entry::Done {
-            events: delivered + failed,
+            events: items.len(),
         });
     }
 
@@ -194,6 +194,7 @@ impl Acks {
                 }
             }
         };
+        self.resent = true;
         self.publish();
     }
 
@@ -211,8 +212,8 @@ impl Acks {
     }
 
     /// HEC indexed the first `delivered` events of the first resend and refused the next
-    /// one; the rest stays due to be sent again.
-    pub fn resend_refused(&mut self, delivered: usize) {
+    /// one for `reason`; the rest stays due to be sent again.
+    pub fn resend_refused(&mut self, delivered: usize, reason: String) {
         let Some(i) = self.first_resend() else { return };
         let Some(Entry::Resend { items }) = self.entries.get_mut(i) else {
             return;
@@ -220,31 +221,34 @@ impl Acks {
         let delivered = delivered.min(items.len().saturating_sub(1));
         let rest = items.split_off((delivered + 1).min(items.len()));
         let settled = items.len();
+        if let Some(bad) = items.pop() {
+            self.refused.push((bad, reason));
+        }
         self.entries[i] = Entry::Done { events: settled };
         if !rest.is_empty() {
             self.entries.insert(i + 1, Entry::Resend { items: rest });
         }
         self.pending -= settled;
         self.delivered += delivered;
-        self.failed += settled - delivered;
         self.publish();
     }
 
     /// What settled since the last call, and the settled events that leave the head.
-    pub fn take_settled(&mut self) -> Confirmed {
+    pub fn take_settled(&mut self) -> Settled {
         let mut released = 0;
         while let Some(Entry::Done { events }) = self.entries.front() {
             released += events;
             self.entries.pop_front();
         }
         self.unreleased -= released;
-        let c = Confirmed {
-            delivered: std::mem::take(&mut self.delivered),
-            failed: std::mem::take(&mut self.failed),
+        let s = Settled {
             released,
+            delivered: std::mem::take(&mut self.delivered),
+            refused: std::mem::take(&mut self.refused),
+            resent: std::mem::take(&mut self.resent),
         };
         self.publish();
-        c
+        s
     }
 }
 
@@ -275,14 +279,15 @@ mod tests {
         let mut a = acks(100);
         a.sent(&items(2), Some(0));
         a.sent(&items(3), None);
-        a.refused(1, 1);
+        a.refused(&items(2), "bad".to_owned());
         assert_eq!(a.room(), 98);
         assert_eq!(
             a.take_settled(),
-            Confirmed {
+            Settled {
                 delivered: 4,
-                failed: 1,
-                released: 0
+                refused: vec![(Bytes::from("1"), "bad".to_owned())],
+                released: 0,
+                resent: false,
             },
             "counted at once, held behind the waiting head"
         );
@@ -290,10 +295,11 @@ mod tests {
         a.acknowledged(&HashMap::from([("0".to_owned(), true)]));
         assert_eq!(
             a.take_settled(),
-            Confirmed {
+            Settled {
                 delivered: 2,
-                failed: 0,
-                released: 7
+                refused: Vec::new(),
+                released: 7,
+                resent: false,
             }
         );
         assert_eq!((a.unreleased(), a.room()), (0, 100));
@@ -310,7 +316,7 @@ mod tests {
         assert_eq!(a.next_resend().unwrap().len(), 2);
         a.resent(Some(7));
         assert_eq!(a.next_resend().unwrap().len(), 2);
-        a.resend_refused(0);
+        a.resend_refused(0, "bad".to_owned());
         assert_eq!(
             a.next_resend().unwrap().len(),
             1,
@@ -320,7 +326,8 @@ mod tests {
         assert_eq!(a.next_resend().unwrap().len(), 1, "the second request");
         assert_eq!(a.waiting_ids(), [7]);
         let c = a.take_settled();
-        assert_eq!((c.delivered, c.failed, c.released), (1, 1, 0));
+        assert_eq!((c.delivered, c.refused.len(), c.released), (1, 1, 0));
+        assert!(c.resent);
         assert_eq!(a.room(), 97);
     }
 }

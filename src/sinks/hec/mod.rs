@@ -28,13 +28,14 @@ use serde::Deserialize;
 
 use super::http_client::{HttpClient, Reply};
 use super::retry::SendError;
+use super::sent::{Partial, Sent, Settled};
+use super::transport::{Probe, Transport};
 use super::{one_line, EncodeError, Encoder};
 use crate::config::{HecSettings, SourceSettings, DEFAULT_HEC_SOURCETYPE};
 use crate::metrics::HecAckMetrics;
 use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
 use crate::normalize::Event;
 use acks::Acks;
-pub use acks::Confirmed;
 
 const EVENT_PATH: &str = "/services/collector/event";
 const HEALTH_PATH: &str = "/services/collector/health";
@@ -185,19 +186,31 @@ impl HecAnswer {
     }
 }
 
-/// How a request ended, before the caller decides what a 413 means for it.
+/// How a request ended, when HEC did not take it.
 enum Posted {
+    /// 413: too big for this indexer; the caller decides how to split.
     TooLarge,
+    /// A data error: the events before `bad` were indexed, event `bad` never will be.
+    Refused {
+        bad: usize,
+        reason: String,
+    },
     Failed(SendError),
 }
 
-fn too_large() -> SendError {
-    SendError::Rejected {
-        delivered: 0,
-        rejected: 1,
-        reason: "HEC refused a single event as too large (413)".to_owned(),
-    }
+/// How a request of the leading events of a slice ended, 413s already handled.
+enum Request413 {
+    /// HEC took the first `n` events, with this ackId if it gave one.
+    Took(usize, Option<u64>),
+    /// HEC indexed the events before `bad` and refused event `bad`.
+    Refused {
+        bad: usize,
+        reason: String,
+    },
+    Failed(SendError),
 }
+
+const TOO_LARGE: &str = "HEC refused a single event as too large (413)";
 
 /// HEC codes that mean the events themselves are bad.
 const DATA_ERROR_CODES: [u32; 5] = [5, 6, 12, 13, 15];
@@ -217,8 +230,6 @@ pub struct HecSink {
     /// Indexer acknowledgement state, when it is on.
     acks: Option<Acks>,
     ack_path: String,
-    /// The event a resend had refused, until the worker takes it for the dead letters.
-    refused: Vec<Bytes>,
 }
 
 /// `{"acks":{"3":true,"4":false}}`
@@ -229,11 +240,6 @@ struct AckAnswer {
 }
 
 impl HecSink {
-    /// The destination's status on the last answer, if it answered.
-    pub fn last_status(&self) -> Option<u16> {
-        self.client.last_status()
-    }
-
     pub fn new(
         sink_id: &str,
         settings: &HecSettings,
@@ -271,7 +277,6 @@ impl HecSink {
                 .zip(ack_metrics)
                 .map(|(a, metrics)| Acks::new(a, metrics)),
             ack_path: settings.endpoint.full_path(ACK_PATH),
-            refused: Vec::new(),
         }
     }
 
@@ -338,101 +343,135 @@ impl HecSink {
     }
 
     /// Posts `items` as one request and classifies the answer: `Ok` with the ackId HEC gave,
-    /// if any; 413 apart, since the caller decides how to split.
+    /// if any.
     async fn exchange(&mut self, items: &[Bytes]) -> Result<Option<u64>, Posted> {
         let reply = self.post_events(items).await.map_err(Posted::Failed)?;
         if reply.status == StatusCode::PAYLOAD_TOO_LARGE {
             return Err(Posted::TooLarge);
         }
         let answer = HecAnswer::parse(&reply.body);
-        self.classify(&reply, &answer, items.len())
-            .map(|_| answer.ack_id)
-            .map_err(Posted::Failed)
+        self.classify(&reply, &answer, items.len())?;
+        Ok(answer.ack_id)
     }
 
-    /// Sends the first events of `batch` as one request; `Ok(n)`: HEC took the first `n`.
-    /// With indexer acknowledgement on, what HEC took is recorded as waiting for its ack (or
-    /// settled, when it gave no ackId or refused an event); [`confirm`](Self::confirm) and
-    /// [`take_settled`](Self::take_settled) report it.
-    pub async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
+    /// Sends the leading events of `batch` (at most `cap`) as one request; a 413 halves the
+    /// events per request and tries again, down to one event, which it refuses.
+    async fn post_leading(&mut self, batch: &[Bytes], cap: usize) -> Request413 {
         loop {
-            let n = self.request_len(batch);
-            if n == 0 {
-                return Ok(0);
-            }
+            let n = self.request_len(batch).min(cap);
             match self.exchange(&batch[..n]).await {
                 Ok(ack_id) => {
                     self.max_events = self.max_events.saturating_mul(2);
-                    if let Some(acks) = &mut self.acks {
-                        acks.sent(&batch[..n], ack_id);
-                    }
-                    return Ok(n);
+                    return Request413::Took(n, ack_id);
                 }
                 Err(Posted::TooLarge) if n > 1 => {
                     self.max_events = n / 2;
                     tracing::warn!(sink = %self.sink_id, events = n, now = self.max_events, "HEC answered 413; halving the events per request");
                 }
                 Err(Posted::TooLarge) => {
-                    if let Some(acks) = &mut self.acks {
-                        acks.refused(0, 1);
+                    return Request413::Refused {
+                        bad: 0,
+                        reason: TOO_LARGE.to_owned(),
                     }
-                    return Err(too_large());
                 }
-                Err(Posted::Failed(SendError::Rejected {
-                    delivered,
-                    rejected,
-                    reason,
-                })) => {
-                    if let Some(acks) = &mut self.acks {
-                        acks.refused(delivered, rejected);
-                    }
-                    return Err(SendError::Rejected {
-                        delivered,
-                        rejected,
+                Err(Posted::Refused { bad, reason }) => {
+                    return Request413::Refused {
+                        bad: bad.min(n - 1),
                         reason,
-                    });
+                    }
                 }
-                Err(Posted::Failed(e)) => return Err(e),
+                Err(Posted::Failed(e)) => return Request413::Failed(e),
             }
         }
     }
 
-    /// Whether this sink waits for indexer acknowledgements.
-    pub fn acknowledges(&self) -> bool {
-        self.acks.is_some()
+    /// Without acknowledgement: the first request HEC takes delivers its events. After a data
+    /// error the events after the bad one go at once, in the same call, so that the answer
+    /// covers the whole slice (`Sent::Partial`).
+    async fn send_now(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
+        let mut done = 0;
+        let mut refused = Vec::new();
+        while done < batch.len() {
+            match self.post_leading(&batch[done..], usize::MAX).await {
+                Request413::Took(n, _) if refused.is_empty() => return Ok(Sent::Delivered(n)),
+                Request413::Took(n, _) => done += n,
+                Request413::Refused { bad, reason } => {
+                    refused.push((done + bad, reason));
+                    done += bad + 1;
+                }
+                Request413::Failed(e) if refused.is_empty() => return Err(e),
+                Request413::Failed(e) => {
+                    return Ok(Sent::Partial(Partial {
+                        refused,
+                        retry: (done..batch.len()).collect(),
+                        retry_after: e.retry_after(),
+                        retry_reason: Some(e.to_string()),
+                    }))
+                }
+            }
+        }
+        Ok(Sent::Partial(Partial {
+            refused,
+            ..Partial::default()
+        }))
     }
 
-    /// Events handed to HEC and not yet released from the queue.
-    pub fn unconfirmed(&self) -> usize {
-        self.acks.as_ref().map_or(0, Acks::unreleased)
+    /// With acknowledgement: everything HEC takes or refuses is handed off and settles through
+    /// `settled`, in order. Overdue requests go again first, and nothing new goes while
+    /// `max_pending_events` are awaiting their ack.
+    async fn send_acked(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
+        let room = self.catch_up().await?;
+        let outcome = self.post_leading(batch, room).await;
+        let Some(acks) = &mut self.acks else {
+            return Err(SendError::retryable("acknowledgement state missing"));
+        };
+        match outcome {
+            Request413::Took(n, ack_id) => {
+                acks.sent(&batch[..n], ack_id);
+                Ok(Sent::HandedOff(n))
+            }
+            Request413::Refused { bad, reason } => {
+                acks.refused(&batch[..=bad], reason);
+                Ok(Sent::HandedOff(bad + 1))
+            }
+            Request413::Failed(e) => Err(e),
+        }
     }
 
-    /// Events that may be sent before the cap on pending acknowledgements.
-    pub fn room(&self) -> usize {
-        self.acks.as_ref().map_or(usize::MAX, Acks::room)
-    }
-
-    /// When the next acknowledgement poll is due.
-    pub fn next_poll(&self) -> Instant {
-        self.acks
-            .as_ref()
-            .map_or_else(Instant::now, |a| a.next_poll)
-    }
-
-    /// Whether a request whose ack timed out waits to be sent again.
-    pub fn has_resend(&self) -> bool {
-        self.acks
-            .as_ref()
-            .is_some_and(|a| a.next_resend().is_some())
+    /// Does the acknowledgement work that is due before anything new is sent (resends of
+    /// overdue requests, a poll whose time has come) and waits, polling, while the cap on
+    /// pending events is reached. Returns the room left under the cap.
+    async fn catch_up(&mut self) -> Result<usize, SendError> {
+        loop {
+            while self
+                .acks
+                .as_ref()
+                .is_some_and(|a| a.next_resend().is_some())
+            {
+                self.resend().await?;
+            }
+            let Some(acks) = &self.acks else {
+                return Ok(usize::MAX);
+            };
+            let (room, next_poll) = (acks.room(), acks.next_poll);
+            if room > 0 && Instant::now() < next_poll {
+                return Ok(room);
+            }
+            if room == 0 {
+                tokio::time::sleep_until(next_poll).await;
+            }
+            self.poll().await?;
+        }
     }
 
     /// Polls the acknowledgements of every waiting request (one request for all ids) and marks
-    /// the overdue ones for a resend. `Err` when the poll failed; nothing is lost then.
-    pub async fn confirm(&mut self) -> Result<(), SendError> {
+    /// the overdue ones for a resend. A failed poll loses nothing: the events stay pending and
+    /// the next poll asks again. `Err` only when HEC refuses the poll for a configuration
+    /// reason (the worker reports the sink not ready).
+    async fn poll(&mut self) -> Result<(), SendError> {
         let Some(acks) = &mut self.acks else {
             return Ok(());
         };
-        acks.next_poll = Instant::now() + acks.settings.poll_interval;
         let ids = acks.waiting_ids();
         let mut result = Ok(());
         if !ids.is_empty() {
@@ -440,32 +479,34 @@ impl HecSink {
             let mut req = self.request(Method::POST, &self.ack_path, Bytes::from(body));
             req.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            result = match self.client.send(req).await {
+            match self.client.send(req).await {
                 Ok(reply) if reply.status.is_success() => {
                     let answer: AckAnswer = serde_json::from_slice(&reply.body).unwrap_or_default();
                     if let Some(acks) = &mut self.acks {
                         acks.acknowledged(&answer.acks);
                     }
-                    Ok(())
                 }
                 Ok(reply) => {
                     let reason = HecAnswer::parse(&reply.body).describe(reply.status);
                     let status = reply.status;
-                    Err(
-                        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                            SendError::Retryable {
-                                reason,
-                                retry_after: reply.retry_after(),
-                            }
-                        } else {
-                            SendError::Config(reason)
-                        },
-                    )
+                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                        tracing::warn!(sink = %self.sink_id, %reason, "acknowledgement poll failed; the events stay pending");
+                    } else {
+                        tracing::error!(sink = %self.sink_id, %reason, "acknowledgement poll refused; the events stay pending");
+                        result = Err(SendError::Config(reason));
+                    }
                 }
-                Err(e) => Err(SendError::from(e)),
-            };
+                Err(e) => {
+                    tracing::warn!(sink = %self.sink_id, reason = %e, "acknowledgement poll failed; the events stay pending");
+                    if e.is_config_error() {
+                        result = Err(SendError::from(e));
+                    }
+                }
+            }
         }
         if let Some(acks) = &mut self.acks {
+            // Set once the poll is done: a poll dropped half-way is made again at once.
+            acks.next_poll = Instant::now() + acks.settings.poll_interval;
             let overdue = acks.mark_overdue(Instant::now());
             if overdue > 0 {
                 tracing::warn!(sink = %self.sink_id, requests = overdue, "no indexer acknowledgement in time; sending those events again");
@@ -476,7 +517,7 @@ impl HecSink {
 
     /// Sends the first overdue request again, whole, with the same handling as a first send:
     /// a 413 splits it, a data error settles the events up to the bad one.
-    pub async fn resend(&mut self) -> Result<(), SendError> {
+    async fn resend(&mut self) -> Result<(), SendError> {
         let Some(items) = self.acks.as_ref().and_then(Acks::next_resend) else {
             return Ok(());
         };
@@ -485,82 +526,57 @@ impl HecSink {
             return Ok(());
         };
         match outcome {
-            Ok(ack_id) => {
-                acks.resent(ack_id);
-                Ok(())
-            }
-            Err(Posted::TooLarge) if items.len() > 1 => {
-                acks.split_resend(items.len() / 2);
-                Ok(())
-            }
-            Err(Posted::TooLarge) => {
-                acks.resend_refused(0);
-                self.refused = items;
-                Err(too_large())
-            }
-            Err(Posted::Failed(SendError::Rejected {
-                delivered,
-                rejected,
-                reason,
-            })) => {
-                acks.resend_refused(delivered);
-                let bad = delivered.min(items.len().saturating_sub(1));
-                self.refused = items.get(bad).cloned().into_iter().collect();
-                Err(SendError::Rejected {
-                    delivered,
-                    rejected,
-                    reason,
-                })
-            }
-            Err(Posted::Failed(e)) => Err(e),
+            Ok(ack_id) => acks.resent(ack_id),
+            Err(Posted::TooLarge) if items.len() > 1 => acks.split_resend(items.len() / 2),
+            Err(Posted::TooLarge) => acks.resend_refused(0, TOO_LARGE.to_owned()),
+            Err(Posted::Refused { bad, reason }) => acks.resend_refused(bad, reason),
+            Err(Posted::Failed(e)) => return Err(e),
         }
+        Ok(())
     }
 
-    /// The events the last resend had refused.
-    pub fn take_refused(&mut self) -> Vec<Bytes> {
-        std::mem::take(&mut self.refused)
-    }
-
-    /// What settled since the last call, and how many events leave the head of the queue.
-    pub fn take_settled(&mut self) -> Confirmed {
-        self.acks
-            .as_mut()
-            .map_or_else(Confirmed::default, Acks::take_settled)
-    }
-
-    fn classify(&self, reply: &Reply, answer: &HecAnswer, n: usize) -> Result<usize, SendError> {
+    fn classify(&self, reply: &Reply, answer: &HecAnswer, n: usize) -> Result<(), Posted> {
         let status = reply.status;
         if status.is_success() {
             if matches!(answer.code, Some(24 | 25)) {
                 tracing::warn!(sink = %self.sink_id, text = %answer.text, "HEC warns it is near capacity");
             }
-            return Ok(n);
+            return Ok(());
         }
         let reason = answer.describe(status);
         if let Some(retry) = reply.retryable(&reason) {
-            return Err(retry);
+            return Err(Posted::Failed(retry));
         }
         if status == StatusCode::BAD_REQUEST
             && answer.code.is_some_and(|c| DATA_ERROR_CODES.contains(&c))
         {
             let bad = answer.invalid_event_number.unwrap_or(0).min(n - 1);
-            return Err(SendError::Rejected {
-                delivered: bad,
-                rejected: 1,
-                reason,
-            });
+            return Err(Posted::Refused { bad, reason });
         }
-        Err(SendError::Config(reason))
+        Err(Posted::Failed(SendError::Config(reason)))
+    }
+}
+
+impl Transport for HecSink {
+    async fn send(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
+        if batch.is_empty() {
+            return Ok(Sent::Delivered(0));
+        }
+        if self.acks.is_some() {
+            self.send_acked(batch).await
+        } else {
+            self.send_now(batch).await
+        }
     }
 
     /// `GET /services/collector/health`: a token or URL problem is a configuration error; a
     /// busy or unreachable collector is reported as retryable.
-    pub async fn probe(&mut self) -> Result<(), SendError> {
+    async fn probe(&mut self) -> Result<Probe, SendError> {
         let req = self.request(Method::GET, &self.health_path, Bytes::new());
         let reply = self.client.send(req).await.map_err(SendError::from)?;
         let status = reply.status;
         if status.is_success() {
-            return Ok(());
+            return Ok(Probe::Reachable);
         }
         let reason = HecAnswer::parse(&reply.body).describe(status);
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
@@ -568,6 +584,38 @@ impl HecSink {
         } else {
             Err(SendError::Config(reason))
         }
+    }
+
+    /// With acknowledgement: reports what settled, polling every `poll_interval` while
+    /// requests await their ack and sending overdue ones again. Before a poll or a resend it
+    /// yields once, so that a batch already waiting goes first (its `send` does that work
+    /// before anything new); a poll dropped half-way is made again, a resend dropped half-way
+    /// is sent again (at worst a duplicate, as any resend after a timeout may be).
+    async fn settled(&mut self) -> Result<Settled, SendError> {
+        loop {
+            let Some(acks) = &mut self.acks else {
+                return std::future::pending().await;
+            };
+            let settled = acks.take_settled();
+            if !settled.is_empty() {
+                return Ok(settled);
+            }
+            if acks.next_resend().is_some() {
+                tokio::task::yield_now().await;
+                self.resend().await?;
+                continue;
+            }
+            if acks.waiting_ids().is_empty() {
+                return std::future::pending().await;
+            }
+            tokio::time::sleep_until(acks.next_poll).await;
+            tokio::task::yield_now().await;
+            self.poll().await?;
+        }
+    }
+
+    fn last_status(&self) -> Option<u16> {
+        self.client.last_status()
     }
 }
 

@@ -24,6 +24,8 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use super::retry::SendError;
+use super::sent::Sent;
+use super::transport::Transport;
 use super::{EncodeError, Encoder};
 use crate::config::{SyslogFormat, SyslogFraming, SyslogHeader, SyslogSettings, SyslogTransport};
 use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
@@ -471,7 +473,7 @@ impl SyslogSink {
                 .map_err(|e| {
                     let reason =
                         format!("TLS handshake with {}:{} failed: {e}", self.host, self.port);
-                    if super::tls::is_config_error(&e) {
+                    if crate::tls::client::is_config_error(&e) {
                         SendError::Config(reason)
                     } else {
                         SendError::retryable(reason)
@@ -523,8 +525,23 @@ impl SyslogSink {
         }
         Ok(batch.len())
     }
+}
 
-    pub async fn send(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
+impl Transport for SyslogSink {
+    async fn send(&mut self, batch: &[Bytes]) -> Result<Sent, SendError> {
+        self.write(batch).await.map(Sent::Delivered)
+    }
+
+    async fn close(&mut self) {
+        if let Some(mut s) = self.stream.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), s.shutdown()).await;
+        }
+    }
+}
+
+impl SyslogSink {
+    /// Writes the whole batch on the connection (one datagram per event over UDP).
+    async fn write(&mut self, batch: &[Bytes]) -> Result<usize, SendError> {
         if self.transport == SyslogTransport::Udp {
             return self.send_udp(batch).await;
         }
@@ -555,12 +572,6 @@ impl SyslogSink {
             Err(_) => Err(SendError::retryable(
                 "write to the syslog receiver timed out",
             )),
-        }
-    }
-
-    pub async fn close(&mut self) {
-        if let Some(mut s) = self.stream.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), s.shutdown()).await;
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Client TLS for the sinks that dial out (Splunk HEC, syslog over TLS, HTTP out): one rustls
+//! The sinks' side: client TLS for the sinks that dial out (Splunk HEC, syslog over TLS, HTTP out): one rustls
 //! `ClientConfig` per sink, built at config validation so a bad CA file or key is a `check`
 //! error with its key path, not a failure at the first send.
 //!
@@ -24,9 +24,10 @@ use rustls::server::ParsedCertificate;
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use sha2::{Digest, Sha256};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+
+use super::pem::{self, PemError};
+use super::{fingerprint, provider};
 
 /// What `[sinks.tls]` says, already checked to be complete.
 #[derive(Debug, Clone)]
@@ -63,10 +64,10 @@ pub enum ClientTlsError {
     CaFile { path: PathBuf, reason: String },
     #[error("no trusted CA certificates: the system has none readable ({0}); set tls.ca_file")]
     NoSystemRoots(String),
-    #[error("cannot read the client certificate {path}: {reason}")]
-    ClientCert { path: PathBuf, reason: String },
-    #[error("cannot read the client key {path}: {reason}")]
-    ClientKey { path: PathBuf, reason: String },
+    #[error("cannot read the client certificate {path}: {source}")]
+    ClientCert { path: PathBuf, source: PemError },
+    #[error("cannot read the client key {path}: {source}")]
+    ClientKey { path: PathBuf, source: PemError },
     #[error("client_cert and client_key go together: set both or neither")]
     HalfClientAuth,
     #[error("{0:?} is not a valid TLS server name")]
@@ -90,10 +91,6 @@ impl ClientTlsError {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 /// The trust anchors, and the certificates of `ca_file` themselves (empty for system roots).
 fn roots(
     ca_file: Option<&Path>,
@@ -102,23 +99,12 @@ fn roots(
     let mut exact = Vec::new();
     match ca_file {
         Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| ClientTlsError::CaFile {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                })?;
-            if certs.is_empty() {
-                return Err(ClientTlsError::CaFile {
-                    path: path.to_owned(),
-                    reason: "no PEM certificate in it".to_owned(),
-                });
-            }
-            for c in certs {
-                roots.add(c.clone()).map_err(|e| ClientTlsError::CaFile {
-                    path: path.to_owned(),
-                    reason: e.to_string(),
-                })?;
+            let ca_err = |reason: String| ClientTlsError::CaFile {
+                path: path.to_owned(),
+                reason,
+            };
+            for c in pem::certs(path).map_err(|e| ca_err(e.to_string()))? {
+                roots.add(c.clone()).map_err(|e| ca_err(e.to_string()))?;
                 exact.push(c);
             }
         }
@@ -150,52 +136,37 @@ pub fn client_tls(
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(ClientTlsError::Build)?;
-    let verifier: Arc<dyn ServerCertVerifier> = if !opts.pinned_sha256.is_empty() {
-        Arc::new(SinkServerVerifier {
-            webpki: None,
-            exact: Vec::new(),
+    let trust = if !opts.pinned_sha256.is_empty() {
+        Trust::Pinned {
             pins: opts.pinned_sha256.to_vec(),
             check_name_and_time: opts.verify,
-            provider: provider(),
-        })
+        }
     } else if opts.verify {
         let (roots, exact) = roots(opts.ca_file)?;
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|e| ClientTlsError::Verifier(e.to_string()))?;
-        Arc::new(SinkServerVerifier {
-            webpki: Some(webpki),
-            exact,
-            pins: Vec::new(),
-            check_name_and_time: true,
-            provider: provider(),
-        })
+        Trust::Chain { webpki, exact }
     } else {
-        Arc::new(AcceptAny(provider()))
+        Trust::Any
     };
     let builder = builder
         .dangerous()
-        .with_custom_certificate_verifier(verifier);
+        .with_custom_certificate_verifier(Arc::new(SinkServerVerifier {
+            trust,
+            provider: provider(),
+        }));
     let config = match (opts.client_cert, opts.client_key) {
         (None, None) => builder.with_no_client_auth(),
         (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| ClientTlsError::ClientCert {
-                    path: cert.to_owned(),
-                    reason: e.to_string(),
-                })?;
-            if chain.is_empty() {
-                return Err(ClientTlsError::ClientCert {
-                    path: cert.to_owned(),
-                    reason: "no PEM certificate in it".to_owned(),
-                });
-            }
-            let key_der =
-                PrivateKeyDer::from_pem_file(key).map_err(|e| ClientTlsError::ClientKey {
-                    path: key.to_owned(),
-                    reason: e.to_string(),
-                })?;
+            let chain = pem::certs(cert).map_err(|source| ClientTlsError::ClientCert {
+                path: cert.to_owned(),
+                source,
+            })?;
+            let key_der = pem::private_key(key).map_err(|source| ClientTlsError::ClientKey {
+                path: key.to_owned(),
+                source,
+            })?;
             builder
                 .with_client_auth_cert(chain, key_der)
                 .map_err(ClientTlsError::Build)?
@@ -226,26 +197,34 @@ pub fn is_config_error(e: &std::io::Error) -> bool {
         })
 }
 
-/// The server certificate check of a verifying sink: WebPKI against the roots, then a server
-/// certificate that is byte for byte one of `ca_file`'s (a self-signed CA:TRUE certificate,
-/// which WebPKI refuses as an end entity), or, with pins, only the pinned certificates. Name
-/// and validity are checked on every path unless `check_name_and_time` is off (`verify =
-/// false` with pins).
+/// Which server certificates a sink accepts.
 #[derive(Debug)]
-struct SinkServerVerifier {
-    /// The chain check; `None` when pins replace it.
-    webpki: Option<Arc<WebPkiServerVerifier>>,
-    /// The certificates of `ca_file`: one presented as it is is trusted as itself.
-    exact: Vec<CertificateDer<'static>>,
-    /// SHA-256 fingerprints of the only server certificates accepted, when not empty.
-    pins: Vec<[u8; 32]>,
-    check_name_and_time: bool,
-    provider: Arc<CryptoProvider>,
+enum Trust {
+    /// WebPKI against the roots, then a server certificate that is byte for byte one of
+    /// `ca_file`'s (a self-signed CA:TRUE certificate, which WebPKI refuses as an end entity),
+    /// with its name and validity checked.
+    Chain {
+        webpki: Arc<WebPkiServerVerifier>,
+        /// The certificates of `ca_file`: one presented as it is is trusted as itself.
+        exact: Vec<CertificateDer<'static>>,
+    },
+    /// Only the certificates with these SHA-256 fingerprints; name and validity are checked
+    /// unless `check_name_and_time` is off (`verify = false` with pins).
+    Pinned {
+        pins: Vec<[u8; 32]>,
+        check_name_and_time: bool,
+    },
+    /// `verify = false` without pins: any certificate. The handshake signatures are still
+    /// checked, so the session is encrypted to whoever holds the key the certificate names.
+    Any,
 }
 
-/// The SHA-256 fingerprint of a DER certificate.
-pub fn fingerprint(cert: &[u8]) -> [u8; 32] {
-    Sha256::digest(cert).into()
+/// The server certificate check of every sink: its [`Trust`], and the handshake signatures
+/// by the provider's algorithms.
+#[derive(Debug)]
+struct SinkServerVerifier {
+    trust: Trust,
+    provider: Arc<CryptoProvider>,
 }
 
 /// Checks that `cert` names `server_name` and is valid at `now`: the subjectAltName by
@@ -297,28 +276,42 @@ impl ServerCertVerifier for SinkServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(webpki) = &self.webpki else {
-            let fp = fingerprint(end_entity.as_ref());
-            if !self.pins.iter().any(|p| p == &fp) {
-                return Err(rustls::Error::InvalidCertificate(
-                    CertificateError::ApplicationVerificationFailure,
-                ));
+        match &self.trust {
+            Trust::Chain { webpki, exact } => {
+                match webpki.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                ) {
+                    Ok(v) => Ok(v),
+                    // Any chain error, `CaUsedAsEndEntity` among them, for a certificate the
+                    // operator listed as it is: name and time decide (they fail the same way
+                    // WebPKI would).
+                    Err(_) if exact.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
+                        check_name_and_time(end_entity, server_name, now)?;
+                        Ok(ServerCertVerified::assertion())
+                    }
+                    Err(e) => Err(e),
+                }
             }
-            if self.check_name_and_time {
-                check_name_and_time(end_entity, server_name, now)?;
-            }
-            return Ok(ServerCertVerified::assertion());
-        };
-        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Ok(v) => Ok(v),
-            // Any chain error, `CaUsedAsEndEntity` among them, for a certificate the operator
-            // listed as it is: name and time decide (they fail the same way WebPKI would).
-            Err(_) if self.exact.iter().any(|c| c.as_ref() == end_entity.as_ref()) => {
-                check_name_and_time(end_entity, server_name, now)?;
+            Trust::Pinned {
+                pins,
+                check_name_and_time: check,
+            } => {
+                let fp = fingerprint(end_entity.as_ref());
+                if !pins.iter().any(|p| p == &fp) {
+                    return Err(rustls::Error::InvalidCertificate(
+                        CertificateError::ApplicationVerificationFailure,
+                    ));
+                }
+                if *check {
+                    check_name_and_time(end_entity, server_name, now)?;
+                }
                 Ok(ServerCertVerified::assertion())
             }
-            Err(e) => Err(e),
+            Trust::Any => Ok(ServerCertVerified::assertion()),
         }
     }
 
@@ -357,59 +350,10 @@ impl ServerCertVerifier for SinkServerVerifier {
     }
 }
 
-/// `verify = false`: accepts any server certificate but still checks the handshake signatures,
-/// so the session is encrypted to whoever holds the key the certificate names.
-#[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::super::{fingerprint, provider};
     use super::*;
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 
@@ -432,14 +376,12 @@ mod tests {
         let mut roots = RootCertStore::empty();
         roots.add(exact.clone()).unwrap();
         SinkServerVerifier {
-            webpki: Some(
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            trust: Trust::Chain {
+                webpki: WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
                     .build()
                     .unwrap(),
-            ),
-            exact: vec![exact.clone()],
-            pins: Vec::new(),
-            check_name_and_time: true,
+                exact: vec![exact.clone()],
+            },
             provider: provider(),
         }
     }
@@ -503,13 +445,14 @@ mod tests {
     fn pins_accept_only_the_pinned_certificate() {
         let cert = self_signed("siem.example", &["siem.example"], 2020, 2100);
         let other = self_signed("siem.example", &["siem.example"], 2020, 2100);
-        let mut v = SinkServerVerifier {
-            webpki: None,
-            exact: Vec::new(),
-            pins: vec![fingerprint(cert.as_ref())],
-            check_name_and_time: true,
+        let pinned = |check_name_and_time| SinkServerVerifier {
+            trust: Trust::Pinned {
+                pins: vec![fingerprint(cert.as_ref())],
+                check_name_and_time,
+            },
             provider: provider(),
         };
+        let v = pinned(true);
         check(&v, &cert, "siem.example").unwrap();
         assert!(check(&v, &cert, "other.example").is_err());
         assert_eq!(
@@ -517,7 +460,7 @@ mod tests {
             rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
         );
         // verify = false with pins: the pin alone decides.
-        v.check_name_and_time = false;
+        let v = pinned(false);
         check(&v, &cert, "other.example").unwrap();
         assert!(check(&v, &other, "siem.example").is_err());
     }

@@ -1,4 +1,4 @@
-//! Builds the listener's rustls `ServerConfig` once, at config validation: TLS 1.2 and 1.3 only,
+//! The listener's side: its rustls `ServerConfig`, built once, at config validation: TLS 1.2 and 1.3 only,
 //! ALPN `h2` then `http/1.1`, and, when `client_ca` is set, client certificates verified against
 //! it. Client certificates are optional at the handshake (sources without mTLS share the
 //! listener); a source with `require_client_cert` refuses requests that did not present one.
@@ -22,10 +22,19 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
     SignatureScheme,
 };
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls_pki_types::{CertificateDer, UnixTime};
 
-use crate::config::TlsConfig;
+use super::pem::{self, PemError};
+
+/// What `[server.tls]` (or `[admin.tls]`) names: the files to read.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerTlsOptions<'a> {
+    /// The listener's certificate chain, leaf first.
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    /// CA bundle client certificates are verified against; `None`: no client certificates.
+    pub client_ca: Option<&'a Path>,
+}
 
 /// The identity a verified client certificate proves, read once when the connection opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +54,8 @@ impl ClientCert {
     /// Reads `der`, a certificate rustls has already verified. Anything unreadable leaves the
     /// names empty and `client_auth` false, which no source accepts.
     pub fn read(der: &[u8]) -> ClientCert {
-        use sha2::Digest;
         use x509_parser::extensions::GeneralName;
-        let sha256 = sha2::Sha256::digest(der).into();
+        let sha256 = super::fingerprint(der);
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
             return ClientCert {
                 sha256,
@@ -107,38 +115,28 @@ impl ClientCert {
     }
 }
 
+/// Why the listener's TLS cannot be set up; each names its file.
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("cannot read certificates from {path}: {reason}")]
-    Cert { path: PathBuf, reason: String },
-    #[error("cannot read a private key from {path}: {reason}")]
-    Key { path: PathBuf, reason: String },
+pub enum ServerTlsError {
+    #[error("cannot read certificates from {path}: {source}")]
+    Cert { path: PathBuf, source: PemError },
+    #[error("cannot read a private key from {path}: {source}")]
+    Key { path: PathBuf, source: PemError },
     #[error("cannot use client CA bundle {path}: {reason}")]
     ClientCa { path: PathBuf, reason: String },
     #[error("certificate and key do not form a usable pair: {0}")]
     Pair(rustls::Error),
 }
 
-impl TlsError {
+impl ServerTlsError {
     /// The config key under `server.tls` the problem belongs to.
     pub fn key(&self) -> &'static str {
         match self {
-            TlsError::Cert { .. } | TlsError::Pair(_) => "cert",
-            TlsError::Key { .. } => "key",
-            TlsError::ClientCa { .. } => "client_ca",
+            ServerTlsError::Cert { .. } | ServerTlsError::Pair(_) => "cert",
+            ServerTlsError::Key { .. } => "key",
+            ServerTlsError::ClientCa { .. } => "client_ca",
         }
     }
-}
-
-fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| e.to_string())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    if certs.is_empty() {
-        return Err("no PEM certificate found".to_owned());
-    }
-    Ok(certs)
 }
 
 /// The client certificate check: WebPKI against `client_ca`, and never the listener's own
@@ -202,28 +200,30 @@ impl ClientCertVerifier for NotOurOwn {
     }
 }
 
-pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
-    let chain = certs(&cfg.cert).map_err(|reason| TlsError::Cert {
-        path: cfg.cert.clone(),
-        reason,
+/// The listener's config: TLS 1.3 and 1.2, ALPN `h2` then `http/1.1`, and with `client_ca`
+/// optional client certificates checked against it (never the listener's own).
+pub fn server_config(opts: &ServerTlsOptions<'_>) -> Result<Arc<ServerConfig>, ServerTlsError> {
+    let chain = pem::certs(opts.cert).map_err(|source| ServerTlsError::Cert {
+        path: opts.cert.to_owned(),
+        source,
     })?;
-    let key = PrivateKeyDer::from_pem_file(&cfg.key).map_err(|e| TlsError::Key {
-        path: cfg.key.clone(),
-        reason: e.to_string(),
+    let key = pem::private_key(opts.key).map_err(|source| ServerTlsError::Key {
+        path: opts.key.to_owned(),
+        source,
     })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = super::provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(TlsError::Pair)?;
-    let builder = match &cfg.client_ca {
+        .map_err(ServerTlsError::Pair)?;
+    let builder = match opts.client_ca {
         None => builder.with_no_client_auth(),
         Some(ca_path) => {
-            let ca_err = |reason: String| TlsError::ClientCa {
-                path: ca_path.clone(),
+            let ca_err = |reason: String| ServerTlsError::ClientCa {
+                path: ca_path.to_owned(),
                 reason,
             };
             let mut roots = RootCertStore::empty();
-            for ca in certs(ca_path).map_err(ca_err)? {
+            for ca in pem::certs(ca_path).map_err(|e| ca_err(e.to_string()))? {
                 roots.add(ca).map_err(|e| ca_err(e.to_string()))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -238,7 +238,7 @@ pub fn server_config(cfg: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
     };
     let mut config = builder
         .with_single_cert(chain, key)
-        .map_err(TlsError::Pair)?;
+        .map_err(ServerTlsError::Pair)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -285,9 +285,7 @@ mod tests {
         assert!(c.client_auth);
         assert_eq!(
             c.sha256,
-            <[u8; 32]>::from(sha2::Digest::finalize(
-                <sha2::Sha256 as sha2::Digest>::new_with_prefix(&der)
-            ))
+            <[u8; 32]>::from(<sha2::Sha256 as sha2::Digest>::digest(&der))
         );
         let server_only = ClientCert::read(&cert(
             "s",

@@ -1,4 +1,4 @@
-//! The admin API's store: the sources made through the API, in
+//! The store of the sources made through the admin API, in
 //! `<data_dir>/admin/sources.json`, written whole and atomically (temp file, fsync, rename,
 //! fsync of the directory) so a crash leaves the old file or the new one, never a mix. The file
 //! holds the sources' secrets, so it is created readable by its owner only. A file that does not
