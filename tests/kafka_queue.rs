@@ -243,3 +243,101 @@ async fn an_authorization_error_refuses_the_request_and_says_why() {
     gw.readyz_becomes(StatusCode::OK).await;
     gw.stop().await;
 }
+
+type Posts = (
+    std::net::SocketAddr,
+    Vec<(String, http::Request<http_body_util::Full<bytes::Bytes>>)>,
+);
+
+/// `count` requests of one event each, over the three sources, to `gw`; their ids in `sent`.
+fn post_some(gw: &TestGateway, count: usize, sent: &mut Vec<String>, n: &mut usize) -> Posts {
+    let mut reqs = Vec::new();
+    for _ in 0..count {
+        let id = format!("r-{n}");
+        let source = ["demo", "demo1", "demo2"][*n % 3];
+        *n += 1;
+        reqs.push((id.clone(), post(gw.addr(), source, &[AUTH], event(&id))));
+        sent.push(id);
+    }
+    (gw.addr(), reqs)
+}
+
+/// Two nodes, each intake and delivery worker, in the sink's one consumer group: a node
+/// joining and a node leaving (rebalances) while events flow lose none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_delivery_workers_in_one_group_lose_nothing_across_rebalances() {
+    let m = mock(3, 4);
+    let mut cfg = config(&m.bootstrap_servers(), "10s");
+    // Two more sources: keys spread the events over the partitions.
+    for id in ["demo1", "demo2"] {
+        cfg.push_str(&format!(
+            "[[sources]]\nid = \"{id}\"\nvendor = \"generic\"\nsinks = [\"out\"]\n\
+             auth = {{ scheme = \"token\", prefix = \"Bearer \", secret = \"tok\" }}\n"
+        ));
+    }
+    let a = start(&cfg).await;
+    let mut sent = Vec::new();
+    let mut n = 0;
+    for (addr, reqs) in [post_some(&a, 15, &mut sent, &mut n)] {
+        for (id, r) in reqs {
+            assert_eq!(send(addr, r).await.status, StatusCode::OK, "{id}");
+        }
+    }
+    // A is in the group and delivering before B joins.
+    let first: Vec<String> = sent.clone();
+    let start_wait = Instant::now();
+    while !first.iter().all(|id| ids(&a).contains(id)) {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(60),
+            "A never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = start(&cfg).await;
+    for (addr, reqs) in [
+        post_some(&a, 10, &mut sent, &mut n),
+        post_some(&b, 10, &mut sent, &mut n),
+    ] {
+        for (id, r) in reqs {
+            assert_eq!(send(addr, r).await.status, StatusCode::OK, "{id}");
+        }
+    }
+    // Everything so far is delivered by one member or the other (the join's rebalance is
+    // done) before A leaves.
+    let start_wait = Instant::now();
+    while !sent
+        .iter()
+        .all(|id| ids(&a).contains(id) || ids(&b).contains(id))
+    {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(60),
+            "lost across the join"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let a_dir = a.stop().await;
+    for (addr, reqs) in [post_some(&b, 10, &mut sent, &mut n)] {
+        for (id, r) in reqs {
+            assert_eq!(send(addr, r).await.status, StatusCode::OK, "{id}");
+        }
+    }
+    let start_wait = Instant::now();
+    loop {
+        let mut got = ids(&b);
+        got.extend(
+            read_lines(&a_dir.path().join("out.ndjson"))
+                .iter()
+                .filter_map(|l| l["id"].as_str().map(str::to_owned)),
+        );
+        let missing: Vec<_> = sent.iter().filter(|id| !got.contains(*id)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(60),
+            "never delivered {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.stop().await;
+}

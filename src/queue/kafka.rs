@@ -228,6 +228,14 @@ impl KafkaQueue {
                     tracing::warn!(topic = %self.topic, error = %e, "committing the delivered offsets at shutdown failed; those events will be delivered again")
                 }
             }
+            // Leave the group now, so its other members take the partitions at once rather
+            // than after the session timeout.
+            if c.consumer.close_queue().is_ok() {
+                let until = std::time::Instant::now() + FLUSH_TIMEOUT;
+                while !c.consumer.closed() && std::time::Instant::now() < until {
+                    let _ = c.consumer.poll(POLL_INTERVAL);
+                }
+            }
         }
         if let Some(p) = &self.producer {
             if let Err(e) = p.flush(FLUSH_TIMEOUT) {
