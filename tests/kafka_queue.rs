@@ -341,3 +341,70 @@ async fn two_delivery_workers_in_one_group_lose_nothing_across_rebalances() {
     }
     b.stop().await;
 }
+
+/// `kill -9` of the real binary while requests flow: after a restart, every event that got a
+/// 200 reaches the sink at least once (from the brokers, through the consumer group's last
+/// commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_event_that_got_a_200() {
+    let m = mock(3, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&m.bootstrap_servers(), "10s").replace("{dir}", dir.path().to_str().unwrap());
+    let log = &[("SIEMGATE_LOG", "info")];
+    let mut proc = common::binary::Process::start(dir.path(), &cfg, log);
+    let [addr] = proc.wait_ready(["hooks"]);
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for client in 0..4 {
+        let (accepted, stop) = (accepted.clone(), stop.clone());
+        senders.push(tokio::spawn(async move {
+            for i in 0..500 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let id = format!("c{client}-{i}");
+                // A request cut by the kill panics inside its own task: not accepted.
+                let r = tokio::spawn(send(addr, post(addr, "demo", &[AUTH], event(&id)))).await;
+                if matches!(r, Ok(ref a) if a.status == StatusCode::OK) {
+                    accepted.lock().unwrap().push(id);
+                }
+            }
+        }));
+    }
+    // Kill once some events are through, with requests still coming.
+    let start_wait = Instant::now();
+    while accepted.lock().unwrap().len() < 40 {
+        assert!(start_wait.elapsed() < BOUND, "no request accepted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proc.kill9();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in senders {
+        let _ = s.await;
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    let mut proc = common::binary::Process::spawn(dir.path(), log);
+    proc.wait_ready(["hooks"]);
+    let out = dir.path().join("out.ndjson");
+    let start_wait = Instant::now();
+    loop {
+        let got: BTreeSet<String> = read_lines(&out)
+            .iter()
+            .filter_map(|l| l["id"].as_str().map(str::to_owned))
+            .collect();
+        let missing: Vec<_> = accepted.iter().filter(|id| !got.contains(*id)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        if start_wait.elapsed() > Duration::from_secs(90) {
+            proc.kill_and_panic(&format!(
+                "{} accepted events never delivered: {missing:?}",
+                missing.len()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proc.signal("-TERM");
+    proc.wait_exit(Duration::from_secs(30));
+}

@@ -556,6 +556,10 @@ impl ConsumerSide {
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            // A node that died (kill -9, lost host) has its partitions taken over within 10 s
+            // rather than librdkafka's 45 s; heartbeats come from librdkafka's own thread.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "3000")
             .set("queued.max.messages.kbytes", prefetch_kb.to_string());
         let shared = Arc::new(Shared {
             window,
