@@ -189,10 +189,10 @@ impl ChangeError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlStartError {
-    #[error("cannot open the disk queue of sink {sink}: {source}")]
+    #[error("cannot open the queue of sink {sink}: {source}")]
     Queue {
         sink: String,
-        source: crate::queue::log::LogError,
+        source: crate::queue::OpenError,
     },
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -430,7 +430,7 @@ impl Control {
             .map_err(|(sink, e)| {
                 ChangeError::InvalidConfig(vec![ConfigIssue {
                     path: format!("sinks (sink {sink:?})"),
-                    message: format!("cannot open the disk queue: {e}"),
+                    message: e.to_string(),
                 }])
             })?;
 
@@ -542,8 +542,8 @@ impl Control {
         }
         for h in &handles {
             let left = h.queue.depth().events;
-            if left > 0 && h.queue.is_disk() {
-                tracing::warn!(sink = %h.id, events = left, "undelivered events stay in the disk queue for the next start");
+            if left > 0 && h.queue.is_durable() {
+                tracing::warn!(sink = %h.id, events = left, queue = h.queue.kind(), "undelivered events stay in the queue for the next start");
             } else if left > 0 {
                 tracing::error!(sink = %h.id, events = left, "shutdown grace period ended before these events were delivered");
             }
@@ -848,7 +848,7 @@ fn in_given_order(ids: &[String]) -> Vec<String> {
 fn build_sinks(
     settings: Vec<SinkSettings>,
     registry: &Registry,
-) -> Result<Vec<(SinkSettings, Sink)>, (String, crate::queue::log::LogError)> {
+) -> Result<Vec<(SinkSettings, Sink)>, (String, crate::queue::OpenError)> {
     let mut built: Vec<(SinkSettings, Sink)> = Vec::with_capacity(settings.len());
     for s in settings {
         match Sink::build(&s, registry) {

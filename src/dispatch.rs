@@ -17,13 +17,15 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use std::io::Write as _;
+
+use bytes::{BufMut as _, Bytes, BytesMut};
 use tokio::sync::Semaphore;
 
 use crate::normalize::Event;
 use crate::normalize::Timestamp;
-use crate::queue::Reservation;
 use crate::queue::Written;
+use crate::queue::{EventKeys, Reservation};
 use crate::routes::{Accepted, RecentEvent, Source, RECENT_EVENTS, RECENT_EVENT_BYTES};
 use crate::sinks::{Encoder, Ndjson, SinkHandle};
 use crate::vendors::{json, Context, DecodeError};
@@ -75,18 +77,20 @@ pub struct Dispatched {
 /// each within `DISK_WRITE_TIMEOUT` (5 s).
 #[must_use = "a request is answered only once its events are durable"]
 pub struct Durable {
-    written: Vec<Written>,
+    /// Each queue's receipt, with how long it may take.
+    written: Vec<(Written, Duration)>,
 }
 
 impl Durable {
-    /// Resolves once every disk queue the request went to has its events in its log;
-    /// `QueueWrite` when one failed or took too long (the events may still land).
+    /// Resolves once every disk queue the request went to has its events in its log, and
+    /// every Kafka queue its delivery reports (within its `produce_timeout`); `QueueWrite`
+    /// when one failed or took too long (the events may still land).
     pub async fn wait(self, source: &str) -> Result<(), DispatchError> {
-        for w in self.written {
-            match tokio::time::timeout(DISK_WRITE_TIMEOUT, w).await {
+        for (w, timeout) in self.written {
+            match tokio::time::timeout(timeout, w).await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => {
-                    tracing::error!(source = %source, error = %e, "disk queue write failed");
+                    tracing::error!(source = %source, error = %e, "queue write failed");
                     return Err(DispatchError::QueueWrite);
                 }
                 Ok(Err(_)) | Err(_) => return Err(DispatchError::QueueWrite),
@@ -103,6 +107,10 @@ struct Encoded<'q> {
     ends: Vec<usize>,
     /// Events the sink's filter left out.
     filtered: u64,
+    /// Kafka queues: each event's id, back to back, ending at `id_ends` (message headers).
+    keyed: bool,
+    ids: BytesMut,
+    id_ends: Vec<usize>,
     reservation: Option<Reservation<'q>>,
 }
 
@@ -246,11 +254,14 @@ pub fn dispatch(
     let mut encoded: Vec<Encoded<'_>> = source
         .targets
         .iter()
-        .map(|_| Encoded {
+        .map(|t| Encoded {
             // The normalized form is roughly the body plus a few hundred bytes per event.
             buf: BytesMut::with_capacity(body.len() * 2 + 512),
             ends: Vec::new(),
             filtered: 0,
+            keyed: t.sink.queue.kind() == "kafka",
+            ids: BytesMut::new(),
+            id_ends: Vec::new(),
             reservation: None,
         })
         .collect();
@@ -291,6 +302,11 @@ pub fn dispatch(
                     return ControlFlow::Break(());
                 }
                 out.ends.push(out.buf.len());
+                if out.keyed {
+                    // Display of an id writes into the buffer; it cannot fail.
+                    let _ = write!((&mut out.ids).writer(), "{}", event.id);
+                    out.id_ends.push(out.ids.len());
+                }
                 if let Err(refused) = out.cover(&target.sink) {
                     stopped = Some(refused);
                     return ControlFlow::Break(());
@@ -329,8 +345,16 @@ pub fn dispatch(
                 one
             })
             .collect();
-        match sink.queue.commit(reservation, items) {
-            Ok(Some(w)) => written.push(w),
+        let keys = EventKeys {
+            source: &source.settings.id,
+            vendor: source.settings.vendor.as_str(),
+            ids: &out.ids,
+            id_ends: &out.id_ends,
+        };
+        match sink.queue.commit_keyed(reservation, items, keys) {
+            Ok(Some(w)) => {
+                written.push((w, sink.queue.write_timeout().unwrap_or(DISK_WRITE_TIMEOUT)))
+            }
             Ok(None) => {}
             // The disk writer is too far behind: refuse (queues committed before this one
             // keep their copy; the sender's retry may duplicate it, never lose it).

@@ -25,6 +25,7 @@ use crate::secret::Secret;
 use crate::vendors::mapping::{Mapping, MappingConfig};
 
 pub mod admin;
+pub mod kafka;
 pub mod parse_error;
 pub mod sinks;
 pub use admin::*;
@@ -1530,6 +1531,43 @@ mod tests {
                 "{text}: {issues:?}"
             );
         }
+    }
+
+    #[test]
+    fn kafka_queue_keys_are_checked_with_their_paths() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/config/invalid/kafka-queue-problems.toml"
+        ))
+        .unwrap();
+        let issues = issues_of(&text);
+        for key in [
+            "sinks[0].queue.brokers: ",
+            "sinks[0].queue.topic: ",
+            "sinks[0].queue.produce_timeout: ",
+            "sinks[1].queue.brokers: only Kafka queues",
+        ] {
+            assert!(
+                issues.iter().any(|i| i.starts_with(key)),
+                "{key}: {issues:#?}"
+            );
+        }
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn a_kafka_queue_defaults_its_topic_and_group_to_the_sink_id() {
+        let text = "[server]\nlisten = \"127.0.0.1:0\"\nplaintext = true\n\
+                    [[sinks]]\nid = \"hec\"\ntype = \"file\"\npath = \"out.ndjson\"\n\
+                    [sinks.queue]\ntype = \"kafka\"\nbrokers = [\"k1:9092\", \"k2:9092\"]\n\
+                    [[sources]]\nid = \"s\"\nsinks = [\"hec\"]\n\
+                    auth = { scheme = \"none\", allow_unauthenticated = true }\n";
+        let s = validate(parse(text).unwrap()).unwrap();
+        let k = s.sinks[0].kafka.as_ref().unwrap();
+        assert_eq!(k.topic, "siemgate.hec");
+        assert_eq!(k.group, "siemgate.hec");
+        assert_eq!(k.produce_timeout, kafka::DEFAULT_PRODUCE_TIMEOUT);
+        assert_eq!(k.connection.brokers, "k1:9092,k2:9092");
     }
 
     #[test]

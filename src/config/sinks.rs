@@ -239,6 +239,20 @@ pub struct QueueConfig {
     pub fsync_interval: ConfigDuration,
     #[serde(default = "default_segment_bytes")]
     pub segment_bytes: u64,
+    /// Kafka queues: the brokers, `host:port` each (required).
+    #[serde(default)]
+    pub brokers: Vec<String>,
+    /// Kafka queues: the sink's topic; default `siemgate.<sink id>`. It must exist, with
+    /// replication factor 3 and `min.insync.replicas = 2` for an accepted event to survive the
+    /// loss of a broker.
+    pub topic: Option<String>,
+    /// Kafka queues: how long a request waits for the brokers' delivery reports before it is
+    /// answered 503 with Retry-After. Default 5 s.
+    pub produce_timeout: Option<ConfigDuration>,
+    /// Kafka queues: TLS to the brokers.
+    pub tls: Option<super::kafka::KafkaTlsConfig>,
+    /// Kafka queues: SASL PLAIN or SCRAM to the brokers.
+    pub sasl: Option<super::kafka::KafkaSaslConfig>,
 }
 
 impl Default for QueueConfig {
@@ -253,6 +267,11 @@ impl Default for QueueConfig {
             fsync: QueueFsyncConfig::default(),
             fsync_interval: default_queue_fsync_interval(),
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            brokers: Vec::new(),
+            topic: None,
+            produce_timeout: None,
+            tls: None,
+            sasl: None,
         }
     }
 }
@@ -265,6 +284,9 @@ pub enum QueueKind {
     Memory,
     /// Every accepted event is on disk before its 2xx (with `fsync = "always"`).
     Disk,
+    /// Every accepted event is on the Kafka brokers (acks=all) before its 2xx; delivery
+    /// workers consume the sink's topic (the cluster mode).
+    Kafka,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -349,6 +371,8 @@ pub struct SinkSettings {
     pub dead_letter_path: Option<PathBuf>,
     /// `Some` for a disk queue.
     pub disk: Option<DiskSettings>,
+    /// `Some` for a Kafka queue.
+    pub kafka: Option<super::kafka::KafkaQueueSettings>,
     /// Retryable failures of one batch for longer than this dead-letter it; `None`: forever.
     pub max_retry_duration: Option<Duration>,
     /// `Some(version)` with `encoding = "ocsf"`: events are written as OCSF objects.
@@ -503,7 +527,8 @@ pub(super) fn validate_sink(
             },
         }
     });
-    if queue.kind == QueueKind::Memory && queue.path.is_some() {
+    let kafka = validate_kafka_queue(queue, id, &format!("{path}.queue"), issues);
+    if queue.kind != QueueKind::Disk && queue.path.is_some() {
         issues.push(
             format!("{path}.queue.path"),
             "only disk queues have a path (type = \"disk\")",
@@ -538,9 +563,74 @@ pub(super) fn validate_sink(
         filter,
         dead_letter_path: dead_letter_path.map(Path::to_owned),
         disk,
+        kafka,
         max_retry_duration: max_retry.map(|d| d.0),
         ocsf,
         kind: kind?,
+    })
+}
+
+/// The Kafka keys of a queue: required and checked with `type = "kafka"`, refused without.
+fn validate_kafka_queue(
+    queue: &QueueConfig,
+    sink_id: &str,
+    path: &str,
+    issues: &mut Issues,
+) -> Option<super::kafka::KafkaQueueSettings> {
+    if queue.kind != QueueKind::Kafka {
+        let set = [
+            ("brokers", !queue.brokers.is_empty()),
+            ("topic", queue.topic.is_some()),
+            ("produce_timeout", queue.produce_timeout.is_some()),
+            ("tls", queue.tls.is_some()),
+            ("sasl", queue.sasl.is_some()),
+        ];
+        for (key, _) in set.iter().filter(|(_, on)| *on) {
+            issues.push(
+                format!("{path}.{key}"),
+                "only Kafka queues have this key (type = \"kafka\")",
+            );
+        }
+        return None;
+    }
+    if !cfg!(feature = "kafka") {
+        issues.push(
+            format!("{path}.type"),
+            "this siemgate was built without Kafka support (cargo feature `kafka`)",
+        );
+    }
+    let connection = super::kafka::validate_connection(
+        &queue.brokers,
+        queue.tls.as_ref(),
+        queue.sasl.as_ref(),
+        path,
+        issues,
+    );
+    let topic = queue
+        .topic
+        .clone()
+        .unwrap_or_else(|| format!("siemgate.{sink_id}"));
+    if !super::kafka::valid_topic(&topic) {
+        issues.push(
+            format!("{path}.topic"),
+            format!("{topic:?} is not a Kafka topic name (1-249 of A-Z a-z 0-9 . _ -)"),
+        );
+    }
+    let produce_timeout = queue
+        .produce_timeout
+        .map_or(super::kafka::DEFAULT_PRODUCE_TIMEOUT, |d| d.0);
+    if produce_timeout.is_zero() {
+        issues.push(format!("{path}.produce_timeout"), "must be greater than 0");
+    }
+    Some(super::kafka::KafkaQueueSettings {
+        connection: connection?,
+        group: format!("siemgate.{sink_id}"),
+        topic,
+        produce_timeout,
+        memory: QueueLimits {
+            max_events: queue.memory_events.unwrap_or(DEFAULT_QUEUE_MEMORY_EVENTS),
+            max_bytes: queue.memory_bytes.unwrap_or(DEFAULT_QUEUE_MEMORY_BYTES),
+        },
     })
 }
 

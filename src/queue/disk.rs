@@ -74,6 +74,10 @@ pub enum WriteError {
     /// but may not survive a crash.
     #[error("{0}")]
     Fsync(Arc<str>),
+    /// Kafka queues: the brokers refused an event of the request (or the producer could not
+    /// take it); the others may have been delivered.
+    #[error("{0}")]
+    Produce(Arc<str>),
 }
 
 /// The writer has too many requests waiting (or has stopped).

@@ -32,10 +32,13 @@
 //! stay inside this module.
 
 pub mod disk;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod log;
 mod window;
 
 pub use disk::{WriteError, Written};
+
 pub use window::{Depth, QueueFull, Reservation};
 
 use std::sync::Arc;
@@ -47,6 +50,43 @@ use crate::config::QueueLimits;
 use disk::{DiskMetrics, DiskSettings, DiskWriter};
 use log::LogError;
 use window::Window;
+
+/// What identifies a request's events on the topic besides their bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventKeys<'a> {
+    /// The source id: the key, so one source's events keep their order within a partition.
+    pub source: &'a str,
+    pub vendor: &'a str,
+    /// The events' ids back to back, each ending where `id_ends` says (empty: no ids).
+    pub ids: &'a [u8],
+    pub id_ends: &'a [usize],
+}
+
+impl EventKeys<'_> {
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    fn id(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.id_ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.id_ends[i - 1] };
+        self.ids.get(start..end)
+    }
+}
+
+/// Why a sink's queue could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the disk queue: {0}")]
+    Disk(#[from] LogError),
+    #[cfg(feature = "kafka")]
+    #[error(transparent)]
+    Kafka(Box<kafka::KafkaQueueError>),
+}
+
+#[cfg(feature = "kafka")]
+impl From<kafka::KafkaQueueError> for OpenError {
+    fn from(e: kafka::KafkaQueueError) -> Self {
+        OpenError::Kafka(Box::new(e))
+    }
+}
 
 /// A sink's queue (see the module docs for its API).
 pub struct Queue {
@@ -60,6 +100,10 @@ enum Backing {
     Memory,
     /// A segment log on disk, written by its own thread; the window holds the oldest events.
     Disk(DiskWriter),
+    /// A Kafka topic: commits are produced to it, and the window is filled from the sink's
+    /// consumer group (`kafka.rs`).
+    #[cfg(feature = "kafka")]
+    Kafka(Box<kafka::KafkaQueue>),
 }
 
 impl Queue {
@@ -86,16 +130,50 @@ impl Queue {
         })
     }
 
+    /// Opens a Kafka queue: connects its producer and, with `sides.consume`, starts reading
+    /// the sink's topic in the sink's consumer group. The brokers may come later.
+    #[cfg(feature = "kafka")]
+    pub fn kafka(
+        limits: QueueLimits,
+        settings: &crate::config::kafka::KafkaQueueSettings,
+        sides: kafka::Sides,
+    ) -> Result<Queue, kafka::KafkaQueueError> {
+        let window = Arc::new(Window::new(settings.memory));
+        let k = kafka::KafkaQueue::open(limits, settings, window.clone(), sides)?;
+        Ok(Queue {
+            window,
+            backing: Backing::Kafka(Box::new(k)),
+        })
+    }
+
     /// The bounds of the whole queue.
     pub fn limits(&self) -> QueueLimits {
-        self.window.limits()
+        match &self.backing {
+            #[cfg(feature = "kafka")]
+            Backing::Kafka(k) => k.inflight().limits(),
+            _ => self.window.limits(),
+        }
+    }
+
+    /// How long a request may wait for [`Written`] before it is refused: `None` for the
+    /// caller's default (disk), a Kafka queue's `produce_timeout`.
+    pub fn write_timeout(&self) -> Option<Duration> {
+        match &self.backing {
+            #[cfg(feature = "kafka")]
+            Backing::Kafka(k) => Some(k.produce_timeout()),
+            _ => None,
+        }
     }
 
     /// Reserves room for `events` events of `bytes` bytes in total, or refuses if the queue
     /// would exceed either bound. The room is given back when the reservation is dropped
     /// uncommitted.
     pub fn try_reserve(&self, events: u64, bytes: u64) -> Result<Reservation<'_>, QueueFull> {
-        self.window.try_reserve(events, bytes)
+        match &self.backing {
+            #[cfg(feature = "kafka")]
+            Backing::Kafka(k) => k.inflight().try_reserve(events, bytes),
+            _ => self.window.try_reserve(events, bytes),
+        }
     }
 
     /// Puts a request's events in the queue. A memory queue takes them at once (`None`); a
@@ -106,7 +184,26 @@ impl Queue {
         reservation: Reservation<'_>,
         items: Vec<Bytes>,
     ) -> Result<Option<Written>, QueueFull> {
+        self.commit_keyed(reservation, items, EventKeys::default())
+    }
+
+    /// [`commit`](Self::commit), with what identifies the events on a Kafka topic (key and
+    /// headers); other queues ignore `keys`. A Kafka queue answers through `Written` once
+    /// every event has its delivery report.
+    pub fn commit_keyed(
+        &self,
+        reservation: Reservation<'_>,
+        items: Vec<Bytes>,
+        keys: EventKeys<'_>,
+    ) -> Result<Option<Written>, QueueFull> {
+        #[cfg(not(feature = "kafka"))]
+        let _ = keys;
         match &self.backing {
+            #[cfg(feature = "kafka")]
+            Backing::Kafka(k) => {
+                let room = reservation.detach();
+                Ok(Some(k.produce(room, items, keys)))
+            }
             Backing::Memory => {
                 reservation.commit(items.into_iter());
                 Ok(None)
@@ -154,17 +251,33 @@ impl Queue {
     /// Removes the `n` oldest events after their sink delivered them.
     pub fn ack(&self, n: usize) {
         let refill = self.window.ack(n);
-        if let Backing::Disk(d) = &self.backing {
-            d.acked(n as u64);
-            if refill {
-                d.refill();
+        match &self.backing {
+            Backing::Memory => {}
+            Backing::Disk(d) => {
+                d.acked(n as u64);
+                if refill {
+                    d.refill();
+                }
             }
+            #[cfg(feature = "kafka")]
+            Backing::Kafka(k) => k.acked(n),
         }
     }
 
     /// Undelivered events of the whole queue, in memory and beyond.
     pub fn depth(&self) -> Depth {
-        self.window.depth()
+        let d = self.window.depth();
+        match &self.backing {
+            #[cfg(feature = "kafka")]
+            Backing::Kafka(k) => {
+                let p = k.inflight_depth();
+                Depth {
+                    events: d.events + p.events,
+                    bytes: d.bytes + p.bytes,
+                }
+            }
+            _ => d,
+        }
     }
 
     /// How long the oldest undelivered event has waited (zero when the queue is empty).
@@ -182,11 +295,13 @@ impl Queue {
         self.window.resident_peak()
     }
 
-    /// What backs the queue, as the configuration names it: `memory` or `disk`.
+    /// What backs the queue, as the configuration names it: `memory`, `disk` or `kafka`.
     pub fn kind(&self) -> &'static str {
         match self.backing {
             Backing::Memory => "memory",
             Backing::Disk(_) => "disk",
+            #[cfg(feature = "kafka")]
+            Backing::Kafka(_) => "kafka",
         }
     }
 
@@ -194,15 +309,41 @@ impl Queue {
         matches!(self.backing, Backing::Disk(_))
     }
 
-    /// Stops further commits; the worker delivers what is queued and then sees `None`.
-    pub fn close(&self) {
-        self.window.close();
+    /// Why the queue cannot take events now, when it knows (a Kafka queue's last refusal by
+    /// the brokers, until an event is delivered again), for `/readyz`.
+    pub fn problem(&self) -> Option<Arc<str>> {
+        match &self.backing {
+            #[cfg(feature = "kafka")]
+            Backing::Kafka(k) => k.problem(),
+            _ => None,
+        }
     }
 
-    /// Disk queues: waits for the writer to fsync and record the last deliveries. Blocks.
+    /// Whether undelivered events outlive this process (disk and Kafka queues).
+    pub fn is_durable(&self) -> bool {
+        !matches!(self.backing, Backing::Memory)
+    }
+
+    /// Stops further commits; the worker delivers what is queued and then sees `None`. A
+    /// Kafka queue stops reading its topic.
+    pub fn close(&self) {
+        self.window.close();
+        #[cfg(feature = "kafka")]
+        if let Backing::Kafka(k) = &self.backing {
+            k.inflight().close();
+            k.close();
+        }
+    }
+
+    /// Disk queues: waits for the writer to fsync and record the last deliveries. Kafka
+    /// queues: commits the delivered offsets, leaves the group, flushes the producer. Blocks;
+    /// call after the sink's worker stopped.
     pub fn close_disk(&self) {
-        if let Backing::Disk(d) = &self.backing {
-            d.close();
+        match &self.backing {
+            Backing::Memory => {}
+            Backing::Disk(d) => d.close(),
+            #[cfg(feature = "kafka")]
+            Backing::Kafka(k) => k.shutdown(),
         }
     }
 
@@ -210,8 +351,8 @@ impl Queue {
     /// events stay on disk and the read is tried again). Zero for memory queues.
     pub fn read_errors(&self) -> u64 {
         match &self.backing {
-            Backing::Memory => 0,
             Backing::Disk(d) => d.read_errors(),
+            _ => 0,
         }
     }
 }

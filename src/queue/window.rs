@@ -315,6 +315,36 @@ impl Window {
         self.ready.notify_one();
     }
 
+    /// Kafka queues: appends one event a delivery worker read from the topic, if it fits the
+    /// window's bounds (or the window is empty, so that an event larger than the window does
+    /// not get stuck); gives it back otherwise, or once the queue is closed.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(super) fn push_consumed(&self, item: Bytes) -> Result<(), Bytes> {
+        let mut inner = self.lock();
+        let fits = inner.items.is_empty()
+            || ((inner.items.len() as u64) < self.limits.max_events
+                && inner.bytes + item.len() as u64 <= self.limits.max_bytes);
+        if inner.closed || !fits {
+            return Err(item);
+        }
+        inner.push_resident(item);
+        inner.stamp(1);
+        drop(inner);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Room held by reservations not yet committed or dropped (a Kafka queue's events handed
+    /// to the producer whose delivery reports are still due).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub(super) fn reserved(&self) -> Depth {
+        let inner = self.lock();
+        Depth {
+            events: inner.reserved_events,
+            bytes: inner.reserved_bytes,
+        }
+    }
+
     /// Gives back the room of a detached reservation whose events were not written.
     pub(super) fn release(&self, events: u64, bytes: u64) {
         let mut inner = self.lock();

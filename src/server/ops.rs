@@ -49,6 +49,9 @@ impl Ops {
                     None => reasons.push(format!("sink {}: destination failing", sink.id)),
                 }
             }
+            if let Some(problem) = sink.queue.problem() {
+                reasons.push(format!("sink {}: queue refused: {problem}", sink.id));
+            }
             let depth = sink.queue.depth();
             let limits = sink.queue.limits();
             if depth.events as f64 > limits.max_events as f64 * HIGH_WATER_MARK

@@ -181,7 +181,9 @@ impl Reject {
             Reject::DuplicateInFlight => {
                 "the same request is being accepted on another connection; retry".to_owned()
             }
-            Reject::QueueWrite => "the events could not be written to disk; retry later".to_owned(),
+            Reject::QueueWrite => {
+                "the events could not be written to the queue in time; retry later".to_owned()
+            }
             Reject::Internal(what) => (*what).to_owned(),
         }
     }

@@ -36,8 +36,7 @@ use crate::metrics::{Registry, SinkMetrics};
 use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
 use crate::normalize::Event;
 use crate::queue::disk::DiskMetrics;
-use crate::queue::log::LogError;
-use crate::queue::Queue;
+use crate::queue::{OpenError, Queue};
 use sent::Sent;
 use transport::{SinkTransport, Transport};
 
@@ -236,12 +235,21 @@ pub struct Sink {
 impl Sink {
     /// Builds the sink; a disk queue is opened and recovered here, so a bad directory stops
     /// the start.
-    pub fn build(settings: &SinkSettings, registry: &Registry) -> Result<Sink, LogError> {
+    pub fn build(settings: &SinkSettings, registry: &Registry) -> Result<Sink, OpenError> {
         let metrics = registry.sink(&settings.id);
         metrics.up.set(1.0);
-        let queue = match &settings.disk {
-            None => Queue::memory(settings.queue),
-            Some(disk) => Queue::disk(
+        let queue = match (&settings.disk, &settings.kafka) {
+            #[cfg(feature = "kafka")]
+            (_, Some(kafka)) => Queue::kafka(
+                settings.queue,
+                kafka,
+                crate::queue::kafka::Sides {
+                    produce: true,
+                    consume: true,
+                },
+            )?,
+            (None, _) => Queue::memory(settings.queue),
+            (Some(disk), _) => Queue::disk(
                 &settings.id,
                 settings.queue,
                 disk,

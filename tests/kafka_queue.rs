@@ -1,0 +1,410 @@
+//! The Kafka-backed queue end to end, against librdkafka's mock cluster (real Kafka protocol
+//! on 127.0.0.1 ports, in this process): a request is answered 200 only once the brokers
+//! acknowledged its events, which then reach the sink through the sink's consumer group; a
+//! broker outage longer than `produce_timeout` answers 503 with Retry-After and loses nothing
+//! that was accepted; retriable produce errors are retried; an authorization error refuses the
+//! request (503) and says why.
+#![cfg(feature = "kafka")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::StatusCode;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+const AUTH: (&str, &str) = ("authorization", "Bearer tok");
+/// Bound for waits on deliveries; generous for a noisy 2-core machine.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// A gateway whose file sink `out` (at `{dir}/out.ndjson`) has a Kafka queue on `brokers`;
+/// the source `demo` routes to it.
+fn config(brokers: &str, produce_timeout: &str) -> String {
+    let brokers = toml_list(brokers.split(','));
+    format!(
+        r#"{PLAIN_SERVER}
+[[sinks]]
+id = "out"
+type = "file"
+path = "{{dir}}/out.ndjson"
+fsync = "never"
+[sinks.queue]
+type = "kafka"
+brokers = [{brokers}]
+produce_timeout = "{produce_timeout}"
+[sinks.batch]
+linger = "0ms"
+
+[[sources]]
+id = "demo"
+vendor = "generic"
+sinks = ["out"]
+auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
+"#
+    )
+}
+
+/// The gateway's logs, shown with a failing test's output.
+fn logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("siemgate=debug,librdkafka=info")
+        .with_test_writer()
+        .try_init();
+}
+
+fn event(id: &str) -> String {
+    format!(r#"{{"id":"{id}","severity":"high","title":"kafka {id}"}}"#)
+}
+
+fn ids(gw: &TestGateway) -> BTreeSet<String> {
+    gw.lines()
+        .iter()
+        .filter_map(|l| l["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn wait_for_ids(gw: &TestGateway, want: &[&str]) {
+    let start = Instant::now();
+    loop {
+        let got = ids(gw);
+        if want.iter().all(|w| got.contains(*w)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < BOUND,
+            "never delivered {want:?}; the sink has {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn mock(
+    brokers: i32,
+    partitions: i32,
+) -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let m = MockCluster::new(brokers).unwrap();
+    m.create_topic("siemgate.out", partitions, brokers.min(3))
+        .unwrap();
+    m
+}
+
+/// The topic's high watermarks summed over its partitions: how many events the brokers hold.
+fn topic_events(bootstrap: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            c.fetch_watermarks("siemgate.out", p, Duration::from_secs(5))
+                .unwrap()
+                .1
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_comes_only_once_the_brokers_hold_the_events_which_reach_the_sink_keyed_by_source() {
+    let m = mock(3, 3);
+    let bootstrap = m.bootstrap_servers();
+    let gw = start(&config(&bootstrap, "10s")).await;
+    let body = format!("[{},{}]", event("k-1"), event("k-2"));
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], body)).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.json()["accepted"], 2);
+    // At the moment of the 200 the brokers hold both events.
+    assert_eq!(topic_events(&bootstrap, 3), 2);
+    wait_for_ids(&gw, &["k-1", "k-2"]).await;
+
+    // A consumer of its own reads them with the source as key and the ids in headers.
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "test-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    reader.subscribe(&["siemgate.out"]).unwrap();
+    let mut seen = BTreeSet::new();
+    let start = Instant::now();
+    while seen.len() < 2 && start.elapsed() < BOUND {
+        if let Some(Ok(msg)) = reader.poll(Duration::from_millis(100)) {
+            assert_eq!(msg.key(), Some(&b"demo"[..]));
+            let headers = msg.headers().expect("headers");
+            let mut h = std::collections::BTreeMap::new();
+            for x in headers.iter() {
+                h.insert(
+                    x.key.to_owned(),
+                    String::from_utf8(x.value.unwrap().to_vec()).unwrap(),
+                );
+            }
+            assert_eq!(h["source"], "demo");
+            assert_eq!(h["vendor"], "generic");
+            let line: serde_json::Value = serde_json::from_slice(msg.payload().unwrap()).unwrap();
+            assert_eq!(line["id"].as_str().unwrap(), h["event_id"]);
+            seen.insert(h["event_id"].clone());
+        }
+    }
+    assert_eq!(seen, BTreeSet::from(["k-1".to_owned(), "k-2".to_owned()]));
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_down_longer_than_produce_timeout_answers_503_and_loses_nothing_accepted() {
+    let m = mock(1, 1);
+    let gw = start(&config(&m.bootstrap_servers(), "1s")).await;
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("before"))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    wait_for_ids(&gw, &["before"]).await;
+
+    m.broker_down(1).unwrap();
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("during"))).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", a.body);
+    assert!(a.headers.contains_key("retry-after"));
+    assert_eq!(a.json()["error"], "queue_write_failed");
+    // Well past the produce timeout: librdkafka must not have expired the event it holds.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    m.broker_up(1).unwrap();
+    // The refused request's event still goes out once the broker is back, and so does the
+    // sender's retry (at least once).
+    wait_for_ids(&gw, &["during"]).await;
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("after"))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    wait_for_ids(&gw, &["before", "during", "after"]).await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retriable_produce_errors_are_retried_until_the_events_are_acknowledged() {
+    let m = mock(3, 1);
+    let gw = start(&config(&m.bootstrap_servers(), "20s")).await;
+    // Warm up (producer id, metadata) so the injected errors hit real produce requests.
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("warm"))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    m.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        ],
+    );
+    let a = send(
+        gw.addr(),
+        post(gw.addr(), "demo", &[AUTH], event("retried")),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    wait_for_ids(&gw, &["warm", "retried"]).await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_error_refuses_the_request_and_says_why() {
+    logs();
+    let m = mock(1, 1);
+    let gw = start(&config(&m.bootstrap_servers(), "10s")).await;
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("warm"))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    m.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("denied"))).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", a.body);
+    assert!(a.headers.contains_key("retry-after"));
+    // /readyz names the sink and the brokers' reason while the refusal stands.
+    let ready = gw.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
+    let reasons = ready["reasons"].to_string();
+    assert!(
+        reasons.contains("sink out") && reasons.to_lowercase().contains("authoriz"),
+        "{reasons}"
+    );
+    // Once the brokers authorize again, the sender's retries go through (the producer looks
+    // at the topic again within its metadata refresh interval).
+    let start = Instant::now();
+    loop {
+        let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("denied"))).await;
+        if a.status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", a.body);
+        assert!(start.elapsed() < BOUND, "never accepted again");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    wait_for_ids(&gw, &["warm", "denied"]).await;
+    gw.readyz_becomes(StatusCode::OK).await;
+    gw.stop().await;
+}
+
+type Posts = (
+    std::net::SocketAddr,
+    Vec<(String, http::Request<http_body_util::Full<bytes::Bytes>>)>,
+);
+
+/// `count` requests of one event each, over the three sources, to `gw`; their ids in `sent`.
+fn post_some(gw: &TestGateway, count: usize, sent: &mut Vec<String>, n: &mut usize) -> Posts {
+    let mut reqs = Vec::new();
+    for _ in 0..count {
+        let id = format!("r-{n}");
+        let source = ["demo", "demo1", "demo2"][*n % 3];
+        *n += 1;
+        reqs.push((id.clone(), post(gw.addr(), source, &[AUTH], event(&id))));
+        sent.push(id);
+    }
+    (gw.addr(), reqs)
+}
+
+/// Two nodes, each intake and delivery worker, in the sink's one consumer group: a node
+/// joining and a node leaving (rebalances) while events flow lose none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_delivery_workers_in_one_group_lose_nothing_across_rebalances() {
+    let m = mock(3, 4);
+    let mut cfg = config(&m.bootstrap_servers(), "10s");
+    // Two more sources: keys spread the events over the partitions.
+    for id in ["demo1", "demo2"] {
+        cfg.push_str(&format!(
+            "[[sources]]\nid = \"{id}\"\nvendor = \"generic\"\nsinks = [\"out\"]\n\
+             auth = {{ scheme = \"token\", prefix = \"Bearer \", secret = \"tok\" }}\n"
+        ));
+    }
+    let a = start(&cfg).await;
+    let mut sent = Vec::new();
+    let mut n = 0;
+    for (addr, reqs) in [post_some(&a, 15, &mut sent, &mut n)] {
+        for (id, r) in reqs {
+            assert_eq!(send(addr, r).await.status, StatusCode::OK, "{id}");
+        }
+    }
+    // A is in the group and delivering before B joins.
+    let first: Vec<String> = sent.clone();
+    let start_wait = Instant::now();
+    while !first.iter().all(|id| ids(&a).contains(id)) {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(60),
+            "A never delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = start(&cfg).await;
+    for (addr, reqs) in [
+        post_some(&a, 10, &mut sent, &mut n),
+        post_some(&b, 10, &mut sent, &mut n),
+    ] {
+        for (id, r) in reqs {
+            assert_eq!(send(addr, r).await.status, StatusCode::OK, "{id}");
+        }
+    }
+    // Everything so far is delivered by one member or the other (the join's rebalance is
+    // done) before A leaves.
+    let start_wait = Instant::now();
+    while !sent
+        .iter()
+        .all(|id| ids(&a).contains(id) || ids(&b).contains(id))
+    {
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(60),
+            "lost across the join"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let a_dir = a.stop().await;
+    for (addr, reqs) in [post_some(&b, 10, &mut sent, &mut n)] {
+        for (id, r) in reqs {
+            assert_eq!(send(addr, r).await.status, StatusCode::OK, "{id}");
+        }
+    }
+    let start_wait = Instant::now();
+    loop {
+        let mut got = ids(&b);
+        got.extend(
+            read_lines(&a_dir.path().join("out.ndjson"))
+                .iter()
+                .filter_map(|l| l["id"].as_str().map(str::to_owned)),
+        );
+        let missing: Vec<_> = sent.iter().filter(|id| !got.contains(*id)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            start_wait.elapsed() < Duration::from_secs(60),
+            "never delivered {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    b.stop().await;
+}
+
+/// `kill -9` of the real binary while requests flow: after a restart, every event that got a
+/// 200 reaches the sink at least once (from the brokers, through the consumer group's last
+/// commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_event_that_got_a_200() {
+    let m = mock(3, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&m.bootstrap_servers(), "10s").replace("{dir}", dir.path().to_str().unwrap());
+    let log = &[("SIEMGATE_LOG", "info")];
+    let mut proc = common::binary::Process::start(dir.path(), &cfg, log);
+    let [addr] = proc.wait_ready(["hooks"]);
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for client in 0..4 {
+        let (accepted, stop) = (accepted.clone(), stop.clone());
+        senders.push(tokio::spawn(async move {
+            for i in 0..500 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let id = format!("c{client}-{i}");
+                // A request cut by the kill panics inside its own task: not accepted.
+                let r = tokio::spawn(send(addr, post(addr, "demo", &[AUTH], event(&id)))).await;
+                if matches!(r, Ok(ref a) if a.status == StatusCode::OK) {
+                    accepted.lock().unwrap().push(id);
+                }
+            }
+        }));
+    }
+    // Kill once some events are through, with requests still coming.
+    let start_wait = Instant::now();
+    while accepted.lock().unwrap().len() < 40 {
+        assert!(start_wait.elapsed() < BOUND, "no request accepted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proc.kill9();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in senders {
+        let _ = s.await;
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    let mut proc = common::binary::Process::spawn(dir.path(), log);
+    proc.wait_ready(["hooks"]);
+    let out = dir.path().join("out.ndjson");
+    let start_wait = Instant::now();
+    loop {
+        let got: BTreeSet<String> = read_lines(&out)
+            .iter()
+            .filter_map(|l| l["id"].as_str().map(str::to_owned))
+            .collect();
+        let missing: Vec<_> = accepted.iter().filter(|id| !got.contains(*id)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        if start_wait.elapsed() > Duration::from_secs(90) {
+            proc.kill_and_panic(&format!(
+                "{} accepted events never delivered: {missing:?}",
+                missing.len()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proc.signal("-TERM");
+    proc.wait_exit(Duration::from_secs(30));
+}
