@@ -26,7 +26,7 @@ use crate::normalize::Event;
 use crate::normalize::Timestamp;
 use crate::queue::Written;
 use crate::queue::{EventKeys, Reservation};
-use crate::routes::{Accepted, RecentEvent, Source, RECENT_EVENTS, RECENT_EVENT_BYTES};
+use crate::routes::{Accepted, RecentEvent, Source, RECENT_EVENT_BYTES};
 use crate::sinks::{Encoder, Ndjson, SinkHandle};
 use crate::vendors::{json, Context, DecodeError};
 
@@ -213,7 +213,9 @@ pub fn dispatch(
     let redact = &source.settings.redact;
     let mut seen = 0usize;
     let mut unrecognized = 0usize;
-    // The request's first few events, for the console (a few encodes per request, not per event).
+    // The request's first few events, for the console: a few encodes for at most one request
+    // per source every `RECENT_INTERVAL_MS`, none for the rest of a flood.
+    let keep_recent = source.stats.claim_recent(received_at);
     let mut recent: Vec<RecentEvent> = Vec::new();
     if source.settings.suppressed {
         let events = source
@@ -225,7 +227,7 @@ pub fn dispatch(
                     ControlFlow::Break(())
                 } else {
                     unrecognized += usize::from(e.is_unrecognized());
-                    if recent.len() < RECENT_EVENTS {
+                    if recent.len() < keep_recent {
                         recent.push(remembered(&e, received_at));
                     }
                     ControlFlow::Continue(())
@@ -277,7 +279,7 @@ pub fn dispatch(
                 return ControlFlow::Break(());
             }
             unrecognized += usize::from(event.is_unrecognized());
-            if recent.len() < RECENT_EVENTS {
+            if recent.len() < keep_recent {
                 recent.push(remembered(&event, received_at));
             }
             if !filter.is_empty() && !filter.accepts(event.severity, event.kind, event.status) {

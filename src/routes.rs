@@ -49,6 +49,10 @@ pub struct SourceStats {
     /// The last few accepted events, normalized, for the console: at most [`RECENT_EVENTS`],
     /// each at most [`RECENT_EVENT_BYTES`], so a source costs a bounded few kilobytes.
     recent: Mutex<VecDeque<RecentEvent>>,
+    /// Unix milliseconds of the last request whose events were kept for the console: one
+    /// request per [`RECENT_INTERVAL_MS`] at most, so a flood pays one atomic load per request
+    /// for the console, not an extra encode and a lock.
+    recent_claimed_ms: AtomicI64,
     /// The last few refused requests (time and reason), at most [`RECENT_REFUSALS`].
     refusals: Mutex<VecDeque<(Timestamp, &'static str)>>,
 }
@@ -57,6 +61,8 @@ pub struct SourceStats {
 pub const RECENT_EVENTS: usize = 5;
 /// Largest normalized event kept whole; a larger one is kept as its size alone.
 pub const RECENT_EVENT_BYTES: usize = 16 * 1024;
+/// At most one request per this many milliseconds per source has its events kept.
+pub const RECENT_INTERVAL_MS: i64 = 100;
 /// Refusals kept per source for the console.
 pub const RECENT_REFUSALS: usize = 20;
 
@@ -84,8 +90,29 @@ impl SourceStats {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How many of a request received at `at` to keep for the console: [`RECENT_EVENTS`] for
+    /// the first request after [`RECENT_INTERVAL_MS`], none for the others.
+    pub fn claim_recent(&self, at: Timestamp) -> usize {
+        let last = self.recent_claimed_ms.load(Ordering::Relaxed);
+        if at.millis().saturating_sub(last) < RECENT_INTERVAL_MS {
+            return 0;
+        }
+        match self.recent_claimed_ms.compare_exchange(
+            last,
+            at.millis(),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => RECENT_EVENTS,
+            Err(_) => 0,
+        }
+    }
+
     /// Remembers a request's first events (see [`RECENT_EVENTS`]), newest last.
-    pub fn remember(&self, events: impl IntoIterator<Item = RecentEvent>) {
+    pub fn remember(&self, events: Vec<RecentEvent>) {
+        if events.is_empty() {
+            return;
+        }
         let mut r = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         for e in events {
             if r.len() == RECENT_EVENTS {
@@ -157,6 +184,24 @@ pub struct Accepted {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_keeps_one_request_per_interval_for_the_console() {
+        let stats = SourceStats::default();
+        let t0 = Timestamp(1_700_000_000_000);
+        assert_eq!(stats.claim_recent(t0), RECENT_EVENTS);
+        assert_eq!(stats.claim_recent(t0), 0);
+        assert_eq!(
+            stats.claim_recent(Timestamp(t0.millis() + RECENT_INTERVAL_MS - 1)),
+            0
+        );
+        assert_eq!(
+            stats.claim_recent(Timestamp(t0.millis() + RECENT_INTERVAL_MS)),
+            RECENT_EVENTS
+        );
+        stats.remember(Vec::new());
+        assert!(stats.recent().is_empty());
+    }
 
     #[test]
     fn unrecognized_warning_at_most_once_a_minute() {
