@@ -19,8 +19,6 @@
 //!
 //! No `_type` is sent (OpenSearch and Elasticsearch 8 refuse it).
 
-use std::io::Write as _;
-
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
 use http::{Method, Request, StatusCode};
@@ -232,26 +230,7 @@ impl ElasticsearchSink {
     }
 
     fn body(&mut self, items: &[Bytes]) -> Bytes {
-        self.body.clear();
-        if self.gzip {
-            let mut gz = flate2::write::GzEncoder::new(
-                std::mem::take(&mut self.body),
-                flate2::Compression::fast(),
-            );
-            for e in items {
-                // Writing into a Vec cannot fail.
-                let _ = gz.write_all(e);
-            }
-            let compressed = gz.finish().unwrap_or_default();
-            let out = Bytes::copy_from_slice(&compressed);
-            self.body = compressed;
-            out
-        } else {
-            for e in items {
-                self.body.extend_from_slice(e);
-            }
-            Bytes::copy_from_slice(&self.body)
-        }
+        super::http_client::concat_body(&mut self.body, self.gzip, items)
     }
 
     async fn post(&mut self, items: &[Bytes]) -> Result<Posted, SendError> {

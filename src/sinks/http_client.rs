@@ -276,3 +276,26 @@ impl HttpClient {
         }
     }
 }
+
+/// A request body of `items` back to back, gzip-compressed when `gzip`, built in `buf` (kept
+/// between requests so its capacity is reused).
+pub fn concat_body(buf: &mut Vec<u8>, gzip: bool, items: &[Bytes]) -> Bytes {
+    buf.clear();
+    if gzip {
+        let mut gz =
+            flate2::write::GzEncoder::new(std::mem::take(buf), flate2::Compression::fast());
+        for e in items {
+            // Writing into a Vec cannot fail.
+            let _ = std::io::Write::write_all(&mut gz, e);
+        }
+        let compressed = gz.finish().unwrap_or_default();
+        let out = Bytes::copy_from_slice(&compressed);
+        *buf = compressed;
+        out
+    } else {
+        for e in items {
+            buf.extend_from_slice(e);
+        }
+        Bytes::copy_from_slice(buf)
+    }
+}

@@ -18,8 +18,6 @@
 mod acks;
 mod encoder;
 
-use std::io::Write as _;
-
 use tokio::time::Instant;
 
 use bytes::Bytes;
@@ -189,26 +187,7 @@ impl HecSink {
     }
 
     fn body(&mut self, events: &[Bytes]) -> Bytes {
-        self.body.clear();
-        if self.gzip {
-            let mut gz = flate2::write::GzEncoder::new(
-                std::mem::take(&mut self.body),
-                flate2::Compression::fast(),
-            );
-            for e in events {
-                // Writing into a Vec cannot fail.
-                let _ = gz.write_all(e);
-            }
-            let compressed = gz.finish().unwrap_or_default();
-            let out = Bytes::copy_from_slice(&compressed);
-            self.body = compressed;
-            out
-        } else {
-            for e in events {
-                self.body.extend_from_slice(e);
-            }
-            Bytes::copy_from_slice(&self.body)
-        }
+        super::http_client::concat_body(&mut self.body, self.gzip, events)
     }
 
     /// Posts events as one request and reads the answer.
