@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::store::{ApiRecord, Store};
+use crate::config::role::Role;
 use crate::config::{
     self, ConfigError, ConfigFile, ConfigIssue, Limits, Settings, SinkSettings, SourceConfig,
     SourceSettings,
@@ -226,6 +227,8 @@ pub struct Control {
     abort: CancellationToken,
     pub store: Store,
     state: tokio::sync::Mutex<State>,
+    /// What this process runs (`serve --role`); a reload keeps it.
+    role: Role,
 }
 
 impl RunningSink {
@@ -272,9 +275,10 @@ impl Control {
         let store = Store::new(&settings.server.data_dir);
         // Opening disk queues reads their logs, and the store is a file: off the runtime.
         let to_build = std::mem::take(&mut settings.sinks);
+        let role = settings.role;
         let (reg, st) = (registry.clone(), store.clone());
         let (built, records) = tokio::task::spawn_blocking(move || {
-            let built = build_sinks(to_build, &reg)
+            let built = build_sinks(to_build, &reg, role)
                 .map_err(|(sink, source)| ControlStartError::Queue { sink, source })?;
             Ok::<_, ControlStartError>((built, st.load()?))
         })
@@ -338,6 +342,7 @@ impl Control {
                 abort,
                 store,
                 state: tokio::sync::Mutex::new(state),
+                role,
             },
             routes,
         ))
@@ -402,9 +407,15 @@ impl Control {
     async fn apply_config(
         &self,
         st: &mut State,
-        settings: Settings,
+        mut settings: Settings,
     ) -> Result<ReloadReport, ChangeError> {
         st.retired.retain(|(_, w)| !w.is_finished());
+        // The role is the process's, not the file's: a new sink must fit it too.
+        settings.role = self.role;
+        let issues = config::role::check(&settings);
+        if !issues.is_empty() {
+            return Err(ChangeError::InvalidConfig(issues));
+        }
         check(st, &settings.file)?;
         let plan = Plan::new(st, settings);
         self.apply(st, plan).await
@@ -424,7 +435,8 @@ impl Control {
             file,
         } = plan;
         let registry = self.registry.clone();
-        let fresh = tokio::task::spawn_blocking(move || build_sinks(add, &registry))
+        let role = self.role;
+        let fresh = tokio::task::spawn_blocking(move || build_sinks(add, &registry, role))
             .await
             .map_err(|e| ChangeError::Internal(format!("sink start-up task failed: {e}")))?
             .map_err(|(sink, e)| {
@@ -847,11 +859,12 @@ fn in_given_order(ids: &[String]) -> Vec<String> {
 /// so far are closed again and the failing sink's id is returned.
 fn build_sinks(
     settings: Vec<SinkSettings>,
-    registry: &Registry,
+    registry: &Arc<Registry>,
+    role: Role,
 ) -> Result<Vec<(SinkSettings, Sink)>, (String, crate::queue::OpenError)> {
     let mut built: Vec<(SinkSettings, Sink)> = Vec::with_capacity(settings.len());
     for s in settings {
-        match Sink::build(&s, registry) {
+        match Sink::build(&s, registry, role) {
             Ok(sink) => built.push((s, sink)),
             Err(e) => {
                 for (_, sink) in built {

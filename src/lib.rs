@@ -123,6 +123,8 @@ use crate::server::ops::Ops;
 pub enum StartError {
     #[error(transparent)]
     Control(#[from] control::ControlStartError),
+    #[error("{}", role_problems(.0))]
+    Role(Vec<config::ConfigIssue>),
     #[error("cannot listen on {addr} ({listener}): {source}")]
     Bind {
         listener: &'static str,
@@ -131,13 +133,24 @@ pub enum StartError {
     },
 }
 
+fn role_problems(issues: &[config::ConfigIssue]) -> String {
+    issues
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// How long shutdown waits for aborted sink workers after the grace period.
 const ABORT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A running gateway. Dropping it does not stop it; call [`Gateway::shutdown`] and then
 /// [`Gateway::wait`].
 pub struct Gateway {
-    hooks_addr: SocketAddr,
+    /// `None` on a delivery-only node (`--role deliver`), which has no hooks listener.
+    hooks_addr: Option<SocketAddr>,
+    /// The configured hooks address, bound or not.
+    hooks_listen: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     admin_addr: Option<SocketAddr>,
     control: Arc<Control>,
@@ -146,8 +159,15 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Where the hooks listener is bound (useful when the config said port 0).
+    /// Where the hooks listener is bound (useful when the config said port 0). A
+    /// delivery-only node (`--role deliver`) has none: this is then the configured address,
+    /// unbound; see [`hooks_listener`](Self::hooks_listener).
     pub fn hooks_addr(&self) -> SocketAddr {
+        self.hooks_addr.unwrap_or(self.hooks_listen)
+    }
+
+    /// Where the hooks listener is bound; `None` on a delivery-only node.
+    pub fn hooks_listener(&self) -> Option<SocketAddr> {
         self.hooks_addr
     }
 
@@ -206,7 +226,14 @@ fn local_addr(
 }
 
 /// Binds the listeners and starts the sink workers; returns once the gateway accepts requests.
+/// `settings.role` says what runs: a delivery-only node binds no hooks listener, an
+/// intake-only node runs no sink worker (see `config::role`).
 pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
+    let role = settings.role;
+    let role_issues = config::role::check(&settings);
+    if !role_issues.is_empty() {
+        return Err(StartError::Role(role_issues));
+    }
     let registry = Arc::new(metrics::Registry::new());
     let server = &settings.server;
     let listen = server.listen;
@@ -230,8 +257,14 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
         )
     });
 
-    let hooks = bind("hooks", listen).await?;
-    let hooks_addr = local_addr("hooks", &hooks, listen)?;
+    let hooks = match role.intakes() {
+        true => Some(bind("hooks", listen).await?),
+        false => None,
+    };
+    let hooks_addr = match &hooks {
+        Some(l) => Some(local_addr("hooks", l, listen)?),
+        None => None,
+    };
     let ops_listener = match metrics_listen {
         Some(addr) => Some(bind("metrics", addr).await?),
         None => None,
@@ -255,23 +288,26 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
             limits.max_body_bytes,
         ),
     });
-    let hooks_task = tokio::spawn(server::serve(
-        hooks,
-        server::Listener {
-            name: "hooks",
-            metrics: registry.connections("hooks"),
-        },
-        tls,
-        limits,
-        shutdown.clone(),
-        grace,
-        move |conn, req| server::ingest::handle(ingest.clone(), conn, req),
-    ));
+    let hooks_task = hooks.map(|hooks| {
+        tokio::spawn(server::serve(
+            hooks,
+            server::Listener {
+                name: "hooks",
+                metrics: registry.connections("hooks"),
+            },
+            tls,
+            limits,
+            shutdown.clone(),
+            grace,
+            move |conn, req| server::ingest::handle(ingest.clone(), conn, req),
+        ))
+    });
 
     let ops = Arc::new(Ops {
         registry,
         routes,
         accepting: true.into(),
+        role,
     });
     let ops_shutdown = CancellationToken::new();
     let ops_task = ops_listener.map(|listener| {
@@ -319,7 +355,9 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
         let deadline = tokio::time::Instant::now() + grace;
         ops.accepting.store(false, Ordering::Relaxed);
         tracing::info!("shutting down: no new connections, finishing requests in flight");
-        let _ = hooks_task.await;
+        if let Some(t) = hooks_task {
+            let _ = t.await;
+        }
         ctl.shutdown(deadline, ABORT_WAIT).await;
         ops_shutdown.cancel();
         if let Some(t) = ops_task {
@@ -333,6 +371,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
 
     Ok(Gateway {
         hooks_addr,
+        hooks_listen: listen,
         metrics_addr,
         admin_addr,
         control,

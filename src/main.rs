@@ -27,11 +27,18 @@ enum Command {
     Serve {
         #[arg(long, short, default_value = "config/siemgate.toml")]
         config: PathBuf,
+        /// What this process runs: intake and delivery together, or one of them in a cluster
+        /// on Kafka.
+        #[arg(long, value_enum, default_value_t = RoleArg::All)]
+        role: RoleArg,
     },
     /// Validate a config file and list every problem found.
     Check {
         #[arg(long, short, default_value = "config/siemgate.toml")]
         config: PathBuf,
+        /// Also check that the config can run in this role (`serve --role`).
+        #[arg(long, value_enum, default_value_t = RoleArg::All)]
+        role: RoleArg,
     },
     /// Print the events a webhook body would become, one JSON event a line, exactly as the file
     /// sink writes them, without a server. The body is read from standard input with the
@@ -63,6 +70,29 @@ enum Command {
     },
 }
 
+/// What `serve` runs in a cluster (`config::role`).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    /// Intake and delivery in one process (any queue).
+    All,
+    /// Only the hooks listener: every sink's events go to its Kafka topic; nothing is
+    /// delivered here. Every sink's queue must be kafka.
+    Intake,
+    /// Only delivery: each sink's consumer group and worker; no hooks listener (admin and
+    /// metrics still serve). Every sink's queue must be kafka.
+    Deliver,
+}
+
+impl From<RoleArg> for config::role::Role {
+    fn from(r: RoleArg) -> Self {
+        match r {
+            RoleArg::All => config::role::Role::All,
+            RoleArg::Intake => config::role::Role::Intake,
+            RoleArg::Deliver => config::role::Role::Deliver,
+        }
+    }
+}
+
 const NORMALIZE_HELP: &str = "\
 Example:
   siemgate normalize --vendor wallarm --source wallarm < fixtures/vendors/wallarm-new_hits-array-2023.json
@@ -87,8 +117,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
-        Command::Serve { config } => serve(config),
-        Command::Check { config } => return check(&config),
+        Command::Serve { config, role } => serve(config, role.into()),
+        Command::Check { config, role } => return check(&config, role.into()),
         Command::Normalize {
             vendor,
             mapping,
@@ -116,8 +146,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
-    match config::load(path) {
+fn check(path: &std::path::Path, role: config::role::Role) -> ExitCode {
+    let loaded = config::load(path).and_then(|mut settings| {
+        settings.role = role;
+        let issues = config::role::check(&settings);
+        match issues.is_empty() {
+            true => Ok(settings),
+            false => Err(ConfigError::Invalid(issues)),
+        }
+    });
+    match loaded {
         Ok(settings) => {
             println!(
                 "{}: ok ({} sources, {} sinks)",
@@ -160,8 +198,14 @@ fn normalize(options: normalize_cli::Options) -> ExitCode {
     }
 }
 
-fn serve(path: PathBuf) -> anyhow::Result<()> {
-    let settings = config::load(&path)?;
+fn serve(path: PathBuf, role: config::role::Role) -> anyhow::Result<()> {
+    let mut settings = config::load(&path)?;
+    settings.role = role;
+    let issues = config::role::check(&settings);
+    if !issues.is_empty() {
+        // Before any listener or Kafka client starts.
+        return Err(ConfigError::Invalid(issues).into());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -170,7 +214,10 @@ fn serve(path: PathBuf) -> anyhow::Result<()> {
         let mut signals = siemgate::shutdown::Signals::install()
             .context("cannot install SIGTERM/SIGINT handlers")?;
         let gateway = siemgate::start(settings).await?;
-        tracing::info!(addr = %gateway.hooks_addr(), "hooks listener ready");
+        match gateway.hooks_listener() {
+            Some(addr) => tracing::info!(addr = %addr, role = %role, "hooks listener ready"),
+            None => tracing::info!(role = %role, "no hooks listener: this node only delivers"),
+        }
         if let Some(addr) = gateway.metrics_addr() {
             tracing::info!(addr = %addr, "metrics listener ready");
         }

@@ -52,6 +52,23 @@ pub const HEC_ACK_TIMEOUTS: &str = "siemgate_hec_ack_timeouts_total";
 pub const CONNECTIONS_REFUSED: &str = "siemgate_connections_refused_total";
 pub const CONNECTIONS_CLOSED: &str = "siemgate_connections_closed_total";
 pub const CONNECTIONS_OPEN: &str = "siemgate_connections_open";
+pub const KAFKA_PRODUCE_DURATION: &str = "siemgate_kafka_produce_duration_seconds";
+pub const KAFKA_PRODUCE_ERRORS: &str = "siemgate_kafka_produce_errors_total";
+pub const KAFKA_PRODUCE_INFLIGHT_BYTES: &str = "siemgate_kafka_produce_inflight_bytes";
+pub const KAFKA_CONSUMER_LAG: &str = "siemgate_kafka_consumer_lag";
+pub const KAFKA_REBALANCES: &str = "siemgate_kafka_rebalances_total";
+
+/// The `kind` label of `siemgate_kafka_produce_errors_total`: what the brokers or librdkafka
+/// said when an event was not taken (each pre-registered per Kafka-queued sink). `transport`
+/// counts lost broker connections (no event fails with it: the producer holds them).
+pub const KAFKA_PRODUCE_ERROR_KINDS: [&str; 6] = [
+    "authorization",
+    "unknown_topic",
+    "message_too_large",
+    "local_queue_full",
+    "transport",
+    "other",
+];
 
 /// Status codes the hooks listener answers with, each pre-registered per source.
 pub const STATUS_CODES: [u16; 9] = [200, 400, 401, 403, 405, 408, 413, 500, 503];
@@ -104,6 +121,12 @@ pub fn reject_reason_index(reason: &str) -> usize {
         .unwrap_or(REJECT_REASONS.len() - 1)
 }
 
+/// Buckets for the wait for a request's delivery reports: a few milliseconds on a healthy
+/// cluster (acks=all, linger 5 ms), up to `produce_timeout` (default 5 s) when brokers struggle.
+const PRODUCE_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// Buckets for request latency: the ingest path answers in well under a millisecond when
 /// healthy, so the buckets are fine at the low end.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -125,10 +148,16 @@ impl Default for Registry {
 
 impl Registry {
     pub fn new() -> Registry {
-        let recorder = store::Store::new(HashMap::from([(
-            Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
-            LATENCY_BUCKETS.to_vec(),
-        )]));
+        let recorder = store::Store::new(HashMap::from([
+            (
+                Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
+                LATENCY_BUCKETS.to_vec(),
+            ),
+            (
+                Matcher::Full(KAFKA_PRODUCE_DURATION.to_owned()),
+                PRODUCE_BUCKETS.to_vec(),
+            ),
+        ]));
         let r = Registry { recorder };
         r.describe();
         r
@@ -310,6 +339,32 @@ impl Registry {
             Some(Unit::Bytes),
             "Encoded bytes queued for a sink and not yet delivered.".into(),
         );
+        c(
+            KAFKA_PRODUCE_ERRORS,
+            None,
+            "Kafka-queued events the brokers or the producer refused (their requests answered 503), and lost broker connections (kind transport), by sink and kind.",
+        );
+        c(
+            KAFKA_REBALANCES,
+            None,
+            "Consumer group rebalances a delivery worker took part in, by sink and kind (assign, revoke).",
+        );
+        self.recorder.describe_histogram(
+            KeyName::from_const_str(KAFKA_PRODUCE_DURATION),
+            Some(Unit::Seconds),
+            "Time from handing a request's events to the Kafka producer to their last delivery report, by sink.".into(),
+        );
+        self.recorder.describe_gauge(
+            KeyName::from_const_str(KAFKA_PRODUCE_INFLIGHT_BYTES),
+            Some(Unit::Bytes),
+            "Bytes handed to the Kafka producer whose delivery reports are still due, by sink."
+                .into(),
+        );
+        self.recorder.describe_gauge(
+            KeyName::from_const_str(KAFKA_CONSUMER_LAG),
+            None,
+            "Events of a sink's topic partition beyond what this delivery worker has delivered (high watermark minus the stored or committed offset), by sink and partition; refreshed every few seconds, for the partitions this worker owns.".into(),
+        );
         self.recorder.describe_histogram(
             KeyName::from_const_str(HTTP_REQUEST_DURATION),
             Some(Unit::Seconds),
@@ -447,6 +502,65 @@ impl Registry {
             queue_recovered: self.counter(QUEUE_RECOVERED, &[("sink", sink)]),
             queue_read_errors: self.counter(QUEUE_READ_ERRORS, &[("sink", sink)]),
             queue_fsync_seconds: self.histogram(QUEUE_FSYNC_DURATION, &[("sink", sink)]),
+        }
+    }
+}
+
+/// Handles of a sink whose queue is on Kafka: the producer's side (intake) and the
+/// consumer's (delivery). Lag gauges come and go with the partitions assigned.
+pub struct KafkaMetrics {
+    pub produce_seconds: Histogram,
+    produce_errors: [Counter; KAFKA_PRODUCE_ERROR_KINDS.len()],
+    pub inflight_bytes: Gauge,
+    pub assigned: Counter,
+    pub revoked: Counter,
+    registry: std::sync::Arc<Registry>,
+    sink: String,
+}
+
+impl KafkaMetrics {
+    /// Counts a produce error of `kind`, one of [`KAFKA_PRODUCE_ERROR_KINDS`] (else `other`).
+    pub fn produce_error(&self, kind: &'static str) {
+        let i = KAFKA_PRODUCE_ERROR_KINDS
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(KAFKA_PRODUCE_ERROR_KINDS.len() - 1);
+        if let Some(c) = self.produce_errors.get(i) {
+            c.increment(1);
+        }
+    }
+
+    /// The lag gauge of one partition (registered on first use; not for the hot path).
+    pub fn lag(&self, partition: i32) -> Gauge {
+        let p = partition.to_string();
+        self.registry.gauge(
+            KAFKA_CONSUMER_LAG,
+            &[("sink", &self.sink), ("partition", &p)],
+        )
+    }
+
+    /// Forgets the lag of a partition this worker no longer owns (its new owner reports it).
+    pub fn forget_lag(&self, partition: i32) {
+        let p = partition.to_string();
+        self.registry.recorder.remove(&Registry::key(
+            KAFKA_CONSUMER_LAG,
+            &[("sink", &self.sink), ("partition", &p)],
+        ));
+    }
+}
+
+impl Registry {
+    pub fn kafka(self: &std::sync::Arc<Self>, sink: &str) -> KafkaMetrics {
+        let rebalances = |kind| self.counter(KAFKA_REBALANCES, &[("sink", sink), ("kind", kind)]);
+        KafkaMetrics {
+            produce_seconds: self.histogram(KAFKA_PRODUCE_DURATION, &[("sink", sink)]),
+            produce_errors: KAFKA_PRODUCE_ERROR_KINDS
+                .map(|kind| self.counter(KAFKA_PRODUCE_ERRORS, &[("sink", sink), ("kind", kind)])),
+            inflight_bytes: self.gauge(KAFKA_PRODUCE_INFLIGHT_BYTES, &[("sink", sink)]),
+            assigned: rebalances("assign"),
+            revoked: rebalances("revoke"),
+            registry: self.clone(),
+            sink: sink.to_owned(),
         }
     }
 }

@@ -27,6 +27,7 @@ use crate::vendors::mapping::{Mapping, MappingConfig};
 pub mod admin;
 pub mod kafka;
 pub mod parse_error;
+pub mod role;
 pub mod sinks;
 pub use admin::*;
 pub use sinks::*;
@@ -552,6 +553,9 @@ pub struct Settings {
     pub file: ConfigFile,
     /// The file the settings came from, when they came from one (reload reads it again).
     pub path: Option<PathBuf>,
+    /// What this process runs (`serve --role`; not a key of the file): `all` unless the
+    /// command line says otherwise; [`role::check`] says whether the sinks allow it.
+    pub role: role::Role,
 }
 
 pub struct ServerSettings {
@@ -911,6 +915,7 @@ pub fn validate(file: ConfigFile) -> Result<Settings, Vec<ConfigIssue>> {
             admin,
             file,
             path: None,
+            role: role::Role::All,
         }),
         _ => Err(issues.0),
     }

@@ -112,6 +112,14 @@ impl Store {
         before - s.len()
     }
 
+    /// Forgets one series (of any type), if it exists.
+    pub fn remove(&self, key: &Key) {
+        let mut s = self.series.write().unwrap_or_else(PoisonError::into_inner);
+        s.counters.remove(key);
+        s.gauges.remove(key);
+        s.histograms.remove(key);
+    }
+
     /// The value of a counter series (0 when there is none).
     pub fn counter_value(&self, key: &Key) -> u64 {
         let s = self.series.read().unwrap_or_else(PoisonError::into_inner);

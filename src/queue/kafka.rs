@@ -14,16 +14,22 @@
 //!   sink and feeds the queue's window, which the sink worker reads as for any queue. An offset
 //!   is stored (`enable.auto.offset.store = false`) only once its event is acknowledged by the
 //!   sink, tracking per partition the offset below which everything is delivered, since
-//!   deliveries may finish in any order; stored offsets are committed every second, on every
-//!   revocation (synchronously, before the partitions go) and at shutdown. When the window is
+//!   deliveries may finish in any order; stored offsets are committed as they are stored
+//!   (asynchronously), every second, on every revocation (synchronously, before the partitions go) and at shutdown. When the window is
 //!   full the assignment is paused and the thread keeps polling, so that the group never takes
 //!   a slow sink for a dead member.
+//! * Roles (`serve --role`, [`Sides`]): an intake node runs only the producer, a delivery
+//!   worker only the consumer.
+//! * Metrics ([`KafkaMetrics`]): each request's wait for its delivery reports, refusals by
+//!   kind and lost broker connections, the bytes the producer holds, rebalances, and from
+//!   librdkafka's statistics (every [`STATS_INTERVAL`]) the lag of each owned partition: its
+//!   high watermark minus the stored (delivered) offset, or the committed one, or the start.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rdkafka::config::ClientConfig;
@@ -39,10 +45,16 @@ use super::window::{Depth, Window};
 use super::EventKeys;
 use crate::config::kafka::KafkaQueueSettings;
 use crate::config::QueueLimits;
+use crate::metrics::KafkaMetrics;
+use metrics::Gauge;
 
 /// How long the consumer thread waits in one poll; also how soon a window that made room is
 /// refilled while the assignment is paused.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How often librdkafka reports its statistics to a delivery worker's consumer: how fresh the
+/// lag gauges and the "no broker reachable" readiness are.
+pub const STATS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long shutdown waits for the producer to hand over what it still holds.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,7 +72,7 @@ pub enum KafkaQueueError {
     Thread(std::io::Error),
 }
 
-/// Which sides of the queue run on this node (`--role`).
+/// Which sides of the queue run on this node (`--role`): intake produces, delivery consumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sides {
     pub produce: bool,
@@ -76,6 +88,7 @@ pub struct KafkaQueue {
     inflight: Arc<Window>,
     producer: Option<ThreadedProducer<ProduceContext>>,
     consumer: Option<ConsumerSide>,
+    metrics: Arc<KafkaMetrics>,
 }
 
 struct ConsumerSide {
@@ -92,7 +105,9 @@ impl KafkaQueue {
         settings: &KafkaQueueSettings,
         window: Arc<Window>,
         sides: Sides,
+        metrics: KafkaMetrics,
     ) -> Result<KafkaQueue, KafkaQueueError> {
+        let metrics = Arc::new(metrics);
         let client_err = |what, source| KafkaQueueError::Client {
             what,
             topic: settings.topic.clone(),
@@ -119,18 +134,24 @@ impl KafkaQueue {
                 // once until the producer looks at it again: every 10 s, not librdkafka's 5 min.
                 .set("topic.metadata.refresh.interval.ms", "10000");
             Some(
-                cfg.create_with_context(ProduceContext::default())
-                    .map_err(|e| client_err("producer", e))?,
+                cfg.create_with_context(ProduceContext {
+                    failing: AtomicBool::new(false),
+                    last_error: Mutex::new(None),
+                    metrics: metrics.clone(),
+                })
+                .map_err(|e| client_err("producer", e))?,
             )
         } else {
             None
         };
         let consumer = if sides.consume {
             Some(
-                ConsumerSide::start(base, settings, window).map_err(|e| match e {
-                    StartError::Client(e) => client_err("consumer", e),
-                    StartError::Thread(e) => KafkaQueueError::Thread(e),
-                })?,
+                ConsumerSide::start(base, settings, window, metrics.clone()).map_err(
+                    |e| match e {
+                        StartError::Client(e) => client_err("consumer", e),
+                        StartError::Thread(e) => KafkaQueueError::Thread(e),
+                    },
+                )?,
             )
         } else {
             None
@@ -141,7 +162,13 @@ impl KafkaQueue {
             inflight: Arc::new(Window::new(limits)),
             producer,
             consumer,
+            metrics,
         })
+    }
+
+    /// Whether this node reads the topic (and so runs the sink's worker).
+    pub(super) fn consumes(&self) -> bool {
+        self.consumer.is_some()
     }
 
     pub(super) fn inflight(&self) -> &Window {
@@ -168,12 +195,16 @@ impl KafkaQueue {
             reply: Mutex::new(Some(tx)),
             room: (events, bytes),
             inflight: self.inflight.clone(),
+            metrics: self.metrics.clone(),
+            since: Instant::now(),
         });
         let Some(producer) = &self.producer else {
             pending.fail("this node does not produce (role deliver)");
+            pending.metrics.inflight_bytes.increment(bytes as f64);
             pending.done(items.len() + 1);
             return rx;
         };
+        self.metrics.inflight_bytes.increment(bytes as f64);
         for (i, item) in items.iter().enumerate() {
             let mut headers = OwnedHeaders::new_with_capacity(3)
                 .insert(Header {
@@ -196,6 +227,7 @@ impl KafkaQueue {
                 .headers(headers);
             if let Err((e, _)) = producer.send(record) {
                 // Not handed over: neither this event nor the rest will have a report.
+                self.metrics.produce_error(error_kind(&e));
                 pending.fail(&e.to_string());
                 pending.done(items.len() - i);
                 break;
@@ -258,16 +290,31 @@ impl KafkaQueue {
             // A partition revoked meanwhile: its new owner starts from the last commit and
             // delivers those events again (at least once).
             tracing::debug!(topic = %self.topic, error = %e, "offsets not stored");
+            return;
+        }
+        // Committed at once (asynchronously: this only hands the request to librdkafka), not
+        // only at the next auto-commit: a worker killed mid-batch then has its successor
+        // deliver again the batch in flight, not every batch of the last second.
+        if let Err(e) = c.consumer.commit(&tpl, CommitMode::Async) {
+            tracing::debug!(topic = %self.topic, error = %e, "offsets not committed");
         }
     }
 
-    /// Why the brokers refused this node's last produced event, until one is delivered again.
+    /// Why the brokers refused this node's last produced event, until one is delivered again;
+    /// on a delivery worker, that its consumer reached no broker at its last statistics.
     pub(super) fn problem(&self) -> Option<Arc<str>> {
-        let p = self.producer.as_ref()?;
-        if !p.context().failing.load(Ordering::Relaxed) {
-            return None;
+        if let Some(p) = &self.producer {
+            if p.context().failing.load(Ordering::Relaxed) {
+                if let Some(e) = lock(&p.context().last_error).clone() {
+                    return Some(e);
+                }
+            }
         }
-        lock(&p.context().last_error).clone()
+        let c = self.consumer.as_ref()?;
+        c.shared
+            .brokers_down
+            .load(Ordering::Relaxed)
+            .then(|| Arc::from("the delivery worker's consumer reaches no Kafka broker"))
     }
 
     /// Events of this node not yet delivered: those read ahead and those being produced.
@@ -303,6 +350,9 @@ struct Pending {
     reply: Mutex<Option<oneshot::Sender<Result<(), WriteError>>>>,
     room: (u64, u64),
     inflight: Arc<Window>,
+    metrics: Arc<KafkaMetrics>,
+    /// When the events were handed to the producer.
+    since: Instant,
 }
 
 impl Pending {
@@ -315,6 +365,10 @@ impl Pending {
             return;
         }
         self.inflight.release(self.room.0, self.room.1);
+        self.metrics.inflight_bytes.decrement(self.room.1 as f64);
+        self.metrics
+            .produce_seconds
+            .record(self.since.elapsed().as_secs_f64());
         let result = match lock(&self.error).take() {
             None => Ok(()),
             Some(e) => Err(WriteError::Produce(e)),
@@ -327,13 +381,47 @@ impl Pending {
 
 /// The producer's callbacks: delivery reports resolve requests, and the last refusal is kept
 /// for `/readyz` until an event is delivered again.
-#[derive(Default)]
 struct ProduceContext {
     failing: AtomicBool,
     last_error: Mutex<Option<Arc<str>>>,
+    metrics: Arc<KafkaMetrics>,
 }
 
-impl ClientContext for ProduceContext {}
+impl ClientContext for ProduceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if is_transport(&error) {
+            self.metrics.produce_error("transport");
+        }
+        tracing::warn!(target: "librdkafka", error = %error, reason, "Kafka producer");
+    }
+}
+
+/// Whether a client-level error is a lost connection to one broker or to all of them.
+fn is_transport(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
+    )
+}
+
+/// The `kind` label of a produce error (see `metrics::KAFKA_PRODUCE_ERROR_KINDS`).
+fn error_kind(e: &KafkaError) -> &'static str {
+    use RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(
+            C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::GroupAuthorizationFailed
+            | C::SaslAuthenticationFailed
+            | C::Authentication,
+        ) => "authorization",
+        Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => "unknown_topic",
+        Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => "message_too_large",
+        Some(C::QueueFull) => "local_queue_full",
+        Some(C::BrokerTransportFailure | C::AllBrokersDown) => "transport",
+        _ => "other",
+    }
+}
 
 impl ProducerContext for ProduceContext {
     type DeliveryOpaque = Arc<Pending>;
@@ -341,6 +429,7 @@ impl ProducerContext for ProduceContext {
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Arc<Pending>) {
         match result {
             Err((e, _)) => {
+                self.metrics.produce_error(error_kind(e));
                 let reason: Arc<str> = Arc::from(e.to_string());
                 tracing::error!(error = %reason, "Kafka refused an event; its request is answered 503");
                 pending.fail(&reason);
@@ -369,6 +458,11 @@ struct Shared {
     /// The thread commits and stops.
     finish: AtomicBool,
     topic: String,
+    /// No broker was up at the last statistics report (for `/readyz`).
+    brokers_down: AtomicBool,
+    metrics: Arc<KafkaMetrics>,
+    /// The lag gauge of each owned partition, once the statistics reported it.
+    lag: Mutex<HashMap<i32, Gauge>>,
 }
 
 impl Shared {
@@ -494,12 +588,96 @@ impl Tracker {
     }
 }
 
-/// The consumer's callbacks: commit before partitions go, track new ones.
+/// The consumer's callbacks: commit before partitions go, track new ones, and turn
+/// statistics into lag gauges.
 struct GroupContext {
     shared: Arc<Shared>,
 }
 
-impl ClientContext for GroupContext {}
+/// The part of librdkafka's statistics JSON the delivery worker reads
+/// (<https://github.com/confluentinc/librdkafka/blob/master/STATISTICS.md>).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct Stats {
+    brokers: HashMap<String, BrokerStats>,
+    topics: HashMap<String, TopicStats>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct BrokerStats {
+    state: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct TopicStats {
+    partitions: HashMap<String, PartitionStats>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct PartitionStats {
+    partition: i32,
+    /// Assigned to this consumer.
+    desired: bool,
+    lo_offset: i64,
+    hi_offset: i64,
+    stored_offset: i64,
+    committed_offset: i64,
+}
+
+impl PartitionStats {
+    /// Events past the delivered position: the stored offset, else the committed one, else
+    /// the partition's start (`auto.offset.reset = earliest`); `None` when nothing is known.
+    fn lag(&self) -> Option<i64> {
+        let position = [self.stored_offset, self.committed_offset, self.lo_offset]
+            .into_iter()
+            .find(|o| *o >= 0)?;
+        (self.hi_offset >= 0).then(|| (self.hi_offset - position).max(0))
+    }
+}
+
+impl ClientContext for GroupContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        let Ok(stats) = serde_json::from_slice::<Stats>(statistics) else {
+            tracing::debug!(topic = %self.shared.topic, "unreadable librdkafka statistics");
+            return;
+        };
+        let up = stats.brokers.values().any(|b| b.state == "UP");
+        self.shared.brokers_down.store(!up, Ordering::Relaxed);
+        let owned: Vec<(i32, i64)> = stats
+            .topics
+            .get(&self.shared.topic)
+            .map(|t| {
+                t.partitions
+                    .values()
+                    .filter(|p| p.desired && p.partition >= 0)
+                    .filter_map(|p| Some((p.partition, p.lag()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut gauges = lock(&self.shared.lag);
+        let metrics = &self.shared.metrics;
+        gauges.retain(|p, _| {
+            let keep = owned.iter().any(|(o, _)| o == p);
+            if !keep {
+                metrics.forget_lag(*p);
+            }
+            keep
+        });
+        for (p, lag) in owned {
+            gauges
+                .entry(p)
+                .or_insert_with(|| metrics.lag(p))
+                .set(lag as f64);
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", topic = %self.shared.topic, error = %error, reason, "Kafka consumer");
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -514,9 +692,14 @@ impl ConsumerContext for GroupContext {
             }
         }
         let mut t = lock(&self.shared.tracker);
+        let mut gauges = lock(&self.shared.lag);
         for el in tpl.elements() {
             t.revoked(el.partition());
+            if gauges.remove(&el.partition()).is_some() {
+                self.shared.metrics.forget_lag(el.partition());
+            }
         }
+        self.shared.metrics.revoked.increment(1);
         tracing::info!(topic = %self.shared.topic, partitions = tpl.count(), "partitions revoked");
     }
 
@@ -533,6 +716,7 @@ impl ConsumerContext for GroupContext {
         if self.shared.paused.load(Ordering::Relaxed) {
             let _ = consumer.pause(tpl);
         }
+        self.shared.metrics.assigned.increment(1);
         tracing::info!(topic = %self.shared.topic, partitions = tpl.count(), "partitions assigned");
     }
 }
@@ -547,6 +731,7 @@ impl ConsumerSide {
         mut cfg: ClientConfig,
         settings: &KafkaQueueSettings,
         window: Arc<Window>,
+        metrics: Arc<KafkaMetrics>,
     ) -> Result<ConsumerSide, StartError> {
         // What librdkafka reads ahead per partition: about the window's size, so a paused
         // consumer holds little more than the window.
@@ -560,7 +745,11 @@ impl ConsumerSide {
             // rather than librdkafka's 45 s; heartbeats come from librdkafka's own thread.
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "3000")
-            .set("queued.max.messages.kbytes", prefetch_kb.to_string());
+            .set("queued.max.messages.kbytes", prefetch_kb.to_string())
+            .set(
+                "statistics.interval.ms",
+                STATS_INTERVAL.as_millis().to_string(),
+            );
         let shared = Arc::new(Shared {
             window,
             tracker: Mutex::new(Tracker::default()),
@@ -568,6 +757,9 @@ impl ConsumerSide {
             closed: AtomicBool::new(false),
             finish: AtomicBool::new(false),
             topic: settings.topic.clone(),
+            brokers_down: AtomicBool::new(false),
+            metrics,
+            lag: Mutex::new(HashMap::new()),
         });
         let consumer: BaseConsumer<GroupContext> = cfg
             .create_with_context(GroupContext {

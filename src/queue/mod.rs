@@ -137,9 +137,10 @@ impl Queue {
         limits: QueueLimits,
         settings: &crate::config::kafka::KafkaQueueSettings,
         sides: kafka::Sides,
+        metrics: crate::metrics::KafkaMetrics,
     ) -> Result<Queue, kafka::KafkaQueueError> {
         let window = Arc::new(Window::new(settings.memory));
-        let k = kafka::KafkaQueue::open(limits, settings, window.clone(), sides)?;
+        let k = kafka::KafkaQueue::open(limits, settings, window.clone(), sides, metrics)?;
         Ok(Queue {
             window,
             backing: Backing::Kafka(Box::new(k)),
@@ -302,6 +303,16 @@ impl Queue {
             Backing::Disk(_) => "disk",
             #[cfg(feature = "kafka")]
             Backing::Kafka(_) => "kafka",
+        }
+    }
+
+    /// Whether this process delivers the queue's events: a Kafka queue on an intake-only
+    /// node (`--role intake`) has no consumer, and its sink no worker.
+    pub fn delivers(&self) -> bool {
+        match &self.backing {
+            #[cfg(feature = "kafka")]
+            Backing::Kafka(k) => k.consumes(),
+            _ => true,
         }
     }
 

@@ -1,6 +1,12 @@
 //! The ops listener: `/metrics` (Prometheus text), `/healthz` (the process answers) and
 //! `/readyz` (listeners up, every sink's destination healthy and its queue below the
 //! high-water mark). Plaintext, meant for loopback or a cluster-internal port.
+//!
+//! Readiness follows the role (`serve --role`): an intake node is ready while its hooks
+//! listener accepts and its queues take events (a Kafka queue's last refusal, the high-water
+//! mark); it delivers nothing, so destinations are not its concern. A delivery worker has no
+//! hooks listener: it is ready while it is not shutting down, its sinks' destinations accept
+//! what it sends, and its consumers reach a broker.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +18,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 
 use super::reject::json_response;
+use crate::config::role::Role;
 use crate::metrics::Registry;
 
 /// A queue fuller than this fraction of either bound makes the gateway not ready, so a load
@@ -22,8 +29,10 @@ pub struct Ops {
     pub registry: Arc<Registry>,
     /// The routing table; its sinks are the ones that run.
     pub routes: Arc<arc_swap::ArcSwap<crate::routes::Routes>>,
-    /// Set once the hooks listener is bound; cleared when shutdown begins.
+    /// Set once the hooks listener is bound (on a delivery-only node: once started); cleared
+    /// when shutdown begins.
     pub accepting: AtomicBool,
+    pub role: Role,
 }
 
 #[derive(Serialize)]
@@ -37,11 +46,14 @@ impl Ops {
     pub fn not_ready_reasons(&self) -> Vec<String> {
         let mut reasons = Vec::new();
         if !self.accepting.load(Ordering::Relaxed) {
-            reasons.push("hooks listener is not accepting".to_owned());
+            reasons.push(match self.role.intakes() {
+                true => "hooks listener is not accepting".to_owned(),
+                false => "shutting down".to_owned(),
+            });
         }
         let routes = self.routes.load();
         for sink in &routes.sinks {
-            if !sink.is_healthy() {
+            if self.role.delivers() && !sink.is_healthy() {
                 match sink.failure() {
                     Some(why) => {
                         reasons.push(format!("sink {}: destination failing: {why}", sink.id))

@@ -234,8 +234,15 @@ pub struct Sink {
 
 impl Sink {
     /// Builds the sink; a disk queue is opened and recovered here, so a bad directory stops
-    /// the start.
-    pub fn build(settings: &SinkSettings, registry: &Registry) -> Result<Sink, OpenError> {
+    /// the start. `role` says which sides of a Kafka queue run here (other queues run whole:
+    /// `config::role::check` keeps them out of split roles).
+    pub fn build(
+        settings: &SinkSettings,
+        registry: &Arc<Registry>,
+        role: crate::config::role::Role,
+    ) -> Result<Sink, OpenError> {
+        #[cfg(not(feature = "kafka"))]
+        let _ = role;
         let metrics = registry.sink(&settings.id);
         metrics.up.set(1.0);
         let queue = match (&settings.disk, &settings.kafka) {
@@ -244,9 +251,10 @@ impl Sink {
                 settings.queue,
                 kafka,
                 crate::queue::kafka::Sides {
-                    produce: true,
-                    consume: true,
+                    produce: role.intakes(),
+                    consume: role.delivers(),
                 },
+                registry.kafka(&settings.id),
             )?,
             (None, _) => Queue::memory(settings.queue),
             (Some(disk), _) => Queue::disk(
@@ -304,8 +312,12 @@ impl Sink {
     }
 
     /// Delivers batches until the queue is closed and drained, or `abort` fires (shutdown
-    /// grace over); see [`worker`].
+    /// grace over); see [`worker`]. Returns at once on a node that does not deliver this
+    /// queue (`--role intake`): nothing there probes or sends to the destination.
     pub async fn run(self, abort: CancellationToken) {
+        if !self.handle.queue.delivers() {
+            return;
+        }
         self.worker.run(abort).await;
     }
 }

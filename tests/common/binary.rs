@@ -53,8 +53,14 @@ impl Process {
     /// Starts the binary on the config file already at [`config_path`], in `dir`, with `env`
     /// added to the environment (e.g. `SIEMGATE_LOG`).
     pub fn spawn(dir: &Path, env: &[(&str, &str)]) -> Process {
+        Process::spawn_with(dir, &[], env)
+    }
+
+    /// [`spawn`](Self::spawn) with `args` after `serve --config <path>` (e.g. `--role intake`).
+    pub fn spawn_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut child = Command::new(BIN)
             .args(["serve", "--config", config_path(dir).to_str().unwrap()])
+            .args(args)
             .current_dir(dir)
             .envs(env.iter().copied())
             .stdin(Stdio::null())

@@ -5,6 +5,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod binary;
+#[cfg(feature = "kafka")]
+pub mod cluster;
 
 use std::future::Future;
 use std::net::SocketAddr;
