@@ -9,7 +9,9 @@
 //!
 //! * `config`: the TOML file's types, secret references, and `validate()` into runtime settings;
 //!   parse errors without values (`parse_error`); the keys every sink has in `config::sinks`,
-//!   each sink type's own in a file under it. It uses no runtime code of `server` or `sinks`.
+//!   each sink type's own in a file under it; `config::role`, what `serve --role` runs (intake,
+//!   delivery or both) and which configs a split role refuses. It uses no runtime code of
+//!   `server` or `sinks`.
 //! * `secret`: the `Secret` type that never prints.
 //! * `server`: the accept loop (`mod`), each listener's connection table with its per-address and
 //!   total caps (`conns`), the budget of body bytes in flight (`budget`), the hooks handler

@@ -8,7 +8,8 @@
 //!   the group's committed offsets never pass an event the sink does not have;
 //! * a split role refuses a sink whose queue is not Kafka, naming it;
 //! * the Kafka metrics move: produce latency, errors and in-flight bytes on the intake side;
-//!   rebalances and consumer lag on the delivery side; and readiness follows the role.
+//!   rebalances and consumer lag on the delivery side; and readiness follows the role;
+//! * a delivery worker replays its dead letters through the sink's topic.
 #![cfg(feature = "kafka")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -408,4 +409,88 @@ async fn kafka_metrics_move_with_production_consumption_and_rebalances() {
         })
         .collect();
     assert!(kinds.values().all(Option::is_some), "{kinds:?}");
+}
+
+/// Dead letters are written where events are delivered: a delivery worker's replay (admin
+/// API) puts them back on the topic, and the group delivers them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_worker_replays_its_dead_letters_through_the_topic() {
+    const ADMIN: &str = "cluster-admin-token";
+    let m = mock(1, 1);
+    let rx = Receiver::start(Vec::new()).await;
+    rx.set_default(Reply::status(400));
+    let mut sink = http_sink(&rx.url("/in"));
+    sink.push_str("dead_letter_path = '{dir}/dead.ndjson'\n");
+    let mut cfg = config(&m.bootstrap_servers(), &sink, "10s", 50);
+    cfg.push_str(&format!(
+        "\n[admin]\nlisten = \"127.0.0.1:0\"\n[[admin.tokens]]\nname = \"ops\"\ntoken = \"{ADMIN}\"\n"
+    ));
+    let deliver = Node::start(&cfg, "deliver");
+    let intake = Node::start(&cfg, "intake");
+    let hooks = intake.hooks();
+    let a = send(hooks, post(hooks, "demo", &[AUTH], event("dl-1"))).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let start = Instant::now();
+    while deliver
+        .metric("siemgate_dead_letters_waiting", &[("sink", "out")])
+        .await
+        != Some(1.0)
+    {
+        assert!(start.elapsed() < BOUND, "never dead-lettered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rx.set_default(Reply::status(200));
+    let admin = deliver.admin.unwrap();
+    let req = http::Request::post(format!(
+        "http://{admin}/api/v1/sinks/out/dead-letters/replay"
+    ))
+    .header("authorization", format!("Bearer {ADMIN}"))
+    .header("content-type", "application/json")
+    .body(http_body_util::Full::new(bytes::Bytes::from_static(
+        br#"{"all":true}"#,
+    )))
+    .unwrap();
+    let r = send(admin, req).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["replayed"], 1);
+    let start = Instant::now();
+    loop {
+        let delivered: Vec<String> = rx
+            .accepted()
+            .iter()
+            .flat_map(|r| {
+                r.body
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| {
+                        serde_json::from_slice::<serde_json::Value>(l).unwrap()["id"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if delivered == ["dl-1"] {
+            break;
+        }
+        assert!(start.elapsed() < BOUND, "replay delivered {delivered:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Nodes without traffic stay ready past several statistics reports: an idle producer or
+/// consumer still counts as reaching the brokers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_nodes_of_both_roles_stay_ready() {
+    let m = mock(3, 2);
+    let cfg = config(&m.bootstrap_servers(), &file_sink(), "10s", 50);
+    let deliver = Node::start(&cfg, "deliver");
+    let intake = Node::start(&cfg, "intake");
+    // Two statistics intervals (5 s each) and some.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    for node in [&intake, &deliver] {
+        let (status, body) = node.readyz().await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
 }

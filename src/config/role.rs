@@ -17,8 +17,8 @@ pub enum Role {
     All,
     /// The hooks listener; Kafka-queued sinks only produce (no consumer, no sink worker).
     Intake,
-    /// No hooks listener (admin, metrics and health still serve); Kafka-queued sinks only
-    /// consume and deliver.
+    /// No hooks listener (admin, metrics and health still serve); Kafka-queued sinks consume
+    /// and deliver, and produce only what a dead-letter replay puts back.
     Deliver,
 }
 

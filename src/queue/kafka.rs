@@ -23,7 +23,8 @@
 //! * Metrics ([`KafkaMetrics`]): each request's wait for its delivery reports, refusals by
 //!   kind and lost broker connections, the bytes the producer holds, rebalances, and from
 //!   librdkafka's statistics (every [`STATS_INTERVAL`]) the lag of each owned partition: its
-//!   high watermark minus the stored (delivered) offset, or the committed one, or the start.
+//!   high watermark minus the stored (delivered) offset, or the committed one, or the start;
+//!   and, for `/readyz`, whether the producer or the consumer reaches any broker.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -132,10 +133,15 @@ impl KafkaQueue {
                 .set("linger.ms", "5")
                 // A topic the brokers refused (authorization, unknown topic) is refused at
                 // once until the producer looks at it again: every 10 s, not librdkafka's 5 min.
-                .set("topic.metadata.refresh.interval.ms", "10000");
+                .set("topic.metadata.refresh.interval.ms", "10000")
+                .set(
+                    "statistics.interval.ms",
+                    STATS_INTERVAL.as_millis().to_string(),
+                );
             Some(
                 cfg.create_with_context(ProduceContext {
                     failing: AtomicBool::new(false),
+                    brokers_down: AtomicBool::new(false),
                     last_error: Mutex::new(None),
                     metrics: metrics.clone(),
                 })
@@ -301,13 +307,17 @@ impl KafkaQueue {
     }
 
     /// Why the brokers refused this node's last produced event, until one is delivered again;
-    /// on a delivery worker, that its consumer reached no broker at its last statistics.
+    /// else that the producer, or the consumer, reached no broker at its last statistics.
     pub(super) fn problem(&self) -> Option<Arc<str>> {
         if let Some(p) = &self.producer {
-            if p.context().failing.load(Ordering::Relaxed) {
-                if let Some(e) = lock(&p.context().last_error).clone() {
+            let cx = p.context();
+            if cx.failing.load(Ordering::Relaxed) {
+                if let Some(e) = lock(&cx.last_error).clone() {
                     return Some(e);
                 }
+            }
+            if cx.brokers_down.load(Ordering::Relaxed) {
+                return Some(Arc::from("the producer reaches no Kafka broker"));
             }
         }
         let c = self.consumer.as_ref()?;
@@ -384,10 +394,19 @@ impl Pending {
 struct ProduceContext {
     failing: AtomicBool,
     last_error: Mutex<Option<Arc<str>>>,
+    /// No broker was up at the last statistics report (for `/readyz`).
+    brokers_down: AtomicBool,
     metrics: Arc<KafkaMetrics>,
 }
 
 impl ClientContext for ProduceContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Ok(stats) = serde_json::from_slice::<Stats>(statistics) {
+            self.brokers_down
+                .store(!stats.any_broker_up(), Ordering::Relaxed);
+        }
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if is_transport(&error) {
             self.metrics.produce_error("transport");
@@ -627,6 +646,12 @@ struct PartitionStats {
     committed_offset: i64,
 }
 
+impl Stats {
+    fn any_broker_up(&self) -> bool {
+        self.brokers.values().any(|b| b.state == "UP")
+    }
+}
+
 impl PartitionStats {
     /// Events past the delivered position: the stored offset, else the committed one, else
     /// the partition's start (`auto.offset.reset = earliest`); `None` when nothing is known.
@@ -644,8 +669,9 @@ impl ClientContext for GroupContext {
             tracing::debug!(topic = %self.shared.topic, "unreadable librdkafka statistics");
             return;
         };
-        let up = stats.brokers.values().any(|b| b.state == "UP");
-        self.shared.brokers_down.store(!up, Ordering::Relaxed);
+        self.shared
+            .brokers_down
+            .store(!stats.any_broker_up(), Ordering::Relaxed);
         let owned: Vec<(i32, i64)> = stats
             .topics
             .get(&self.shared.topic)

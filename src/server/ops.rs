@@ -3,10 +3,11 @@
 //! high-water mark). Plaintext, meant for loopback or a cluster-internal port.
 //!
 //! Readiness follows the role (`serve --role`): an intake node is ready while its hooks
-//! listener accepts and its queues take events (a Kafka queue's last refusal, the high-water
-//! mark); it delivers nothing, so destinations are not its concern. A delivery worker has no
+//! listener accepts and its queues take events (a Kafka queue's last refusal, its producer
+//! reaching a broker, the high-water mark); it delivers nothing, so destinations are not its
+//! concern. A delivery worker has no
 //! hooks listener: it is ready while it is not shutting down, its sinks' destinations accept
-//! what it sends, and its consumers reach a broker.
+//! what it sends, and it reaches a broker.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

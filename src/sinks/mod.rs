@@ -251,7 +251,9 @@ impl Sink {
                 settings.queue,
                 kafka,
                 crate::queue::kafka::Sides {
-                    produce: role.intakes(),
+                    // A delivery worker produces too, though webhooks never reach it: its
+                    // dead letters (in its data_dir) are replayed through the topic.
+                    produce: true,
                     consume: role.delivers(),
                 },
                 registry.kafka(&settings.id),

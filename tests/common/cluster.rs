@@ -86,6 +86,8 @@ pub struct Node {
     /// The hooks listener; `None` on a delivery worker.
     pub hooks: Option<SocketAddr>,
     pub metrics: SocketAddr,
+    /// The admin API, when the config has `[admin]`.
+    pub admin: Option<SocketAddr>,
 }
 
 impl Node {
@@ -98,18 +100,31 @@ impl Node {
             &["--role", role],
             &[("SIEMGATE_LOG", "info,librdkafka=warn")],
         );
-        let (hooks, metrics) = if role == "deliver" {
-            let [m] = proc.wait_ready(["metrics"]);
-            (None, m)
-        } else {
-            let [h, m] = proc.wait_ready(["hooks", "metrics"]);
-            (Some(h), m)
+        let admin = config.contains("\n[admin]");
+        let (hooks, metrics, admin) = match (role == "deliver", admin) {
+            (true, false) => {
+                let [m] = proc.wait_ready(["metrics"]);
+                (None, m, None)
+            }
+            (true, true) => {
+                let [m, a] = proc.wait_ready(["metrics", "admin"]);
+                (None, m, Some(a))
+            }
+            (false, false) => {
+                let [h, m] = proc.wait_ready(["hooks", "metrics"]);
+                (Some(h), m, None)
+            }
+            (false, true) => {
+                let [h, m, a] = proc.wait_ready(["hooks", "metrics", "admin"]);
+                (Some(h), m, Some(a))
+            }
         };
         Node {
             proc,
             dir,
             hooks,
             metrics,
+            admin,
         }
     }
 
