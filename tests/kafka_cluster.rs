@@ -494,3 +494,43 @@ async fn idle_nodes_of_both_roles_stay_ready() {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 }
+
+/// The role is the process's: a reload (SIGHUP) that adds a sink without a Kafka queue to an
+/// intake node is refused, naming the sink, and the node goes on with its running config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adding_a_sink_without_a_kafka_queue_is_refused_in_a_split_role() {
+    let m = mock(1, 1);
+    let cfg = config(&m.bootstrap_servers(), &file_sink(), "10s", 50);
+    let deliver = Node::start(&cfg, "deliver");
+    let intake = Node::start(&cfg, "intake");
+    let bad = format!(
+        "{cfg}\n[[sinks]]\nid = \"local\"\ntype = \"file\"\npath = \"{{dir}}/local.ndjson\"\n"
+    );
+    binary::write_config(intake.dir.path(), &bad);
+    intake.proc.signal("-HUP");
+    let start = Instant::now();
+    loop {
+        let log = intake.proc.stderr_text();
+        let refusal = log.lines().any(|l| {
+            l.contains("config reload refused")
+                && l.contains("--role intake needs every sink's queue to be kafka")
+                && l.contains("local")
+                && l.contains("has a memory queue")
+        });
+        if refusal {
+            break;
+        }
+        assert!(start.elapsed() < BOUND, "no refusal in the log:\n{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hooks = intake.hooks();
+    let a = send(hooks, post(hooks, "demo", &[AUTH], event("after-reload"))).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    wait_all_arrive(
+        "after the refused reload",
+        &["after-reload".to_owned()],
+        BOUND,
+        || deliver.sink_ids(),
+    )
+    .await;
+}

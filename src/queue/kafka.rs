@@ -15,11 +15,11 @@
 //!   is stored (`enable.auto.offset.store = false`) only once its event is acknowledged by the
 //!   sink, tracking per partition the offset below which everything is delivered, since
 //!   deliveries may finish in any order; stored offsets are committed as they are stored
-//!   (asynchronously), every second, on every revocation (synchronously, before the partitions go) and at shutdown. When the window is
-//!   full the assignment is paused and the thread keeps polling, so that the group never takes
+//!   (asynchronously), every second, on every revocation (synchronously, before the
+//!   partitions go) and at shutdown. When the window is full the assignment is paused and the thread keeps polling, so that the group never takes
 //!   a slow sink for a dead member.
-//! * Roles (`serve --role`, [`Sides`]): an intake node runs only the producer, a delivery
-//!   worker only the consumer.
+//! * Roles (`serve --role`, [`Sides`]): an intake node runs only the producer; a delivery
+//!   worker the consumer, and a producer for dead-letter replays.
 //! * Metrics ([`KafkaMetrics`]): each request's wait for its delivery reports, refusals by
 //!   kind and lost broker connections, the bytes the producer holds, rebalances, and from
 //!   librdkafka's statistics (every [`STATS_INTERVAL`]) the lag of each owned partition: its
@@ -53,8 +53,8 @@ use metrics::Gauge;
 /// refilled while the assignment is paused.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// How often librdkafka reports its statistics to a delivery worker's consumer: how fresh the
-/// lag gauges and the "no broker reachable" readiness are.
+/// How often librdkafka reports its statistics to the producer and the consumer: how fresh
+/// the lag gauges and the "no broker reachable" readiness are.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How long shutdown waits for the producer to hand over what it still holds.
@@ -205,7 +205,7 @@ impl KafkaQueue {
             since: Instant::now(),
         });
         let Some(producer) = &self.producer else {
-            pending.fail("this node does not produce (role deliver)");
+            pending.fail("this node does not produce to the queue's topic");
             pending.metrics.inflight_bytes.increment(bytes as f64);
             pending.done(items.len() + 1);
             return rx;
