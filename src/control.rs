@@ -11,8 +11,12 @@
 //! and the report), then `apply`. A source's entry is made in one place
 //! (`SourceEntry::build`), and its routing-table `Source` in another (`SourceEntry::route`).
 //!
-//! The sources made through the admin API are kept in `store`, so they outlive a restart.
+//! The sources made through the admin API are kept in `store`, so they outlive a restart; in a
+//! cluster (`[cluster]`) they are kept in a compacted Kafka topic instead (`cluster`), which
+//! every node follows, so a change made on one node reaches all of them.
 
+#[cfg(feature = "kafka")]
+pub mod cluster;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -86,6 +90,19 @@ pub struct SourceEntry {
     pub api: Option<ApiRecord>,
 }
 
+/// Where the admin API's sources are kept: this node's file, or the cluster's topic.
+pub enum Persist {
+    Local(Store),
+    #[cfg(feature = "kafka")]
+    Shared(cluster::Cluster),
+}
+
+/// A change of API sources to make durable: the records to write and the ids to delete.
+pub struct ApiChange<'a> {
+    pub upsert: Vec<&'a ApiRecord>,
+    pub delete: Vec<&'a str>,
+}
+
 impl SourceEntry {
     /// The one place a source's entry is made. `prev`, the entry it replaces, hands over its
     /// counters, metric handles, creation time, and de-duplication memory while that memory's
@@ -156,6 +173,11 @@ pub struct State {
     pub sources: BTreeMap<String, SourceEntry>,
     /// Shutdown has taken the sinks; no change may start new ones.
     closed: bool,
+    /// In a cluster: per API source id, where in the sources topic the state this node has
+    /// (the source or its deletion) came from, so an older record read later never undoes a
+    /// newer change this node already applied.
+    #[cfg(feature = "kafka")]
+    applied: HashMap<String, cluster::Position>,
 }
 
 /// Why a change was refused; each maps to one HTTP status in the admin API.
@@ -177,6 +199,9 @@ pub enum ChangeError {
     Internal(String),
     #[error("the gateway is shutting down")]
     Unavailable,
+    /// The cluster's sources topic did not take the change; nothing changed on this node.
+    #[error("{0}")]
+    SharedStore(String),
 }
 
 impl ChangeError {
@@ -201,6 +226,17 @@ pub enum ControlStartError {
     Task(String),
     #[error("admin API source store {path}: {message}")]
     StoredSource { path: PathBuf, message: String },
+    #[cfg(feature = "kafka")]
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
+    #[error("could not read the cluster's sources topic {topic} to its end within {timeout:?} (brokers {brokers}); not serving without the cluster's sources")]
+    CatchUp {
+        topic: String,
+        brokers: String,
+        timeout: Duration,
+    },
+    #[error("[cluster] is set but this siemgate was built without Kafka support")]
+    NoKafka,
 }
 
 /// What a reload changed.
@@ -225,7 +261,10 @@ pub struct Control {
     registry: Arc<Registry>,
     /// Fired when the shutdown grace period is over: every worker stops.
     abort: CancellationToken,
-    pub store: Store,
+    persist: Persist,
+    /// In a cluster: the follower's updates, until [`Control::follow`] takes them.
+    #[cfg(feature = "kafka")]
+    updates: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<cluster::Update>>>,
     state: tokio::sync::Mutex<State>,
     /// What this process runs (`serve --role`); a reload keeps it.
     role: Role,
@@ -273,14 +312,25 @@ impl Control {
     ) -> Result<(Control, Arc<ArcSwap<Routes>>), ControlStartError> {
         let abort = CancellationToken::new();
         let store = Store::new(&settings.server.data_dir);
-        // Opening disk queues reads their logs, and the store is a file: off the runtime.
+        let shared = settings.cluster.take();
+        // Opening disk queues reads their logs, and the store is a file: off the runtime. In a
+        // cluster the topic holds the API sources and the file is not read.
         let to_build = std::mem::take(&mut settings.sinks);
         let role = settings.role;
         let (reg, st) = (registry.clone(), store.clone());
+        let local = shared.is_none();
         let (built, records) = tokio::task::spawn_blocking(move || {
             let built = build_sinks(to_build, &reg, role)
                 .map_err(|(sink, source)| ControlStartError::Queue { sink, source })?;
-            Ok::<_, ControlStartError>((built, st.load()?))
+            let records = if local {
+                st.load()?
+            } else {
+                if st.path().exists() {
+                    tracing::warn!(path = %st.path().display(), "[cluster] is set: the API sources of this file are not read (the cluster's sources topic holds them); create them again through the admin API to share them");
+                }
+                Vec::new()
+            };
+            Ok::<_, ControlStartError>((built, records))
         })
         .await
         .map_err(|e| ControlStartError::Task(e.to_string()))??;
@@ -308,6 +358,8 @@ impl Control {
             retired: Vec::new(),
             sources,
             closed: false,
+            #[cfg(feature = "kafka")]
+            applied: HashMap::new(),
         };
         for record in records {
             let id = record.id().to_owned();
@@ -334,18 +386,119 @@ impl Control {
             })?;
             state.sources.insert(id, entry);
         }
+        #[cfg(feature = "kafka")]
+        let (persist, updates) = match shared {
+            None => (Persist::Local(store), None),
+            Some(settings) => {
+                let (cluster, updates) = catch_up(&settings, &mut state, &registry).await?;
+                (Persist::Shared(cluster), Some(updates))
+            }
+        };
+        #[cfg(not(feature = "kafka"))]
+        let persist = match shared {
+            None => Persist::Local(store),
+            Some(_) => return Err(ControlStartError::NoKafka),
+        };
         let routes = Arc::new(ArcSwap::from_pointee(state.routes()));
         Ok((
             Control {
                 routes: routes.clone(),
                 registry,
                 abort,
-                store,
+                persist,
+                #[cfg(feature = "kafka")]
+                updates: std::sync::Mutex::new(updates),
                 state: tokio::sync::Mutex::new(state),
                 role,
             },
             routes,
         ))
+    }
+
+    /// In a cluster: applies the sources topic's changes as the follower reads them, for as
+    /// long as the gateway runs. Call once, after [`Control::start`]; nothing to do otherwise.
+    pub fn follow(self: &Arc<Self>) {
+        #[cfg(feature = "kafka")]
+        {
+            let taken = self
+                .updates
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            let Some(mut updates) = taken else {
+                return;
+            };
+            let control = self.clone();
+            tokio::spawn(async move {
+                while let Some(first) = updates.recv().await {
+                    let mut st = control.state.lock().await;
+                    if st.closed {
+                        break;
+                    }
+                    // What else is already read goes into the same routing-table swap.
+                    let mut changed = st.apply_shared(first, &control.registry);
+                    while let Ok(more) = updates.try_recv() {
+                        changed |= st.apply_shared(more, &control.registry);
+                    }
+                    if changed {
+                        control.publish(&st);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Makes an API change durable before it is applied: the local store file is written
+    /// whole, or (in a cluster) the change's records are acknowledged by the brokers, and where
+    /// they landed is remembered (see `State::applied`).
+    pub async fn persist(&self, st: &mut State, change: ApiChange<'_>) -> Result<(), ChangeError> {
+        match &self.persist {
+            Persist::Local(store) => {
+                let without: Vec<&str> = change
+                    .upsert
+                    .iter()
+                    .map(|r| r.id())
+                    .chain(change.delete.iter().copied())
+                    .collect();
+                let records = st.api_records(&without, change.upsert.iter().map(|r| (*r).clone()));
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || store.save(records)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "admin API change not applied");
+                        Err(ChangeError::Internal(format!(
+                            "{e}; the change was not applied"
+                        )))
+                    }
+                    Err(e) => Err(ChangeError::Internal(format!(
+                        "store task failed: {e}; the change was not applied"
+                    ))),
+                }
+            }
+            #[cfg(feature = "kafka")]
+            Persist::Shared(cluster) => {
+                let items: Vec<(&str, Option<&ApiRecord>)> = change
+                    .upsert
+                    .iter()
+                    .map(|r| (r.id(), Some(*r)))
+                    .chain(change.delete.iter().map(|id| (*id, None)))
+                    .collect();
+                match cluster.write(&items).await {
+                    Ok(positions) => {
+                        for ((id, _), at) in items.iter().zip(positions) {
+                            st.applied.insert((*id).to_owned(), at);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "admin API change not applied");
+                        Err(ChangeError::SharedStore(format!(
+                            "{e}; the change was not applied on this node (should the brokers have taken part of it after all, every node applies that part when it reads it)"
+                        )))
+                    }
+                }
+            }
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -518,6 +671,10 @@ impl Control {
     pub async fn shutdown(&self, deadline: tokio::time::Instant, abort_wait: Duration) {
         // The lock is held only to take the sinks: admin requests during the drain get their
         // answer (503 for changes) at once.
+        #[cfg(feature = "kafka")]
+        if let Persist::Shared(cluster) = &self.persist {
+            cluster.stop();
+        }
         let (sinks, retired) = {
             let mut st = self.state.lock().await;
             st.closed = true;
@@ -937,6 +1094,60 @@ impl State {
         })
     }
 
+    /// Applies one record of the cluster's sources topic; whether the sources changed. A record
+    /// older than what this node already applied for its source is skipped; a record that does
+    /// not validate here (a sink this node lacks, an unreadable value) removes the source from
+    /// this node rather than keep an older version (whose secret may have been reset) serving.
+    #[cfg(feature = "kafka")]
+    fn apply_shared(&mut self, update: cluster::Update, registry: &Registry) -> bool {
+        let cluster::Update::Record { id, record, at } = update else {
+            return false;
+        };
+        if self
+            .applied
+            .get(&id)
+            .is_some_and(|seen| at.not_after(*seen))
+        {
+            return false;
+        }
+        self.applied.insert(id.clone(), at);
+        if self
+            .sources
+            .get(&id)
+            .is_some_and(|e| e.origin == Origin::Config)
+        {
+            tracing::warn!(source = %id, "the cluster's sources topic has a source this node's config file defines; the file's source stays");
+            return false;
+        }
+        let record = match record {
+            Ok(Some(r)) => r,
+            Ok(None) => return self.sources.remove(&id).is_some(),
+            Err(reason) => {
+                tracing::error!(source = %id, partition = at.partition, offset = at.offset, %reason, "unreadable record in the cluster's sources topic; the source is not served on this node");
+                return self.sources.remove(&id).is_some();
+            }
+        };
+        let prev = self.sources.get(&id);
+        if prev.and_then(|e| e.api.as_ref()) == Some(&record) {
+            return false;
+        }
+        match self.api_entry(record, prev, registry) {
+            Ok(entry) => {
+                self.sources.insert(id, entry);
+                true
+            }
+            Err(issues) => {
+                let issues = issues
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                tracing::error!(source = %id, %issues, "a source of the cluster's sources topic does not validate on this node (do all nodes have the same sinks?); it is not served here");
+                self.sources.remove(&id).is_some()
+            }
+        }
+    }
+
     /// The store file's records after a change: every API source's but those of `without`,
     /// then `with`.
     pub fn api_records(
@@ -951,6 +1162,47 @@ impl State {
             .chain(with)
             .collect()
     }
+}
+
+/// Starts following the cluster's sources topic and applies it to `state` up to its end, bounded
+/// by `catch_up_timeout`: a node serves only once it has every source of the cluster.
+#[cfg(feature = "kafka")]
+async fn catch_up(
+    settings: &config::cluster::ClusterSettings,
+    state: &mut State,
+    registry: &Registry,
+) -> Result<
+    (
+        cluster::Cluster,
+        tokio::sync::mpsc::Receiver<cluster::Update>,
+    ),
+    ControlStartError,
+> {
+    let (cluster, mut updates) = cluster::Cluster::start(settings)?;
+    let deadline = tokio::time::Instant::now() + settings.catch_up_timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, updates.recv()).await {
+            Ok(Some(cluster::Update::CaughtUp)) => break,
+            Ok(Some(update)) => {
+                state.apply_shared(update, registry);
+            }
+            Ok(None) | Err(_) => {
+                cluster.stop();
+                return Err(ControlStartError::CatchUp {
+                    topic: settings.sources_topic.clone(),
+                    brokers: settings.connection.brokers.clone(),
+                    timeout: settings.catch_up_timeout,
+                });
+            }
+        }
+    }
+    let api = state
+        .sources
+        .values()
+        .filter(|e| e.origin == Origin::Api)
+        .count();
+    tracing::info!(topic = %cluster.topic(), sources = api, "read the cluster's sources topic to its end");
+    Ok((cluster, updates))
 }
 
 /// Settings that changed between two files and need a restart to take effect.
@@ -1015,6 +1267,9 @@ fn restart_needed(old: &ConfigFile, new: &ConfigFile) -> Vec<String> {
     }
     if old.admin != new.admin {
         out.push("admin".to_owned());
+    }
+    if old.cluster != new.cluster {
+        out.push("cluster".to_owned());
     }
     out
 }

@@ -42,7 +42,8 @@
 //!   callers hand it labels (a refusal's reason), not their types.
 //! * `shutdown`: the signal future the binary waits on.
 //! * `control`: the running configuration (sinks, sources, routing table) and every change to
-//!   it: admin API calls and reloads; the store of the sources made through the API (`store`).
+//!   it: admin API calls and reloads; the store of the sources made through the API (`store`),
+//!   or in a cluster the compacted Kafka topic every node follows (`cluster`).
 //! * `admin`: the admin API's listener handler, its input rules, and the throttle on failed
 //!   authentication (`throttle`), and its dead-letter routes (`sinks::dead_letter` keeps the file).
 //!
@@ -280,6 +281,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
 
     let (control, routes) = Control::start(settings, registry.clone()).await?;
     let control = Arc::new(control);
+    control.follow();
 
     let shutdown = CancellationToken::new();
     let ingest = Arc::new(Ingest {

@@ -3,7 +3,9 @@
 //! `siemgate_dead_letters_waiting`); once the destination is fixed, a replay through the admin
 //! API delivers it exactly once (a second replay sends nothing), the replay is audited and
 //! counted; a purge is audited and counted too; and the marks survive a restart (the file is
-//! the state: a restarted gateway counts what still waits and replays only that).
+//! the state: a restarted gateway counts what still waits and replays only that). With a Kafka
+//! queue (librdkafka's mock cluster), a replay goes back through the sink's topic: produced,
+//! consumed by the sink's delivery worker, and delivered.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -241,6 +243,83 @@ async fn a_refused_event_is_replayed_once_after_the_destination_is_fixed() {
     eventually("refused-3 delivered", || rx.accepted().len() == 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.accepted_ids(), ["refused-1", "refused-3"]);
+    proc.signal("-TERM");
+    assert!(proc.wait_exit(Duration::from_secs(20)).success());
+}
+
+/// `config` with the `hook` sink's queue on Kafka at `brokers` (topic `siemgate.hook`).
+#[cfg(feature = "kafka")]
+fn kafka_config(url: &str, brokers: &str) -> String {
+    config(url).replace(
+        "[sinks.batch]",
+        &format!(
+            "[sinks.queue]\ntype = \"kafka\"\nbrokers = [{}]\n[sinks.batch]",
+            toml_list(brokers.split(','))
+        ),
+    )
+}
+
+/// How many records the brokers hold in the one-partition topic `siemgate.hook`.
+#[cfg(feature = "kafka")]
+fn hook_topic_records(brokers: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    c.fetch_watermarks("siemgate.hook", 0, Duration::from_secs(5))
+        .unwrap()
+        .1
+}
+
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_replayed_into_a_kafka_queue_reaches_the_sink_through_the_topic() {
+    let m = rdkafka::mocking::MockCluster::new(1).unwrap();
+    m.create_topic("siemgate.hook", 1, 1).unwrap();
+    let brokers = m.bootstrap_servers();
+    let rx = Receiver::start(vec![]).await;
+    rx.set_default(Reply::status(400));
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = Process::start(dir.path(), &kafka_config(&rx.url("/in"), &brokers), LOG);
+    let [hooks, metrics, admin_addr] = proc.wait_ready(["hooks", "metrics", "admin"]);
+
+    let body = r#"[{"id":"kafka-refused","severity":"high","title":"Refused through Kafka"}]"#;
+    let a = send(hooks, post(hooks, "gen", &[("authorization", TOKEN)], body)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        hook_topic_records(&brokers),
+        1,
+        "the 200 came after the produce"
+    );
+    eventually_async("the event is dead-lettered", || async {
+        gauge(metrics, "siemgate_dead_letters_waiting").await == 1.0
+    })
+    .await;
+    assert_eq!(rx.count(), 1, "a 400 is not retried");
+
+    rx.set_default(Reply::status(200));
+    let (status, r) = admin(
+        admin_addr,
+        Method::POST,
+        "/api/v1/sinks/hook/dead-letters/replay",
+        Some(json!({"all": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["replayed"], 1);
+    // Back on the topic first, then from there to the destination.
+    assert_eq!(hook_topic_records(&brokers), 2, "the replay was produced");
+    eventually("the replayed event delivered", || rx.accepted().len() == 1).await;
+    assert_eq!(rx.accepted_ids(), ["kafka-refused"]);
+    assert_eq!(
+        rx.accepted()[0].body,
+        rx.requests()[0].body,
+        "the same bytes as the refused request"
+    );
+    assert_eq!(gauge(metrics, "siemgate_dead_letters_waiting").await, 0.0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.accepted_ids(), ["kafka-refused"], "delivered once");
     proc.signal("-TERM");
     assert!(proc.wait_exit(Duration::from_secs(20)).success());
 }

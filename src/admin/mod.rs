@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{AdminLimits, AdminRole, AdminToken, ConfigIssue};
 use crate::control::store::{ApiRecord, GraceRecord};
-use crate::control::{ChangeError, Control, Origin, SourceEntry, State};
+use crate::control::{ApiChange, ChangeError, Control, Origin, SourceEntry, State};
 use crate::normalize::{Kind, Severity, Status, Timestamp};
 use crate::sinks::TestOutcome;
 use throttle::{AuthThrottle, FailureLog, Verdict};
@@ -36,6 +36,9 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest grace period a secret reset may give the old secret: a week.
 const MAX_GRACE_SECONDS: u64 = 7 * 24 * 3600;
+/// `Retry-After` of a change the cluster's sources topic did not take: brokers that are
+/// unreachable or electing a leader are usually back within seconds.
+const SHARED_STORE_RETRY_AFTER: u64 = 5;
 
 pub struct Admin {
     pub control: Arc<Control>,
@@ -122,6 +125,11 @@ impl Reply {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the gateway is shutting down; nothing was changed",
             ),
+            ChangeError::SharedStore(m) => {
+                let mut r = Reply::error(StatusCode::SERVICE_UNAVAILABLE, m);
+                r.retry_after = Some(SHARED_STORE_RETRY_AFTER);
+                r
+            }
         }
     }
 
@@ -549,23 +557,17 @@ fn api_source<'a>(st: &'a State, id: &str) -> Result<&'a SourceEntry, Reply> {
     }
 }
 
-/// Writes the store with `records`; the change is applied only if this worked.
-async fn save(c: &Control, records: Vec<ApiRecord>) -> Result<(), Reply> {
-    let store = c.store.clone();
-    match tokio::task::spawn_blocking(move || store.save(records)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "admin API change not applied");
-            Err(Reply::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("{e}; the change was not applied"),
-            ))
-        }
-        Err(e) => Err(Reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("store task failed: {e}; the change was not applied"),
-        )),
-    }
+/// Makes `upsert` and `delete` durable (the local store, or the cluster's sources topic); the
+/// change is applied only if this worked.
+async fn save(
+    c: &Control,
+    st: &mut State,
+    upsert: Vec<&ApiRecord>,
+    delete: Vec<&str>,
+) -> Result<(), Reply> {
+    c.persist(st, ApiChange { upsert, delete })
+        .await
+        .map_err(Reply::from_change)
 }
 
 fn now_ms() -> i64 {
@@ -706,8 +708,7 @@ async fn create_source(
         }
     };
     let id = staged.entry.settings.id.clone();
-    let records = st.api_records(&[], staged.entry.api.clone());
-    if let Err(r) = save(c, records).await {
+    if let Err(r) = save(c, &mut st, staged.entry.api.iter().collect(), Vec::new()).await {
         audit(caller.name, "source.create", &id, "store write failed");
         c.forget_unused_series(&st);
         return r;
@@ -744,8 +745,7 @@ async fn update_source(c: &Control, caller: Caller<'_>, id: &str, body: Option<V
         Ok(s) => s,
         Err(issues) => return Reply::issues(StatusCode::BAD_REQUEST, "invalid source", &issues),
     };
-    let records = st.api_records(&[id], staged.entry.api.clone());
-    if let Err(r) = save(c, records).await {
+    if let Err(r) = save(c, &mut st, staged.entry.api.iter().collect(), Vec::new()).await {
         audit(caller.name, "source.update", id, "store write failed");
         return r;
     }
@@ -767,8 +767,7 @@ async fn delete_source(c: &Control, caller: Caller<'_>, id: &str) -> Reply {
         audit(caller.name, "source.delete", id, "refused");
         return r;
     }
-    let records = st.api_records(&[id], None);
-    if let Err(r) = save(c, records).await {
+    if let Err(r) = save(c, &mut st, Vec::new(), vec![id]).await {
         audit(caller.name, "source.delete", id, "store write failed");
         return r;
     }
@@ -869,9 +868,8 @@ async fn bulk(c: &Control, caller: Caller<'_>, body: Option<Value>, max_sources:
         return too_many_sources(now, adding, max_sources);
     }
     let ids: Vec<String> = staged.iter().map(|s| s.entry.settings.id.clone()).collect();
-    let without: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let records = st.api_records(&without, staged.iter().filter_map(|s| s.entry.api.clone()));
-    if let Err(r) = save(c, records).await {
+    let upsert = staged.iter().filter_map(|s| s.entry.api.as_ref()).collect();
+    if let Err(r) = save(c, &mut st, upsert, Vec::new()).await {
         audit(caller.name, "sources.bulk", "", "store write failed");
         c.forget_unused_series(&st);
         return r;
@@ -965,8 +963,7 @@ async fn reset_secret(c: &Control, caller: Caller<'_>, id: &str, body: Option<Va
             )
         }
     };
-    let records = st.api_records(&[id], entry.api.clone());
-    if let Err(r) = save(c, records).await {
+    if let Err(r) = save(c, &mut st, entry.api.iter().collect(), Vec::new()).await {
         audit(caller.name, "source.reset_secret", id, "store write failed");
         return r;
     }

@@ -25,6 +25,7 @@ use crate::secret::Secret;
 use crate::vendors::mapping::{Mapping, MappingConfig};
 
 pub mod admin;
+pub mod cluster;
 pub mod kafka;
 pub mod parse_error;
 pub mod role;
@@ -85,6 +86,9 @@ pub struct ConfigFile {
     pub sinks: Vec<SinkConfig>,
     /// The admin API; off when absent.
     pub admin: Option<AdminConfig>,
+    /// The Kafka topic through which the nodes of a cluster share the admin API's sources;
+    /// without it they live in this node's `<data_dir>/admin/sources.json`.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -549,6 +553,8 @@ pub struct Settings {
     /// In the order of `file.sinks`.
     pub sinks: Vec<SinkSettings>,
     pub admin: Option<AdminSettings>,
+    /// `[cluster]`: the admin API's sources are shared through a Kafka topic.
+    pub cluster: Option<cluster::ClusterSettings>,
     /// The file as written, to tell on reload what changed.
     pub file: ConfigFile,
     /// The file the settings came from, when they came from one (reload reads it again).
@@ -905,6 +911,10 @@ pub fn validate(file: ConfigFile) -> Result<Settings, Vec<ConfigIssue>> {
         .admin
         .as_ref()
         .and_then(|a| validate_admin(a, server.as_ref().map(|s| s.listen), &mut issues));
+    let cluster = file
+        .cluster
+        .as_ref()
+        .and_then(|c| cluster::validate_cluster(c, &mut issues));
 
     match (server, issues.0.is_empty()) {
         (Some(server), true) => Ok(Settings {
@@ -913,6 +923,7 @@ pub fn validate(file: ConfigFile) -> Result<Settings, Vec<ConfigIssue>> {
             sources,
             sinks,
             admin,
+            cluster,
             file,
             path: None,
             role: role::Role::All,

@@ -32,7 +32,7 @@ pub enum StoreError {
 
 /// One API source as stored: its definition as the API took it (the same keys as a
 /// `[[sources]]` table, secrets included), its times, and secrets in their grace period.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiRecord {
     pub definition: serde_json::Value,
@@ -44,7 +44,7 @@ pub struct ApiRecord {
 }
 
 /// The auth table with the replaced secrets, and until when they still pass.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GraceRecord {
     pub auth: serde_json::Value,
