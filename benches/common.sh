@@ -1,4 +1,4 @@
-# Shared by benches/load.sh and benches/queues.sh (sourced, not run): wrk installation, the
+# Shared by benches/load.sh and benches/queues.sh (sourced, not run): wrk and h2load installation, the
 # signed request wrk sends, and waiting for a listener.
 
 SECRET=load-test-secret
@@ -41,4 +41,11 @@ wait_port() {
   done
   echo "port $1 never opened" >&2
   return 1
+}
+
+install_h2load() {
+  if ! command -v h2load >/dev/null; then
+    echo "installing h2load (nghttp2-client)" >&2
+    (apt-get update -qq && apt-get install -y -qq nghttp2-client) >/dev/null
+  fi
 }

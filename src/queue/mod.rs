@@ -219,6 +219,34 @@ impl Queue {
         }
     }
 
+    /// [`commit_keyed`](Self::commit_keyed) for events encoded back to back in `all`, event
+    /// `i` ending at `ends[i]`. A memory queue appends reference-counted slices of `all` as it
+    /// goes, without collecting them into a list, and its commit gives back whatever room the
+    /// reservation held beyond them; the others get the list, and that room back first.
+    pub fn commit_encoded(
+        &self,
+        mut reservation: Reservation<'_>,
+        all: &Bytes,
+        ends: &[usize],
+        keys: EventKeys<'_>,
+    ) -> Result<Option<Written>, QueueFull> {
+        let slices = ends.iter().scan(0, |start, &end| {
+            let one = all.slice(*start..end);
+            *start = end;
+            Some(one)
+        });
+        match &self.backing {
+            Backing::Memory => {
+                reservation.commit(slices);
+                Ok(None)
+            }
+            _ => {
+                reservation.shrink_to(ends.len() as u64, all.len() as u64);
+                self.commit_keyed(reservation, slices.collect(), keys)
+            }
+        }
+    }
+
     /// Waits for at least one event after those handed off, then up to `linger` for the batch
     /// to fill, and puts the oldest such events within the bounds in `out` (reference-counted,
     /// not copied). They stay queued until [`ack`](Self::ack), and the next call returns them

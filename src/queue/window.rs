@@ -300,6 +300,10 @@ impl Window {
         let mut inner = self.lock();
         inner.reserved_events -= events.min(inner.reserved_events);
         inner.reserved_bytes -= bytes.min(inner.reserved_bytes);
+        // The worker waits only while nothing after the handed-off events is in memory (see
+        // `next_batch`); while something is, it is busy or lingering and will take these
+        // events with the rest, so waking it again per request would be wasted work.
+        let idle = inner.items.len() <= inner.handed_off;
         let mut n = 0;
         for item in items {
             n += 1;
@@ -312,7 +316,9 @@ impl Window {
         }
         inner.stamp(n);
         drop(inner);
-        self.ready.notify_one();
+        if idle {
+            self.ready.notify_one();
+        }
     }
 
     /// Kafka queues: appends one event a delivery worker read from the topic, if it fits the
@@ -487,8 +493,9 @@ impl Reservation<'_> {
         held
     }
 
-    /// Appends the events (exactly the reserved number and size) and wakes the worker. For
-    /// memory queues; a disk queue's events go through its writer.
+    /// Appends the events (at most the reserved number and size: room held beyond them is
+    /// given back) and wakes the worker if it waits. For memory queues; a disk queue's events
+    /// go through its writer.
     pub(super) fn commit(mut self, items: impl Iterator<Item = Bytes>) {
         let (events, bytes) = (self.events, self.bytes);
         self.events = 0;
