@@ -29,7 +29,7 @@ use bytes::Bytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
@@ -98,26 +98,17 @@ impl KafkaQueue {
             topic: settings.topic.clone(),
             source,
         };
-        let mut base = ClientConfig::new();
-        for (k, v) in settings.connection.properties() {
-            base.set(k, v);
-        }
-        base.set("client.id", "siemgate");
+        let base = crate::kafka::client_config(&settings.connection);
         let producer = if sides.produce {
             let mut cfg = base.clone();
             // librdkafka's own bounds only need to stay above the queue's (which the
             // reservations enforce), so that it never refuses what the queue admitted.
             let kbytes = (limits.max_bytes / 1024 + 1024).min(i32::MAX as u64);
             let messages = limits.max_events.saturating_add(1024).min(i32::MAX as u64);
-            cfg.set("enable.idempotence", "true")
-                .set("acks", "all")
+            crate::kafka::idempotent_producer(&mut cfg)
                 .set("message.timeout.ms", "0")
                 .set("queue.buffering.max.kbytes", kbytes.to_string())
-                .set("queue.buffering.max.messages", messages.to_string())
-                .set("linger.ms", "5")
-                // A topic the brokers refused (authorization, unknown topic) is refused at
-                // once until the producer looks at it again: every 10 s, not librdkafka's 5 min.
-                .set("topic.metadata.refresh.interval.ms", "10000");
+                .set("queue.buffering.max.messages", messages.to_string());
             Some(
                 cfg.create_with_context(ProduceContext::default())
                     .map_err(|e| client_err("producer", e))?,
@@ -175,21 +166,7 @@ impl KafkaQueue {
             return rx;
         };
         for (i, item) in items.iter().enumerate() {
-            let mut headers = OwnedHeaders::new_with_capacity(3)
-                .insert(Header {
-                    key: "source",
-                    value: Some(keys.source),
-                })
-                .insert(Header {
-                    key: "vendor",
-                    value: Some(keys.vendor),
-                });
-            if let Some(id) = keys.id(i) {
-                headers = headers.insert(Header {
-                    key: "event_id",
-                    value: Some(id),
-                });
-            }
+            let headers = crate::kafka::event_headers(keys.source, keys.vendor, keys.id(i));
             let record = BaseRecord::with_opaque_to(&self.topic, pending.clone())
                 .key(keys.source)
                 .payload(item.as_ref())
