@@ -8,7 +8,8 @@
 //!   of its batch is delivered;
 //! * retriable produce errors are retried and everything arrives;
 //! * a topic authorization error holds the queue (nothing delivered, nothing dropped), `/readyz`
-//!   names the sink and the reason, and once the brokers authorize again everything arrives.
+//!   names the sink and the reason, and once the brokers authorize again everything arrives;
+//! * so does a topic the brokers do not know, until it is created.
 #![cfg(feature = "kafka")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -151,6 +152,16 @@ async fn gateway(topic: &str, extra: &str) -> (Mock, String, TestGateway) {
 async fn warm_up(gw: &TestGateway, bootstrap: &str, topic: &str) {
     accepted(gw.addr(), "demo", event("warm")).await;
     assert_eq!(consume(bootstrap, &[topic], 1).await.len(), 1);
+}
+
+/// Two seconds on (past the tests' `max_retry_duration` of 1 s), the sink's queue still holds
+/// `queued` events and nothing went to the dead letters.
+async fn still_held(gw: &TestGateway, queued: f64) {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let queue = gw.sink_metric("siemgate_queue_events", "bus").await;
+    assert_eq!(queue, Some(queued), "held in the queue");
+    let dead = gw.sink_metric("siemgate_dead_letters_total", "bus").await;
+    assert_eq!(dead, Some(0.0), "nothing dead-lettered");
 }
 
 async fn accepted(addr: std::net::SocketAddr, source: &str, body: String) {
@@ -343,16 +354,7 @@ async fn an_authorization_error_holds_the_queue_and_readyz_names_the_sink() {
         "{reasons}"
     );
     accepted(gw.addr(), "demo", event("h-3")).await;
-    // Held for a while: still queued, nothing on the topic but the warm-up, no dead letter.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        gw.sink_metric("siemgate_queue_events", "bus").await,
-        Some(3.0)
-    );
-    assert_eq!(
-        gw.sink_metric("siemgate_dead_letters_total", "bus").await,
-        Some(0.0)
-    );
+    still_held(&gw, 3.0).await;
     let held = metric(
         &gw.metrics_text().await,
         "siemgate_kafka_sink_produce_errors_total",
@@ -370,5 +372,32 @@ async fn an_authorization_error_holds_the_queue_and_readyz_names_the_sink() {
     gw.sink_metric_until("siemgate_queue_events", "bus", |v| v == Some(0.0))
         .await;
     assert!(!gw.dir.path().join("dead.ndjson").exists());
+    gw.stop().await;
+}
+
+/// A topic the brokers do not know: `/readyz` names the sink from the start, the events wait in
+/// the queue (none dropped or dead-lettered), and they arrive once the topic is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_topic_holds_the_queue_until_it_is_created() {
+    let m = mock(&[]);
+    let bootstrap = m.bootstrap_servers();
+    let gw = start(&config(&bootstrap, "later", "max_retry_duration = \"1s\"")).await;
+    let ready = gw.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
+    let reasons = ready["reasons"].to_string();
+    assert!(
+        reasons.contains("sink bus: destination failing") && reasons.contains("later"),
+        "{reasons}"
+    );
+    accepted(
+        gw.addr(),
+        "demo",
+        format!("[{},{}]", event("u-1"), event("u-2")),
+    )
+    .await;
+    still_held(&gw, 2.0).await;
+    m.create_topic("later", 1, 1).unwrap();
+    let got = consume(&bootstrap, &["later"], 2).await;
+    assert_eq!(ids(&got), BTreeSet::from(["u-1", "u-2"].map(String::from)));
+    gw.readyz_becomes(StatusCode::OK).await;
     gw.stop().await;
 }

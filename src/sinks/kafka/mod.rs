@@ -229,6 +229,9 @@ impl KafkaSink {
                     .to_string(),
             )
             .set("compression.type", s.compression.as_str())
+            // The topics must exist: a metadata request of ours never creates one with the
+            // brokers' defaults (replication factor 1, say); an unknown topic holds the queue.
+            .set("allow.auto.create.topics", "false")
             .set("message.max.bytes", s.max_message_bytes.to_string())
             .set(
                 "queue.buffering.max.messages",
