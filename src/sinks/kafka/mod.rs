@@ -245,10 +245,15 @@ impl KafkaSink {
         Ok(producer)
     }
 
-    /// Drops the producer off the runtime (librdkafka's destroy blocks).
+    /// Drops the producer off the runtime's threads: librdkafka's destroy blocks (it purges,
+    /// flushes for up to 500 ms and joins the producer's thread).
     fn discard(&mut self) {
-        if let Some(p) = self.producer.take() {
-            tokio::task::spawn_blocking(move || drop(p));
+        let Some(p) = self.producer.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(move || drop(p))),
+            Err(_) => drop(p),
         }
     }
 
@@ -387,13 +392,14 @@ impl Transport for KafkaSink {
         answer(&outcomes)
     }
 
-    /// With a literal topic: whether the brokers answer and know the topic (and let this
-    /// client see it). A template's topics are only known per event: unchecked.
+    /// Whether the producer can be made (its TLS files, say) and, with a literal topic,
+    /// whether the brokers answer and know the topic (and let this client see it). A
+    /// template's topics are only known per event: unchecked.
     async fn probe(&mut self) -> Result<Probe, SendError> {
+        let producer = self.producer()?;
         let Some(topic) = self.settings.topic.literal().map(str::to_owned) else {
             return Ok(Probe::Unchecked);
         };
-        let producer = self.producer()?;
         let metadata = tokio::task::spawn_blocking(move || {
             producer
                 .client()
@@ -436,6 +442,12 @@ impl Transport for KafkaSink {
             }
         })
         .await;
+    }
+}
+
+impl Drop for KafkaSink {
+    fn drop(&mut self) {
+        self.discard();
     }
 }
 
