@@ -24,6 +24,7 @@ mod record;
 
 pub use record::KafkaEncoder;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -123,6 +124,8 @@ struct SinkContext {
     round: Mutex<Round>,
     /// The last error the client reported outside any message, while it stands.
     client_error: Mutex<Option<(RDKafkaErrorCode, String)>>,
+    /// Whether `client_error` is set: a delivery clears it without taking the lock each time.
+    client_failing: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -141,6 +144,7 @@ impl ClientContext for SinkContext {
         tracing::warn!(error = %error, %reason, "Kafka sink client error");
         if let Some(code) = error.rdkafka_error_code() {
             *lock(&self.client_error) = Some((code, format!("{error}: {reason}")));
+            self.client_failing.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -151,7 +155,9 @@ impl ProducerContext for SinkContext {
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         let outcome = match result {
             Ok(_) => {
-                *lock(&self.client_error) = None;
+                if self.client_failing.swap(false, Ordering::Relaxed) {
+                    *lock(&self.client_error) = None;
+                }
                 Outcome::Delivered
             }
             Err((e, _)) => self.failed(e),
@@ -260,6 +266,9 @@ impl KafkaSink {
     /// Produces every event of `batch`; the outcome of each, once every report is in.
     async fn produce(&mut self, batch: &[Bytes]) -> Result<Vec<Outcome>, SendError> {
         let producer = self.producer()?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let (tx, rx) = oneshot::channel();
         self.rounds = self.rounds.wrapping_add(1);
         let id = self.rounds;
