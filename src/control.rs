@@ -299,6 +299,8 @@ fn sink_type(settings: &SinkSettings) -> &'static str {
         config::SinkKind::Http(_) => "http",
         config::SinkKind::Elasticsearch(_) => "elasticsearch",
         config::SinkKind::Sentinel(_) => "sentinel",
+        #[cfg(feature = "kafka")]
+        config::SinkKind::Kafka(_) => "kafka",
     }
 }
 

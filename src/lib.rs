@@ -28,6 +28,8 @@
 //!   wait until the events are durable (its own `DispatchError`, turned into `Reject` once).
 //! * `queue`: bounded per-sink queues of encoded events behind one narrow API (`Queue`): an
 //!   in-memory `window`, and for disk queues a segment log (`log`) with its writer (`disk`).
+//! * `kafka`: librdkafka client pieces the Kafka queue and the Kafka sink share (client
+//!   properties, the idempotent producer's settings, event headers).
 //! * `normalize_cli`: `siemgate normalize`, a payload's events without a server.
 //! * `tls`: the listener's and the sinks' rustls configs, read by one PEM loader (`tls::pem`):
 //!   client certificates and their identities (`tls::server`), CA files, pins and self-signed
@@ -36,7 +38,8 @@
 //!   the one worker loop (`worker`), retry classification and backoff (`retry`), dead letters,
 //!   the HTTP client, and each sink (`file`, `hec` for Splunk with its indexer
 //!   acknowledgements, `syslog` with LEEF/CEF/JSON bodies, `http`, `elasticsearch`
-//!   for Elasticsearch/OpenSearch `_bulk`, `sentinel` for the Azure Monitor Logs Ingestion API).
+//!   for Elasticsearch/OpenSearch `_bulk`, `sentinel` for the Azure Monitor Logs Ingestion API,
+//!   `kafka` producing to a topic for SIEMs that read Kafka).
 //! * `metrics`: metric names and the handles registered once per source, sink and listener, in
 //!   a series store (`metrics::store`) that forgets removed sources' and sinks' series. A leaf:
 //!   callers hand it labels (a refusal's reason), not their types.
@@ -96,6 +99,8 @@ pub mod config;
 pub mod control;
 pub mod dedup;
 pub mod dispatch;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod metrics;
 pub mod normalize;
 pub mod normalize_cli;

@@ -49,6 +49,8 @@ pub const QUEUE_READ_ERRORS: &str = "siemgate_queue_read_errors_total";
 pub const QUEUE_FSYNC_DURATION: &str = "siemgate_queue_fsync_duration_seconds";
 pub const HEC_PENDING_ACK_EVENTS: &str = "siemgate_hec_pending_ack_events";
 pub const HEC_ACK_TIMEOUTS: &str = "siemgate_hec_ack_timeouts_total";
+pub const KAFKA_SINK_PRODUCE_DURATION: &str = "siemgate_kafka_sink_produce_duration_seconds";
+pub const KAFKA_SINK_PRODUCE_ERRORS: &str = "siemgate_kafka_sink_produce_errors_total";
 pub const CONNECTIONS_REFUSED: &str = "siemgate_connections_refused_total";
 pub const CONNECTIONS_CLOSED: &str = "siemgate_connections_closed_total";
 pub const CONNECTIONS_OPEN: &str = "siemgate_connections_open";
@@ -297,6 +299,17 @@ impl Registry {
             HEC_ACK_TIMEOUTS,
             None,
             "HEC requests sent again because their indexer acknowledgement did not come in time, by sink.",
+        );
+        self.recorder.describe_histogram(
+            KeyName::from_const_str(KAFKA_SINK_PRODUCE_DURATION),
+            Some(Unit::Seconds),
+            "Time a Kafka sink's batch took from the producer to its last delivery report, by sink."
+                .into(),
+        );
+        c(
+            KAFKA_SINK_PRODUCE_ERRORS,
+            None,
+            "Events a Kafka sink's brokers did not take, by sink and class (refused: dead letters; retried; held: authorization or unknown topic).",
         );
         c(
             CONNECTIONS_REFUSED,
@@ -576,6 +589,31 @@ impl Registry {
         HecAckMetrics {
             pending_events: self.gauge(HEC_PENDING_ACK_EVENTS, &[("sink", sink)]),
             timeouts: self.counter(HEC_ACK_TIMEOUTS, &[("sink", sink)]),
+        }
+    }
+}
+
+/// Handles only Kafka sinks have.
+pub struct KafkaSinkMetrics {
+    pub produce_seconds: Histogram,
+    pub refused: Counter,
+    pub retried: Counter,
+    pub held: Counter,
+}
+
+impl Registry {
+    pub fn kafka_sink(&self, sink: &str) -> KafkaSinkMetrics {
+        let errors = |class| {
+            self.counter(
+                KAFKA_SINK_PRODUCE_ERRORS,
+                &[("sink", sink), ("class", class)],
+            )
+        };
+        KafkaSinkMetrics {
+            produce_seconds: self.histogram(KAFKA_SINK_PRODUCE_DURATION, &[("sink", sink)]),
+            refused: errors("refused"),
+            retried: errors("retried"),
+            held: errors("held"),
         }
     }
 }

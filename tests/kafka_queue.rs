@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/kafka.rs"]
+mod kafka_mock;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -189,12 +191,7 @@ async fn retriable_produce_errors_are_retried_until_the_events_are_acknowledged(
     assert_eq!(a.status, StatusCode::OK);
     m.request_errors(
         RDKafkaApiKey::Produce,
-        &[
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE,
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-        ],
+        &kafka_mock::RETRIABLE_PRODUCE_ERRORS,
     );
     let a = send(
         gw.addr(),

@@ -1570,6 +1570,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn kafka_sink_keys_are_checked_with_their_paths() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/config/invalid/kafka-sink-problems.toml"
+        ))
+        .unwrap();
+        // An unknown compression is a parse error that lists the ones there are.
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("snappy") && err.contains("`lz4`, `zstd`, `gzip`, `none`"),
+            "{err}"
+        );
+        let (head, _) = text.split_once("[[sinks]]\nid = \"bus2\"").unwrap();
+        let text = format!("{head}{}", &text[text.find("[[sources]]").unwrap()..]);
+        let issues = issues_of(&text);
+        for key in [
+            "sinks[0].brokers: at least one broker",
+            "sinks[0].topic: \"{severity}\" is no known placeholder",
+            "sinks[0].max_message_bytes: must be from 1000",
+            "sinks[0].delivery_timeout: must be greater than 0",
+        ] {
+            assert!(
+                issues.iter().any(|i| i.starts_with(key)),
+                "{key}: {issues:#?}"
+            );
+        }
+    }
+
     #[cfg(feature = "kafka")]
     #[test]
     fn a_kafka_queue_defaults_its_topic_and_group_to_the_sink_id() {

@@ -1,6 +1,7 @@
 //! The `[[sinks]]` part of the config: the keys every sink has, whatever its type, their
 //! runtime settings and their validation; each type's own keys are in a file of its own
-//! (`sinks/file.rs`, `splunk_hec.rs`, `syslog.rs`, `http.rs`, `elasticsearch.rs`, `sentinel.rs`).
+//! (`sinks/file.rs`, `splunk_hec.rs`, `syslog.rs`, `http.rs`, `elasticsearch.rs`, `sentinel.rs`,
+//! `kafka.rs`).
 //!
 //! The shared keys (`id`, `encoding`, `ocsf_version`, `queue`, `batch`, `filter`,
 //! `dead_letter_path`, `max_retry_duration`) sit beside a type's own keys in the file, so each
@@ -44,6 +45,7 @@ mod elasticsearch;
 mod endpoint;
 mod file;
 mod http;
+mod kafka;
 mod sentinel;
 mod splunk_hec;
 mod syslog;
@@ -52,6 +54,7 @@ pub use elasticsearch::*;
 pub use endpoint::Endpoint;
 pub use file::*;
 pub use http::*;
+pub use kafka::*;
 pub use sentinel::*;
 pub use splunk_hec::*;
 pub use syslog::*;
@@ -89,6 +92,7 @@ pub enum SinkConfig {
     Http(HttpSinkConfig),
     Elasticsearch(ElasticsearchSinkConfig),
     Sentinel(SentinelSinkConfig),
+    Kafka(KafkaSinkConfig),
 }
 
 impl SinkConfig {
@@ -101,6 +105,7 @@ impl SinkConfig {
             SinkConfig::Http(s) => s,
             SinkConfig::Elasticsearch(s) => s,
             SinkConfig::Sentinel(s) => s,
+            SinkConfig::Kafka(s) => s,
         }
     }
 
@@ -420,6 +425,9 @@ pub enum SinkKind {
     Http(HttpSettings),
     Elasticsearch(ElasticsearchSettings),
     Sentinel(SentinelSettings),
+    /// Only in builds with Kafka support; without it `validate()` refuses the type.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaSinkSettings),
 }
 
 /// Where and how a disk queue keeps its segment log.

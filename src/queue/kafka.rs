@@ -36,7 +36,7 @@ use bytes::Bytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::oneshot;
@@ -114,19 +114,14 @@ impl KafkaQueue {
             topic: settings.topic.clone(),
             source,
         };
-        let mut base = ClientConfig::new();
-        for (k, v) in settings.connection.properties() {
-            base.set(k, v);
-        }
-        base.set("client.id", "siemgate");
+        let base = crate::kafka::client_config(&settings.connection);
         let producer = if sides.produce {
             let mut cfg = base.clone();
             // librdkafka's own bounds only need to stay above the queue's (which the
             // reservations enforce), so that it never refuses what the queue admitted.
             let kbytes = (limits.max_bytes / 1024 + 1024).min(i32::MAX as u64);
             let messages = limits.max_events.saturating_add(1024).min(i32::MAX as u64);
-            cfg.set("enable.idempotence", "true")
-                .set("acks", "all")
+            crate::kafka::idempotent_producer(&mut cfg)
                 .set("message.timeout.ms", "0")
                 .set("queue.buffering.max.kbytes", kbytes.to_string())
                 .set("queue.buffering.max.messages", messages.to_string())
@@ -212,21 +207,7 @@ impl KafkaQueue {
         };
         self.metrics.inflight_bytes.increment(bytes as f64);
         for (i, item) in items.iter().enumerate() {
-            let mut headers = OwnedHeaders::new_with_capacity(3)
-                .insert(Header {
-                    key: "source",
-                    value: Some(keys.source),
-                })
-                .insert(Header {
-                    key: "vendor",
-                    value: Some(keys.vendor),
-                });
-            if let Some(id) = keys.id(i) {
-                headers = headers.insert(Header {
-                    key: "event_id",
-                    value: Some(id),
-                });
-            }
+            let headers = crate::kafka::event_headers(keys.source, keys.vendor, keys.id(i));
             let record = BaseRecord::with_opaque_to(&self.topic, pending.clone())
                 .key(keys.source)
                 .payload(item.as_ref())

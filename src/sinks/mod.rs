@@ -6,7 +6,8 @@
 //! A sink is a config type, an encoder (`Encoding`) and a transport (`transport::Transport`,
 //! one `SinkTransport` variant): the transport says what became of each send (`sent`), and
 //! nothing of its protocol reaches the worker. Splunk HEC's indexer acknowledgements (polls,
-//! timeouts, resends, the cap on pending events) live in `hec`, behind `Transport::settled`.
+//! timeouts, resends, the cap on pending events) live in `hec`, behind `Transport::settled`;
+//! the Kafka sink's delivery reports in `kafka`.
 //!
 //! Encoding happens at the edge, inside the request (DESIGN §2): the queue holds each event's
 //! final wire bytes, so retries and batching never re-encode.
@@ -17,6 +18,8 @@ pub mod file;
 pub mod hec;
 pub mod http;
 pub mod http_client;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod retry;
 pub mod sent;
 pub mod sentinel;
@@ -125,6 +128,8 @@ pub enum Encoding {
     Http(http::HttpEncoder),
     Elasticsearch(elasticsearch::EsEncoder),
     Sentinel(sentinel::SentinelEncoder),
+    #[cfg(feature = "kafka")]
+    Kafka(kafka::KafkaEncoder),
 }
 
 impl Encoding {
@@ -149,6 +154,8 @@ impl Encoding {
             (SinkKind::Sentinel(_), ocsf) => {
                 Encoding::Sentinel(sentinel::SentinelEncoder::new(ocsf))
             }
+            #[cfg(feature = "kafka")]
+            (SinkKind::Kafka(_), ocsf) => Encoding::Kafka(kafka::KafkaEncoder::new(ocsf)),
         }
     }
 }
@@ -163,6 +170,8 @@ impl Encoder for Encoding {
             Encoding::Http(e) => e.encode(event, out),
             Encoding::Elasticsearch(e) => e.encode(event, out),
             Encoding::Sentinel(e) => e.encode(event, out),
+            #[cfg(feature = "kafka")]
+            Encoding::Kafka(e) => e.encode(event, out),
         }
     }
 }

@@ -71,6 +71,8 @@ pub enum SinkTransport {
     Http(Box<http::HttpSink>),
     Elasticsearch(Box<elasticsearch::ElasticsearchSink>),
     Sentinel(Box<sentinel::SentinelSink>),
+    #[cfg(feature = "kafka")]
+    Kafka(Box<super::kafka::KafkaSink>),
 }
 
 impl SinkTransport {
@@ -98,6 +100,13 @@ impl SinkTransport {
             SinkKind::Sentinel(s) => {
                 SinkTransport::Sentinel(Box::new(sentinel::SentinelSink::new(&settings.id, s)))
             }
+            #[cfg(feature = "kafka")]
+            SinkKind::Kafka(k) => SinkTransport::Kafka(Box::new(super::kafka::KafkaSink::new(
+                &settings.id,
+                k,
+                settings.batch.max_events,
+                registry.kafka_sink(&settings.id),
+            ))),
         }
     }
 }
@@ -111,6 +120,8 @@ impl Transport for SinkTransport {
             SinkTransport::Http(t) => t.send(batch).await,
             SinkTransport::Elasticsearch(t) => t.send(batch).await,
             SinkTransport::Sentinel(t) => t.send(batch).await,
+            #[cfg(feature = "kafka")]
+            SinkTransport::Kafka(t) => t.send(batch).await,
         }
     }
 
@@ -122,6 +133,8 @@ impl Transport for SinkTransport {
             SinkTransport::Http(t) => t.probe().await,
             SinkTransport::Elasticsearch(t) => t.probe().await,
             SinkTransport::Sentinel(t) => t.probe().await,
+            #[cfg(feature = "kafka")]
+            SinkTransport::Kafka(t) => t.probe().await,
         }
     }
 
@@ -133,6 +146,8 @@ impl Transport for SinkTransport {
             SinkTransport::Http(t) => t.settled().await,
             SinkTransport::Elasticsearch(t) => t.settled().await,
             SinkTransport::Sentinel(t) => t.settled().await,
+            #[cfg(feature = "kafka")]
+            SinkTransport::Kafka(t) => t.settled().await,
         }
     }
 
@@ -144,6 +159,8 @@ impl Transport for SinkTransport {
             SinkTransport::Http(t) => t.last_status(),
             SinkTransport::Elasticsearch(t) => t.last_status(),
             SinkTransport::Sentinel(t) => t.last_status(),
+            #[cfg(feature = "kafka")]
+            SinkTransport::Kafka(t) => t.last_status(),
         }
     }
 
@@ -155,6 +172,8 @@ impl Transport for SinkTransport {
             SinkTransport::Http(t) => t.close().await,
             SinkTransport::Elasticsearch(t) => t.close().await,
             SinkTransport::Sentinel(t) => t.close().await,
+            #[cfg(feature = "kafka")]
+            SinkTransport::Kafka(t) => t.close().await,
         }
     }
 }
