@@ -49,3 +49,24 @@ install_h2load() {
     (apt-get update -qq && apt-get install -y -qq nghttp2-client) >/dev/null
   fi
 }
+
+# The end of every bench gateway's config: the sink's batch table and the HMAC-signed source the
+# load posts to. The body is a Prisma Cloud alert, so the source uses the Prisma decoder (the
+# alert's own `alertId` is the event id, as for a user's Prisma source).
+bench_tail_toml() {
+  cat <<TOML
+[sinks.batch]
+max_events = 2000
+max_bytes = 4194304
+linger = "5ms"
+[[sources]]
+id = "prisma"
+vendor = "prisma_cloud"
+sinks = ["out"]
+[sources.auth]
+scheme = "hmac_sha256"
+header = "X-Signature"
+prefix = "sha256="
+secret = "$SECRET"
+TOML
+}

@@ -94,18 +94,7 @@ id = "out"
 $2
 [sinks.queue]
 $3
-[sinks.batch]
-max_events = 2000
-max_bytes = 4194304
-linger = "5ms"
-[[sources]]
-id = "prisma"
-sinks = ["out"]
-[sources.auth]
-scheme = "hmac_sha256"
-header = "X-Signature"
-prefix = "sha256="
-secret = "$SECRET"
+$(bench_tail_toml)
 TOML
   SIEMGATE_LOG=warn target/release/siemgate serve --config "$work/$name.toml" 2>"$work/$name.log" &
   PID[$name]=$!

@@ -94,18 +94,7 @@ keep_files = 1
 $queue
 max_events = 1000000
 max_bytes = 1073741824
-[sinks.batch]
-max_events = 2000
-max_bytes = 4194304
-linger = "5ms"
-[[sources]]
-id = "prisma"
-sinks = ["out"]
-[sources.auth]
-scheme = "hmac_sha256"
-header = "X-Signature"
-prefix = "sha256="
-secret = "$SECRET"
+$(bench_tail_toml)
 TOML
   SIEMGATE_LOG=warn target/release/siemgate serve --config "$work/$v.toml" 2>"$work/$v.log" &
   pids+=($!)
