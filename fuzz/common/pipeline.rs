@@ -8,7 +8,7 @@ use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use siemgate::normalize::Timestamp;
-use siemgate::sinks::{Encoder, Ndjson};
+use siemgate::sinks::{one_line, Encoder, Ndjson};
 use siemgate::vendors::{json, Context, DecodeError, Vendor};
 
 /// The source name every event carries.
@@ -37,7 +37,24 @@ pub fn request_path(vendor: Vendor, body: &[u8]) -> Output {
         vendor.decode(text, &ctx, |event| {
             let start = buf.len();
             records.push(match Ndjson.encode(&event, &mut buf) {
-                Ok(()) => Ok(buf[start..].to_vec()),
+                // The NDJSON encoder writes the Event itself; it must give the bytes serde
+                // gives for the Event's `Serialize` impl (with `raw` on one line).
+                Ok(()) => match serde_json::to_vec(&event) {
+                    Ok(mut serde) => {
+                        one_line(&mut serde);
+                        serde.push(b'\n');
+                        if buf[start..] == serde[..] {
+                            Ok(serde)
+                        } else {
+                            Err(format!(
+                                "the NDJSON encoder wrote {:?}, serde_json {:?}",
+                                String::from_utf8_lossy(&buf[start..]),
+                                String::from_utf8_lossy(&serde)
+                            ))
+                        }
+                    }
+                    Err(e) => Err(format!("serde_json: {e}")),
+                },
                 Err(e) => Err(e.to_string()),
             });
         })

@@ -7,6 +7,7 @@ pub mod ocsf;
 pub mod severity;
 pub mod time;
 pub mod vendor;
+pub mod write;
 
 pub use event::{
     Disposition, Event, EventId, Finding, Kind, Network, Ocsf, Resource, Status, UNRECOGNIZED,

@@ -81,7 +81,7 @@ impl Encoder for EsEncoder {
         out.put_u8(b'"');
         let doc_at = out.len();
         match self.ocsf {
-            None => serde_json::to_writer(out.writer(), event)?,
+            None => crate::normalize::write::event(event, out),
             Some(v) => serde_json::to_writer(out.writer(), &OcsfEvent::new(event, v))?,
         }
         // The document's own `{` becomes the comma after `@timestamp`; an object always has

@@ -81,7 +81,7 @@ fn write_field(field: Field, e: &Event<'_>, out: &mut BytesMut) -> Result<(), En
     match field {
         Field::Event => {
             let start = out.len();
-            serde_json::to_writer(out.writer(), e)?;
+            crate::normalize::write::event(e, out);
             one_line(&mut out[start..]);
         }
         Field::Raw => {
@@ -198,7 +198,7 @@ impl Encoder for HttpEncoder {
         match self {
             HttpEncoder::Event => {
                 let start = out.len();
-                serde_json::to_writer(out.writer(), event)?;
+                crate::normalize::write::event(event, out);
                 one_line(&mut out[start..]);
             }
             HttpEncoder::Ndjson => super::Ndjson.encode(event, out)?,

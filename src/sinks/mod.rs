@@ -81,7 +81,7 @@ pub struct Ndjson;
 impl Encoder for Ndjson {
     fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
         let start = out.len();
-        serde_json::to_writer(out.writer(), event)?;
+        crate::normalize::write::event(event, out);
         one_line(&mut out[start..]);
         out.put_u8(b'\n');
         Ok(())

@@ -100,7 +100,7 @@ impl Encoder for HecEncoder {
             None => {
                 out.extend_from_slice(b",\"event\":");
                 let start = out.len();
-                serde_json::to_writer(out.writer(), event)?;
+                crate::normalize::write::event(event, out);
                 one_line(&mut out[start..]);
             }
             Some(version) => {

@@ -95,7 +95,7 @@ impl Encoder for KafkaEncoder {
         out.extend_from_slice(VALUE);
         let at = out.len();
         match self.ocsf {
-            None => serde_json::to_writer(out.writer(), event)?,
+            None => crate::normalize::write::event(event, out),
             Some(v) => serde_json::to_writer(out.writer(), &OcsfEvent::new(event, v))?,
         }
         one_line(&mut out[at..]);

@@ -193,7 +193,7 @@ impl SyslogEncoder {
 /// its hash, and it says `"truncated":true`.
 fn write_json(event: &Event<'_>, budget: usize, out: &mut BytesMut) -> Result<bool, EncodeError> {
     let start = out.len();
-    serde_json::to_writer(out.writer(), event)?;
+    crate::normalize::write::event(event, out);
     json_one_line(out, start);
     if out.len() - start <= budget {
         return Ok(false);
