@@ -89,7 +89,7 @@ pub const AUTH_REASONS: [&str; 7] = [
 /// Refusal reasons (the `reason` label of `siemgate_requests_rejected_total`), each
 /// pre-registered per source; `server::reject` picks one for each refusal in its one match.
 /// The last one, `internal`, stands for any label not listed.
-pub const REJECT_REASONS: [&str; 23] = [
+pub const REJECT_REASONS: [&str; 24] = [
     "unknown_source",
     "method_not_allowed",
     "ip_not_allowed",
@@ -112,6 +112,7 @@ pub const REJECT_REASONS: [&str; 23] = [
     "queue_full",
     "duplicate_in_flight",
     "queue_write_failed",
+    "event_too_large",
     "internal",
 ];
 

@@ -3,7 +3,7 @@
 //! acknowledged its events, which then reach the sink through the sink's consumer group; a
 //! broker outage longer than `produce_timeout` answers 503 with Retry-After and loses nothing
 //! that was accepted; retriable produce errors are retried; an authorization error refuses the
-//! request (503) and says why.
+//! request (503) and says why; an event the brokers refuse as too large is answered 413.
 #![cfg(feature = "kafka")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -203,17 +203,28 @@ async fn retriable_produce_errors_are_retried_until_the_events_are_acknowledged(
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_authorization_error_refuses_the_request_and_says_why() {
+/// A gateway on a one-broker mock cluster whose first request (`warm`) went through, so that
+/// the producer has its id and the topic's metadata, and whose next produce request the
+/// brokers answer with `error`.
+async fn next_produce_fails(
+    error: RDKafkaRespErr,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    TestGateway,
+) {
     logs();
     let m = mock(1, 1);
     let gw = start(&config(&m.bootstrap_servers(), "10s")).await;
     let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("warm"))).await;
     assert_eq!(a.status, StatusCode::OK);
-    m.request_errors(
-        RDKafkaApiKey::Produce,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
-    );
+    m.request_errors(RDKafkaApiKey::Produce, &[error]);
+    (m, gw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_error_refuses_the_request_and_says_why() {
+    let (_m, gw) =
+        next_produce_fails(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED).await;
     let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("denied"))).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", a.body);
     assert!(a.headers.contains_key("retry-after"));
@@ -404,4 +415,55 @@ async fn kill_9_under_load_loses_no_event_that_got_a_200() {
     }
     proc.signal("-TERM");
     proc.wait_exit(Duration::from_secs(30));
+}
+
+/// The brokers refuse an event as too large (MSG_SIZE_TOO_LARGE, their own limit): the request
+/// is answered 413 `event_too_large` naming the sink and the size refusal, with no Retry-After
+/// (sending it again cannot help), counted as a rejection and a produce error; `/readyz` stays
+/// ready, the refused event never reaches the sink, and the next requests are accepted and
+/// delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_brokers_refuse_as_too_large_answers_413_and_nothing_else_is_lost() {
+    let (_m, gw) = next_produce_fails(RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE).await;
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("huge"))).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{:?}", a.body);
+    assert!(!a.headers.contains_key("retry-after"));
+    let body = a.json();
+    assert_eq!(body["error"], "event_too_large");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("sink out") && detail.to_lowercase().contains("too large"),
+        "{detail}"
+    );
+    let text = gw.metrics_text().await;
+    assert_eq!(
+        metric(
+            &text,
+            "siemgate_requests_rejected_total",
+            &[("source", "demo"), ("reason", "event_too_large")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "siemgate_kafka_produce_errors_total",
+            &[("sink", "out"), ("kind", "message_too_large")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        gw.readyz().await.0,
+        StatusCode::OK,
+        "one event's size is not a broker problem"
+    );
+
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("after"))).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    wait_for_ids(&gw, &["warm", "after"]).await;
+    assert!(
+        !ids(&gw).contains("huge"),
+        "a refused event is not delivered"
+    );
+    gw.stop().await;
 }

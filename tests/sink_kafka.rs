@@ -5,7 +5,7 @@
 //!   `event_id`, `vendor` and `source` headers, and the event as the value (the real binary);
 //! * every compression (zstd, lz4, gzip, none) is read back by a consumer, with each key choice;
 //! * an event over `max_message_bytes` goes to the dead letters with the reason while the rest
-//!   of its batch is delivered;
+//!   of its batch is delivered; so does one the brokers refuse as too large;
 //! * retriable produce errors are retried and everything arrives;
 //! * a topic authorization error holds the queue (nothing delivered, nothing dropped), `/readyz`
 //!   names the sink and the reason, and once the brokers authorize again everything arrives;
@@ -289,6 +289,49 @@ async fn an_oversized_event_goes_to_the_dead_letters_and_the_rest_is_delivered()
         gw.sink_metric("siemgate_events_failed_total", "bus").await,
         Some(1.0)
     );
+    assert_eq!(
+        gw.readyz().await.0,
+        StatusCode::OK,
+        "one refused event is not a failing sink"
+    );
+    gw.stop().await;
+}
+
+/// The brokers refuse a produce as too large (MSG_SIZE_TOO_LARGE: their own limit, below the
+/// sink's `max_message_bytes`): that event goes to the dead letters with a reason naming the
+/// size refusal, the sink is neither held nor failing, and the events after it are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_brokers_refuse_as_too_large_goes_to_the_dead_letters() {
+    let (m, bootstrap, gw) = gateway("sized", "").await;
+    warm_up(&gw, &bootstrap, "sized").await;
+    m.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    accepted(gw.addr(), "demo", event("too-big")).await;
+    gw.sink_metric_until("siemgate_dead_letters_total", "bus", |v| v == Some(1.0))
+        .await;
+    let dead = read_lines(&gw.dir.path().join("dead.ndjson"));
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0]["event_id"], "too-big");
+    let reason = dead[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("too large") && reason.contains("brokers refused"),
+        "{reason}"
+    );
+    accepted(
+        gw.addr(),
+        "demo",
+        format!("[{},{}]", event("after-1"), event("after-2")),
+    )
+    .await;
+    let got = consume(&bootstrap, &["sized"], 3).await;
+    assert_eq!(
+        ids(&got),
+        BTreeSet::from(["warm", "after-1", "after-2"].map(String::from))
+    );
+    gw.sink_metric_until("siemgate_events_delivered_total", "bus", |v| v == Some(3.0))
+        .await;
     assert_eq!(
         gw.readyz().await.0,
         StatusCode::OK,

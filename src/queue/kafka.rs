@@ -213,8 +213,19 @@ impl KafkaQueue {
                 .payload(item.as_ref())
                 .headers(headers);
             if let Err((e, _)) = producer.send(record) {
+                let kind = error_kind(&e);
+                self.metrics.produce_error(kind);
+                if kind == TOO_LARGE {
+                    // Over the producer's `message.max.bytes`: this event alone can never go;
+                    // the rest are produced.
+                    pending.refuse(&format!(
+                        "{e}: an event of {} bytes is over the producer's message.max.bytes",
+                        item.len()
+                    ));
+                    pending.done(1);
+                    continue;
+                }
                 // Not handed over: neither this event nor the rest will have a report.
-                self.metrics.produce_error(error_kind(&e));
                 pending.fail(&e.to_string());
                 pending.done(items.len() - i);
                 break;
@@ -336,8 +347,9 @@ fn is_no_offset(e: &KafkaError) -> bool {
 struct Pending {
     /// Reports still due, plus one held by `produce` until every event was handed over.
     left: AtomicUsize,
-    /// The first failure.
-    error: Mutex<Option<Arc<str>>>,
+    /// The first failure, and whether every failure so far is an event too large to ever go
+    /// (the request is then refused for good rather than retried).
+    error: Mutex<Option<(Arc<str>, bool)>>,
     reply: Mutex<Option<oneshot::Sender<Result<(), WriteError>>>>,
     room: (u64, u64),
     inflight: Arc<Window>,
@@ -347,8 +359,18 @@ struct Pending {
 }
 
 impl Pending {
+    /// A failure a later attempt may get past.
     fn fail(&self, reason: &str) {
-        lock(&self.error).get_or_insert_with(|| Arc::from(reason));
+        let mut e = lock(&self.error);
+        match &mut *e {
+            None => *e = Some((Arc::from(reason), false)),
+            Some((_, too_large)) => *too_large = false,
+        }
+    }
+
+    /// An event too large to ever be taken.
+    fn refuse(&self, reason: &str) {
+        lock(&self.error).get_or_insert_with(|| (Arc::from(reason), true));
     }
 
     fn done(&self, n: usize) {
@@ -362,7 +384,8 @@ impl Pending {
             .record(self.since.elapsed().as_secs_f64());
         let result = match lock(&self.error).take() {
             None => Ok(()),
-            Some(e) => Err(WriteError::Produce(e)),
+            Some((e, true)) => Err(WriteError::TooLarge(e)),
+            Some((e, false)) => Err(WriteError::Produce(e)),
         };
         if let Some(tx) = lock(&self.reply).take() {
             let _ = tx.send(result);
@@ -404,6 +427,9 @@ fn is_transport(e: &KafkaError) -> bool {
     )
 }
 
+/// The `kind` of an event larger than the producer or the brokers take.
+const TOO_LARGE: &str = "message_too_large";
+
 /// The `kind` label of a produce error (see `metrics::KAFKA_PRODUCE_ERROR_KINDS`).
 fn error_kind(e: &KafkaError) -> &'static str {
     use RDKafkaErrorCode as C;
@@ -416,7 +442,7 @@ fn error_kind(e: &KafkaError) -> &'static str {
             | C::Authentication,
         ) => "authorization",
         Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => "unknown_topic",
-        Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => "message_too_large",
+        Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => TOO_LARGE,
         Some(C::QueueFull) => "local_queue_full",
         Some(C::BrokerTransportFailure | C::AllBrokersDown) => "transport",
         _ => "other",
@@ -428,6 +454,17 @@ impl ProducerContext for ProduceContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Arc<Pending>) {
         match result {
+            Err((e, message)) if error_kind(e) == TOO_LARGE => {
+                // One event's size, not the brokers' state: refused for good, and no readiness
+                // problem.
+                self.metrics.produce_error(TOO_LARGE);
+                let reason = format!(
+                    "{e}: the brokers refused an event of {} bytes as too large (the topic's max.message.bytes)",
+                    message.payload().map_or(0, <[u8]>::len)
+                );
+                tracing::warn!(error = %reason, "Kafka refused an event as too large; its request is answered 413");
+                pending.refuse(&reason);
+            }
             Err((e, _)) => {
                 self.metrics.produce_error(error_kind(e));
                 let reason: Arc<str> = Arc::from(e.to_string());

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use tokio::sync::oneshot;
@@ -160,17 +161,22 @@ impl ProducerContext for SinkContext {
                 }
                 Outcome::Delivered
             }
-            Err((e, _)) => self.failed(e),
+            Err((e, m)) => self.failed(e, m.payload().map_or(0, <[u8]>::len)),
         };
         lock(&self.round).report(opaque, outcome);
     }
 }
 
 impl SinkContext {
-    /// Classifies a failed message; one that timed out while the client cannot authenticate
-    /// is held, with that reason.
-    fn failed(&self, e: &KafkaError) -> Outcome {
+    /// Classifies a failed message of `size` bytes; one that timed out while the client cannot
+    /// authenticate is held, with that reason.
+    fn failed(&self, e: &KafkaError, size: usize) -> Outcome {
         let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+        if code == RDKafkaErrorCode::MessageSizeTooLarge {
+            return Outcome::Refused(format!(
+                "{e}: the brokers refused a message of {size} bytes as too large (the topic's max.message.bytes)"
+            ));
+        }
         if code == RDKafkaErrorCode::MessageTimedOut {
             if let Some((client_code, reason)) = lock(&self.client_error).clone() {
                 if let Outcome::Hold(r) = classify(client_code, reason) {
