@@ -62,9 +62,11 @@ pub const KAFKA_REBALANCES: &str = "siemgate_kafka_rebalances_total";
 
 /// The `kind` label of `siemgate_kafka_produce_errors_total`: what the brokers or librdkafka
 /// said when an event was not taken (each pre-registered per Kafka-queued sink). `transport`
-/// counts lost broker connections (no event fails with it: the producer holds them).
-pub const KAFKA_PRODUCE_ERROR_KINDS: [&str; 6] = [
+/// counts lost broker connections and `authentication` SASL logins the brokers refused (no
+/// event fails with either: the producer holds them).
+pub const KAFKA_PRODUCE_ERROR_KINDS: [&str; 7] = [
     "authorization",
+    "authentication",
     "unknown_topic",
     "message_too_large",
     "local_queue_full",

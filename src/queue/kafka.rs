@@ -137,6 +137,7 @@ impl KafkaQueue {
                 cfg.create_with_context(ProduceContext {
                     failing: AtomicBool::new(false),
                     brokers_down: AtomicBool::new(false),
+                    login: LoginRefusal::default(),
                     last_error: Mutex::new(None),
                     metrics: metrics.clone(),
                 })
@@ -303,6 +304,9 @@ impl KafkaQueue {
     pub(super) fn problem(&self) -> Option<Arc<str>> {
         if let Some(p) = &self.producer {
             let cx = p.context();
+            if let Some(refused) = cx.login.get() {
+                return Some(Arc::from(format!("the producer: {refused}")));
+            }
             if cx.failing.load(Ordering::Relaxed) {
                 if let Some(e) = lock(&cx.last_error).clone() {
                     return Some(e);
@@ -313,6 +317,11 @@ impl KafkaQueue {
             }
         }
         let c = self.consumer.as_ref()?;
+        if let Some(refused) = c.shared.login.get() {
+            return Some(Arc::from(format!(
+                "the delivery worker's consumer: {refused}"
+            )));
+        }
         c.shared
             .brokers_down
             .load(Ordering::Relaxed)
@@ -400,20 +409,54 @@ struct ProduceContext {
     last_error: Mutex<Option<Arc<str>>>,
     /// No broker was up at the last statistics report (for `/readyz`).
     brokers_down: AtomicBool,
+    login: LoginRefusal,
     metrics: Arc<KafkaMetrics>,
+}
+
+/// The brokers' refusal of this client's SASL login (wrong credentials, say), for `/readyz`,
+/// while no broker is up: librdkafka keeps trying to log in, and says only that each try failed.
+#[derive(Default)]
+struct LoginRefusal(Mutex<Option<Arc<str>>>);
+
+impl LoginRefusal {
+    /// Records a client-level error when it is a refused login, counting it; whether it was.
+    fn note(&self, error: &KafkaError, reason: &str, metrics: &KafkaMetrics) -> bool {
+        if error_kind(error) != AUTHENTICATION {
+            return false;
+        }
+        metrics.produce_error(AUTHENTICATION);
+        *lock(&self.0) = Some(Arc::from(format!(
+            "the Kafka brokers refuse its SASL login, authentication failed: {reason}"
+        )));
+        true
+    }
+
+    /// A statistics report: a broker up means a login went through.
+    fn stats(&self, any_broker_up: bool) {
+        if any_broker_up {
+            lock(&self.0).take();
+        }
+    }
+
+    fn get(&self) -> Option<Arc<str>> {
+        lock(&self.0).clone()
+    }
 }
 
 impl ClientContext for ProduceContext {
     fn stats_raw(&self, statistics: &[u8]) {
         if let Ok(stats) = serde_json::from_slice::<Stats>(statistics) {
-            self.brokers_down
-                .store(!stats.any_broker_up(), Ordering::Relaxed);
+            let up = stats.any_broker_up();
+            self.brokers_down.store(!up, Ordering::Relaxed);
+            self.login.stats(up);
         }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         if is_transport(&error) {
             self.metrics.produce_error("transport");
+        } else {
+            self.login.note(&error, reason, &self.metrics);
         }
         tracing::warn!(target: "librdkafka", error = %error, reason, "Kafka producer");
     }
@@ -429,6 +472,8 @@ fn is_transport(e: &KafkaError) -> bool {
 
 /// The `kind` of an event larger than the producer or the brokers take.
 const TOO_LARGE: &str = "message_too_large";
+/// The `kind` of a SASL login the brokers refused.
+const AUTHENTICATION: &str = "authentication";
 
 /// The `kind` label of a produce error (see `metrics::KAFKA_PRODUCE_ERROR_KINDS`).
 fn error_kind(e: &KafkaError) -> &'static str {
@@ -437,10 +482,9 @@ fn error_kind(e: &KafkaError) -> &'static str {
         Some(
             C::TopicAuthorizationFailed
             | C::ClusterAuthorizationFailed
-            | C::GroupAuthorizationFailed
-            | C::SaslAuthenticationFailed
-            | C::Authentication,
+            | C::GroupAuthorizationFailed,
         ) => "authorization",
+        Some(C::SaslAuthenticationFailed | C::Authentication) => AUTHENTICATION,
         Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => "unknown_topic",
         Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => TOO_LARGE,
         Some(C::QueueFull) => "local_queue_full",
@@ -497,6 +541,7 @@ struct Shared {
     topic: String,
     /// No broker was up at the last statistics report (for `/readyz`).
     brokers_down: AtomicBool,
+    login: LoginRefusal,
     metrics: Arc<KafkaMetrics>,
     /// The lag gauge of each owned partition, once the statistics reported it.
     lag: Mutex<HashMap<i32, Gauge>>,
@@ -687,9 +732,9 @@ impl ClientContext for GroupContext {
             tracing::debug!(topic = %self.shared.topic, "unreadable librdkafka statistics");
             return;
         };
-        self.shared
-            .brokers_down
-            .store(!stats.any_broker_up(), Ordering::Relaxed);
+        let up = stats.any_broker_up();
+        self.shared.brokers_down.store(!up, Ordering::Relaxed);
+        self.shared.login.stats(up);
         let owned: Vec<(i32, i64)> = stats
             .topics
             .get(&self.shared.topic)
@@ -719,6 +764,7 @@ impl ClientContext for GroupContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        self.shared.login.note(&error, reason, &self.shared.metrics);
         tracing::warn!(target: "librdkafka", topic = %self.shared.topic, error = %error, reason, "Kafka consumer");
     }
 }
@@ -802,6 +848,7 @@ impl ConsumerSide {
             finish: AtomicBool::new(false),
             topic: settings.topic.clone(),
             brokers_down: AtomicBool::new(false),
+            login: LoginRefusal::default(),
             metrics,
             lag: Mutex::new(HashMap::new()),
         });
