@@ -25,8 +25,8 @@ use tokio::sync::Semaphore;
 
 use crate::normalize::Event;
 use crate::normalize::Timestamp;
-use crate::queue::Written;
 use crate::queue::{EventKeys, Reservation};
+use crate::queue::{WriteError, Written};
 use crate::routes::{Accepted, RecentEvent, Source, Target, RECENT_EVENT_BYTES};
 use crate::sinks::{Encoder, Ndjson, SinkHandle};
 use crate::vendors::{json, Context, DecodeError};
@@ -62,6 +62,10 @@ pub enum DispatchError {
     /// A disk queue could not write (or fsync) the events in time.
     #[error("a disk queue could not write the events in time")]
     QueueWrite,
+    /// A Kafka queue refused an event as larger than its producer or brokers take (the
+    /// request's other events were delivered): it can never be taken as it is.
+    #[error("sink {sink}: {reason}")]
+    EventTooLarge { sink: String, reason: Arc<str> },
     #[error("{0}")]
     Internal(&'static str),
 }
@@ -78,18 +82,25 @@ pub struct Dispatched {
 /// each within `DISK_WRITE_TIMEOUT` (5 s).
 #[must_use = "a request is answered only once its events are durable"]
 pub struct Durable {
-    /// Each queue's receipt, with how long it may take.
-    written: Vec<(Written, Duration)>,
+    /// Each queue's receipt, with how long it may take, and its sink.
+    written: Vec<(Written, Duration, Arc<SinkHandle>)>,
 }
 
 impl Durable {
     /// Resolves once every disk queue the request went to has its events in its log, and
     /// every Kafka queue its delivery reports (within its `produce_timeout`); `QueueWrite`
-    /// when one failed or took too long (the events may still land).
+    /// when one failed or took too long (the events may still land), `EventTooLarge` when a
+    /// Kafka queue refused an event for its size alone.
     pub async fn wait(self, source: &str) -> Result<(), DispatchError> {
-        for (w, timeout) in self.written {
+        for (w, timeout, sink) in self.written {
             match tokio::time::timeout(timeout, w).await {
                 Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(WriteError::TooLarge(reason)))) => {
+                    return Err(DispatchError::EventTooLarge {
+                        sink: sink.id.clone(),
+                        reason,
+                    });
+                }
                 Ok(Ok(Err(e))) => {
                     tracing::error!(source = %source, error = %e, "queue write failed");
                     return Err(DispatchError::QueueWrite);
@@ -410,9 +421,11 @@ pub fn dispatch(
             .queue
             .commit_encoded(reservation, &all, &out.ends, keys)
         {
-            Ok(Some(w)) => {
-                written.push((w, sink.queue.write_timeout().unwrap_or(DISK_WRITE_TIMEOUT)))
-            }
+            Ok(Some(w)) => written.push((
+                w,
+                sink.queue.write_timeout().unwrap_or(DISK_WRITE_TIMEOUT),
+                sink.clone(),
+            )),
             Ok(None) => {}
             // The disk writer is too far behind: refuse (queues committed before this one
             // keep their copy; the sender's retry may duplicate it, never lose it).

@@ -62,9 +62,11 @@ pub const KAFKA_REBALANCES: &str = "siemgate_kafka_rebalances_total";
 
 /// The `kind` label of `siemgate_kafka_produce_errors_total`: what the brokers or librdkafka
 /// said when an event was not taken (each pre-registered per Kafka-queued sink). `transport`
-/// counts lost broker connections (no event fails with it: the producer holds them).
-pub const KAFKA_PRODUCE_ERROR_KINDS: [&str; 6] = [
+/// counts lost broker connections and `authentication` SASL logins the brokers refused (no
+/// event fails with either: the producer holds them).
+pub const KAFKA_PRODUCE_ERROR_KINDS: [&str; 7] = [
     "authorization",
+    "authentication",
     "unknown_topic",
     "message_too_large",
     "local_queue_full",
@@ -89,7 +91,7 @@ pub const AUTH_REASONS: [&str; 7] = [
 /// Refusal reasons (the `reason` label of `siemgate_requests_rejected_total`), each
 /// pre-registered per source; `server::reject` picks one for each refusal in its one match.
 /// The last one, `internal`, stands for any label not listed.
-pub const REJECT_REASONS: [&str; 23] = [
+pub const REJECT_REASONS: [&str; 24] = [
     "unknown_source",
     "method_not_allowed",
     "ip_not_allowed",
@@ -112,6 +114,7 @@ pub const REJECT_REASONS: [&str; 23] = [
     "queue_full",
     "duplicate_in_flight",
     "queue_write_failed",
+    "event_too_large",
     "internal",
 ];
 

@@ -833,6 +833,7 @@ async fn admin_api_answers_as_its_openapi_document_says() {
     reload_needs_a_config_file(&spec).await;
     failed_authentications_are_throttled(&spec).await;
     changes_are_refused_once_shutdown_begins(&admin, hooks, &gateway).await;
+    a_replay_the_brokers_do_not_confirm_answers_503(&spec, &hec).await;
 
     let mut missing = Vec::new();
     let exercised = spec.exercised();
@@ -1871,7 +1872,7 @@ async fn dead_letters_are_listed_replayed_and_purged(
     let r = admin.post(&replay, json!({"entries": [dl1]}), 200).await;
     assert_eq!(
         r,
-        json!({"sink": "splunk", "replayed": 1, "skipped": 0, "remaining": 0})
+        json!({"sink": "splunk", "replayed": 1, "skipped": 0, "remaining": 0, "unconfirmed": 0})
     );
     eventually("the replayed event indexed", || {
         hec.indexed_ids().len() > before.len()
@@ -2201,6 +2202,87 @@ token = "{ADMIN_TOKEN}"
         .call(Method::POST, "/api/v1/reload", ADMIN, Body::None, 409)
         .await;
     gw.stop().await;
+}
+
+/// A replay into a Kafka queue whose brokers are down answers 503 once the queue's
+/// `produce_timeout` passes, saying what is unconfirmed; on a gateway of its own (a sink with a
+/// Kafka queue on librdkafka's mock cluster, dead-lettering through the same HEC server).
+#[cfg(feature = "kafka")]
+async fn a_replay_the_brokers_do_not_confirm_answers_503(spec: &Spec, hec: &hec::HecServer) {
+    let m = rdkafka::mocking::MockCluster::new(1).unwrap();
+    m.create_topic("siemgate.kq", 1, 1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The file's own sinks and source, and a sink with a Kafka queue and its source.
+    let kq = format!(
+        r#"
+[[sinks]]
+id = "kq"
+type = "splunk_hec"
+url = "{url}"
+token = "{HEC_TOKEN}"
+dead_letter_path = "{{dir}}/dead/kq.ndjson"
+[sinks.queue]
+type = "kafka"
+brokers = [{brokers}]
+produce_timeout = "1s"
+[sinks.batch]
+linger = "0ms"
+
+[[sources]]
+id = "kq"
+vendor = "generic"
+sinks = ["kq"]
+[sources.auth]
+scheme = "token"
+secret = "kq-secret"
+"#,
+        url = hec.url(),
+        brokers = toml_list(m.bootstrap_servers().split(',')),
+    );
+    let text = config_text(&hec.url(), closed_port(), "127.0.0.1:0", &kq);
+    let (gateway, _) = start_from_file(dir.path(), &text).await;
+    let admin = Admin {
+        spec,
+        addr: gateway.admin_addr().expect("admin listener"),
+    };
+    let hooks = gateway.hooks_addr();
+    hec.script([hec::Scripted::data_error(6, 0)]);
+    let (status, _) = hook(hooks, "kq", &[("authorization", "kq-secret")]).await;
+    assert_eq!(status, 200);
+    let base = "/api/v1/sinks/kq/dead-letters";
+    let mut waiting = 0;
+    for _ in 0..400 {
+        waiting = admin.get(base, 200).await["waiting"].as_u64().unwrap();
+        if waiting == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(waiting, 1, "dead-lettered");
+    m.broker_down(1).unwrap();
+    let r = admin
+        .post(&format!("{base}/replay"), json!({"all": true}), 503)
+        .await;
+    assert_eq!(
+        (&r["replayed"], &r["unconfirmed"]),
+        (&json!(0), &json!(1)),
+        "{r}"
+    );
+    m.broker_up(1).unwrap();
+    gateway.shutdown();
+    tokio::time::timeout(Duration::from_secs(30), gateway.wait())
+        .await
+        .expect("the second gateway stops within 30s");
+}
+
+/// Without Kafka no queue confirms late; that answer is exercised with the `kafka` feature.
+#[cfg(not(feature = "kafka"))]
+async fn a_replay_the_brokers_do_not_confirm_answers_503(spec: &Spec, _: &hec::HecServer) {
+    spec.seen.lock().unwrap().insert((
+        "/api/v1/sinks/{id}/dead-letters/replay".to_owned(),
+        "post".to_owned(),
+        503,
+    ));
 }
 
 /// Once shutdown has begun, changes and reloads answer 503. An event the `dead` sink cannot

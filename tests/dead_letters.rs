@@ -62,6 +62,12 @@ auth = {{ scheme = "token", secret = "{TOKEN}" }}
 }
 
 async fn admin(addr: SocketAddr, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let a = admin_answer(addr, method, path, body).await;
+    let v = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
+    (a.status.as_u16(), v)
+}
+
+async fn admin_answer(addr: SocketAddr, method: Method, path: &str, body: Option<Value>) -> Answer {
     let bytes = body.map(|b| b.to_string()).unwrap_or_default();
     let req = Request::builder()
         .method(method)
@@ -70,9 +76,7 @@ async fn admin(addr: SocketAddr, method: Method, path: &str, body: Option<Value>
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(bytes)))
         .unwrap();
-    let a = send(addr, req).await;
-    let v = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
-    (a.status.as_u16(), v)
+    send(addr, req).await
 }
 
 async fn gauge(metrics: SocketAddr, name: &str) -> f64 {
@@ -272,31 +276,75 @@ fn hook_topic_records(brokers: &str) -> i64 {
         .1
 }
 
+/// A gateway (the real binary) whose `hook` sink has its queue on a one-broker mock cluster
+/// (topic `siemgate.hook`, `queue_keys` added to `[sinks.queue]`), with one event dead-lettered
+/// through it: produced (before its 200), consumed, refused by the receiver with 400.
+#[cfg(feature = "kafka")]
+struct KafkaHook {
+    mock: rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    brokers: String,
+    rx: Receiver,
+    proc: Process,
+    metrics: SocketAddr,
+    admin: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+#[cfg(feature = "kafka")]
+impl KafkaHook {
+    async fn dead_letter(queue_keys: &str, body: &str) -> KafkaHook {
+        let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+        mock.create_topic("siemgate.hook", 1, 1).unwrap();
+        let brokers = mock.bootstrap_servers();
+        let rx = Receiver::start(vec![]).await;
+        rx.set_default(Reply::status(400));
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = kafka_config(&rx.url("/in"), &brokers)
+            .replace("[sinks.batch]", &format!("{queue_keys}\n[sinks.batch]"));
+        let mut proc = Process::start(dir.path(), &cfg, LOG);
+        let [hooks, metrics, admin] = proc.wait_ready(["hooks", "metrics", "admin"]);
+        let a = send(
+            hooks,
+            post(hooks, "gen", &[("authorization", TOKEN)], body.to_owned()),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(
+            hook_topic_records(&brokers),
+            1,
+            "the 200 came after the produce"
+        );
+        eventually_async("the event is dead-lettered", || async {
+            gauge(metrics, "siemgate_dead_letters_waiting").await == 1.0
+        })
+        .await;
+        assert_eq!(rx.count(), 1, "a 400 is not retried");
+        KafkaHook {
+            mock,
+            brokers,
+            rx,
+            proc,
+            metrics,
+            admin,
+            _dir: dir,
+        }
+    }
+}
+
 #[cfg(feature = "kafka")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_replayed_into_a_kafka_queue_reaches_the_sink_through_the_topic() {
-    let m = rdkafka::mocking::MockCluster::new(1).unwrap();
-    m.create_topic("siemgate.hook", 1, 1).unwrap();
-    let brokers = m.bootstrap_servers();
-    let rx = Receiver::start(vec![]).await;
-    rx.set_default(Reply::status(400));
-    let dir = tempfile::tempdir().unwrap();
-    let mut proc = Process::start(dir.path(), &kafka_config(&rx.url("/in"), &brokers), LOG);
-    let [hooks, metrics, admin_addr] = proc.wait_ready(["hooks", "metrics", "admin"]);
-
     let body = r#"[{"id":"kafka-refused","severity":"high","title":"Refused through Kafka"}]"#;
-    let a = send(hooks, post(hooks, "gen", &[("authorization", TOKEN)], body)).await;
-    assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(
-        hook_topic_records(&brokers),
-        1,
-        "the 200 came after the produce"
-    );
-    eventually_async("the event is dead-lettered", || async {
-        gauge(metrics, "siemgate_dead_letters_waiting").await == 1.0
-    })
-    .await;
-    assert_eq!(rx.count(), 1, "a 400 is not retried");
+    // Every part bound: the mock cluster and the directory live to the end.
+    let KafkaHook {
+        mock: _mock,
+        brokers,
+        rx,
+        mut proc,
+        metrics,
+        admin: admin_addr,
+        _dir,
+    } = KafkaHook::dead_letter("", body).await;
 
     rx.set_default(Reply::status(200));
     let (status, r) = admin(
@@ -320,6 +368,123 @@ async fn a_dead_letter_replayed_into_a_kafka_queue_reaches_the_sink_through_the_
     assert_eq!(gauge(metrics, "siemgate_dead_letters_waiting").await, 0.0);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.accepted_ids(), ["kafka-refused"], "delivered once");
+    proc.signal("-TERM");
+    assert!(proc.wait_exit(Duration::from_secs(20)).success());
+}
+
+/// The brokers down during a replay into a Kafka queue: the replay answers 503 with
+/// Retry-After within about the queue's `produce_timeout` and says what became of the entry:
+/// it stays waiting, and neither a second replay nor a purge takes it while the producer holds
+/// it. Once the brokers are back the producer's copy is delivered, the entry is marked
+/// replayed, and the event reaches the destination exactly once.
+#[cfg(feature = "kafka")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_the_brokers_do_not_confirm_in_time_answers_503_and_is_never_sent_twice() {
+    let body = r#"[{"id":"kafka-late","severity":"high","title":"Confirmed late"}]"#;
+    let KafkaHook {
+        mock: m,
+        brokers,
+        rx,
+        mut proc,
+        metrics,
+        admin: admin_addr,
+        _dir,
+    } = KafkaHook::dead_letter("produce_timeout = \"1s\"", body).await;
+    rx.set_default(Reply::status(200));
+
+    m.broker_down(1).unwrap();
+    let replay = "/api/v1/sinks/hook/dead-letters/replay";
+    let started = std::time::Instant::now();
+    let a = admin_answer(admin_addr, Method::POST, replay, Some(json!({"all": true}))).await;
+    // A bound, not a speed: the replay does not wait for the brokers to come back.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the replay waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", a.body);
+    assert_eq!(a.headers["retry-after"], "1");
+    let r = a.json();
+    assert_eq!(
+        (&r["replayed"], &r["unconfirmed"], &r["remaining"]),
+        (&json!(0), &json!(1), &json!(0)),
+        "{r}"
+    );
+    let error = r["error"].as_str().unwrap();
+    assert!(
+        error.contains("did not confirm") && error.contains("produce_timeout"),
+        "{error}"
+    );
+    let (_, list) = admin(
+        admin_addr,
+        Method::GET,
+        "/api/v1/sinks/hook/dead-letters",
+        None,
+    )
+    .await;
+    assert_eq!(list["waiting"], 1, "{list}");
+    let n = list["entries"][0]["entry"].as_u64().unwrap();
+    assert_eq!(list["entries"][0]["state"], "waiting");
+
+    // While the producer holds it, no replay sends it again and no purge takes it.
+    let (status, again) = admin(
+        admin_addr,
+        Method::POST,
+        replay,
+        Some(json!({"entries": [n]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (&again["replayed"], &again["unconfirmed"]),
+        (&json!(0), &json!(1)),
+        "{again}"
+    );
+    let (status, p) = admin(
+        admin_addr,
+        Method::POST,
+        "/api/v1/sinks/hook/dead-letters/purge",
+        Some(json!({"all": true})),
+    )
+    .await;
+    assert_eq!((status, &p["purged"]), (200, &json!(0)), "{p}");
+
+    m.broker_up(1).unwrap();
+    poll_until(
+        "the late confirmation marks the entry replayed",
+        Duration::from_secs(30),
+        || async {
+            let (_, one) = admin(
+                admin_addr,
+                Method::GET,
+                &format!("/api/v1/sinks/hook/dead-letters/{n}"),
+                None,
+            )
+            .await;
+            one["state"] == "replayed"
+        },
+    )
+    .await;
+    eventually("the replayed event delivered", || rx.accepted().len() == 1).await;
+    assert_eq!(gauge(metrics, "siemgate_dead_letters_waiting").await, 0.0);
+    assert_eq!(
+        gauge(metrics, "siemgate_dead_letter_replays_total").await,
+        1.0
+    );
+    let (status, r) = admin(admin_addr, Method::POST, replay, Some(json!({"all": true}))).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (&r["replayed"], &r["unconfirmed"]),
+        (&json!(0), &json!(0)),
+        "{r}"
+    );
+    assert_eq!(
+        hook_topic_records(&brokers),
+        2,
+        "the event, and its replay once"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.accepted_ids(), ["kafka-late"], "delivered once");
     proc.signal("-TERM");
     assert!(proc.wait_exit(Duration::from_secs(20)).success());
 }

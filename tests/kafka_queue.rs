@@ -3,13 +3,17 @@
 //! acknowledged its events, which then reach the sink through the sink's consumer group; a
 //! broker outage longer than `produce_timeout` answers 503 with Retry-After and loses nothing
 //! that was accepted; retriable produce errors are retried; an authorization error refuses the
-//! request (503) and says why.
+//! request (503) and says why; an event the brokers refuse as too large is answered 413; wrong
+//! SASL credentials (a broker that refuses every login: the mock speaks no SASL) answer 503 and
+//! `/readyz` says authentication failed, the password shown nowhere.
 #![cfg(feature = "kafka")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 #[path = "common/kafka.rs"]
 mod kafka_mock;
+#[path = "common/sasl_broker.rs"]
+mod sasl_broker;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -203,17 +207,28 @@ async fn retriable_produce_errors_are_retried_until_the_events_are_acknowledged(
     gw.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_authorization_error_refuses_the_request_and_says_why() {
+/// A gateway on a one-broker mock cluster whose first request (`warm`) went through, so that
+/// the producer has its id and the topic's metadata, and whose next produce request the
+/// brokers answer with `error`.
+async fn next_produce_fails(
+    error: RDKafkaRespErr,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    TestGateway,
+) {
     logs();
     let m = mock(1, 1);
     let gw = start(&config(&m.bootstrap_servers(), "10s")).await;
     let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("warm"))).await;
     assert_eq!(a.status, StatusCode::OK);
-    m.request_errors(
-        RDKafkaApiKey::Produce,
-        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
-    );
+    m.request_errors(RDKafkaApiKey::Produce, &[error]);
+    (m, gw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_error_refuses_the_request_and_says_why() {
+    let (_m, gw) =
+        next_produce_fails(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED).await;
     let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("denied"))).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", a.body);
     assert!(a.headers.contains_key("retry-after"));
@@ -404,4 +419,106 @@ async fn kill_9_under_load_loses_no_event_that_got_a_200() {
     }
     proc.signal("-TERM");
     proc.wait_exit(Duration::from_secs(30));
+}
+
+/// The brokers refuse an event as too large (MSG_SIZE_TOO_LARGE, their own limit): the request
+/// is answered 413 `event_too_large` naming the sink and the size refusal, with no Retry-After
+/// (sending it again cannot help), counted as a rejection and a produce error; `/readyz` stays
+/// ready, the refused event never reaches the sink, and the next requests are accepted and
+/// delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_brokers_refuse_as_too_large_answers_413_and_nothing_else_is_lost() {
+    let (_m, gw) = next_produce_fails(RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE).await;
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("huge"))).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{:?}", a.body);
+    assert!(!a.headers.contains_key("retry-after"));
+    let body = a.json();
+    assert_eq!(body["error"], "event_too_large");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("sink out") && detail.to_lowercase().contains("too large"),
+        "{detail}"
+    );
+    let text = gw.metrics_text().await;
+    assert_eq!(
+        metric(
+            &text,
+            "siemgate_requests_rejected_total",
+            &[("source", "demo"), ("reason", "event_too_large")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "siemgate_kafka_produce_errors_total",
+            &[("sink", "out"), ("kind", "message_too_large")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        gw.readyz().await.0,
+        StatusCode::OK,
+        "one event's size is not a broker problem"
+    );
+
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("after"))).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    wait_for_ids(&gw, &["warm", "after"]).await;
+    assert!(
+        !ids(&gw).contains("huge"),
+        "a refused event is not delivered"
+    );
+    gw.stop().await;
+}
+
+/// Wrong SASL credentials, against a broker on 127.0.0.1 that refuses every login
+/// (`common/sasl_broker.rs`): a request is answered 503 with Retry-After once
+/// `produce_timeout` passes; `/readyz` is 503 and says the brokers refuse the login
+/// (authentication failed), not only that no broker is reachable;
+/// `siemgate_kafka_produce_errors_total{kind="authentication"}` counts the refusals; the
+/// password is in no log line (debug included) and not on `/readyz`. The real binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_sasl_credentials_answer_503_and_readyz_says_authentication_failed() {
+    const PASSWORD: &str = "Wr0ng-kafka-pa55word";
+    let broker = sasl_broker::SaslRefusingBroker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&broker.bootstrap(), "1s").replace(
+        "produce_timeout = \"1s\"\n",
+        &format!(
+            "produce_timeout = \"1s\"\n[sinks.queue.sasl]\nmechanism = \"SCRAM-SHA-512\"\n\
+             username = \"siemgate\"\npassword = \"{PASSWORD}\"\n"
+        ),
+    );
+    assert!(cfg.contains("[sinks.queue.sasl]"));
+    let log = &[("SIEMGATE_LOG", "debug")];
+    let mut proc = common::binary::Process::start(dir.path(), &cfg, log);
+    let [addr, ops] = proc.wait_ready(["hooks", "metrics"]);
+
+    let a = send(addr, post(addr, "demo", &[AUTH], event("refused-login"))).await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", a.body);
+    assert!(a.headers.contains_key("retry-after"));
+    let reasons = readyz_refuses_saying(ops, "authentication failed", BOUND).await;
+    assert!(
+        reasons.contains("sink out") && reasons.contains("SASL login"),
+        "{reasons}"
+    );
+    assert!(!reasons.contains(PASSWORD), "{reasons}");
+    let text = metrics_text(ops).await;
+    let refused = metric(
+        &text,
+        "siemgate_kafka_produce_errors_total",
+        &[("sink", "out"), ("kind", "authentication")],
+    );
+    assert!(refused.is_some_and(|n| n >= 1.0), "{refused:?}");
+    assert!(broker.refusals() >= 1);
+    assert!(
+        broker.mechanisms().iter().all(|m| m == "SCRAM-SHA-512"),
+        "{:?}",
+        broker.mechanisms()
+    );
+    let stderr = proc.stderr_text();
+    assert!(stderr.contains("authentication"), "{stderr}");
+    assert!(!stderr.contains(PASSWORD), "the password was logged");
+    proc.kill9();
 }

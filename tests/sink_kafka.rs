@@ -5,17 +5,21 @@
 //!   `event_id`, `vendor` and `source` headers, and the event as the value (the real binary);
 //! * every compression (zstd, lz4, gzip, none) is read back by a consumer, with each key choice;
 //! * an event over `max_message_bytes` goes to the dead letters with the reason while the rest
-//!   of its batch is delivered;
+//!   of its batch is delivered; so does one the brokers refuse as too large;
 //! * retriable produce errors are retried and everything arrives;
 //! * a topic authorization error holds the queue (nothing delivered, nothing dropped), `/readyz`
 //!   names the sink and the reason, and once the brokers authorize again everything arrives;
-//! * so does a topic the brokers do not know, until it is created.
+//! * so does a topic the brokers do not know, until it is created;
+//! * and so do wrong SASL credentials (a broker that refuses every login: the mock speaks no
+//!   SASL): `/readyz` names the sink and says authentication failed, the password shown nowhere.
 #![cfg(feature = "kafka")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 #[path = "common/kafka.rs"]
 mod kafka_mock;
+#[path = "common/sasl_broker.rs"]
+mod sasl_broker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -297,6 +301,49 @@ async fn an_oversized_event_goes_to_the_dead_letters_and_the_rest_is_delivered()
     gw.stop().await;
 }
 
+/// The brokers refuse a produce as too large (MSG_SIZE_TOO_LARGE: their own limit, below the
+/// sink's `max_message_bytes`): that event goes to the dead letters with a reason naming the
+/// size refusal, the sink is neither held nor failing, and the events after it are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_brokers_refuse_as_too_large_goes_to_the_dead_letters() {
+    let (m, bootstrap, gw) = gateway("sized", "").await;
+    warm_up(&gw, &bootstrap, "sized").await;
+    m.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+    );
+    accepted(gw.addr(), "demo", event("too-big")).await;
+    gw.sink_metric_until("siemgate_dead_letters_total", "bus", |v| v == Some(1.0))
+        .await;
+    let dead = read_lines(&gw.dir.path().join("dead.ndjson"));
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0]["event_id"], "too-big");
+    let reason = dead[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("too large") && reason.contains("brokers refused"),
+        "{reason}"
+    );
+    accepted(
+        gw.addr(),
+        "demo",
+        format!("[{},{}]", event("after-1"), event("after-2")),
+    )
+    .await;
+    let got = consume(&bootstrap, &["sized"], 3).await;
+    assert_eq!(
+        ids(&got),
+        BTreeSet::from(["warm", "after-1", "after-2"].map(String::from))
+    );
+    gw.sink_metric_until("siemgate_events_delivered_total", "bus", |v| v == Some(3.0))
+        .await;
+    assert_eq!(
+        gw.readyz().await.0,
+        StatusCode::OK,
+        "one refused event is not a failing sink"
+    );
+    gw.stop().await;
+}
+
 /// Produce errors the brokers call retriable are retried (by librdkafka, within the delivery
 /// timeout): everything arrives, nothing goes to the dead letters.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,4 +447,57 @@ async fn an_unknown_topic_holds_the_queue_until_it_is_created() {
     assert_eq!(ids(&got), BTreeSet::from(["u-1", "u-2"].map(String::from)));
     gw.readyz_becomes(StatusCode::OK).await;
     gw.stop().await;
+}
+
+/// Wrong SASL credentials, against a broker on 127.0.0.1 that refuses every login
+/// (`common/sasl_broker.rs`): the events are held (nothing dropped or dead-lettered, even past
+/// `max_retry_duration`), `/readyz` names the sink and says authentication failed, and the
+/// password is in no log line (debug included) and not on `/readyz`. The real binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_sasl_credentials_hold_the_queue_and_readyz_says_authentication_failed() {
+    const PASSWORD: &str = "Wr0ng-sink-pa55word";
+    let broker = sasl_broker::SaslRefusingBroker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "delivery_timeout = \"2s\"\nmax_retry_duration = \"1s\"\n[sinks.sasl]\n\
+         mechanism = \"PLAIN\"\nusername = \"siemgate\"\npassword = \"{PASSWORD}\"\n"
+    );
+    let cfg = config(&broker.bootstrap(), "bus-events", &extra);
+    let log = &[("SIEMGATE_LOG", "debug")];
+    let mut proc = common::binary::Process::start(dir.path(), &cfg, log);
+    let [addr, ops] = proc.wait_ready(["hooks", "metrics"]);
+    accepted(addr, "demo", format!("[{},{}]", event("l-1"), event("l-2"))).await;
+
+    let reasons = readyz_refuses_saying(ops, "authentication failed", BOUND).await;
+    assert!(
+        reasons.contains("sink bus: destination failing") && reasons.contains("SASL login"),
+        "{reasons}"
+    );
+    assert!(!reasons.contains(PASSWORD), "{reasons}");
+    // Past `delivery_timeout` and `max_retry_duration`: still held, nothing dead-lettered.
+    poll_until("a delivery timed out and was held", BOUND, || async {
+        let text = metrics_text(ops).await;
+        metric(
+            &text,
+            "siemgate_kafka_sink_produce_errors_total",
+            &[("sink", "bus"), ("class", "held")],
+        )
+        .is_some_and(|n| n >= 2.0)
+    })
+    .await;
+    let text = metrics_text(ops).await;
+    assert_eq!(
+        metric(&text, "siemgate_queue_events", &[("sink", "bus")]),
+        Some(2.0),
+        "held in the queue"
+    );
+    assert_eq!(
+        metric(&text, "siemgate_dead_letters_total", &[("sink", "bus")]),
+        Some(0.0)
+    );
+    assert!(broker.refusals() >= 1);
+    assert!(broker.mechanisms().iter().all(|m| m == "PLAIN"));
+    let stderr = proc.stderr_text();
+    assert!(!stderr.contains(PASSWORD), "the password was logged");
+    proc.kill9();
 }

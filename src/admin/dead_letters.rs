@@ -10,7 +10,7 @@ use crate::config::ConfigIssue;
 use crate::control::Control;
 use crate::normalize::Timestamp;
 use crate::sinks::dead_letter::{
-    DeadLetterError, Filter, Selection, Show, State, MAX_ENTRIES_PER_REQUEST,
+    DeadLetterError, Filter, Outcome, Selection, Show, State, MAX_ENTRIES_PER_REQUEST,
 };
 
 /// Entries a page holds unless `limit` says otherwise, and the most it may say.
@@ -187,7 +187,15 @@ pub(super) async fn replay(c: &Control, caller: &str, id: &str, body: Option<Val
             _ => return no_sink(id),
         }
     };
-    match dl.replay(&handle.queue, sel).await {
+    // On a task of its own: a caller that hangs up mid-replay does not cut it between the
+    // queue taking a chunk and the chunk's entries being marked (or held as unconfirmed).
+    let replayed = {
+        let (dl, handle) = (dl.clone(), handle.clone());
+        tokio::spawn(async move { dl.replay(&handle.queue, sel).await })
+            .await
+            .unwrap_or_else(|e| Err(DeadLetterError::Task(e.to_string())))
+    };
+    match replayed {
         Ok(o) => {
             handle.update_depth_gauges();
             audit(
@@ -195,14 +203,11 @@ pub(super) async fn replay(c: &Control, caller: &str, id: &str, body: Option<Val
                 "sink.dead_letters.replay",
                 id,
                 &format!(
-                    "ok: {} replayed, {} skipped, {} left for want of queue room",
-                    o.done, o.skipped, o.remaining
+                    "ok: {} replayed, {} skipped, {} left for want of queue room, {} awaiting the brokers' confirmation of an earlier replay",
+                    o.done, o.skipped, o.remaining, o.unconfirmed
                 ),
             );
-            Reply::json(
-                StatusCode::OK,
-                json!({"sink": id, "replayed": o.done, "skipped": o.skipped, "remaining": o.remaining}),
-            )
+            Reply::json(StatusCode::OK, replay_body(id, &o))
         }
         Err(e) => {
             audit(
@@ -211,9 +216,28 @@ pub(super) async fn replay(c: &Control, caller: &str, id: &str, body: Option<Val
                 id,
                 &format!("failed: {e}"),
             );
+            if let DeadLetterError::Unconfirmed { outcome, timeout } = &e {
+                handle.update_depth_gauges();
+                let mut body = replay_body(id, outcome);
+                body["error"] = json!(e.to_string());
+                let mut r = Reply::json(StatusCode::SERVICE_UNAVAILABLE, body);
+                r.retry_after = Some(timeout.as_secs().max(1));
+                return r;
+            }
             from_error(e)
         }
     }
+}
+
+/// What a replay did, as its answer says it.
+fn replay_body(id: &str, o: &Outcome) -> Value {
+    json!({
+        "sink": id,
+        "replayed": o.done,
+        "skipped": o.skipped,
+        "remaining": o.remaining,
+        "unconfirmed": o.unconfirmed,
+    })
 }
 
 /// `POST /api/v1/sinks/{id}/dead-letters/purge`

@@ -78,6 +78,11 @@ pub enum WriteError {
     /// take it); the others may have been delivered.
     #[error("{0}")]
     Produce(Arc<str>),
+    /// Kafka queues: every refused event of the request is larger than the producer or the
+    /// brokers take (`MSG_SIZE_TOO_LARGE`); sending it again cannot help. The request's other
+    /// events were delivered.
+    #[error("{0}")]
+    TooLarge(Arc<str>),
 }
 
 /// The writer has too many requests waiting (or has stopped).

@@ -137,6 +137,7 @@ impl KafkaQueue {
                 cfg.create_with_context(ProduceContext {
                     failing: AtomicBool::new(false),
                     brokers_down: AtomicBool::new(false),
+                    login: LoginRefusal::default(),
                     last_error: Mutex::new(None),
                     metrics: metrics.clone(),
                 })
@@ -213,8 +214,19 @@ impl KafkaQueue {
                 .payload(item.as_ref())
                 .headers(headers);
             if let Err((e, _)) = producer.send(record) {
+                let kind = error_kind(&e);
+                self.metrics.produce_error(kind);
+                if kind == TOO_LARGE {
+                    // Over the producer's `message.max.bytes`: this event alone can never go;
+                    // the rest are produced.
+                    pending.refuse(&format!(
+                        "{e}: an event of {} bytes is over the producer's message.max.bytes",
+                        item.len()
+                    ));
+                    pending.done(1);
+                    continue;
+                }
                 // Not handed over: neither this event nor the rest will have a report.
-                self.metrics.produce_error(error_kind(&e));
                 pending.fail(&e.to_string());
                 pending.done(items.len() - i);
                 break;
@@ -292,6 +304,9 @@ impl KafkaQueue {
     pub(super) fn problem(&self) -> Option<Arc<str>> {
         if let Some(p) = &self.producer {
             let cx = p.context();
+            if let Some(refused) = cx.login.get() {
+                return Some(Arc::from(format!("the producer: {refused}")));
+            }
             if cx.failing.load(Ordering::Relaxed) {
                 if let Some(e) = lock(&cx.last_error).clone() {
                     return Some(e);
@@ -302,6 +317,11 @@ impl KafkaQueue {
             }
         }
         let c = self.consumer.as_ref()?;
+        if let Some(refused) = c.shared.login.get() {
+            return Some(Arc::from(format!(
+                "the delivery worker's consumer: {refused}"
+            )));
+        }
         c.shared
             .brokers_down
             .load(Ordering::Relaxed)
@@ -336,8 +356,9 @@ fn is_no_offset(e: &KafkaError) -> bool {
 struct Pending {
     /// Reports still due, plus one held by `produce` until every event was handed over.
     left: AtomicUsize,
-    /// The first failure.
-    error: Mutex<Option<Arc<str>>>,
+    /// The first failure, and whether every failure so far is an event too large to ever go
+    /// (the request is then refused for good rather than retried).
+    error: Mutex<Option<(Arc<str>, bool)>>,
     reply: Mutex<Option<oneshot::Sender<Result<(), WriteError>>>>,
     room: (u64, u64),
     inflight: Arc<Window>,
@@ -347,8 +368,18 @@ struct Pending {
 }
 
 impl Pending {
+    /// A failure a later attempt may get past.
     fn fail(&self, reason: &str) {
-        lock(&self.error).get_or_insert_with(|| Arc::from(reason));
+        let mut e = lock(&self.error);
+        match &mut *e {
+            None => *e = Some((Arc::from(reason), false)),
+            Some((_, too_large)) => *too_large = false,
+        }
+    }
+
+    /// An event too large to ever be taken.
+    fn refuse(&self, reason: &str) {
+        lock(&self.error).get_or_insert_with(|| (Arc::from(reason), true));
     }
 
     fn done(&self, n: usize) {
@@ -362,7 +393,8 @@ impl Pending {
             .record(self.since.elapsed().as_secs_f64());
         let result = match lock(&self.error).take() {
             None => Ok(()),
-            Some(e) => Err(WriteError::Produce(e)),
+            Some((e, true)) => Err(WriteError::TooLarge(e)),
+            Some((e, false)) => Err(WriteError::Produce(e)),
         };
         if let Some(tx) = lock(&self.reply).take() {
             let _ = tx.send(result);
@@ -377,20 +409,54 @@ struct ProduceContext {
     last_error: Mutex<Option<Arc<str>>>,
     /// No broker was up at the last statistics report (for `/readyz`).
     brokers_down: AtomicBool,
+    login: LoginRefusal,
     metrics: Arc<KafkaMetrics>,
+}
+
+/// The brokers' refusal of this client's SASL login (wrong credentials, say), for `/readyz`,
+/// while no broker is up: librdkafka keeps trying to log in, and says only that each try failed.
+#[derive(Default)]
+struct LoginRefusal(Mutex<Option<Arc<str>>>);
+
+impl LoginRefusal {
+    /// Records a client-level error when it is a refused login, counting it; whether it was.
+    fn note(&self, error: &KafkaError, reason: &str, metrics: &KafkaMetrics) -> bool {
+        if error_kind(error) != AUTHENTICATION {
+            return false;
+        }
+        metrics.produce_error(AUTHENTICATION);
+        *lock(&self.0) = Some(Arc::from(format!(
+            "the Kafka brokers refuse its SASL login, authentication failed: {reason}"
+        )));
+        true
+    }
+
+    /// A statistics report: a broker up means a login went through.
+    fn stats(&self, any_broker_up: bool) {
+        if any_broker_up {
+            lock(&self.0).take();
+        }
+    }
+
+    fn get(&self) -> Option<Arc<str>> {
+        lock(&self.0).clone()
+    }
 }
 
 impl ClientContext for ProduceContext {
     fn stats_raw(&self, statistics: &[u8]) {
         if let Ok(stats) = serde_json::from_slice::<Stats>(statistics) {
-            self.brokers_down
-                .store(!stats.any_broker_up(), Ordering::Relaxed);
+            let up = stats.any_broker_up();
+            self.brokers_down.store(!up, Ordering::Relaxed);
+            self.login.stats(up);
         }
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
         if is_transport(&error) {
             self.metrics.produce_error("transport");
+        } else {
+            self.login.note(&error, reason, &self.metrics);
         }
         tracing::warn!(target: "librdkafka", error = %error, reason, "Kafka producer");
     }
@@ -404,6 +470,11 @@ fn is_transport(e: &KafkaError) -> bool {
     )
 }
 
+/// The `kind` of an event larger than the producer or the brokers take.
+const TOO_LARGE: &str = "message_too_large";
+/// The `kind` of a SASL login the brokers refused.
+const AUTHENTICATION: &str = "authentication";
+
 /// The `kind` label of a produce error (see `metrics::KAFKA_PRODUCE_ERROR_KINDS`).
 fn error_kind(e: &KafkaError) -> &'static str {
     use RDKafkaErrorCode as C;
@@ -411,12 +482,11 @@ fn error_kind(e: &KafkaError) -> &'static str {
         Some(
             C::TopicAuthorizationFailed
             | C::ClusterAuthorizationFailed
-            | C::GroupAuthorizationFailed
-            | C::SaslAuthenticationFailed
-            | C::Authentication,
+            | C::GroupAuthorizationFailed,
         ) => "authorization",
+        Some(C::SaslAuthenticationFailed | C::Authentication) => AUTHENTICATION,
         Some(C::UnknownTopicOrPartition | C::UnknownTopic | C::UnknownPartition) => "unknown_topic",
-        Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => "message_too_large",
+        Some(C::MessageSizeTooLarge | C::InvalidMessageSize) => TOO_LARGE,
         Some(C::QueueFull) => "local_queue_full",
         Some(C::BrokerTransportFailure | C::AllBrokersDown) => "transport",
         _ => "other",
@@ -428,6 +498,17 @@ impl ProducerContext for ProduceContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, pending: Arc<Pending>) {
         match result {
+            Err((e, message)) if error_kind(e) == TOO_LARGE => {
+                // One event's size, not the brokers' state: refused for good, and no readiness
+                // problem.
+                self.metrics.produce_error(TOO_LARGE);
+                let reason = format!(
+                    "{e}: the brokers refused an event of {} bytes as too large (the topic's max.message.bytes)",
+                    message.payload().map_or(0, <[u8]>::len)
+                );
+                tracing::warn!(error = %reason, "Kafka refused an event as too large; its request is answered 413");
+                pending.refuse(&reason);
+            }
             Err((e, _)) => {
                 self.metrics.produce_error(error_kind(e));
                 let reason: Arc<str> = Arc::from(e.to_string());
@@ -460,6 +541,7 @@ struct Shared {
     topic: String,
     /// No broker was up at the last statistics report (for `/readyz`).
     brokers_down: AtomicBool,
+    login: LoginRefusal,
     metrics: Arc<KafkaMetrics>,
     /// The lag gauge of each owned partition, once the statistics reported it.
     lag: Mutex<HashMap<i32, Gauge>>,
@@ -650,9 +732,9 @@ impl ClientContext for GroupContext {
             tracing::debug!(topic = %self.shared.topic, "unreadable librdkafka statistics");
             return;
         };
-        self.shared
-            .brokers_down
-            .store(!stats.any_broker_up(), Ordering::Relaxed);
+        let up = stats.any_broker_up();
+        self.shared.brokers_down.store(!up, Ordering::Relaxed);
+        self.shared.login.stats(up);
         let owned: Vec<(i32, i64)> = stats
             .topics
             .get(&self.shared.topic)
@@ -682,6 +764,7 @@ impl ClientContext for GroupContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        self.shared.login.note(&error, reason, &self.shared.metrics);
         tracing::warn!(target: "librdkafka", topic = %self.shared.topic, error = %error, reason, "Kafka consumer");
     }
 }
@@ -765,6 +848,7 @@ impl ConsumerSide {
             finish: AtomicBool::new(false),
             topic: settings.topic.clone(),
             brokers_down: AtomicBool::new(false),
+            login: LoginRefusal::default(),
             metrics,
             lag: Mutex::new(HashMap::new()),
         });

@@ -52,6 +52,12 @@ pub enum Reject {
     DuplicateInFlight,
     /// A disk queue could not write (or fsync) the events in time.
     QueueWrite,
+    /// A Kafka queue's producer or brokers refused an event as too large: it can never be
+    /// taken as it is (the request's other events were delivered).
+    EventTooLarge {
+        sink: String,
+        reason: std::sync::Arc<str>,
+    },
     Internal(&'static str),
 }
 
@@ -63,6 +69,7 @@ impl From<DispatchError> for Reject {
             DispatchError::BatchTooLarge { sink } => Reject::BatchTooLarge { sink },
             DispatchError::QueueFull { sink } => Reject::QueueFull { sink },
             DispatchError::QueueWrite => Reject::QueueWrite,
+            DispatchError::EventTooLarge { sink, reason } => Reject::EventTooLarge { sink, reason },
             DispatchError::Internal(why) => Reject::Internal(why),
         }
     }
@@ -70,7 +77,7 @@ impl From<DispatchError> for Reject {
 
 impl Reject {
     /// Every reason label, pre-registered per source in metrics.
-    pub const REASONS: [&'static str; 23] = crate::metrics::REJECT_REASONS;
+    pub const REASONS: [&'static str; 24] = crate::metrics::REJECT_REASONS;
 
     /// Status, reason label and log level: the only place these are chosen.
     pub fn class(&self) -> (StatusCode, &'static str, Level) {
@@ -145,6 +152,11 @@ impl Reject {
                 "queue_write_failed",
                 Level::ERROR,
             ),
+            Reject::EventTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "event_too_large",
+                Level::WARN,
+            ),
             Reject::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", Level::ERROR),
         }
     }
@@ -184,6 +196,9 @@ impl Reject {
             Reject::QueueWrite => {
                 "the events could not be written to the queue in time; retry later".to_owned()
             }
+            Reject::EventTooLarge { sink, reason } => format!(
+                "an event for sink {sink} is larger than its Kafka brokers take ({reason}); it can never be taken as it is, and the request's other events were delivered"
+            ),
             Reject::Internal(what) => (*what).to_owned(),
         }
     }
@@ -295,6 +310,10 @@ mod tests {
             },
             Reject::DuplicateInFlight,
             Reject::QueueWrite,
+            Reject::EventTooLarge {
+                sink: String::new(),
+                reason: "".into(),
+            },
             Reject::Internal(""),
         ];
         for (i, r) in samples.iter().enumerate() {

@@ -28,6 +28,15 @@
 //! purged. Purged and replayed lines stay in the file as the record of what happened; to
 //! reclaim the space, move the file away (the sink starts a new one at its next dead letter).
 //!
+//! A Kafka queue holds a replayed chunk once the brokers confirmed it (its delivery reports).
+//! The replay waits for them at most the queue's `produce_timeout`, as a request does; past it
+//! the request answers [`DeadLetterError::Unconfirmed`] and stops, and the chunk's entries stay
+//! `waiting` in the file while the producer keeps them (it never expires an event): they are
+//! marked `replayed` when the reports come, and no other replay sends them meanwhile
+//! (`unconfirmed` in its outcome). Refused by the brokers, or never confirmed before the
+//! process ends, they are waiting and replayable again (at least once: the consumer
+//! de-duplicates on the `event_id` header).
+//!
 //! Memory stays bounded whatever the file's size: every read pages through the file with a
 //! fixed buffer, keeping at most one page of entries or one chunk of a replay; a line longer
 //! than [`MAX_LINE`] is listed but never read whole.
@@ -35,7 +44,7 @@
 //! File work runs on the blocking pool. Appends and state writes take one lock; replays and
 //! purges also take an async lock for their whole run, so two of them never pick the same entry.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::os::unix::fs::FileExt as _;
@@ -51,7 +60,7 @@ use serde_json::Value;
 
 use crate::metrics::SinkMetrics;
 use crate::normalize::Timestamp;
-use crate::queue::Queue;
+use crate::queue::{Queue, Written};
 
 /// Bytes of a refused event logged when no dead-letter file is configured.
 const LOGGED_BYTES: usize = 1024;
@@ -89,6 +98,9 @@ pub struct DeadLetters {
     file: Arc<Mutex<()>>,
     /// Held by a replay or purge for its whole run.
     ops: tokio::sync::Mutex<()>,
+    /// Entries a replay handed to a Kafka queue whose brokers have not confirmed them yet
+    /// (still `waiting` in the file): no replay or purge picks them.
+    unconfirmed: Arc<Mutex<HashSet<u64>>>,
 }
 
 struct Handles {
@@ -196,8 +208,12 @@ pub struct Outcome {
     pub done: u64,
     /// Named entries that were not waiting (already replayed or purged, or unmarked).
     pub skipped: u64,
-    /// Selected entries left waiting because the queue had no room (replay only).
+    /// Selected entries left waiting because the queue had no room, or because the replay
+    /// stopped at a chunk its brokers did not confirm in time (replay only).
     pub remaining: u64,
+    /// Selected entries an earlier replay handed to the Kafka brokers, not confirmed yet:
+    /// not sent again (they are marked replayed when confirmed, else wait again).
+    pub unconfirmed: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,6 +227,16 @@ pub enum DeadLetterError {
     },
     #[error("the queue did not take the replayed events: {0}")]
     Queue(String),
+    /// The Kafka brokers did not confirm a replayed chunk within the queue's
+    /// `produce_timeout`; the replay stopped there. `outcome.unconfirmed` entries are with
+    /// the producer: still waiting, marked replayed once confirmed, not sent again meanwhile.
+    #[error(
+        "the Kafka brokers did not confirm {} replayed events within {}s (the queue's produce_timeout); \
+         they stay waiting and are marked replayed once the brokers confirm them, not sent again meanwhile; \
+         {} entries were replayed before them, {} more left waiting",
+        .outcome.unconfirmed, .timeout.as_secs_f64(), .outcome.done, .outcome.remaining
+    )]
+    Unconfirmed { outcome: Outcome, timeout: Duration },
     #[error("dead-letter task failed: {0}")]
     Task(String),
 }
@@ -251,6 +277,7 @@ impl DeadLetters {
             waiting: Arc::new(AtomicI64::new(0)),
             file: Arc::new(Mutex::new(())),
             ops: tokio::sync::Mutex::new(()),
+            unconfirmed: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
@@ -452,9 +479,11 @@ impl DeadLetters {
         // What exists now is what this request may act on.
         let (end, pick) = {
             let (path, selection) = (path.clone(), selection.clone());
-            blocking(move || prepare(&path, selection)).await?
+            let held = lock(&self.unconfirmed).clone();
+            blocking(move || prepare(&path, selection, held)).await?
         };
         outcome.skipped = pick.skipped;
+        outcome.unconfirmed = pick.unconfirmed;
         let (max_events, max_bytes) = match queue {
             Some(q) => {
                 let l = q.limits();
@@ -488,19 +517,33 @@ impl DeadLetters {
                 })
                 .await?
             };
+            outcome.unconfirmed += chunk.unconfirmed;
             if chunk.offsets.is_empty() {
                 break;
             }
             let n = chunk.offsets.len() as u64;
             if let Some(q) = queue {
-                if !put(q, chunk.events, chunk.bytes).await? {
+                let stop = match put(q, chunk.events, chunk.bytes).await? {
+                    Put::Taken => None,
+                    Put::NoRoom => Some((cursor, None)),
+                    Put::Unconfirmed(written, timeout) => {
+                        self.confirm_later(&path, chunk.offsets.clone(), written);
+                        outcome.unconfirmed += n;
+                        Some((chunk.next, Some(timeout)))
+                    }
+                };
+                if let Some((from, timeout)) = stop {
                     let (path, pick) = (path.clone(), pick.clone());
                     let rest = blocking(move || {
-                        select(&path, cursor, end, &pick, usize::MAX, u64::MAX, false)
+                        select(&path, from, end, &pick, usize::MAX, u64::MAX, false)
                     })
                     .await?;
                     outcome.remaining = rest.offsets.len() as u64;
-                    break;
+                    outcome.unconfirmed += rest.unconfirmed;
+                    return match timeout {
+                        None => Ok(outcome),
+                        Some(timeout) => Err(DeadLetterError::Unconfirmed { outcome, timeout }),
+                    };
                 }
             }
             cursor = chunk.next;
@@ -520,6 +563,62 @@ impl DeadLetters {
         }
         Ok(outcome)
     }
+
+    /// Replayed entries the brokers did not confirm in time: kept from other replays and
+    /// purges until their delivery reports come, then marked replayed (delivered) or left
+    /// waiting (refused, or the producer stopped first).
+    fn confirm_later(&self, path: &Path, offsets: Vec<u64>, written: Written) {
+        lock(&self.unconfirmed).extend(offsets.iter().copied());
+        let held = self.unconfirmed.clone();
+        let (file, waiting, gauge) = (
+            self.file.clone(),
+            self.waiting.clone(),
+            self.metrics.waiting.clone(),
+        );
+        let replays = self.metrics.replays.clone();
+        let (sink, path) = (self.sink_id.clone(), path.to_owned());
+        tokio::spawn(async move {
+            let n = offsets.len() as u64;
+            match written.await {
+                Ok(Ok(())) => {
+                    let marked = {
+                        let offsets = offsets.clone();
+                        tokio::task::spawn_blocking(move || {
+                            mark(&file, &path, &offsets, REPLAYED, &waiting, &gauge)
+                        })
+                        .await
+                    };
+                    match marked {
+                        Ok(Ok(())) => {
+                            replays.increment(n);
+                            tracing::info!(%sink, events = n, "the brokers confirmed replayed dead letters late; marked replayed");
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!(%sink, events = n, error = %e, "replayed dead letters were confirmed but cannot be marked; a later replay sends them again")
+                        }
+                        Err(e) => {
+                            tracing::error!(%sink, events = n, error = %e, "marking late-confirmed dead letters failed; a later replay sends them again")
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(%sink, events = n, error = %e, "the brokers refused replayed dead letters; they wait again")
+                }
+                Err(_) => {
+                    tracing::warn!(%sink, events = n, "the producer stopped before the brokers confirmed replayed dead letters; they wait again")
+                }
+            }
+            let mut held = lock(&held);
+            for o in &offsets {
+                held.remove(o);
+            }
+        });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Inserts and removes of offsets: a panic leaves nothing half done.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs `f` on the blocking pool.
@@ -666,11 +765,19 @@ fn read_entry(f: &File, l: LineRef) -> std::io::Result<Full> {
 struct Pick {
     selection: Selection,
     skipped: u64,
+    /// Named entries held by an unconfirmed replay.
+    unconfirmed: u64,
+    /// The entries held by unconfirmed replays when the act began: not picked.
+    held: HashSet<u64>,
 }
 
 /// Fixes the end of what a request may act on, and checks the entries it names (404 for one
 /// that is not there; the ones not waiting are skipped).
-fn prepare(path: &Path, selection: Selection) -> Result<(u64, Pick), DeadLetterError> {
+fn prepare(
+    path: &Path,
+    selection: Selection,
+    held: HashSet<u64>,
+) -> Result<(u64, Pick), DeadLetterError> {
     let Some(f) = open(path).map_err(|e| io(path, e))? else {
         return match selection {
             Selection::Entries(ids) if !ids.is_empty() => Err(DeadLetterError::NotFound(ids[0])),
@@ -679,12 +786,15 @@ fn prepare(path: &Path, selection: Selection) -> Result<(u64, Pick), DeadLetterE
                 Pick {
                     selection: s,
                     skipped: 0,
+                    unconfirmed: 0,
+                    held,
                 },
             )),
         };
     };
     let end = f.metadata().map_err(|e| io(path, e))?.len();
     let mut skipped = 0;
+    let mut unconfirmed = 0;
     let selection = match selection {
         Selection::Entries(mut ids) => {
             ids.sort_unstable();
@@ -694,17 +804,27 @@ fn prepare(path: &Path, selection: Selection) -> Result<(u64, Pick), DeadLetterE
                 let l = line_at(&f, id)
                     .map_err(|e| io(path, e))?
                     .ok_or(DeadLetterError::NotFound(id))?;
-                if l.state == State::Waiting {
-                    waiting.push(id);
-                } else {
+                if l.state != State::Waiting {
                     skipped += 1;
+                } else if held.contains(&id) {
+                    unconfirmed += 1;
+                } else {
+                    waiting.push(id);
                 }
             }
             Selection::Entries(waiting)
         }
         s => s,
     };
-    Ok((end, Pick { selection, skipped }))
+    Ok((
+        end,
+        Pick {
+            selection,
+            skipped,
+            unconfirmed,
+            held,
+        },
+    ))
 }
 
 /// One chunk of an act: the entries' offsets and (for a replay) their events.
@@ -712,6 +832,8 @@ struct Chunk {
     offsets: Vec<u64>,
     events: Vec<Bytes>,
     bytes: u64,
+    /// Selected entries passed over because an unconfirmed replay holds them.
+    unconfirmed: u64,
     /// Where the next chunk starts looking.
     next: u64,
 }
@@ -731,6 +853,7 @@ fn select(
         offsets: Vec::new(),
         events: Vec::new(),
         bytes: 0,
+        unconfirmed: 0,
         next: end,
     };
     let Some(f) = open(path).map_err(|e| io(path, e))? else {
@@ -747,6 +870,10 @@ fn select(
             }
         }
         let needs_line = with_events || matches!(pick.selection, Selection::Filter(_));
+        if !needs_line && pick.held.contains(&l.offset) {
+            chunk.unconfirmed += 1;
+            return true;
+        }
         let mut event = None;
         if needs_line {
             let full = match read_entry(&f, l) {
@@ -760,6 +887,10 @@ fn select(
                 if !matches(filter, &full.entry) {
                     return true;
                 }
+            }
+            if pick.held.contains(&l.offset) {
+                chunk.unconfirmed += 1;
+                return true;
             }
             let Some(e) = full.event else {
                 // Unreadable lines are left waiting; nothing to put back.
@@ -810,9 +941,20 @@ fn matches(filter: &Filter, e: &Entry) -> bool {
         && filter.until.is_none_or(|u| millis.is_some_and(|m| m < u))
 }
 
-/// Puts `events` into the queue, waiting up to [`ROOM_WAIT`] for room; false when there was
-/// none. Returns once the queue holds them durably.
-async fn put(queue: &Queue, events: Vec<Bytes>, bytes: u64) -> Result<bool, DeadLetterError> {
+/// What became of a replayed chunk.
+enum Put {
+    /// The queue holds it (durably, for a disk or Kafka queue).
+    Taken,
+    /// No room within [`ROOM_WAIT`]: not queued.
+    NoRoom,
+    /// A Kafka queue's brokers did not confirm it within its `produce_timeout`: the producer
+    /// keeps it; `Written` resolves when the reports come.
+    Unconfirmed(Written, Duration),
+}
+
+/// Puts `events` into the queue, waiting up to [`ROOM_WAIT`] for room, and for a Kafka queue
+/// up to its `produce_timeout` for the brokers' confirmation.
+async fn put(queue: &Queue, events: Vec<Bytes>, bytes: u64) -> Result<Put, DeadLetterError> {
     let deadline = tokio::time::Instant::now() + ROOM_WAIT;
     let n = events.len() as u64;
     let reservation = loop {
@@ -821,17 +963,28 @@ async fn put(queue: &Queue, events: Vec<Bytes>, bytes: u64) -> Result<bool, Dead
             Err(_) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(_) => return Ok(false),
+            Err(_) => return Ok(Put::NoRoom),
         }
     };
-    match queue.commit(reservation, events) {
-        Err(_) => Ok(false),
-        Ok(None) => Ok(true),
-        Ok(Some(written)) => match written.await {
-            Ok(Ok(())) => Ok(true),
-            Ok(Err(e)) => Err(DeadLetterError::Queue(e.to_string())),
-            Err(_) => Err(DeadLetterError::Queue("the disk writer stopped".to_owned())),
+    let mut written = match queue.commit(reservation, events) {
+        Err(_) => return Ok(Put::NoRoom),
+        Ok(None) => return Ok(Put::Taken),
+        Ok(Some(w)) => w,
+    };
+    let result = match queue.write_timeout() {
+        // A disk queue's writer always answers (written, or failed).
+        None => (&mut written).await,
+        Some(timeout) => match tokio::time::timeout(timeout, &mut written).await {
+            Ok(r) => r,
+            Err(_) => return Ok(Put::Unconfirmed(written, timeout)),
         },
+    };
+    match result {
+        Ok(Ok(())) => Ok(Put::Taken),
+        Ok(Err(e)) => Err(DeadLetterError::Queue(e.to_string())),
+        Err(_) => Err(DeadLetterError::Queue(
+            "the queue stopped before it held the events".to_owned(),
+        )),
     }
 }
 
@@ -1051,7 +1204,8 @@ mod tests {
             Outcome {
                 done: 3,
                 skipped: 0,
-                remaining: 0
+                remaining: 0,
+                unconfirmed: 0,
             }
         );
         let replayed = drain(&q).await;
@@ -1078,7 +1232,8 @@ mod tests {
             Outcome {
                 done: 0,
                 skipped: 1,
-                remaining: 0
+                remaining: 0,
+                unconfirmed: 0,
             }
         );
         assert!(matches!(
@@ -1159,7 +1314,8 @@ mod tests {
             Outcome {
                 done: 4,
                 skipped: 0,
-                remaining: 2
+                remaining: 2,
+                unconfirmed: 0,
             }
         );
         assert_eq!(dl.waiting(), 2);

@@ -380,6 +380,23 @@ pub fn toml_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
+/// Polls `/readyz` on the ops listener `ops` until it answers 503 with `words` among its
+/// reasons, within `bound`; returns the body.
+pub async fn readyz_refuses_saying(ops: SocketAddr, words: &str, bound: Duration) -> String {
+    let deadline = Instant::now() + bound;
+    loop {
+        let (status, body) = get_text(ops, "/readyz").await;
+        if status == StatusCode::SERVICE_UNAVAILABLE && body.contains(words) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never said {words:?}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Polls an async condition every 50 ms for up to `bound`; fails naming `what` after that.
 pub async fn poll_until<F, Fut>(what: &str, bound: Duration, mut f: F)
 where

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use tokio::sync::oneshot;
@@ -143,7 +144,22 @@ impl ClientContext for SinkContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(error = %error, %reason, "Kafka sink client error");
         if let Some(code) = error.rdkafka_error_code() {
-            *lock(&self.client_error) = Some((code, format!("{error}: {reason}")));
+            let said = match code {
+                RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed => {
+                    format!(
+                        "the Kafka brokers refuse the SASL login, authentication failed: {reason}"
+                    )
+                }
+                _ => format!("{error}: {reason}"),
+            };
+            let holds = |c| matches!(classify(c, String::new()), Outcome::Hold(_));
+            let mut current = lock(&self.client_error);
+            // A refused login stands until a delivery goes through: the "all brokers down"
+            // that follows it (and librdkafka's silence on the identical refusals after it)
+            // must not hide why.
+            if holds(code) || !current.as_ref().is_some_and(|(c, _)| holds(*c)) {
+                *current = Some((code, said));
+            }
             self.client_failing.store(true, Ordering::Relaxed);
         }
     }
@@ -160,17 +176,34 @@ impl ProducerContext for SinkContext {
                 }
                 Outcome::Delivered
             }
-            Err((e, _)) => self.failed(e),
+            Err((e, m)) => self.failed(e, m.payload().map_or(0, <[u8]>::len)),
         };
         lock(&self.round).report(opaque, outcome);
     }
 }
 
 impl SinkContext {
-    /// Classifies a failed message; one that timed out while the client cannot authenticate
-    /// is held, with that reason.
-    fn failed(&self, e: &KafkaError) -> Outcome {
+    /// The client-level error that holds the queue (a refused login), while it stands.
+    fn holding(&self) -> Option<String> {
+        if !self.client_failing.load(Ordering::Relaxed) {
+            return None;
+        }
+        let (code, reason) = lock(&self.client_error).clone()?;
+        match classify(code, reason) {
+            Outcome::Hold(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Classifies a failed message of `size` bytes; one that timed out while the client cannot
+    /// authenticate is held, with that reason.
+    fn failed(&self, e: &KafkaError, size: usize) -> Outcome {
         let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+        if code == RDKafkaErrorCode::MessageSizeTooLarge {
+            return Outcome::Refused(format!(
+                "{e}: the brokers refused a message of {size} bytes as too large (the topic's max.message.bytes)"
+            ));
+        }
         if code == RDKafkaErrorCode::MessageTimedOut {
             if let Some((client_code, reason)) = lock(&self.client_error).clone() {
                 if let Outcome::Hold(r) = classify(client_code, reason) {
@@ -409,9 +442,9 @@ impl Transport for KafkaSink {
         let Some(topic) = self.settings.topic.literal().map(str::to_owned) else {
             return Ok(Probe::Unchecked);
         };
+        let p = producer.clone();
         let metadata = tokio::task::spawn_blocking(move || {
-            producer
-                .client()
+            p.client()
                 .fetch_metadata(Some(&topic), PROBE_TIMEOUT)
                 .map(|md| {
                     md.topics()
@@ -424,7 +457,11 @@ impl Transport for KafkaSink {
         .map_err(|e| SendError::retryable(format!("metadata request failed: {e}")))?;
         let topic = self.settings.topic.literal().unwrap_or_default();
         match metadata {
-            Err(e) => Err(SendError::retryable(format!("brokers unreachable: {e}"))),
+            // The brokers answer, but refuse this client (wrong SASL credentials, say).
+            Err(e) => Err(match producer.context().holding() {
+                Some(r) => SendError::Config(r),
+                None => SendError::retryable(format!("brokers unreachable: {e}")),
+            }),
             Ok(Some((None, n))) if n > 0 => Ok(Probe::Reachable),
             Ok(Some((Some(err), _))) => {
                 let code = RDKafkaErrorCode::from(err);
