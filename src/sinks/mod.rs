@@ -105,16 +105,16 @@ impl Encoder for OcsfNdjson {
 /// JSON strings cannot hold a raw CR or LF (they are escaped as `\n`/`\r`), so every CR or LF
 /// in encoded JSON is whitespace between tokens, and a space means the same.
 ///
-/// Jumps from line break to line break with memchr2: a compact body has none, and a byte-by-byte
-/// loop over every encoded event was an eighth of a Prisma Cloud alert's decode + encode cost.
+/// A branch-free pass over every byte, which the compiler turns into vector code: a Prisma
+/// Cloud alert is pretty-printed with a line break every few dozen bytes, and a search from
+/// line break to line break paid a call per line.
 pub fn one_line(json: &mut [u8]) {
-    let mut at = 0;
-    while let Some(i) = json
-        .get(at..)
-        .and_then(|rest| memchr::memchr2(b'\n', b'\r', rest))
-    {
-        json[at + i] = b' ';
-        at += i + 1;
+    for b in json.iter_mut() {
+        *b = if matches!(*b, b'\n' | b'\r') {
+            b' '
+        } else {
+            *b
+        };
     }
 }
 

@@ -21,37 +21,64 @@ pub fn utf8(body: &[u8]) -> Result<&str, DecodeError> {
 /// the limit keeps hostile bodies from costing more than one linear scan.
 pub const MAX_DEPTH: usize = 64;
 
+/// What [`check_limits`] does with a byte outside strings. Whitespace, `,`, `:` and the letters
+/// of `true`/`false`/`null` are [`PLAIN`] and passed over without a branch per kind.
+const PLAIN: u8 = 0;
+const QUOTE: u8 = 1;
+const OPEN: u8 = 2;
+const CLOSE: u8 = 3;
+const NUMBER: u8 = 4;
+
+/// Eight bytes of 0x01, of 0x80 and of spaces, for searching a word at a time.
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
+
+/// [`check_limits`]'s byte classes, one entry per byte value.
+static CLASS: [u8; 256] = {
+    let mut class = [PLAIN; 256];
+    class[b'"' as usize] = QUOTE;
+    class[b'[' as usize] = OPEN;
+    class[b'{' as usize] = OPEN;
+    class[b']' as usize] = CLOSE;
+    class[b'}' as usize] = CLOSE;
+    class[b'-' as usize] = NUMBER;
+    let mut d = b'0';
+    while d <= b'9' {
+        class[d as usize] = NUMBER;
+        d += 1;
+    }
+    class
+};
+
 /// One pass over the body, skipping string contents, that refuses what downstream readers
 /// cannot take: nesting deeper than [`MAX_DEPTH`], and numbers beyond the range of an f64
 /// (`1e400` is valid JSON grammar, but serde_json, Go's encoding/json and most SIEM parsers
 /// refuse the line that carries it).
+///
+/// It looks only at the bytes that matter: outside strings a table lookup passes over
+/// whitespace and punctuation (indentation eight bytes at a time), and inside a string it jumps
+/// from escape to escape to the closing quote, eight bytes at a time and then with memchr2.
 pub fn check_limits(body: &str) -> Result<(), DecodeError> {
     let bytes = body.as_bytes();
     let mut depth = 0usize;
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                // A string: jump from escape to escape to its closing quote. Most of a body's
-                // bytes are string contents, and memchr2 passes over them many at a time.
-                i += 1;
-                while let Some(at) = bytes.get(i..).and_then(|rest| memchr2(b'"', b'\\', rest)) {
-                    i += at;
-                    if bytes[i] == b'"' {
-                        break;
-                    }
-                    i += if bytes.get(i + 1) == Some(&b'u') {
-                        unicode_escape(bytes, i)?
-                    } else {
-                        2
-                    };
-                }
-                if i < bytes.len() && bytes[i] != b'"' {
-                    // No closing quote: the string runs to the end of the body.
-                    i = bytes.len();
-                }
+    loop {
+        while let Some(&b) = bytes.get(i) {
+            if CLASS[usize::from(b)] != PLAIN {
+                break;
             }
-            b'[' | b'{' => {
+            i += 1;
+            if b == b'\n' {
+                i += indentation(bytes, i);
+            }
+        }
+        let Some(&b) = bytes.get(i) else {
+            return Ok(());
+        };
+        match CLASS[usize::from(b)] {
+            QUOTE => i = string_end(bytes, i + 1)?,
+            OPEN => {
                 depth += 1;
                 if depth > MAX_DEPTH {
                     return Err(DecodeError::TooDeep {
@@ -60,30 +87,93 @@ pub fn check_limits(body: &str) -> Result<(), DecodeError> {
                     });
                 }
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while i + 1 < bytes.len()
-                    && matches!(bytes[i + 1], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
-                {
-                    i += 1;
-                }
-                let number = &body[start..=i];
-                // Only numbers with an exponent or hundreds of digits can overflow an f64.
-                let may_overflow =
-                    number.len() > 300 || number.bytes().any(|b| b == b'e' || b == b'E');
-                if may_overflow && number.parse::<f64>().is_ok_and(|n| n.is_infinite()) {
-                    return Err(DecodeError::Malformed {
-                        offset: start,
-                        message: "number out of range".to_owned(),
-                    });
-                }
-            }
-            _ => {}
+            CLOSE => depth = depth.saturating_sub(1),
+            _ => i = number_end(body, i)?,
         }
         i += 1;
     }
-    Ok(())
+}
+
+/// How many spaces start `bytes[from..]`: the indentation after a line break of a
+/// pretty-printed body, counted eight bytes at a time.
+#[inline]
+fn indentation(bytes: &[u8], from: usize) -> usize {
+    let mut n = 0;
+    for chunk in bytes.get(from..).unwrap_or_default().chunks_exact(8) {
+        let x = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default()) ^ SPACES;
+        // High bit set in exactly the bytes that are not spaces.
+        let other = (((x & !HIGH) + !HIGH) | x) & HIGH;
+        if other != 0 {
+            return n + other.trailing_zeros() as usize / 8;
+        }
+        n += 8;
+    }
+    n
+}
+
+/// Where the string whose contents start at `from` ends: its closing quote, or the end of the
+/// body when it has none. Refuses a lone UTF-16 surrogate escape on the way.
+fn string_end(bytes: &[u8], from: usize) -> Result<usize, DecodeError> {
+    let mut i = from;
+    while let Some(at) = quote_or_escape(bytes, i) {
+        if bytes[at] == b'"' {
+            return Ok(at);
+        }
+        i = at
+            + if bytes.get(at + 1) == Some(&b'u') {
+                unicode_escape(bytes, at)?
+            } else {
+                2
+            };
+    }
+    Ok(bytes.len())
+}
+
+/// The first `"` or `\` at or after `from`, if any. Keys and short values end within a few
+/// bytes: the first words are searched eight bytes at a time in plain integer arithmetic,
+/// which finds their quote before a vector search would have started; longer strings go on
+/// with memchr2.
+#[inline]
+fn quote_or_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    // High bit set in each byte of `word` equal to `byte`, and possibly in bytes above the
+    // first such byte: the lowest one set is exact.
+    let equal = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    let rest = bytes.get(from..)?;
+    let mut searched = 0;
+    for chunk in rest.chunks_exact(8).take(4) {
+        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
+        let found = equal(word, b'"') | equal(word, b'\\');
+        if found != 0 {
+            return Some(from + searched + found.trailing_zeros() as usize / 8);
+        }
+        searched += 8;
+    }
+    let tail = rest.get(searched..)?;
+    memchr2(b'"', b'\\', tail).map(|i| from + searched + i)
+}
+
+/// The last byte of the number starting at `start`, refusing one beyond the range of an f64.
+fn number_end(body: &str, start: usize) -> Result<usize, DecodeError> {
+    let bytes = body.as_bytes();
+    let mut i = start;
+    while i + 1 < bytes.len()
+        && matches!(bytes[i + 1], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+    {
+        i += 1;
+    }
+    let number = &body[start..=i];
+    // Only numbers with an exponent or hundreds of digits can overflow an f64.
+    let may_overflow = number.len() > 300 || number.bytes().any(|b| b == b'e' || b == b'E');
+    if may_overflow && number.parse::<f64>().is_ok_and(|n| n.is_infinite()) {
+        return Err(DecodeError::Malformed {
+            offset: start,
+            message: "number out of range".to_owned(),
+        });
+    }
+    Ok(i)
 }
 
 /// The length of the `\\uXXXX` escape at `at` (12 bytes for a surrogate pair). A UTF-16
@@ -265,6 +355,137 @@ pub fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The byte-at-a-time scan `check_limits` replaced, kept to check that they agree: one pass
+    /// over the body, skipping string contents, that refuses what downstream readers
+    /// cannot take: nesting deeper than [`MAX_DEPTH`], and numbers beyond the range of an f64
+    /// (`1e400` is valid JSON grammar, but serde_json, Go's encoding/json and most SIEM parsers
+    /// refuse the line that carries it).
+    fn reference_check_limits(body: &str) -> Result<(), DecodeError> {
+        let bytes = body.as_bytes();
+        let mut depth = 0usize;
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => {
+                    // A string: jump from escape to escape to its closing quote. Most of a body's
+                    // bytes are string contents, and memchr2 passes over them many at a time.
+                    i += 1;
+                    while let Some(at) = bytes.get(i..).and_then(|rest| memchr2(b'"', b'\\', rest))
+                    {
+                        i += at;
+                        if bytes[i] == b'"' {
+                            break;
+                        }
+                        i += if bytes.get(i + 1) == Some(&b'u') {
+                            unicode_escape(bytes, i)?
+                        } else {
+                            2
+                        };
+                    }
+                    if i < bytes.len() && bytes[i] != b'"' {
+                        // No closing quote: the string runs to the end of the body.
+                        i = bytes.len();
+                    }
+                }
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(DecodeError::TooDeep {
+                            offset: i,
+                            limit: MAX_DEPTH,
+                        });
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                b'-' | b'0'..=b'9' => {
+                    let start = i;
+                    while i + 1 < bytes.len()
+                        && matches!(bytes[i + 1], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                    {
+                        i += 1;
+                    }
+                    let number = &body[start..=i];
+                    // Only numbers with an exponent or hundreds of digits can overflow an f64.
+                    let may_overflow =
+                        number.len() > 300 || number.bytes().any(|b| b == b'e' || b == b'E');
+                    if may_overflow && number.parse::<f64>().is_ok_and(|n| n.is_infinite()) {
+                        return Err(DecodeError::Malformed {
+                            offset: start,
+                            message: "number out of range".to_owned(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Bodies made of the bytes the scan treats differently (quotes, escapes, surrogate
+    /// halves, brackets, number characters, runs of spaces) and some that it passes over.
+    fn jsonish() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop::sample::select(vec![
+            "\"",
+            "\\",
+            "\\u",
+            "\\uD83D",
+            "\\uDE00",
+            "\\u0041",
+            "[",
+            "]",
+            "{",
+            "}",
+            "-",
+            "0",
+            "9",
+            "1e400",
+            "e",
+            "E",
+            ".",
+            "+",
+            " ",
+            "        ",
+            "\n",
+            ",",
+            ":",
+            "a",
+            "true",
+            "null",
+            "\u{e9}",
+            "\u{1f600}",
+            "x\"y",
+            "\"k\":",
+        ]);
+        prop::collection::vec(piece, 0..120).prop_map(|p| p.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_scan_agrees_with_the_byte_at_a_time_one(body in jsonish()) {
+            proptest::prop_assert_eq!(check_limits(&body), reference_check_limits(&body));
+        }
+
+        #[test]
+        fn the_scan_agrees_on_any_text(body in "\\PC{0,200}") {
+            proptest::prop_assert_eq!(check_limits(&body), reference_check_limits(&body));
+        }
+
+        #[test]
+        fn the_scan_agrees_on_deep_and_long_bodies(depth in 0..80usize, digits in 290..320usize, pad in 0..20usize) {
+            let body = format!(
+                "{}{}\"{}\"{}{}",
+                "[ ".repeat(depth),
+                " ".repeat(pad),
+                "\\\"".repeat(pad),
+                "9".repeat(digits),
+                "]".repeat(depth)
+            );
+            proptest::prop_assert_eq!(check_limits(&body), reference_check_limits(&body));
+        }
+    }
 
     #[test]
     fn a_lone_surrogate_escape_is_refused_and_a_pair_passes() {
