@@ -278,34 +278,48 @@ pub async fn wait_all_arrive(
 /// The id of every event on the topic, by partition and offset (read with a consumer of its
 /// own, from the start to each partition's high watermark).
 pub fn topic_ids(bootstrap: &str, partitions: i32) -> Vec<Vec<String>> {
-    let c: BaseConsumer = ClientConfig::new()
+    let c = reader(bootstrap);
+    let high: Vec<i64> = (0..partitions)
+        .map(|p| {
+            c.fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .collect();
+    ids_below(&c, &high)
+}
+
+/// A consumer of the topic outside the sink's group.
+pub fn reader(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "siemgate-test-reader")
         .set("enable.auto.commit", "false")
         .create()
-        .unwrap();
+        .unwrap()
+}
+
+/// The id of every event below offset `ends[p]` of each partition `p`, by partition and
+/// offset, read with `c` from the start.
+pub fn ids_below(c: &BaseConsumer, ends: &[i64]) -> Vec<Vec<String>> {
     let mut tpl = TopicPartitionList::new();
-    let mut high = Vec::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(TOPIC, p, Offset::Beginning)
+    for p in 0..ends.len() {
+        tpl.add_partition_offset(TOPIC, p as i32, Offset::Beginning)
             .unwrap();
-        high.push(
-            c.fetch_watermarks(TOPIC, p, Duration::from_secs(10))
-                .unwrap()
-                .1,
-        );
     }
     c.assign(&tpl).unwrap();
-    let mut out: Vec<Vec<Option<String>>> = high.iter().map(|h| vec![None; *h as usize]).collect();
+    let mut out: Vec<Vec<Option<String>>> = ends.iter().map(|e| vec![None; *e as usize]).collect();
     let start = Instant::now();
-    let mut left: usize = high.iter().map(|h| *h as usize).sum();
+    let mut left: usize = ends.iter().map(|e| *e as usize).sum();
     while left > 0 {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "could not read the topic back"
+            "could not read the topic back: {left} events below {ends:?} missing"
         );
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-            let slot = &mut out[m.partition() as usize][m.offset() as usize];
+            let Some(slot) = out[m.partition() as usize].get_mut(m.offset() as usize) else {
+                continue;
+            };
             if slot.is_none() {
                 let line: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
                 *slot = Some(line["id"].as_str().unwrap().to_owned());
