@@ -292,7 +292,7 @@ fn signed(n: i64, out: &mut BytesMut) {
 }
 
 /// A JSON string: quotes around the escaped text.
-pub fn string(s: &str, out: &mut BytesMut) {
+fn string(s: &str, out: &mut BytesMut) {
     out.reserve(s.len() + 2);
     out.put_u8(b'"');
     contents(s, out);
