@@ -117,10 +117,14 @@ impl TestGateway {
     }
 }
 
+/// The complete lines of an NDJSON file (each ends in a line break): a line the sink is still
+/// writing, read mid-write, is not one yet.
 pub fn read_lines(path: &Path) -> Vec<serde_json::Value> {
     match std::fs::read_to_string(path) {
         Ok(text) => text
-            .lines()
+            .split_inclusive('\n')
+            .filter_map(|l| l.strip_suffix('\n'))
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
             .collect(),
         Err(_) => Vec::new(),
