@@ -134,7 +134,7 @@ fn string_end(bytes: &[u8], from: usize) -> Result<usize, DecodeError> {
 /// which finds their quote before a vector search would have started; longer strings go on
 /// with memchr2.
 #[inline]
-fn quote_or_escape(bytes: &[u8], from: usize) -> Option<usize> {
+pub(super) fn quote_or_escape(bytes: &[u8], from: usize) -> Option<usize> {
     // High bit set in each byte of `word` equal to `byte`, and possibly in bytes above the
     // first such byte: the lowest one set is exact.
     let equal = |word: u64, byte: u8| {
@@ -299,7 +299,7 @@ pub fn parse_object<'a, T: serde::Deserialize<'a>>(
     raw: &'a RawValue,
     offset: usize,
 ) -> Result<T, DecodeError> {
-    serde_json::from_str(raw.get()).map_err(|e| malformed(raw.get(), offset, &e))
+    super::members::read(raw, offset)
 }
 
 /// Calls `each` with every object of a body that is one JSON object or an array of objects,

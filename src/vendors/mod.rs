@@ -13,6 +13,7 @@ pub mod generic;
 pub mod immuta;
 pub mod json;
 pub mod mapping;
+mod members;
 pub mod prisma;
 pub mod redact;
 pub mod wallarm;

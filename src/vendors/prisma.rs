@@ -254,7 +254,7 @@ fn normalize<'a>(
     let nested: NestedResource<'a> = a
         .resource
         .filter(|r| r.get().starts_with('{'))
-        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .and_then(|r| parse_object(r, 0).ok())
         .unwrap_or_default();
     e.resource.tags = nested
         .resource_tags

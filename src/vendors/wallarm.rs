@@ -259,12 +259,10 @@ fn normalize<'a>(
 ) -> Result<Event<'a>, DecodeError> {
     // One pass over the notification when nothing in it is unusual, else level by level (see
     // `Nested`); an error is the level-by-level reading's.
-    Ok(
-        match serde_json::from_str::<Fields<'a, OnePass>>(raw.get()) {
-            Ok(top) => fill(raw, top, ctx),
-            Err(_) => fill(raw, parse_object::<Fields<'a, Rescan>>(raw, offset)?, ctx),
-        },
-    )
+    Ok(match parse_object::<Fields<'a, OnePass>>(raw, offset) {
+        Ok(top) => fill(raw, top, ctx),
+        Err(_) => fill(raw, parse_object::<Fields<'a, Rescan>>(raw, offset)?, ctx),
+    })
 }
 
 /// The event of one notification, read into `top`.
@@ -654,7 +652,7 @@ fn object<'a, D: Depth>(
     };
     let raw = Some(raw).filter(|r| r.get() != "null")?;
     if raw.get().starts_with('{') {
-        if let Ok(f) = serde_json::from_str(raw.get()) {
+        if let Ok(f) = parse_object(raw, 0) {
             return Some(f);
         }
     }

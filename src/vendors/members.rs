@@ -1,0 +1,584 @@
+//! Reads a decoder's borrowed field struct from one JSON object that serde_json has already
+//! validated (a [`RawValue`] from the body's split into objects), without parsing it again.
+//!
+//! serde_json would read the object a second time as if it were untrusted: every member's value
+//! is parsed and validated again, only to be handed over as its raw text (the decoders' fields
+//! are `Option<&RawValue>`, read later by [`super::fields`]) or ignored. Here a member's value
+//! is only skipped over: a string to its closing quote, an array or object by counting brackets
+//! outside strings, anything else to the next delimiter. On an object serde_json accepted,
+//! that finds exactly the span serde_json would have borrowed.
+//!
+//! [`read`] is a serde `Deserializer`, so the decoders' `#[derive(Deserialize)]` structs keep
+//! their meaning: renamed and unknown fields, a key given twice (an error, as with serde_json),
+//! nested structs, `null` as `None`. Member values are handed out as `&RawValue` the way
+//! serde_json itself hands them out to a deserializer that is not its own; any other type is
+//! read from the value's text by serde_json.
+
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::json::{malformed, quote_or_escape};
+use super::DecodeError;
+
+/// serde_json's name for [`RawValue`] in serde's data model. A `&RawValue` deserializes by
+/// asking for a newtype struct of this name and taking a one-member map: this name as the key,
+/// the value's JSON text, borrowed, as the value (serde_json `raw.rs`).
+const RAW_VALUE: &str = "$serde_json::private::RawValue";
+
+/// Reads `T` from the object `raw`, which starts at byte `offset` of the body. Errors carry
+/// their offset in the body: a key given twice, or a member whose value is not of `T`'s type
+/// for it.
+pub fn read<'a, T: de::Deserialize<'a>>(
+    raw: &'a RawValue,
+    offset: usize,
+) -> Result<T, DecodeError> {
+    let text = raw.get();
+    let cursor = Cursor {
+        text,
+        end: Cell::new(0),
+        at: Cell::new(0),
+    };
+    match T::deserialize(Value {
+        start: 0,
+        cursor: &cursor,
+    }) {
+        Ok(value) => Ok(value),
+        Err(Error::Json { start, error }) => Err(malformed(
+            text.get(start..).unwrap_or_default(),
+            offset + start,
+            &error,
+        )),
+        Err(Error::Custom(message)) => Err(DecodeError::Malformed {
+            offset: offset + cursor.at.get(),
+            message,
+        }),
+    }
+}
+
+/// Why [`read`] failed: serde_json's error on one member's value (starting at `start` in the
+/// object's text), or a decoder's own (a key given twice), placed at the last key read.
+#[derive(Debug)]
+enum Error {
+    Json {
+        start: usize,
+        error: serde_json::Error,
+    },
+    Custom(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Json { error, .. } => error.fmt(f),
+            Error::Custom(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl de::Error for Error {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Error::Custom(msg.to_string())
+    }
+}
+
+/// The object being read and where reading it has got to.
+struct Cursor<'a> {
+    /// The whole object; every offset is within it.
+    text: &'a str,
+    /// One past the last byte of the value read last. A value's end is only looked for when
+    /// the value is taken whole (raw or ignored); a nested object read member by member ends
+    /// where its members end, so its bytes are passed over once, not once per level.
+    end: Cell<usize>,
+    /// Where serde_json places an error the decoder's struct raises (a key given twice): the
+    /// last byte before the `:` of the last key.
+    at: Cell<usize>,
+}
+
+impl Cursor<'_> {
+    fn byte(&self, i: usize) -> Option<u8> {
+        self.text.as_bytes().get(i).copied()
+    }
+
+    /// The first byte at or after `i` that is not whitespace.
+    fn skip_space(&self, mut i: usize) -> usize {
+        while matches!(self.byte(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            i += 1;
+        }
+        i
+    }
+
+    /// Where the value starting at `start` ends (one past its last byte).
+    fn value_end(&self, start: usize) -> Result<usize, Error> {
+        let bytes = self.text.as_bytes();
+        match self.byte(start) {
+            Some(b'"') => string_end(bytes, start + 1).map(|quote| quote + 1),
+            Some(b'{' | b'[') => {
+                let mut depth = 0usize;
+                let mut i = start;
+                while let Some(&b) = bytes.get(i) {
+                    match CLASS[usize::from(b)] {
+                        QUOTE => i = string_end(bytes, i + 1)?,
+                        OPEN => depth += 1,
+                        CLOSE => {
+                            depth = depth.saturating_sub(1);
+                            if depth == 0 {
+                                return Ok(i + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                Err(unvalidated())
+            }
+            Some(_) => Ok(bytes
+                .get(start..)
+                .unwrap_or_default()
+                .iter()
+                .position(|&b| matches!(CLASS[usize::from(b)], CLOSE | DELIMITER))
+                .map_or(bytes.len(), |n| start + n)),
+            None => Err(unvalidated()),
+        }
+    }
+}
+
+/// Byte classes for [`Cursor::value_end`].
+const OTHER: u8 = 0;
+const QUOTE: u8 = 1;
+const OPEN: u8 = 2;
+const CLOSE: u8 = 3;
+/// What ends a number or `true`/`false`/`null`, besides [`CLOSE`].
+const DELIMITER: u8 = 4;
+
+static CLASS: [u8; 256] = {
+    let mut class = [OTHER; 256];
+    class[b'"' as usize] = QUOTE;
+    class[b'{' as usize] = OPEN;
+    class[b'[' as usize] = OPEN;
+    class[b'}' as usize] = CLOSE;
+    class[b']' as usize] = CLOSE;
+    class[b',' as usize] = DELIMITER;
+    class[b' ' as usize] = DELIMITER;
+    class[b'\n' as usize] = DELIMITER;
+    class[b'\r' as usize] = DELIMITER;
+    class[b'\t' as usize] = DELIMITER;
+    class
+};
+
+/// Where the string whose contents start at `from` ends: its closing quote.
+fn string_end(bytes: &[u8], from: usize) -> Result<usize, Error> {
+    let mut i = from;
+    while let Some(at) = quote_or_escape(bytes, i) {
+        if bytes.get(at) == Some(&b'"') {
+            return Ok(at);
+        }
+        i = at + 2;
+    }
+    Err(unvalidated())
+}
+
+/// The error for text serde_json would not have accepted, which [`read`] is never given.
+fn unvalidated() -> Error {
+    Error::Custom("invalid JSON object".to_owned())
+}
+
+/// One JSON value, starting at `start` (never at whitespace) in the cursor's object.
+struct Value<'a, 'c> {
+    start: usize,
+    cursor: &'c Cursor<'a>,
+}
+
+impl<'a> Value<'a, '_> {
+    /// The value's whole text; the cursor moves past it.
+    fn text(&self) -> Result<&'a str, Error> {
+        let end = self.cursor.value_end(self.start)?;
+        self.cursor.end.set(end);
+        self.cursor
+            .text
+            .get(self.start..end)
+            .ok_or_else(unvalidated)
+    }
+
+    fn is_object(&self) -> bool {
+        self.cursor.byte(self.start) == Some(b'{')
+    }
+
+    /// Hands the value to serde_json, for any type that is neither raw text nor a struct.
+    fn by_serde_json<V, F>(self, read: F) -> Result<V, Error>
+    where
+        F: FnOnce(
+            &mut serde_json::Deserializer<serde_json::de::StrRead<'a>>,
+        ) -> serde_json::Result<V>,
+    {
+        let text = self.text()?;
+        read(&mut serde_json::Deserializer::from_str(text)).map_err(|error| Error::Json {
+            start: self.start,
+            error,
+        })
+    }
+
+    /// Reads the value, an object, member by member.
+    fn members<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_map(Members {
+            pos: self.start + 1,
+            cursor: self.cursor,
+        })
+    }
+}
+
+macro_rules! by_serde_json {
+    ($($method:ident)*) => {
+        $(
+            fn $method<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
+                self.by_serde_json(|de| de.$method(visitor))
+            }
+        )*
+    };
+}
+
+impl<'a> Deserializer<'a> for Value<'a, '_> {
+    type Error = Error;
+
+    by_serde_json! {
+        deserialize_any deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32
+        deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
+        deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char
+        deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf
+        deserialize_unit deserialize_seq deserialize_identifier
+    }
+
+    fn deserialize_option<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
+        let rest = self.cursor.text.get(self.start..).unwrap_or_default();
+        if rest.starts_with("null") {
+            self.cursor.end.set(self.start + 4);
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'a>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.by_serde_json(|de| de.deserialize_unit_struct(name, visitor))
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'a>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        if name == RAW_VALUE {
+            visitor.visit_map(RawEntry {
+                text: Some(self.text()?),
+            })
+        } else {
+            visitor.visit_newtype_struct(self)
+        }
+    }
+
+    fn deserialize_tuple<V: Visitor<'a>>(self, len: usize, visitor: V) -> Result<V::Value, Error> {
+        self.by_serde_json(|de| de.deserialize_tuple(len, visitor))
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'a>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.by_serde_json(|de| de.deserialize_tuple_struct(name, len, visitor))
+    }
+
+    fn deserialize_map<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
+        if self.is_object() {
+            self.members(visitor)
+        } else {
+            self.by_serde_json(|de| de.deserialize_map(visitor))
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'a>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        if self.is_object() {
+            self.members(visitor)
+        } else {
+            self.by_serde_json(|de| de.deserialize_struct(name, fields, visitor))
+        }
+    }
+
+    fn deserialize_enum<V: Visitor<'a>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.by_serde_json(|de| de.deserialize_enum(name, variants, visitor))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.text()?;
+        visitor.visit_unit()
+    }
+}
+
+/// The members of an object, from `pos` (just after its `{` or after a member) on.
+struct Members<'a, 'c> {
+    pos: usize,
+    cursor: &'c Cursor<'a>,
+}
+
+impl<'a> MapAccess<'a> for Members<'a, '_> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'a>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        let c = self.cursor;
+        self.pos = c.skip_space(self.pos);
+        match c.byte(self.pos) {
+            Some(b'}') => {
+                self.pos += 1;
+                c.end.set(self.pos);
+                return Ok(None);
+            }
+            Some(b',') => self.pos = c.skip_space(self.pos + 1),
+            _ => {}
+        }
+        if c.byte(self.pos) != Some(b'"') {
+            return Err(unvalidated());
+        }
+        let quote = string_end(c.text.as_bytes(), self.pos + 1)?;
+        let key = c.text.get(self.pos + 1..quote).ok_or_else(unvalidated)?;
+        let start = self.pos;
+        self.pos = c.skip_space(quote + 1);
+        c.at.set(self.pos - 1);
+        seed.deserialize(Key {
+            key,
+            start,
+            cursor: c,
+        })
+        .map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        let c = self.cursor;
+        if c.byte(self.pos) != Some(b':') {
+            return Err(unvalidated());
+        }
+        let start = c.skip_space(self.pos + 1);
+        let value = seed.deserialize(Value { start, cursor: c })?;
+        self.pos = c.end.get();
+        Ok(value)
+    }
+}
+
+/// A member's key, between its quotes: borrowed when it has no escapes.
+struct Key<'a, 'c> {
+    key: &'a str,
+    start: usize,
+    cursor: &'c Cursor<'a>,
+}
+
+impl<'a> Deserializer<'a> for Key<'a, '_> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
+        if !self.key.contains('\\') {
+            return visitor.visit_borrowed_str(self.key);
+        }
+        let at = self.cursor.at.get();
+        Value {
+            start: self.start,
+            cursor: self.cursor,
+        }
+        .by_serde_json(|de| de.deserialize_string(visitor))
+        .inspect(|_| self.cursor.at.set(at))
+    }
+
+    serde::forward_to_deserialize_any! {
+        <W: Visitor<'a>>
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+/// The one-member map a `&RawValue` is read from (see [`RAW_VALUE`]).
+struct RawEntry<'a> {
+    text: Option<&'a str>,
+}
+
+impl<'a> MapAccess<'a> for RawEntry<'a> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'a>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        if self.text.is_none() {
+            return Ok(None);
+        }
+        seed.deserialize(de::value::BorrowedStrDeserializer::new(RAW_VALUE))
+            .map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        let text = self.text.take().ok_or_else(unvalidated)?;
+        seed.deserialize(de::value::BorrowedStrDeserializer::new(text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+    use serde::Deserialize;
+
+    /// Raw, typed, nested and renamed fields, as the decoders' structs have them.
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        a: Option<&'a RawValue>,
+        #[serde(borrow, rename = "b\"")]
+        b: Option<&'a RawValue>,
+        #[serde(borrow)]
+        n: Option<Box<Probe<'a>>>,
+        c: Option<i64>,
+        #[serde(borrow)]
+        s: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        list: Option<Vec<&'a RawValue>>,
+    }
+
+    /// What a [`Probe`] read: every field as text, for comparing two readings.
+    fn seen(p: &Probe<'_>) -> String {
+        format!(
+            "a={:?} b={:?} c={:?} s={:?} list={:?} n=({})",
+            p.a.map(RawValue::get),
+            p.b.map(RawValue::get),
+            p.c,
+            p.s,
+            p.list
+                .as_ref()
+                .map(|l| l.iter().map(|r| r.get()).collect::<Vec<_>>()),
+            p.n.as_deref().map(seen).unwrap_or_default(),
+        )
+    }
+
+    fn space() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["", " ", "\n    ", "\t", "\r\n"])
+    }
+
+    fn key() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "\"a\"",
+            "\"b\\\"\"",
+            "\"n\"",
+            "\"c\"",
+            "\"s\"",
+            "\"list\"",
+            "\"other\"",
+            "\"\\u0061\"",
+            "\"a \"",
+            "\"\"",
+            "\"}\"",
+        ])
+    }
+
+    /// Valid JSON values: scalars of every kind (strings with escapes and brackets inside),
+    /// arrays and objects with the [`Probe`] keys, given twice at times, in any spacing.
+    fn value() -> impl Strategy<Value = String> {
+        let leaf = prop::sample::select(vec![
+            "null",
+            "true",
+            "false",
+            "0",
+            "12",
+            "-1.5e3",
+            "9007199254740993",
+            "\"x\"",
+            "\"a\\\"b\"",
+            "\"\\u00e9\\\\\"",
+            "\"}]{[,:\"",
+            "\"\"",
+            "\"caf\u{e9}\"",
+        ])
+        .prop_map(str::to_owned);
+        leaf.prop_recursive(4, 40, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec((space(), inner.clone(), space()), 0..4).prop_map(|v| {
+                    let items: Vec<String> = v
+                        .into_iter()
+                        .map(|(a, x, b)| format!("{a}{x}{b}"))
+                        .collect();
+                    format!("[{}]", items.join(","))
+                }),
+                object(inner),
+            ]
+        })
+    }
+
+    fn object(inner: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+        prop::collection::vec((space(), key(), space(), space(), inner, space()), 0..6).prop_map(
+            |v| {
+                let members: Vec<String> = v
+                    .into_iter()
+                    .map(|(a, k, b, c, x, d)| format!("{a}{k}{b}:{c}{x}{d}"))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// On every object serde_json accepts, the reader takes the same fields with the same
+        /// text, and fails exactly where serde_json fails (a key twice, a value of the wrong
+        /// type).
+        #[test]
+        fn reads_what_serde_json_reads(text in object(value())) {
+            let raw: &RawValue = serde_json::from_str(&text).unwrap();
+            let ours = read::<Probe<'_>>(raw, 0);
+            let theirs = serde_json::from_str::<Probe<'_>>(&text);
+            match (&ours, &theirs) {
+                (Ok(o), Ok(t)) => prop_assert_eq!(seen(o), seen(t)),
+                (Err(_), Err(_)) => {}
+                _ => prop_assert!(false, "{text}: ours {:?}, serde_json {:?}", ours.as_ref().map(seen), theirs.as_ref().map(seen)),
+            }
+        }
+    }
+
+    /// Errors are placed where serde_json places them when it reads the whole object.
+    #[test]
+    fn errors_have_serde_json_offsets() {
+        for text in [
+            r#"{"a": 1, "a": 2}"#,
+            r#"{"a": 1, "c": "x"}"#,
+            r#"{"n": {"c": 1,"c" :2}}"#,
+        ] {
+            let raw: &RawValue = serde_json::from_str(text).unwrap();
+            let ours = read::<Probe<'_>>(raw, 100).err().unwrap();
+            let theirs = serde_json::from_str::<Probe<'_>>(text).err().unwrap();
+            assert_eq!(
+                format!("{ours:?}"),
+                format!("{:?}", malformed(text, 100, &theirs)),
+                "{text}"
+            );
+        }
+    }
+}
