@@ -339,6 +339,77 @@ where
     }
 }
 
+/// How far [`for_each_read`] got.
+pub enum Read {
+    /// Every object was read and handed over (or `each` asked to stop).
+    Done,
+    /// The object after the first `n` could not be read in one pass; the body's ordinary
+    /// reading, from that object on, says why.
+    Stopped(usize),
+}
+
+/// Every object of a body that is one JSON object or an array of objects, read by serde_json
+/// straight into the decoder's struct `T`, in the same pass that validates it and finds where
+/// it ends: `each` gets `(fields, raw object, its byte offset)`. Reading the body's objects as
+/// raw values and then each into `T` passes over every byte twice.
+///
+/// Anything unusual (an element that is not an object, a key given twice, a member `T` cannot
+/// take, malformed JSON) stops the walk at that object, so that the caller's ordinary reading
+/// can go on from there and report it with the same error and offset as always.
+pub fn for_each_read<'a, T, F>(body: &'a str, mut each: F) -> Read
+where
+    T: serde::Deserialize<'a>,
+    F: FnMut(T, &'a RawValue, usize) -> std::ops::ControlFlow<()>,
+{
+    let space =
+        |from: usize| first_byte(body.get(from..).unwrap_or_default()).map(|(i, b)| (from + i, b));
+    // One object starting at `start`: its fields, its raw text and where it ends.
+    let one = |start: usize| -> Option<(T, &'a RawValue, usize)> {
+        let text = body.get(start..).filter(|t| t.starts_with('{'))?;
+        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<T>();
+        let fields = stream.next()?.ok()?;
+        let end = start + stream.byte_offset();
+        let raw = super::members::validated(body.get(start..end)?)?;
+        Some((fields, raw, end))
+    };
+    let mut read = 0;
+    match space(0) {
+        Some((start, b'{')) => match one(start) {
+            Some((fields, raw, end)) if space(end).is_none() => {
+                let _ = each(fields, raw, start);
+                Read::Done
+            }
+            _ => Read::Stopped(0),
+        },
+        Some((open, b'[')) => {
+            let mut next = space(open + 1);
+            if let Some((close, b']')) = next {
+                return if space(close + 1).is_none() {
+                    Read::Done
+                } else {
+                    Read::Stopped(0)
+                };
+            }
+            while let Some((start, _)) = next {
+                let Some((fields, raw, end)) = one(start) else {
+                    break;
+                };
+                if each(fields, raw, start).is_break() {
+                    return Read::Done;
+                }
+                read += 1;
+                match space(end) {
+                    Some((comma, b',')) => next = space(comma + 1),
+                    Some((close, b']')) if space(close + 1).is_none() => return Read::Done,
+                    _ => break,
+                }
+            }
+            Read::Stopped(read)
+        }
+        _ => Read::Stopped(0),
+    }
+}
+
 /// Reads a JSON string without copying unless it holds escapes; `None` if `raw` is not a string.
 /// `raw` was validated when it was parsed, so a string without a backslash is its text between
 /// the quotes; only escaped strings are decoded (into an owned copy).

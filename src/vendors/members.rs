@@ -441,6 +441,41 @@ impl<'a> MapAccess<'a> for RawEntry<'a> {
     }
 }
 
+/// `text` as a borrowed [`RawValue`]. Only for text serde_json has accepted as one JSON value
+/// with no whitespace around it (such as a value it has just parsed from the body); anything
+/// else would break what `RawValue` promises its readers.
+pub fn validated(text: &str) -> Option<&RawValue> {
+    struct Validated<'a>(&'a str);
+
+    impl<'a> Deserializer<'a> for Validated<'a> {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'a>>(self, _: V) -> Result<V::Value, Error> {
+            Err(unvalidated())
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'a>>(
+            self,
+            name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            if name != RAW_VALUE {
+                return Err(unvalidated());
+            }
+            visitor.visit_map(RawEntry { text: Some(self.0) })
+        }
+
+        serde::forward_to_deserialize_any! {
+            <W: Visitor<'a>>
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct seq tuple
+            tuple_struct map struct enum identifier ignored_any
+        }
+    }
+
+    <&RawValue as de::Deserialize>::deserialize(Validated(text)).ok()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -174,6 +174,45 @@ where
     finish_walk(walked, stopped, count)
 }
 
+/// [`emit_each_object`] for a decoder that reads each object into `T` and makes its event with
+/// `fill`: each object is read in one pass where the body allows it (see
+/// [`json::for_each_read`]); from the first object that does not, the body is read the ordinary
+/// way, by `normalize`, which reports any error exactly as [`emit_each_object`] would.
+fn emit_each_read<'a, T, R, N, F>(
+    body: &'a str,
+    what: &'static str,
+    mut fill: R,
+    mut normalize: N,
+    mut emit: F,
+) -> Result<usize, DecodeError>
+where
+    T: serde::Deserialize<'a>,
+    R: FnMut(T, &'a serde_json::value::RawValue) -> Event<'a>,
+    N: FnMut(&'a serde_json::value::RawValue, usize) -> Result<Event<'a>, DecodeError>,
+    F: FnMut(Event<'a>) -> ControlFlow<()>,
+{
+    let mut count = 0;
+    let read = json::for_each_read(body, |fields: T, raw, _| {
+        count += 1;
+        emit(fill(fields, raw))
+    });
+    let json::Read::Stopped(skip) = read else {
+        return Ok(count);
+    };
+    let mut seen = 0;
+    let mut stopped = false;
+    let walked = json::for_each_object(body, what, |raw, offset| {
+        if seen < skip {
+            seen += 1;
+            return Ok(());
+        }
+        let flow = emit(normalize(raw, offset)?);
+        count += 1;
+        stop_walk(flow, &mut stopped)
+    });
+    finish_walk(walked, stopped, count)
+}
+
 /// Turns an `emit`'s `Break` into an error that ends a walk over a body's objects, noting in
 /// `stopped` that it was asked for (see [`finish_walk`]).
 fn stop_walk(flow: ControlFlow<()>, stopped: &mut bool) -> Result<(), DecodeError> {
