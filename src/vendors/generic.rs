@@ -19,7 +19,7 @@ use std::borrow::Cow;
 use super::fields::{epoch_millis, epoch_seconds, integer, text, text_or_number, Warnings};
 use super::json::{first_byte, malformed, offset_in, parse_object, string};
 use super::mapping::{Mapping, Source, TimeFormat, Value};
-use super::{emit_each_object, Context, DecodeError, Vendor};
+use super::{emit_each_object, emit_each_read, Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Kind, Severity, Status, Timestamp};
 
 /// The common field names the generic decoder looks at; everything else is skipped without
@@ -66,9 +66,10 @@ pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize,
 where
     F: FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
 {
-    emit_each_object(
+    emit_each_read(
         body,
         "a JSON object or an array of objects",
+        |p, raw| fill(raw, p, ctx),
         |raw, offset| normalize(raw, offset, ctx),
         emit,
     )
@@ -113,7 +114,11 @@ fn normalize<'a>(
     offset: usize,
     ctx: &Context<'a>,
 ) -> Result<Event<'a>, DecodeError> {
-    let p: Probe<'a> = parse_object(raw, offset)?;
+    Ok(fill(raw, parse_object(raw, offset)?, ctx))
+}
+
+/// The event of the object `raw`, read into `p`.
+fn fill<'a>(raw: &'a RawValue, p: Probe<'a>, ctx: &Context<'a>) -> Event<'a> {
     let mut e = Event::new(Vendor::Generic, ctx.source, raw, ctx.received_at);
     let w = &mut e.normalization_warnings;
     if let Some(id) = text_or_number(
@@ -196,7 +201,7 @@ fn normalize<'a>(
     {
         e.mark_unrecognized();
     }
-    Ok(e)
+    e
 }
 
 /// Decodes with a field mapping.
@@ -389,6 +394,32 @@ mod tests {
             std::ops::ControlFlow::Continue(())
         })?;
         Ok(out)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// Reading each object in one pass gives the same events, count and error as splitting
+        /// the body and then reading each object (see `vendors::one_pass`).
+        #[test]
+        fn one_pass_reads_what_the_ordinary_reading_reads((body, limit) in crate::vendors::one_pass::bodies(vec![
+            include_str!("../../fixtures/vendors/generic-common-field-names.json").trim().trim_start_matches('[').trim_end_matches(']'),
+            r#"{"severity":{"x":1},"time":[1],"title":7}"#,
+            r#"{}"#,
+            r#"7"#,
+            r#"{"id":"a","id":"b"}"#,
+            r#"{"id":"x""#,
+            r#"{"id":"y",}"#,
+            r#"{"id":"\u0035","message":"a\"b"}"#,
+        ])) {
+            use crate::vendors::one_pass::lines;
+            let ctx = Context { source: "s", received_at: crate::normalize::Timestamp(5) };
+            let what = "a JSON object or an array of objects";
+            proptest::prop_assert_eq!(
+                lines(limit, |emit| decode(&body, &ctx, emit)),
+                lines(limit, |emit| super::super::emit_each_object(&body, what, |raw, offset| normalize(raw, offset, &ctx), emit)),
+                "{}", body
+            );
+        }
     }
 
     #[test]

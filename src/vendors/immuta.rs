@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use super::fields::{epoch_millis, text, text_or_number, Warnings};
 use super::json::parse_object;
-use super::{emit_each_object, Context, DecodeError, Vendor};
+use super::{emit_each_read, Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Kind, Ocsf, Timestamp};
 
 #[derive(Deserialize, Default)]
@@ -56,9 +56,10 @@ pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize,
 where
     F: FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
 {
-    emit_each_object(
+    emit_each_read(
         body,
         "an Immuta notification object or an array of them",
+        |n, raw| fill(raw, n, ctx),
         |raw, offset| normalize(raw, offset, ctx),
         emit,
     )
@@ -69,7 +70,11 @@ fn normalize<'a>(
     offset: usize,
     ctx: &Context<'a>,
 ) -> Result<Event<'a>, DecodeError> {
-    let n: Notification<'a> = parse_object(raw, offset)?;
+    Ok(fill(raw, parse_object(raw, offset)?, ctx))
+}
+
+/// The event of the object `raw`, read into `n`.
+fn fill<'a>(raw: &'a RawValue, n: Notification<'a>, ctx: &Context<'a>) -> Event<'a> {
     let mut e = Event::new(Vendor::Immuta, ctx.source, raw, ctx.received_at);
     let w: &mut Warnings = &mut e.normalization_warnings;
     e.kind = Kind::System;
@@ -112,7 +117,7 @@ fn normalize<'a>(
     if !recognised {
         e.mark_unrecognized();
     }
-    Ok(e)
+    e
 }
 
 /// True when one word of a type name is `test`, any case: words are split at `.`, `_`, `-`,
@@ -181,6 +186,32 @@ mod tests {
             })
             .unwrap();
         out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// Reading each object in one pass gives the same events, count and error as splitting
+        /// the body and then reading each object (see `vendors::one_pass`).
+        #[test]
+        fn one_pass_reads_what_the_ordinary_reading_reads((body, limit) in crate::vendors::one_pass::bodies(vec![
+            include_str!("../../fixtures/vendors/immuta-test-webhook.json"),
+            r#"{"type":"policyChange","actor":{"name":"ana"},"timestamp":1700000000}"#,
+            r#"{}"#,
+            r#"7"#,
+            r#"{"id":"a","id":"b"}"#,
+            r#"{"id":"x""#,
+            r#"{"id":"y",}"#,
+            r#"{"id":"\u0035","message":"a\"b"}"#,
+        ])) {
+            use crate::vendors::one_pass::lines;
+            let ctx = Context { source: "im", received_at: crate::normalize::Timestamp(5) };
+            let what = "an Immuta notification object or an array of them";
+            proptest::prop_assert_eq!(
+                lines(limit, |emit| decode(&body, &ctx, emit)),
+                lines(limit, |emit| super::super::emit_each_object(&body, what, |raw, offset| normalize(raw, offset, &ctx), emit)),
+                "{}", body
+            );
+        }
     }
 
     #[test]

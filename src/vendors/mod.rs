@@ -265,6 +265,62 @@ impl DecodeError {
     }
 }
 
+/// Test support for decoders that read objects in one pass ([`emit_each_read`]): bodies that
+/// are fine and bodies that break anywhere, and what a reading of them emits.
+#[cfg(test)]
+mod one_pass {
+    #![allow(clippy::unwrap_used)]
+    use proptest::prelude::*;
+
+    use super::{DecodeError, Event};
+
+    /// A body made of `elements` (objects, and things that are not), as an array with spacing,
+    /// missing or doubled commas and text after its end, or as the elements alone; and after
+    /// how many events `emit` asks to stop.
+    pub fn bodies(elements: Vec<&'static str>) -> impl Strategy<Value = (String, usize)> {
+        (
+            prop::sample::select(vec!["[", " [\n", "", "x"]),
+            prop::collection::vec(prop::sample::select(elements), 0..5),
+            prop::collection::vec(prop::sample::select(vec![",", " ,\n ", ",,", ""]), 5),
+            prop::sample::select(vec!["]", " ]\n", "", "] x", "],{}"]),
+            1..6usize,
+        )
+            .prop_map(|(open, elements, separators, close, limit)| {
+                let mut body = open.to_owned();
+                for (i, element) in elements.iter().enumerate() {
+                    if i > 0 {
+                        body.push_str(separators[i]);
+                    }
+                    body.push_str(element);
+                }
+                if open.contains('[') {
+                    body.push_str(close);
+                }
+                (body, limit)
+            })
+    }
+
+    /// Every event a reading emits, as its NDJSON line, and its result; `emit` asks to stop at
+    /// the `limit`th event.
+    pub fn lines<'a, R>(limit: usize, read: R) -> (Vec<String>, Result<usize, DecodeError>)
+    where
+        R: FnOnce(
+            &mut dyn FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
+        ) -> Result<usize, DecodeError>,
+    {
+        let mut out = Vec::new();
+        let result = read(&mut |e: Event<'_>| {
+            out.push(serde_json::to_string(&e).unwrap());
+            if out.len() >= limit {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        });
+        (out, result)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -360,39 +360,6 @@ mod tests {
         Ok(out)
     }
 
-    /// Each event as its NDJSON line, and the result, read with at most `limit` events taken
-    /// (`emit` asks to stop at the last), by `decode` or by the ordinary reading alone.
-    fn lines(
-        body: &str,
-        limit: usize,
-        one_pass: bool,
-    ) -> (Vec<String>, Result<usize, DecodeError>) {
-        let ctx = Context {
-            source: "prisma",
-            received_at: Timestamp(5),
-        };
-        let mut out = Vec::new();
-        let emit = |e: Event<'_>| {
-            out.push(serde_json::to_string(&e).unwrap());
-            if out.len() >= limit {
-                std::ops::ControlFlow::Break(())
-            } else {
-                std::ops::ControlFlow::Continue(())
-            }
-        };
-        let result = if one_pass {
-            decode(body, &ctx, emit)
-        } else {
-            super::super::emit_each_object(
-                body,
-                "a JSON array of Prisma Cloud alerts, or one alert object",
-                |raw, offset| normalize(raw, offset, &ctx),
-                emit,
-            )
-        };
-        (out, result)
-    }
-
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
         /// Reading each alert in one pass gives the same events, the same count and the same
@@ -400,33 +367,26 @@ mod tests {
         /// bodies that are fine and bodies that break anywhere: a bad element, a key given
         /// twice, a missing or extra comma, text after the end, an `emit` that stops early.
         #[test]
-        fn one_pass_reads_what_the_ordinary_reading_reads(
-            open in proptest::sample::select(vec!["[", " [\n", "", "x"]),
-            elements in proptest::collection::vec(proptest::sample::select(vec![
-                include_str!("../../fixtures/vendors/prisma_cloud-webhook-alert-open.json").trim().trim_start_matches('[').trim_end_matches(']'),
-                include_str!("../../fixtures/vendors/prisma_cloud-alert-created-asyncapi-example.json"),
-                r#"{"alertId":"P-1","alertStatus":"resolved","alertTs":1700000000000,"resource":{"resourceTags":{"a":"b"}}}"#,
-                r#"{"alertId":"P-2","alertId":"P-3"}"#,
-                r#"{"alertId":"P-4","resource":"not an object","alertTs":"x"}"#,
-                r#"{"alertId":"P-\u0035","policyName":"a\"b"}"#,
-                r#"{}"#,
-                r#"7"#,
-                r#"{"alertId":"P-6""#,
-                r#"{"alertId":"P-7",}"#,
-            ]), 0..5),
-            separators in proptest::collection::vec(proptest::sample::select(vec![",", " ,\n ", ",,", ""]), 5),
-            close in proptest::sample::select(vec!["]", " ]\n", "", "] x", "],{}"]),
-            limit in 1..6usize,
-        ) {
-            let mut body = open.to_owned();
-            for (i, element) in elements.iter().enumerate() {
-                if i > 0 {
-                    body.push_str(separators[i]);
-                }
-                body.push_str(element);
-            }
-            body.push_str(if open.contains('[') { close } else { "" });
-            proptest::prop_assert_eq!(lines(&body, limit, true), lines(&body, limit, false), "{}", body);
+        fn one_pass_reads_what_the_ordinary_reading_reads((body, limit) in crate::vendors::one_pass::bodies(vec![
+            include_str!("../../fixtures/vendors/prisma_cloud-webhook-alert-open.json").trim().trim_start_matches('[').trim_end_matches(']'),
+            include_str!("../../fixtures/vendors/prisma_cloud-alert-created-asyncapi-example.json"),
+            r#"{"alertId":"P-1","alertStatus":"resolved","alertTs":1700000000000,"resource":{"resourceTags":{"a":"b"}}}"#,
+            r#"{"alertId":"P-2","alertId":"P-3"}"#,
+            r#"{"alertId":"P-4","resource":"not an object","alertTs":"x"}"#,
+            r#"{"alertId":"P-\u0035","policyName":"a\"b"}"#,
+            r#"{}"#,
+            r#"7"#,
+            r#"{"alertId":"P-6""#,
+            r#"{"alertId":"P-7",}"#,
+        ])) {
+            use crate::vendors::one_pass::lines;
+            let ctx = Context { source: "prisma", received_at: Timestamp(5) };
+            let what = "a JSON array of Prisma Cloud alerts, or one alert object";
+            proptest::prop_assert_eq!(
+                lines(limit, |emit| decode(&body, &ctx, emit)),
+                lines(limit, |emit| super::super::emit_each_object(&body, what, |raw, offset| normalize(raw, offset, &ctx), emit)),
+                "{}", body
+            );
         }
     }
 
