@@ -181,12 +181,35 @@ where
 fn emit_each_read<'a, T, R, N, F>(
     body: &'a str,
     what: &'static str,
+    fill: R,
+    normalize: N,
+    emit: F,
+) -> Result<usize, DecodeError>
+where
+    T: serde::Deserialize<'a>,
+    R: FnMut(T, &'a serde_json::value::RawValue) -> Event<'a>,
+    N: FnMut(&'a serde_json::value::RawValue, usize) -> Result<Event<'a>, DecodeError>,
+    F: FnMut(Event<'a>) -> ControlFlow<()>,
+{
+    let walk = |body, each: &mut dyn FnMut(_, _) -> _| json::for_each_object(body, what, each);
+    read_then_walk(body, walk, fill, normalize, emit)
+}
+
+/// [`emit_each_read`] with the ordinary reading `walk`, which calls its argument with every
+/// object of the body and its offset.
+fn read_then_walk<'a, T, W, R, N, F>(
+    body: &'a str,
+    walk: W,
     mut fill: R,
     mut normalize: N,
     mut emit: F,
 ) -> Result<usize, DecodeError>
 where
     T: serde::Deserialize<'a>,
+    W: FnOnce(
+        &'a str,
+        &mut dyn FnMut(&'a serde_json::value::RawValue, usize) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError>,
     R: FnMut(T, &'a serde_json::value::RawValue) -> Event<'a>,
     N: FnMut(&'a serde_json::value::RawValue, usize) -> Result<Event<'a>, DecodeError>,
     F: FnMut(Event<'a>) -> ControlFlow<()>,
@@ -201,7 +224,7 @@ where
     };
     let mut seen = 0;
     let mut stopped = false;
-    let walked = json::for_each_object(body, what, |raw, offset| {
+    let walked = walk(body, &mut |raw, offset| {
         if seen < skip {
             seen += 1;
             return Ok(());

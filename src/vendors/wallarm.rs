@@ -171,6 +171,17 @@ pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, mut emit: F) -> Result<us
 where
     F: FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
 {
+    if let Some((_, b'[')) = first_byte(body) {
+        // An array: each notification read in the same pass that splits the body, where
+        // nothing in it is unusual (see `super::read_then_walk`).
+        return super::read_then_walk(
+            body,
+            |body, each: &mut dyn FnMut(_, _) -> _| for_each_notification(body, each),
+            |top: Fields<'a, OnePass>, raw| fill(raw, top, ctx),
+            |raw, offset| normalize(raw, offset, ctx),
+            emit,
+        );
+    }
     let mut count = 0;
     let mut stopped = false;
     let walked = for_each_notification(body, |raw, offset| {
@@ -736,6 +747,49 @@ mod tests {
         assert_eq!(events.len(), elements.len());
         for (e, raw) in events.iter().zip(elements) {
             assert_eq!(&e["raw"], raw);
+        }
+    }
+
+    /// The elements of a fixture that is a JSON array, as one string.
+    fn inner(array: &'static str) -> &'static str {
+        array.trim().trim_start_matches('[').trim_end_matches(']')
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// Reading each notification of an array in one pass gives the same events, count and
+        /// error as splitting the body and then reading each one (see `vendors::one_pass`),
+        /// including notifications only the level-by-level reading takes.
+        #[test]
+        fn one_pass_reads_what_the_ordinary_reading_reads((body, limit) in crate::vendors::one_pass::bodies(vec![
+            inner(HITS),
+            inner(ISSUE),
+            inner(VULN),
+            inner(IP_BLOCKED),
+            FLAT_HIT,
+            r#"{"summary":"s","details":5}"#,
+            r#"{"details":{"hit":{"id":1,"id":2}}}"#,
+            r#"{"details":{"hit":[1]},"summary":"x"}"#,
+            r#"{}"#,
+            r#"7"#,
+            r#"{"summary":"x""#,
+        ])) {
+            use crate::vendors::one_pass::lines;
+            let ctx = Context { source: "w", received_at: crate::normalize::Timestamp(5) };
+            proptest::prop_assert_eq!(
+                lines(limit, |emit| decode(&body, &ctx, emit)),
+                lines(limit, |emit| {
+                    let mut count = 0;
+                    let mut stopped = false;
+                    let walked = for_each_notification(&body, |raw, offset| {
+                        let flow = emit(normalize(raw, offset, &ctx)?);
+                        count += 1;
+                        crate::vendors::stop_walk(flow, &mut stopped)
+                    });
+                    crate::vendors::finish_walk(walked, stopped, count)
+                }),
+                "{}", body
+            );
         }
     }
 
