@@ -293,13 +293,20 @@ where
         .map_err(|e| malformed(body, 0, &e))
 }
 
-/// Deserializes one object of the body into a decoder's borrowed struct; a syntax error carries
-/// its offset in the body (`offset` is where the object starts).
+/// Deserializes one object of the body into a decoder's borrowed struct; an error carries its
+/// offset in the body (`offset` is where the object starts).
+///
+/// The object is read by [`super::members`], which does not parse it again; where that does
+/// not take it (a key given twice, a value of the wrong type) serde_json reads it and reports
+/// why, so a body is only ever refused on serde_json's word.
 pub fn parse_object<'a, T: serde::Deserialize<'a>>(
     raw: &'a RawValue,
     offset: usize,
 ) -> Result<T, DecodeError> {
-    super::members::read(raw, offset)
+    match super::members::read(raw) {
+        Some(fields) => Ok(fields),
+        None => serde_json::from_str(raw.get()).map_err(|e| malformed(raw.get(), offset, &e)),
+    }
 }
 
 /// Calls `each` with every object of a body that is one JSON object or an array of objects,
