@@ -6,7 +6,8 @@
 #   http1  wrk -t2 -c32: baseline vs siemgate (memory queue + NDJSON file sink)
 #   disk   the same sink behind a disk queue with fsync = "always", on the machine's own disk
 #          (under target/, never tmpfs), vs the memory queue
-#   h2     h2load (HTTP/2, prior knowledge): baseline vs siemgate, and h2 vs HTTP/1.1
+#   h2     h2load (HTTP/2, prior knowledge): baseline vs siemgate, and h2 vs HTTP/1.1 from the
+#          same client (h2load --h1), so that the ratio is the protocol's, not wrk's vs h2load's
 #   hec    HTTP in -> Splunk HEC out (gzip, batches) into examples/hec_collector.rs, which answers
 #          at once, vs the file-sink path
 #   paced  examples/paced_load.rs at half the baseline's peak rate (open loop, latency from the
@@ -158,9 +159,9 @@ wrk_run() { # label target [seconds]
   BODY_FILE="$BODY" SIG="$SIG" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${3:-$secs}s" --latency \
     -s "$work/post.lua" "$(url_of "$2")" | grep '^RESULT' | sed "s/^RESULT/$1/"
 }
-h2_run() { # label target
+h2_run() { # label target [--h1]
   local out
-  out=$(h2load -c "$CONNECTIONS" -m "$H2_STREAMS" -t "$THREADS" -D "$secs" -d "$BODY" \
+  out=$(h2load ${3:-} -c "$CONNECTIONS" -m "$H2_STREAMS" -t "$THREADS" -D "$secs" -d "$BODY" \
     -H "content-type: application/json" -H "x-signature: $SIG" "$(url_of "$2")" 2>&1)
   echo "$out" | awk -v label="$1" '
     /^finished in/ {rps = $4}
@@ -180,7 +181,10 @@ add() { [[ " ${runs[*]} " == *" $1 "* ]] || runs+=("$1"); }
 if has http1 || has paced; then add h1:baseline; add h1:memory; fi
 if has disk; then add h1:memory; add h1:disk; fi
 if has hec; then add h1:memory; add h1:hec; fi
-if has h2; then add h1:baseline; add h1:memory; add h2:baseline; add h2:memory; fi
+if has h2; then
+  add h1:baseline; add h1:memory
+  add h2load-h1:baseline; add h2load-h1:memory; add h2:baseline; add h2:memory
+fi
 
 if ((${#runs[@]})); then
   # Warm-up, not counted.
@@ -192,6 +196,7 @@ if ((${#runs[@]})); then
       case $run in
         h1:*) wrk_run "$run" "${run#h1:}" ;;
         h2:*) h2_run "$run" "${run#h2:}" ;;
+        h2load-h1:*) h2_run "$run" "${run#h2load-h1:}" --h1 ;;
       esac | tee -a "$work/results"
     done
   done
@@ -273,8 +278,10 @@ line("baseline, HTTP/1.1", "h1:baseline")
 line("siemgate memory, HTTP/1.1", "h1:memory", "h1:baseline", "baseline")
 line(f"siemgate disk always ({diskfs})", "h1:disk", "h1:memory", "memory")
 line("siemgate HEC out (gzip)", "h1:hec", "h1:memory", "file sink")
-line("baseline, h2", "h2:baseline", "h1:baseline", "baseline HTTP/1.1")
-line("siemgate memory, h2", "h2:memory", "h1:memory", "siemgate HTTP/1.1")
+line("baseline, h2load --h1", "h2load-h1:baseline")
+line("siemgate memory, h2load --h1", "h2load-h1:memory", "h2load-h1:baseline", "baseline")
+line("baseline, h2", "h2:baseline", "h2load-h1:baseline", "baseline HTTP/1.1 (h2load)")
+line("siemgate memory, h2", "h2:memory", "h2load-h1:memory", "siemgate HTTP/1.1 (h2load)")
 if "h2:memory" in med and "h2:baseline" in med:
     print(f"  siemgate/baseline over h2: {med['h2:memory']['rps'] / med['h2:baseline']['rps']:.2f}")
 if "paced:baseline" in med:
