@@ -90,6 +90,7 @@ fn cases() -> Vec<(&'static str, Vendor, String)> {
     let wallarm_hits = include_str!("../fixtures/vendors/wallarm-new_hits-array-2023.json");
     let wallarm_issue =
         include_str!("../fixtures/vendors/wallarm-security_issue-array-from-js-literal.json");
+    let wallarm_ndjson = include_str!("../fixtures/vendors/wallarm-new_hits-ndjson-2023.ndjson");
     let coralogix = include_str!("../fixtures/vendors/coralogix-alert-trigger-keep-mock.json");
     vec![
         ("generic/prisma-740B-x1", Vendor::Generic, single.to_owned()),
@@ -107,6 +108,11 @@ fn cases() -> Vec<(&'static str, Vendor, String)> {
             "wallarm/new_hits-x2",
             Vendor::Wallarm,
             wallarm_hits.to_owned(),
+        ),
+        (
+            "wallarm/new_hits-ndjson",
+            Vendor::Wallarm,
+            wallarm_ndjson.to_owned(),
         ),
         (
             "wallarm/security_issue",
@@ -139,14 +145,19 @@ fn decode_encode(vendor: Vendor, body: &str, ctx: &Context<'_>, out: &mut BytesM
 /// writes each alert back out.
 fn value_baseline(body: &str, out: &mut Vec<u8>) {
     out.clear();
-    let v: serde_json::Value = serde_json::from_slice(body.as_bytes()).unwrap_or_default();
-    let items = match v {
-        serde_json::Value::Array(items) => items,
-        one => vec![one],
-    };
-    for item in items {
-        let _ = serde_json::to_writer(&mut *out, &item);
-        out.push(b'\n');
+    // A stream of values, for NDJSON bodies; an array or one object is a stream of one.
+    for v in serde_json::Deserializer::from_slice(body.as_bytes()).into_iter() {
+        let Ok(v) = v else {
+            break;
+        };
+        let items = match v {
+            serde_json::Value::Array(items) => items,
+            one => vec![one],
+        };
+        for item in items {
+            let _ = serde_json::to_writer(&mut *out, &item);
+            out.push(b'\n');
+        }
     }
 }
 

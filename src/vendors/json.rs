@@ -363,7 +363,10 @@ pub enum Read {
 /// Anything unusual (an element that is not an object, a key given twice, a member `T` cannot
 /// take, malformed JSON) stops the walk at that object, so that the caller's ordinary reading
 /// can go on from there and report it with the same error and offset as always.
-pub fn for_each_read<'a, T, F>(body: &'a str, mut each: F) -> Read
+///
+/// With `stream`, a body of objects separated by whitespace (NDJSON) is read the same way;
+/// without it, a body that starts with an object must be that one object alone.
+pub fn for_each_read<'a, T, F>(body: &'a str, stream: bool, mut each: F) -> Read
 where
     T: serde::Deserialize<'a>,
     F: FnMut(T, &'a RawValue, usize) -> std::ops::ControlFlow<()>,
@@ -381,13 +384,26 @@ where
     };
     let mut read = 0;
     match space(0) {
-        Some((start, b'{')) => match one(start) {
-            Some((fields, raw, end)) if space(end).is_none() => {
-                let _ = each(fields, raw, start);
-                Read::Done
+        Some((first, b'{')) => {
+            let mut start = first;
+            while let Some((fields, raw, end)) = one(start) {
+                match space(end) {
+                    None => {
+                        let _ = each(fields, raw, start);
+                        return Read::Done;
+                    }
+                    Some((next, b'{')) if stream => {
+                        if each(fields, raw, start).is_break() {
+                            return Read::Done;
+                        }
+                        read += 1;
+                        start = next;
+                    }
+                    Some(_) => break,
+                }
             }
-            _ => Read::Stopped(0),
-        },
+            Read::Stopped(read)
+        }
         Some((open, b'[')) => {
             let mut next = space(open + 1);
             if let Some((close, b']')) = next {

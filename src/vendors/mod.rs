@@ -192,13 +192,14 @@ where
     F: FnMut(Event<'a>) -> ControlFlow<()>,
 {
     let walk = |body, each: &mut dyn FnMut(_, _) -> _| json::for_each_object(body, what, each);
-    read_then_walk(body, walk, fill, normalize, emit)
+    read_then_walk(body, false, walk, fill, normalize, emit)
 }
 
 /// [`emit_each_read`] with the ordinary reading `walk`, which calls its argument with every
-/// object of the body and its offset.
+/// object of the body and its offset; `stream` as in [`json::for_each_read`].
 fn read_then_walk<'a, T, W, R, N, F>(
     body: &'a str,
+    stream: bool,
     walk: W,
     mut fill: R,
     mut normalize: N,
@@ -215,7 +216,7 @@ where
     F: FnMut(Event<'a>) -> ControlFlow<()>,
 {
     let mut count = 0;
-    let read = json::for_each_read(body, |fields: T, raw, _| {
+    let read = json::for_each_read(body, stream, |fields: T, raw, _| {
         count += 1;
         emit(fill(fields, raw))
     });
@@ -298,13 +299,13 @@ mod one_pass {
     use super::{DecodeError, Event};
 
     /// A body made of `elements` (objects, and things that are not), as an array with spacing,
-    /// missing or doubled commas and text after its end, or as the elements alone; and after
-    /// how many events `emit` asks to stop.
+    /// missing or doubled commas and text after its end, or as the elements alone (one per
+    /// line at times, as NDJSON); and after how many events `emit` asks to stop.
     pub fn bodies(elements: Vec<&'static str>) -> impl Strategy<Value = (String, usize)> {
         (
             prop::sample::select(vec!["[", " [\n", "", "x"]),
             prop::collection::vec(prop::sample::select(elements), 0..5),
-            prop::collection::vec(prop::sample::select(vec![",", " ,\n ", ",,", ""]), 5),
+            prop::collection::vec(prop::sample::select(vec![",", " ,\n ", ",,", "", "\n"]), 5),
             prop::sample::select(vec!["]", " ]\n", "", "] x", "],{}"]),
             1..6usize,
         )

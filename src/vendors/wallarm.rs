@@ -167,29 +167,20 @@ impl<'de: 'a, 'a, D: Depth> Deserialize<'de> for Nested<'a, D> {
 /// The shape named in `Shape` errors for a body that is neither an array nor objects.
 const WHAT: &str = "a JSON array of Wallarm notifications, or NDJSON objects";
 
-pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, mut emit: F) -> Result<usize, DecodeError>
+pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
 where
     F: FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
 {
-    if let Some((_, b'[')) = first_byte(body) {
-        // An array: each notification read in the same pass that splits the body, where
-        // nothing in it is unusual (see `super::read_then_walk`).
-        return super::read_then_walk(
-            body,
-            |body, each: &mut dyn FnMut(_, _) -> _| for_each_notification(body, each),
-            |top: Fields<'a, OnePass>, raw| fill(raw, top, ctx),
-            |raw, offset| normalize(raw, offset, ctx),
-            emit,
-        );
-    }
-    let mut count = 0;
-    let mut stopped = false;
-    let walked = for_each_notification(body, |raw, offset| {
-        let flow = emit(normalize(raw, offset, ctx)?);
-        count += 1;
-        super::stop_walk(flow, &mut stopped)
-    });
-    super::finish_walk(walked, stopped, count)
+    // Each notification of an array or an NDJSON body is read in the same pass that splits
+    // the body, where nothing in it is unusual (see `super::read_then_walk`).
+    super::read_then_walk(
+        body,
+        true,
+        |body, each: &mut dyn FnMut(_, _) -> _| for_each_notification(body, each),
+        |top: Fields<'a, OnePass>, raw| fill(raw, top, ctx),
+        |raw, offset| normalize(raw, offset, ctx),
+        emit,
+    )
 }
 
 /// Calls `each` with every object of a JSON array, or of a body of one or more objects
@@ -757,12 +748,14 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
-        /// Reading each notification of an array in one pass gives the same events, count and
-        /// error as splitting the body and then reading each one (see `vendors::one_pass`),
-        /// including notifications only the level-by-level reading takes.
+        /// Reading each notification of an array or an NDJSON body in one pass gives the same
+        /// events, count and error as splitting the body and then reading each one (see
+        /// `vendors::one_pass`), including notifications only the level-by-level reading takes.
         #[test]
         fn one_pass_reads_what_the_ordinary_reading_reads((body, limit) in crate::vendors::one_pass::bodies(vec![
             inner(HITS),
+            HITS_NDJSON,
+            HITS_NDJSON_BAD,
             inner(ISSUE),
             inner(VULN),
             inner(IP_BLOCKED),
