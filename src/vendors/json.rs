@@ -357,7 +357,7 @@ pub enum Read {
 
 /// Every object of a body that is one JSON object or an array of objects, read by serde_json
 /// straight into the decoder's struct `T`, in the same pass that validates it and finds where
-/// it ends: `each` gets `(fields, raw object, its byte offset)`. Reading the body's objects as
+/// it ends: `each` gets `(fields, raw object)`. Reading the body's objects as
 /// raw values and then each into `T` passes over every byte twice.
 ///
 /// Anything unusual (an element that is not an object, a key given twice, a member `T` cannot
@@ -369,7 +369,7 @@ pub enum Read {
 pub fn for_each_read<'a, T, F>(body: &'a str, stream: bool, mut each: F) -> Read
 where
     T: serde::Deserialize<'a>,
-    F: FnMut(T, &'a RawValue, usize) -> std::ops::ControlFlow<()>,
+    F: FnMut(T, &'a RawValue) -> std::ops::ControlFlow<()>,
 {
     let space =
         |from: usize| first_byte(body.get(from..).unwrap_or_default()).map(|(i, b)| (from + i, b));
@@ -389,11 +389,11 @@ where
             while let Some((fields, raw, end)) = one(start) {
                 match space(end) {
                     None => {
-                        let _ = each(fields, raw, start);
+                        let _ = each(fields, raw);
                         return Read::Done;
                     }
                     Some((next, b'{')) if stream => {
-                        if each(fields, raw, start).is_break() {
+                        if each(fields, raw).is_break() {
                             return Read::Done;
                         }
                         read += 1;
@@ -417,7 +417,7 @@ where
                 let Some((fields, raw, end)) = one(start) else {
                     break;
                 };
-                if each(fields, raw, start).is_break() {
+                if each(fields, raw).is_break() {
                     return Read::Done;
                 }
                 read += 1;

@@ -216,7 +216,7 @@ where
     F: FnMut(Event<'a>) -> ControlFlow<()>,
 {
     let mut count = 0;
-    let read = json::for_each_read(body, stream, |fields: T, raw, _| {
+    let read = json::for_each_read(body, stream, |fields: T, raw| {
         count += 1;
         emit(fill(fields, raw))
     });
@@ -296,7 +296,14 @@ mod one_pass {
     #![allow(clippy::unwrap_used)]
     use proptest::prelude::*;
 
+    use std::ops::ControlFlow;
+
+    use serde_json::value::RawValue;
+
     use super::{DecodeError, Event};
+
+    /// A reading's events as NDJSON lines, and its result.
+    pub type Lines = (Vec<String>, Result<usize, DecodeError>);
 
     /// A body made of `elements` (objects, and things that are not), as an array with spacing,
     /// missing or doubled commas and text after its end, or as the elements alone (one per
@@ -326,23 +333,58 @@ mod one_pass {
 
     /// Every event a reading emits, as its NDJSON line, and its result; `emit` asks to stop at
     /// the `limit`th event.
-    pub fn lines<'a, R>(limit: usize, read: R) -> (Vec<String>, Result<usize, DecodeError>)
+    pub fn lines<'a, R>(limit: usize, read: R) -> Lines
     where
-        R: FnOnce(
-            &mut dyn FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
-        ) -> Result<usize, DecodeError>,
+        R: FnOnce(&mut dyn FnMut(Event<'a>) -> ControlFlow<()>) -> Result<usize, DecodeError>,
     {
         let mut out = Vec::new();
         let result = read(&mut |e: Event<'_>| {
             out.push(serde_json::to_string(&e).unwrap());
             if out.len() >= limit {
-                std::ops::ControlFlow::Break(())
+                ControlFlow::Break(())
             } else {
-                std::ops::ControlFlow::Continue(())
+                ControlFlow::Continue(())
             }
         });
         (out, result)
     }
+
+    /// What a decoder's `decode` emits next to what the ordinary reading of the same body emits
+    /// ([`super::emit_each_object`] with the decoder's `normalize`), as [`lines`] each: the
+    /// one-pass reading must not change an event, the count or an error.
+    pub fn against_the_ordinary_reading<'a, D, N>(
+        body: &'a str,
+        limit: usize,
+        expected: &'static str,
+        decode: D,
+        normalize: N,
+    ) -> (Lines, Lines)
+    where
+        D: FnOnce(&mut dyn FnMut(Event<'a>) -> ControlFlow<()>) -> Result<usize, DecodeError>,
+        N: FnMut(&'a RawValue, usize) -> Result<Event<'a>, DecodeError>,
+    {
+        let one_pass = lines(limit, decode);
+        let ordinary = lines(limit, |emit| {
+            super::emit_each_object(body, expected, normalize, emit)
+        });
+        (one_pass, ordinary)
+    }
+
+    /// In a decoder's tests: `prop_assert_eq!` of [`against_the_ordinary_reading`] with the
+    /// module's `decode`, `normalize` and `EXPECTED`.
+    macro_rules! assert_same_events {
+        ($body:expr, $limit:expr, $ctx:expr) => {{
+            let (one_pass, ordinary) = $crate::vendors::one_pass::against_the_ordinary_reading(
+                $body,
+                $limit,
+                EXPECTED,
+                |emit| decode($body, $ctx, emit),
+                |raw, offset| normalize(raw, offset, $ctx),
+            );
+            proptest::prop_assert_eq!(one_pass, ordinary, "{}", $body);
+        }};
+    }
+    pub(crate) use assert_same_events;
 }
 
 #[cfg(test)]
