@@ -38,6 +38,10 @@ const CHANNEL_DEPTH: usize = 4096;
 /// How often the idle writer turns acknowledgements into the committed position, and checks
 /// the `interval` fsync.
 const TICK: Duration = Duration::from_millis(50);
+/// Least time between two writes of the committed position. Each write costs two fsyncs and a
+/// rename; done on every turn of a busy writer, they took as long as the appends' own fsyncs.
+/// Committing later only widens what a crash can deliver again.
+const COMMIT_EVERY: Duration = TICK;
 /// Most records and bytes read back from the log per read: each read is one allocation shared
 /// by its events, freed once the last of them is delivered, so this bounds what delivered
 /// events can keep alive beyond the window.
@@ -146,6 +150,7 @@ impl DiskWriter {
             fsync: settings.fsync,
             acked: acked.clone(),
             committed_acks: 0,
+            last_commit: Instant::now(),
             unsynced: false,
             last_sync: Instant::now(),
             metrics,
@@ -250,6 +255,8 @@ struct Writer {
     base: u64,
     acked: Arc<AtomicU64>,
     committed_acks: u64,
+    /// When the committed position was last written (or tried).
+    last_commit: Instant,
     unsynced: bool,
     last_sync: Instant,
     metrics: DiskMetrics,
@@ -298,7 +305,9 @@ impl Writer {
                     }
                 }
             }
-            self.commit_acks();
+            if self.last_commit.elapsed() >= COMMIT_EVERY {
+                self.commit_acks();
+            }
         }
         if self.unsynced && self.fsync != QueueFsync::Never {
             let _ = self.sync();
@@ -440,6 +449,7 @@ impl Writer {
         if acked == self.committed_acks {
             return;
         }
+        self.last_commit = Instant::now();
         // The window holds the oldest of the log's uncommitted records in log order, so the
         // worker's n-th acknowledgement is record `base + n`.
         let upto = self.base + acked;
