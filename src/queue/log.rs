@@ -33,13 +33,17 @@
 //! # Blocking
 //!
 //! Everything here is synchronous `std::fs` I/O; callers run it on a blocking thread. One
-//! `SegmentLog` must own a directory: two processes on one directory would corrupt it.
+//! `SegmentLog` must own a directory: two processes on one directory would corrupt it. With
+//! [`SegmentLog::delete_in_background`], delivered segments are deleted by a thread of their
+//! own: ext4 takes tens of milliseconds to free a 64 MiB file, which appends need not wait for.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use bytes::{Bytes, BytesMut};
 
@@ -191,6 +195,25 @@ pub struct SegmentLog {
     read_buf: BytesMut,
     /// Reused: payload ranges within `read_buf` of the records being read.
     ranges: Vec<(usize, usize)>,
+    /// See [`SegmentLog::delete_in_background`].
+    deleter: Option<Deleter>,
+}
+
+/// The thread that deletes delivered segments, and the paths it is given.
+struct Deleter {
+    paths: Option<mpsc::Sender<PathBuf>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for Deleter {
+    /// Lets the thread finish the deletions it was given (one left undone would only be done
+    /// at the next open).
+    fn drop(&mut self) {
+        self.paths.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl fmt::Debug for SegmentLog {
@@ -306,8 +329,36 @@ impl SegmentLog {
             write_buf: Vec::new(),
             read_buf: BytesMut::new(),
             ranges: Vec::new(),
+            deleter: None,
         };
         Ok((log, recovered))
+    }
+
+    /// From now on [`commit`](Self::commit) hands delivered segments to a thread that deletes
+    /// them, instead of deleting them itself. A deletion that fails is logged; the next open
+    /// deletes what is left.
+    pub fn delete_in_background(&mut self) -> Result<(), LogError> {
+        if self.deleter.is_some() {
+            return Ok(());
+        }
+        let (paths, rx) = mpsc::channel::<PathBuf>();
+        let thread = std::thread::Builder::new()
+            .name("siemgate-segments".to_owned())
+            .spawn(move || {
+                for path in rx {
+                    if let Err(e) = fs::remove_file(&path) {
+                        if e.kind() != io::ErrorKind::NotFound {
+                            tracing::warn!(path = %path.display(), error = %e, "cannot delete a delivered disk queue segment; it is deleted at the next start");
+                        }
+                    }
+                }
+            })
+            .map_err(io_err("start the deleting thread for", &self.dir))?;
+        self.deleter = Some(Deleter {
+            paths: Some(paths),
+            thread: Some(thread),
+        });
+        Ok(())
     }
 
     /// First undelivered sequence number.
@@ -778,7 +829,15 @@ impl SegmentLog {
                 break;
             };
             let base = seg.base;
-            remove_segment(&self.dir, base)?;
+            let path = segment_path(&self.dir, base);
+            match self.deleter.as_ref().and_then(|d| d.paths.as_ref()) {
+                Some(paths) => {
+                    if let Err(mpsc::SendError(path)) = paths.send(path) {
+                        remove_segment_file(&path)?;
+                    }
+                }
+                None => remove_segment_file(&path)?,
+            }
             self.segments.pop_front();
             if self.reader.as_ref().is_some_and(|r| r.base == base) {
                 self.reader = None;
@@ -860,7 +919,12 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, u64)>, LogError> {
         let Some(base) = name.to_str().and_then(parse_segment_name) else {
             continue;
         };
-        let meta = entry.metadata().map_err(io_err("stat", &entry.path()))?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            // Deleted since the listing (delivered, by the deleting thread).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err("stat", &entry.path())(e)),
+        };
         if meta.is_file() {
             out.push((base, meta.len()));
         }
@@ -870,9 +934,12 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, u64)>, LogError> {
 }
 
 fn remove_segment(dir: &Path, base: u64) -> Result<(), LogError> {
-    let path = segment_path(dir, base);
-    match fs::remove_file(&path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", &path)(e)),
+    remove_segment_file(&segment_path(dir, base))
+}
+
+fn remove_segment_file(path: &Path) -> Result<(), LogError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", path)(e)),
         _ => Ok(()),
     }
 }
@@ -1308,6 +1375,29 @@ mod tests {
         let (log, rec) = SegmentLog::open(tmp.path(), 1 << 20).unwrap();
         assert_eq!((rec.records, rec.torn_bytes), (2, 64));
         assert_eq!(log.next_seq(), 2);
+    }
+
+    /// With the deleting thread, commit leaves deleting delivered segments to it: they go all
+    /// the same, and a reopen finds only the undelivered records.
+    #[test]
+    fn delivered_segments_are_deleted_in_the_background() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open(tmp.path(), 40).unwrap();
+        log.delete_in_background().unwrap();
+        log.append(&recs(0, 7, 10)).unwrap();
+        // Two 18-byte records a segment.
+        assert_eq!(seg_files(tmp.path()), vec![0, 2, 4, 6]);
+        log.commit(5).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while seg_files(tmp.path()).len() > 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(seg_files(tmp.path()), vec![4, 6]);
+        assert_eq!(read_all(&mut log), recs(5, 2, 10));
+        drop(log);
+        let (mut log, rec) = SegmentLog::open(tmp.path(), 40).unwrap();
+        assert_eq!((rec.records, rec.torn_bytes), (2, 0));
+        assert_eq!(read_all(&mut log), recs(5, 2, 10));
     }
 
     #[test]
