@@ -346,10 +346,8 @@ impl SegmentLog {
             .name("siemgate-segments".to_owned())
             .spawn(move || {
                 for path in rx {
-                    if let Err(e) = fs::remove_file(&path) {
-                        if e.kind() != io::ErrorKind::NotFound {
-                            tracing::warn!(path = %path.display(), error = %e, "cannot delete a delivered disk queue segment; it is deleted at the next start");
-                        }
+                    if let Err(e) = remove_segment_file(&path) {
+                        tracing::warn!(error = %e, "cannot delete a delivered disk queue segment; it is deleted at the next start");
                     }
                 }
             })
