@@ -209,9 +209,20 @@ fn give_back_ends(mut ends: Vec<usize>) {
     });
 }
 
-/// The first guess of a sink's encoded size for a body of `len` bytes (see `dispatch`).
-fn encoded_capacity(len: usize) -> usize {
-    len + len / 2 + 512
+/// The room a sink's buffer takes for a body of `body_len` bytes, guessed from its first event
+/// (`first`): that event's encoded size ([`Event::encoded_len_hint`]) for each `raw` of its size
+/// in the body, so that a body of one alert, or of alike ones, is encoded without the buffer
+/// growing (a copy of all written so far, and a buffer of twice the size). A memory queue keeps
+/// the whole buffer alive while it counts only the encoded bytes, so the guess never goes above
+/// twice the body and 1 KiB unless the first event alone needs more; a body of many small
+/// events grows its buffer as it goes.
+fn first_capacity(body_len: usize, first: &Event<'_>) -> usize {
+    let hint = first.encoded_len_hint();
+    let raw = first.raw.get().len().max(1);
+    let scaled = hint.saturating_mul(body_len.max(raw)) / raw;
+    scaled
+        .min(body_len.saturating_mul(2).saturating_add(1024))
+        .max(hint)
 }
 
 /// How many large bodies are decoded and encoded at once, off the runtime: half the CPUs, at
@@ -317,12 +328,8 @@ pub fn dispatch(
         });
     }
     let share = |t: &Target| Encoded {
-        // The normalized form is roughly the body plus a few hundred bytes per event (a 736-byte
-        // Prisma alert becomes 1,142 bytes). A memory queue keeps the whole buffer alive while
-        // it counts only the encoded bytes, so the room left over is memory the queue's bounds
-        // do not see: half the body again is enough for the usual bodies, where twice the body
-        // held 74% more than the event on a single alert.
-        buf: BytesMut::with_capacity(encoded_capacity(body.len())),
+        // Sized at the first event (`first_capacity`).
+        buf: BytesMut::new(),
         ends: spare_ends(),
         filtered: 0,
         keyed: t.sink.queue.kind() == "kafka",
@@ -369,6 +376,9 @@ pub fn dispatch(
                 {
                     out.filtered += 1;
                     continue;
+                }
+                if out.buf.capacity() == 0 {
+                    out.buf.reserve(first_capacity(body.len(), &event));
                 }
                 let start = out.buf.len();
                 if target.encoding.encode(&event, &mut out.buf).is_err() {
@@ -496,5 +506,64 @@ fn count_unrecognized(source: &Source, unrecognized: usize, at: Timestamp) {
             events = unrecognized,
             "a body carried none of the vendor's recognisable fields; forwarded with severity unknown (check the sender's payload template)"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::normalize::vendor::Vendor;
+
+    /// A vendor fixture of one event, NDJSON-encoded into a buffer sized from that event, fits
+    /// without the buffer growing (a copy of everything written so far); and for every fixture
+    /// the guess stays within twice the body and 1 KiB, or the first event's own size, since a
+    /// memory queue holds the whole buffer while it counts only what the events take.
+    #[test]
+    fn a_body_is_encoded_into_the_room_guessed_from_its_first_event() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/vendors");
+        let ctx = Context {
+            source: "fixtures",
+            received_at: Timestamp(1_700_000_000_000),
+        };
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let vendor = ["prisma_cloud", "wallarm", "coralogix", "immuta", "generic"]
+                .into_iter()
+                .find(|v| name.starts_with(v))
+                .and_then(Vendor::from_name)
+                .unwrap();
+            let body = std::fs::read_to_string(&path).unwrap();
+            let mut buf = BytesMut::new();
+            let mut guessed = 0;
+            let decoded = vendor.decode(&body, &ctx, |e| {
+                if buf.capacity() == 0 {
+                    buf.reserve(first_capacity(body.len(), &e));
+                    guessed = buf.capacity();
+                    assert!(
+                        guessed <= (2 * body.len() + 1024).max(e.encoded_len_hint()),
+                        "{name}: {guessed} bytes for a body of {}",
+                        body.len()
+                    );
+                }
+                Ndjson.encode(&e, &mut buf).unwrap();
+            });
+            let Ok(events) = decoded else {
+                continue;
+            };
+            assert!(!buf.is_empty(), "{name}");
+            if events == 1 {
+                assert_eq!(
+                    buf.capacity(),
+                    guessed,
+                    "{name}: grew to {} bytes",
+                    buf.len()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 15, "{checked} one-event fixtures");
     }
 }

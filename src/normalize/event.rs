@@ -424,6 +424,65 @@ pub struct Event<'a> {
     pub raw: Cow<'a, RawValue>,
 }
 
+impl Event<'_> {
+    /// About how many bytes the event takes as JSON (`normalize::write::event`), and at least
+    /// that unless its text needs many escapes: `raw`, the text of every field, and room for the
+    /// keys, the id, times and numbers. Encoders reserve it before writing an event, and a
+    /// request's buffer is sized from its first event (`dispatch`), so that the usual event is
+    /// written without the buffer growing (a copy of everything written so far).
+    pub fn encoded_len_hint(&self) -> usize {
+        let len = |t: &Option<Cow<'_, str>>| t.as_ref().map_or(0, |t| t.len());
+        let r = &self.resource;
+        let f = &self.finding;
+        let n = &self.network;
+        let text = [
+            &self.vendor_severity,
+            &self.title,
+            &self.description,
+            &self.url,
+            &self.remediation,
+            &self.status_detail,
+            &self.vendor_cloud,
+            &self.unparsed_time,
+            &r.id,
+            &r.name,
+            &r.kind,
+            &r.region,
+            &r.account_id,
+            &r.account_name,
+            &r.cloud,
+            &f.policy_id,
+            &f.policy_name,
+            &f.policy_type,
+            &f.rule,
+            &f.type_code,
+            &n.src_ip,
+            &n.domain,
+            &n.path,
+            &n.method,
+        ]
+        .into_iter()
+        .map(len)
+        .sum::<usize>();
+        let id = match &self.id {
+            EventId::Vendor(a) | EventId::Joined(a, _) | EventId::Occurrence(a, _, _) => a.len(),
+            EventId::Pair(a, b) => a.len() + b.len(),
+            EventId::Change(a, _, reason, _) => a.len() + len(reason),
+            EventId::Unset | EventId::Hash(_) => 0,
+        };
+        let warnings = self
+            .normalization_warnings
+            .iter()
+            .map(|w| w.len() + 3)
+            .sum::<usize>();
+        self.raw.get().len() + text + id + warnings + EVENT_FIXED_LEN
+    }
+}
+
+/// What an event's JSON takes besides `raw` and its text ([`Event::encoded_len_hint`]): every
+/// key, the times, the id's words and numbers, the `ocsf` block and the punctuation.
+const EVENT_FIXED_LEN: usize = 768;
+
 /// The warning of an event whose object carries none of its vendor's recognisable fields.
 pub const UNRECOGNIZED: &str = "shape: none of the vendor's fields were recognised";
 

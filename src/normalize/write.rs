@@ -15,7 +15,7 @@ use super::Timestamp;
 
 /// Appends `event` as one JSON object (no line break; `raw` as the vendor sent it).
 pub fn event(e: &Event<'_>, out: &mut BytesMut) {
-    out.reserve(e.raw.get().len() + 512);
+    out.reserve(e.encoded_len_hint());
     out.extend_from_slice(b"{\"id\":");
     id(&e.id, out);
     out.extend_from_slice(b",\"time\":");
