@@ -428,6 +428,62 @@ auth = {{ scheme = "token", prefix = "Bearer ", secret = "tok" }}
     gw.stop().await;
 }
 
+/// On a kept-alive connection the next request head is bounded too: after one accepted
+/// request, a head trickled one byte every 50 ms (6 s in all) gets no answer and the connection
+/// is closed within the bound.
+#[tokio::test]
+async fn trickled_head_after_a_request_closes_the_connection() {
+    let gw = start(&config()).await;
+    let s = connect(gw.addr()).await;
+    let (mut rd, mut wr) = s.into_split();
+    let body = r#"{"id":"kept-alive"}"#;
+    let first = format!(
+        "{}{body}",
+        head(&format!("content-length: {}\r\n", body.len()))
+    );
+    wr.write_all(first.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut tmp = [0u8; 1024];
+    while !answer.ends_with(br#"{"accepted":1}"#) {
+        let n = tokio::time::timeout(BOUND, rd.read(&mut tmp))
+            .await
+            .expect("the first answer within the bound")
+            .unwrap();
+        assert!(n > 0, "closed before the first answer: {answer:?}");
+        answer.extend_from_slice(&tmp[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    let writer = tokio::spawn(async move {
+        for b in head("x-slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n")
+            .bytes()
+            .take(120)
+        {
+            if wr.write_all(&[b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let rest = async {
+        let mut seen = Vec::new();
+        loop {
+            match rd.read(&mut tmp).await {
+                Ok(0) | Err(_) => return seen,
+                Ok(n) => seen.extend_from_slice(&tmp[..n]),
+            }
+        }
+    };
+    let seen = tokio::time::timeout(BOUND, rest)
+        .await
+        .expect("the server closes a connection whose second head trickles");
+    assert!(
+        !String::from_utf8_lossy(&seen).contains("HTTP/1.1 2"),
+        "{seen:?}"
+    );
+    writer.abort();
+    gw.stop().await;
+}
+
 /// A connection that never sends a byte should be closed like one that stalls mid-head.
 #[tokio::test]
 async fn silent_connection_is_closed() {

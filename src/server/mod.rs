@@ -115,10 +115,11 @@ pub async fn serve<H, F>(
     // Every connection task holds a sender; when all are gone, `recv` returns None.
     let (open_tx, mut open_rx) = mpsc::channel::<()>(1);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+    // No hyper header timer: `Conn::serve` bounds the first request head by
+    // `header_read_timeout` and every later one by `idle_timeout` (shorter, by config), since
+    // the time since the last request ended is no request in flight. hyper's timer cost each
+    // request a boxed sleep, registered in the timer wheel and removed again.
+    builder.http1().header_read_timeout(None);
     let mut h2 = builder.http2();
     h2.timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
@@ -233,10 +234,11 @@ struct Conn<'a> {
 
 impl Conn<'_> {
     /// Serves one connection until it ends or must close:
-    /// * no complete request head within `header_read_timeout`: dropped (hyper's own header
-    ///   timer only starts once HTTP/1 has been detected, so without this a client that sends
-    ///   nothing, or only an HTTP/2 preface, would hold its slot for ever);
-    /// * no request in flight for `idle_timeout` after the last one: closed gracefully;
+    /// * no complete first request head within `header_read_timeout`: dropped (HTTP/1, an
+    ///   HTTP/2 preface, or nothing at all);
+    /// * no request in flight for `idle_timeout` after the last one: closed gracefully. A later
+    ///   HTTP/1 request head that has not arrived whole is no request in flight, so this bounds
+    ///   it, and `idle_timeout` is shorter than `header_read_timeout`;
     /// * evicted to make room, older than `max_connection_age`, or shutdown: closed gracefully,
     ///   requests in flight finish within the grace period.
     async fn serve<IO, H, F>(
@@ -285,7 +287,10 @@ impl Conn<'_> {
                 first_request_by.min(now + self.limits.idle_timeout)
             };
             let drain_until = closing.map_or(max_age_at, |(_, at)| at);
+            // In order: the connection first, and no random draw per wake-up; the others are
+            // one-off events.
             let start = tokio::select! {
+                biased;
                 r = &mut conn => break r,
                 () = self.shutdown.cancelled(), if closing.is_none() => Closing::Shutdown,
                 () = activity.evicted.cancelled(), if closing.is_none() => Closing::Evicted,
