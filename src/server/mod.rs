@@ -15,7 +15,10 @@ pub mod reject;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -223,6 +226,89 @@ enum Closing {
     MaxAge,
 }
 
+/// What woke a connection's supervisor.
+enum Watch {
+    Close(Closing),
+    /// Time to look at whether the connection is idle (or sent no request in time).
+    IdleCheck,
+    /// The closing connection's drain period is over.
+    DrainEnd,
+}
+
+/// A future polled only when its own waker has fired since its last poll (and on the first
+/// poll). Raced against a busy future in one `select!`, it keeps the busy future's wake-ups from
+/// polling it: each of those costs one atomic swap here instead of a poll of every branch.
+struct OnWake<F> {
+    inner: Pin<Box<F>>,
+    flag: Arc<WakeFlag>,
+    /// `flag` as a waker, made once.
+    own: Waker,
+    /// The task's waker last stored in `flag`, to compare against without its lock.
+    parent: Option<Waker>,
+}
+
+struct WakeFlag {
+    woken: AtomicBool,
+    parent: std::sync::Mutex<Option<Waker>>,
+}
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        let parent = self.parent.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(w) = parent.as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+impl<F: Future> OnWake<F> {
+    fn new(inner: F) -> Self {
+        let flag = Arc::new(WakeFlag {
+            woken: AtomicBool::new(true),
+            parent: std::sync::Mutex::new(None),
+        });
+        OnWake {
+            inner: Box::pin(inner),
+            own: Waker::from(flag.clone()),
+            flag,
+            parent: None,
+        }
+    }
+}
+
+impl<F: Future> Future for OnWake<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        if !this
+            .parent
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            let mut parent = this
+                .flag
+                .parent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            *parent = Some(cx.waker().clone());
+            this.parent = Some(cx.waker().clone());
+        }
+        // Cleared before the poll: a wake-up during it is seen by the next one.
+        if !this.flag.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        this.inner
+            .as_mut()
+            .poll(&mut Context::from_waker(&this.own))
+    }
+}
+
 /// One admitted connection and what decides when it closes.
 struct Conn<'a> {
     slot: &'a Slot,
@@ -287,15 +373,31 @@ impl Conn<'_> {
                 first_request_by.min(now + self.limits.idle_timeout)
             };
             let drain_until = closing.map_or(max_age_at, |(_, at)| at);
-            // In order: the connection first, and no random draw per wake-up; the others are
-            // one-off events.
-            let start = tokio::select! {
+            // What ends or checks the connection, besides the connection itself: one-off events,
+            // polled only when one of them woke the task, not on every wake-up of the connection
+            // (a token's poll takes its waiter lock, and the shutdown token is shared by all).
+            let watch = OnWake::new(async {
+                if closing.is_some() {
+                    tokio::time::sleep_until(drain_until).await;
+                    return Watch::DrainEnd;
+                }
+                tokio::select! {
+                    biased;
+                    () = self.shutdown.cancelled() => Watch::Close(Closing::Shutdown),
+                    () = activity.evicted.cancelled() => Watch::Close(Closing::Evicted),
+                    () = tokio::time::sleep_until(max_age_at) => Watch::Close(Closing::MaxAge),
+                    () = tokio::time::sleep_until(idle_check) => Watch::IdleCheck,
+                }
+            });
+            // The connection first: no random draw per wake-up.
+            let woke = tokio::select! {
                 biased;
                 r = &mut conn => break r,
-                () = self.shutdown.cancelled(), if closing.is_none() => Closing::Shutdown,
-                () = activity.evicted.cancelled(), if closing.is_none() => Closing::Evicted,
-                () = tokio::time::sleep_until(max_age_at), if closing.is_none() => Closing::MaxAge,
-                () = tokio::time::sleep_until(idle_check), if closing.is_none() => {
+                w = watch => w,
+            };
+            let start = match woke {
+                Watch::Close(reason) => reason,
+                Watch::IdleCheck => {
                     if !activity.any_request() {
                         if Instant::now() < first_request_by {
                             continue;
@@ -308,7 +410,7 @@ impl Conn<'_> {
                     }
                     Closing::Idle
                 }
-                () = tokio::time::sleep_until(drain_until), if closing.is_some() => {
+                Watch::DrainEnd => {
                     let reason = closing.map(|(r, _)| r);
                     if activity.in_flight() > 0
                         && !extended
@@ -349,7 +451,47 @@ impl Conn<'_> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_watched_future_is_polled_only_after_its_own_wake_up() {
+        let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let inner_waker: Arc<std::sync::Mutex<Option<Waker>>> = Arc::default();
+        let ready = Arc::new(AtomicBool::new(false));
+        let (p, w, r) = (polls.clone(), inner_waker.clone(), ready.clone());
+        let mut watch = OnWake::new(std::future::poll_fn(move |cx| {
+            p.fetch_add(1, Ordering::Relaxed);
+            *w.lock().unwrap() = Some(cx.waker().clone());
+            if r.load(Ordering::Relaxed) {
+                Poll::Ready(7)
+            } else {
+                Poll::Pending
+            }
+        }));
+        let task_woken = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        struct Count(Arc<std::sync::atomic::AtomicUsize>);
+        impl Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let task = Waker::from(Arc::new(Count(task_woken.clone())));
+        let mut cx = Context::from_waker(&task);
+
+        // Polled once at first, then not again however often the task is polled for others.
+        for _ in 0..5 {
+            assert!(Pin::new(&mut watch).poll(&mut cx).is_pending());
+        }
+        assert_eq!(polls.load(Ordering::Relaxed), 1);
+
+        // Its own wake-up wakes the task and lets the next poll through.
+        ready.store(true, Ordering::Relaxed);
+        inner_waker.lock().unwrap().take().unwrap().wake();
+        assert_eq!(task_woken.load(Ordering::Relaxed), 1);
+        assert_eq!(Pin::new(&mut watch).poll(&mut cx), Poll::Ready(7));
+        assert_eq!(polls.load(Ordering::Relaxed), 2);
+    }
 
     #[test]
     fn h2_windows_never_outgrow_the_body_cap() {
