@@ -252,7 +252,7 @@ done
 [[ -n ${PID[memory]:-} ]] && echo "  memory gateway RSS after the load: $(rss_kib "${PID[memory]}") KiB"
 
 python3 - "$work/results" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$THREADS" "$FSYNC" \
-  "$(stat -f -c %T "$diskdir")" "$RSS_CONNECTIONS" "$RSS_QUEUE_MIB" <<'PY'
+  "$(findmnt -no FSTYPE -T "$diskdir" 2>/dev/null || stat -f -c %T "$diskdir")" "$RSS_CONNECTIONS" "$RSS_QUEUE_MIB" <<'PY'
 import statistics, sys
 path, rounds, duration, conns, threads, fsync, diskfs, rss_conns, rss_mib = sys.argv[1:]
 rows, rss = {}, {}
