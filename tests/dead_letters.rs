@@ -193,13 +193,24 @@ async fn a_refused_event_is_replayed_once_after_the_destination_is_fixed() {
     );
     assert_eq!(gauge(metrics, "siemgate_dead_letters_waiting").await, 0.0);
 
+    // The audit line is written before the answer; the test's reader thread may not have
+    // taken it from the pipe yet.
+    let audited = |stderr: &str, action: &str| {
+        stderr.lines().any(|l| {
+            l.contains("siemgate::audit")
+                && l.contains(&format!("action=\"{action}\""))
+                && l.contains("token=\"ops\"")
+                && l.contains("sink=\"hook\"")
+        })
+    };
+    eventually("the purge audit line", || {
+        audited(&proc.stderr_text(), "sink.dead_letters.purge")
+    })
+    .await;
     let stderr = proc.stderr_text();
     for action in ["sink.dead_letters.replay", "sink.dead_letters.purge"] {
         assert!(
-            stderr.lines().any(|l| l.contains("siemgate::audit")
-                && l.contains(&format!("action=\"{action}\""))
-                && l.contains("token=\"ops\"")
-                && l.contains("sink=\"hook\"")),
+            audited(&stderr, action),
             "no audit line for {action}:\n{stderr}"
         );
     }
