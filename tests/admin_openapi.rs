@@ -542,10 +542,11 @@ async fn start_from_file(dir: &Path, text: &str) -> (siemgate::Gateway, PathBuf)
     (gateway, path)
 }
 
-/// An address on loopback where nothing listens.
+/// An address on loopback where nothing listens. Port 1 lies below the kernel's
+/// ephemeral range, so no listener bound to port 0 — this gateway's own, or another
+/// test's — can take it between here and the sink test, as a released port could.
 fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], 1))
 }
 
 /// A hook request to the hooks listener; returns the status and the JSON body (or Null).
