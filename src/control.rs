@@ -1223,6 +1223,9 @@ fn restart_needed(old: &ConfigFile, new: &ConfigFile) -> Vec<String> {
     if o.shutdown_grace != n.shutdown_grace {
         out.push("server.shutdown_grace".to_owned());
     }
+    if o.threads != n.threads {
+        out.push("server.threads".to_owned());
+    }
     let (ol, nl) = (&o.limits, &n.limits);
     if ol.max_connections != nl.max_connections {
         out.push("server.limits.max_connections".to_owned());

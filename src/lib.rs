@@ -139,6 +139,11 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot start the {threads} threads of the hooks listener: {source}")]
+    Threads {
+        threads: usize,
+        source: std::io::Error,
+    },
 }
 
 fn role_problems(issues: &[config::ConfigIssue]) -> String {
@@ -247,6 +252,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
     let listen = server.listen;
     let limits = server.limits;
     let grace = server.shutdown_grace;
+    let threads = server.threads;
     let tls = server.tls.clone().map(TlsAcceptor::from);
     let metrics_listen = settings.metrics;
     let admin_settings = settings.admin.as_ref().map(|a| {
@@ -297,6 +303,11 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
             limits.max_body_bytes,
         ),
     });
+    let hooks_threads = hooks
+        .is_some()
+        .then(|| server::threads::ConnThreads::start("hooks", threads))
+        .transpose()
+        .map_err(|source| StartError::Threads { threads, source })?;
     let hooks_task = hooks.map(|hooks| {
         tokio::spawn(server::serve(
             hooks,
@@ -304,6 +315,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
                 name: "hooks",
                 metrics: registry.connections("hooks"),
             },
+            hooks_threads,
             tls,
             limits,
             shutdown.clone(),
@@ -329,6 +341,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
             listener,
             about,
             None,
+            None,
             limits,
             ops_shutdown.clone(),
             std::time::Duration::from_secs(1),
@@ -345,6 +358,7 @@ pub async fn start(settings: Settings) -> Result<Gateway, StartError> {
             Some(tokio::spawn(server::serve(
                 listener,
                 about,
+                None,
                 admin_tls.map(TlsAcceptor::from),
                 limits,
                 ops_shutdown.clone(),

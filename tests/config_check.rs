@@ -78,6 +78,7 @@ fn every_problem_is_listed_with_its_key_path() {
 [server]
 listen = "not-an-address"
 plaintext = true
+threads = 0
 [metrics]
 listen = "localhost"
 [[sinks]]
@@ -100,6 +101,7 @@ auth = {{ scheme = "none" }}
     assert!(!r.stdout.contains("ok"), "stdout: {:?}", r.stdout);
     let expect = [
         "server.listen: \"not-an-address\" is not an address".to_owned(),
+        "server.threads: must be greater than 0".to_owned(),
         "metrics.listen: \"localhost\" is not an address".to_owned(),
         "sources[0].sinks[0]: no sink has id \"nosuch\"".to_owned(),
         "sources[0].allowed_ips[1]: \"10.0.0.0/33\" is not an IP address or CIDR".to_owned(),

@@ -1,7 +1,8 @@
 //! Clean shutdown of the real binary under concurrent load: every event that got 200 is in the
 //! file exactly once (no loss, no duplicate, every line whole JSON) and the exit status is 0;
 //! a request in flight at SIGTERM (body half sent) still gets its 200 and its event; SIGINT with
-//! no load exits 0 promptly.
+//! no load exits 0 promptly. The hooks listener serves its connections on the configured number
+//! of threads (`server.threads`), each seen by its name.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -34,6 +35,19 @@ const LOAD_TIME_LIMIT: Duration = Duration::from_secs(60);
 /// Per-operation timeout for the clients (connect, one request).
 const CLIENT_OP_TIMEOUT: Duration = Duration::from_secs(15);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// `server.threads`: more than the CI machine's CPUs, so connections share and switch threads.
+const THREADS: usize = 3;
+
+/// The names of the process's threads (`/proc/<pid>/task/*/comm`).
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_owned())
+        .collect();
+    names.sort();
+    names
+}
 
 fn config() -> String {
     format!(
@@ -42,6 +56,7 @@ fn config() -> String {
 listen = "127.0.0.1:0"
 plaintext = true
 shutdown_grace = "20s"
+threads = {THREADS}
 [metrics]
 listen = "127.0.0.1:0"
 [[sinks]]
@@ -244,6 +259,13 @@ fn sigterm_under_load_loses_and_duplicates_nothing() {
         }
     }
     let oks_at_signal = oks.load(Ordering::Relaxed);
+    let names = thread_names(server.proc.pid());
+    let hooks: Vec<&String> = names.iter().filter(|n| n.starts_with("hooks-")).collect();
+    assert_eq!(
+        hooks,
+        ["hooks-0", "hooks-1", "hooks-2"],
+        "threads: {names:?}"
+    );
     server.signal("-TERM");
 
     let (status, took) = server.wait_exit(EXIT_TIMEOUT);

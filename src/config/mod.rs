@@ -107,7 +107,13 @@ pub struct ServerConfig {
     /// Where disk queues live (`<data_dir>/queues/<sink id>`) unless a queue sets its `path`.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Threads serving the webhook listener's connections; absent: one per CPU.
+    #[serde(default)]
+    pub threads: Option<usize>,
 }
+
+/// The most `server.threads` may be: each is an OS thread with its own event loop.
+pub const MAX_SERVER_THREADS: usize = 256;
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
@@ -571,6 +577,8 @@ pub struct ServerSettings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limits: Limits,
     pub shutdown_grace: Duration,
+    /// Threads serving the webhook listener's connections (at least one).
+    pub threads: usize,
 }
 
 /// Limits on what a peer may make the server hold or wait for.
@@ -1028,6 +1036,14 @@ fn validate_server(server: &ServerConfig, issues: &mut Issues) -> Option<ServerS
             "must be at least max_body_bytes, or no body of the largest size could be accepted",
         );
     }
+    match server.threads {
+        Some(0) => issues.push("server.threads", "must be greater than 0"),
+        Some(n) if n > MAX_SERVER_THREADS => issues.push(
+            "server.threads",
+            format!("must be at most {MAX_SERVER_THREADS}"),
+        ),
+        _ => {}
+    }
     let listen = listen?;
     if server.tls.is_some() && tls.is_none() {
         return None;
@@ -1052,6 +1068,9 @@ fn validate_server(server: &ServerConfig, issues: &mut Issues) -> Option<ServerS
             max_inflight_body_bytes: l.max_inflight_body_bytes,
         },
         shutdown_grace: server.shutdown_grace.0,
+        threads: server.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }),
     })
 }
 

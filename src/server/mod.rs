@@ -11,6 +11,7 @@ pub mod conns;
 pub mod ingest;
 pub mod ops;
 pub mod reject;
+pub mod threads;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,7 +30,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -38,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Limits;
 use crate::tls::ClientCert;
 use conns::{ConnMetrics, ConnTable, Slot};
+use threads::ConnThreads;
 
 /// What a handler knows about the connection a request came on.
 #[derive(Debug, Clone)]
@@ -96,10 +98,13 @@ pub struct Listener {
 }
 
 /// Serves `handler` on `listener` until `shutdown` fires, then lets open connections finish
-/// within `grace`.
+/// within `grace`. Connections run on `threads` when given (each stays on one; they stop when
+/// this returns), else on the caller's runtime.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve<H, F>(
     listener: TcpListener,
     about: Listener,
+    mut threads: Option<ConnThreads>,
     tls: Option<TlsAcceptor>,
     limits: Limits,
     shutdown: CancellationToken,
@@ -160,7 +165,7 @@ pub async fn serve<H, F>(
         let shutdown = shutdown.clone();
         let open = open_tx.clone();
         let table = table.clone();
-        tokio::spawn(async move {
+        let serve_conn = move |tcp: TcpStream| async move {
             let conn = Conn {
                 slot: &slot,
                 table: &table,
@@ -205,7 +210,22 @@ pub async fn serve<H, F>(
             }
             drop(slot);
             drop(open);
-        });
+        };
+        match &mut threads {
+            None => drop(tokio::spawn(serve_conn(tcp))),
+            // The socket leaves this runtime's event loop for the serving thread's.
+            Some(threads) => match tcp.into_std() {
+                Ok(tcp) => threads.spawn(async move {
+                    match TcpStream::from_std(tcp) {
+                        Ok(tcp) => serve_conn(tcp).await,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "cannot register the connection")
+                        }
+                    }
+                }),
+                Err(e) => tracing::debug!(%peer, error = %e, "cannot hand the connection over"),
+            },
+        }
     }
     drop(listener);
     drop(open_tx);
@@ -215,6 +235,8 @@ pub async fn serve<H, F>(
             "connections still open at the end of the shutdown grace period"
         );
     }
+    // Those still open are dropped with their threads.
+    drop(threads);
 }
 
 /// Why a connection is being closed.
