@@ -5,8 +5,9 @@
 //! it rarely found, and a connection's task moved between workers with its cache lines; on two
 //! cores shared with other processes that was a tenth of the CPU a request cost. Here a socket
 //! is registered with the event loop of the thread that serves it, so its readiness wakes that
-//! thread alone. The sink workers, the admin and metrics listeners and the blocking pool stay
-//! on the main runtime.
+//! thread alone. Bodies decoded off the event loop go to the blocking pool of the serving
+//! thread's runtime, still at most `dispatch::heavy_permits` at once across all of them. The
+//! sink workers and the admin and metrics listeners stay on the main runtime.
 
 use std::future::Future;
 use std::io;
