@@ -2,6 +2,7 @@
 //! Each request is answered exactly once, counted once, and, if refused, logged once with its
 //! source id and remote address.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -34,59 +35,70 @@ pub struct Ingest {
     pub budget: BodyBudget,
 }
 
-pub async fn handle(
+/// Answers one request to the hooks listener.
+///
+/// Not an `async fn`: one of those keeps each argument twice in its future (as passed, and as a
+/// local) and copies it from one to the other on the first poll. Here the request is split
+/// before the future is made, and the future and [`accept`]'s hold each part once; hyper stores
+/// and moves the future per request, so its size is paid in copies.
+pub fn handle(
     state: Arc<Ingest>,
     conn: ConnInfo,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> impl Future<Output = Response<Full<Bytes>>> + Send + 'static {
     let started = Instant::now();
-    let (source, limits) = {
-        let routes = state.routes.load();
-        let source = req
-            .uri()
-            .path()
-            .strip_prefix("/hooks/")
-            .and_then(|id| routes.sources.get(id))
-            .cloned();
-        (source, routes.limits)
-    };
-    let Some(source) = source else {
-        state.unrouted.increment(1);
-        tracing::debug!(path = req.uri().path(), peer = %conn.peer, "request to unknown source");
-        return Reject::UnknownSource.response();
-    };
-    let resp = match accept(&limits, &state.budget, &source, conn.clone(), req).await {
-        Ok(Receipt::Queued(accepted, received_at)) => {
-            source
-                .stats
-                .accepted(accepted.events - accepted.filtered, received_at);
-            receipt(accepted, false)
-        }
-        Ok(Receipt::Duplicate(accepted)) => receipt(accepted, true),
-        Err(reject) => {
-            let (status, reason, level) = reject.class();
-            log_reject(level, &source, conn, status, reason, &reject);
-            source.metrics.rejected(reason);
-            source.stats.refused(reason, Timestamp::now());
-            if let Reject::Auth(e) = &reject {
-                source.metrics.auth_failure(e.reason());
-                source.stats.auth_failure();
-            } else if matches!(
-                reject,
-                Reject::IpNotAllowed | Reject::ClientCertRequired | Reject::ClientCertNotAllowed(_)
-            ) {
-                source.metrics.auth_failure(reason);
-                source.stats.auth_failure();
+    let (parts, body) = req.into_parts();
+    async move {
+        let (source, limits) = {
+            let routes = state.routes.load();
+            let source = parts
+                .uri
+                .path()
+                .strip_prefix("/hooks/")
+                .and_then(|id| routes.sources.get(id))
+                .cloned();
+            (source, routes.limits)
+        };
+        let Some(source) = source else {
+            state.unrouted.increment(1);
+            tracing::debug!(path = parts.uri.path(), peer = %conn.peer, "request to unknown source");
+            return Reject::UnknownSource.response();
+        };
+        let resp = match accept(&limits, &state.budget, &source, &conn, &parts, body).await {
+            Ok(Receipt::Queued(accepted, received_at)) => {
+                source
+                    .stats
+                    .accepted(accepted.events - accepted.filtered, received_at);
+                receipt(accepted, false)
             }
-            reject.response()
-        }
-    };
-    source.metrics.request(resp.status().as_u16());
-    source
-        .metrics
-        .duration
-        .record(started.elapsed().as_secs_f64());
-    resp
+            Ok(Receipt::Duplicate(accepted)) => receipt(accepted, true),
+            Err(reject) => {
+                let (status, reason, level) = reject.class();
+                log_reject(level, &source, &conn, status, reason, &reject);
+                source.metrics.rejected(reason);
+                source.stats.refused(reason, Timestamp::now());
+                if let Reject::Auth(e) = &reject {
+                    source.metrics.auth_failure(e.reason());
+                    source.stats.auth_failure();
+                } else if matches!(
+                    reject,
+                    Reject::IpNotAllowed
+                        | Reject::ClientCertRequired
+                        | Reject::ClientCertNotAllowed(_)
+                ) {
+                    source.metrics.auth_failure(reason);
+                    source.stats.auth_failure();
+                }
+                reject.response()
+            }
+        };
+        source.metrics.request(resp.status().as_u16());
+        source
+            .metrics
+            .duration
+            .record(started.elapsed().as_secs_f64());
+        resp
+    }
 }
 
 /// Logs a refusal, at most one line per source, reason and `REJECT_LOG_INTERVAL`; the line
@@ -94,7 +106,7 @@ pub async fn handle(
 fn log_reject(
     level: tracing::Level,
     source: &Source,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     status: StatusCode,
     reason: &'static str,
     reject: &Reject,
@@ -181,14 +193,17 @@ fn ip_allowed(source: &Source, peer: IpAddr) -> bool {
     nets.iter().any(|n| n.contains(&peer))
 }
 
+/// Admits, reads, verifies, decodes and queues one request's body. The request head is
+/// borrowed from [`handle`]'s future rather than moved into this one (see there why).
 async fn accept(
     limits: &Limits,
     budget: &BodyBudget,
     source: &Arc<Source>,
-    conn: ConnInfo,
-    req: Request<Incoming>,
+    conn: &ConnInfo,
+    parts: &http::request::Parts,
+    body: Incoming,
 ) -> Result<Receipt, Reject> {
-    if req.method() != Method::POST && req.method() != Method::PUT {
+    if parts.method != Method::POST && parts.method != Method::PUT {
         return Err(Reject::MethodNotAllowed);
     }
     if !ip_allowed(source, conn.peer.ip()) {
@@ -204,7 +219,6 @@ async fn accept(
         )
         .map_err(Reject::ClientCertNotAllowed)?;
     }
-    let (parts, body) = req.into_parts();
     let grace = grace_verifier(source);
     verify(source, grace, |v| v.verify_headers(&parts.headers))?;
 

@@ -331,6 +331,28 @@ impl<F: Future> Future for OnWake<F> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A request's response future, counted as in flight on its connection until it completes.
+    /// The handler's future is stored once and polled in place: an `async` block awaiting it
+    /// would hold it twice (before and after the first poll) and copy it between the two.
+    struct Tracked<F> {
+        #[pin]
+        response: F,
+        in_flight: Option<conns::InFlight>,
+    }
+}
+
+impl<F: Future<Output = Response<Full<Bytes>>>> Future for Tracked<F> {
+    type Output = Result<Response<Full<Bytes>>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let resp = std::task::ready!(this.response.poll(cx));
+        this.in_flight.take();
+        Poll::Ready(Ok(resp))
+    }
+}
+
 /// One admitted connection and what decides when it closes.
 struct Conn<'a> {
     slot: &'a Slot,
@@ -363,14 +385,9 @@ impl Conn<'_> {
         let activity = self.slot.activity().clone();
         let seen = activity.clone();
         let conn_info = info.clone();
-        let service = service_fn(move |req| {
-            let in_flight = seen.begin();
-            let fut = handler(conn_info.clone(), req);
-            async move {
-                let resp = fut.await;
-                drop(in_flight);
-                Ok::<_, Infallible>(resp)
-            }
+        let service = service_fn(move |req| Tracked {
+            in_flight: Some(seen.begin()),
+            response: handler(conn_info.clone(), req),
         });
         let conn = builder
             .serve_connection(TokioIo::new(io), service)
