@@ -3,23 +3,39 @@
 //! be sent, so a server that stalls is charged for every request it delayed (no coordinated
 //! omission). wrk2 and oha's `--rate` do the same; neither is packaged here.
 //!
-//! Request `i` of the run is due at `start + i / rate`; connection `k` of `C` sends the requests
-//! with `i % C == k`, one at a time over one keep-alive HTTP/1.1 connection on its own thread
-//! (blocking I/O, `std::thread::sleep` for pacing: sub-millisecond precision, where an async
-//! timer would round every send up to its 1 ms tick and add that to every latency). Bounded: it
-//! sends `rate x seconds` requests and stops; a request still unanswered 10 s after it was sent
-//! counts as an error and ends that connection.
+//! Request `i` of the run is due at `start + i / rate` and goes on keep-alive HTTP/1.1
+//! connection `i % C`. Two threads share the work, so that the client costs the machine little
+//! next to the server it measures (on a 2-core box, a client that spends as much CPU per request
+//! as the server takes the server's cores):
+//! - the sender sleeps until the next request is due and writes every request that is, whether
+//!   or not its connection has answered the earlier ones (HTTP/1.1 pipelining: a server that
+//!   stalls finds the requests a fixed-rate sender would have sent waiting on its connections);
+//!   the timer slack of a sleep batches sends at high rates, and how late each write was is
+//!   reported;
+//! - the reader, one readiness-driven event loop over every connection, parses each
+//!   connection's responses in order: the `n`-th answers request `k + n * C`, and its latency is
+//!   measured from that request's due time.
+//!
+//! Bounded: it sends `rate x seconds` requests and stops; requests still unanswered 10 s after
+//! the last one was due count as errors, as do a connection's remaining requests once it fails.
 //!
 //! Usage (prints one line, the format `benches/load.sh` reads from wrk):
 //!   paced_load URL RATE SECONDS CONNECTIONS BODY_FILE [HEADER: VALUE]...
 //!   RESULT rps=... p50_ms=... p99_ms=... errors=... non2xx=... late_ms_p99=...
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a connection waits for one answer before it gives up.
+use tokio::io::AsyncReadExt;
+
+/// How long after the last request was due the reader waits for the answers still missing.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the sender waits before retrying a connection whose socket buffer is full.
+const FULL_RETRY: Duration = Duration::from_micros(200);
 
 struct Target {
     host: String,
@@ -40,111 +56,190 @@ fn parse_url(url: &str) -> Result<Target, String> {
     })
 }
 
-/// What one connection saw: latencies from the scheduled time (ns), how late sends were (ns).
+/// The schedule: when request `i` is due, and which requests each connection carries.
+#[derive(Clone, Copy)]
+struct Schedule {
+    start: Instant,
+    interval_ns: f64,
+    connections: u64,
+    total: u64,
+}
+
+impl Schedule {
+    fn due(&self, i: u64) -> Instant {
+        self.start + Duration::from_nanos((i as f64 * self.interval_ns) as u64)
+    }
+
+    /// How many requests connection `k` carries.
+    fn count(&self, k: u64) -> u64 {
+        if k >= self.total {
+            0
+        } else {
+            (self.total - k).div_ceil(self.connections)
+        }
+    }
+}
+
+/// What one connection's reader saw: latencies from the scheduled time (ns).
 #[derive(Default)]
 struct Seen {
     latencies: Vec<u64>,
-    late: Vec<u64>,
     errors: u64,
     non2xx: u64,
 }
 
-/// Reads one HTTP/1.1 response (headers plus a Content-Length body) from `stream`, keeping
-/// what follows in `buf`; returns its status code.
-fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<u16> {
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = std::str::from_utf8(&buf[..end]).map_err(std::io::Error::other)?;
-            let status: u16 = head
-                .split(' ')
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| std::io::Error::other("bad status line"))?;
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse().ok())?
-                })
-                .unwrap_or(0);
-            let total = end + 4 + length;
-            while buf.len() < total {
-                let n = stream.read(&mut chunk)?;
-                if n == 0 {
-                    return Err(std::io::ErrorKind::UnexpectedEof.into());
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            buf.drain(..total);
-            return Ok(status);
-        }
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
+/// The length of the first complete HTTP/1.1 response (headers plus a Content-Length body) in
+/// `buf` and its status code, or `None` if it has not all arrived yet.
+fn parse_response(buf: &[u8]) -> Result<Option<(usize, u16)>, String> {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buf[..end]).map_err(|e| e.to_string())?;
+    let status: u16 = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad status line")?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let total = end + 4 + length;
+    Ok((buf.len() >= total).then_some((total, status)))
 }
 
-fn connection(
-    host: &str,
-    request: &[u8],
-    start: Instant,
-    interval_ns: f64,
-    first: u64,
-    step: u64,
-    total: u64,
+/// Reads connection `k`'s answers until it has them all, it fails, or `deadline` passes.
+async fn read_answers(
+    stream: std::net::TcpStream,
+    k: u64,
+    schedule: Schedule,
+    deadline: Instant,
+    failed: Arc<AtomicBool>,
 ) -> Seen {
-    let mut seen = Seen::default();
-    let mut stream: Option<TcpStream> = None;
-    let mut buf = Vec::with_capacity(8192);
-    let mut i = first;
-    while i < total {
-        let due = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
+    let expected = schedule.count(k);
+    let mut seen = Seen {
+        latencies: Vec::with_capacity(expected as usize),
+        ..Seen::default()
+    };
+    let mut answered = 0u64;
+    let mut stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(_) => {
+            failed.store(true, Ordering::Relaxed);
+            seen.errors = expected;
+            return seen;
         }
-        let sent = Instant::now();
-        seen.late
-            .push(sent.saturating_duration_since(due).as_nanos() as u64);
-        let s = match &mut stream {
-            Some(s) => s,
-            None => match TcpStream::connect(host) {
-                Ok(s) => {
-                    let _ = s.set_nodelay(true);
-                    let _ = s.set_read_timeout(Some(ANSWER_TIMEOUT));
-                    buf.clear();
-                    stream.insert(s)
-                }
-                Err(_) => {
-                    seen.errors += 1;
-                    i += step;
-                    continue;
-                }
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let timeout = tokio::time::sleep_until(deadline.into());
+    tokio::pin!(timeout);
+    'read: while answered < expected {
+        let n = tokio::select! {
+            r = stream.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
             },
+            () = &mut timeout => break,
         };
-        let answered = s
-            .write_all(request)
-            .and_then(|()| read_response(s, &mut buf));
-        match answered {
-            Ok(status) => {
-                seen.latencies
-                    .push(Instant::now().saturating_duration_since(due).as_nanos() as u64);
-                if !(200..300).contains(&status) {
-                    seen.non2xx += 1;
+        buf.extend_from_slice(&chunk[..n]);
+        let now = Instant::now();
+        let mut used = 0;
+        loop {
+            match parse_response(&buf[used..]) {
+                Ok(Some((len, status))) => {
+                    let due = schedule.due(k + answered * schedule.connections);
+                    seen.latencies
+                        .push(now.saturating_duration_since(due).as_nanos() as u64);
+                    if !(200..300).contains(&status) {
+                        seen.non2xx += 1;
+                    }
+                    answered += 1;
+                    used += len;
                 }
-            }
-            Err(_) => {
-                seen.errors += 1;
-                stream = None;
+                Ok(None) => break,
+                // Not HTTP/1.1 as this client reads it: the rest of the connection is lost.
+                Err(_) => break 'read,
             }
         }
-        i += step;
+        buf.drain(..used);
+    }
+    if answered < expected {
+        failed.store(true, Ordering::Relaxed);
+        seen.errors += expected - answered;
     }
     seen
+}
+
+/// One connection as the sender sees it: its socket, and how far it is through its requests.
+struct Sending {
+    stream: TcpStream,
+    /// Requests of this connection written whole.
+    sent: u64,
+    /// Requests of this connection that are due (written or not).
+    due: u64,
+    /// Bytes of the next request already written.
+    partial: usize,
+    failed: Arc<AtomicBool>,
+}
+
+/// Writes every request as it falls due; returns how late each write completed (ns).
+fn send(conns: &mut [Sending], request: &[u8], schedule: Schedule) -> Vec<u64> {
+    let mut late = Vec::with_capacity(schedule.total as usize);
+    let mut next = 0u64;
+    loop {
+        let now = Instant::now();
+        while next < schedule.total && schedule.due(next) <= now {
+            conns[(next % schedule.connections) as usize].due += 1;
+            next += 1;
+        }
+        let mut blocked = false;
+        for (k, c) in conns.iter_mut().enumerate() {
+            while c.sent < c.due && !c.failed.load(Ordering::Relaxed) {
+                match c.stream.write(&request[c.partial..]) {
+                    Ok(n) => {
+                        c.partial += n;
+                        if c.partial == request.len() {
+                            let i = k as u64 + c.sent * schedule.connections;
+                            late.push(
+                                Instant::now()
+                                    .saturating_duration_since(schedule.due(i))
+                                    .as_nanos() as u64,
+                            );
+                            c.partial = 0;
+                            c.sent += 1;
+                        }
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        c.failed.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                }
+            }
+        }
+        if next >= schedule.total && !blocked {
+            return late;
+        }
+        let now = Instant::now();
+        let wait = if next < schedule.total {
+            schedule.due(next).saturating_duration_since(now)
+        } else {
+            FULL_RETRY
+        };
+        let wait = if blocked { wait.min(FULL_RETRY) } else { wait };
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    }
 }
 
 fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
@@ -184,29 +279,59 @@ fn main() -> Result<(), String> {
     let mut request = request.into_bytes();
     request.extend_from_slice(&body);
 
-    let total = (rate * seconds) as u64;
-    let interval_ns = 1e9 / rate;
-    let start = Instant::now() + Duration::from_millis(50);
-    let seen: Vec<Seen> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..connections)
-            .map(|k| {
-                let (host, request) = (&target.host, &request);
-                scope.spawn(move || {
-                    connection(host, request, start, interval_ns, k, connections, total)
+    let mut sending = Vec::with_capacity(connections as usize);
+    let mut reading = Vec::with_capacity(connections as usize);
+    for _ in 0..connections {
+        let s = TcpStream::connect(&target.host).map_err(|e| format!("{}: {e}", target.host))?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let failed = Arc::new(AtomicBool::new(false));
+        reading.push((s.try_clone().map_err(|e| e.to_string())?, failed.clone()));
+        sending.push(Sending {
+            stream: s,
+            sent: 0,
+            due: 0,
+            partial: 0,
+            failed,
+        });
+    }
+
+    let schedule = Schedule {
+        start: Instant::now() + Duration::from_millis(50),
+        interval_ns: 1e9 / rate,
+        connections,
+        total: (rate * seconds) as u64,
+    };
+    let deadline = schedule.due(schedule.total) + ANSWER_TIMEOUT;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let reader = std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let tasks: Vec<_> = reading
+                .into_iter()
+                .enumerate()
+                .map(|(k, (s, failed))| {
+                    tokio::spawn(read_answers(s, k as u64, schedule, deadline, failed))
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
+                .collect();
+            let mut seen = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                seen.push(t.await.unwrap_or_default());
+            }
+            (seen, Instant::now())
+        })
     });
-    let elapsed = start.elapsed().as_secs_f64();
+    let mut late = send(&mut sending, &request, schedule);
+    let (seen, finished) = reader.join().map_err(|_| "the reader thread panicked")?;
+    let elapsed = finished
+        .saturating_duration_since(schedule.start)
+        .as_secs_f64();
     let mut latencies: Vec<u64> = seen
         .iter()
         .flat_map(|s| s.latencies.iter().copied())
         .collect();
-    let mut late: Vec<u64> = seen.iter().flat_map(|s| s.late.iter().copied()).collect();
     latencies.sort_unstable();
     late.sort_unstable();
     let errors: u64 = seen.iter().map(|s| s.errors).sum();
