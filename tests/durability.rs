@@ -334,13 +334,17 @@ fn segments(queue: &Path) -> Vec<PathBuf> {
     segs
 }
 
-/// The records of a segment file as (offset, payload); every record must be whole with a
-/// matching CRC-32.
+/// The records of a segment file as (offset, payload); every record must be whole, its
+/// checksum the CRC-32 of its sequence number (the file's name plus its index, u64 LE) and
+/// payload. An end marker (zero length, the CRC-32 of the next sequence number) ends the file's
+/// records where a segment was written over a delivered one.
 fn records(seg: &Path) -> Vec<(usize, Vec<u8>)> {
+    let base: u64 = seg.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     let data = std::fs::read(seg).unwrap();
     let mut out = Vec::new();
     let mut at = 0;
     while at < data.len() {
+        let seq = base + out.len() as u64;
         assert!(
             at + 8 <= data.len(),
             "{}: header cut at {at}",
@@ -348,6 +352,9 @@ fn records(seg: &Path) -> Vec<(usize, Vec<u8>)> {
         );
         let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
         let crc = u32::from_le_bytes(data[at + 4..at + 8].try_into().unwrap());
+        if len == 0 && crc == crc32fast::hash(&seq.to_le_bytes()) {
+            break;
+        }
         let end = at + 8 + len;
         assert!(
             len > 0 && end <= data.len(),
@@ -356,10 +363,13 @@ fn records(seg: &Path) -> Vec<(usize, Vec<u8>)> {
             data.len()
         );
         let payload = &data[at + 8..end];
+        let mut want = crc32fast::Hasher::new();
+        want.update(&seq.to_le_bytes());
+        want.update(payload);
         assert_eq!(
-            crc32fast::hash(payload),
+            want.finalize(),
             crc,
-            "{}: CRC mismatch in the record at {at}",
+            "{}: CRC mismatch in the record at {at} (sequence {seq})",
             seg.display()
         );
         out.push((at, payload.to_vec()));
