@@ -34,7 +34,10 @@
 //! the one holding the committed position, and stops at the first record that cannot be
 //! trusted: a header or payload cut short by the end of the file, a zero length (never written,
 //! so a zero-filled tail is not taken for records), or, for undelivered records, a checksum that
-//! does not match. An end marker for the sequence number it stands at ends a segment cleanly. The segment is truncated there and every later segment is deleted, since
+//! does not match. An end marker for the sequence number it stands at ends a segment cleanly.
+//! Spares are kept for reuse, but those beyond [`MAX_SPARES`] or larger than the segment size
+//! are deleted; recovered segments never become spares (their records may carry checksums of
+//! the payload alone), they are deleted once delivered. The segment is truncated there and every later segment is deleted, since
 //! their sequence numbers would no longer follow on. A segment whose name does not follow on
 //! from the previous one (or the first segment starting after the committed position) is
 //! treated the same way: the log ends before it.
@@ -267,9 +270,14 @@ impl SegmentLog {
         }
         let committed = read_committed(dir)?;
         let files = list_segments(dir)?;
-        let mut spares = list_spares(dir)?;
-        for extra in spares.split_off(spares.len().min(MAX_SPARES)) {
-            remove_segment_file(&extra)?;
+        // Spares beyond the bound, or larger than a segment now is (the size was lowered), go.
+        let mut spares = Vec::new();
+        for (spare, len) in list_spares(dir)? {
+            if spares.len() < MAX_SPARES && len <= segment_bytes {
+                spares.push(spare);
+            } else {
+                remove_segment_file(&spare)?;
+            }
         }
         let mut recovered = Recovered::default();
         let mut changed = false;
@@ -1041,8 +1049,8 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, u64)>, LogError> {
     Ok(out)
 }
 
-/// Spare files in `dir`, in name order.
-fn list_spares(dir: &Path) -> Result<Vec<PathBuf>, LogError> {
+/// Spare files in `dir` as `(path, length)`, in name order.
+fn list_spares(dir: &Path) -> Result<Vec<(PathBuf, u64)>, LogError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err("list", dir))? {
         let entry = entry.map_err(io_err("list", dir))?;
@@ -1052,13 +1060,12 @@ fn list_spares(dir: &Path) -> Result<Vec<PathBuf>, LogError> {
                 digits.len() == SEGMENT_NAME_DIGITS && digits.bytes().all(|b| b.is_ascii_digit())
             })
         });
-        if is_spare
-            && entry
-                .file_type()
-                .map_err(io_err("stat", &entry.path()))?
-                .is_file()
-        {
-            out.push(entry.path());
+        if !is_spare {
+            continue;
+        }
+        let meta = entry.metadata().map_err(io_err("stat", &entry.path()))?;
+        if meta.is_file() {
+            out.push((entry.path(), meta.len()));
         }
     }
     out.sort_unstable();
@@ -1257,7 +1264,7 @@ mod tests {
         list_spares(dir)
             .unwrap()
             .iter()
-            .map(|p| {
+            .map(|(p, _)| {
                 let name = p.file_name().unwrap().to_str().unwrap();
                 name.strip_suffix(SPARE_SUFFIX).unwrap().parse().unwrap()
             })
@@ -1614,7 +1621,8 @@ mod tests {
     }
 
     /// At most MAX_SPARES delivered segments are kept; the rest are deleted, and spares beyond
-    /// that found at open are deleted there. Spares left by an earlier run are reused.
+    /// that found at open are deleted there, as are spares larger than the segment size now
+    /// is. Spares left by an earlier run are reused.
     #[test]
     fn spares_are_bounded_and_outlive_a_restart() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1641,6 +1649,19 @@ mod tests {
         let (mut log, rec) = SegmentLog::open(tmp.path(), 40).unwrap();
         assert_eq!((rec.records, rec.torn_bytes), (5, 0));
         assert_eq!(read_all(&mut log), recs(8, 5, 10));
+
+        // Recovered segments are deleted once delivered; segments of this run become spares.
+        log.append(&recs(13, 4, 10)).unwrap();
+        assert_eq!(seg_files(tmp.path()), [8, 10, 12, 14, 16]);
+        log.commit(16).unwrap();
+        assert_eq!(seg_files(tmp.path()), [16]);
+        assert_eq!(spare_files(tmp.path()), [14]);
+        drop(log);
+        let (_log, _) = SegmentLog::open(tmp.path(), 30).unwrap();
+        assert!(
+            spare_files(tmp.path()).is_empty(),
+            "36-byte spares with 30-byte segments"
+        );
     }
 
     /// Records whose checksum covers the payload alone (the format before the sequence number
