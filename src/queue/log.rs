@@ -34,13 +34,15 @@
 //! the one holding the committed position, and stops at the first record that cannot be
 //! trusted: a header or payload cut short by the end of the file, a zero length (never written,
 //! so a zero-filled tail is not taken for records), or, for undelivered records, a checksum that
-//! does not match. An end marker for the sequence number it stands at ends a segment cleanly.
-//! Spares are kept for reuse, but those beyond [`MAX_SPARES`] or larger than the segment size
-//! are deleted; recovered segments never become spares (their records may carry checksums of
-//! the payload alone), they are deleted once delivered. The segment is truncated there and every later segment is deleted, since
+//! does not match (an end marker for the sequence number it stands at ends a segment cleanly).
+//! The segment is truncated there and every later segment is deleted, since
 //! their sequence numbers would no longer follow on. A segment whose name does not follow on
 //! from the previous one (or the first segment starting after the committed position) is
 //! treated the same way: the log ends before it.
+//!
+//! Spares found at open are kept for reuse, but those beyond [`MAX_SPARES`] or larger than the
+//! segment size are deleted. Recovered segments never become spares (their records may carry
+//! checksums of the payload alone): they are deleted once delivered.
 //!
 //! # Blocking
 //!
@@ -74,12 +76,12 @@ const COMMITTED_MAGIC: &[u8; 4] = b"SGC1";
 const COMMITTED_LEN: usize = 16;
 const SEGMENT_SUFFIX: &str = ".seg";
 const SPARE_SUFFIX: &str = ".spare";
+const SEGMENT_NAME_DIGITS: usize = 20;
 
 /// Delivered segments kept to be written over: one is what a writer keeping pace with its sink
 /// needs (the segment delivered while the next fills), a second covers a sink catching up.
 /// Each holds up to a segment's size of disk beyond the queue's undelivered bytes.
 pub const MAX_SPARES: usize = 2;
-const SEGMENT_NAME_DIGITS: usize = 20;
 
 /// One offset is remembered per this many records of a segment, so a read that is not where
 /// the last one stopped walks at most this many headers instead of the whole segment, for 16
@@ -906,11 +908,9 @@ impl SegmentLog {
             };
             let base = seg.base;
             let path = segment_path(&self.dir, base);
-            let keep =
+            let reuse =
                 seg.reusable && self.spares.len() < MAX_SPARES && seg.len <= self.segment_bytes;
-            if keep && self.keep_as_spare(&path, base) {
-                // Kept.
-            } else {
+            if !(reuse && self.keep_as_spare(&path, base)) {
                 match self.deleter.as_ref().and_then(|d| d.paths.as_ref()) {
                     Some(paths) => {
                         if let Err(mpsc::SendError(path)) = paths.send(path) {
