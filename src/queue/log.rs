@@ -1620,6 +1620,30 @@ mod tests {
         assert_eq!(read_all(&mut log), recs(2, 4, 10));
     }
 
+    /// A spare that is gone when a segment would be made from it (removed by hand): the
+    /// segment is created afresh and nothing is lost.
+    #[test]
+    fn a_missing_spare_means_a_fresh_segment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut log, _) = SegmentLog::open(tmp.path(), 40).unwrap();
+        log.append(&recs(0, 4, 10)).unwrap();
+        log.commit(2).unwrap();
+        assert_eq!(spare_files(tmp.path()), [0]);
+        fs::remove_file(tmp.path().join("00000000000000000000.spare")).unwrap();
+        log.append(&recs(4, 1, 10)).unwrap();
+        assert_eq!(seg_files(tmp.path()), [2, 4]);
+        assert_eq!(
+            fs::metadata(segment_path(tmp.path(), 4)).unwrap().len(),
+            18,
+            "a fresh file, no end marker"
+        );
+        assert_eq!(read_all(&mut log), recs(2, 3, 10));
+        drop(log);
+        let (mut log, rec) = SegmentLog::open(tmp.path(), 40).unwrap();
+        assert_eq!((rec.records, rec.torn_bytes), (3, 0));
+        assert_eq!(read_all(&mut log), recs(2, 3, 10));
+    }
+
     /// At most MAX_SPARES delivered segments are kept; the rest are deleted, and spares beyond
     /// that found at open are deleted there, as are spares larger than the segment size now
     /// is. Spares left by an earlier run are reused.
