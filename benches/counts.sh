@@ -13,6 +13,8 @@
 #   bash benches/counts.sh                  # COUNT=100000 STRACE_COUNT=20000
 #   SKIP_STRACE=1 bash benches/counts.sh
 #   SIEMGATE_BIN=/path/to/older/siemgate bash benches/counts.sh    # compare another build
+#   QUEUE=disk-always bash benches/counts.sh   # the sink's queue: memory (default),
+#                                              # disk-interval or disk-always (on target/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/common.sh
@@ -39,9 +41,21 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for p in "${probes[@]}"; do perf probe -q -d "$p" 2>/dev/null || true; done
-  rm -rf "$work"
+  rm -rf "$work" ${qdir:+"$qdir"}
 }
 trap cleanup EXIT
+
+QUEUE=${QUEUE:-memory}
+case "$QUEUE" in
+  memory) queue='type = "memory"' ;;
+  disk-interval | disk-always)
+    # On the machine's own disk, not a tmpfs: that is where a disk queue runs.
+    qdir=$(mktemp -d -p "$PWD/target" counts-queue.XXXXXX)
+    queue="type = \"disk\"
+path = \"$qdir\"
+fsync = \"${QUEUE#disk-}\"" ;;
+  *) echo "QUEUE is memory, disk-interval or disk-always, not '$QUEUE'" >&2; exit 2 ;;
+esac
 
 SIG="$(signature)"
 cat > "$work/siemgate.toml" <<TOML
@@ -56,6 +70,7 @@ fsync = "never"
 rotate_bytes = 268435456
 keep_files = 1
 [sinks.queue]
+$queue
 max_events = 1000000
 max_bytes = 1073741824
 $(bench_tail_toml)

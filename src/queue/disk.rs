@@ -4,7 +4,8 @@
 //! One writer thread per disk queue owns the log. Requests hand it their encoded events over a
 //! bounded channel; it appends everything that is waiting, fsyncs once for all of them (group
 //! commit: concurrent requests share one fsync, which is what keeps `fsync = "always"` fast),
-//! then makes the events visible to the sink's worker, in log order, and answers each request.
+//! then makes the events visible to the sink's worker, in log order, and answers each request
+//! (through its connection thread's relay, `reply.rs`: one wake-up per thread per write).
 //! The worker's acknowledgements are a counter the writer turns into the log's committed
 //! position. At start the log is recovered (a torn tail is cut and counted) and every
 //! uncommitted event is queued again, to be delivered again.
@@ -28,6 +29,7 @@ use metrics::{Counter, Histogram};
 use tokio::sync::oneshot;
 
 use super::log::{LogError, SegmentLog};
+use super::reply::{self, Answers, Relay};
 use super::window::{Room, Window};
 pub use crate::config::DiskSettings;
 use crate::config::QueueFsync;
@@ -99,6 +101,8 @@ struct Append {
     events: u64,
     bytes: u64,
     reply: oneshot::Sender<Result<(), WriteError>>,
+    /// The relay of the connection thread the request waits on, if it has one.
+    relay: Option<Arc<Relay>>,
 }
 
 /// What the writer is sent.
@@ -164,6 +168,7 @@ impl DiskWriter {
             read_backoff: READ_RETRY_FIRST,
             read_buf: Vec::new(),
             refilling: false,
+            answers: Answers::default(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("siemgate-queue-{sink_id}"))
@@ -200,6 +205,7 @@ impl DiskWriter {
             events,
             bytes,
             reply,
+            relay: reply::current(),
         })) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Err(WriterBusy),
@@ -275,6 +281,8 @@ struct Writer {
     read_buf: Vec<Bytes>,
     /// The window is being filled: carry on until it is full, whatever its level.
     refilling: bool,
+    /// Reused: one write's answers, by connection thread.
+    answers: Answers,
 }
 
 impl Writer {
@@ -347,8 +355,9 @@ impl Writer {
             let reason = WriteError::Append(e.to_string().into());
             for m in batch.drain(..) {
                 self.mem.release(m.events, m.bytes);
-                let _ = m.reply.send(Err(reason.clone()));
+                self.answers.add(m.relay, (m.reply, Err(reason.clone())));
             }
+            self.answers.send();
             return;
         }
         self.unsynced = true;
@@ -366,8 +375,9 @@ impl Writer {
             // order, even when the answer is an error (the sender retries; a duplicate at worst).
             self.mem
                 .push_reserved(m.events, m.bytes, m.items.into_iter());
-            let _ = m.reply.send(synced.clone());
+            self.answers.add(m.relay, (m.reply, synced.clone()));
         }
+        self.answers.send();
     }
 
     /// Reads the events after the window back from the log into it, in order: once the window

@@ -35,6 +35,7 @@ pub mod disk;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod log;
+pub mod reply;
 mod window;
 
 pub use disk::{WriteError, Written};

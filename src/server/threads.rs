@@ -55,6 +55,8 @@ impl ConnThreads {
                             return;
                         }
                     };
+                    // Disk queues answer this thread's requests through its relay.
+                    runtime.block_on(async { crate::queue::reply::start_relay() });
                     let _ = tx.send(Ok(runtime.handle().clone()));
                     runtime.block_on(stop.cancelled());
                     runtime.shutdown_timeout(BLOCKING_EXIT_WAIT);
