@@ -31,6 +31,7 @@ use serde_json::value::RawValue;
 
 use super::fields::{integer, Warnings};
 use super::json::{for_each_element, string};
+use super::members;
 use super::{emit_each_object, Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Ocsf, Severity, Status, Timestamp};
 
@@ -228,38 +229,60 @@ fn is_filler(s: &str) -> bool {
 }
 
 /// Calls `each` with every member of a JSON object, keys borrowed unless escaped.
-fn for_each_member<'a, F>(obj: &'a RawValue, each: F) -> Result<(), DecodeError>
+///
+/// `obj` has been validated by serde_json (it is a value from the body, or from a string that
+/// serde_json has just parsed), so its members are found by skipping over their values
+/// ([`members::visit_map`]) rather than by parsing the object again. Only were that to fail,
+/// having handed nothing over, would serde_json read the object and say why.
+fn for_each_member<'a, F>(obj: &'a RawValue, mut each: F) -> Result<(), DecodeError>
 where
     F: FnMut(Cow<'a, str>, &'a RawValue),
 {
-    struct Members<F>(F);
-
-    impl<'de, F> Visitor<'de> for Members<F>
-    where
-        F: FnMut(Cow<'de, str>, &'de RawValue),
-    {
-        type Value = ();
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an object")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-            while let Some(key) = map.next_key::<Key<'de>>()? {
-                let value = map.next_value::<&'de RawValue>()?;
-                (self.0)(key.0, value);
-            }
-            Ok(())
-        }
+    let mut handed = false;
+    let skipped = members::visit_map(
+        obj,
+        Members(|key, value| {
+            handed = true;
+            each(key, value);
+        }),
+    );
+    if skipped.is_some() || handed {
+        return skipped.ok_or_else(|| DecodeError::Malformed {
+            offset: 0,
+            message: "object not read to its end".to_owned(),
+        });
     }
-
-    #[derive(Deserialize)]
-    struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
-
     serde_json::Deserializer::from_str(obj.get())
         .deserialize_map(Members(each))
         .map_err(|e| super::json::malformed(obj.get(), 0, &e))
 }
+
+/// The members of an object, handed to the function it holds.
+struct Members<F>(F);
+
+impl<'de, F> Visitor<'de> for Members<F>
+where
+    F: FnMut(Cow<'de, str>, &'de RawValue),
+{
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let value = map.next_value::<&'de RawValue>()?;
+            (self.0)(key.0, value);
+        }
+        Ok(())
+    }
+}
+
+/// A member's key, borrowed unless escaped.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
 #[derive(Deserialize)]
 struct Field<'a> {
@@ -366,11 +389,16 @@ fn read_fields<'a>(
         known: facts.known,
     };
     let mut trial_warnings = Warnings::new();
-    let one_pass = serde_json::Deserializer::from_str(fields.get()).deserialize_seq(Entries {
-        facts: &mut trial,
-        w: &mut trial_warnings,
-    });
-    if one_pass.is_ok() {
+    // `fields` is a value from the body, which serde_json has validated: its entries are
+    // found by skipping over their values rather than by parsing the list again.
+    let one_pass = members::visit_seq(
+        fields,
+        Entries {
+            facts: &mut trial,
+            w: &mut trial_warnings,
+        },
+    );
+    if one_pass.is_some() {
         *facts = trial;
         w.append(&mut trial_warnings);
         return Ok(());

@@ -97,7 +97,7 @@ pub fn check_limits(body: &str) -> Result<(), DecodeError> {
 /// How many spaces start `bytes[from..]`: the indentation after a line break of a
 /// pretty-printed body, counted eight bytes at a time.
 #[inline]
-fn indentation(bytes: &[u8], from: usize) -> usize {
+pub(super) fn indentation(bytes: &[u8], from: usize) -> usize {
     let mut n = 0;
     for chunk in bytes.get(from..).unwrap_or_default().chunks_exact(8) {
         let x = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default()) ^ SPACES;

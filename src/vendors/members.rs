@@ -20,10 +20,10 @@
 use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::json::quote_or_escape;
+use super::json::{indentation, quote_or_escape};
 
 /// serde_json's name for [`RawValue`] in serde's data model. A `&RawValue` deserializes by
 /// asking for a newtype struct of this name and taking a one-member map: this name as the key,
@@ -34,11 +34,32 @@ const RAW_VALUE: &str = "$serde_json::private::RawValue";
 /// member whose value is not of `T`'s type for it), which [`super::json::parse_object`] then
 /// leaves to serde_json to report.
 pub fn read<'a, T: de::Deserialize<'a>>(raw: &'a RawValue) -> Option<T> {
+    with_value(raw, |value| T::deserialize(value))
+}
+
+/// Hands the members of the object `raw` (one serde_json has validated) to `visitor`, keys
+/// borrowed unless escaped and values skipped over as in [`read`]; `None` where the visitor
+/// refuses them.
+pub fn visit_map<'a, V: Visitor<'a>>(raw: &'a RawValue, visitor: V) -> Option<V::Value> {
+    with_value(raw, |value| value.deserialize_map(visitor))
+}
+
+/// Hands the elements of the array `raw` (one serde_json has validated) to `visitor`, each
+/// read as in [`read`]; `None` where the visitor refuses them.
+pub fn visit_seq<'a, V: Visitor<'a>>(raw: &'a RawValue, visitor: V) -> Option<V::Value> {
+    with_value(raw, |value| value.deserialize_seq(visitor))
+}
+
+/// Runs `read` on `raw` as a [`Value`] deserializer.
+fn with_value<'a, R>(
+    raw: &'a RawValue,
+    read: impl FnOnce(Value<'a, '_>) -> Result<R, Error>,
+) -> Option<R> {
     let cursor = Cursor {
         text: raw.get(),
         end: Cell::new(0),
     };
-    T::deserialize(Value {
+    read(Value {
         start: 0,
         cursor: &cursor,
     })
@@ -80,8 +101,12 @@ impl Cursor<'_> {
 
     /// The first byte at or after `i` that is not whitespace.
     fn skip_space(&self, mut i: usize) -> usize {
-        while matches!(self.byte(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-            i += 1;
+        while let Some(b) = self.byte(i) {
+            match b {
+                b'\n' => i += 1 + indentation(self.text.as_bytes(), i + 1),
+                b' ' | b'\r' | b'\t' => i += 1,
+                _ => break,
+            }
         }
         i
     }
@@ -104,6 +129,8 @@ impl Cursor<'_> {
                                 return Ok(i + 1);
                             }
                         }
+                        // A pretty-printed line's indentation, eight bytes at a time.
+                        _ if b == b'\n' => i += indentation(bytes, i + 1),
                         _ => {}
                     }
                     i += 1;
@@ -195,10 +222,33 @@ impl<'a> Value<'a, '_> {
 
     /// Reads the value, an object, member by member.
     fn members<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
-        visitor.visit_map(Members {
+        self.items(b'}', |items| visitor.visit_map(items))
+    }
+
+    /// Reads the value, an array, element by element.
+    fn elements<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
+        self.items(b']', |items| visitor.visit_seq(items))
+    }
+
+    /// Hands the value's members or elements, up to `close`, to `visit`. A visitor that stops
+    /// before the last one fails the reading, as it does with serde_json.
+    fn items<R>(
+        self,
+        close: u8,
+        visit: impl FnOnce(&mut Items<'a, '_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut items = Items {
             pos: self.start + 1,
             cursor: self.cursor,
-        })
+            close,
+            done: false,
+        };
+        let read = visit(&mut items)?;
+        if items.done {
+            Ok(read)
+        } else {
+            Err(Error("value not read to its end".to_owned()))
+        }
     }
 }
 
@@ -220,7 +270,15 @@ impl<'a> Deserializer<'a> for Value<'a, '_> {
         deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
         deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char
         deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf
-        deserialize_unit deserialize_seq deserialize_identifier
+        deserialize_unit deserialize_identifier
+    }
+
+    fn deserialize_seq<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
+        if self.cursor.byte(self.start) == Some(b'[') {
+            self.elements(visitor)
+        } else {
+            self.by_serde_json(|de| de.deserialize_seq(visitor))
+        }
     }
 
     fn deserialize_option<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
@@ -304,30 +362,47 @@ impl<'a> Deserializer<'a> for Value<'a, '_> {
     }
 }
 
-/// The members of an object, from `pos` (just after its `{` or after a member) on.
-struct Members<'a, 'c> {
+/// The members of an object or the elements of an array, from `pos` (just after its `{` or
+/// `[`, or after a member or element) on; `done` once its `close` is reached.
+struct Items<'a, 'c> {
     pos: usize,
     cursor: &'c Cursor<'a>,
+    close: u8,
+    done: bool,
 }
 
-impl<'a> MapAccess<'a> for Members<'a, '_> {
+impl Items<'_, '_> {
+    /// Moves to the next member or element: `false` at the end, where the cursor's end is
+    /// set past `close`.
+    fn advance(&mut self) -> Result<bool, Error> {
+        let c = self.cursor;
+        self.pos = c.skip_space(self.pos);
+        match c.byte(self.pos) {
+            Some(b) if b == self.close => {
+                self.pos += 1;
+                c.end.set(self.pos);
+                self.done = true;
+                return Ok(false);
+            }
+            Some(b',') => self.pos = c.skip_space(self.pos + 1),
+            None => return Err(unvalidated()),
+            Some(_) => {}
+        }
+        Ok(true)
+    }
+}
+
+impl<'a> MapAccess<'a> for Items<'a, '_> {
     type Error = Error;
 
     fn next_key_seed<K: DeserializeSeed<'a>>(
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Error> {
-        let c = self.cursor;
-        self.pos = c.skip_space(self.pos);
-        match c.byte(self.pos) {
-            Some(b'}') => {
-                self.pos += 1;
-                c.end.set(self.pos);
-                return Ok(None);
-            }
-            Some(b',') => self.pos = c.skip_space(self.pos + 1),
-            _ => {}
+        if !self.advance()? {
+            return Ok(None);
         }
+        let c = self.cursor;
         if c.byte(self.pos) != Some(b'"') {
             return Err(unvalidated());
         }
@@ -352,6 +427,25 @@ impl<'a> MapAccess<'a> for Members<'a, '_> {
         let value = seed.deserialize(Value { start, cursor: c })?;
         self.pos = c.end.get();
         Ok(value)
+    }
+}
+
+impl<'a> SeqAccess<'a> for Items<'a, '_> {
+    type Error = Error;
+
+    fn next_element_seed<T: DeserializeSeed<'a>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        let value = seed.deserialize(Value {
+            start: self.pos,
+            cursor: self.cursor,
+        })?;
+        self.pos = self.cursor.end.get();
+        Ok(Some(value))
     }
 }
 
@@ -466,12 +560,15 @@ mod tests {
         s: Option<std::borrow::Cow<'a, str>>,
         #[serde(borrow)]
         list: Option<Vec<&'a RawValue>>,
+        #[serde(borrow)]
+        items: Option<Vec<Probe<'a>>>,
+        words: Option<Vec<String>>,
     }
 
     /// What a [`Probe`] read: every field as text, for comparing two readings.
     fn seen(p: &Probe<'_>) -> String {
         format!(
-            "a={:?} b={:?} c={:?} s={:?} list={:?} n=({})",
+            "a={:?} b={:?} c={:?} s={:?} list={:?} words={:?} items=[{}] n=({})",
             p.a.map(RawValue::get),
             p.b.map(RawValue::get),
             p.c,
@@ -479,6 +576,11 @@ mod tests {
             p.list
                 .as_ref()
                 .map(|l| l.iter().map(|r| r.get()).collect::<Vec<_>>()),
+            p.words,
+            p.items
+                .as_ref()
+                .map(|l| l.iter().map(seen).collect::<Vec<_>>().join("; "))
+                .unwrap_or_default(),
             p.n.as_deref().map(seen).unwrap_or_default(),
         )
     }
@@ -495,6 +597,8 @@ mod tests {
             "\"c\"",
             "\"s\"",
             "\"list\"",
+            "\"items\"",
+            "\"words\"",
             "\"other\"",
             "\"\\u0061\"",
             "\"a \"",
