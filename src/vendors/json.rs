@@ -59,7 +59,22 @@ static CLASS: [u8; 256] = {
 /// It looks only at the bytes that matter: outside strings a table lookup passes over
 /// whitespace and punctuation (indentation eight bytes at a time), and inside a string it jumps
 /// from escape to escape to the closing quote, eight bytes at a time and then with memchr2.
+///
+/// Where the CPU has SSE2 (every x86_64), [`blocks::pass`] first reads the body 64 bytes at a
+/// time and answers for the bodies it can prove pass; the others (a number with an exponent
+/// or hundreds of digits, a surrogate escape that is not half of a pair, nesting near the
+/// limit, a backslash outside a string) go through the byte-by-byte scan, which alone reports
+/// errors and their offsets.
 pub fn check_limits(body: &str) -> Result<(), DecodeError> {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if blocks::pass(body.as_bytes()) {
+        return Ok(());
+    }
+    scan_limits(body)
+}
+
+/// [`check_limits`]'s byte-by-byte scan, which every body can go through.
+fn scan_limits(body: &str) -> Result<(), DecodeError> {
     let bytes = body.as_bytes();
     let mut depth = 0usize;
     let mut i = 0;
@@ -91,6 +106,193 @@ pub fn check_limits(body: &str) -> Result<(), DecodeError> {
             _ => i = number_end(body, i)?,
         }
         i += 1;
+    }
+}
+
+/// [`check_limits`]'s first pass, 64 bytes at a time: the byte classes it needs as one bit per
+/// byte (SSE2 compares), string contents found from the quotes by a prefix XOR, escapes from the
+/// backslashes (rare, walked one by one), and the nesting depth from the brackets outside
+/// strings, counted per block. It never refuses a body: it answers `true` only for bodies the
+/// byte-by-byte scan would pass, and `false` whenever that scan has something to look at (see
+/// [`check_limits`]), so that scan's answer, with its offsets, stays the only one.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod blocks {
+    use safe_arch::{
+        add_i8_m128i, bitand_m128i, bitor_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i,
+        load_unaligned_m128i, m128i, move_mask_i8_m128i, set_splat_i8_m128i,
+    };
+
+    use super::{unicode_escape, MAX_DEPTH};
+
+    /// One bit per byte of a 64-byte block, bit `i` for byte `i`.
+    #[derive(Default)]
+    struct Classes {
+        quote: u64,
+        backslash: u64,
+        open: u64,
+        close: u64,
+        /// `e` or `E`.
+        exponent: u64,
+        /// Every byte is a digit.
+        digits: bool,
+    }
+
+    /// The scan's state between blocks.
+    struct State {
+        depth: usize,
+        /// All ones when the previous block ended inside a string.
+        in_string: u64,
+        /// The previous block ended with a backslash that escapes this block's first byte.
+        escape_carry: bool,
+        /// The backslash of a `\u` escape already read as the low half of a surrogate pair.
+        paired: usize,
+    }
+
+    /// Whether the byte-by-byte scan would pass `bytes` (`false`: it has to decide).
+    pub(super) fn pass(bytes: &[u8]) -> bool {
+        let mut state = State {
+            depth: 0,
+            in_string: 0,
+            escape_carry: false,
+            paired: usize::MAX,
+        };
+        let mut chunks = bytes.chunks_exact(64);
+        let mut base = 0;
+        for chunk in &mut chunks {
+            if !state.block(bytes, base, chunk) {
+                return false;
+            }
+            base += 64;
+        }
+        let rest = chunks.remainder();
+        if rest.is_empty() {
+            return true;
+        }
+        // The last bytes, padded with spaces, which the scan passes over.
+        let mut last = [b' '; 64];
+        last[..rest.len()].copy_from_slice(rest);
+        state.block(bytes, base, &last)
+    }
+
+    impl State {
+        /// Reads the block of `bytes` at `base` (`block`, 64 bytes); `false` when the
+        /// byte-by-byte scan has to decide.
+        #[inline(always)]
+        fn block(&mut self, bytes: &[u8], base: usize, block: &[u8]) -> bool {
+            let c = classify(block);
+
+            // Escaped bytes: the one after each backslash that is not itself escaped.
+            let mut escaped = 0u64;
+            let mut starts = c.backslash;
+            if self.escape_carry {
+                escaped |= 1;
+                starts &= !1;
+            }
+            self.escape_carry = false;
+            while starts != 0 {
+                let i = starts.trailing_zeros();
+                let at = base + i as usize;
+                if bytes.get(at + 1) == Some(&b'u') && at != self.paired {
+                    match unicode_escape(bytes, at) {
+                        Ok(12) => self.paired = at + 6,
+                        Ok(_) => {}
+                        Err(_) => return false,
+                    }
+                }
+                starts &= starts - 1;
+                if i == 63 {
+                    self.escape_carry = true;
+                } else {
+                    escaped |= 1 << (i + 1);
+                    starts &= !(1 << (i + 1));
+                }
+            }
+
+            let in_string = prefix_xor(c.quote & !escaped) ^ self.in_string;
+            self.in_string = ((in_string as i64) >> 63) as u64;
+            let outside = !in_string;
+            // A backslash outside a string is plain to the byte-by-byte scan but an escape here.
+            if c.backslash & outside != 0 {
+                return false;
+            }
+
+            let open = c.open & outside;
+            let close = c.close & outside;
+            let opens = open.count_ones() as usize;
+            if self.depth + opens <= MAX_DEPTH && close.count_ones() as usize <= self.depth {
+                self.depth = self.depth + opens - close.count_ones() as usize;
+            } else {
+                // In order, as the byte-by-byte scan counts them.
+                let mut brackets = open | close;
+                while brackets != 0 {
+                    let bit = brackets & brackets.wrapping_neg();
+                    if open & bit != 0 {
+                        self.depth += 1;
+                        if self.depth > MAX_DEPTH {
+                            return false;
+                        }
+                    } else {
+                        self.depth = self.depth.saturating_sub(1);
+                    }
+                    brackets ^= bit;
+                }
+            }
+
+            // A number that may be beyond an f64: an exponent (after a digit or a point, as
+            // in every number with one that parses), or a block of digits alone outside a
+            // string (a number of hundreds of digits fills one).
+            if c.digits && outside == u64::MAX {
+                return false;
+            }
+            let mut exponents = c.exponent & outside;
+            while exponents != 0 {
+                let at = base + exponents.trailing_zeros() as usize;
+                if at > 0 && matches!(bytes.get(at - 1), Some(b'.' | b'0'..=b'9')) {
+                    return false;
+                }
+                exponents &= exponents - 1;
+            }
+            true
+        }
+    }
+
+    /// Bit `i` set where an odd number of `quotes`' bits `0..=i` are set: inside a string
+    /// (its opening quote included, its closing quote not).
+    fn prefix_xor(quotes: u64) -> u64 {
+        let mut x = quotes;
+        x ^= x << 1;
+        x ^= x << 2;
+        x ^= x << 4;
+        x ^= x << 8;
+        x ^= x << 16;
+        x ^= x << 32;
+        x
+    }
+
+    #[inline(always)]
+    fn classify(block: &[u8]) -> Classes {
+        let splat = |b: u8| set_splat_i8_m128i(b as i8);
+        let mask = |v: m128i| u64::from(move_mask_i8_m128i(v) as u16);
+        let mut c = Classes::default();
+        let mut digits = set_splat_i8_m128i(-1);
+        for (k, lane) in block.chunks_exact(16).enumerate() {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(lane);
+            let v = load_unaligned_m128i(&bytes);
+            // `[`, `]` and `E` differ from `{`, `}` and `e` by 0x20 alone.
+            let lower = bitor_m128i(v, splat(0x20));
+            // Digits map to -128..=-119 and nothing else does.
+            let shifted = add_i8_m128i(v, splat(0x80 - b'0'));
+            let at = 16 * k;
+            c.quote |= mask(cmp_eq_mask_i8_m128i(v, splat(b'"'))) << at;
+            c.backslash |= mask(cmp_eq_mask_i8_m128i(v, splat(b'\\'))) << at;
+            c.open |= mask(cmp_eq_mask_i8_m128i(lower, splat(b'{'))) << at;
+            c.close |= mask(cmp_eq_mask_i8_m128i(lower, splat(b'}'))) << at;
+            c.exponent |= mask(cmp_eq_mask_i8_m128i(lower, splat(b'e'))) << at;
+            digits = bitand_m128i(digits, cmp_lt_mask_i8_m128i(shifted, splat(0x80 + 10)));
+        }
+        c.digits = move_mask_i8_m128i(digits) == 0xFFFF;
+        c
     }
 }
 
@@ -642,6 +844,99 @@ mod tests {
         }
     }
 
+    /// Bodies of several 64-byte blocks, so that strings, escapes (runs of backslashes
+    /// included), surrogate pairs, numbers and brackets fall across block boundaries.
+    fn long_jsonish() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop::sample::select(vec![
+            "\"",
+            "\\",
+            "\\\\",
+            "\\\\\\",
+            "\\u",
+            "\\uD83D\\uDE00",
+            "\\uD83D",
+            "\\udc00",
+            "[",
+            "]",
+            "{",
+            "}",
+            "[[[[[[[[",
+            "]]]]]]]]",
+            "1e400",
+            "9.e400",
+            "1.e308",
+            "-2E-5",
+            "12",
+            "0.5",
+            "true",
+            "false",
+            "null",
+            "e",
+            " ",
+            "                ",
+            "\n",
+            ",",
+            ":",
+            "\"key\":",
+            "\"value with \\\"quotes\\\" inside\"",
+            "\u{e9}\u{1f600}",
+        ]);
+        prop::collection::vec(piece, 0..400).prop_map(|p| p.concat())
+    }
+
+    /// Bodies the block pass should answer for itself: objects nested `depth` deep (and an
+    /// array in each, one level deeper) whose strings carry escapes, at every offset against
+    /// the block boundaries.
+    fn passing_body(depth: usize, pad: usize, escapes: usize) -> String {
+        let mut body = " ".repeat(pad);
+        for level in 0..depth {
+            body.push_str(&format!(
+                "{{\"k{level}\": \"a\\\"b{}\\u00e9\\uD83D\\uDE00\", \"n\": [1, -2.5, true, false, null],\"d\":",
+                "\\\\".repeat(escapes)
+            ));
+        }
+        body.push('0');
+        body.push_str(&"}".repeat(depth));
+        body
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_scan_agrees_on_bodies_of_many_blocks(body in long_jsonish()) {
+            proptest::prop_assert_eq!(check_limits(&body), reference_check_limits(&body));
+        }
+
+        #[test]
+        fn bodies_within_the_limits_pass_block_by_block(depth in 1..MAX_DEPTH, pad in 0..64usize, escapes in 0..4usize) {
+            let body = passing_body(depth, pad, escapes);
+            proptest::prop_assert_eq!(reference_check_limits(&body), Ok(()));
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            proptest::prop_assert!(blocks::pass(body.as_bytes()), "{}", body);
+        }
+    }
+
+    /// The vendors' own payloads are answered by the block pass, not handed to the
+    /// byte-by-byte scan, and pass.
+    #[test]
+    fn vendor_payloads_pass_block_by_block() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/vendors");
+        let mut read = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !(name.ends_with(".json") || name.ends_with(".ndjson")) {
+                continue;
+            }
+            let body = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(check_limits(&body), Ok(()), "{name}");
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            assert!(blocks::pass(body.as_bytes()), "{name}");
+            read += 1;
+        }
+        assert!(read >= 10, "{read} fixtures in {}", dir.display());
+    }
+
     #[test]
     fn a_lone_surrogate_escape_is_refused_and_a_pair_passes() {
         for body in [
@@ -749,6 +1044,31 @@ mod tests {
             check_limits(&long),
             Err(DecodeError::Malformed { offset: 1, .. })
         ));
+        // A point before the exponent, at the end of a block and at the start of the next.
+        for pad in [0, 57, 58, 59] {
+            let body = format!("[{}9.e400]", " ".repeat(pad));
+            assert!(
+                matches!(check_limits(&body), Err(DecodeError::Malformed { offset, .. }) if offset == pad + 1),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_backslash_outside_strings_does_not_hide_brackets() {
+        // The backslash is no escape outside a string: the quote after it opens one, the next
+        // closes it, and the brackets are counted.
+        for pad in [0, 60, 62, 63] {
+            let body = format!("{}\\\" \"{}", " ".repeat(pad), "[".repeat(MAX_DEPTH + 1));
+            assert_eq!(
+                check_limits(&body),
+                Err(DecodeError::TooDeep {
+                    offset: pad + 4 + MAX_DEPTH,
+                    limit: MAX_DEPTH
+                }),
+                "{body}"
+            );
+        }
     }
 
     #[test]
