@@ -218,29 +218,13 @@ mod blocks {
             let close = c.close & outside;
             // Most blocks of a body have no bracket outside its strings: no counting then
             // (without a POPCNT instruction in the baseline x86_64, a count is a dozen).
-            let counted = open | close == 0 || {
+            if open | close != 0 {
                 let opens = open.count_ones() as usize;
                 let closes = close.count_ones() as usize;
-                let within = self.depth + opens <= MAX_DEPTH && closes <= self.depth;
-                if within {
+                if self.depth + opens <= MAX_DEPTH && closes <= self.depth {
                     self.depth = self.depth + opens - closes;
-                }
-                within
-            };
-            if !counted {
-                // In order, as the byte-by-byte scan counts them.
-                let mut brackets = open | close;
-                while brackets != 0 {
-                    let bit = brackets & brackets.wrapping_neg();
-                    if open & bit != 0 {
-                        self.depth += 1;
-                        if self.depth > MAX_DEPTH {
-                            return false;
-                        }
-                    } else {
-                        self.depth = self.depth.saturating_sub(1);
-                    }
-                    brackets ^= bit;
+                } else if !self.walk_brackets(open, close) {
+                    return false;
                 }
             }
 
@@ -257,6 +241,27 @@ mod blocks {
                     return false;
                 }
                 exponents &= exponents - 1;
+            }
+            true
+        }
+    }
+
+    impl State {
+        /// Counts the brackets of a block in order, as the byte-by-byte scan does; `false`
+        /// once the depth passes the limit.
+        fn walk_brackets(&mut self, open: u64, close: u64) -> bool {
+            let mut brackets = open | close;
+            while brackets != 0 {
+                let bit = brackets & brackets.wrapping_neg();
+                if open & bit != 0 {
+                    self.depth += 1;
+                    if self.depth > MAX_DEPTH {
+                        return false;
+                    }
+                } else {
+                    self.depth = self.depth.saturating_sub(1);
+                }
+                brackets ^= bit;
             }
             true
         }
@@ -280,11 +285,8 @@ mod blocks {
         let splat = |b: u8| set_splat_i8_m128i(b as i8);
         let mask = |v: m128i| u64::from(move_mask_i8_m128i(v) as u16);
         let mut c = Classes::default();
-        for (k, lane) in block.chunks_exact(16).enumerate() {
-            let mut bytes = [0u8; 16];
-            bytes.copy_from_slice(lane);
-            let v = load_unaligned_m128i(&bytes);
-            // `[`, `]` and `E` differ from `{`, `}` and `e` by 0x20 alone.
+        for (k, v) in lanes(block).enumerate() {
+            // `[, `]` and `E` differ from `{`, `}` and `e` by 0x20 alone.
             let lower = bitor_m128i(v, splat(0x20));
             let at = 16 * k;
             c.quote |= mask(cmp_eq_mask_i8_m128i(v, splat(b'"'))) << at;
@@ -296,14 +298,21 @@ mod blocks {
         c
     }
 
+    /// The 64-byte `block` as four 16-byte vectors.
+    #[inline(always)]
+    fn lanes(block: &[u8]) -> impl Iterator<Item = m128i> + '_ {
+        block.chunks_exact(16).map(|lane| {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(lane);
+            load_unaligned_m128i(&bytes)
+        })
+    }
+
     /// Whether every byte of the 64-byte `block` is a digit. Asked only of a block with no
     /// byte inside a string, which a body rarely has.
     fn all_digits(block: &[u8]) -> bool {
         let mut digits = set_splat_i8_m128i(-1);
-        for lane in block.chunks_exact(16) {
-            let mut bytes = [0u8; 16];
-            bytes.copy_from_slice(lane);
-            let v = load_unaligned_m128i(&bytes);
+        for v in lanes(block) {
             // Digits map to -128..=-119 and nothing else does.
             let shifted = add_i8_m128i(v, set_splat_i8_m128i((0x80 - b'0') as i8));
             digits = bitand_m128i(
