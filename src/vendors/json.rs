@@ -286,7 +286,7 @@ mod blocks {
         let mask = |v: m128i| u64::from(move_mask_i8_m128i(v) as u16);
         let mut c = Classes::default();
         for (k, v) in lanes(block).enumerate() {
-            // `[, `]` and `E` differ from `{`, `}` and `e` by 0x20 alone.
+            // `[`, `]` and `E` differ from `{`, `}` and `e` by 0x20 alone.
             let lower = bitor_m128i(v, splat(0x20));
             let at = 16 * k;
             c.quote |= mask(cmp_eq_mask_i8_m128i(v, splat(b'"'))) << at;
