@@ -74,8 +74,14 @@ pub const KAFKA_PRODUCE_ERROR_KINDS: [&str; 7] = [
     "other",
 ];
 
-/// Status codes the hooks listener answers with, each pre-registered per source.
-pub const STATUS_CODES: [u16; 9] = [200, 400, 401, 403, 405, 408, 413, 500, 503];
+/// Status codes the hooks listener answers with, each pre-registered per source, and
+/// [`CLIENT_CLOSED`].
+pub const STATUS_CODES: [u16; 10] = [200, 400, 401, 403, 405, 408, 413, 499, 500, 503];
+
+/// The `code` of a request that ended before it was answered: its sender closed the connection
+/// or reset the stream while it was being handled (waiting on a disk or Kafka queue), or the
+/// shutdown's grace period ended. No answer was sent; 499 is the code nginx logs for it.
+pub const CLIENT_CLOSED: u16 = 499;
 
 /// Auth failure reasons, each pre-registered per source.
 pub const AUTH_REASONS: [&str; 7] = [
@@ -655,10 +661,14 @@ pub const REJECT_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// many refusals since were not logged. Atomics only, so a flood does not contend on a lock.
 struct RejectLog {
     epoch: Instant,
-    /// Milliseconds after `epoch` (+1, so 0 means never) of the last line, per reason.
-    last: [AtomicU64; REJECT_REASONS.len()],
-    unlogged: [AtomicU64; REJECT_REASONS.len()],
+    /// Milliseconds after `epoch` (+1, so 0 means never) of the last line, per reason, and
+    /// last ([`UNANSWERED_LOG`]) for requests that ended unanswered.
+    last: [AtomicU64; REJECT_REASONS.len() + 1],
+    unlogged: [AtomicU64; REJECT_REASONS.len() + 1],
 }
+
+/// [`RejectLog`]'s slot for requests that ended unanswered ([`CLIENT_CLOSED`]).
+const UNANSWERED_LOG: usize = REJECT_REASONS.len();
 
 impl RejectLog {
     fn new() -> RejectLog {
@@ -708,6 +718,11 @@ impl SourceMetrics {
     pub fn reject_log_permit(&self, reason: &'static str) -> Option<u64> {
         self.reject_log
             .permit(reject_reason_index(reason), Instant::now())
+    }
+
+    /// [`reject_log_permit`](Self::reject_log_permit) for a request that ended unanswered.
+    pub fn unanswered_log_permit(&self) -> Option<u64> {
+        self.reject_log.permit(UNANSWERED_LOG, Instant::now())
     }
 
     pub fn auth_failure(&self, reason: &'static str) {

@@ -186,6 +186,76 @@ async fn a_broker_down_longer_than_produce_timeout_answers_503_and_loses_nothing
     gw.stop().await;
 }
 
+/// A sender that hangs up while its request waits for the brokers gets no answer; the request
+/// is counted under code 499 (it would otherwise be counted nowhere), and its event, already
+/// handed to the producer, still goes out once the broker is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_hangs_up_while_its_request_waits_is_counted_as_499() {
+    logs();
+    let m = mock(1, 1);
+    let gw = start(&config(&m.bootstrap_servers(), "20s")).await;
+    let a = send(gw.addr(), post(gw.addr(), "demo", &[AUTH], event("warm"))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let count =
+        |text: &str, name: &str, labels: &[(&str, &str)]| metric(text, name, labels).unwrap_or(0.0);
+    let closed = [("source", "demo"), ("code", "499")];
+    let text = gw.metrics_text().await;
+    assert_eq!(count(&text, "siemgate_http_requests_total", &closed), 0.0);
+
+    m.broker_down(1).unwrap();
+    let body = event("gone");
+    let head = format!(
+        "POST /hooks/demo HTTP/1.1\r\nhost: {}\r\nauthorization: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        gw.addr(),
+        AUTH.1,
+        body.len()
+    );
+    let mut sender = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut sender, format!("{head}{body}").as_bytes())
+        .await
+        .unwrap();
+    // The request has been read and decoded once its event is counted; it then waits for the
+    // brokers (up to the 20 s produce timeout).
+    let start = Instant::now();
+    while count(
+        &gw.metrics_text().await,
+        "siemgate_events_received_total",
+        &[("source", "demo")],
+    ) < 2.0
+    {
+        assert!(start.elapsed() < BOUND, "the request was never read");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(sender);
+    let text = loop {
+        let text = gw.metrics_text().await;
+        if count(&text, "siemgate_http_requests_total", &closed) > 0.0 {
+            break text;
+        }
+        assert!(
+            start.elapsed() < BOUND,
+            "the unanswered request was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(count(&text, "siemgate_http_requests_total", &closed), 1.0);
+    for code in ["200", "503"] {
+        assert_eq!(
+            count(
+                &text,
+                "siemgate_http_requests_total",
+                &[("source", "demo"), ("code", code)]
+            ),
+            if code == "200" { 1.0 } else { 0.0 },
+            "code {code}"
+        );
+    }
+
+    m.broker_up(1).unwrap();
+    wait_for_ids(&gw, &["warm", "gone"]).await;
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retriable_produce_errors_are_retried_until_the_events_are_acknowledged() {
     let m = mock(3, 1);

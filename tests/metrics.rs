@@ -121,8 +121,8 @@ async fn counters_match_a_known_sequence_of_requests() {
     }
     for (source, code) in [("alpha", "403"), ("beta", "405")]
         .into_iter()
-        .chain(["408", "413", "500", "503"].map(|c| ("alpha", c)))
-        .chain(["408", "413", "500", "503"].map(|c| ("beta", c)))
+        .chain(["408", "413", "499", "500", "503"].map(|c| ("alpha", c)))
+        .chain(["408", "413", "499", "500", "503"].map(|c| ("beta", c)))
     {
         assert_eq!(
             m(

@@ -21,6 +21,7 @@ use crate::auth::{AuthError, Signed, Verifier};
 use crate::config::Limits;
 use crate::dedup::Seen;
 use crate::dispatch::dispatch_body;
+use crate::metrics::CLIENT_CLOSED;
 use crate::normalize::Timestamp;
 use crate::routes::{Accepted, Routes, Source};
 
@@ -64,6 +65,11 @@ pub fn handle(
             tracing::debug!(path = parts.uri.path(), peer = %conn.peer, "request to unknown source");
             return Reject::UnknownSource.response();
         };
+        let mut unanswered = Unanswered {
+            source: &source,
+            conn: &conn,
+            answered: false,
+        };
         let resp = match accept(&limits, &state.budget, &source, &conn, &parts, body).await {
             Ok(Receipt::Queued(accepted, received_at)) => {
                 source
@@ -92,12 +98,44 @@ pub fn handle(
                 reject.response()
             }
         };
+        unanswered.answered = true;
         source.metrics.request(resp.status().as_u16());
         source
             .metrics
             .duration
             .record(started.elapsed().as_secs_f64());
         resp
+    }
+}
+
+/// A routed request being handled. Dropped before its answer is made (hyper drops the handler
+/// when the sender closes the connection or resets the stream, and at the end of the
+/// shutdown's grace period), it counts the request under [`CLIENT_CLOSED`] and logs it, at
+/// most one line per source and `REJECT_LOG_INTERVAL`; otherwise such a request would be
+/// counted nowhere. Its events may already be in a queue: they are delivered, and the sender's
+/// retry (it saw no answer) may deliver them again.
+struct Unanswered<'a> {
+    source: &'a Source,
+    conn: &'a ConnInfo,
+    answered: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let metrics = &self.source.metrics;
+        metrics.request(CLIENT_CLOSED);
+        if let Some(unlogged) = metrics.unanswered_log_permit() {
+            tracing::warn!(
+                source = self.source.settings.id.as_str(),
+                peer = %self.conn.peer,
+                code = CLIENT_CLOSED,
+                unlogged,
+                "request ended unanswered: the sender closed the connection or reset the stream (or the shutdown's grace period ended) while it was handled; events it had queued are delivered, and a retry may deliver them again"
+            );
+        }
     }
 }
 
