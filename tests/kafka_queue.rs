@@ -2,10 +2,12 @@
 //! on 127.0.0.1 ports, in this process): a request is answered 200 only once the brokers
 //! acknowledged its events, which then reach the sink through the sink's consumer group; a
 //! broker outage longer than `produce_timeout` answers 503 with Retry-After and loses nothing
-//! that was accepted; retriable produce errors are retried; an authorization error refuses the
-//! request (503) and says why; an event the brokers refuse as too large is answered 413; wrong
-//! SASL credentials (a broker that refuses every login: the mock speaks no SASL) answer 503 and
-//! `/readyz` says authentication failed, the password shown nowhere.
+//! that was accepted, and a sender that hangs up while its request waits for the brokers is
+//! counted under code 499, its event still delivered; retriable produce errors are retried; an
+//! authorization error refuses the request (503) and says why; an event the brokers refuse as
+//! too large is answered 413; wrong SASL credentials (a broker that refuses every login: the mock
+//! speaks no SASL) answer 503 and `/readyz` says authentication failed, the password shown
+//! nowhere.
 #![cfg(feature = "kafka")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
