@@ -246,11 +246,12 @@ for name in memory disk hec; do
   [[ -n ${PID[$name]:-} ]] || continue
   m=$(curl -s "http://127.0.0.1:$((PORT[$name] + 100))/metrics")
   acc=$(echo "$m" | awk '/^siemgate_http_requests_total\{source="prisma",code="200"\}/ {print $2}')
+  gone=$(echo "$m" | awk '/^siemgate_http_requests_total\{source="prisma",code="499"\}/ {print $2}')
   rec=$(echo "$m" | awk '/^siemgate_events_received_total\{source="prisma"\}/ {print $2}')
   del=$(echo "$m" | awk '/^siemgate_events_delivered_total/ {print $2}')
   # A request whose sender hung up while its events were being queued (wrk stopping mid-round)
-  # has its events received and delivered without a 200 counted.
-  echo "  $name: 200 answers ${acc:-?}, events received ${rec:-?}, delivered ${del:-?} (the rest still queued)"
+  # is counted under 499, not 200; its events are received and delivered all the same.
+  echo "  $name: 200 answers ${acc:-?}, 499 (sender gone) ${gone:-?}, events received ${rec:-?}, delivered ${del:-?} (the rest still queued)"
 done
 [[ -n ${PID[memory]:-} ]] && echo "  memory gateway RSS after the load: $(rss_kib "${PID[memory]}") KiB"
 
