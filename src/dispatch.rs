@@ -239,18 +239,21 @@ fn heavy() -> &'static Semaphore {
 /// Checks and dispatches a request's raw body (see [`dispatch`]): inline when it is small,
 /// else on the blocking pool once one of the [`heavy_permits`] is free.
 pub async fn dispatch_body(
-    source: Arc<Source>,
+    source: &Arc<Source>,
     body: Bytes,
     received_at: Timestamp,
     max_events: usize,
 ) -> Result<Dispatched, DispatchError> {
     if body.len() <= INLINE_BODY_BYTES {
-        return dispatch_raw(&source, &body, received_at, max_events);
+        return dispatch_raw(source, &body, received_at, max_events);
     }
     let permit = heavy()
         .acquire()
         .await
         .map_err(|_| DispatchError::Internal("the decoding pool is closed"))?;
+    // Only a body decoded off the event loop takes a reference of its own to the source: the
+    // reference count is shared by every thread serving the source.
+    let source = source.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         dispatch_raw(&source, &body, received_at, max_events)

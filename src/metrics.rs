@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Label, Level, Metadata, Recorder, Unit};
 use metrics_exporter_prometheus::Matcher;
 
+pub mod sharded;
 mod store;
 
 pub const HTTP_REQUESTS: &str = "siemgate_http_requests_total";
@@ -140,7 +141,7 @@ const PRODUCE_BUCKETS: [f64; 13] = [
 
 /// Buckets for request latency: the ingest path answers in well under a millisecond when
 /// healthy, so the buckets are fine at the low end.
-const LATENCY_BUCKETS: [f64; 12] = [
+pub const LATENCY_BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 

@@ -519,7 +519,7 @@ fn view<'a>(e: &'a SourceEntry, secret: Option<&'a str>) -> Value {
         origin: e.origin.as_str(),
         created_at: rfc3339(e.created_at),
         updated_at: rfc3339(e.updated_at),
-        events_accepted: e.stats.events_accepted.load(Ordering::Relaxed),
+        events_accepted: e.stats.events_accepted.get(),
         last_event_at: (last != 0).then(|| rfc3339(Timestamp(last))),
         auth_failures: e.stats.auth_failures.load(Ordering::Relaxed),
         secret,

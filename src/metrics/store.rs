@@ -6,8 +6,10 @@
 //! left its ~40 series behind for good.
 //!
 //! Handles stay plain atomics: registering hands out an `Arc` to the series' storage, so the
-//! request path bumps an atomic and never takes a lock. A handle kept after its series was
-//! removed still works; it just counts into storage nobody renders.
+//! request path bumps an atomic and never takes a lock. Counters and histograms with buckets
+//! keep a cell per thread shard ([`sharded`](super::sharded)), so the listener's threads do not
+//! pass their cache lines back and forth. A handle kept after its series was removed still
+//! works; it just counts into storage nobody renders.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,12 +27,15 @@ use metrics_exporter_prometheus::{Distribution, DistributionBuilder, LabelSet, M
 use metrics_util::storage::AtomicBucket;
 use quanta::Instant;
 
+use super::sharded::{Bucketed, ShardedU64};
+
 /// Samples a histogram buffers before the recording thread folds them in itself: bounds the
 /// buffer of a gateway nobody scrapes (16 bytes a sample, one sample per request).
 const FOLD_AT: usize = 4096;
 
-/// One histogram (or summary) series: samples land in a lock-free bucket on the hot path and
-/// are folded into the distribution when `/metrics` is rendered, or every [`FOLD_AT`] samples.
+/// A summary series (a histogram without configured buckets): samples land in a lock-free
+/// bucket on the hot path and are folded into the distribution when `/metrics` is rendered, or
+/// every [`FOLD_AT`] samples.
 struct HistogramSeries {
     samples: AtomicBucket<(f64, Instant)>,
     pending: AtomicUsize,
@@ -56,11 +61,18 @@ impl HistogramFn for HistogramSeries {
     }
 }
 
+/// A histogram series: with buckets (the request path's latency), or a summary.
+#[derive(Clone)]
+enum HistogramKind {
+    Bucketed(Arc<Bucketed>),
+    Sampled(Arc<HistogramSeries>),
+}
+
 #[derive(Default)]
 struct Series {
-    counters: HashMap<Key, Arc<AtomicU64>>,
+    counters: HashMap<Key, Arc<ShardedU64>>,
     gauges: HashMap<Key, Arc<AtomicU64>>,
-    histograms: HashMap<Key, Arc<HistogramSeries>>,
+    histograms: HashMap<Key, HistogramKind>,
 }
 
 impl Series {
@@ -123,7 +135,7 @@ impl Store {
     /// The value of a counter series (0 when there is none).
     pub fn counter_value(&self, key: &Key) -> u64 {
         let s = self.series.read().unwrap_or_else(PoisonError::into_inner);
-        s.counters.get(key).map_or(0, |c| c.load(Ordering::Relaxed))
+        s.counters.get(key).map_or(0, |c| c.get())
     }
 
     /// How many series exist.
@@ -152,10 +164,7 @@ impl Store {
             counters
                 .entry(sanitize_metric_name(k.name()))
                 .or_default()
-                .push((
-                    LabelSet::from_key_and_global(k, &no_global),
-                    v.load(Ordering::Acquire),
-                ));
+                .push((LabelSet::from_key_and_global(k, &no_global), v.get()));
         }
         for (name, series) in counters {
             header(&mut out, &help, &name, "counter");
@@ -183,7 +192,7 @@ impl Store {
             out.push('\n');
         }
 
-        let mut histograms: BTreeMap<String, Vec<(LabelSet, &HistogramSeries)>> = BTreeMap::new();
+        let mut histograms: BTreeMap<String, Vec<(LabelSet, &HistogramKind)>> = BTreeMap::new();
         for (k, h) in &s.histograms {
             histograms
                 .entry(sanitize_metric_name(k.name()))
@@ -194,12 +203,21 @@ impl Store {
             let kind = self.distributions.get_distribution_type(&name);
             header(&mut out, &help, &name, kind);
             for (labels, h) in series {
-                let mut d = h
-                    .distribution
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                h.fold(&mut d);
-                write_distribution(&mut out, &name, &labels, &d);
+                match h {
+                    HistogramKind::Bucketed(b) => {
+                        let (buckets, count, sum) = b.snapshot();
+                        write_buckets(&mut out, &name, &labels, &buckets, count);
+                        write_sum_count(&mut out, &name, &labels, sum, count);
+                    }
+                    HistogramKind::Sampled(h) => {
+                        let mut d = h
+                            .distribution
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner);
+                        h.fold(&mut d);
+                        write_distribution(&mut out, &name, &labels, &d);
+                    }
+                }
             }
             out.push('\n');
         }
@@ -233,33 +251,49 @@ fn write_distribution(out: &mut String, name: &str, labels: &LabelSet, d: &Distr
             (*sum, summary.count() as u64)
         }
         Distribution::Histogram(histogram) => {
-            for (le, count) in histogram.buckets() {
-                write_metric_line(
-                    out,
-                    name,
-                    Some("bucket"),
-                    labels,
-                    Some(("le", le)),
-                    count,
-                    None,
-                );
-            }
-            write_metric_line(
-                out,
-                name,
-                Some("bucket"),
-                labels,
-                Some(("le", "+Inf")),
-                histogram.count(),
-                None,
-            );
+            write_buckets(out, name, labels, &histogram.buckets(), histogram.count());
             (histogram.sum(), histogram.count())
         }
         // Not configured here, and not expressible in the text format.
         Distribution::NativeHistogram(_) => return,
     };
+    write_sum_count(out, name, labels, sum, count);
+}
+
+/// A histogram's `le` buckets (cumulative counts), then its `+Inf` bucket.
+fn write_buckets(
+    out: &mut String,
+    name: &str,
+    labels: &LabelSet,
+    buckets: &[(f64, u64)],
+    count: u64,
+) {
+    for &(le, n) in buckets {
+        write_metric_line(out, name, Some("bucket"), labels, Some(("le", le)), n, None);
+    }
+    write_metric_line(
+        out,
+        name,
+        Some("bucket"),
+        labels,
+        Some(("le", "+Inf")),
+        count,
+        None,
+    );
+}
+
+fn write_sum_count(out: &mut String, name: &str, labels: &LabelSet, sum: f64, count: u64) {
     write_metric_line::<&str, f64>(out, name, Some("sum"), labels, None, sum, None);
     write_metric_line::<&str, u64>(out, name, Some("count"), labels, None, count, None);
+}
+
+impl HistogramKind {
+    fn handle(&self) -> Histogram {
+        match self {
+            HistogramKind::Bucketed(b) => Histogram::from_arc(b.clone()),
+            HistogramKind::Sampled(h) => Histogram::from_arc(h.clone()),
+        }
+    }
 }
 
 impl Recorder for Store {
@@ -286,10 +320,7 @@ impl Recorder for Store {
             return Counter::from_arc(c.clone());
         }
         let mut s = self.series.write().unwrap_or_else(PoisonError::into_inner);
-        let c = s
-            .counters
-            .entry(key.clone())
-            .or_insert_with(|| Arc::new(AtomicU64::new(0)));
+        let c = s.counters.entry(key.clone()).or_default();
         Counter::from_arc(c.clone())
     }
 
@@ -319,18 +350,29 @@ impl Recorder for Store {
             .histograms
             .get(key)
         {
-            return Histogram::from_arc(h.clone());
+            return h.handle();
         }
         let name = sanitize_metric_name(key.name());
         let mut s = self.series.write().unwrap_or_else(PoisonError::into_inner);
         let h = s.histograms.entry(key.clone()).or_insert_with(|| {
-            Arc::new(HistogramSeries {
-                samples: AtomicBucket::new(),
-                pending: AtomicUsize::new(0),
-                distribution: Mutex::new(self.distributions.get_distribution(&name)),
-            })
+            let distribution = self.distributions.get_distribution(&name);
+            let bucketed = match &distribution {
+                Distribution::Histogram(h) => {
+                    let bounds: Vec<f64> = h.buckets().iter().map(|&(le, _)| le).collect();
+                    Bucketed::new(&bounds)
+                }
+                _ => None,
+            };
+            match bucketed {
+                Some(b) => HistogramKind::Bucketed(Arc::new(b)),
+                None => HistogramKind::Sampled(Arc::new(HistogramSeries {
+                    samples: AtomicBucket::new(),
+                    pending: AtomicUsize::new(0),
+                    distribution: Mutex::new(distribution),
+                })),
+            }
         });
-        Histogram::from_arc(h.clone())
+        h.handle()
     }
 }
 
@@ -421,12 +463,14 @@ mod tests {
     #[test]
     fn unscraped_histograms_fold_their_samples_as_they_go() {
         let s = Store::new(buckets());
-        let h = s.register_histogram(&key("t_duration_seconds", &[("source", "a")]), &META);
+        let h = s.register_histogram(&key("t_fsync_seconds", &[("sink", "a")]), &META);
         for _ in 0..(FOLD_AT * 3 + 7) {
             h.record(0.005);
         }
         let series = s.series.read().unwrap();
-        let hs = series.histograms.values().next().unwrap();
+        let Some(HistogramKind::Sampled(hs)) = series.histograms.values().next() else {
+            panic!("a histogram without buckets is kept as samples");
+        };
         assert!(hs.pending.load(Ordering::Relaxed) < FOLD_AT);
         let mut buffered = 0;
         hs.samples.data_with(|b| buffered += b.len());
@@ -434,10 +478,7 @@ mod tests {
         drop(series);
         // Nothing is lost: the count is every sample.
         let text = s.render();
-        let want = format!(
-            "t_duration_seconds_count{{source=\"a\"}} {}\n",
-            FOLD_AT * 3 + 7
-        );
+        let want = format!("t_fsync_seconds_count{{sink=\"a\"}} {}\n", FOLD_AT * 3 + 7);
         assert!(text.contains(&want), "{text}");
     }
 

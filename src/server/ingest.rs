@@ -293,13 +293,8 @@ async fn accept(
             Seen::InFlight => return Err(Reject::DuplicateInFlight),
         },
     };
-    let dispatched = dispatch_body(
-        source.clone(),
-        body,
-        received_at,
-        limits.max_events_per_request,
-    )
-    .await?;
+    let dispatched =
+        dispatch_body(source, body, received_at, limits.max_events_per_request).await?;
     // Disk queues answer once the events are in their logs (fsynced, per policy).
     dispatched.durable.wait(&source.settings.id).await?;
     let accepted = dispatched.accepted;

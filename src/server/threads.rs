@@ -45,6 +45,8 @@ impl ConnThreads {
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
+                    // This thread's counter adds go to a cell of its own.
+                    crate::metrics::sharded::pin_thread(i);
                     let runtime = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
