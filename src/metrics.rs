@@ -160,16 +160,20 @@ impl Default for Registry {
 
 impl Registry {
     pub fn new() -> Registry {
-        let recorder = store::Store::new(HashMap::from([
-            (
-                Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
-                LATENCY_BUCKETS.to_vec(),
-            ),
-            (
-                Matcher::Full(KAFKA_PRODUCE_DURATION.to_owned()),
-                PRODUCE_BUCKETS.to_vec(),
-            ),
-        ]));
+        let recorder = store::Store::new(
+            HashMap::from([
+                (
+                    Matcher::Full(HTTP_REQUEST_DURATION.to_owned()),
+                    LATENCY_BUCKETS.to_vec(),
+                ),
+                (
+                    Matcher::Full(KAFKA_PRODUCE_DURATION.to_owned()),
+                    PRODUCE_BUCKETS.to_vec(),
+                ),
+            ]),
+            // What every accepted request adds to (`server::ingest`, `dispatch`).
+            &[HTTP_REQUESTS, EVENTS_RECEIVED, EVENTS_FILTERED],
+        );
         let r = Registry { recorder };
         r.describe();
         r

@@ -6,9 +6,9 @@
 //! left its ~40 series behind for good.
 //!
 //! Handles stay plain atomics: registering hands out an `Arc` to the series' storage, so the
-//! request path bumps an atomic and never takes a lock. Counters and histograms with buckets
-//! keep a cell per thread shard ([`sharded`](super::sharded)), so the listener's threads do not
-//! pass their cache lines back and forth. A handle kept after its series was removed still
+//! request path bumps an atomic and never takes a lock. The counters every request updates and
+//! histograms with buckets keep a cell per thread shard ([`sharded`](super::sharded)), so the
+//! listener's threads do not pass their cache lines back and forth. A handle kept after its series was removed still
 //! works; it just counts into storage nobody renders.
 
 use std::collections::{BTreeMap, HashMap};
@@ -86,12 +86,16 @@ pub struct Store {
     series: RwLock<Series>,
     help: RwLock<HashMap<String, SharedString>>,
     distributions: DistributionBuilder,
+    /// Counter names updated on every request: their series keep a cell per thread shard;
+    /// other counters one cell.
+    per_request: Vec<&'static str>,
 }
 
 impl Store {
     /// A store whose histograms named in `buckets` use those buckets; other histograms render as
-    /// summaries with the exporter's default quantiles.
-    pub fn new(buckets: HashMap<Matcher, Vec<f64>>) -> Store {
+    /// summaries with the exporter's default quantiles. Counters named in `per_request` keep a
+    /// cell per thread shard.
+    pub fn new(buckets: HashMap<Matcher, Vec<f64>>, per_request: &[&'static str]) -> Store {
         let quantiles = metrics_util::parse_quantiles(&[0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0]);
         Store {
             series: RwLock::default(),
@@ -104,6 +108,7 @@ impl Store {
                 Some(buckets),
                 None,
             ),
+            per_request: per_request.to_vec(),
         }
     }
 
@@ -320,7 +325,14 @@ impl Recorder for Store {
             return Counter::from_arc(c.clone());
         }
         let mut s = self.series.write().unwrap_or_else(PoisonError::into_inner);
-        let c = s.counters.entry(key.clone()).or_default();
+        let sharded = self.per_request.iter().any(|n| *n == key.name());
+        let c = s.counters.entry(key.clone()).or_insert_with(|| {
+            Arc::new(if sharded {
+                ShardedU64::default()
+            } else {
+                ShardedU64::single()
+            })
+        });
         Counter::from_arc(c.clone())
     }
 
@@ -428,7 +440,7 @@ mod tests {
 
     #[test]
     fn renders_exactly_what_the_exporter_renders() {
-        let ours = Store::new(buckets());
+        let ours = Store::new(buckets(), &["t_requests_total"]);
         both(&ours);
         let theirs = PrometheusBuilder::new()
             .set_buckets_for_metric(
@@ -462,7 +474,7 @@ mod tests {
 
     #[test]
     fn unscraped_histograms_fold_their_samples_as_they_go() {
-        let s = Store::new(buckets());
+        let s = Store::new(buckets(), &["t_requests_total"]);
         let h = s.register_histogram(&key("t_fsync_seconds", &[("sink", "a")]), &META);
         for _ in 0..(FOLD_AT * 3 + 7) {
             h.record(0.005);
@@ -484,7 +496,7 @@ mod tests {
 
     #[test]
     fn removed_series_are_gone_and_others_stay() {
-        let s = Store::new(buckets());
+        let s = Store::new(buckets(), &["t_requests_total"]);
         for source in ["a", "b"] {
             s.register_counter(&key("t_requests_total", &[("source", source)]), &META)
                 .increment(1);
