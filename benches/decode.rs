@@ -94,6 +94,12 @@ fn cases() -> Vec<(&'static str, Vendor, String)> {
     let coralogix = include_str!("../fixtures/vendors/coralogix-alert-trigger-keep-mock.json");
     vec![
         ("generic/prisma-740B-x1", Vendor::Generic, single.to_owned()),
+        // The body `benches/load.sh` sends, as its gateway reads it.
+        (
+            "prisma_cloud/740B-x1",
+            Vendor::PrismaCloud,
+            single.to_owned(),
+        ),
         (
             "prisma_cloud/x1",
             Vendor::PrismaCloud,

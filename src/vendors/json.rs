@@ -603,9 +603,17 @@ where
 {
     let space =
         |from: usize| first_byte(body.get(from..).unwrap_or_default()).map(|(i, b)| (from + i, b));
-    // One object starting at `start`: its fields, its raw text and where it ends.
+    // One object starting at `start`: its fields, its raw text and where it ends. Read member
+    // by member, each checked as it is passed over (`members::read_unvalidated`); what that
+    // does not take (a key given twice, a member of the wrong type, text it is not sure of)
+    // serde_json reads, validating as it goes, and reports.
     let one = |start: usize| -> Option<(T, &'a RawValue, usize)> {
         let text = body.get(start..).filter(|t| t.starts_with('{'))?;
+        if let Some((fields, end)) = super::members::read_unvalidated::<T>(text) {
+            if let Some(raw) = text.get(..end).and_then(super::members::validated) {
+                return Some((fields, raw, start + end));
+            }
+        }
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<T>();
         let fields = stream.next()?.ok()?;
         let end = start + stream.byte_offset();

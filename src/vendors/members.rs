@@ -1,5 +1,6 @@
-//! Reads a decoder's borrowed field struct from one JSON object that serde_json has already
-//! validated (a [`RawValue`] from the body's split into objects), without parsing it again.
+//! Reads a decoder's borrowed field struct from one JSON object that serde_json or
+//! [`super::validate`] has already validated (a [`RawValue`] from the body's split into
+//! objects), without parsing it again.
 //!
 //! serde_json would read the object a second time as if it were untrusted: every member's value
 //! is parsed and validated again, only to be handed over as its raw text (the decoders' fields
@@ -23,7 +24,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::json::{indentation, quote_or_escape};
+use super::json::indentation;
 
 /// serde_json's name for [`RawValue`] in serde's data model. A `&RawValue` deserializes by
 /// asking for a newtype struct of this name and taking a one-member map: this name as the key,
@@ -35,6 +36,26 @@ const RAW_VALUE: &str = "$serde_json::private::RawValue";
 /// leaves to serde_json to report.
 pub fn read<'a, T: de::Deserialize<'a>>(raw: &'a RawValue) -> Option<T> {
     with_value(raw, |value| T::deserialize(value))
+}
+
+/// Reads `T` from the object at the start of `text`, which nothing has validated yet: every
+/// byte of the object is checked on the way, as [`super::validate`] checks it, so that text
+/// serde_json would refuse is never read. With `T`, the object's length. `None` where the text
+/// does not start with one well-formed object, or where `T` does not take it.
+pub fn read_unvalidated<'a, T: de::Deserialize<'a>>(text: &'a str) -> Option<(T, usize)> {
+    let cursor = Cursor {
+        text,
+        end: Cell::new(0),
+    };
+    if cursor.byte(0) != Some(b'{') {
+        return None;
+    }
+    let fields = T::deserialize(Value {
+        start: 0,
+        cursor: &cursor,
+    })
+    .ok()?;
+    Some((fields, cursor.end.get()))
 }
 
 /// Hands the members of the object `raw` (one serde_json has validated) to `visitor`, keys
@@ -111,76 +132,17 @@ impl Cursor<'_> {
         i
     }
 
-    /// Where the value starting at `start` ends (one past its last byte).
+    /// Where the value starting at `start` ends (one past its last byte), the value being
+    /// checked on the way ([`super::validate`]): text that is not JSON is never handed out.
     fn value_end(&self, start: usize) -> Result<usize, Error> {
-        let bytes = self.text.as_bytes();
-        match self.byte(start) {
-            Some(b'"') => string_end(bytes, start + 1).map(|quote| quote + 1),
-            Some(b'{' | b'[') => {
-                let mut depth = 0usize;
-                let mut i = start;
-                while let Some(&b) = bytes.get(i) {
-                    match CLASS[usize::from(b)] {
-                        QUOTE => i = string_end(bytes, i + 1)?,
-                        OPEN => depth += 1,
-                        CLOSE => {
-                            depth = depth.saturating_sub(1);
-                            if depth == 0 {
-                                return Ok(i + 1);
-                            }
-                        }
-                        // A pretty-printed line's indentation, eight bytes at a time.
-                        _ if b == b'\n' => i += indentation(bytes, i + 1),
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                Err(unvalidated())
-            }
-            Some(_) => Ok(bytes
-                .get(start..)
-                .unwrap_or_default()
-                .iter()
-                .position(|&b| matches!(CLASS[usize::from(b)], CLOSE | DELIMITER))
-                .map_or(bytes.len(), |n| start + n)),
-            None => Err(unvalidated()),
-        }
+        super::validate::value_end(self.text, start).ok_or_else(unvalidated)
     }
 }
 
-/// Byte classes for [`Cursor::value_end`].
-const OTHER: u8 = 0;
-const QUOTE: u8 = 1;
-const OPEN: u8 = 2;
-const CLOSE: u8 = 3;
-/// What ends a number or `true`/`false`/`null`, besides [`CLOSE`].
-const DELIMITER: u8 = 4;
-
-static CLASS: [u8; 256] = {
-    let mut class = [OTHER; 256];
-    class[b'"' as usize] = QUOTE;
-    class[b'{' as usize] = OPEN;
-    class[b'[' as usize] = OPEN;
-    class[b'}' as usize] = CLOSE;
-    class[b']' as usize] = CLOSE;
-    class[b',' as usize] = DELIMITER;
-    class[b' ' as usize] = DELIMITER;
-    class[b'\n' as usize] = DELIMITER;
-    class[b'\r' as usize] = DELIMITER;
-    class[b'\t' as usize] = DELIMITER;
-    class
-};
-
-/// Where the string whose contents start at `from` ends: its closing quote.
+/// Where the string whose contents start at `from` ends (its closing quote), checked as
+/// [`super::validate`] checks strings.
 fn string_end(bytes: &[u8], from: usize) -> Result<usize, Error> {
-    let mut i = from;
-    while let Some(at) = quote_or_escape(bytes, i) {
-        if bytes.get(at) == Some(&b'"') {
-            return Ok(at);
-        }
-        i = at + 2;
-    }
-    Err(unvalidated())
+    super::validate::string_end(bytes, from).ok_or_else(unvalidated)
 }
 
 /// The error for text serde_json would not have accepted, which [`read`] is never given.
@@ -242,6 +204,7 @@ impl<'a> Value<'a, '_> {
             cursor: self.cursor,
             close,
             done: false,
+            first: true,
         };
         let read = visit(&mut items)?;
         if items.done {
@@ -369,6 +332,8 @@ struct Items<'a, 'c> {
     cursor: &'c Cursor<'a>,
     close: u8,
     done: bool,
+    /// No member or element read yet: the next is not preceded by a comma.
+    first: bool,
 }
 
 impl Items<'_, '_> {
@@ -377,6 +342,7 @@ impl Items<'_, '_> {
     fn advance(&mut self) -> Result<bool, Error> {
         let c = self.cursor;
         self.pos = c.skip_space(self.pos);
+        let first = std::mem::replace(&mut self.first, false);
         match c.byte(self.pos) {
             Some(b) if b == self.close => {
                 self.pos += 1;
@@ -384,9 +350,11 @@ impl Items<'_, '_> {
                 self.done = true;
                 return Ok(false);
             }
-            Some(b',') => self.pos = c.skip_space(self.pos + 1),
-            None => return Err(unvalidated()),
-            Some(_) => {}
+            // A comma between two items only: not before the first, nor before the close
+            // (the item after it must start a value, which `[1,]` and `{"a":1,}` do not).
+            Some(b',') if !first => self.pos = c.skip_space(self.pos + 1),
+            Some(_) if first => {}
+            _ => return Err(unvalidated()),
         }
         Ok(true)
     }
@@ -504,8 +472,9 @@ impl<'a> MapAccess<'a> for RawEntry<'a> {
 }
 
 /// `text` as a borrowed [`RawValue`]. Only for text serde_json has accepted as one JSON value
-/// with no whitespace around it (such as a value it has just parsed from the body); anything
-/// else would break what `RawValue` promises its readers.
+/// with no whitespace around it (such as a value it has just parsed from the body), or that
+/// [`super::validate::value_end`] has (it accepts nothing serde_json refuses); anything else
+/// would break what `RawValue` promises its readers.
 pub fn validated(text: &str) -> Option<&RawValue> {
     struct Validated<'a>(&'a str);
 
@@ -653,7 +622,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(5000))]
         /// On every object serde_json accepts, the reader takes the same fields with the same
         /// text, and fails exactly where serde_json fails (a key twice, a value of the wrong
         /// type).
@@ -666,6 +635,47 @@ mod tests {
                 (Some(o), Some(t)) => prop_assert_eq!(seen(o), seen(t)),
                 (None, None) => {}
                 _ => prop_assert!(false, "{text}: ours {:?}, serde_json {:?}", ours.as_ref().map(seen), theirs.as_ref().map(seen)),
+            }
+            // Read without serde_json's check first: the same, and the object's whole length.
+            let unvalidated = read_unvalidated::<Probe<'_>>(&text);
+            prop_assert_eq!(unvalidated.as_ref().map(|(p, _)| seen(p)), ours.as_ref().map(seen));
+            if let Some((_, end)) = unvalidated {
+                prop_assert_eq!(end, text.len());
+            }
+        }
+
+        /// On objects spliced into text that may not be JSON, what the reader takes without
+        /// serde_json's check first is always something serde_json takes, with the same fields.
+        #[test]
+        fn reads_nothing_serde_json_refuses(
+            (text, at, cut, splice) in (
+                object(value()),
+                any::<prop::sample::Index>(),
+                0..4usize,
+                prop::sample::select(vec![
+                    "", ",", ":", "\"", "}", "]", "{", "[", " ", "\\", "\u{1}", "1", "x", "null",
+                    ",,", "\"k\":", "\"\\q\"", "01", "-", "1.", "tru", "\t",
+                ]),
+            )
+        ) {
+            let mut text = text;
+            let mut from = at.index(text.len() + 1);
+            while !text.is_char_boundary(from) {
+                from -= 1;
+            }
+            let mut to = (from + cut).min(text.len());
+            while !text.is_char_boundary(to) {
+                to += 1;
+            }
+            text.replace_range(from..to, splice);
+            if let Some((ours, end)) = read_unvalidated::<Probe<'_>>(&text) {
+                let object = &text[..end];
+                let theirs = serde_json::from_str::<Probe<'_>>(object);
+                prop_assert!(theirs.is_ok(), "{text:?}: read {object:?}, serde_json: {theirs:?}", theirs = theirs.as_ref().err());
+                if let Ok(theirs) = theirs {
+                    prop_assert_eq!(seen(&ours), seen(&theirs));
+                }
+                prop_assert!(serde_json::from_str::<&RawValue>(object).is_ok());
             }
         }
     }

@@ -16,6 +16,7 @@ pub mod mapping;
 mod members;
 pub mod prisma;
 pub mod redact;
+mod validate;
 pub mod wallarm;
 
 use std::ops::ControlFlow;
