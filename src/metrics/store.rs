@@ -8,8 +8,8 @@
 //! Handles stay plain atomics: registering hands out an `Arc` to the series' storage, so the
 //! request path bumps an atomic and never takes a lock. The counters every request updates and
 //! histograms with buckets keep a cell per thread shard ([`sharded`](super::sharded)), so the
-//! listener's threads do not pass their cache lines back and forth. A handle kept after its series was removed still
-//! works; it just counts into storage nobody renders.
+//! listener's threads do not pass their cache lines back and forth. A handle kept after its
+//! series was removed still works; it just counts into storage nobody renders.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,7 +62,6 @@ impl HistogramFn for HistogramSeries {
 }
 
 /// A histogram series: with buckets (the request path's latency), or a summary.
-#[derive(Clone)]
 enum HistogramKind {
     Bucketed(Arc<Bucketed>),
     Sampled(Arc<HistogramSeries>),
