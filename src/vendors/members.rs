@@ -1,13 +1,14 @@
-//! Reads a decoder's borrowed field struct from one JSON object that serde_json or
-//! [`super::validate`] has already validated (a [`RawValue`] from the body's split into
-//! objects), without parsing it again.
+//! Reads a decoder's borrowed field struct from one JSON object without serde_json's parse:
+//! from an object already split off the body ([`read`]), or straight from the body's text
+//! ([`read_unvalidated`], the one-pass reading of `json::for_each_read`).
 //!
-//! serde_json would read the object a second time as if it were untrusted: every member's value
-//! is parsed and validated again, only to be handed over as its raw text (the decoders' fields
-//! are `Option<&RawValue>`, read later by [`super::fields`]) or ignored. Here a member's value
-//! is only skipped over: a string to its closing quote, an array or object by counting brackets
-//! outside strings, anything else to the next delimiter. On an object serde_json accepted,
-//! that finds exactly the span serde_json would have borrowed.
+//! serde_json reads every member's value as if it were wanted, only for most of them to be
+//! handed over as raw text (the decoders' fields are `Option<&RawValue>`, read later by
+//! [`super::fields`]) or ignored. Here a member's value is passed over with
+//! [`super::validate::value_end`], which checks it against JSON's grammar on the way and finds
+//! exactly the span serde_json would have borrowed; the commas and colons between members are
+//! checked here. Text that is not JSON is never handed out: the reading fails and the caller
+//! leaves the object to serde_json, which reports why.
 //!
 //! [`read`] is a serde `Deserializer`, so the decoders' `#[derive(Deserialize)]` structs keep
 //! their meaning: renamed and unknown fields, a key given twice (an error, as with serde_json),

@@ -366,7 +366,11 @@ mod tests {
                 prop_assert_eq!(Some(end), serde_end(&text), "{:?}", text);
             }
         }
+    }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+        /// Takes whatever serde_json writes, pretty-printed, whole.
         #[test]
         fn takes_what_serde_json_writes(value in any::<Vec<(String, Option<i64>, bool, f32)>>()) {
             let text = serde_json::to_string_pretty(&value).unwrap();
