@@ -364,7 +364,7 @@ fn string_end(bytes: &[u8], from: usize) -> Result<usize, DecodeError> {
 /// which finds their quote before a vector search would have started; longer strings go on
 /// with memchr2.
 #[inline]
-pub(super) fn quote_or_escape(bytes: &[u8], from: usize) -> Option<usize> {
+fn quote_or_escape(bytes: &[u8], from: usize) -> Option<usize> {
     // High bit set in each byte of `word` equal to `byte`, and possibly in bytes above the
     // first such byte: the lowest one set is exact.
     let equal = |word: u64, byte: u8| {

@@ -25,8 +25,6 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::json::indentation;
-
 /// serde_json's name for [`RawValue`] in serde's data model. A `&RawValue` deserializes by
 /// asking for a newtype struct of this name and taking a one-member map: this name as the key,
 /// the value's JSON text, borrowed, as the value (serde_json `raw.rs`).
@@ -122,15 +120,8 @@ impl Cursor<'_> {
     }
 
     /// The first byte at or after `i` that is not whitespace.
-    fn skip_space(&self, mut i: usize) -> usize {
-        while let Some(b) = self.byte(i) {
-            match b {
-                b'\n' => i += 1 + indentation(self.text.as_bytes(), i + 1),
-                b' ' | b'\r' | b'\t' => i += 1,
-                _ => break,
-            }
-        }
-        i
+    fn skip_space(&self, i: usize) -> usize {
+        super::validate::space(self.text.as_bytes(), i)
     }
 
     /// Where the value starting at `start` ends (one past its last byte), the value being
