@@ -268,8 +268,8 @@ fn dispatch_raw(
     received_at: Timestamp,
     max_events: usize,
 ) -> Result<Dispatched, DispatchError> {
+    // The body's limits are checked by the decoder (`Vendor::decode_until`).
     let text = json::utf8(body).map_err(DispatchError::Decode)?;
-    json::check_limits(text).map_err(DispatchError::Decode)?;
     dispatch(source, text, received_at, max_events)
 }
 

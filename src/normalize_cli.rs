@@ -252,8 +252,8 @@ pub fn normalize_body(
     body: &[u8],
     received_at: Timestamp,
 ) -> Result<BytesMut, NormalizeError> {
+    // The body's limits are checked by the decoder (`Vendor::decode_until`).
     let text = json::utf8(body)?;
-    json::check_limits(text)?;
     let ctx = Context {
         source: &prepared.source,
         received_at,

@@ -912,7 +912,9 @@ fn raw_with_line_breaks_is_one_ndjson_line() {
 /// Regression: a number too large for an f64 (`1e400`, valid JSON grammar) passed the limits
 /// and the decoders, which keep `raw` as sent, so its NDJSON record did not parse as a
 /// `serde_json::Value` (nor in Go's encoding/json). Found by the `decode_generic` fuzz target;
-/// `json::check_limits` now refuses such a body with the number's offset, for every decoder.
+/// every decoder now refuses such a body with the number's offset (the limits of
+/// `json::check_limits`, checked by the one-pass reader or by that pass), so no caller keeps
+/// its events.
 #[test]
 fn numbers_beyond_f64_do_not_reach_the_ndjson() {
     let body = br#"{"heur_distance":1e400}"#;

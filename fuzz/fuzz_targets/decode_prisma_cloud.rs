@@ -1,5 +1,5 @@
-//! `prisma_cloud` bodies on the request path: utf8 -> check_limits -> decode -> NDJSON; every event
-//! must encode with a `raw` that parses and is an element of the body.
+//! `prisma_cloud` bodies on the request path: utf8 -> decode (limits included) -> NDJSON;
+//! every event must encode with a `raw` that parses and is an element of the body.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

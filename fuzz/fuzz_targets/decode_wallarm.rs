@@ -1,4 +1,4 @@
-//! `wallarm` bodies on the request path: utf8 -> check_limits -> decode -> NDJSON; every event
+//! `wallarm` bodies on the request path: utf8 -> decode (limits included) -> NDJSON; every event
 //! must encode with a `raw` that parses and is an element of the body.
 #![no_main]
 

@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod ocsf;
+pub(crate) mod scan;
 pub mod severity;
 pub mod time;
 pub mod vendor;

@@ -9,6 +9,7 @@ use serde::de::{Deserializer as _, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::DecodeError;
+use crate::normalize::scan::special_in;
 
 /// Checks that the body is UTF-8, reporting the first invalid byte's offset.
 pub fn utf8(body: &[u8]) -> Result<&str, DecodeError> {
@@ -578,10 +579,16 @@ where
 
 /// How far [`for_each_read`] got.
 pub enum Read {
-    /// Every object was read and handed over (or `each` asked to stop).
+    /// Every object was read in one pass and handed over, and the whole body was checked on the
+    /// way: it is one JSON value (or a stream of them) within the body's limits, so the
+    /// pre-pass ([`check_limits`]) would pass it.
+    Checked,
+    /// Every object was read and handed over, or `each` asked to stop, but not every byte of
+    /// the body went through the one-pass reader's checks (serde_json read an object, or the
+    /// rest was never looked at).
     Done,
-    /// The object after the first `n` could not be read in one pass; the body's ordinary
-    /// reading, from that object on, says why.
+    /// The object after the first `n` could not be read at all; the body's ordinary reading,
+    /// from that object on, says why.
     Stopped(usize),
 }
 
@@ -603,17 +610,22 @@ where
 {
     let space =
         |from: usize| first_byte(body.get(from..).unwrap_or_default()).map(|(i, b)| (from + i, b));
-    // One object starting at `start`: its fields, its raw text and where it ends. Read member
-    // by member, each checked as it is passed over (`members::read_unvalidated`); what that
-    // does not take (a key given twice, a member of the wrong type, text it is not sure of)
-    // serde_json reads, validating as it goes, and reports.
-    let one = |start: usize| -> Option<(T, &'a RawValue, usize)> {
+    // Whether every object so far was read by the one-pass reader, which also checks the
+    // body's limits (`Read::Checked`).
+    let mut checked = true;
+    // One object starting at `start`, inside `outer` containers: its fields, its raw text and
+    // where it ends. Read member by member, each checked as it is passed over
+    // (`members::read_unvalidated`); what that does not take (a key given twice, a member of
+    // the wrong type, text it is not sure of) serde_json reads, validating as it goes, and
+    // reports.
+    let mut one = |start: usize, outer: usize| -> Option<(T, &'a RawValue, usize)> {
         let text = body.get(start..).filter(|t| t.starts_with('{'))?;
-        if let Some((fields, end)) = super::members::read_unvalidated::<T>(text) {
+        if let Some((fields, end)) = super::members::read_unvalidated::<T>(text, outer) {
             if let Some(raw) = text.get(..end).and_then(super::members::validated) {
                 return Some((fields, raw, start + end));
             }
         }
+        checked = false;
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<T>();
         let fields = stream.next()?.ok()?;
         let end = start + stream.byte_offset();
@@ -621,14 +633,16 @@ where
         Some((fields, raw, end))
     };
     let mut read = 0;
-    match space(0) {
-        Some((first, b'{')) => {
+    let all = match space(0) {
+        Some((first, b'{')) => 'objects: {
             let mut start = first;
-            while let Some((fields, raw, end)) = one(start) {
+            while let Some((fields, raw, end)) = one(start, 0) {
                 match space(end) {
                     None => {
-                        let _ = each(fields, raw);
-                        return Read::Done;
+                        if each(fields, raw).is_break() {
+                            return Read::Done;
+                        }
+                        break 'objects true;
                     }
                     Some((next, b'{')) if stream => {
                         if each(fields, raw).is_break() {
@@ -640,19 +654,15 @@ where
                     Some(_) => break,
                 }
             }
-            Read::Stopped(read)
+            false
         }
-        Some((open, b'[')) => {
+        Some((open, b'[')) => 'elements: {
             let mut next = space(open + 1);
             if let Some((close, b']')) = next {
-                return if space(close + 1).is_none() {
-                    Read::Done
-                } else {
-                    Read::Stopped(0)
-                };
+                break 'elements space(close + 1).is_none();
             }
             while let Some((start, _)) = next {
-                let Some((fields, raw, end)) = one(start) else {
+                let Some((fields, raw, end)) = one(start, 1) else {
                     break;
                 };
                 if each(fields, raw).is_break() {
@@ -661,13 +671,18 @@ where
                 read += 1;
                 match space(end) {
                     Some((comma, b',')) => next = space(comma + 1),
-                    Some((close, b']')) if space(close + 1).is_none() => return Read::Done,
+                    Some((close, b']')) if space(close + 1).is_none() => break 'elements true,
                     _ => break,
                 }
             }
-            Read::Stopped(read)
+            false
         }
-        _ => Read::Stopped(0),
+        _ => false,
+    };
+    match (all, checked) {
+        (true, true) => Read::Checked,
+        (true, false) => Read::Done,
+        (false, _) => Read::Stopped(read),
     }
 }
 
@@ -677,7 +692,9 @@ where
 pub fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+    // A validated string's first quote, backslash or control byte between its quotes can only
+    // be a backslash; with none, the text is the string.
+    if special_in(inner.as_bytes(), 0).is_none() {
         return Some(Cow::Borrowed(inner));
     }
     unescape(inner).map(Cow::Owned)

@@ -25,6 +25,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::json::MAX_DEPTH;
+
 /// serde_json's name for [`RawValue`] in serde's data model. A `&RawValue` deserializes by
 /// asking for a newtype struct of this name and taking a one-member map: this name as the key,
 /// the value's JSON text, borrowed, as the value (serde_json `raw.rs`).
@@ -39,9 +41,13 @@ pub fn read<'a, T: de::Deserialize<'a>>(raw: &'a RawValue) -> Option<T> {
 
 /// Reads `T` from the object at the start of `text`, which nothing has validated yet: every
 /// byte of the object is checked on the way, as [`super::validate`] checks it, so that text
-/// serde_json would refuse is never read. With `T`, the object's length. `None` where the text
-/// does not start with one well-formed object, or where `T` does not take it.
-pub fn read_unvalidated<'a, T: de::Deserialize<'a>>(text: &'a str) -> Option<(T, usize)> {
+/// serde_json would refuse, or that is beyond the body's limits with the object inside `outer`
+/// containers, is never read. With `T`, the object's length. `None` where the text does not
+/// start with one well-formed object within those limits, or where `T` does not take it.
+pub fn read_unvalidated<'a, T: de::Deserialize<'a>>(
+    text: &'a str,
+    outer: usize,
+) -> Option<(T, usize)> {
     let cursor = Cursor {
         text,
         end: Cell::new(0),
@@ -52,6 +58,7 @@ pub fn read_unvalidated<'a, T: de::Deserialize<'a>>(text: &'a str) -> Option<(T,
     let fields = T::deserialize(Value {
         start: 0,
         cursor: &cursor,
+        depth: outer,
     })
     .ok()?;
     Some((fields, cursor.end.get()))
@@ -82,6 +89,7 @@ fn with_value<'a, R>(
     read(Value {
         start: 0,
         cursor: &cursor,
+        depth: 0,
     })
     .ok()
 }
@@ -124,10 +132,11 @@ impl Cursor<'_> {
         super::validate::space(self.text.as_bytes(), i)
     }
 
-    /// Where the value starting at `start` ends (one past its last byte), the value being
-    /// checked on the way ([`super::validate`]): text that is not JSON is never handed out.
-    fn value_end(&self, start: usize) -> Result<usize, Error> {
-        super::validate::value_end(self.text, start).ok_or_else(unvalidated)
+    /// Where the value starting at `start`, inside `outer` containers, ends (one past its last
+    /// byte), the value being checked on the way ([`super::validate`]): text that is not JSON,
+    /// or beyond the body's limits, is never handed out.
+    fn value_end(&self, start: usize, outer: usize) -> Result<usize, Error> {
+        super::validate::value_end(self.text, start, outer).ok_or_else(unvalidated)
     }
 }
 
@@ -146,12 +155,14 @@ fn unvalidated() -> Error {
 struct Value<'a, 'c> {
     start: usize,
     cursor: &'c Cursor<'a>,
+    /// How many containers the value is inside, counted from the body's top level.
+    depth: usize,
 }
 
 impl<'a> Value<'a, '_> {
     /// The value's whole text; the cursor moves past it.
     fn text(&self) -> Result<&'a str, Error> {
-        let end = self.cursor.value_end(self.start)?;
+        let end = self.cursor.value_end(self.start, self.depth)?;
         self.cursor.end.set(end);
         self.cursor
             .text
@@ -191,12 +202,16 @@ impl<'a> Value<'a, '_> {
         close: u8,
         visit: impl FnOnce(&mut Items<'a, '_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
+        if self.depth >= MAX_DEPTH {
+            return Err(unvalidated());
+        }
         let mut items = Items {
             pos: self.start + 1,
             cursor: self.cursor,
             close,
             done: false,
             first: true,
+            depth: self.depth + 1,
         };
         let read = visit(&mut items)?;
         if items.done {
@@ -326,6 +341,8 @@ struct Items<'a, 'c> {
     done: bool,
     /// No member or element read yet: the next is not preceded by a comma.
     first: bool,
+    /// How many containers the items are inside, this one included.
+    depth: usize,
 }
 
 impl Items<'_, '_> {
@@ -374,6 +391,7 @@ impl<'a> MapAccess<'a> for Items<'a, '_> {
             key,
             start,
             cursor: c,
+            depth: self.depth,
         })
         .map(Some)
     }
@@ -384,7 +402,11 @@ impl<'a> MapAccess<'a> for Items<'a, '_> {
             return Err(unvalidated());
         }
         let start = c.skip_space(self.pos + 1);
-        let value = seed.deserialize(Value { start, cursor: c })?;
+        let value = seed.deserialize(Value {
+            start,
+            cursor: c,
+            depth: self.depth,
+        })?;
         self.pos = c.end.get();
         Ok(value)
     }
@@ -403,6 +425,7 @@ impl<'a> SeqAccess<'a> for Items<'a, '_> {
         let value = seed.deserialize(Value {
             start: self.pos,
             cursor: self.cursor,
+            depth: self.depth,
         })?;
         self.pos = self.cursor.end.get();
         Ok(Some(value))
@@ -414,6 +437,7 @@ struct Key<'a, 'c> {
     key: &'a str,
     start: usize,
     cursor: &'c Cursor<'a>,
+    depth: usize,
 }
 
 impl<'a> Deserializer<'a> for Key<'a, '_> {
@@ -426,6 +450,7 @@ impl<'a> Deserializer<'a> for Key<'a, '_> {
         Value {
             start: self.start,
             cursor: self.cursor,
+            depth: self.depth,
         }
         .by_serde_json(|de| de.deserialize_string(visitor))
     }
@@ -629,7 +654,7 @@ mod tests {
                 _ => prop_assert!(false, "{text}: ours {:?}, serde_json {:?}", ours.as_ref().map(seen), theirs.as_ref().map(seen)),
             }
             // Read without serde_json's check first: the same, and the object's whole length.
-            let unvalidated = read_unvalidated::<Probe<'_>>(&text);
+            let unvalidated = read_unvalidated::<Probe<'_>>(&text, 0);
             prop_assert_eq!(unvalidated.as_ref().map(|(p, _)| seen(p)), ours.as_ref().map(seen));
             if let Some((_, end)) = unvalidated {
                 prop_assert_eq!(end, text.len());
@@ -660,7 +685,7 @@ mod tests {
                 to += 1;
             }
             text.replace_range(from..to, splice);
-            if let Some((ours, end)) = read_unvalidated::<Probe<'_>>(&text) {
+            if let Some((ours, end)) = read_unvalidated::<Probe<'_>>(&text, 0) {
                 let object = &text[..end];
                 let theirs = serde_json::from_str::<Probe<'_>>(object);
                 prop_assert!(theirs.is_ok(), "{text:?}: read {object:?}, serde_json: {theirs:?}", theirs = theirs.as_ref().err());

@@ -91,8 +91,15 @@ impl Vendor {
     }
 
     /// [`decode_mapped`](Self::decode_mapped) that stops as soon as `emit` says
-    /// `Break`: the rest of the body is neither decoded nor checked. Returns how many events
-    /// were emitted (the one that said `Break` included).
+    /// `Break`: the rest of the body is not decoded (only its limits are checked, below).
+    /// Returns how many events were emitted (the one that said `Break` included).
+    ///
+    /// The body's limits ([`json::check_limits`]: nesting, numbers beyond an f64, lone UTF-16
+    /// surrogates) are checked here, and a body past them is refused with that error whatever
+    /// else is wrong with it. Where the one-pass reader has read every object, it checked them
+    /// on the way and the body is not scanned again; elsewhere the scan runs before anything is
+    /// read the ordinary way. Events may be emitted before a body is refused: the caller keeps
+    /// them until this returns `Ok`.
     pub fn decode_until<'a, F>(
         self,
         body: &'a str,
@@ -165,6 +172,7 @@ where
     N: FnMut(&'a serde_json::value::RawValue, usize) -> Result<Event<'a>, DecodeError>,
     F: FnMut(Event<'a>) -> ControlFlow<()>,
 {
+    json::check_limits(body)?;
     let mut count = 0;
     let mut stopped = false;
     let walked = json::for_each_object(body, what, |raw, offset| {
@@ -221,8 +229,19 @@ where
         count += 1;
         emit(fill(fields, raw))
     });
-    let json::Read::Stopped(skip) = read else {
-        return Ok(count);
+    // The body's limits, where the one-pass reader did not check every byte of it: their error
+    // comes before any other, as when the pre-pass ran first (nothing emitted so far has left
+    // the caller, which keeps a body's events until the body is decoded).
+    let skip = match read {
+        json::Read::Checked => return Ok(count),
+        json::Read::Done => {
+            json::check_limits(body)?;
+            return Ok(count);
+        }
+        json::Read::Stopped(skip) => {
+            json::check_limits(body)?;
+            skip
+        }
     };
     let mut seen = 0;
     let mut stopped = false;
@@ -400,6 +419,51 @@ mod tests {
         }
         assert_eq!(Vendor::names().count(), 5);
         assert_eq!(Vendor::from_name("nosuch"), None);
+    }
+
+    #[test]
+    fn every_decoder_refuses_a_body_past_the_limits_as_the_limits_pass_does() {
+        let ctx = Context {
+            source: "s",
+            received_at: Timestamp(0),
+        };
+        let cfg: mapping::MappingConfig =
+            toml::from_str(r#"title = "/name""#).unwrap_or_else(|e| panic!("{e}"));
+        let mapping = mapping::Mapping::build(&cfg).unwrap_or_else(|e| panic!("{e:?}"));
+        let nest = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        // Each a valid object but for one member no decoder reads; as one object, in an array
+        // after a good one, and as the second line of NDJSON.
+        for bad in [
+            nest(json::MAX_DEPTH),
+            nest(json::MAX_DEPTH - 1),
+            "1e400".to_owned(),
+            r#""\ud800 alone""#.to_owned(),
+        ] {
+            let object = format!(r#"{{"id":"x","alertId":"x","name":"n","extra":{bad}}}"#);
+            for body in [
+                object.clone(),
+                format!(r#"[{{"id":"ok"}}, {object}]"#),
+                format!("{{\"id\":\"ok\"}}\n{object}"),
+            ] {
+                let want = json::check_limits(&body).err();
+                for vendor in Vendor::names().filter_map(Vendor::from_name) {
+                    for m in [None, Some(&mapping)] {
+                        if m.is_some() && vendor != Vendor::Generic {
+                            continue;
+                        }
+                        let got =
+                            vendor.decode_until(&body, &ctx, m, &[], |_| ControlFlow::Continue(()));
+                        match &want {
+                            Some(e) => assert_eq!(got.as_ref().err(), Some(e), "{vendor:?} {body}"),
+                            None => assert!(
+                                !matches!(got, Err(DecodeError::TooDeep { .. })),
+                                "{vendor:?} {body}: {got:?}"
+                            ),
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -17,11 +17,14 @@
 //! UTF-8 already.
 
 use super::json::{indentation, MAX_DEPTH};
+use crate::normalize::scan::special;
 
 /// Where the JSON value starting at `start` in `text` (after any whitespace) ends: one past
-/// its last byte. `None` when the text from there is not one well-formed value, or nests
-/// deeper than [`MAX_DEPTH`]. What follows the value is not looked at.
-pub fn value_end(text: &str, start: usize) -> Option<usize> {
+/// its last byte. `None` when the text from there is not one well-formed value within the
+/// body's limits: with the `outer` containers the value is inside, nesting deeper than
+/// [`MAX_DEPTH`]; a number beyond the range of an f64; a `\u` escape that is half of a UTF-16
+/// surrogate pair. What follows the value is not looked at.
+pub fn value_end(text: &str, start: usize, outer: usize) -> Option<usize> {
     let b = text.as_bytes();
     // Most values a reader passes over are strings: no container state for them.
     if b.get(start) == Some(&b'"') {
@@ -35,7 +38,7 @@ pub fn value_end(text: &str, start: usize) -> Option<usize> {
         i = space(b, i);
         match *b.get(i)? {
             open @ (b'{' | b'[') => {
-                if depth >= MAX_DEPTH || depth >= 64 {
+                if outer + depth >= MAX_DEPTH || depth >= 64 {
                     return None;
                 }
                 i = space(b, i + 1);
@@ -114,7 +117,22 @@ fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
 }
 
 /// The number at `i` (`-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`): where it ends.
-fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
+/// One beyond the range of an f64 is refused, as the body's pre-pass refuses it.
+fn number_end(b: &[u8], start: usize) -> Option<usize> {
+    let end = number_grammar(b, start)?;
+    let number = b.get(start..end)?;
+    // Only numbers with an exponent or hundreds of digits can overflow an f64.
+    let may_overflow = number.len() > 300 || number.iter().any(|&c| c == b'e' || c == b'E');
+    if may_overflow {
+        let n: f64 = std::str::from_utf8(number).ok()?.parse().ok()?;
+        if n.is_infinite() {
+            return None;
+        }
+    }
+    Some(end)
+}
+
+fn number_grammar(b: &[u8], mut i: usize) -> Option<usize> {
     if b.get(i) == Some(&b'-') {
         i += 1;
     }
@@ -153,6 +171,8 @@ fn digits(b: &[u8], mut i: usize) -> usize {
 
 /// The closing quote of the string whose contents start at `i`, every escape in it being one
 /// of the RFC's (`\"` `\\` `\/` `\b` `\f` `\n` `\r` `\t` `\uXXXX`) and no byte below 0x20 in it.
+/// A `\u` escape of half a UTF-16 surrogate pair must be followed by the other half: the body's
+/// pre-pass refuses a lone one (it names no character).
 pub(super) fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
         i = special(b, i)?;
@@ -160,7 +180,7 @@ pub(super) fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
             b'"' => return Some(i),
             b'\\' => match *b.get(i + 1)? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                b'u' if b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) => i += 6,
+                b'u' => i = unicode_escape_end(b, i)?,
                 _ => return None,
             },
             _ => return None,
@@ -168,48 +188,39 @@ pub(super) fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
-/// The first `"`, `\` or control character (below 0x20) at or after `i`: 16 bytes at a time
-/// with SSE2 compares while 16 are left, then byte by byte.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline]
-fn special(b: &[u8], mut i: usize) -> Option<usize> {
-    use safe_arch::{
-        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, max_u8_m128i, move_mask_i8_m128i,
-        set_splat_i8_m128i,
-    };
-    let quote = set_splat_i8_m128i(b'"' as i8);
-    let backslash = set_splat_i8_m128i(b'\\' as i8);
-    let control = set_splat_i8_m128i(0x1f);
-    while let Some(chunk) = b.get(i..i + 16).and_then(|c| <&[u8; 16]>::try_from(c).ok()) {
-        let v = load_unaligned_m128i(chunk);
-        let hits = bitor_m128i(
-            bitor_m128i(
-                cmp_eq_mask_i8_m128i(v, quote),
-                cmp_eq_mask_i8_m128i(v, backslash),
-            ),
-            // A byte at most 0x1f (unsigned) is its own maximum with 0x1f.
-            cmp_eq_mask_i8_m128i(max_u8_m128i(v, control), control),
-        );
-        let mask = move_mask_i8_m128i(hits);
-        if mask != 0 {
-            return Some(i + mask.trailing_zeros() as usize);
+/// Where the `\uXXXX` escape at `i` ends: past the other half too for half of a surrogate
+/// pair, `None` for a lone half. Out of line: rare, and inlined it would cost every string
+/// (most have no such escape) its own register saves.
+#[cold]
+#[inline(never)]
+fn unicode_escape_end(b: &[u8], i: usize) -> Option<usize> {
+    match utf16_unit(b, i + 2)? {
+        0xD800..=0xDBFF => {
+            if *b.get(i + 6)? != b'\\' || *b.get(i + 7)? != b'u' {
+                return None;
+            }
+            (0xDC00..=0xDFFF)
+                .contains(&utf16_unit(b, i + 8)?)
+                .then_some(i + 12)
         }
-        i += 16;
+        0xDC00..=0xDFFF => None,
+        _ => Some(i + 6),
     }
-    special_bytewise(b, i)
 }
 
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-#[inline]
-fn special(b: &[u8], i: usize) -> Option<usize> {
-    special_bytewise(b, i)
-}
-
-fn special_bytewise(b: &[u8], i: usize) -> Option<usize> {
-    b.get(i..)?
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .map(|n| i + n)
+/// The four hex digits at `i` as a UTF-16 code unit.
+fn utf16_unit(b: &[u8], i: usize) -> Option<u16> {
+    let mut unit = 0u16;
+    for &c in b.get(i..i + 4)? {
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        unit = unit << 4 | u16::from(digit);
+    }
+    Some(unit)
 }
 
 #[cfg(test)]
@@ -238,12 +249,12 @@ mod tests {
             "12345",
             "[1,{\"a\":[]},\"\"]",
         ] {
-            assert_eq!(value_end(text, 0), Some(text.trim_end().len()), "{text}");
-            assert_eq!(value_end(text, 0), serde_end(text), "{text}");
+            assert_eq!(value_end(text, 0, 0), Some(text.trim_end().len()), "{text}");
+            assert_eq!(value_end(text, 0, 0), serde_end(text), "{text}");
         }
         // What follows the value is not its concern.
-        assert_eq!(value_end(r#"{"a":1} ,{"b":2}"#, 0), Some(7));
-        assert_eq!(value_end(r#"[{"a":1},{"b":2}]"#, 9), Some(16));
+        assert_eq!(value_end(r#"{"a":1} ,{"b":2}"#, 0, 0), Some(7));
+        assert_eq!(value_end(r#"[{"a":1},{"b":2}]"#, 9, 0), Some(16));
     }
 
     #[test]
@@ -283,40 +294,78 @@ mod tests {
             "[\u{c}1]",
             "{\"a\":1/*c*/}",
         ] {
-            assert_eq!(value_end(text, 0), None, "{text:?}");
+            assert_eq!(value_end(text, 0, 0), None, "{text:?}");
             // Where serde_json takes a value, it is one that ends before the text does.
             if let Some(end) = serde_end(text) {
                 panic!("{text:?}: serde_json took {end} bytes");
             }
         }
         // What follows a value is the caller's to check, even right after a number.
-        assert_eq!(value_end("0x", 0), Some(1));
-        assert_eq!(value_end("truex", 0), Some(4));
+        assert_eq!(value_end("0x", 0, 0), Some(1));
+        assert_eq!(value_end("truex", 0, 0), Some(4));
     }
 
     #[test]
     fn nesting_is_bounded() {
         let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        assert!(value_end(&deep(MAX_DEPTH), 0).is_some());
-        assert_eq!(value_end(&deep(MAX_DEPTH + 1), 0), None);
+        assert!(value_end(&deep(MAX_DEPTH), 0, 0).is_some());
+        assert_eq!(value_end(&deep(MAX_DEPTH + 1), 0, 0), None);
         let objects = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
-        assert!(value_end(&objects(MAX_DEPTH), 0).is_some());
-        assert_eq!(value_end(&objects(MAX_DEPTH + 1), 0), None);
+        assert!(value_end(&objects(MAX_DEPTH), 0, 0).is_some());
+        assert_eq!(value_end(&objects(MAX_DEPTH + 1), 0, 0), None);
+    }
+
+    #[test]
+    fn the_bodys_limits_are_checked_as_the_limits_pass_checks_them() {
+        use super::super::json::check_limits;
+        // Beyond an f64, half a surrogate pair: refused here and by the separate pass alike.
+        for text in [
+            "1e400",
+            "-1e309",
+            "[1, 2E+999]",
+            &format!("1{}", "0".repeat(400)),
+            r#""\ud800""#,
+            r#""\udfff""#,
+            r#""\ud800\u0041""#,
+            r#""\ud800x""#,
+            r#""\udc00\ud800""#,
+            r#"{"\ud800":1}"#,
+        ] {
+            assert_eq!(value_end(text, 0, 0), None, "{text}");
+            assert!(check_limits(text).is_err(), "{text}");
+        }
+        for text in [
+            "1e308",
+            "1.5e-400",
+            &format!("1{}", "0".repeat(300)),
+            r#""\ud83d\ude00""#,
+            r#""\uD83D\uDE00 \u00e9""#,
+            r#""\ufffd""#,
+        ] {
+            assert_eq!(value_end(text, 0, 0), Some(text.len()), "{text}");
+            assert!(check_limits(text).is_ok(), "{text}");
+        }
+        // Nesting counts the containers the value is inside.
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(value_end(&deep(MAX_DEPTH - 1), 0, 1).is_some());
+        assert_eq!(value_end(&deep(MAX_DEPTH), 0, 1), None);
+        assert_eq!(value_end("[]", 0, MAX_DEPTH), None);
+        assert_eq!(value_end("1", 0, MAX_DEPTH), Some(1));
     }
 
     #[test]
     fn long_strings_are_searched_whole() {
         for n in [0, 1, 15, 16, 17, 31, 32, 33, 100] {
             let plain = format!("\"{}\"", "a".repeat(n));
-            assert_eq!(value_end(&plain, 0), Some(n + 2));
+            assert_eq!(value_end(&plain, 0, 0), Some(n + 2));
             for at in 0..n {
                 let mut with_escape = "a".repeat(n);
                 with_escape.insert_str(at, "\\\"");
                 let s = format!("\"{with_escape}\"");
-                assert_eq!(value_end(&s, 0), Some(s.len()), "{s}");
+                assert_eq!(value_end(&s, 0, 0), Some(s.len()), "{s}");
                 let mut with_control = "a".repeat(n);
                 with_control.insert(at, '\u{1f}');
-                assert_eq!(value_end(&format!("\"{with_control}\""), 0), None);
+                assert_eq!(value_end(&format!("\"{with_control}\""), 0, 0), None);
             }
         }
     }
@@ -362,7 +411,7 @@ mod tests {
         fn never_takes_more_than_serde_json(text in almost_json()) {
             // Containers only: a number or literal at the top is followed by whatever comes.
             let container = text.trim_start().starts_with(['{', '[']);
-            if let Some(end) = value_end(&text, 0).filter(|_| container) {
+            if let Some(end) = value_end(&text, 0, 0).filter(|_| container) {
                 prop_assert_eq!(Some(end), serde_end(&text), "{:?}", text);
             }
         }
@@ -374,7 +423,7 @@ mod tests {
         #[test]
         fn takes_what_serde_json_writes(value in any::<Vec<(String, Option<i64>, bool, f32)>>()) {
             let text = serde_json::to_string_pretty(&value).unwrap();
-            prop_assert_eq!(value_end(&text, 0), Some(text.len()));
+            prop_assert_eq!(value_end(&text, 0, 0), Some(text.len()));
         }
     }
 }
