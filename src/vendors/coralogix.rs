@@ -25,14 +25,14 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserializer as _, MapAccess, Visitor};
+use serde::de::{self, Deserializer as _, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::fields::{integer, Warnings};
 use super::json::{for_each_element, string};
 use super::members;
-use super::{emit_each_object, Context, DecodeError, Vendor};
+use super::{emit_each_read, Context, DecodeError, Vendor};
 use crate::normalize::{Event, EventId, Ocsf, Severity, Status, Timestamp};
 
 /// One alert fact, whichever key or template carried it.
@@ -292,16 +292,64 @@ struct Field<'a> {
     value: Option<&'a RawValue>,
 }
 
+/// What a body's elements must be.
+const EXPECTED: &str = "a Coralogix alert object";
+
 pub fn decode<'a, F>(body: &'a str, ctx: &Context<'a>, emit: F) -> Result<usize, DecodeError>
 where
     F: FnMut(Event<'a>) -> std::ops::ControlFlow<()>,
 {
-    emit_each_object(
+    emit_each_read(
         body,
-        "a Coralogix alert object",
+        EXPECTED,
+        |alert: Alert<'a>, raw| event(alert, raw, ctx),
         |raw, offset| normalize(raw, offset, ctx),
         emit,
     )
+}
+
+/// An alert's facts and warnings, read from its object as [`normalize`] reads them: its
+/// members, then its `fields` and `logEntries` lists. Read straight from the body by the
+/// one-pass reader (`super::emit_each_read`), so that the body is not split into objects
+/// first; a list that only an entry-by-entry reading takes fails this reading, and the ordinary
+/// one reads the alert and reports what it finds.
+struct Alert<'a> {
+    facts: Facts<'a>,
+    warnings: Warnings,
+}
+
+impl<'de> Deserialize<'de> for Alert<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(AlertMembers)
+    }
+}
+
+/// Reads an alert object's members into an [`Alert`].
+struct AlertMembers;
+
+impl<'de> Visitor<'de> for AlertMembers {
+    type Value = Alert<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(EXPECTED)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Alert<'de>, A::Error> {
+        let mut facts = Facts::default();
+        let mut warnings = Warnings::new();
+        let mut fields = None;
+        let mut entries = None;
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let value = map.next_value::<&'de RawValue>()?;
+            match key.0.as_ref() {
+                "fields" => fields = Some(value),
+                "logEntries" => entries = Some(value),
+                _ => facts.put(&key.0, value, &mut warnings),
+            }
+        }
+        read_lists(fields, entries, &mut facts, &mut warnings).map_err(de::Error::custom)?;
+        Ok(Alert { facts, warnings })
+    }
 }
 
 /// Coralogix severities: Info, Warning, Error, Critical (any case; also debug/verbose/warn).
@@ -491,25 +539,47 @@ fn normalize<'a>(
     offset: usize,
     ctx: &Context<'a>,
 ) -> Result<Event<'a>, DecodeError> {
-    let mut e = Event::new(Vendor::Coralogix, ctx.source, raw, ctx.received_at);
-    let w: &mut Warnings = &mut e.normalization_warnings;
     let mut facts = Facts::default();
+    let mut warnings = Warnings::new();
     let mut fields = None;
     let mut entries = None;
     for_each_member(raw, |key, value| match key.as_ref() {
         "fields" => fields = Some(value),
         "logEntries" => entries = Some(value),
-        _ => facts.put(&key, value, w),
+        _ => facts.put(&key, value, &mut warnings),
     })
     .map_err(|e| e.shifted(offset))?;
+    read_lists(fields, entries, &mut facts, &mut warnings).map_err(|e| e.shifted(offset))?;
+    Ok(event(Alert { facts, warnings }, raw, ctx))
+}
+
+/// An alert's `fields` and `logEntries` lists, after its other members.
+fn read_lists<'a>(
+    fields: Option<&'a RawValue>,
+    entries: Option<&'a RawValue>,
+    facts: &mut Facts<'a>,
+    w: &mut Warnings,
+) -> Result<(), DecodeError> {
     if let Some(f) = fields {
         facts.known = true;
-        read_fields(f, &mut facts, w).map_err(|e| e.shifted(offset))?;
+        read_fields(f, facts, w)?;
     }
     if let Some(l) = entries {
         facts.known = true;
-        read_log_entries(l, &mut facts, w).map_err(|e| e.shifted(offset))?;
+        read_log_entries(l, facts, w)?;
     }
+    Ok(())
+}
+
+/// The event of an alert whose facts have been read.
+fn event<'a>(alert: Alert<'a>, raw: &'a RawValue, ctx: &Context<'a>) -> Event<'a> {
+    let Alert {
+        mut facts,
+        warnings,
+    } = alert;
+    let mut e = Event::new(Vendor::Coralogix, ctx.source, raw, ctx.received_at);
+    e.normalization_warnings = warnings;
+    let w: &mut Warnings = &mut e.normalization_warnings;
 
     let action = facts.get(Slot::Action).map(str::to_ascii_lowercase);
     let (status, word, activity) = match action.as_deref() {
@@ -584,7 +654,7 @@ fn normalize<'a>(
     if !facts.known {
         e.mark_unrecognized();
     }
-    Ok(e)
+    e
 }
 
 #[cfg(test)]
@@ -604,6 +674,31 @@ mod tests {
             out.push(serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap())
         })?;
         Ok(out)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// Reading each alert in one pass gives the same events, count and error as splitting
+        /// the body and then reading each alert (see `vendors::one_pass`).
+        #[test]
+        fn one_pass_reads_what_the_ordinary_reading_reads((body, limit) in crate::vendors::one_pass::bodies(vec![
+            include_str!("../../fixtures/vendors/coralogix-alert-trigger-keep-mock.json"),
+            include_str!("../../fixtures/vendors/coralogix-sendlog-template-private-key.json"),
+            include_str!("../../fixtures/vendors/coralogix-demisto-template-text-as-string.json"),
+            include_str!("../../fixtures/vendors/coralogix-free-template-placeholders.json"),
+            r#"{"alert_id":"a","name":"n","fields":[{"key":"severity","value":"Error"},7,{"value":1}]}"#,
+            r#"{"name":"n","fields":{"key":"team"},"logEntries":"x","name":"m"}"#,
+            r#"{"fields":[{"key":"hitCount","value":3}],"fields":[]}"#,
+            r#"{"logEntries":[{"timestamp":1700000000000,"text":"{\"alert_action\":\"resolve\"}"}]}"#,
+            r#"{}"#,
+            r#"7"#,
+            r#"{"name":"x""#,
+            r#"{"name":"y",}"#,
+            r#"{"n\u0061me":"\u0035"}"#,
+        ])) {
+            let ctx = Context { source: "cx", received_at: crate::normalize::Timestamp(5) };
+            crate::vendors::one_pass::assert_same_events!(&body, limit, &ctx);
+        }
     }
 
     #[test]
