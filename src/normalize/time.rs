@@ -102,33 +102,53 @@ impl Timestamp {
 
     /// Writes `YYYY-MM-DDTHH:MM:SS.mmmZ` into a fixed buffer and returns it as text.
     pub fn rfc3339(self, buf: &mut [u8; 24]) -> &str {
-        let secs = self.0.div_euclid(1000);
-        let millis = self.0.rem_euclid(1000) as u32;
-        let days = secs.div_euclid(86_400);
-        let sod = secs.rem_euclid(86_400) as u32;
-        let (y, m, d) = civil_from_days(days);
-        // Years outside 0..=9999 cannot be written in RFC 3339; clamp rather than garble.
-        let y = y.clamp(0, 9999) as u32;
-        let fields = [
-            (0, 4, y),
-            (5, 2, m),
-            (8, 2, d),
-            (11, 2, sod / 3600),
-            (14, 2, sod / 60 % 60),
-            (17, 2, sod % 60),
-            (20, 3, millis),
-        ];
-        *buf = *b"0000-00-00T00:00:00.000Z";
-        for (at, width, mut v) in fields {
-            for i in (at..at + width).rev() {
-                buf[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-        }
+        *buf = self.rfc3339_bytes();
         // Only ASCII digits and separators were written.
         std::str::from_utf8(buf).unwrap_or("1970-01-01T00:00:00.000Z")
     }
+
+    /// `YYYY-MM-DDTHH:MM:SS.mmmZ` as ASCII bytes, two digits at a time from a table (the
+    /// encoders write two of these per event).
+    pub fn rfc3339_bytes(self) -> [u8; 24] {
+        let secs = self.0.div_euclid(1000);
+        // Both in range by construction: rem_euclid of a positive divisor.
+        let millis = self.0.rem_euclid(1000) as usize;
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400) as usize;
+        let (y, m, d) = civil_from_days(days);
+        // Years outside 0..=9999 cannot be written in RFC 3339; clamp rather than garble.
+        let y = y.clamp(0, 9999) as usize;
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut two = |at: usize, v: usize| {
+            let i = v % 100 * 2;
+            b[at] = PAIRS[i];
+            b[at + 1] = PAIRS[i + 1];
+        };
+        two(0, y / 100);
+        two(2, y);
+        two(5, m as usize);
+        two(8, d as usize);
+        two(11, sod / 3600);
+        two(14, sod / 60 % 60);
+        two(17, sod % 60);
+        two(21, millis);
+        // millis < 1000: one digit.
+        b[20] = b'0' + (millis / 100) as u8;
+        b
+    }
 }
+
+/// "00" to "99", two bytes each.
+static PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
 
 const MONTHS: [&str; 12] = [
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
@@ -649,6 +669,23 @@ impl Serialize for Timestamp {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    proptest::proptest! {
+        /// Every instant from year 0 to 9999 is written as RFC 3339 that reads back as itself,
+        /// each field in its range.
+        #[test]
+        fn every_instant_is_written_as_rfc3339_that_reads_back(
+            ms in -62_167_219_200_000i64..253_402_300_800_000,
+        ) {
+            let mut b = [0u8; 24];
+            let text = Timestamp(ms).rfc3339(&mut b);
+            proptest::prop_assert_eq!(Timestamp::parse_rfc3339(text), Some(Timestamp(ms)), "{}", text);
+            let field = |r: std::ops::Range<usize>| text[r].parse::<u32>().unwrap();
+            proptest::prop_assert!((1..=12).contains(&field(5..7)), "{}", text);
+            proptest::prop_assert!((1..=31).contains(&field(8..10)), "{}", text);
+            proptest::prop_assert!(field(11..13) < 24 && field(14..16) < 60 && field(17..19) < 60, "{}", text);
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -262,10 +262,10 @@ fn id(id: &EventId<'_>, out: &mut BytesMut) {
 }
 
 fn time(t: Timestamp, out: &mut BytesMut) {
-    let mut buf = [0u8; 24];
     // RFC 3339 text is ASCII letters, digits and `-:.`, none of which JSON escapes.
+    out.reserve(26);
     out.put_u8(b'"');
-    out.extend_from_slice(t.rfc3339(&mut buf).as_bytes());
+    out.extend_from_slice(&t.rfc3339_bytes());
     out.put_u8(b'"');
 }
 
