@@ -140,12 +140,6 @@ impl Cursor<'_> {
     }
 }
 
-/// Where the string whose contents start at `from` ends (its closing quote), checked as
-/// [`super::validate`] checks strings.
-fn string_end(bytes: &[u8], from: usize) -> Result<usize, Error> {
-    super::validate::string_end(bytes, from).ok_or_else(unvalidated)
-}
-
 /// The error for text serde_json would not have accepted, which [`read`] is never given.
 fn unvalidated() -> Error {
     Error("invalid JSON object".to_owned())
@@ -383,12 +377,14 @@ impl<'a> MapAccess<'a> for Items<'a, '_> {
         if c.byte(self.pos) != Some(b'"') {
             return Err(unvalidated());
         }
-        let quote = string_end(c.text.as_bytes(), self.pos + 1)?;
+        let (quote, escaped) = super::validate::string_end_escaped(c.text.as_bytes(), self.pos + 1)
+            .ok_or_else(unvalidated)?;
         let key = c.text.get(self.pos + 1..quote).ok_or_else(unvalidated)?;
         let start = self.pos;
         self.pos = c.skip_space(quote + 1);
         seed.deserialize(Key {
             key,
+            escaped,
             start,
             cursor: c,
             depth: self.depth,
@@ -435,6 +431,8 @@ impl<'a> SeqAccess<'a> for Items<'a, '_> {
 /// A member's key, between its quotes: borrowed when it has no escapes.
 struct Key<'a, 'c> {
     key: &'a str,
+    /// Whether the key holds an escape, which serde_json then decodes.
+    escaped: bool,
     start: usize,
     cursor: &'c Cursor<'a>,
     depth: usize,
@@ -444,7 +442,7 @@ impl<'a> Deserializer<'a> for Key<'a, '_> {
     type Error = Error;
 
     fn deserialize_any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, Error> {
-        if !self.key.contains('\\') {
+        if !self.escaped {
             return visitor.visit_borrowed_str(self.key);
         }
         Value {

@@ -169,6 +169,15 @@ fn digits(b: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// [`string_end`], and whether the string holds an escape (a key without one is its text).
+pub(super) fn string_end_escaped(b: &[u8], i: usize) -> Option<(usize, bool)> {
+    let first = special(b, i)?;
+    if b[first] == b'"' {
+        return Some((first, false));
+    }
+    string_end(b, first).map(|quote| (quote, true))
+}
+
 /// The closing quote of the string whose contents start at `i`, every escape in it being one
 /// of the RFC's (`\"` `\\` `\/` `\b` `\f` `\n` `\r` `\t` `\uXXXX`) and no byte below 0x20 in it.
 /// A `\u` escape of half a UTF-16 surrogate pair must be followed by the other half: the body's
