@@ -81,15 +81,18 @@ impl Encoder for EsEncoder {
         out.put_u8(b'"');
         let doc_at = out.len();
         match self.ocsf {
+            // On one line already.
             None => crate::normalize::write::event(event, out),
-            Some(v) => serde_json::to_writer(out.writer(), &OcsfEvent::new(event, v))?,
+            Some(v) => {
+                serde_json::to_writer(out.writer(), &OcsfEvent::new(event, v))?;
+                one_line(&mut out[doc_at..]);
+            }
         }
         // The document's own `{` becomes the comma after `@timestamp`; an object always has
         // fields here (id, time, class_uid, ...).
         if out.get(doc_at) == Some(&b'{') {
             out[doc_at] = b',';
         }
-        one_line(&mut out[doc_at..]);
         out.put_u8(b'\n');
         Ok(())
     }

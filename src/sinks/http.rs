@@ -79,11 +79,7 @@ fn write_opt(v: Option<&str>, out: &mut BytesMut) {
 fn write_field(field: Field, e: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
     let mut ts = [0u8; 24];
     match field {
-        Field::Event => {
-            let start = out.len();
-            crate::normalize::write::event(e, out);
-            one_line(&mut out[start..]);
-        }
+        Field::Event => crate::normalize::write::event(e, out),
         Field::Raw => {
             let start = out.len();
             out.extend_from_slice(e.raw.get().as_bytes());
@@ -196,11 +192,7 @@ impl HttpEncoder {
 impl Encoder for HttpEncoder {
     fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
-            HttpEncoder::Event => {
-                let start = out.len();
-                crate::normalize::write::event(event, out);
-                one_line(&mut out[start..]);
-            }
+            HttpEncoder::Event => crate::normalize::write::event(event, out),
             HttpEncoder::Ndjson => super::Ndjson.encode(event, out)?,
             HttpEncoder::Template(t) => render(t, event, out)?,
             HttpEncoder::OcsfEvent(v) => {

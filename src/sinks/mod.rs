@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{SinkKind, SinkSettings, SourceSettings};
 use crate::metrics::{Registry, SinkMetrics};
 use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
+pub use crate::normalize::write::one_line;
 use crate::normalize::Event;
 use crate::queue::disk::DiskMetrics;
 use crate::queue::{OpenError, Queue};
@@ -68,6 +69,30 @@ mod tests {
         let back: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!(back["raw"], serde_json::json!({"a": "x\ny", "b": [1, 2]}));
     }
+
+    #[test]
+    fn ndjson_keeps_pretty_printed_tags_on_one_line() {
+        let body = "[\n {\n  \"alertId\": \"P-1\",\n  \"resource\": {\n   \"resourceTags\": {\n    \"env\": \"prod\",\r\n    \"team\": \"a\"\n   }\n  }\n }\n]";
+        let ctx = crate::vendors::Context {
+            source: "s",
+            received_at: Timestamp(0),
+        };
+        let mut events = Vec::new();
+        Vendor::PrismaCloud
+            .decode(body, &ctx, |e| events.push(e))
+            .unwrap();
+        let e = &events[0];
+        assert!(e.resource.tags.is_some_and(|t| t.get().contains('\n')));
+        let mut out = BytesMut::new();
+        Ndjson.encode(e, &mut out).unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        assert_eq!(text.matches(['\n', '\r']).count(), 1, "{text}");
+        let back: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            back["resource"]["tags"],
+            serde_json::json!({"env": "prod", "team": "a"})
+        );
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,9 +105,7 @@ pub struct Ndjson;
 
 impl Encoder for Ndjson {
     fn encode(&self, event: &Event<'_>, out: &mut BytesMut) -> Result<(), EncodeError> {
-        let start = out.len();
         crate::normalize::write::event(event, out);
-        one_line(&mut out[start..]);
         out.put_u8(b'\n');
         Ok(())
     }
@@ -98,23 +121,6 @@ impl Encoder for OcsfNdjson {
         serde_json::to_writer(out.writer(), &OcsfEvent::new(event, self.0))?;
         out.put_u8(b'\n');
         Ok(())
-    }
-}
-
-/// Turns the line breaks of a pretty-printed `raw` into spaces so the event stays on one line.
-/// JSON strings cannot hold a raw CR or LF (they are escaped as `\n`/`\r`), so every CR or LF
-/// in encoded JSON is whitespace between tokens, and a space means the same.
-///
-/// A branch-free pass over every byte, which the compiler turns into vector code: a Prisma
-/// Cloud alert is pretty-printed with a line break every few dozen bytes, and a search from
-/// line break to line break paid a call per line.
-pub fn one_line(json: &mut [u8]) {
-    for b in json.iter_mut() {
-        *b = if matches!(*b, b'\n' | b'\r') {
-            b' '
-        } else {
-            *b
-        };
     }
 }
 

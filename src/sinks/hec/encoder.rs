@@ -10,7 +10,7 @@ use bytes::{BufMut, BytesMut};
 use crate::config::{HecSettings, SourceSettings, DEFAULT_HEC_SOURCETYPE};
 use crate::normalize::ocsf::{OcsfEvent, OcsfVersion};
 use crate::normalize::Event;
-use crate::sinks::{one_line, EncodeError, Encoder};
+use crate::sinks::{EncodeError, Encoder};
 
 /// Encodes one event as a HEC event envelope followed by a newline:
 /// `{"time":<s.mmm>,"host":..,"source":..,"sourcetype":..,"index":..,"event":{Event},"fields":{..}}`.
@@ -99,9 +99,7 @@ impl Encoder for HecEncoder {
         match self.ocsf {
             None => {
                 out.extend_from_slice(b",\"event\":");
-                let start = out.len();
                 crate::normalize::write::event(event, out);
-                one_line(&mut out[start..]);
             }
             Some(version) => {
                 let ocsf = OcsfEvent::new(event, version);

@@ -95,10 +95,13 @@ impl Encoder for KafkaEncoder {
         out.extend_from_slice(VALUE);
         let at = out.len();
         match self.ocsf {
+            // On one line already.
             None => crate::normalize::write::event(event, out),
-            Some(v) => serde_json::to_writer(out.writer(), &OcsfEvent::new(event, v))?,
+            Some(v) => {
+                serde_json::to_writer(out.writer(), &OcsfEvent::new(event, v))?;
+                one_line(&mut out[at..]);
+            }
         }
-        one_line(&mut out[at..]);
         out.put_u8(b'}');
         Ok(())
     }
