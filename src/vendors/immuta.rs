@@ -127,6 +127,16 @@ fn fill<'a>(raw: &'a RawValue, n: Notification<'a>, ctx: &Context<'a>) -> Event<
 /// spaces and lower-to-upper case changes (`webhook.test`, `TEST_WEBHOOK`, `testWebhook`).
 fn names_a_test(name: &str) -> bool {
     let b = name.as_bytes();
+    // A word `test` is the text `test` somewhere, in any case, and most type names have none:
+    // four bytes at a time, `| 0x20` lowering exactly the letters `T`, `E` and `S` onto `t`,
+    // `e` and `s` (no other byte maps onto them).
+    const TEST: u32 = u32::from_le_bytes(*b"test");
+    if !b
+        .windows(4)
+        .any(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) | 0x2020_2020 == TEST)
+    {
+        return false;
+    }
     let mut start = 0;
     for i in 0..=b.len() {
         let boundary = i == b.len()
@@ -228,6 +238,25 @@ mod tests {
         assert_eq!(e["time"], "2026-01-20T10:00:00.000Z");
         assert_eq!(e["ocsf"]["class_uid"], 3005);
         assert_eq!(e["raw"]["extra"]["a"], 1);
+    }
+
+    proptest::proptest! {
+        /// The word `test` (lower, upper or capitalized) is found between any words, and nothing
+        /// without the text `test` in it, in any case, names a test.
+        #[test]
+        fn a_test_word_is_found_wherever_it_is(
+            before in "[a-zA-Z0-9._ :/-]{0,12}",
+            word in "(test|TEST|Test)",
+            after in "[a-zA-Z0-9._ :/-]{0,12}",
+            any in "[a-zA-Z._-]{0,24}",
+        ) {
+            let name = format!("{before}.{word}_{after}");
+            proptest::prop_assert!(names_a_test(&name), "{}", name);
+            proptest::prop_assert!(
+                !names_a_test(&any) || any.to_ascii_lowercase().contains("test"),
+                "{}", any
+            );
+        }
     }
 
     #[test]
