@@ -713,16 +713,14 @@ fn unescape(inner: &str) -> Option<String> {
     let mut out = String::with_capacity(inner.len());
     let mut i = 0;
     loop {
-        let at = quote_or_escape(bytes, i).unwrap_or(bytes.len());
-        let piece = inner.get(i..at)?;
-        if piece.bytes().any(|b| b < 0x20) {
-            return None;
-        }
-        out.push_str(piece);
+        // The next quote, backslash or control byte, sixteen bytes at a time.
+        let at = special_in(bytes, i).unwrap_or(bytes.len());
+        out.push_str(inner.get(i..at)?);
         match bytes.get(at) {
             None => return Some(out),
-            Some(b'"') => return None,
-            Some(_) => {}
+            Some(b'\\') => {}
+            // A bare quote or a control byte.
+            Some(_) => return None,
         }
         let (c, len) = match bytes.get(at + 1)? {
             b'"' => ('"', 2),
