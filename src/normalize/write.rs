@@ -9,6 +9,7 @@
 //! test compares the two on every vendor fixture and on generated events.
 
 use bytes::{BufMut, BytesMut};
+use serde_json::value::RawValue;
 
 use super::event::{Event, EventId, Finding, Network, Ocsf, Resource};
 use super::scan::special_in;
@@ -85,11 +86,16 @@ pub fn event(e: &Event<'_>, out: &mut BytesMut) {
         out.put_u8(b']');
     }
     out.extend_from_slice(b",\"raw\":");
-    let at = out.len();
-    out.extend_from_slice(e.raw.get().as_bytes());
-    // Every other line break would have been escaped: only `raw`'s and the tags' need the pass.
-    one_line(&mut out[at..]);
+    // Every other line break would have been escaped: only `raw` and the tags need the pass.
+    as_sent(&e.raw, out);
     out.put_u8(b'}');
+}
+
+/// Appends a vendor's JSON value as the vendor sent it, on one line ([`one_line`]).
+pub fn as_sent(json: &RawValue, out: &mut BytesMut) {
+    let at = out.len();
+    out.extend_from_slice(json.get().as_bytes());
+    one_line(&mut out[at..]);
 }
 
 /// Turns the line breaks of a pretty-printed `raw` into spaces so the event stays on one line.
@@ -153,10 +159,7 @@ fn resource(r: &Resource<'_>, out: &mut BytesMut) {
             out.put_u8(b',');
         }
         out.extend_from_slice(b"\"tags\":");
-        // As the vendor wrote it: on lines of its own in a pretty-printed body.
-        let at = out.len();
-        out.extend_from_slice(tags.get().as_bytes());
-        one_line(&mut out[at..]);
+        as_sent(tags, out);
     }
     out.put_u8(b'}');
 }

@@ -18,7 +18,7 @@ use super::http_client::HttpClient;
 use super::retry::SendError;
 use super::sent::{Partial, Sent};
 use super::transport::Transport;
-use super::{one_line, EncodeError, Encoder};
+use super::{EncodeError, Encoder};
 use crate::config::{
     Field, HttpBodySettings, HttpSettings, Segment, SignatureEncodingConfig, SignatureSettings,
     Template,
@@ -80,11 +80,7 @@ fn write_field(field: Field, e: &Event<'_>, out: &mut BytesMut) -> Result<(), En
     let mut ts = [0u8; 24];
     match field {
         Field::Event => crate::normalize::write::event(e, out),
-        Field::Raw => {
-            let start = out.len();
-            out.extend_from_slice(e.raw.get().as_bytes());
-            one_line(&mut out[start..]);
-        }
+        Field::Raw => crate::normalize::write::as_sent(&e.raw, out),
         Field::Id => {
             let _ = std::fmt::Write::write_fmt(&mut EscapeWriter(out), format_args!("{}", e.id));
         }

@@ -335,20 +335,47 @@ impl<'de> Visitor<'de> for AlertMembers {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Alert<'de>, A::Error> {
-        let mut facts = Facts::default();
-        let mut warnings = Warnings::new();
-        let mut fields = None;
-        let mut entries = None;
+        let mut reading = Reading::default();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let value = map.next_value::<&'de RawValue>()?;
-            match key.0.as_ref() {
-                "fields" => fields = Some(value),
-                "logEntries" => entries = Some(value),
-                _ => facts.put(&key.0, value, &mut warnings),
-            }
+            reading.member(&key.0, value);
         }
-        read_lists(fields, entries, &mut facts, &mut warnings).map_err(de::Error::custom)?;
-        Ok(Alert { facts, warnings })
+        reading.finish().map_err(de::Error::custom)
+    }
+}
+
+/// An alert being read: its members as they come, then its `fields` and `logEntries` lists.
+#[derive(Default)]
+struct Reading<'a> {
+    facts: Facts<'a>,
+    warnings: Warnings,
+    fields: Option<&'a RawValue>,
+    entries: Option<&'a RawValue>,
+}
+
+impl<'a> Reading<'a> {
+    fn member(&mut self, key: &str, value: &'a RawValue) {
+        match key {
+            "fields" => self.fields = Some(value),
+            "logEntries" => self.entries = Some(value),
+            _ => self.facts.put(key, value, &mut self.warnings),
+        }
+    }
+
+    /// The alert, once its lists are read after its other members.
+    fn finish(mut self) -> Result<Alert<'a>, DecodeError> {
+        if let Some(f) = self.fields {
+            self.facts.known = true;
+            read_fields(f, &mut self.facts, &mut self.warnings)?;
+        }
+        if let Some(l) = self.entries {
+            self.facts.known = true;
+            read_log_entries(l, &mut self.facts, &mut self.warnings)?;
+        }
+        Ok(Alert {
+            facts: self.facts,
+            warnings: self.warnings,
+        })
     }
 }
 
@@ -539,36 +566,11 @@ fn normalize<'a>(
     offset: usize,
     ctx: &Context<'a>,
 ) -> Result<Event<'a>, DecodeError> {
-    let mut facts = Facts::default();
-    let mut warnings = Warnings::new();
-    let mut fields = None;
-    let mut entries = None;
-    for_each_member(raw, |key, value| match key.as_ref() {
-        "fields" => fields = Some(value),
-        "logEntries" => entries = Some(value),
-        _ => facts.put(&key, value, &mut warnings),
-    })
-    .map_err(|e| e.shifted(offset))?;
-    read_lists(fields, entries, &mut facts, &mut warnings).map_err(|e| e.shifted(offset))?;
-    Ok(event(Alert { facts, warnings }, raw, ctx))
-}
-
-/// An alert's `fields` and `logEntries` lists, after its other members.
-fn read_lists<'a>(
-    fields: Option<&'a RawValue>,
-    entries: Option<&'a RawValue>,
-    facts: &mut Facts<'a>,
-    w: &mut Warnings,
-) -> Result<(), DecodeError> {
-    if let Some(f) = fields {
-        facts.known = true;
-        read_fields(f, facts, w)?;
-    }
-    if let Some(l) = entries {
-        facts.known = true;
-        read_log_entries(l, facts, w)?;
-    }
-    Ok(())
+    let mut reading = Reading::default();
+    for_each_member(raw, |key, value| reading.member(&key, value))
+        .map_err(|e| e.shifted(offset))?;
+    let alert = reading.finish().map_err(|e| e.shifted(offset))?;
+    Ok(event(alert, raw, ctx))
 }
 
 /// The event of an alert whose facts have been read.
